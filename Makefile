@@ -1,0 +1,34 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]" -c constraints.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+DEMO_STORE ?= demo-store.zarr
+
+demo: $(STAMP)
+	rm -rf $(DEMO_STORE)
+	$(BIN)/chromestore ingest $(DEMO_STORE) --genes data/gene_windows.hg19.bed.gz --expression data/rpkm.56epigenomes.tsv.gz
+	$(BIN)/chromestore info $(DEMO_STORE)
+	$(BIN)/chromestore labels $(DEMO_STORE)
+
+test: $(STAMP)
+	$(BIN)/ruff check chromestore training analysis tests benchmarks
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check chromestore training analysis tests benchmarks
+	$(BIN)/ruff format --check chromestore training analysis tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-store.zarr demo-report

@@ -1,0 +1,148 @@
+"""Ingestion into the store: gene annotation (creates the store) and expression matrices.
+
+Signal formats (reads, bigWig, peaks, CSV datasets) are added by the samplesheet
+engine; this module owns store creation and ``expression``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from chromestore import store as S
+from chromestore import variables as V
+from chromestore.expression import Alignment, align_expression, read_rpkm
+from chromestore.genes import read_genes
+
+
+@dataclass
+class IngestReport:
+    created: bool = False
+    cells_added: list[str] = field(default_factory=list)
+    expression: Alignment | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        out = []
+        if self.created:
+            out.append("created a new store")
+        if self.cells_added:
+            out.append(f"added {len(self.cells_added)} epigenomes: {_short(self.cells_added)}")
+        if self.expression is not None:
+            out.append(self.expression.summary())
+            if self.expression.missing_genes:
+                out.append(
+                    "genes without expression: " + _short(self.expression.missing_genes)
+                )
+        return "\n".join(out + self.lines)
+
+
+def _short(items: Sequence[str], n: int = 8) -> str:
+    items = list(items)
+    return ", ".join(items[:n]) + (f", … ({len(items)} in all)" if len(items) > n else "")
+
+
+def open_or_create(
+    path: str | os.PathLike,
+    genes: str | os.PathLike | None,
+    *,
+    marks: Sequence[str] = V.DEFAULT_MARKS,
+    window: int = 5000,
+    bin_size: int = 100,
+    genome: str = "hg19",
+    gene_chunk: int = S.DEFAULT_GENE_CHUNK,
+    storage_options: dict | None = None,
+) -> tuple[xr.Dataset, bool]:
+    """Open the store at ``path``, creating it from the ``genes`` annotation if absent.
+
+    An existing store must have been built with the same window and bin size.
+    """
+    if S.exists(path, storage_options):
+        ds = S.open_store(path, storage_options)
+        for key, want in (("window", window), ("bin_size", bin_size)):
+            if int(ds.attrs[key]) != int(want):
+                raise S.StoreError(
+                    f"{os.fspath(path)}: store has {key}={ds.attrs[key]}, not {want}; "
+                    "use the store's settings or a new store"
+                )
+        return ds, False
+    if genes is None:
+        raise S.StoreError(f"{os.fspath(path)}: no store here; pass --genes to create one")
+    table = read_genes(genes)
+    ds = S.create_store(
+        path,
+        table,
+        marks=marks,
+        window=window,
+        bin_size=bin_size,
+        chunks={V.GENE: gene_chunk},
+        genome=genome,
+        storage_options=storage_options,
+    )
+    S.update_attrs(path, storage_options, genes_source=os.fspath(genes))
+    return ds, True
+
+
+def ingest_expression(
+    path: str | os.PathLike,
+    matrix_path: str | os.PathLike | pd.DataFrame,
+    cells: Sequence[str] | None = None,
+    storage_options: dict | None = None,
+) -> tuple[Alignment, list[str]]:
+    """Fill ``expression`` from an RPKM matrix for ``cells`` (default: every column).
+
+    Cells not yet in the store are appended. The matrix is parsed and joined fully
+    before anything is written, so a bad file leaves the store untouched.
+    Returns the join report and the cells that were appended.
+    """
+    if isinstance(matrix_path, pd.DataFrame):
+        matrix, matrix_path = matrix_path, matrix_path.attrs.get("source", "<DataFrame>")
+    else:
+        matrix = read_rpkm(matrix_path)
+    if cells is None:
+        cells = list(matrix.columns)
+    absent = [c for c in cells if c not in matrix.columns]
+    if absent:
+        raise KeyError(f"{os.fspath(matrix_path)}: no column for epigenome(s) {absent}")
+    ds = S.open_store(path, storage_options)
+    aligned = align_expression(matrix, ds[V.gene_id.name].values, list(cells))
+    added = S.add_cells(path, cells, storage_options)
+    ds = S.open_store(path, storage_options)
+    index = [S.cell_index(ds, c) for c in cells]
+    order = np.argsort(index)
+    # Write contiguous runs of cells in one region each.
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and index[order[stop]] == index[order[stop - 1]] + 1:
+            stop += 1
+        rows = order[start:stop]
+        lo = index[rows[0]]
+        part = xr.Dataset(
+            {V.expression.name: (V.expression.dims, aligned.values[rows])}
+        ).chunk({V.CELL: 1, V.GENE: ds.attrs["gene_chunk"]})
+        S.write_region(
+            path,
+            part,
+            {V.CELL: slice(lo, lo + len(rows)), V.GENE: slice(None)},
+            storage_options,
+        )
+        start = stop
+    S.update_attrs(
+        path,
+        storage_options,
+        expression={
+            c: {
+                "source": os.fspath(matrix_path),
+                "genes_matched": int(aligned.values.shape[1] - len(aligned.missing_genes)),
+                "genes_missing": len(aligned.missing_genes),
+            }
+            for c in cells
+        },
+    )
+    return aligned, added

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+
+from chromestore.genes import read_gene_bed
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+GENES_BED = DATA / "gene_windows.hg19.bed.gz"
+RPKM = DATA / "rpkm.56epigenomes.tsv.gz"
+EPIGENOMES = DATA / "epigenomes.tsv"
+E003 = DATA / "samples" / "deepdiff_E003"
+TOY = DATA / "samples" / "deepchrome_toy"
+
+
+@pytest.fixture(scope="session")
+def real_genes() -> pd.DataFrame:
+    return read_gene_bed(GENES_BED)
+
+
+@pytest.fixture
+def small_genes(real_genes) -> pd.DataFrame:
+    """300 real genes; every third one put on the minus strand."""
+    genes = real_genes.iloc[:300].copy().reset_index(drop=True)
+    genes.loc[genes.index % 3 == 0, "strand"] = "-"
+    return genes
+
+
+def _raise_on_compute(dsk, keys, **kwargs):
+    raise AssertionError("a dask computation ran where everything should stay lazy")
+
+
+@pytest.fixture
+def no_compute():
+    """Any dask compute inside the block raises (xarray's raise_if_dask_computes)."""
+    with dask.config.set(scheduler=_raise_on_compute):
+        yield
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

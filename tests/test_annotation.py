@@ -1,0 +1,125 @@
+"""Gene annotations, expression matrices and the 5'→3' bin layout."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+import chromestore
+from chromestore.bins import bin_coordinates, genome_bin_starts, to_genome_order
+from chromestore.errors import InputError
+from chromestore.expression import align_expression, read_rpkm
+from tests.conftest import RPKM
+
+
+def test_gene_bed__real_gene_list(real_genes):
+    assert len(real_genes) == 19802
+    first = real_genes.iloc[0]
+    assert (first.gene, first.gene_id, first.gene_name) == (
+        "ENSG00000000003_TSPAN6", "ENSG00000000003", "TSPAN6",
+    )
+    assert first.chrom == "chrX" and first.tss == 99884988 + 10000 and first.strand == "+"
+    # 7 Ensembl ids appear twice with two symbols: the key stays unique
+    assert real_genes.gene_id.duplicated().sum() == 7 and not real_genes.gene.duplicated().any()
+
+
+def test_gene_bed__strand_column(tmp_path):
+    bed = tmp_path / "g.bed"
+    bed.write_text("chr1\t0\t20000\tENSG1_A\t0\t-\nchr2\t100\t20100\tENSG2_B\n")
+    genes = chromestore.read_genes(bed)
+    assert list(genes.strand) == ["-", "+"] and list(genes.tss) == [10000, 10100]
+
+
+def test_gtf__tss_is_start_on_plus_and_end_on_minus(tmp_path):
+    gtf = tmp_path / "a.gtf.gz"
+    rows = [
+        'chr1\tHAVANA\tgene\t11869\t14409\t.\t+\t.\tgene_id "ENSG00000223972.5"; gene_name "DDX11L1";',
+        'chr1\tHAVANA\ttranscript\t11869\t14409\t.\t+\t.\tgene_id "ENSG00000223972.5";',
+        'chr1\tHAVANA\tgene\t14404\t29570\t.\t-\t.\tgene_id "ENSG00000227232.5"; gene_name "WASH7P";',
+    ]
+    with gzip.open(gtf, "wt") as fh:
+        fh.write("#!genome-build GRCh37\n" + "\n".join(rows) + "\n")
+    genes = chromestore.read_genes(gtf)
+    assert list(genes.gene) == ["ENSG00000223972_DDX11L1", "ENSG00000227232_WASH7P"]
+    assert list(genes.tss) == [11868, 29569] and list(genes.strand) == ["+", "-"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("chr1\t10\n", "line 2: expected at least 4 columns, found 2"),
+        ("chr1\tx\t20\tG_A\n", "line 2: start/end are not integers"),
+        ("chr1\t30\t20\tG_A\n", "line 2: end 20 < start 30"),
+    ],
+)
+def test_gene_bed__bad_lines_name_file_and_line(tmp_path, line, message):
+    bed = tmp_path / "bad.bed"
+    bed.write_text("chr1\t0\t20000\tENSG1_A\n" + line)
+    with pytest.raises(InputError, match=f"bad.bed, {message}"):
+        chromestore.read_genes(bed)
+
+
+def test_minus_strand_bins__come_out_reversed():
+    starts = genome_bin_starts(np.array([10_000, 10_000]), np.array(["+", "-"]), 5000, 100)
+    assert starts.shape == (2, 100)
+    assert starts[0, 0] == 5000 and starts[0, -1] == 14_900  # + : 5' = lower coordinates
+    assert starts[1, 0] == 14_900 and starts[1, -1] == 5000  # - : 5' = higher coordinates
+    np.testing.assert_array_equal(starts[1], starts[0][::-1])
+    values = np.arange(200).reshape(2, 100)
+    back = to_genome_order(values, np.array(["+", "-"]))
+    np.testing.assert_array_equal(back[0], values[0])
+    np.testing.assert_array_equal(back[1], values[1][::-1])
+
+
+def test_bin_coordinates__of_a_store(tmp_path, small_genes):
+    ds = chromestore.create_store(tmp_path / "s.zarr", small_genes)
+    coords = bin_coordinates(ds)
+    g_plus, g_minus = small_genes.iloc[1], small_genes.iloc[0]
+    assert int(coords.sel(gene=g_plus.gene)[0]) == g_plus.tss - 5000
+    assert int(coords.sel(gene=g_minus.gene)[0]) == g_minus.tss + 4900
+
+
+def test_rpkm__real_matrix():
+    m = read_rpkm(RPKM)
+    assert m.shape == (19795, 56) and m.columns[0] == "E003" and m.columns[-1] == "E128"
+    assert m.loc["ENSG00000000003", "E003"] == pytest.approx(43.985)
+
+
+def test_rpkm__join_reports_missing_genes(real_genes):
+    m = read_rpkm(RPKM).drop(index=["ENSG00000000003", "ENSG00000062370"])
+    aligned = align_expression(m, real_genes.gene_id.to_numpy(), ["E003", "E004"])
+    assert aligned.values.shape == (2, 19802)
+    # the dropped duplicated id stands for two store genes (ZFP112 and ZNF285)
+    assert len(aligned.missing_genes) == 3 and np.isnan(aligned.values).sum() == 6
+    assert "3 absent from the matrix" in aligned.summary()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("gene_id\tE003\nENSG1\tabc\n", "bad.tsv, line 2: column E003: 'abc' is not a number"),
+        ("gene_id\tE003\nENSG1\t1\t2\n", "bad.tsv, line 2: expected 2 columns, found 3"),
+        ("id\tE003\nENSG1\t1\n", "bad.tsv, line 1: expected a header"),
+        ("gene_id\tE003\nENSG1\t1\nENSG1\t2\n", "bad.tsv, line 3: gene id .ENSG1. appears twice"),
+    ],
+)
+def test_rpkm__bad_values_name_file_and_line(tmp_path, body, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(body)
+    with pytest.raises(InputError, match=message):
+        read_rpkm(path)
+
+
+def test_rpkm__truncated_gzip_is_clear(tmp_path):
+    data = gzip.compress(RPKM.read_bytes()[:0] + b"gene_id\tE003\n" + b"ENSG1\t1\n" * 5000)
+    path = tmp_path / "cut.tsv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cut.tsv.gz: unreadable or truncated gzip"):
+        read_rpkm(path)
+
+
+def test_missing_file_is_clear(tmp_path):
+    with pytest.raises(InputError, match="nope.tsv: file not found"):
+        read_rpkm(tmp_path / "nope.tsv")

@@ -1,0 +1,113 @@
+"""The store: schema round trip, validation errors, growth along cell, the frozen v1 store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import chromestore
+from chromestore import store as S
+from chromestore import variables as V
+from tests.conftest import ROOT
+
+
+def test_create_store__round_trips_schema(tmp_path, small_genes):
+    path = tmp_path / "s.zarr"
+    ds = chromestore.create_store(path, small_genes, cells=["E003", "E004"], chunks={"gene": 128})
+    assert dict(ds.sizes) == {"cell": 2, "gene": 300, "mark": 5, "bin": 100}
+    assert ds.signal.dtype == np.float32 and ds.signal.dims == ("cell", "gene", "mark", "bin")
+    assert ds.signal.data.chunksize == (1, 128, 5, 100)
+    assert ds.attrs["format"] == "chromestore" and ds.attrs["format_version"] == 1
+    assert ds.attrs["window"] == 5000 and ds.attrs["bin_size"] == 100
+    assert list(ds.bin_offset.values[:2]) == [-5000, -4900] and int(ds.bin_offset[-1]) == 4900
+    assert list(ds.gene.values[:2]) == list(small_genes.gene[:2])
+    assert ds.gene_id.values[0] == "ENSG00000000003" and ds.gene_name.values[0] == "TSPAN6"
+    assert int(ds.gene_tss.values[0]) == 99884988 + 10000
+    assert bool(ds.signal.isnull().all()) and bool(ds.expression.isnull().all())
+    # explicit chunk encodings: zstd, one cell per chunk, coordinates in one chunk
+    group = zarr.open_group(str(path), mode="r")
+    assert group["signal"].chunks == (1, 128, 5, 100)
+    assert any("Zstd" in type(c).__name__ for c in group["signal"].metadata.codecs)
+    assert group["gene"].chunks == (300,)
+    assert group["gene_tss"].chunks == (300,)
+
+
+def test_create_store__refuses_existing_path(tmp_path, small_genes):
+    chromestore.create_store(tmp_path / "s.zarr", small_genes)
+    with pytest.raises(S.StoreError, match="already exists"):
+        chromestore.create_store(tmp_path / "s.zarr", small_genes)
+
+
+def test_create_store__in_memory_fsspec_url(small_genes):
+    ds = chromestore.create_store("memory://cs-test/a.zarr", small_genes, cells=["E003"])
+    assert ds.sizes["cell"] == 1
+    assert chromestore.open_store("memory://cs-test/a.zarr").sizes["gene"] == 300
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda ds: ds.drop_vars("expression"), "missing variable 'expression'"),
+        (lambda ds: ds.assign(expression=ds.expression.T), "has dims"),
+        (lambda ds: ds.assign(signal=ds.signal.astype("int32")), "has dtype int32"),
+        (lambda ds: ds.assign_attrs(format_version=99), "format version 99 is not supported"),
+        (lambda ds: ds.assign_attrs(format="netcdf"), "not a chromestore store"),
+    ],
+)
+def test_validate__names_the_problem(tmp_path, small_genes, mutate, message):
+    ds = chromestore.create_store(tmp_path / "s.zarr", small_genes, cells=["E003"])
+    with pytest.raises(V.SchemaError, match=message):
+        V.validate(mutate(ds))
+
+
+def test_open_store__refuses_unknown_version_on_disk(tmp_path, small_genes):
+    path = tmp_path / "s.zarr"
+    chromestore.create_store(path, small_genes)
+    S.update_attrs(path, format_version=2)
+    with pytest.raises(V.SchemaError, match="version 2 is not supported.*upgrade chromestore"):
+        chromestore.open_store(path)
+
+
+def test_open_store__missing_path_is_clear(tmp_path):
+    with pytest.raises(S.StoreError, match="no chromestore store"):
+        chromestore.open_store(tmp_path / "nope.zarr")
+
+
+def test_add_cells__appends_without_rewriting_existing(tmp_path, small_genes):
+    path = tmp_path / "s.zarr"
+    chromestore.create_store(path, small_genes, cells=["E003"], chunks={"gene": 128})
+    part = xr.Dataset(
+        {"signal": (V.signal.dims, np.ones((1, 300, 5, 100), np.float32))}
+    ).chunk({"gene": 128})
+    S.write_region(path, part, {"cell": slice(0, 1)})
+    chunk_files = sorted((path / "signal" / "c" / "0").rglob("*"))
+    before = {p: p.read_bytes() for p in chunk_files if p.is_file()}
+    mtimes = {p: p.stat().st_mtime_ns for p in before}
+    assert chromestore.add_cells(path, ["E003", "E004", "E005"]) == ["E004", "E005"]
+    ds = chromestore.open_store(path)
+    assert list(ds.cell.values) == ["E003", "E004", "E005"]
+    assert ds.attrs["format_version"] == 1  # attrs survive the append
+    assert float(ds.signal.sel(cell="E003").sum()) == 300 * 500
+    assert bool(ds.signal.sel(cell="E004").isnull().all())
+    for p, data in before.items():
+        assert p.read_bytes() == data and p.stat().st_mtime_ns == mtimes[p]
+
+
+def test_completion__recorded_per_cell_and_mark(tmp_path, small_genes):
+    path = tmp_path / "s.zarr"
+    chromestore.create_store(path, small_genes, cells=["E003", "E004"])
+    S.mark_completed(path, "E004", "H3K4me3", {"path": "x.tagAlign.gz", "reads": 10})
+    ds = chromestore.open_store(path)
+    assert S.completed(ds) == {("E004", "H3K4me3")}
+    table = S.completion_table(ds)
+    assert table.loc["E004", "H3K4me3"] and not table.loc["E003", "H3K4me3"]
+    assert ds.attrs["provenance"]["E004/H3K4me3"]["reads"] == 10
+
+
+def test_frozen_v1_store__still_opens():
+    ds = chromestore.open_store(ROOT / "tests" / "data" / "frozen_v1.zarr")
+    assert dict(ds.sizes) == {"cell": 2, "gene": 12, "mark": 5, "bin": 100}
+    assert float(ds.signal.sel(cell="E003").sum()) == pytest.approx(float(np.arange(6000).sum()))
+    assert float(ds.expression.sel(cell="E004").sum()) == pytest.approx(float(np.arange(12).sum()))
