@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-slow lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,9 +22,15 @@ demo: $(STAMP)
 	$(BIN)/chromestore info $(DEMO_STORE)
 	$(BIN)/chromestore labels $(DEMO_STORE)
 
+# Slow tests are kept runnable: `make test-slow` (or PYTEST_ARGS= make test for everything).
+PYTEST_ARGS ?= -m "not slow"
+
 test: $(STAMP)
 	$(BIN)/ruff check chromestore training analysis tests benchmarks
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check chromestore training analysis tests benchmarks
