@@ -146,3 +146,105 @@ def ingest_expression(
         },
     )
     return aligned, added
+
+
+# --- signal: aligning arrays onto the store and writing one cell ------------------
+
+
+@dataclass
+class Aligned:
+    """Per-gene values reindexed onto the store's genes, with what did not match."""
+
+    values: np.ndarray  # (store gene, ...) float32, NaN for store genes without data
+    matched: int  # store genes that received values
+    unmatched: list[str]  # source genes that match no store gene
+
+
+def align_genes(ds: xr.Dataset, source: xr.DataArray) -> Aligned:
+    """Reindex ``source`` (gene first) onto the store's genes.
+
+    ``source.attrs["gene_key"]`` says which store coordinate its gene labels are:
+    ``"gene"`` (``ENSGID_SYMBOL``, the default) or ``"gene_id"`` (an Ensembl id, which
+    fills every store gene with that id: REMC repeats 7 ids under two symbols).
+    """
+    key = source.attrs.get("gene_key", V.GENE)
+    store_keys = pd.Index(ds[key].values.astype(object))
+    labels = pd.Index(source[V.GENE].values.astype(object))
+    if labels.has_duplicates:
+        raise ValueError(f"{source.attrs.get('source', 'input')}: duplicate genes")
+    pos = labels.get_indexer(store_keys)
+    have = pos >= 0
+    values = np.full((len(store_keys),) + source.shape[1:], np.nan, dtype=np.float32)
+    values[have] = source.values[pos[have]]
+    unmatched = [str(g) for g in labels[~labels.isin(store_keys)]]
+    return Aligned(values, int(have.sum()), unmatched)
+
+
+def write_cell(
+    path: str | os.PathLike,
+    cell: str,
+    signal: dict[str, np.ndarray] | None = None,
+    peak_max: dict[str, np.ndarray] | None = None,
+    storage_options: dict | None = None,
+) -> None:
+    """Write the given marks of one cell: ``signal[mark]`` (gene, bin), ``peak_max[mark]`` (gene).
+
+    The store's chunks hold all marks of a cell, so the cell's current values are read,
+    the given marks replaced and the cell's region written back whole: callers must
+    serialise the writes of one cell (the engine runs one writer per cell). Other marks
+    and other cells are left as they were.
+    """
+    ds = S.open_store(path, storage_options)
+    ci = S.cell_index(ds, cell)
+    marks = [str(m) for m in ds[V.MARK].values]
+    chunk = {V.CELL: 1, V.GENE: int(ds.attrs["gene_chunk"])}
+    for name, given in ((V.signal.name, signal), (V.peak_max.name, peak_max)):
+        if not given:
+            continue
+        unknown = sorted(set(given) - set(marks))
+        if unknown:
+            raise S.StoreError(f"{os.fspath(path)}: marks {unknown} are not in the store ({marks})")
+        current = ds[name].isel({V.CELL: ci}).values.copy()
+        for mark, values in given.items():
+            current[:, marks.index(mark)] = values
+        part = xr.Dataset({name: (ds[name].dims, current[None])}).chunk(chunk)
+        S.write_region(path, part, {V.CELL: slice(ci, ci + 1)}, storage_options)
+
+
+def ingest_signal_array(
+    path: str | os.PathLike,
+    cell: str,
+    source: xr.DataArray,
+    storage_options: dict | None = None,
+    info: dict | None = None,
+) -> Aligned:
+    """Write binned counts (gene, mark, bin) of one cell, e.g. from a CSV reader.
+
+    Wider windows are centre-cropped to the store's bins; the cell is appended if
+    new; each mark is recorded completed after the write. Store genes absent from
+    ``source`` stay NaN; source genes absent from the store are returned as unmatched.
+    """
+    from chromestore.formats.csv import centre_crop
+
+    ds = S.open_store(path, storage_options)
+    source = centre_crop(source, ds.sizes[V.BIN])
+    aligned = align_genes(ds, source.transpose(V.GENE, V.MARK, V.BIN))
+    S.add_cells(path, [cell], storage_options)
+    marks = [str(m) for m in source[V.MARK].values]
+    write_cell(
+        path, cell, {m: aligned.values[:, i] for i, m in enumerate(marks)},
+        storage_options=storage_options,
+    )
+    for m in marks:
+        S.mark_completed(
+            path, cell, m,
+            {
+                "source": source.attrs.get("source"),
+                "format": source.attrs.get("format"),
+                "genes_matched": aligned.matched,
+                "genes_unmatched": len(aligned.unmatched),
+                **(info or {}),
+            },
+            storage_options,
+        )
+    return aligned

@@ -45,3 +45,22 @@ def no_compute():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def e003_store(tmp_path_factory) -> Path:
+    """A store of the 19,802 real genes with E003's real RPKM and the 600-gene
+    deepdiff_E003 sample as E003's signal (centre 100 bins); other genes' signal is NaN."""
+    import xarray as xr
+
+    from chromestore.formats import read_deepdiff_csv
+    from chromestore.ingest import ingest_expression, ingest_signal_array, open_or_create
+
+    path = tmp_path_factory.mktemp("e003") / "e003.zarr"
+    open_or_create(path, GENES_BED)
+    ingest_expression(path, RPKM, ["E003"])
+    parts = [read_deepdiff_csv(E003 / f"E003.{s}.csv") for s in ("train", "valid", "test")]
+    signal = xr.concat(parts, dim="gene")
+    signal.attrs = dict(parts[0].attrs, source=str(E003))
+    ingest_signal_array(path, "E003", signal)
+    return path
