@@ -143,6 +143,108 @@ DATA = (signal, expression, peak_max)
 DERIVED = (label, label_threshold, label_valid, split)
 ALL = {s.name: s for s in COORDS + DATA + DERIVED}
 
+# --- analysis: reductions written to runs/NAME/metrics (analysis/) ----------
+MODEL = "model"
+STAT = "stat"
+SUMMARY = "summary"
+CLASS = "class"
+MARK2 = "mark2"
+#: Summary rows over epigenomes (ShallowChrome's Table 2 layout).
+SUMMARY_ROWS = ("mean", "median", "min", "max")
+#: Class order of the interpretation maps: 0 low expression, 1 high expression.
+CLASS_NAMES = ("low", "high")
+
+
+def _stat(name: str, doc: str) -> Spec:
+    return Spec(name, (MODEL, CELL, REPEAT), "f", "float64", doc, required=False)
+
+
+stat_auroc = _stat("stat_auroc", "Test-split area under the ROC curve (sklearn roc_auc_score).")
+stat_auprc = _stat(
+    "stat_auprc", "Test-split area under the precision-recall curve (average_precision_score)."
+)
+stat_f1 = _stat("stat_f1", "Test-split F1 of class 1 at probability 0.5 (sklearn f1_score).")
+stat_mse = _stat("stat_mse", "Test-split mean squared error (regression).")
+stat_pearson = _stat("stat_pearson", "Test-split Pearson r (regression, scipy.stats.pearsonr).")
+stat_spearman = _stat(
+    "stat_spearman", "Test-split Spearman rho (regression, scipy.stats.spearmanr)."
+)
+stat_n_test = Spec(
+    "stat_n_test", (MODEL, CELL, REPEAT), "i", "int64",
+    "Genes scored: test split, prediction and target defined, not excluded.", required=False,
+)
+stat_summary = Spec(
+    "stat_summary", (MODEL, STAT, SUMMARY), "f", "float64",
+    "Mean/median/min/max over epigenomes of each statistic's mean over repeats.",
+    required=False,
+)
+published_auc = Spec(
+    "published_auc", (CELL,), "f", "float64",
+    "DeepChrome's published test AUC per epigenome (data/epigenomes.tsv); NaN if absent.",
+    required=False,
+)
+auroc_vs_published = Spec(
+    "auroc_vs_published", (MODEL, CELL), "f", "float64",
+    "Mean AUROC over repeats minus DeepChrome's published AUC.", required=False,
+)
+n_beats_published = Spec(
+    "n_beats_published", (MODEL,), "i", "int64",
+    "Epigenomes where the model's mean AUROC exceeds DeepChrome's published AUC.",
+    required=False,
+)
+classopt_map = Spec(
+    "classopt_map", (CELL, CLASS, MARK, BIN), "f", "float32",
+    "DeepChrome class-optimisation input (§3.3): negatives clamped to 0, divided by its max.",
+    required=False,
+)
+classopt_active_bins = Spec(
+    "classopt_active_bins", (CELL, CLASS, MARK), "i", "int64",
+    "Bins of the class-optimisation map above the activity threshold (0.25), per mark.",
+    required=False,
+)
+classopt_flagged = Spec(
+    "classopt_flagged", (CELL, CLASS, MARK), "b", "bool",
+    "Mark's active-bin count is above the mean count over marks.", required=False,
+)
+classopt_pair_count = Spec(
+    "classopt_pair_count", (CLASS, MARK, MARK2), "i", "int64",
+    "Epigenomes in which both marks are flagged (DeepChrome's combinatorial counts).",
+    required=False,
+)
+saliency = Spec(
+    "saliency", (CELL, CLASS, MARK, BIN), "f", "float32",
+    "Mean |gradient| of the class-1 probability w.r.t. the input over test genes of each class.",
+    required=False,
+)
+integrated_gradients = Spec(
+    "integrated_gradients", (CELL, CLASS, MARK, BIN), "f", "float32",
+    "Mean integrated gradients (zero baseline) of the class-1 logit over test genes per class.",
+    required=False,
+)
+svmbin_auc_curve = Spec(
+    "svmbin_auc_curve", (BIN,), "f", "float64",
+    "svm-bin per-bin test AUC averaged over epigenomes and repeats (DeepChrome Fig. 4a).",
+    required=False,
+)
+feature_map_bin = Spec(
+    "feature_map_bin", (CELL, BIN), "f", "float32",
+    "Mean first-layer activation over filters and test genes at each conv start bin (Fig. 4b);"
+    " NaN for the last kernel-1 bins.",
+    required=False,
+)
+attention_class = Spec(
+    "attention_class", (CELL, CLASS, BIN), "f", "float32",
+    "AttentiveChrome bin-level attention averaged over marks and test genes per class.",
+    required=False,
+)
+ANALYSIS = (
+    stat_auroc, stat_auprc, stat_f1, stat_mse, stat_pearson, stat_spearman, stat_n_test,
+    stat_summary, published_auc, auroc_vs_published, n_beats_published, classopt_map,
+    classopt_active_bins, classopt_flagged, classopt_pair_count, saliency,
+    integrated_gradients, svmbin_auc_curve, feature_map_bin, attention_class,
+)
+ALL.update({s.name: s for s in ANALYSIS})
+
 
 def validate(ds: xr.Dataset, *, check_version: bool = True) -> xr.Dataset:
     """Check that ``ds`` follows the chromestore schema and return it unchanged.
