@@ -55,14 +55,14 @@ GENES_BED = DATA / "gene_windows.hg19.bed.gz"
 RPKM = DATA / "rpkm.56epigenomes.tsv.gz"
 EPIGENOMES = DATA / "epigenomes.tsv"
 E003_SAMPLE = DATA / "samples" / "deepdiff_E003"
-#: Mark order of the DeepDiff CSV columns.
-DEEPDIFF_MARKS = ("H3K4me1", "H3K4me3", "H3K9me3", "H3K27me3", "H3K36me3")
 CALIBRATION_CELL = "E003"
 
 #: Expression levels (RPKM percentile bins within a cell); the median is an edge.
 N_LEVELS = 4
 #: Knots of the gene-level multiplier's quantile function.
 N_QUANTILES = 101
+#: Classes of the mean in the negative-binomial dispersion trend.
+N_DISPERSION = 6
 #: Genes per random draw (fixed: independent of the store's chunking).
 DRAW_BLOCK = 256
 #: Spread (sd of log) of the per-cell sequencing depth around the calibration depth.
@@ -70,32 +70,12 @@ DEPTH_SD = 0.25
 WINDOW, BIN_SIZE = 5000, 100
 #: Bins of the ±500 bp around the TSS in the store's 100 bins (the sample's bins 96-105).
 TSS_BINS = slice(45, 55)
+#: Regions of the gene-level multipliers, as bin ranges of the 100 bins (5'→3'):
+#: upstream, the core ±1 kb around the TSS, downstream.
+REGIONS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 100))
 
 
 # --- real inputs -------------------------------------------------------------
-
-
-def _read_deepdiff_sample(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """Read one DeepDiff CSV: gene keys (file order) and counts (gene, bin, DEEPDIFF mark)."""
-    try:
-        from chromestore.formats.csv import read_deepdiff_csv  # the ingester's reader
-    except ImportError:
-        read_deepdiff_csv = None
-    if read_deepdiff_csv is not None:
-        arr = read_deepdiff_csv(path)
-        arr = arr.transpose(V.GENE, V.BIN, V.MARK).sel({V.MARK: list(DEEPDIFF_MARKS)})
-        return [str(g) for g in arr[V.GENE].values], np.asarray(arr.values, dtype=np.float64)
-    df = pd.read_csv(path, header=None)
-    if df.shape[1] != 1 + len(DEEPDIFF_MARKS):
-        raise InputError(path, 1, f"expected {1 + len(DEEPDIFF_MARKS)} columns, "
-                         f"found {df.shape[1]}")
-    key = df[0].astype(str).str.rsplit("_", n=1)
-    genes = list(dict.fromkeys(key.str[0]))
-    n_bins = len(df) // max(1, len(genes))
-    if n_bins * len(genes) != len(df):
-        raise InputError(path, None, f"{len(df)} rows do not split into {len(genes)} genes")
-    values = df.iloc[:, 1:].to_numpy(np.float64).reshape(len(genes), n_bins, -1)
-    return genes, values
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,24 +100,15 @@ def published_auc() -> pd.Series:
 @functools.lru_cache(maxsize=1)
 def real_e003_sample() -> xr.DataArray:
     """The real E003 counts, gene × mark × bin (store mark order, the central 100 bins)."""
-    keys: list[str] = []
-    parts = []
-    for split in ("train", "valid", "test"):
-        k, v = _read_deepdiff_sample(E003_SAMPLE / f"E003.{split}.csv")
-        keys += k
-        parts.append(v)
-    values = np.concatenate(parts)  # gene, bin, mark
-    n_bins = 2 * WINDOW // BIN_SIZE
-    lo = (values.shape[1] - n_bins) // 2
-    values = values[:, lo : lo + n_bins, :]
-    order = [DEEPDIFF_MARKS.index(m) for m in V.DEFAULT_MARKS]
-    values = values[:, :, order].transpose(0, 2, 1)
-    return xr.DataArray(
-        values,
-        dims=(V.GENE, V.MARK, V.BIN),
-        coords={V.GENE: keys, V.MARK: list(V.DEFAULT_MARKS), V.BIN: np.arange(n_bins)},
-        name="signal",
-    )
+    from chromestore.formats.csv import centre_crop, read_deepdiff_csv
+
+    parts = [
+        read_deepdiff_csv(E003_SAMPLE / f"E003.{split}.csv")
+        for split in ("train", "valid", "test")
+    ]
+    sample = centre_crop(xr.concat(parts, dim=V.GENE), 2 * WINDOW // BIN_SIZE)
+    sample = sample.transpose(V.GENE, V.MARK, V.BIN).sel({V.MARK: list(V.DEFAULT_MARKS)})
+    return sample.astype(np.float64).rename("signal")
 
 
 def _aligned_rpkm(gene_ids: np.ndarray, cells: Sequence[str]) -> np.ndarray:
@@ -173,22 +144,43 @@ def expression_levels(percentiles: np.ndarray) -> np.ndarray:
 class Calibration:
     """Generative parameters fitted on the real E003 sample.
 
-    ``profiles`` (level, mark, bin) mean count per bin, the last level being the
-    expression-independent profile (all genes); ``quantiles`` (level, mark, knot) the
-    quantile function of the gene-level multiplier (mean 1); ``dispersion`` (mark,) the
-    negative-binomial size ``r`` (variance ``mu + mu**2 / r``).
+    ``profiles`` (level, mark, bin): mean count per bin, the last level being the
+    expression-independent profile (all genes). Each gene has two multipliers per mark
+    (mean 1) per region of :data:`REGIONS` (upstream, ±1 kb core, downstream);
+    ``quantiles`` (level, mark, region, knot) holds their empirical quantile functions
+    and ``rho`` (level, mark, region, region) the correlation matrix of their normal
+    scores (a Gaussian copula). Bin counts are negative binomial around ``mu = multiplier × profile``
+    with variance ``mu + mu**2 / r``; ``dispersion`` (mark, 2, class) holds the
+    dispersion trend, ``log mu`` and ``1 / r`` of :data:`N_DISPERSION` classes of
+    ``mu`` (moment estimates), interpolated in ``log mu``.
     """
 
     marks: tuple[str, ...]
     profiles: np.ndarray
     quantiles: np.ndarray
+    rho: np.ndarray
     dispersion: np.ndarray
     n_genes: int
 
 
+def _regions(n_bins: int) -> np.ndarray:
+    """Region index (into :data:`REGIONS`) of each bin."""
+    region = np.empty(n_bins, dtype=np.int64)
+    for r, (lo, hi) in enumerate(REGIONS):
+        region[lo:hi] = r
+    return region
+
+
+def _normal_scores(values: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtri
+
+    ranks = pd.DataFrame(values).rank(method="average").to_numpy()
+    return ndtri((ranks - 0.5) / len(values))
+
+
 @functools.lru_cache(maxsize=1)
 def calibration() -> Calibration:
-    """Fit the generative model on the real E003 sample (cached; ~0.2 s)."""
+    """Fit the generative model on the real E003 sample (cached; well under a second)."""
     sample = real_e003_sample()
     x = sample.values  # gene, mark, bin
     keys = [str(k) for k in sample[V.GENE].values]
@@ -201,22 +193,39 @@ def calibration() -> Calibration:
     level = expression_levels(pct_all[pos])
     groups = [level == k for k in range(N_LEVELS)] + [np.ones(len(x), dtype=bool)]
     n_marks, n_bins = x.shape[1], x.shape[2]
+    region = _regions(n_bins)
     profiles = np.empty((len(groups), n_marks, n_bins))
-    quantiles = np.empty((len(groups), n_marks, N_QUANTILES))
-    g = np.empty(x.shape[:2])  # gene-level multiplier of each real gene, its own level
+    n_reg = len(REGIONS)
+    quantiles = np.empty((len(groups), n_marks, n_reg, N_QUANTILES))
+    rho = np.empty((len(groups), n_marks, n_reg, n_reg))
+    g = np.empty(x.shape[:2] + (n_reg,))  # multipliers of each real gene within its level
     knots = np.linspace(0, 1, N_QUANTILES)
     for k, sel in enumerate(groups):
         profiles[k] = x[sel].mean(axis=0)
-        totals = x[sel].sum(axis=2)  # gene, mark
-        mult = totals / np.maximum(totals.mean(axis=0), 1e-9)
-        quantiles[k] = np.quantile(mult, knots, axis=0).T
+        mult = np.empty((int(sel.sum()), n_marks, n_reg))
+        for r in range(n_reg):
+            totals = x[sel][:, :, region == r].sum(axis=2)  # gene, mark
+            mult[:, :, r] = totals / np.maximum(totals.mean(axis=0), 1e-9)
+            quantiles[k, :, r] = np.quantile(mult[:, :, r], knots, axis=0).T
+        for j in range(n_marks):
+            z = _normal_scores(mult[:, j, :])
+            rho[k, j] = np.corrcoef(z.T)
         if k < N_LEVELS:
             g[sel] = mult
     profiles = np.maximum(profiles, 1e-3)
-    mu = g[:, :, None] * profiles[np.minimum(level, N_LEVELS)][:, :, :]
-    inv_r = ((x - mu) ** 2 - mu).sum(axis=(0, 2)) / (mu**2).sum(axis=(0, 2))
-    dispersion = 1.0 / np.maximum(inv_r, 1e-6)
-    return Calibration(tuple(sample[V.MARK].values), profiles, quantiles, dispersion, len(x))
+    mu = g[:, :, region] * profiles[np.minimum(level, N_LEVELS)]
+    dispersion = np.empty((n_marks, 2, N_DISPERSION))
+    for j in range(n_marks):
+        m, c = mu[:, j].ravel(), x[:, j].ravel()
+        edges = np.quantile(m, np.linspace(0, 1, N_DISPERSION + 1))
+        cls = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, N_DISPERSION - 1)
+        for i in range(N_DISPERSION):
+            sel = cls == i
+            inv_r = ((c[sel] - m[sel]) ** 2 - m[sel]).sum() / (m[sel] ** 2).sum()
+            dispersion[j, :, i] = np.log(m[sel].mean()), max(inv_r, 1e-4)
+    return Calibration(
+        tuple(sample[V.MARK].values), profiles, quantiles, rho, dispersion, len(x)
+    )
 
 
 def snr_weight(cell: str) -> float:
@@ -239,16 +248,32 @@ def cell_depth(cell: str, seed: int = 0) -> float:
     return float(np.exp(rng.normal(0.0, DEPTH_SD)))
 
 
-def cell_parameters(cal: Calibration, weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """Profiles and multiplier quantile functions of an epigenome with SNR ``weight``."""
+def cell_parameters(
+    cal: Calibration, weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Profiles, multiplier quantile functions and copula correlations of an epigenome.
+
+    Level-specific parameters are moved away from the expression-independent ones
+    (last level) by ``weight``: 1 keeps the calibration, 0 removes all expression
+    information, above 1 exaggerates it.
+    """
     p0 = cal.profiles[-1]
-    profiles = np.concatenate(
-        [p0 * (cal.profiles[:-1] / p0) ** weight, p0[None]], axis=0
-    )
+    profiles = np.concatenate([p0 * (cal.profiles[:-1] / p0) ** weight, p0[None]], axis=0)
     q0 = cal.quantiles[-1]
     q = q0 + weight * (cal.quantiles[:-1] - q0)
     q = np.maximum.accumulate(np.maximum(q, 0.0), axis=-1)
-    return profiles, np.concatenate([q, q0[None]], axis=0)
+    r0 = cal.rho[-1]
+    rho = np.concatenate([r0 + weight * (cal.rho[:-1] - r0), r0[None]], axis=0)
+    return profiles, np.concatenate([q, q0[None]], axis=0), _cholesky(rho)
+
+
+def _cholesky(corr: np.ndarray) -> np.ndarray:
+    """Cholesky factors of (…, n, n) correlation-like matrices, made positive definite."""
+    w, v = np.linalg.eigh(corr)
+    fixed = (v * np.maximum(w, 1e-3)[..., None, :]) @ np.swapaxes(v, -1, -2)
+    d = np.sqrt(np.diagonal(fixed, axis1=-2, axis2=-1))
+    fixed = fixed / d[..., :, None] / d[..., None, :]
+    return np.linalg.cholesky(fixed)
 
 
 # --- the kernel ------------------------------------------------------------------
@@ -258,22 +283,37 @@ def draw_block(
     levels: np.ndarray,
     profiles: np.ndarray,
     quantiles: np.ndarray,
+    chol: np.ndarray,
     dispersion: np.ndarray,
     depth: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Counts (gene, mark, bin) float32 for genes of the given levels (pure numpy)."""
+    from scipy.special import ndtr
+
     n_genes = len(levels)
-    n_marks, n_q = quantiles.shape[1], quantiles.shape[2]
-    u = rng.random((n_genes, n_marks)) * (n_q - 1)
-    idx = np.minimum(u.astype(np.int64), n_q - 2)
-    frac = u - idx
-    marks = np.arange(n_marks)[None, :]
+    n_marks, n_q = quantiles.shape[1], quantiles.shape[-1]
+    n_reg = chol.shape[-1]
     lv = levels[:, None]
-    mult = quantiles[lv, marks, idx] * (1 - frac) + quantiles[lv, marks, idx + 1] * frac
-    mu = (depth * mult)[:, :, None] * profiles[levels]
-    r = dispersion[None, :, None]
-    lam = mu * rng.gamma(np.broadcast_to(r, mu.shape), 1.0 / r)
+    marks = np.arange(n_marks)[None, :]
+    z = rng.standard_normal((n_genes, n_marks, n_reg))
+    z = np.einsum("gmij,gmj->gmi", chol[lv, marks], z)  # correlated normal scores
+    mult = np.empty((n_genes, n_marks, n_reg))
+    for region in range(n_reg):
+        u = ndtr(z[:, :, region]) * (n_q - 1)
+        idx = np.minimum(u.astype(np.int64), n_q - 2)
+        frac = u - idx
+        qk = quantiles[lv, marks, region]  # gene, mark, knot
+        lo = np.take_along_axis(qk, idx[:, :, None], axis=2)[:, :, 0]
+        hi = np.take_along_axis(qk, idx[:, :, None] + 1, axis=2)[:, :, 0]
+        mult[:, :, region] = lo * (1 - frac) + hi * frac
+    mu = depth * mult[:, :, _regions(profiles.shape[-1])] * profiles[levels]
+    inv_r = np.empty_like(mu)
+    log_mu = np.log(np.maximum(mu, 1e-9))
+    for j in range(n_marks):
+        inv_r[:, j] = np.interp(log_mu[:, j], dispersion[j, 0], dispersion[j, 1])
+    size = 1.0 / inv_r
+    lam = mu * rng.gamma(size, inv_r)
     return rng.poisson(lam).astype(np.float32)
 
 
@@ -286,7 +326,7 @@ def _draw_cell(
     DRAW_BLOCK genes, so the result does not depend on which genes are asked for.
     """
     cal = calibration()
-    profiles, quantiles = cell_parameters(cal, snr_weight(cell))
+    profiles, quantiles, chol = cell_parameters(cal, snr_weight(cell))
     depth = cell_depth(cell, seed)
     levels = expression_levels(pct)
     out = np.empty((len(genes_idx), len(cal.marks), profiles.shape[-1]), dtype=np.float32)
@@ -295,7 +335,9 @@ def _draw_cell(
         lo = int(b) * DRAW_BLOCK
         hi = min(lo + DRAW_BLOCK, len(pct))
         rng = np.random.default_rng([seed, _cell_key(cell), int(b)])
-        counts = draw_block(levels[lo:hi], profiles, quantiles, cal.dispersion, depth, rng)
+        counts = draw_block(
+            levels[lo:hi], profiles, quantiles, chol, cal.dispersion, depth, rng
+        )
         sel = blocks == b
         out[sel] = counts[genes_idx[sel] - lo]
     return out
