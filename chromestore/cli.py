@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -28,6 +29,25 @@ class _Group(click.Group):
         except (InputError, V.SchemaError, S.StoreError, KeyError, ValueError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             _fail(str(msg))
+        except PermissionError as e:
+            if e.filename:  # a local file
+                _fail(str(e))
+            _fail(_access_denied(ctx, e))
+        except Exception as e:
+            if type(e).__module__.split(".")[0] in ("botocore", "aiobotocore"):
+                _fail(_access_denied(ctx, e))
+            raise
+
+
+def _access_denied(ctx: click.Context, e: Exception) -> str:
+    """One line for an object store that refused us (wrong or missing credentials)."""
+    so = (ctx.obj or {}).get("storage_options") or {}
+    where = f" at {so['endpoint_url']}" if "endpoint_url" in so else ""
+    return (
+        f"the object store{where} refused access ({type(e).__name__}: {e}); check the "
+        "credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or \"key\"/"
+        "\"secret\" in --storage-options, and that they may use this bucket"
+    )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,6 +76,22 @@ def main(ctx: click.Context, scheduler, workers, storage_options) -> None:
 
 def _so(ctx: click.Context) -> dict | None:
     return ctx.obj.get("storage_options")
+
+
+@contextlib.contextmanager
+def _scheduler(ctx: click.Context):
+    """Run the block's Dask computes on ``--scheduler``/``$CHROMESTORE_SCHEDULER`` when given.
+
+    Without one, light commands keep Dask's in-process threads (no cluster start-up).
+    """
+    from chromestore.cluster import ENV_SCHEDULER, connect
+
+    address = ctx.obj.get("scheduler") or os.environ.get(ENV_SCHEDULER)
+    if not address:
+        yield None
+        return
+    with connect(address) as client:
+        yield client
 
 
 def _human(n: int) -> str:
@@ -195,7 +231,8 @@ def labels(ctx, store, rule, fmt):
 
     ds = S.open_store(store, _so(ctx))
     rule_value: str | float = rule if rule in ("median", "median-ge") else float(rule)
-    summary = label_summary(compute_labels(ds, rule_value)).compute()
+    with _scheduler(ctx):
+        summary = label_summary(compute_labels(ds, rule_value)).compute()
     df = summary.to_dataframe()
     if fmt == "json":
         click.echo(df.reset_index().to_json(orient="records", indent=2))
