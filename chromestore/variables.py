@@ -213,12 +213,12 @@ classopt_pair_count = Spec(
 )
 saliency = Spec(
     "saliency", (CELL, CLASS, MARK, BIN), "f", "float32",
-    "Mean |gradient| of the class-1 probability w.r.t. the input over test genes of each class.",
+    "Mean |gradient| of the logit margin (high - low) w.r.t. the input over test genes per class.",
     required=False,
 )
 integrated_gradients = Spec(
     "integrated_gradients", (CELL, CLASS, MARK, BIN), "f", "float32",
-    "Mean integrated gradients (zero baseline) of the class-1 logit over test genes per class.",
+    "Mean integrated gradients (zero baseline) of the logit margin over test genes per class.",
     required=False,
 )
 svmbin_auc_curve = Spec(
@@ -228,8 +228,8 @@ svmbin_auc_curve = Spec(
 )
 feature_map_bin = Spec(
     "feature_map_bin", (CELL, BIN), "f", "float32",
-    "Mean first-layer activation over filters and test genes at each conv start bin (Fig. 4b);"
-    " NaN for the last kernel-1 bins.",
+    "Mean first-layer activation over filters and test genes, at each conv window's centre bin"
+    " (Fig. 4b); NaN where no window is centred.",
     required=False,
 )
 attention_class = Spec(
