@@ -7,6 +7,7 @@ The store is a plain ``xr.Dataset`` with dims cell × gene × mark × bin (see
 from chromestore.expression import align_expression, read_rpkm
 from chromestore.genes import read_gene_bed, read_genes, read_gtf
 from chromestore.labels import compute_labels, label_summary
+from chromestore.simulate import simulate
 from chromestore.splits import assign_splits, split_sizes
 from chromestore.store import add_cells, create_store, open_store
 from chromestore.variables import DEFAULT_MARKS, SchemaError, validate
@@ -25,6 +26,7 @@ __all__ = [
     "read_genes",
     "read_gtf",
     "read_rpkm",
+    "simulate",
     "split_sizes",
     "validate",
 ]

@@ -248,5 +248,41 @@ def labels(ctx, store, rule, fmt):
     )
 
 
+@main.command()
+@click.argument("store", required=False)
+@click.option("--cells", default="all", show_default=True,
+              help="all, the first N epigenomes, or a comma-separated list (E003,E004).")
+@click.option("--genes", default="all", show_default=True,
+              help="all (19,802 real genes) or the first N.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--gene-chunk", type=int, default=S.DEFAULT_GENE_CHUNK, show_default=True)
+@click.option("--calibration", is_flag=True,
+              help="Print real vs simulated E003 statistics on the real sample's 600 genes.")
+@click.pass_context
+def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration):
+    """Simulate STORE: real genes and RPKM, signal drawn from a model fitted on real E003."""
+    from chromestore.cluster import connect
+    from chromestore.simulate import calibration_report, format_report, simulate
+
+    if calibration:
+        click.echo(format_report(calibration_report(seed)))
+    if store is None:
+        if not calibration:
+            _fail("give a STORE to write, or --calibration")
+        return
+    cells_arg = int(cells) if cells.isdigit() else cells
+    genes_arg = int(genes) if genes.isdigit() else genes
+    with connect(ctx.obj.get("scheduler"), ctx.obj.get("workers")):
+        ds = simulate(
+            store, cells_arg, genes_arg, seed=seed, gene_chunk=gene_chunk,
+            storage_options=_so(ctx), progress=True,
+        )
+    click.echo(
+        f"{store}: simulated {ds.sizes[V.CELL]} epigenomes × {ds.sizes[V.GENE]} genes "
+        f"× {ds.sizes[V.MARK]} marks × {ds.sizes[V.BIN]} bins (seed {seed}); "
+        "expression is the real RPKM"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

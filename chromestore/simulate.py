@@ -317,26 +317,46 @@ def draw_block(
     return rng.poisson(lam).astype(np.float32)
 
 
-def _draw_cell(
-    cell: str, genes_idx: np.ndarray, pct: np.ndarray, seed: int
-) -> np.ndarray:
-    """Signal (gene, mark, bin) of ``cell`` at positions ``genes_idx`` of the full list.
+@dataclass(frozen=True)
+class CellModel:
+    """Everything needed to draw one epigenome's signal (small; shipped to Dask workers)."""
 
-    ``pct`` holds the cell's percentiles for the full gene list. Draws whole blocks of
-    DRAW_BLOCK genes, so the result does not depend on which genes are asked for.
-    """
+    cell: str
+    profiles: np.ndarray
+    quantiles: np.ndarray
+    chol: np.ndarray
+    dispersion: np.ndarray
+    depth: float
+
+
+def cell_model(cell: str, seed: int = 0) -> CellModel:
+    """The generative model of ``cell``: calibration moved by its SNR weight, its depth."""
     cal = calibration()
     profiles, quantiles, chol = cell_parameters(cal, snr_weight(cell))
-    depth = cell_depth(cell, seed)
-    levels = expression_levels(pct)
-    out = np.empty((len(genes_idx), len(cal.marks), profiles.shape[-1]), dtype=np.float32)
+    return CellModel(cell, profiles, quantiles, chol, cal.dispersion, cell_depth(cell, seed))
+
+
+def draw_cell(
+    model: CellModel, genes_idx: np.ndarray, levels: np.ndarray, base: int, n_total: int,
+    seed: int,
+) -> np.ndarray:
+    """Signal (gene, mark, bin) float32 of one cell at positions ``genes_idx`` of the full list.
+
+    ``levels[i]`` is the expression level of gene ``base + i`` of the full list of
+    ``n_total`` genes (``base`` a multiple of DRAW_BLOCK, covering ``genes_idx``). Whole
+    blocks of DRAW_BLOCK genes are drawn, each from a generator seeded by
+    ``(seed, cell, block)``, so values do not depend on which genes are asked for.
+    """
+    n_marks, n_bins = model.profiles.shape[1], model.profiles.shape[2]
+    out = np.empty((len(genes_idx), n_marks, n_bins), dtype=np.float32)
     blocks = genes_idx // DRAW_BLOCK
     for b in np.unique(blocks):
         lo = int(b) * DRAW_BLOCK
-        hi = min(lo + DRAW_BLOCK, len(pct))
-        rng = np.random.default_rng([seed, _cell_key(cell), int(b)])
+        hi = min(lo + DRAW_BLOCK, n_total)
+        rng = np.random.default_rng([seed, _cell_key(model.cell), int(b)])
         counts = draw_block(
-            levels[lo:hi], profiles, quantiles, chol, cal.dispersion, depth, rng
+            levels[lo - base : hi - base], model.profiles, model.quantiles, model.chol,
+            model.dispersion, model.depth, rng,
         )
         sel = blocks == b
         out[sel] = counts[genes_idx[sel] - lo]
@@ -384,15 +404,20 @@ def _resolve_genes(genes: str | int | Sequence[str]) -> np.ndarray:
 def _lazy_signal(
     cells: list[str], genes_idx: np.ndarray, pct: np.ndarray, seed: int, gene_chunk: int
 ) -> da.Array:
-    cal = calibration()
-    n_marks, n_bins = len(cal.marks), cal.profiles.shape[-1]
+    """(cell, gene, mark, bin) dask array, one task per (cell, gene chunk)."""
+    n_total = pct.shape[1]
+    n_marks, n_bins = len(V.DEFAULT_MARKS), 2 * WINDOW // BIN_SIZE
+    draw = dask.delayed(draw_cell, pure=True)
     rows = []
-    draw = dask.delayed(_draw_cell, pure=True)
     for i, cell in enumerate(cells):
+        model = dask.delayed(cell_model(cell, seed), pure=True)  # one graph literal per cell
+        levels = expression_levels(pct[i])
         row = []
         for lo in range(0, len(genes_idx), gene_chunk):
             idx = genes_idx[lo : lo + gene_chunk]
-            part = draw(cell, idx, pct[i], seed)
+            base = int(idx.min()) // DRAW_BLOCK * DRAW_BLOCK
+            top = min((int(idx.max()) // DRAW_BLOCK + 1) * DRAW_BLOCK, n_total)
+            part = draw(model, idx, levels[base:top], base, n_total, seed)
             row.append(da.from_delayed(part, (len(idx), n_marks, n_bins), dtype=np.float32))
         rows.append(da.concatenate(row, axis=0)[None])
     return da.concatenate(rows, axis=0)
