@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""Run the chromestore pipeline on a SLURM cluster through dask-jobqueue.
+
+The scheduler starts here (a login or head node) on the cluster's internal interface,
+TLS only; worker jobs are submitted with ``sbatch`` from the templates in
+``jobqueue.yaml`` (CPU jobs, and GPU jobs offering ``GPU=1`` for training); then each
+STEP runs as ``chromestore --scheduler tls://… STEP`` against that cluster, and the jobs
+are cancelled at the end::
+
+    python deploy/slurm/run_pipeline.py --jobs 4 --gpu-jobs 2 --queue cpu --gpu-queue gpu \\
+        "ingest s3://lab/remc.zarr --genes data/gene_windows.hg19.bed.gz --expression data/rpkm.56epigenomes.tsv.gz" \\
+        "labels s3://lab/remc.zarr"
+
+``--print-job-script`` prints the two job scripts and exits without submitting anything.
+Certificates come from ``--certs`` (made there with ``deploy/tls/make-certs.sh`` when absent;
+the directory must be on a file system the compute nodes share, e.g. your home).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import dask
+import yaml
+from dask_jobqueue import SLURMCluster
+from dask_jobqueue.slurm import SLURMJob
+from distributed import Client, Security
+
+HERE = Path(__file__).resolve().parent
+CONFIG = HERE / "jobqueue.yaml"
+MAKE_CERTS = HERE.parent / "tls" / "make-certs.sh"
+CPU, GPU = "chromestore-cpu", "chromestore-gpu"
+
+
+def load_config(path: str | os.PathLike = CONFIG) -> dict:
+    """Merge ``jobqueue.yaml`` into Dask's config (``jobqueue.chromestore-cpu``/``-gpu``).
+
+    Each template starts from dask-jobqueue's ``jobqueue.slurm`` defaults.
+    """
+    with open(path) as f:
+        cfg = yaml.safe_load(f)
+    base = dask.config.get("jobqueue.slurm")
+    cfg["jobqueue"] = {name: {**base, **tpl} for name, tpl in cfg["jobqueue"].items()}
+    dask.config.update(dask.config.config, cfg, priority="new")
+    return cfg
+
+
+def ensure_certs(certs: str | os.PathLike) -> Path:
+    certs = Path(certs).expanduser()
+    if not (certs / "ca.pem").exists():
+        subprocess.run([str(MAKE_CERTS), str(certs)], check=True)
+    return certs
+
+
+def security(certs: str | os.PathLike) -> Security:
+    """Mutual TLS for scheduler, workers and client, all signed by the CA in ``certs``."""
+    c = Path(certs)
+    pair = {"cert": str(c / "node.pem"), "key": str(c / "node-key.pem")}
+    return Security(
+        tls_ca_file=str(c / "ca.pem"),
+        **{f"tls_{role}_{k}": v for role in ("scheduler", "worker", "client") for k, v in pair.items()},
+        require_encryption=True,
+    )
+
+
+def client_env(certs: str | os.PathLike) -> dict[str, str]:
+    """Environment that makes a Dask client (the chromestore CLI) present our certificate."""
+    c = Path(certs)
+    return {
+        "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(c / "ca.pem"),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(c / "node.pem"),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(c / "node-key.pem"),
+    }
+
+
+def make_cluster(certs: str | os.PathLike, **overrides) -> SLURMCluster:
+    """The CPU-job cluster (its scheduler starts now; no job is submitted yet)."""
+    return SLURMCluster(config_name=CPU, security=security(certs), **overrides)
+
+
+def gpu_job_options(cluster: SLURMCluster, **overrides) -> dict:
+    opts = {k: cluster._job_kwargs[k] for k in ("interface", "protocol", "security")}
+    return {**opts, "config_name": GPU, **overrides}
+
+
+def gpu_job_script(cluster: SLURMCluster, **overrides) -> str:
+    job = SLURMJob(cluster.scheduler.address, name="dummy-name", **gpu_job_options(cluster, **overrides))
+    return job.job_script()
+
+
+def add_gpu_jobs(cluster: SLURMCluster, n: int, **overrides) -> None:
+    """Submit ``n`` GPU jobs to the same scheduler (a second worker group of the cluster)."""
+    for i in range(n):
+        cluster.worker_spec[f"gpu-{i}"] = {
+            "cls": SLURMJob,
+            "options": gpu_job_options(cluster, **overrides),
+        }
+    cluster.sync(cluster._correct_state)
+
+
+def run_steps(address: str, steps: list[str], certs: str | os.PathLike) -> None:
+    env = {**os.environ, **client_env(certs)}
+    for step in steps:
+        cmd = [sys.executable, "-m", "chromestore.cli", "--scheduler", address, *shlex.split(step)]
+        print("+ chromestore " + step, flush=True)
+        subprocess.run(cmd, env=env, check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("steps", nargs="*", help="chromestore commands to run, one quoted string each")
+    p.add_argument("--jobs", type=int, default=2, help="CPU worker jobs")
+    p.add_argument("--gpu-jobs", type=int, default=0, help="GPU worker jobs (resources GPU=1)")
+    p.add_argument("--queue", default=None, help="partition of the CPU jobs")
+    p.add_argument("--gpu-queue", default=None, help="partition of the GPU jobs")
+    p.add_argument("--account", default=None)
+    p.add_argument("--interface", default=None, help="internal network interface (default: config)")
+    p.add_argument("--certs", default="~/.chromestore/tls", help="shared directory of TLS files")
+    p.add_argument("--config", default=str(CONFIG))
+    p.add_argument("--wait-workers", type=int, default=1, help="workers to wait for before running")
+    p.add_argument("--print-job-script", action="store_true")
+    a = p.parse_args(argv)
+
+    load_config(a.config)
+    certs = ensure_certs(a.certs)
+    common = {k: v for k, v in (("account", a.account), ("interface", a.interface)) if v}
+    cpu = {**common, **({"queue": a.queue} if a.queue else {})}
+    gpu = {**common, **({"queue": a.gpu_queue} if a.gpu_queue else {})}
+    with make_cluster(certs, **cpu) as cluster:
+        if a.print_job_script:
+            print(cluster.job_script())
+            print(gpu_job_script(cluster, **gpu))
+            return 0
+        print(f"scheduler {cluster.scheduler.address}; dashboard {cluster.dashboard_link}", flush=True)
+        cluster.scale(jobs=a.jobs)
+        if a.gpu_jobs:
+            add_gpu_jobs(cluster, a.gpu_jobs, **gpu)
+        with Client(cluster, security=security(certs)) as client:
+            client.wait_for_workers(a.wait_workers)
+            run_steps(cluster.scheduler.address, a.steps, certs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The pipeline on a real Dask cluster: `dask scheduler` + `dask worker` processes on 127.0.0.1.
+
+Commands run as subprocesses through ``--scheduler`` and are compared with the embedded
+LocalCluster run; the dashboard answers and renders while a job runs; a worker killed
+in the middle of a run leaves the same store as an undisturbed run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from distributed import Client
+
+import chromestore
+from tests.cluster_fixtures import (  # noqa: F401  (fixtures)
+    DaskProcs,
+    dask_cluster,
+    dask_procs,
+    http_status,
+    s3_server,
+    screenshot,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
+
+TIMESTAMPS = ("created", "completed")
+
+
+def chromestore_cli(*args: str, env: dict | None = None, timeout: float = 240,
+                    **popen) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k != "CHROMESTORE_SCHEDULER"}
+    return subprocess.run(
+        [sys.executable, "-m", "chromestore.cli", *args], env={**clean, **(env or {})},
+        capture_output=True, text=True, timeout=timeout, **popen,
+    )
+
+
+def _ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+def _tasks_done(address: str) -> int:
+    with Client(address, timeout=30) as c:
+        return c.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+
+
+def assert_same_store(a: xr.Dataset, b: xr.Dataset) -> None:
+    a, b = a.load(), b.load()
+    xr.testing.assert_identical(a.drop_attrs(deep=False), b.drop_attrs(deep=False))
+    assert {k: v for k, v in a.attrs.items() if k not in TIMESTAMPS} == {
+        k: v for k, v in b.attrs.items() if k not in TIMESTAMPS
+    }
+    assert set(a.attrs["completed"]) == set(b.attrs["completed"])
+
+
+SIM = ["--cells", "3", "--genes", "1500", "--gene-chunk", "256"]
+
+
+@pytest.fixture(scope="module")
+def embedded_store(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("embedded") / "sim.zarr"
+    res = _ok(chromestore_cli("--workers", "2", "simulate", str(path), *SIM))
+    # Without --scheduler an embedded cluster on 127.0.0.1 starts and says where its dashboard is.
+    assert "local Dask cluster: 2 workers; dashboard: http://127.0.0.1:" in res.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster_store(dask_cluster, tmp_path_factory) -> Path:  # noqa: F811
+    path = tmp_path_factory.mktemp("cluster") / "sim.zarr"
+    before = _tasks_done(dask_cluster.address)
+    res = _ok(chromestore_cli("--scheduler", dask_cluster.address, "simulate", str(path), *SIM))
+    assert f"connected to {dask_cluster.address}" in res.stderr
+    # The work went through the cluster's scheduler (3 cells × 6 chunks and more).
+    assert _tasks_done(dask_cluster.address) - before >= 3 * 6
+    return path
+
+
+def test_simulate_on_cluster__store_equals_embedded_run(embedded_store, cluster_store):
+    a = chromestore.open_store(embedded_store)
+    b = chromestore.open_store(cluster_store)
+    assert_same_store(a, b)
+    assert b.sizes == {"cell": 3, "gene": 1500, "mark": 5, "bin": 100}
+    assert np.isfinite(b.signal.values).all()
+
+
+def test_labels_through_scheduler_env__equal_embedded(dask_cluster, cluster_store):  # noqa: F811
+    local = _ok(chromestore_cli("labels", str(cluster_store), "--format", "json"))
+    before = _tasks_done(dask_cluster.address)
+    remote = _ok(chromestore_cli("labels", str(cluster_store), "--format", "json",
+                                 env={"CHROMESTORE_SCHEDULER": dask_cluster.address}))
+    assert _tasks_done(dask_cluster.address) > before
+    assert json.loads(remote.stdout) == json.loads(local.stdout)
+    rows = json.loads(remote.stdout)
+    assert [r["cell"] for r in rows] == ["E003", "E004", "E005"]
+    assert all(r["genes"] == 1500 and r["positives"] == 750 for r in rows)
+
+
+def test_s3_store_on_cluster__workers_open_it_themselves(dask_cluster, s3_server,  # noqa: F811
+                                                         embedded_store):
+    """Workers read and write s3:// with the options they were given: equal to local."""
+    s3_server.make_bucket("cluster")
+    so = json.dumps(s3_server.options())
+    url = "s3://cluster/sim.zarr"
+    _ok(chromestore_cli("--scheduler", dask_cluster.address, "--storage-options", so,
+                        "simulate", url, *SIM))
+    assert_same_store(chromestore.open_store(embedded_store),
+                      chromestore.open_store(url, s3_server.options()))
+    remote = _ok(chromestore_cli("--scheduler", dask_cluster.address, "--storage-options", so,
+                                 "labels", url, "--format", "json"))
+    local = _ok(chromestore_cli("labels", str(embedded_store), "--format", "json"))
+    assert json.loads(remote.stdout) == json.loads(local.stdout)
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def test_dashboard__status_answers_and_renders_while_a_job_runs(dask_cluster, tmp_path):  # noqa: F811
+    store = tmp_path / "busy.zarr"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "chromestore.cli", "--scheduler", dask_cluster.address,
+         "simulate", str(store), "--cells", "6", "--genes", "4000", "--gene-chunk", "128"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        with Client(dask_cluster.address, timeout=30) as client:
+            _wait_for(lambda: any(client.processing().values()), 120, "tasks on the workers")
+            status = http_status(f"{dask_cluster.dashboard}/status")
+            running = job.poll() is None
+        png = screenshot(f"{dask_cluster.dashboard}/status", tmp_path / "status.png",
+                         tmp_path / "chromium-profile")
+        out, _ = job.communicate(timeout=240)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait(10)
+    assert job.returncode == 0, out.decode(errors="replace")
+    assert status == 200 and running
+    import matplotlib.image
+
+    img = matplotlib.image.imread(png)[..., :3]
+    assert img.shape[0] >= 600 and img.shape[1] >= 1000
+    colours = np.unique((img.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
+    non_white = float((img.min(axis=2) < 0.95).mean())
+    # A blank page is one colour; the status page has plots, axes and labels.
+    assert len(colours) > 20 and non_white > 0.01, (len(colours), non_white)
+
+
+def test_dashboard__listens_on_loopback_only(dask_cluster):  # noqa: F811
+    import psutil
+
+    pid = dask_cluster.scheduler.pid
+    addrs = {c.laddr.ip for c in psutil.Process(pid).net_connections("inet")
+             if c.status == psutil.CONN_LISTEN}
+    assert addrs == {"127.0.0.1"}, addrs
+
+
+def test_worker_loss_during_simulate__survivors_finish_same_store(dask_procs, embedded_store,  # noqa: F811
+                                                                  tmp_path):
+    dask_procs.start_scheduler()
+    dask_procs.start_worker("a")
+    dask_procs.start_worker("victim")
+    store = tmp_path / "lossy.zarr"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "chromestore.cli", "--scheduler", dask_procs.address,
+         "simulate", str(store), *SIM],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        with Client(dask_procs.address, timeout=30) as client:
+            victim = next(a for a, w in client.scheduler_info()["workers"].items()
+                          if w["name"] == "victim")
+            _wait_for(lambda: client.processing().get(victim), 120, "a task on the victim")
+            dask_procs.kill_worker("victim")
+            _wait_for(lambda: len(client.scheduler_info()["workers"]) == 1, 60,
+                      "the scheduler noticing the loss")
+        out, _ = job.communicate(timeout=240)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait(10)
+    assert job.returncode == 0, out.decode(errors="replace") + dask_procs.logs()
+    assert_same_store(chromestore.open_store(embedded_store), chromestore.open_store(store))
