@@ -4,9 +4,11 @@
 name                   model                                               module
 =====================  ==================================================  =======================
 ``shallowchrome``      max peak signal per mark → logistic regression      :mod:`.shallowchrome`
+``attentivechrome``    bin- and mark-level attention LSTMs                 :mod:`.attentivechrome`
 ``svm-bin``            one RBF SVM per bin (Cheng et al. 2011)             :mod:`.baselines`
 ``rf-bestbin``         random forest on each mark's best bin (Dong 2012)   :mod:`.baselines`
 =====================  ==================================================  =======================
 
-Each module holds kernels on numpy arrays / torch tensors, independent of the store.
+Each module holds kernels on numpy arrays / torch tensors, independent of the store;
+:mod:`.execute` runs them on a store as Dask tasks and writes the shared run layout.
 """

@@ -57,7 +57,10 @@ class SvmBinFit:
     C: float
     gamma: float
     valid_auc: float
-    score: np.ndarray  # decision function for every gene (gene,)
+    score: np.ndarray = field(repr=False)  # decision function for every gene (gene,)
+    model: SVC | None = field(default=None, repr=False)
+    mean: np.ndarray | None = field(default=None, repr=False)  # standardisation of log1p
+    scale: np.ndarray | None = field(default=None, repr=False)
 
 
 def svm_fit_bin(
@@ -70,6 +73,8 @@ def svm_fit_bin(
     x = np.log1p(np.clip(np.asarray(features, dtype=np.float64), 0, None))
     tr, va = split == TRAIN, split == VALID
     xtr, xall = _standardise(x[tr], x)
+    mu, sd = x[tr].mean(axis=0), x[tr].std(axis=0)
+    sd[sd == 0] = 1.0
     best = None
     for C in grid["C"]:
         for gamma in grid["gamma"]:
@@ -77,7 +82,7 @@ def svm_fit_bin(
             score = model.decision_function(xall)
             auc = _auc(y[va], score[va])
             if best is None or auc > best.valid_auc:
-                best = SvmBinFit(float(C), float(gamma), auc, score)
+                best = SvmBinFit(float(C), float(gamma), auc, score, model, mu, sd)
     return best
 
 
@@ -137,6 +142,12 @@ class RfBestBinResult:
     valid_auc: float
     score: np.ndarray = field(repr=False)  # P(class 1) for every gene
     importance: np.ndarray = field(repr=False)  # (mark,)
+    model: RandomForestClassifier | None = field(default=None, repr=False)
+
+    def predict_proba(self, signal: np.ndarray) -> np.ndarray:
+        """P(class 1) for ``signal (gene, mark, bin)`` from each mark's chosen bin."""
+        x = signal[:, np.arange(signal.shape[1]), self.bins]
+        return self.model.predict_proba(x)[:, 1]
 
 
 def rf_bestbin(
@@ -163,5 +174,5 @@ def rf_bestbin(
         score = model.predict_proba(x)[:, 1]
         auc = _auc(y[va], score[va])
         if best is None or auc > best.valid_auc:
-            best = RfBestBinResult(bins, int(n), auc, score, model.feature_importances_)
+            best = RfBestBinResult(bins, int(n), auc, score, model.feature_importances_, model)
     return best
