@@ -241,25 +241,84 @@ def chromium() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
-def screenshot(url: str, out: Path, profile: Path, size: str = "1280,900",
-               budget_ms: int = 4000, timeout: float = 90) -> Path:
-    """A PNG of ``url`` taken by headless Chromium with a fresh profile."""
+def screenshot(url: str, out: Path, profile: Path, size: tuple[int, int] = (1280, 900),
+               ready_js: str = "document.readyState === 'complete'", settle_s: float = 1.5,
+               timeout: float = 90) -> Path:
+    """A PNG of ``url`` from headless Chromium, taken once ``ready_js`` is true in the page.
+
+    Pages that fill themselves over a websocket (the Bokeh dashboard) are not drawn when
+    the load event fires, so Chromium is driven through the DevTools protocol on
+    127.0.0.1: poll ``ready_js``, wait ``settle_s`` for drawing, then capture.
+    """
     exe = chromium()
     if exe is None:
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
     cmd = [
-        exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
-        f"--virtual-time-budget={budget_ms}", f"--screenshot={out}", url,
+        exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
+        "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", url,
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    log = Path(profile).with_suffix(".log")
+    proc = _spawn(cmd, log, None)
     try:
-        output, _ = proc.communicate(timeout=timeout)
+        port_file = Path(profile) / "DevToolsActivePort"
+        _wait(lambda: port_file.exists() and port_file.read_text().strip(), timeout,
+              "chromium's DevTools port", proc, log)
+        port = int(port_file.read_text().split()[0])
+        png = _cdp_capture(port, url, ready_js, settle_s, timeout)
     finally:
         stop(proc)
-    if not out.exists():
-        raise RuntimeError(f"chromium wrote no screenshot:\n{output.decode(errors='replace')[-2000:]}")
+    out.write_bytes(png)
     return out
+
+
+def _cdp_capture(port: int, url: str, ready_js: str, settle_s: float, timeout: float) -> bytes:
+    import asyncio
+    import base64
+
+    from tornado.websocket import websocket_connect
+
+    def page_ws() -> str | None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
+            pages = [p for p in json.load(r) if p.get("type") == "page"]
+        return next((p["webSocketDebuggerUrl"] for p in pages if p["url"].startswith(url)), None)
+
+    _wait(page_ws, timeout, f"a page for {url}")
+
+    async def run() -> bytes:
+        ws = await websocket_connect(page_ws())
+        ids = iter(range(1, 10**6))
+
+        async def call(method: str, **params):
+            i = next(ids)
+            ws.write_message(json.dumps({"id": i, "method": method, "params": params}))
+            while True:
+                msg = json.loads(await ws.read_message())
+                if msg.get("id") == i:
+                    if "error" in msg:
+                        raise RuntimeError(f"{method}: {msg['error']}")
+                    return msg["result"]
+
+        deadline = time.monotonic() + timeout
+        while True:
+            res = await call("Runtime.evaluate", expression=f"Boolean({ready_js})",
+                             returnByValue=True)
+            if res["result"].get("value") is True:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url}: {ready_js} still false after {timeout} s")
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(settle_s)
+        shot = await call("Page.captureScreenshot", format="png")
+        ws.close()
+        return base64.b64decode(shot["data"])
+
+    return asyncio.run(asyncio.wait_for(run(), timeout + 30))
+
+
+BOKEH_RENDERED = (
+    "window.Bokeh !== undefined && Bokeh.documents.length > 0 && "
+    "Bokeh.documents[0].roots().length > 0"
+)
 
 
 def http_status(url: str, timeout: float = 10) -> int:
