@@ -258,30 +258,98 @@ def labels(ctx, store, rule, fmt):
 @click.option("--gene-chunk", type=int, default=S.DEFAULT_GENE_CHUNK, show_default=True)
 @click.option("--calibration", is_flag=True,
               help="Print real vs simulated E003 statistics on the real sample's 600 genes.")
+@click.option("--emit", "emit_dir", default=None, type=click.Path(file_okay=False),
+              help="Also write the same draw as real files (and a samplesheet) in this folder.")
+@click.option("--format", "emit_format", default="tagalign", show_default=True,
+              type=click.Choice(["tagalign", "bigwig", "narrowpeak", "deepchrome-csv"]),
+              help="File format for --emit.")
 @click.pass_context
-def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration):
+def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, emit_format):
     """Simulate STORE: real genes and RPKM, signal drawn from a model fitted on real E003."""
     from chromestore.cluster import connect
     from chromestore.simulate import calibration_report, format_report, simulate
 
     if calibration:
         click.echo(format_report(calibration_report(seed)))
-    if store is None:
+    if store is None and emit_dir is None:
         if not calibration:
-            _fail("give a STORE to write, or --calibration")
+            _fail("give a STORE to write, --emit DIR, or --calibration")
         return
     cells_arg = int(cells) if cells.isdigit() else cells
     genes_arg = int(genes) if genes.isdigit() else genes
     with connect(ctx.obj.get("scheduler"), ctx.obj.get("workers")):
         ds = simulate(
             store, cells_arg, genes_arg, seed=seed, gene_chunk=gene_chunk,
-            storage_options=_so(ctx), progress=True,
+            storage_options=_so(ctx), progress=store is not None,
         )
-    click.echo(
-        f"{store}: simulated {ds.sizes[V.CELL]} epigenomes × {ds.sizes[V.GENE]} genes "
-        f"× {ds.sizes[V.MARK]} marks × {ds.sizes[V.BIN]} bins (seed {seed}); "
-        "expression is the real RPKM"
-    )
+        if store is not None:
+            click.echo(
+                f"{store}: simulated {ds.sizes[V.CELL]} epigenomes × {ds.sizes[V.GENE]} "
+                f"genes × {ds.sizes[V.MARK]} marks × {ds.sizes[V.BIN]} bins (seed {seed}); "
+                "expression is the real RPKM"
+            )
+        if emit_dir is not None:
+            from chromestore.simulate_emit import emit
+
+            sheet = emit(ds, emit_dir, emit_format, seed=seed)
+            click.echo(f"{emit_format} files and samplesheet: {sheet}")
+
+
+def _maybe_client(ctx: click.Context):
+    """A Dask client when --scheduler/--workers was given, else a null context (local Dask)."""
+    from contextlib import nullcontext
+
+    if ctx.obj.get("scheduler") or ctx.obj.get("workers"):
+        from chromestore.cluster import connect
+
+        return connect(ctx.obj.get("scheduler"), ctx.obj.get("workers"))
+    return nullcontext(None)
+
+
+@main.command()
+@click.argument("store")
+@click.option("--run", "runs", required=True, multiple=True,
+              help="Run name (runs/NAME); repeat to analyse runs of several models together.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="table: summary rows per model; json: one record per "
+              "model × cell.")
+@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
+              help="Write a self-contained DIR/index.html with figures and CSV/JSON.")
+@click.option("--interpret/--no-interpret", default=True, show_default=True,
+              help="Class-optimisation, saliency and IG maps of the stored CNNs.")
+@click.option("--explain-gene", "explain_genes", multiple=True,
+              help="Gene(s) to explain in the report (key, Ensembl id or symbol).")
+@click.option("--explain-cells", default=None, help="Comma-separated epigenomes for "
+              "--explain-gene (default: the first three of the run).")
+@click.pass_context
+def analyze(ctx, store, runs, fmt, report_dir, interpret, explain_genes, explain_cells):
+    """Metrics of a run (written to runs/NAME/metrics), printed, and optionally a report."""
+    from analysis.cli import analyze_command
+
+    with _maybe_client(ctx) as client:
+        text = analyze_command(store, list(runs), fmt=fmt, report_dir=report_dir,
+                               interpret=interpret, explain_genes=list(explain_genes),
+                               explain_cells=explain_cells, client=client,
+                               storage_options=_so(ctx))
+    click.echo(text)
+
+
+@main.command()
+@click.argument("store")
+@click.option("--run", "runs", required=True, multiple=True, help="Run name (runs/NAME).")
+@click.option("--gene", required=True, help="Gene key (ENSGID_SYMBOL), Ensembl id or symbol.")
+@click.option("--cells", required=True, help="Comma-separated epigenomes, e.g. E003,E116,E123.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--plot", default=None, type=click.Path(dir_okay=False),
+              help="Also save the figure (PNG) here.")
+@click.pass_context
+def explain(ctx, store, runs, gene, cells, fmt, plot):
+    """ShallowChrome's regulative pattern and DeepChrome's integrated gradients for a gene."""
+    from analysis.cli import explain_command
+
+    click.echo(explain_command(store, list(runs), gene, cells.split(","), fmt=fmt, plot=plot,
+                               storage_options=_so(ctx)))
 
 
 if __name__ == "__main__":  # pragma: no cover
