@@ -296,7 +296,7 @@ def run_peers(
         seed=int(seed),
         label_rule=str(label_rule),
         versions=_versions(),
-        wall_seconds=float(time.time() - t0),
+        wall_seconds={m: float(time.time() - t0) for m in models},
         mode="peers",
         device="cpu",
     )
@@ -394,7 +394,19 @@ def run_group(name: str) -> str:
 
 
 def write_run(run: xr.Dataset, store: str, name: str, storage_options: dict | None = None) -> str:
-    """Write ``run`` to the store's ``runs/NAME`` group (replacing an earlier run of that name)."""
+    """Write ``run`` into the store's ``runs/NAME`` group.
+
+    With :mod:`chromestore.runs` (the trainer's run store) the peer models are merged
+    into an existing run of that name beside other models; without it the group is
+    written whole.
+    """
+    try:
+        from chromestore import runs as _runs
+    except ImportError:
+        _runs = None
+    if _runs is not None:
+        _runs.write_run(store, name, run, storage_options)
+        return run_group(name)
     out = run.copy()
     for k, v in list(out.variables.items()):
         if v.dtype.kind in "UTO":
