@@ -277,7 +277,11 @@ def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, 
         return
     cells_arg = int(cells) if cells.isdigit() else cells
     genes_arg = int(genes) if genes.isdigit() else genes
-    with connect(ctx.obj.get("scheduler"), ctx.obj.get("workers")):
+    in_process = ctx.obj.get("workers") == 0 and not ctx.obj.get("scheduler")
+    cluster = contextlib.nullcontext() if in_process else connect(
+        ctx.obj.get("scheduler"), ctx.obj.get("workers")
+    )
+    with cluster:  # --workers 0: Dask threads in this process
         ds = simulate(
             store, cells_arg, genes_arg, seed=seed, gene_chunk=gene_chunk,
             storage_options=_so(ctx), progress=store is not None,

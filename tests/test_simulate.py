@@ -157,7 +157,7 @@ def test_cli_simulate__calibration_and_store(tmp_path):
     assert "H3K4me3   auc" in out.output and "sim/real" in out.output
     store = tmp_path / "cli.zarr"
     out = runner.invoke(
-        main, ["--workers", "1", "simulate", str(store), "--cells", "E003,E112", "--genes", "300"]
+        main, ["--workers", "0", "simulate", str(store), "--cells", "E003,E112", "--genes", "300"]
     )
     assert out.exit_code == 0, out.output
     ds = open_store(store)
