@@ -233,8 +233,8 @@ feature_map_bin = Spec(
     required=False,
 )
 attention_class = Spec(
-    "attention_class", (CELL, CLASS, BIN), "f", "float32",
-    "AttentiveChrome bin-level attention averaged over marks and test genes per class.",
+    "attention_class", (CELL, CLASS, MARK, BIN), "f", "float32",
+    "AttentiveChrome bin-level attention averaged over test genes per class and repeats.",
     required=False,
 )
 ANALYSIS = (
@@ -244,6 +244,56 @@ ANALYSIS = (
     integrated_gradients, svmbin_auc_curve, feature_map_bin, attention_class,
 )
 ALL.update({s.name: s for s in ANALYSIS})
+
+# --- runs: training results written to runs/NAME (training/, chromestore.runs) -
+EPOCH = "epoch"
+#: attrs of a run: task, models (model → hyper-parameters incl. input transform),
+#: split_scheme, seed, label_rule, versions, wall_seconds (model → s), mode, device.
+RUN_ATTRS = (
+    "task", "models", "split_scheme", "seed", "label_rule", "versions", "wall_seconds",
+    "mode", "device",
+)
+prediction = Spec(
+    "prediction",
+    (MODEL, CELL, REPEAT, GENE),
+    "f",
+    "float32",
+    "Predicted probability of class 1 (classification) or predicted value (regression); "
+    "NaN where the gene was not in valid/test for that repeat or was excluded.",
+)
+target = Spec(
+    "target",
+    (CELL, GENE),
+    "f",
+    "float32",
+    "Label 0/1 (classification) or log(RPKM+1) (regression); NaN where undefined.",
+)
+history_loss = Spec(
+    "history_loss",
+    (MODEL, CELL, REPEAT, EPOCH),
+    "f",
+    "float32",
+    "Mean training loss of each epoch; NaN past the last epoch run.",
+)
+history_valid_auc = Spec(
+    "history_valid_auc",
+    (MODEL, CELL, REPEAT, EPOCH),
+    "f",
+    "float32",
+    "Validation AUC after each epoch; NaN past the last epoch run.",
+)
+best_epoch = Spec(
+    "best_epoch",
+    (MODEL, CELL, REPEAT),
+    "i",
+    "int16",
+    "Epoch (0-based) with the best validation AUC, whose weights were kept.",
+)
+excluded = Spec(
+    "excluded", (CELL, GENE), "b", "bool", "Gene dropped for that cell: missing (NaN) signal."
+)
+RUN_VARS = (prediction, target, split, history_loss, history_valid_auc, best_epoch, excluded)
+ALL.update({s.name: s for s in RUN_VARS if s.name not in ALL})
 
 
 def validate(ds: xr.Dataset, *, check_version: bool = True) -> xr.Dataset:
