@@ -53,6 +53,16 @@ def _kb(offsets: np.ndarray) -> np.ndarray:
     return np.asarray(offsets, dtype=float) / 1000.0
 
 
+def _seconds(value) -> float:
+    """Wall seconds: a number, or a dict of numbers per model (summed)."""
+    if isinstance(value, dict):
+        return float(sum(_seconds(v) for v in value.values()))
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def cell_names(path: str | Path = M.PUBLISHED) -> dict[str, str]:
     table = pd.read_csv(path, sep="\t", dtype=str)
     return dict(zip(table["epigenome"], table["name"].str.replace("_", " "), strict=True))
@@ -227,17 +237,8 @@ def fig_attribution(metrics: xr.Dataset, var: str, label: str, diverging: bool) 
 
 
 def fig_attention(metrics: xr.Dataset) -> str:
-    att = metrics["attention_class"].mean(V.CELL)
-    kb = _kb(metrics.bin_offset.values)
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    for k, colour in (("high", OKABE_ITO[4]), ("low", OKABE_ITO[3])):
-        ax.plot(kb, att.sel({V.CLASS: k}).values, color=colour, lw=2, label=f"{k} expression")
-    ax.set_xlabel("position relative to TSS (kb)")
-    ax.set_ylabel("attention weight")
-    ax.set_title("AttentiveChrome: bin attention per class")
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    return _png(fig)
+    """AttentiveChrome's bin attention per mark, averaged over test genes of each class."""
+    return fig_attribution(metrics, "attention_class", "attention weight", False)
 
 
 def fig_explained(gene: dict) -> str:
@@ -370,7 +371,8 @@ def write_report(
         + " · ".join(html.escape(f"{k}: {a[k]}") for k in
                      ("task", "split_scheme", "label_rule", "seed", "mode", "device")
                      if k in a)
-        + (f" · training wall time {float(a['wall_seconds']):.0f} s" if "wall_seconds" in a else "")
+        + (f" · training wall time {_seconds(a['wall_seconds']):.0f} s"
+           if "wall_seconds" in a else "")
         + "</p>"
     )
     auc = metrics["stat_auroc"].mean(V.REPEAT) if "stat_auroc" in metrics else None

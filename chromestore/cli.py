@@ -299,5 +299,62 @@ def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, 
             click.echo(f"{emit_format} files and samplesheet: {sheet}")
 
 
+def _maybe_client(ctx: click.Context):
+    """A Dask client when --scheduler/--workers was given, else a null context (local Dask)."""
+    from contextlib import nullcontext
+
+    if ctx.obj.get("scheduler") or ctx.obj.get("workers"):
+        from chromestore.cluster import connect
+
+        return connect(ctx.obj.get("scheduler"), ctx.obj.get("workers"))
+    return nullcontext(None)
+
+
+@main.command()
+@click.argument("store")
+@click.option("--run", "runs", required=True, multiple=True,
+              help="Run name (runs/NAME); repeat to analyse runs of several models together.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="table: summary rows per model; json: one record per "
+              "model × cell.")
+@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
+              help="Write a self-contained DIR/index.html with figures and CSV/JSON.")
+@click.option("--interpret/--no-interpret", default=True, show_default=True,
+              help="Class-optimisation, saliency and IG maps of the stored CNNs.")
+@click.option("--explain-gene", "explain_genes", multiple=True,
+              help="Gene(s) to explain in the report (key, Ensembl id or symbol).")
+@click.option("--explain-cells", default=None, help="Comma-separated epigenomes for "
+              "--explain-gene (default: the first three of the run).")
+@click.pass_context
+def analyze(ctx, store, runs, fmt, report_dir, interpret, explain_genes, explain_cells):
+    """Metrics of a run (written to runs/NAME/metrics), printed, and optionally a report."""
+    from analysis.cli import analyze_command
+
+    with _maybe_client(ctx) as client:
+        text = analyze_command(store, list(runs), fmt=fmt, report_dir=report_dir,
+                               interpret=interpret, explain_genes=list(explain_genes),
+                               explain_cells=explain_cells, client=client,
+                               storage_options=_so(ctx))
+    click.echo(text)
+
+
+@main.command()
+@click.argument("store")
+@click.option("--run", "runs", required=True, multiple=True, help="Run name (runs/NAME).")
+@click.option("--gene", required=True, help="Gene key (ENSGID_SYMBOL), Ensembl id or symbol.")
+@click.option("--cells", required=True, help="Comma-separated epigenomes, e.g. E003,E116,E123.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--plot", default=None, type=click.Path(dir_okay=False),
+              help="Also save the figure (PNG) here.")
+@click.pass_context
+def explain(ctx, store, runs, gene, cells, fmt, plot):
+    """ShallowChrome's regulative pattern and DeepChrome's integrated gradients for a gene."""
+    from analysis.cli import explain_command
+
+    click.echo(explain_command(store, list(runs), gene, cells.split(","), fmt=fmt, plot=plot,
+                               storage_options=_so(ctx)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

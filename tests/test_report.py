@@ -42,6 +42,8 @@ def interpretation(metrics: xr.Dataset, rng: np.random.Generator) -> xr.Dataset:
         saliency=(cm + (V.BIN,), np.abs(rng.normal(0, 1, raw.shape)).astype(np.float32)),
         feature_map_bin=((V.CELL, V.BIN), rng.random((len(CELLS), N_BINS)).astype(np.float32)),
         svmbin_auc_curve=((V.BIN,), 0.5 + 0.3 * np.exp(-((np.arange(N_BINS) - 50) / 15) ** 2)),
+        attention_class=(cm + (V.BIN,), rng.dirichlet(np.ones(N_BINS), raw.shape[:3])
+                         .astype(np.float32)),
     )
     return out.assign(classopt_pair_count=I.pair_counts(out.classopt_flagged))
 
@@ -84,8 +86,9 @@ def test_report__images_decode_and_numbers_written(report):
     path, metrics = report
     page = path.read_text()
     srcs = _img_sources(page)
-    # AUC bars, distribution, class maps, active bins, pairs, bins, IG, saliency, one gene
-    assert len(srcs) == 9
+    # AUC bars, distribution, class maps, active bins, pairs, bins, IG, saliency, attention,
+    # one explained gene
+    assert len(srcs) == 10
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
@@ -110,7 +113,7 @@ def test_report__images_decode_and_numbers_written(report):
 def test_report__renders_in_headless_chromium(report, tmp_path):
     path, _ = report
     shot = screenshot(path.as_uri(), tmp_path / "shot.png", tmp_path / "profile",
-                      size="1280,2000")
+                      size="1280,2000", timeout=300)
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert img.shape == (2000, 1280)
     non_white = (img < 235).mean()
@@ -132,9 +135,9 @@ def test_report__renders_in_headless_chromium(report, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
-        dom, _ = proc.communicate(timeout=90)
+        dom, _ = proc.communicate(timeout=300)
     finally:
         stop(proc)
     found = re.search(r'id="probe">images=(\d+) broken=(\d+)<', dom.decode())
     assert found, dom.decode()[-500:]
-    assert (int(found.group(1)), int(found.group(2))) == (9, 0)
+    assert (int(found.group(1)), int(found.group(2))) == (10, 0)

@@ -1,0 +1,91 @@
+"""`chromestore explain` on a simulated gene: ShallowChrome's pattern from a test-split repeat."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import chromestore
+from chromestore import variables as V
+from chromestore.cli import main as cli_main
+
+CELLS = ["E003", "E116", "E123"]
+
+
+@pytest.fixture(scope="module")
+def peer_store(tmp_path_factory):
+    from training.peers.execute import run_peers
+
+    path = str(tmp_path_factory.mktemp("explain") / "sim.zarr")
+    chromestore.simulate(path, cells=",".join(CELLS), genes=300, seed=3)
+    run = run_peers(path, "peers", ["shallowchrome"], split_scheme="random:2", seed=0)
+    return path, run
+
+
+def _gene_tested_in_repeat1_only(run) -> str:
+    split = run.split.values
+    idx = np.flatnonzero((split[0] != V.TEST) & (split[1] == V.TEST))
+    return str(run.gene.values[idx[0]])
+
+
+def test_explain__pattern_is_coef_times_feature_from_test_repeat(peer_store):
+    from analysis.analyze import open_runs
+    from analysis.explain import explain_gene
+
+    path, _ = peer_store
+    run = open_runs(path, ["peers"]).load()
+    key = _gene_tested_in_repeat1_only(run)
+    symbol = key.split("_", 1)[1]
+    exp = explain_gene(path, run, symbol, CELLS, names=["peers"])
+    assert exp["gene"] == key and [c["cell"] for c in exp["cells"]] == CELLS
+    for c in exp["cells"]:
+        sc = c["shallowchrome"]
+        assert sc["repeat"] == 1  # the only repeat in which the gene was a test gene
+        coef = run.shallowchrome_coef.sel(cell=c["cell"], repeat=1).values
+        feat = run.shallowchrome_feature.sel(cell=c["cell"], gene=key).values
+        np.testing.assert_allclose([sc["pattern"][m] for m in exp["marks"]], coef * feat,
+                                   rtol=1e-5)
+        # ShallowChrome's pattern + bias is the gene's log-odds of high expression
+        log_odds = sum(sc["pattern"].values()) + sc["bias"]
+        assert 1 / (1 + np.exp(-log_odds)) == pytest.approx(sc["probability"], abs=1e-5)
+        assert c["label"] == int(run.target.sel(cell=c["cell"], gene=key))
+        assert c["integrated_gradients"] is None  # no CNN in this run
+
+
+def test_explain__cli_text_json_and_plot(peer_store, tmp_path):
+    path, run = peer_store
+    key = _gene_tested_in_repeat1_only(run)
+    runner = CliRunner()
+    res = runner.invoke(cli_main, ["explain", path, "--run", "peers", "--gene", key,
+                                   "--cells", "E003,E123", "--plot", str(tmp_path / "g.png")])
+    assert res.exit_code == 0, res.output
+    assert "ShallowChrome (repeat 1, test gene)" in res.output
+    assert res.output.count("H3K4me3") == 2 and (tmp_path / "g.png").stat().st_size > 10_000
+    res = runner.invoke(cli_main, ["explain", path, "--run", "peers", "--gene", key,
+                                   "--cells", "E116", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    exp = json.loads(res.output.strip().splitlines()[-1])
+    assert exp["cells"][0]["shallowchrome"]["repeat"] == 1
+    res = runner.invoke(cli_main, ["explain", path, "--run", "peers", "--gene", key,
+                                   "--cells", "E999"])
+    assert res.exit_code == 1 and "E999" in res.output
+
+
+def test_analyze__cli_table_json_and_stored_metrics(peer_store, tmp_path):
+    from analysis.metrics import read_metrics
+
+    path, run = peer_store
+    res = CliRunner().invoke(cli_main, ["analyze", path, "--run", "peers", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    recs = json.loads(res.output[res.output.index("["):])
+    assert len(recs) == 3 and {r["model"] for r in recs} == {"shallowchrome"}
+    stored = read_metrics(path, "peers")
+    e003 = next(r for r in recs if r["cell"] == "E003")
+    assert e003["auroc"] == pytest.approx(
+        float(stored.stat_auroc.sel(model="shallowchrome", cell="E003").mean()), abs=1e-6)
+    assert e003["published_auc"] == pytest.approx(0.77)
+    res = CliRunner().invoke(cli_main, ["analyze", path, "--run", "peers"])
+    assert res.exit_code == 0 and "shallowchrome    mean" in res.output
