@@ -49,7 +49,7 @@ class DeepChrome(nn.Module):
     --------
     >>> m = DeepChrome()
     >>> sum(p.numel() for p in m.parameters())
-    644002
+    644177
     >>> m(torch.zeros(3, 5, 100)).shape
     torch.Size([3, 2])
     """

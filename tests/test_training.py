@@ -1,0 +1,230 @@
+"""DeepChrome, the stacked ensemble, the chunk loader and the trainer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+import zarr
+from sklearn.metrics import roc_auc_score
+from torch.nn import functional as F
+
+import chromestore
+from chromestore.store import write_region
+from training import registry
+from training.loader import ChunkLoader
+from training.models import DeepChrome, StackedDeepChrome, flops_per_sample
+from training.trainer import MaskedAdam, TrainConfig, fit_group, resolve_device, train
+
+CHUNK = 64
+
+
+@pytest.fixture(scope="module")
+def sim_store(tmp_path_factory) -> str:
+    """3 simulated epigenomes × 320 real genes, 64-gene chunks (5 per cell)."""
+    path = tmp_path_factory.mktemp("sim") / "sim.zarr"
+    chromestore.simulate(path, cells=3, genes=320, seed=0, gene_chunk=CHUNK)
+    return str(path)
+
+
+def test_deepchrome__layer_shapes_and_parameter_count_match_the_paper():
+    m = DeepChrome()
+    shapes = {n: tuple(p.shape) for n, p in m.named_parameters()}
+    assert shapes == {
+        "conv.weight": (50, 5, 10), "conv.bias": (50,),
+        "fc1.weight": (625, 900), "fc1.bias": (625,),
+        "fc2.weight": (125, 625), "fc2.bias": (125,),
+        "fc3.weight": (2, 125), "fc3.bias": (2,),
+    }
+    assert sum(p.numel() for p in m.parameters()) == 644_177  # 2,550 + 563,125 + 78,250 + 252
+    assert m(torch.zeros(7, 5, 100)).shape == (7, 2)
+    assert m.dropout.p == 0.5 and m.pool.kernel_size == 5
+    # conv 91·50·50 + dense 900·625 + 625·125 + 125·2 multiply-adds, ×2
+    assert flops_per_sample() == 2 * (91 * 50 * 50 + 900 * 625 + 625 * 125 + 125 * 2)
+    assert registry.get("deepchrome").factory is DeepChrome
+
+
+def test_stacked__forward_equals_each_model():
+    torch.manual_seed(0)
+    models = [DeepChrome().eval() for _ in range(3)]
+    x = torch.rand(3, 8, 5, 100) * 10
+    stacked = StackedDeepChrome.from_models(models)
+    ref = torch.stack([m(x[i]) for i, m in enumerate(models)])
+    torch.testing.assert_close(stacked(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_stacked__same_parameters_as_per_model_adam_after_steps():
+    torch.manual_seed(1)
+    models = [DeepChrome(dropout=0.0) for _ in range(3)]
+    stacked = StackedDeepChrome.from_models(models)
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in models]
+    adam = MaskedAdam(list(stacked.parameters()), 1e-3, 3)
+    gen = torch.Generator().manual_seed(0)
+    # step 2 leaves model 1 out: it must keep its parameters and Adam state
+    actives = [[True, True, True], [True, False, True], [True, True, True], [True, True, True]]
+    for act in actives:
+        x = torch.rand(3, 16, 5, 100, generator=gen) * 5
+        y = torch.randint(0, 2, (3, 16), generator=gen)
+        for i, m in enumerate(models):
+            if act[i]:
+                opts[i].zero_grad()
+                F.cross_entropy(m(x[i]), y[i]).backward()
+                opts[i].step()
+        a = torch.tensor(act)
+        logits = stacked(x)
+        per = F.cross_entropy(logits.reshape(-1, 2), y.reshape(-1), reduction="none").view(3, 16)
+        (per.mean(1) * a).sum().backward()
+        adam.step(a)
+    for i, m in enumerate(models):
+        got = stacked.state_dict_of(i)
+        for name, p in m.state_dict().items():
+            # Adam divides by sqrt(v): float-rounding in near-zero gradients shows up as
+            # at most a few % of one lr=1e-3 step; parameters move by ~4 steps here
+            torch.testing.assert_close(got[name], p, rtol=1e-3, atol=5e-5)
+    # and they really moved away from the start
+    assert not torch.allclose(models[0].fc1.weight, DeepChrome(dropout=0.0).fc1.weight)
+
+
+class CountingStore(zarr.storage.WrapperStore):
+    """Counts the chunk keys read through it."""
+
+    def __init__(self, store):
+        super().__init__(store)
+        self.keys: list[str] = []
+
+    async def get(self, key, prototype, byte_range=None):
+        self.keys.append(key)
+        return await self._store.get(key, prototype, byte_range)
+
+
+def test_loader__reads_only_its_cells_chunks(sim_store):
+    counting = CountingStore(zarr.storage.LocalStore(sim_store, read_only=True))
+    loader = ChunkLoader(sim_store, ["E004"], split="random", memory_budget=0,
+                         zarr_store=counting)
+    signal_reads = [k for k in counting.keys if k.startswith("signal/c/")]
+    # the scan for missing signal: exactly the 5 chunks of cell 1 (E004), once each
+    assert sorted(signal_reads) == [f"signal/c/1/{j}/0/0" for j in range(5)]
+    counting.keys.clear()
+    batches = list(loader.train_batches(epoch=0, batch_size=32))
+    signal_reads = [k for k in counting.keys if k.startswith("signal/c/")]
+    assert sorted(signal_reads) == [f"signal/c/1/{j}/0/0" for j in range(5)]
+    assert loader.chunk_reads == 10
+    n = sum(int((b.weight > 0).sum()) for b in batches)
+    assert n == loader.n_train()[0] > 0
+    # each gene's rows are its own signal (transform raw)
+    ds = chromestore.open_store(sim_store)
+    gene = loader.indices(0, 2)[:3]
+    ev = next(iter(loader.eval_batches([2], 3)))
+    ref = ds.signal.isel(cell=1, gene=ev.gene[0]).values
+    np.testing.assert_array_equal(ev.x[0], ref)
+    assert set(ev.gene[0]) <= set(loader.indices(0, 2)) and len(gene) == 3
+
+
+def test_loader__caches_within_budget(sim_store):
+    loader = ChunkLoader(sim_store, ["E003", "E005"], split="random")
+    for epoch in range(2):
+        list(loader.train_batches(epoch, 16))
+    assert loader.chunk_reads == 10  # 2 cells × 5 chunks, read once by the scan
+
+
+def test_loader__missing_signal_genes_excluded_and_reported(tmp_path):
+    path = tmp_path / "s.zarr"
+    chromestore.simulate(path, cells=2, genes=128, seed=1, gene_chunk=CHUNK)
+    ds = chromestore.open_store(path)
+    block = ds[["signal"]].isel(cell=slice(0, 1), gene=slice(0, CHUNK)).load()
+    block["signal"][0, [3, 10, 11], 2, 5] = np.nan
+    write_region(path, block, {"cell": slice(0, 1), "gene": slice(0, CHUNK)})
+    loader = ChunkLoader(path, ["E003", "E004"], split="random")
+    assert loader.exclusion_report() == {"E003": 3, "E004": 0}
+    assert list(np.flatnonzero(loader.excluded[0])) == [3, 10, 11]
+    for m in range(len(loader.models)):
+        for code in (0, 1, 2):
+            assert not loader.excluded[m, loader.indices(m, code, labelled=False)].any()
+    seen = np.concatenate([np.flatnonzero(b.weight[0] > 0) for b in loader.train_batches(0, 8)])
+    assert len(seen) == len(loader.indices(0, 0))
+    ev = np.concatenate([b.gene[0][b.gene[0] >= 0] for b in loader.eval_batches([0, 1, 2], 8)])
+    assert not set(ev) & {3, 10, 11}
+
+
+def test_fit_group__resume_after_interruption_gives_the_same_model(sim_store):
+    cfg = TrainConfig(split="random", epochs=3, batch_size=32, patience=None)
+    whole = fit_group(sim_store, ["E003"], cfg, run="whole")
+    part = fit_group(sim_store, ["E003"], cfg, run="cut", stop_after=1)
+    assert part["epochs_run"] == 1 and not part["finished"]
+    assert np.isnan(part["history_loss"][0, 1:]).all()
+    resumed = fit_group(sim_store, ["E003"], cfg, run="cut")
+    assert resumed["epochs_run"] == 3 and resumed["finished"]
+    np.testing.assert_allclose(resumed["history_loss"], whole["history_loss"], rtol=1e-5)
+    np.testing.assert_allclose(resumed["prediction"], whole["prediction"], rtol=1e-4, atol=1e-6)
+    w = torch.load(f"{sim_store}/runs/cut/weights/deepchrome/E003/0.pt", weights_only=False)
+    assert w["best_epoch"] == int(resumed["best_epoch"][0])
+    model = DeepChrome()
+    model.load_state_dict(w["state_dict"])
+
+
+def test_train__writes_run_and_group_membership_does_not_change_a_model(sim_store):
+    cfg = TrainConfig(split="random", epochs=2, batch_size=32)
+    run = train(sim_store, "both", "E003,E005", cfg, mode="stacked", device="cpu",
+                progress=False)
+    alone = fit_group(sim_store, ["E005"], cfg)
+    np.testing.assert_allclose(
+        run.prediction.sel(model="deepchrome", cell="E005", repeat=0).values,
+        alone["prediction"][0], rtol=1e-4, atol=1e-5)
+    assert run.attrs["mode"] == "stacked" and run.attrs["models"]["deepchrome"]["transform"] == "raw"
+    split = run.split.values[0]
+    pred = run.prediction.values[0, :, 0]
+    assert np.isnan(pred[:, split == 0]).all() and not np.isnan(pred[:, split == 2]).any()
+    assert (run.best_epoch.values >= 0).all()
+    assert np.isnan(run.history_valid_auc.values).sum() == 0  # 2 epochs run, none early-stopped
+
+
+def test_train__cuda_without_gpu_is_a_clear_error(sim_store):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        train(sim_store, "x", "E003", TrainConfig(epochs=1), mode="stacked", device="cuda",
+              progress=False)
+
+
+@pytest.mark.cluster
+def test_distributed__two_worker_cluster_matches_stacked(sim_store):
+    from chromestore.cluster import connect
+
+    cfg = TrainConfig(split="random", epochs=3, batch_size=32)
+    stacked = train(sim_store, "st", "E003,E004", cfg, mode="stacked", device="cpu",
+                    progress=False)
+    with connect(workers=2, quiet=True) as client:
+        dist = train(sim_store, "di", "E003,E004", cfg, mode="distributed", device="cpu",
+                     progress=False, client=client)
+        assert len(client.scheduler_info()["workers"]) == 2
+    assert dist.attrs["mode"] == "distributed"
+    for cell in ("E003", "E004"):
+        aucs = []
+        for run in (stacked, dist):
+            y = run.target.sel(cell=cell).values
+            p = run.prediction.sel(model="deepchrome", cell=cell, repeat=0).values
+            k = (run.split.values[0] == 2) & ~np.isnan(y)
+            aucs.append(roc_auc_score(y[k], p[k]))
+        assert abs(aucs[0] - aucs[1]) < 0.005, (cell, aucs)
+        assert aucs[0] > 0.6
+
+
+def test_e003__deepchrome_test_auc_at_least_0_80(e003_store):
+    cfg = TrainConfig(split="random", seed=0, epochs=60, patience=15, batch_size=64,
+                      split_over="signal")
+    run = train(str(e003_store), "e003", "E003", cfg, mode="stacked", device="cpu",
+                progress=False)
+    excluded = run.excluded.sel(cell="E003").values
+    assert (~excluded).sum() == 600
+    split = run.split.values[0]
+    assert [int(((split == c) & ~excluded).sum()) for c in (0, 1, 2)] == [200, 200, 200]
+    y = run.target.sel(cell="E003").values
+    p = run.prediction.sel(model="deepchrome", cell="E003", repeat=0).values
+    k = (split == 2) & ~excluded & ~np.isnan(y)
+    auc = roc_auc_score(y[k], p[k])
+    print(f"E003 DeepChrome test AUC {auc:.4f} (best epoch {int(run.best_epoch.values.item())})")
+    assert auc >= 0.80
+    assert isinstance(run, xr.Dataset)
