@@ -1,0 +1,82 @@
+"""runs/NAME: write, reopen, merge models, keep weights and metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import chromestore
+from chromestore import runs as R
+
+
+def _run(model: str, cells=("E003", "E004"), n_genes: int = 6, seed: int = 0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    n_c, n_e = len(cells), 4
+    split = np.array([[0, 0, 1, 1, 2, 2]], np.int8)
+    pred = rng.random((1, n_c, 1, n_genes)).astype(np.float32)
+    pred[..., split[0] == 0] = np.nan
+    hist = rng.random((1, n_c, 1, n_e)).astype(np.float32)
+    hist[..., 3] = np.nan
+    return xr.Dataset(
+        {
+            "prediction": (("model", "cell", "repeat", "gene"), pred),
+            "target": (("cell", "gene"), rng.integers(0, 2, (n_c, n_genes)).astype(np.float32)),
+            "split": (("repeat", "gene"), split),
+            "history_loss": (("model", "cell", "repeat", "epoch"), hist),
+            "history_valid_auc": (("model", "cell", "repeat", "epoch"), hist * 0.5),
+            "best_epoch": (("model", "cell", "repeat"), np.full((1, n_c, 1), 2, np.int16)),
+            "excluded": (("cell", "gene"), np.zeros((n_c, n_genes), bool)),
+        },
+        coords={"model": [model], "cell": list(cells), "repeat": [0],
+                "gene": [f"G{i}" for i in range(n_genes)], "epoch": np.arange(n_e)},
+        attrs={"task": "classification", "models": {model: {"lr": 0.001}}, "seed": 0,
+               "wall_seconds": {model: 1.5}, "split_scheme": "deepchrome", "mode": "stacked"},
+    )
+
+
+def test_open_run__round_trip(tmp_path):
+    store = str(tmp_path / "s.zarr")
+    ds = _run("deepchrome")
+    R.write_run(store, "a", ds)
+    back = chromestore.open_run(store, "a").load()
+    assert chromestore.list_runs(store) == ["a"]
+    for name in ds.data_vars:
+        np.testing.assert_array_equal(back[name].values, ds[name].values)
+        assert back[name].dtype == ds[name].dtype
+    assert list(back.cell.values) == ["E003", "E004"] and back.cell.dtype == object
+    assert back.attrs["models"] == {"deepchrome": {"lr": 0.001}}
+
+
+def test_write_run__merges_models_and_keeps_child_folders(tmp_path):
+    store = str(tmp_path / "s.zarr")
+    R.write_run(store, "a", _run("deepchrome"))
+    weights = tmp_path / "s.zarr" / "runs" / "a" / "weights" / "deepchrome" / "E003"
+    weights.mkdir(parents=True)
+    (weights / "0.pt").write_bytes(b"w")
+    R.write_run(store, "a", _run("shallowchrome", cells=("E004",), seed=1))
+    back = chromestore.open_run(store, "a").load()
+    assert list(back.model.values) == ["deepchrome", "shallowchrome"]
+    assert list(back.cell.values) == ["E003", "E004"]
+    sc = back.prediction.sel(model="shallowchrome")
+    assert np.isnan(sc.sel(cell="E003")).all()
+    np.testing.assert_array_equal(sc.sel(cell="E004").values,
+                                  _run("shallowchrome", ("E004",), seed=1).prediction.values[0, 0])
+    np.testing.assert_array_equal(back.prediction.sel(model="deepchrome").values,
+                                  _run("deepchrome").prediction.values[0])
+    assert back.best_epoch.dtype == np.int16
+    assert set(back.attrs["wall_seconds"]) == {"deepchrome", "shallowchrome"}
+    assert (weights / "0.pt").read_bytes() == b"w"
+    # rewriting a model replaces it
+    R.write_run(store, "a", _run("deepchrome", seed=5))
+    back = chromestore.open_run(store, "a").load()
+    assert back.sizes["model"] == 2
+    np.testing.assert_array_equal(back.prediction.sel(model="deepchrome").values,
+                                  _run("deepchrome", seed=5).prediction.values[0])
+
+
+def test_open_run__missing_run_names_what_exists(tmp_path):
+    store = str(tmp_path / "s.zarr")
+    R.write_run(store, "a", _run("deepchrome"))
+    with pytest.raises(KeyError, match="runs: \\['a'\\]"):
+        chromestore.open_run(store, "b")
