@@ -200,22 +200,24 @@ def query(ctx, store, gene, cell, mark):
 @click.option("--bin-size", type=int, default=100, show_default=True)
 @click.option("--genome", default="hg19", show_default=True)
 @click.option("--gene-chunk", type=int, default=S.DEFAULT_GENE_CHUNK, show_default=True)
+@click.option("--samples", default=None, type=click.Path(),
+              help="Samplesheet CSV: cell,mark,format,path (paths relative to it).")
+@click.option("--force", is_flag=True, help="Redo (cell, mark) pairs already completed.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
 @click.pass_context
-def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_chunk):
-    """Create STORE from a gene annotation if absent, then add expression."""
-    from chromestore.expression import read_rpkm
-    from chromestore.ingest import IngestReport, ingest_expression, open_or_create
+def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_chunk,
+           samples, force, progress):
+    """Create STORE from a gene annotation if absent, then add signal files from a
+    samplesheet (in parallel on Dask; --workers 0: in this process) and expression.
+    Re-running skips what is completed; new epigenomes are appended."""
+    from chromestore.ingest import run_ingest
 
-    so = _so(ctx)
-    report = IngestReport()
-    matrix = read_rpkm(expression) if expression else None  # parse fully before any write
-    _, report.created = open_or_create(
-        store, genes, window=window, bin_size=bin_size, genome=genome,
-        gene_chunk=gene_chunk, storage_options=so,
+    report = run_ingest(
+        store, genes, samples, expression, cells=cells.split(",") if cells else None,
+        window=window, bin_size=bin_size, genome=genome, gene_chunk=gene_chunk, force=force,
+        scheduler=ctx.obj.get("scheduler"), workers=ctx.obj.get("workers"),
+        progress=progress, storage_options=_so(ctx),
     )
-    if matrix is not None:
-        wanted = cells.split(",") if cells else None
-        report.expression, report.cells_added = ingest_expression(store, matrix, wanted, so)
     click.echo(str(report))
 
 
@@ -354,6 +356,48 @@ def explain(ctx, store, runs, gene, cells, fmt, plot):
 
     click.echo(explain_command(store, list(runs), gene, cells.split(","), fmt=fmt, plot=plot,
                                storage_options=_so(ctx)))
+
+
+@main.command()
+@click.argument("store")
+@click.option("--model", default="deepchrome", show_default=True, help="Registered model.")
+@click.option("--cells", default="all", show_default=True, help="all or E003,E123,…")
+@click.option("--split", default="deepchrome", show_default=True,
+              help="deepchrome, random[:K] or chromosome.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--patience", type=int, default=10, show_default=True,
+              help="Stop a model after this many epochs without a better validation AUC.")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--transform", type=click.Choice(["raw", "log1p"]), default="raw",
+              show_default=True, help="Input transform (raw counts as in the paper).")
+@click.option("--mode", type=click.Choice(["auto", "stacked", "distributed"]), default="auto",
+              show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--group-size", type=int, default=1, show_default=True,
+              help="Epigenomes per Dask task (distributed mode).")
+@click.option("--run", "run", required=True, help="Run name: results go to runs/NAME.")
+@click.option("--scheduler", "train_scheduler", default=None,
+              help="Dask scheduler for distributed mode (overrides the global option).")
+@click.pass_context
+def train(ctx, store, model, cells, split, seed, epochs, patience, batch_size, lr, transform,
+          mode, device, group_size, run, train_scheduler):
+    """Fit MODEL per epigenome (stacked on one device or as Dask tasks); write runs/NAME."""
+    from training.trainer import TrainConfig
+    from training.trainer import train as fit
+
+    config = TrainConfig(model=model, split=split, seed=seed, epochs=epochs,
+                         patience=patience or None, batch_size=batch_size, lr=lr,
+                         transform=transform)
+    ds = fit(store, run, cells, config, mode=mode, device=device,
+             scheduler=train_scheduler or ctx.obj.get("scheduler"),
+             workers=ctx.obj.get("workers"), storage_options=_so(ctx), group_size=group_size)
+    best = ds.history_valid_auc.max("epoch").mean("repeat").sel(model=model).values
+    click.echo(f"run {run}: {ds.sizes['cell']} epigenome(s), mode {ds.attrs['mode']} on "
+               f"{ds.attrs['device']}, {ds.attrs['wall_seconds'][model]:.1f} s; best validation "
+               f"AUC mean {np.nanmean(best):.4f} (min {np.nanmin(best):.4f}, "
+               f"max {np.nanmax(best):.4f}); open with chromestore.open_run({store!r}, {run!r})")
 
 
 if __name__ == "__main__":  # pragma: no cover
