@@ -51,3 +51,18 @@ def test_max_signal_features__ignores_nan_bins():
 def test_fit_logistic__rejects_one_class():
     with pytest.raises(ValueError, match="both classes"):
         fit_logistic(np.ones((5, 2)), np.zeros(5))
+
+
+def test_registry__lists_the_peers_and_shallowchrome_estimator_matches_kernel(rng):
+    from training import registry
+    from training.peers.shallowchrome import ShallowChrome
+
+    for name in ("shallowchrome", "svm-bin", "rf-bestbin", "attentivechrome"):
+        assert registry.get(name).kind == "arrays" and registry.get(name).paper
+    entry = registry.get("shallowchrome")
+    assert entry.factory is ShallowChrome
+    signal = rng.poisson(3.0, size=(120, 5, 10)).astype(float)
+    y = (signal[:, 3].max(1) + rng.normal(size=120) > 6).astype(int)
+    X = entry.features(signal)
+    est = entry.build().fit(X, y)
+    np.testing.assert_allclose(est.predict_proba(X)[:, 1], fit_logistic(X, y).predict_proba(X))

@@ -83,3 +83,13 @@ def _register_builtin() -> None:
 
 
 _register_builtin()
+
+
+# --- peer models (issue 6), run by training.peers.execute -----------------------
+def _register_peers() -> None:
+    from training.peers import register_peers
+
+    register_peers(register)
+
+
+_register_peers()

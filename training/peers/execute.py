@@ -32,17 +32,13 @@ from sklearn.metrics import roc_auc_score
 
 import chromestore
 from chromestore import variables as V
+from training.peers import PAPERS
 from training.peers import attentivechrome as AC
 from training.peers import baselines as BL
 from training.peers import shallowchrome as SC
 
 #: The peer models this module runs, with the paper each reproduces.
-MODELS = {
-    "shallowchrome": "Frasca et al. 2022, ShallowChrome",
-    "svm-bin": "Cheng et al. 2011 (DeepChrome's SVM baseline)",
-    "rf-bestbin": "Dong et al. 2012 (DeepChrome's random-forest baseline)",
-    "attentivechrome": "Singh et al. 2017, AttentiveChrome",
-}
+MODELS = PAPERS
 
 
 def prefix(model: str) -> str:

@@ -123,3 +123,23 @@ def regulative_patterns(fit: LogisticFit, X: np.ndarray) -> tuple[np.ndarray, np
     """
     X = np.asarray(X, dtype=np.float64)
     return X * fit.coef, np.full(len(X), fit.intercept)
+
+
+class ShallowChrome:
+    """scikit-learn-style estimator over :func:`fit_logistic` (the registry's ``arrays`` interface).
+
+    ``fit(X, y)`` on the (gene, mark) max-signal features; ``predict_proba`` returns
+    ``(n, 2)`` like scikit-learn; ``result_`` holds the :class:`LogisticFit`.
+    """
+
+    def __init__(self, tol: float = DEFAULTS["tol"], max_iter: int = DEFAULTS["max_iter"],
+                 **_ignored) -> None:
+        self.tol, self.max_iter = tol, max_iter
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> ShallowChrome:
+        self.result_ = fit_logistic(X, y, tol=self.tol, max_iter=self.max_iter)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = self.result_.predict_proba(X)
+        return np.column_stack([1 - p, p])
