@@ -9,11 +9,13 @@ genes (``data/samples/deepdiff_E003``, central 100 bins):
 * each gene's expression level in a cell is its RPKM percentile in that cell, cut into
   :data:`N_LEVELS` levels (the median, i.e. the label boundary, is a level edge);
 * per level, mark and bin, the mean count profile of the real genes of that level;
-* per level and mark, a gene-level multiplier drawn from the empirical distribution of
-  the real genes' window totals (its quantile function), which carries the real
-  gene-to-gene spread (e.g. the few broad H3K27me3 domains of silent genes);
-* per mark, negative-binomial (gamma-Poisson) bin counts around that mean, with the
-  dispersion fitted on the sample by the method of moments;
+* per level and mark, gene-level multipliers for the five 2 kb stretches of the window
+  (:data:`REGIONS`), drawn from the empirical distribution of the real genes' stretch
+  totals (their quantile functions) and tied by a Gaussian copula fitted on the same
+  genes: this carries the real gene-to-gene spread (e.g. the few broad H3K27me3 domains
+  of silent genes, sharp H3K4me3 peaks without high flanks);
+* per mark, negative-binomial (gamma-Poisson) bin counts around that mean, with a
+  dispersion trend (dispersion by class of the mean) fitted by the method of moments;
 * per cell, a sequencing depth (log-normal, E003 = 1, the calibration depth) and a
   signal-to-noise weight ``w = (AUC - 0.5) / (AUC_E003 - 0.5)`` from DeepChrome's
   published test AUC of that epigenome (``data/epigenomes.tsv``): the level profiles are
@@ -25,7 +27,8 @@ Accuracy measured on simulated signal is never comparable with published accurac
 
 Randomness is drawn per fixed block of :data:`DRAW_BLOCK` genes of the full gene list,
 from a generator seeded by ``(seed, cell id, block)``: any subset of cells or genes, and
-any chunking, gives the same values as one full draw.
+any chunking, gives the same values as one full draw. Genes that share a window
+(:func:`window_owner`) share their signal.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ WINDOW, BIN_SIZE = 5000, 100
 #: Bins of the ±500 bp around the TSS in the store's 100 bins (the sample's bins 96-105).
 TSS_BINS = slice(45, 55)
 #: Regions of the gene-level multipliers, as bin ranges of the 100 bins (5'→3'):
-#: upstream, the core ±1 kb around the TSS, downstream.
+#: two 2 kb stretches upstream, the core ±1 kb around the TSS, two downstream.
 REGIONS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 100))
 
 
@@ -160,7 +163,7 @@ class Calibration:
 
     ``profiles`` (level, mark, bin): mean count per bin, the last level being the
     expression-independent profile (all genes). Each gene has two multipliers per mark
-    (mean 1) per region of :data:`REGIONS` (upstream, ±1 kb core, downstream);
+    (mean 1) per region of :data:`REGIONS` (2 kb stretches; the middle one is ±1 kb);
     ``quantiles`` (level, mark, region, knot) holds their empirical quantile functions
     and ``rho`` (level, mark, region, region) the correlation matrix of their normal
     scores (a Gaussian copula). Bin counts are negative binomial around ``mu = multiplier × profile``

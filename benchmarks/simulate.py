@@ -1,0 +1,126 @@
+"""Time and peak memory to simulate the full REMC-scale store (56 × 19,802 × 5 × 100).
+
+Usage: python benchmarks/simulate.py [--cells all|N] [--genes all|N] [--workers 2]
+       [--threads] [--out DIR]
+
+Writes the store with ``chromestore.simulate(path, ...)`` on an embedded Dask
+LocalCluster (``--workers`` processes, one thread each; ``--threads`` uses Dask's
+in-process threads instead) and samples the resident memory of this process and all
+its children every 50 ms. Prints the wall time, the peak of the summed RSS, the dense
+size of ``signal`` (float32) for comparison, the store's size on disk, and a check
+that a re-simulated slice equals what the store holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+import numpy as np
+import psutil
+
+
+class PeakRSS:
+    """Peak of the summed resident memory of this process and its children, and the CPU
+    seconds they used (last sample of each process)."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak = 0
+        self.cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        me = psutil.Process()
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+                t = proc.cpu_times()
+                self.cpu[proc.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self.baseline = self._sample()
+        self.cpu_start = dict(self.cpu)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(t - self.cpu_start.get(pid, 0.0) for pid, t in self.cpu.items())
+
+
+def _arg(value: str):
+    return int(value) if value.isdigit() else value
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cells", default="all")
+    p.add_argument("--genes", default="all")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", action="store_true", help="Dask threads, no LocalCluster")
+    p.add_argument("--out", default=None, help="folder for the store (default: a temp dir)")
+    args = p.parse_args()
+
+    from chromestore.cluster import connect
+    from chromestore.simulate import simulate
+    from chromestore.store import size_on_disk
+
+    root = args.out or tempfile.mkdtemp(prefix="chromestore-sim-")
+    path = os.path.join(root, "simulated.zarr")
+    shutil.rmtree(path, ignore_errors=True)
+    cluster = (
+        contextlib.nullcontext() if args.threads
+        else connect(workers=args.workers, quiet=True)
+    )
+    with cluster:
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            ds = simulate(path, _arg(args.cells), _arg(args.genes), seed=0)
+            wall = time.perf_counter() - t0
+    n = ds.sizes
+    dense = n["cell"] * n["gene"] * n["mark"] * n["bin"] * 4
+    print(f"simulate {n['cell']} epigenomes × {n['gene']} genes × {n['mark']} marks × "
+          f"{n['bin']} bins on {'threads' if args.threads else f'{args.workers} workers'} "
+          f"({os.cpu_count()} cores)")
+    print(f"  wall time            {wall:8.1f} s  ({wall / n['cell']:.2f} s per epigenome)")
+    print(f"  values per second    {dense / 4 / wall / 1e6:8.1f} M")
+    print(f"  CPU time (all procs) {mem.cpu_seconds:8.1f} s  (wall if the cores were ours alone: "
+          f"~{mem.cpu_seconds / (1 if args.threads else args.workers):.0f} s; load average "
+          f"during the run {os.getloadavg()[1]:.1f} on {os.cpu_count()} cores)")
+    print(f"  peak RSS (all procs) {mem.peak / 2**30:8.2f} GiB "
+          f"(baseline before the run {mem.baseline / 2**30:.2f} GiB)")
+    print(f"  dense signal size    {dense / 2**30:8.2f} GiB (float32)")
+    print(f"  store on disk        {size_on_disk(path) / 2**30:8.2f} GiB")
+    last = ds["cell"].values.astype(object)[-1]
+    check = simulate(cells=[last], genes=list(ds.gene.values.astype(object)[-300:]))
+    same = np.array_equal(
+        ds.signal.sel(cell=[last]).isel(gene=slice(-300, None)).values, check.signal.values
+    )
+    print(f"  re-simulated slice equals the store: {same}")
+    if args.out is None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
