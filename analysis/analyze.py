@@ -29,14 +29,10 @@ def run_group(name: str) -> str:
 
 
 def open_run(store: str | os.PathLike, name: str, storage_options: dict | None = None):
-    """``chromestore.open_run`` when available, else the ``runs/NAME`` group read directly."""
+    """Run ``name`` of ``store`` (:func:`chromestore.open_run`), lazily."""
     import chromestore
 
-    if hasattr(chromestore, "open_run"):
-        return chromestore.open_run(store, name, **(
-            {"storage_options": storage_options} if storage_options else {}))
-    return xr.open_zarr(os.fspath(store), group=run_group(name), zarr_format=3,
-                        consolidated=False, storage_options=storage_options)
+    return chromestore.open_run(store, name, storage_options)
 
 
 def open_runs(
@@ -58,9 +54,17 @@ def open_runs(
                 raise ValueError(f"run {n!r} has a different {var!r} from run {names[0]!r}; "
                                  "runs analysed together need the same labels and splits")
     per_model = ["prediction", "history_loss", "history_valid_auc", "best_epoch"]
-    joined = xr.concat([r[per_model] for r in runs], dim=V.MODEL, join="outer")
+    n_epoch = max(r.sizes.get("epoch", 1) for r in runs)
+    parts = []
+    for r in runs:  # histories padded with NaN to the longest run's epochs
+        p = r[per_model].drop_vars("epoch", errors="ignore")
+        if "epoch" in p.dims and p.sizes["epoch"] < n_epoch:
+            p = p.pad(epoch=(0, n_epoch - p.sizes["epoch"]))
+        parts.append(p)
+    joined = xr.concat(parts, dim=V.MODEL, join="outer")
     extras = xr.merge(
-        [r.drop_vars([v for v in per_model if v in r] + ["split", "target"]) for r in runs],
+        [r.drop_vars([v for v in per_model if v in r] + ["split", "target", "excluded"])
+         .drop_vars("epoch", errors="ignore") for r in runs],
         compat="override", join="outer",
     )
     excluded = np.logical_or.reduce([r["excluded"].values for r in runs])

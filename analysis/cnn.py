@@ -28,31 +28,36 @@ def weights_path(store: str | os.PathLike, name: str, model: str, cell: str, rep
     return f"{os.fspath(store).rstrip('/')}/runs/{name}/weights/{model}/{cell}/{int(repeat)}.pt"
 
 
-def load_cnn(store, name: str, model: str, cell: str, repeat: int, hyper: dict | None = None,
-             n_marks: int = 5, n_bins: int = 100, storage_options: dict | None = None):
-    """The trained network of (model, cell, repeat), in eval mode."""
+def load_cnn(store, name: str, model: str, cell: str, repeat: int,
+             storage_options: dict | None = None):
+    """The trained network of (model, cell, repeat) in eval mode, and its input transform.
+
+    The weights file is the trainer's: ``state_dict``, ``hparams``, ``n_marks``,
+    ``n_bins`` and ``transform`` (``raw`` or ``log1p``).
+    """
     import fsspec
     import torch
 
-    from training import models as TM
+    from training import registry
 
     path = weights_path(store, name, model, cell, repeat)
     with fsspec.open(path, "rb", **(storage_options or {})) as f:
-        state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    hp = hyper or {}
-    net = TM.DeepChrome(n_marks, n_bins, dropout=float(hp.get("dropout", 0.5)))
-    net.load_state_dict(state)
-    return net.eval()
+        saved = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+    entry = registry.get(model)
+    hp = {k: v for k, v in (saved.get("hparams") or {}).items() if k in entry.defaults}
+    net = entry.factory(n_marks=int(saved["n_marks"]), n_bins=int(saved["n_bins"]), **hp)
+    net.load_state_dict(saved["state_dict"])
+    return net.eval(), str(saved.get("transform", "raw"))
 
 
-def prepare_input(signal: np.ndarray, hyper: dict | None = None) -> np.ndarray:
-    """The network's input from raw signal (gene, mark, bin), as the trainer prepares it."""
-    from training import trainer
-
-    return np.asarray(trainer.prepare_input(signal, **(hyper or {}).get("input", {})),
-                      dtype=np.float32)
+def prepare_input(signal: np.ndarray, transform: str = "raw") -> np.ndarray:
+    """The network's input from raw signal (gene, mark, bin), as the trainer's loader makes it."""
+    x = np.asarray(signal, dtype=np.float32)
+    if transform == "log1p":
+        x = np.log1p(np.clip(x, 0, None))
+    elif transform != "raw":
+        raise ValueError(f"unknown input transform {transform!r}")
+    return x.astype(np.float32, copy=False)
 
 
 def interpret_cell(
@@ -86,14 +91,13 @@ def interpret_cell(
     }
 
 
-def _cell_task(store, name, model, cell, repeat, genes, y, hyper, options, so):
+def _cell_task(store, name, model, cell, repeat, genes, y, options, so):
     import chromestore
 
     ds = chromestore.open_store(store, so)
     signal = ds[V.signal.name].sel({V.CELL: cell}).isel({V.GENE: genes}).values
-    x = prepare_input(signal, hyper)
-    net = load_cnn(store, name, model, cell, repeat, hyper, x.shape[1], x.shape[2], so)
-    return interpret_cell(net, x, y, **options)
+    net, transform = load_cnn(store, name, model, cell, repeat, so)
+    return interpret_cell(net, prepare_input(signal, transform), y, **options)
 
 
 def interpret_run(
@@ -120,7 +124,6 @@ def interpret_run(
     name = next((n for n in names if _has_weights(store, n, model, storage_options)), None)
     if name is None:
         return None
-    hyper = (run.attrs.get("models") or {}).get(model, {})
     store_genes = _store_gene_index(store, storage_options)
     rng = np.random.default_rng(0)
     split0 = run["split"].isel({V.REPEAT: 0}).values
@@ -134,7 +137,7 @@ def interpret_run(
             idx = np.sort(rng.choice(idx, max_genes, replace=False))
         genes = store_genes.get_indexer(run[V.GENE].values[idx])
         tasks.append(dask.delayed(_cell_task, pure=True)(
-            os.fspath(store), name, model, c, 0, genes, y[idx].astype(int), hyper, options,
+            os.fspath(store), name, model, c, 0, genes, y[idx].astype(int), options,
             storage_options))
     results = client.compute(tasks, sync=True) if client is not None else dask.compute(*tasks)
     marks = run[V.MARK].values if V.MARK in run.coords else np.array(V.DEFAULT_MARKS)

@@ -92,10 +92,9 @@ def _cnn_explanation(store, run, names, model, cell, repeat, key, ds, ig_steps, 
     name = next((n for n in names if cnn._has_weights(store, n, model, so)), None)
     if name is None:
         return {}
-    hyper = (run.attrs.get("models") or {}).get(model, {})
     signal = ds[V.signal.name].sel({V.CELL: cell, V.GENE: [key]}).values
-    x = cnn.prepare_input(signal, hyper)
-    net = cnn.load_cnn(store, name, model, cell, repeat, hyper, x.shape[1], x.shape[2], so)
+    net, transform = cnn.load_cnn(store, name, model, cell, repeat, so)
+    x = cnn.prepare_input(signal, transform)
     ig = I.integrated_gradients(net, x, n_steps=ig_steps)[0]
     m = float(I.margin(net, x)[0])
     return {

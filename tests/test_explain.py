@@ -25,6 +25,17 @@ def peer_store(tmp_path_factory):
     return path, run
 
 
+@pytest.fixture(scope="module")
+def cnn_store(peer_store):
+    """The same store with DeepChrome trained (2 epochs) on the same splits, run ``dc``."""
+    from training.trainer import TrainConfig, train
+
+    path, _ = peer_store
+    train(path, "dc", ",".join(CELLS), TrainConfig(split="random:2", seed=0, epochs=2),
+          mode="stacked", progress=False)
+    return path
+
+
 def _gene_tested_in_repeat1_only(run) -> str:
     split = run.split.values
     idx = np.flatnonzero((split[0] != V.TEST) & (split[1] == V.TEST))
@@ -89,3 +100,41 @@ def test_analyze__cli_table_json_and_stored_metrics(peer_store, tmp_path):
     assert e003["published_auc"] == pytest.approx(0.77)
     res = CliRunner().invoke(cli_main, ["analyze", path, "--run", "peers"])
     assert res.exit_code == 0 and "shallowchrome    mean" in res.output
+
+
+def test_explain__cnn_integrated_gradients_of_the_test_repeat_model(cnn_store):
+    from analysis import cnn
+    from analysis import interpret as I
+    from analysis.analyze import open_runs
+    from analysis.explain import explain_gene
+
+    run = open_runs(cnn_store, ["dc", "peers"]).load()
+    key = _gene_tested_in_repeat1_only(run)
+    exp = explain_gene(cnn_store, run, key, ["E116"], names=["dc", "peers"], ig_steps=128)
+    c = exp["cells"][0]
+    assert c["deepchrome_repeat"] == 1 and c["shallowchrome"]["repeat"] == 1
+    ig = np.asarray(c["integrated_gradients"])
+    assert ig.shape == (5, 100)
+    # the stored prediction is this model's softmax: the right weights were loaded
+    assert 1 / (1 + np.exp(-c["deepchrome_margin"])) == pytest.approx(
+        c["deepchrome_probability"], abs=1e-4)
+    # completeness: attributions add up to margin(x) - margin(zero signal)
+    net, transform = cnn.load_cnn(cnn_store, "dc", "deepchrome", "E116", 1)
+    zero = float(I.margin(net, np.zeros((1, 5, 100), np.float32))[0])
+    assert ig.sum() == pytest.approx(c["deepchrome_margin"] - zero, abs=2e-2 + 1e-2 * abs(zero))
+
+
+def test_analyze__interprets_the_stored_cnns(cnn_store):
+    from analysis.analyze import analyze_run
+
+    _, out = analyze_run(cnn_store, ["dc", "peers"], interpret_options={
+        "steps": 60, "ig_steps": 8, "max_genes": 40})
+    assert out.classopt_map.dims == ("cell", "class", "mark", "bin")
+    assert out.classopt_map.shape == (3, 2, 5, 100)
+    assert float(out.classopt_map.max()) == pytest.approx(1.0)  # each map scaled to max 1
+    assert (out.classopt_active_bins.values == (out.classopt_map.values > 0.25).sum(-1)).all()
+    assert int(out.classopt_pair_count.sel({"class": "high", "mark": "H3K4me3",
+                                            "mark2": "H3K4me3"})) == int(
+        out.classopt_flagged.sel({"class": "high", "mark": "H3K4me3"}).sum())
+    assert np.isfinite(out.integrated_gradients.values).all()
+    assert set(map(str, out.model.values)) == {"deepchrome", "shallowchrome"}
