@@ -1,0 +1,135 @@
+"""Training throughput of 56 DeepChrome models: per-model loop vs stacked vs Dask workers.
+
+Measures samples/s of training steps (forward + backward + Adam) for ``--models``
+DeepChrome models at batch ``--batch``, three ways, in one run:
+
+(a) a plain PyTorch loop over the models (``nn.Module`` + ``torch.optim.Adam`` each),
+(b) the stacked ensemble (:class:`training.models.StackedDeepChrome` + ``MaskedAdam``),
+(c) the stacked ensemble split over ``--workers`` local Dask worker processes
+    (1 thread each), each worker training its share of the models;
+
+plus the achieved GFLOP/s (3 × forward FLOPs per sample) against a measured float32
+matmul peak. Inputs are batches of Poisson counts held in memory, so the figures are
+the compute path only (the loader's streaming runs in a background thread beside it).
+With ``--store`` it also times one epoch of ``fit_group`` end to end from a store.
+
+    python benchmarks/train.py                       # 56 models, 6601 genes/model/epoch
+    python benchmarks/train.py --steps 4 --models 16 # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from training.models import DeepChrome, StackedDeepChrome, flops_per_sample
+from training.trainer import MaskedAdam
+
+
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def _data(m: int, b: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.poisson(torch.full((m, b, 5, 100), 2.0), generator=g)
+    y = torch.randint(0, 2, (m, b), generator=g)
+    return x, y
+
+
+def bench_loop(m: int, b: int, steps: int) -> float:
+    torch.manual_seed(0)
+    models = [DeepChrome() for _ in range(m)]
+    opts = [torch.optim.Adam(x.parameters(), lr=1e-3) for x in models]
+    x, y = _data(m, b)
+
+    def step():
+        for i, net in enumerate(models):
+            opts[i].zero_grad()
+            F.cross_entropy(net(x[i]), y[i]).backward()
+            opts[i].step()
+
+    step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return m * b * steps / (time.perf_counter() - t)
+
+
+def bench_stacked(m: int, b: int, steps: int, threads: int | None = None) -> float:
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = StackedDeepChrome.from_models([DeepChrome() for _ in range(m)])
+    opt = MaskedAdam(list(net.parameters()), 1e-3, m)
+    x, y = _data(m, b)
+    active = torch.ones(m, dtype=torch.bool)
+
+    def step():
+        masks = (torch.rand(m, b, net.n_flat) >= 0.5).float() * 2
+        logits = net(x, masks)
+        F.cross_entropy(logits.reshape(-1, 2), y.reshape(-1), reduction="sum").div(b).backward()
+        opt.step(active)
+
+    step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return m * b * steps / (time.perf_counter() - t)
+
+
+def bench_distributed(m: int, b: int, steps: int, workers: int) -> float:
+    from chromestore.cluster import connect
+
+    shares = [len(s) for s in np.array_split(np.arange(m), workers)]
+    with connect(workers=workers, quiet=True) as client:
+        client.run(torch.set_num_threads, 1)
+        # warm the workers (imports), then time all shares running at once
+        client.gather([client.submit(bench_stacked, 1, b, 1, 1, pure=False)
+                       for _ in range(workers)])
+        t = time.perf_counter()
+        futs = [client.submit(bench_stacked, k, b, steps, 1, pure=False) for k in shares]
+        client.gather(futs)
+        return m * b * steps / (time.perf_counter() - t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=int, default=56)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--genes", type=int, default=6601, help="training genes per model (epoch)")
+    a = p.parse_args()
+    threads = torch.get_num_threads()
+    peak = matmul_peak()
+    flop = 3 * flops_per_sample()
+    print(f"torch {torch.__version__}, {threads} threads; {a.models} models × batch {a.batch}, "
+          f"{a.steps} timed steps each; matmul peak {peak:.1f} GFLOP/s; "
+          f"{flop / 1e6:.2f} MFLOP per training sample")
+    res = {}
+    res["loop"] = bench_loop(a.models, a.batch, a.steps)
+    res["stacked"] = bench_stacked(a.models, a.batch, a.steps, threads)
+    torch.set_num_threads(threads)
+    res["distributed"] = bench_distributed(a.models, a.batch, a.steps, a.workers)
+    base = res["loop"]
+    print(f"{'path':<12} {'samples/s':>10} {'vs loop':>8} {'GFLOP/s':>8} {'of peak':>8} "
+          f"{'epoch (s)':>10}")
+    for name, sps in res.items():
+        gf = sps * flop / 1e9
+        epoch = a.models * a.genes / sps
+        print(f"{name:<12} {sps:>10.0f} {sps / base:>7.2f}× {gf:>8.1f} {gf / peak:>7.0%} "
+              f"{epoch:>10.0f}")
+
+
+if __name__ == "__main__":
+    main()
