@@ -47,12 +47,21 @@ def open_runs(
     if len(runs) == 1:
         return runs[0]
     first = runs[0]
+    genes = first[V.GENE]
+    aligned = [first]
     for n, r in zip(names[1:], runs[1:], strict=True):
+        # compare on the genes this run has (a run may keep a subset, e.g. genes with signal)
+        common = r[V.GENE].values[np.isin(r[V.GENE].values, genes.values)]
         for var in ("split", "target"):
-            a, b = first[var].values, r[var].reindex_like(first[var]).values
+            a = first[var].sel({V.GENE: common}).values
+            b = r[var].sel({V.GENE: common}).values
             if not np.array_equal(a, b, equal_nan=True):
                 raise ValueError(f"run {n!r} has a different {var!r} from run {names[0]!r}; "
                                  "runs analysed together need the same labels and splits")
+        excl = r["excluded"].reindex({V.GENE: genes}, fill_value=True)
+        r = r.drop_vars(["excluded", "split", "target"]).reindex({V.GENE: genes})
+        aligned.append(r.assign(excluded=excl, split=first["split"], target=first["target"]))
+    runs = aligned
     per_model = ["prediction", "history_loss", "history_valid_auc", "best_epoch"]
     n_epoch = max(r.sizes.get("epoch", 1) for r in runs)
     parts = []

@@ -400,5 +400,34 @@ def train(ctx, store, model, cells, split, seed, epochs, patience, batch_size, l
                f"max {np.nanmax(best):.4f}); open with chromestore.open_run({store!r}, {run!r})")
 
 
+@main.command("run")
+@click.argument("store", default="demo-store.zarr")
+@click.option("--report", "report_dir", default="demo-report", show_default=True,
+              type=click.Path(file_okay=False), help="Report directory (index.html).")
+@click.option("--name", default="demo", show_default=True, help="Run name (runs/NAME).")
+@click.option("--cells", default="all", show_default=True,
+              help="Epigenomes to simulate: all (56), N, or a comma-separated list.")
+@click.option("--genes", type=int, default=None,
+              help="Genes to simulate (a seeded sample; default 1500, --full: all 19,802).")
+@click.option("--epochs", type=int, default=None, help="Max epochs (default 12, --full: 100).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--full", is_flag=True, help="The paper's protocol: all genes, DeepChrome's "
+              "file-order split, 100 epochs with patience 10, full SVM/RF grids.")
+@click.option("--e003/--no-e003", default=True, show_default=True,
+              help="Also train and report on the real E003 sample.")
+@click.pass_context
+def run_cmd(ctx, store, report_dir, name, cells, genes, epochs, seed, full, e003):
+    """The whole job: simulate, label, split, train DeepChrome and peers, analyse, report."""
+    from chromestore.pipeline import RunConfig, run_all
+
+    kw = dict(store=store, report=report_dir, name=name, cells=cells, seed=seed, e003=e003)
+    if genes is not None:
+        kw["genes"] = genes
+    if epochs is not None:
+        kw["epochs"] = epochs
+    cfg = RunConfig.paper(**kw) if full else RunConfig(**kw)
+    click.echo(run_all(cfg, scheduler=ctx.obj.get("scheduler"), workers=ctx.obj.get("workers")))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))
