@@ -15,12 +15,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 DEMO_STORE ?= demo-store.zarr
+# `make demo` ends with `chromestore run`: real E003 + 56 simulated epigenomes, trained,
+# analysed, demo-report/index.html; FULL=1 runs the paper's protocol.
+DEMO_SIM_STORE ?= demo-sim.zarr
+FULL ?=
 
 demo: $(STAMP)
 	rm -rf $(DEMO_STORE)
 	$(BIN)/chromestore ingest $(DEMO_STORE) --genes data/gene_windows.hg19.bed.gz --expression data/rpkm.56epigenomes.tsv.gz
 	$(BIN)/chromestore info $(DEMO_STORE)
 	$(BIN)/chromestore labels $(DEMO_STORE)
+	$(BIN)/chromestore run $(DEMO_SIM_STORE) --report demo-report $(if $(FULL),--full,)
 
 # Slow tests are kept runnable: `make test-slow` (or PYTEST_ARGS= make test for everything).
 PYTEST_ARGS ?= -m "not slow"
@@ -37,4 +42,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check chromestore training analysis tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-store.zarr demo-report
+	rm -rf $(VENV) demo-store.zarr demo-report demo-sim.zarr demo-sim-e003.zarr
