@@ -384,6 +384,20 @@ def explain(ctx, store, runs, gene, cells, fmt, plot):
 def train(ctx, store, model, cells, split, seed, epochs, patience, batch_size, lr, transform,
           mode, device, group_size, run, train_scheduler):
     """Fit MODEL per epigenome (stacked on one device or as Dask tasks); write runs/NAME."""
+    from training import registry
+
+    if registry.get(model).kind == "arrays":  # peer models (issue 6): training.peers
+        from click.core import ParameterSource
+
+        from training.peers.execute import train_command
+
+        given = {k: v for k, v in (("epochs", epochs), ("patience", patience),
+                                   ("batch_size", batch_size), ("lr", lr))
+                 if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+        click.echo(train_command(store, run, model, cells, split, seed, given,
+                                 train_scheduler or ctx.obj.get("scheduler"),
+                                 ctx.obj.get("workers"), _so(ctx)))
+        return
     from training.trainer import TrainConfig
     from training.trainer import train as fit
 

@@ -94,3 +94,18 @@ def test_run_peers__rejects_unknown_model_and_cell(sim_store):
         run_peers(sim_store, "x", ["nope"])
     with pytest.raises(ValueError, match="not in the store"):
         run_peers(sim_store, "x", ["shallowchrome"], cells=["E999"])
+
+
+def test_cli_train__runs_a_peer_model_into_the_run_layout(sim_store):
+    from click.testing import CliRunner
+
+    from chromestore.cli import main
+
+    result = CliRunner().invoke(main, ["train", str(sim_store), "--model", "shallowchrome",
+                                       "--cells", "E003", "--split", "random", "--run", "cli"])
+    assert result.exit_code == 0, result.output
+    assert "run cli: shallowchrome on 1 epigenome(s)" in result.output
+    run = chromestore.open_run(sim_store, "cli")
+    assert list(run.model.values) == ["shallowchrome"]
+    assert np.isfinite(run.prediction.sel(cell="E003")).all()
+    assert run.attrs["split_scheme"] == "random"

@@ -255,9 +255,11 @@ def run_peers(
         if absent:
             raise ValueError(f"{len(absent)} genes not in the store, e.g. {absent[:3]}")
         gidx = np.array([pos[g] for g in genes], dtype=np.int64)
+        if np.array_equal(gidx, np.arange(len(gene_names))):
+            gidx = slice(None)
+        ds = ds.isel({V.GENE: gidx})
     else:
-        gidx = np.arange(len(gene_names))
-    ds = ds.isel({V.GENE: gidx})
+        gidx = slice(None)  # all genes: contiguous reads, no fancy indexing
     ds = chromestore.assign_splits(ds, split_scheme, seed=seed)
     label, valid, expr, split = dask.compute(
         ds["label"], ds["label_valid"], ds[V.expression.name], ds["split"]
@@ -474,3 +476,37 @@ def _jsonable(obj):
     if isinstance(obj, float) and not np.isfinite(obj):
         return str(obj)
     return obj
+
+
+def train_command(
+    store: str,
+    run: str,
+    model: str,
+    cells: str = "all",
+    split: str = "deepchrome",
+    seed: int = 0,
+    hyper: dict | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    storage_options: dict | None = None,
+) -> str:
+    """``chromestore train --model PEER``: run the peer on a Dask cluster, return the summary line.
+
+    With ``scheduler`` or ``workers`` it connects to (or starts) a distributed cluster
+    (:func:`chromestore.cluster.connect`); otherwise Dask's threads in this process.
+    """
+    from contextlib import nullcontext
+
+    from chromestore.cluster import connect
+
+    if model != "attentivechrome":  # epochs, lr, ... mean nothing to the scikit-learn peers
+        hyper = {}
+    cluster = connect(scheduler, workers) if (scheduler or workers) else nullcontext()
+    with cluster:
+        ds = run_peers(store, run, [model], cells, split_scheme=split, seed=seed,
+                       hyper={model: hyper or {}}, storage_options=storage_options)
+    valid = ds.history_valid_auc.max("epoch").mean("repeat").sel(model=model).values
+    return (f"run {run}: {model} on {ds.sizes['cell']} epigenome(s), "
+            f"{ds.attrs['wall_seconds'][model]:.1f} s; best validation AUC mean "
+            f"{np.nanmean(valid):.4f} (min {np.nanmin(valid):.4f}, max {np.nanmax(valid):.4f}); "
+            f"open with chromestore.open_run({store!r}, {run!r})")
