@@ -1,0 +1,142 @@
+"""Ingestion speed: chromestore's tagAlign counting vs the bedtools recipe, same reads and bins.
+
+    python benchmarks/ingest.py [--reads 4] [--skip-bedtools]
+
+Generates N million 36 bp reads (half within ±6 kb of the real TSSs of
+data/gene_windows.hg19.bed.gz, half uniform over chr1..chr22, X), writes them as a
+gzipped tagAlign, then times
+
+* chromestore: ``count_bed`` (gzip decoding + parsing + counting, one core) and the whole
+  ``chromestore ingest`` of that file into a fresh store (in this process);
+* bedtools (when installed): ``bedtobam`` + ``samtools sort`` + ``samtools index`` +
+  ``bedtools multicov`` against the 19,802 × 100 bins, the DeepChrome recipe;
+
+checks that both give identical counts and prints the wall times side by side with the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from chromestore.bins import genome_bin_starts  # noqa: E402
+from chromestore.counting import BinLayout, count_bed  # noqa: E402
+from chromestore.genes import read_gene_bed  # noqa: E402
+from chromestore.ingest import run_ingest  # noqa: E402
+
+GENES = ROOT / "data" / "gene_windows.hg19.bed.gz"
+HG19 = {  # chromosome sizes (UCSC hg19)
+    "chr1": 249250621, "chr2": 243199373, "chr3": 198022430, "chr4": 191154276,
+    "chr5": 180915260, "chr6": 171115067, "chr7": 159138663, "chr8": 146364022,
+    "chr9": 141213431, "chr10": 135534747, "chr11": 135006516, "chr12": 133851895,
+    "chr13": 115169878, "chr14": 107349540, "chr15": 102531392, "chr16": 90354753,
+    "chr17": 81195210, "chr18": 78077248, "chr19": 59128983, "chr20": 63025520,
+    "chr21": 48129895, "chr22": 51304566, "chrX": 155270560, "chrY": 59373566,
+}
+
+
+def make_reads(genes, n: int, path: Path, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    near = n // 2
+    gi = rng.integers(0, len(genes), near)
+    chrom = np.empty(n, dtype=object)
+    chrom[:near] = genes.chrom.values.astype(object)[gi]
+    start = np.empty(n, dtype=np.int64)
+    start[:near] = genes.tss.values[gi] + rng.integers(-6000, 6000, near)
+    names = [c for c in HG19 if c != "chrY"]
+    ci = rng.integers(0, len(names), n - near)
+    chrom[near:] = np.array(names, dtype=object)[ci]
+    sizes = np.array([HG19[c] for c in names])[ci]
+    start[near:] = (rng.random(n - near) * (sizes - 100)).astype(np.int64)
+    start = np.maximum(start, 0)
+    strand = np.where(rng.random(n) < 0.5, "+", "-")
+    with gzip.open(path, "wt", compresslevel=6) as fh:
+        step = 1 << 20
+        for i in range(0, n, step):
+            fh.write("".join(
+                f"{c}\t{s}\t{s + 36}\tN\t1000\t{d}\n"
+                for c, s, d in zip(chrom[i:i + step], start[i:i + step], strand[i:i + step],
+                                   strict=True)
+            ))
+
+
+def bedtools_counts(genes, reads: Path, work: Path) -> tuple[np.ndarray, float]:
+    starts = genome_bin_starts(genes.tss.values, genes.strand.values, 5000, 100)
+    n_genes, n_bins = starts.shape
+    bed = work / "bins.bed"
+    with open(bed, "w") as fh:
+        for g, chrom in enumerate(genes.chrom.values.astype(object)):
+            for b in range(n_bins):
+                fh.write(f"{chrom}\t{starts[g, b]}\t{starts[g, b] + 100}\t{g}\t{b}\n")
+    (work / "genome.txt").write_text("".join(f"{c}\t{s}\n" for c, s in HG19.items()))
+    t0 = time.perf_counter()
+    sh = (
+        f"bedtools bedtobam -i {reads} -g {work / 'genome.txt'} > {work / 'r.bam'} && "
+        f"samtools sort -o {work / 's.bam'} {work / 'r.bam'} && "
+        f"samtools index {work / 's.bam'} && "
+        f"bedtools multicov -bams {work / 's.bam'} -bed {bed} > {work / 'counts.bed'}"
+    )
+    subprocess.run(sh, shell=True, check=True)
+    seconds = time.perf_counter() - t0
+    out = np.zeros((n_genes, n_bins), dtype=np.float32)
+    g, b, c = np.loadtxt(work / "counts.bed", usecols=(3, 4, 5), dtype=np.int64, unpack=True)
+    out[g, b] = c
+    return out, seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reads", type=float, default=4, help="millions of reads (default 4)")
+    ap.add_argument("--skip-bedtools", action="store_true")
+    args = ap.parse_args()
+    n = int(args.reads * 1e6)
+    genes = read_gene_bed(GENES)
+    layout = BinLayout.from_genes(genes.chrom, genes.tss, genes.strand, 5000, 100)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        reads = work / "reads.tagAlign.gz"
+        t0 = time.perf_counter()
+        make_reads(genes, n, reads)
+        print(f"{n:,} reads, {os.path.getsize(reads) / 2**20:.0f} MiB gz, written in "
+              f"{time.perf_counter() - t0:.1f} s; bins: {len(genes):,} genes x 100")
+        count_bed(reads, layout, block_bytes=1 << 16)  # load the compiled kernel once
+        t0 = time.perf_counter()
+        ours, stats = count_bed(reads, layout)
+        t_count = time.perf_counter() - t0
+        (work / "s.csv").write_text(f"cell,mark,format,path\nE003,H3K4me3,,{reads}\n")
+        t0 = time.perf_counter()
+        run_ingest(work / "b.zarr", GENES, work / "s.csv", workers=0)
+        t_ingest = time.perf_counter() - t0
+        print(f"chromestore count_bed : {t_count:8.2f} s  {n / t_count / 1e6:6.2f} M reads/s "
+              f"(1 core, incl. gzip)  {stats.in_windows:,} reads in windows")
+        print(f"chromestore ingest    : {t_ingest:8.2f} s  (new store + count + write + completion)")
+        if args.skip_bedtools or not (shutil.which("bedtools") and shutil.which("samtools")):
+            print("bedtools               : not run (" + ("--skip-bedtools" if args.skip_bedtools
+                                                         else "bedtools/samtools not installed")
+                  + ")")
+            return
+        theirs, t_bt = bedtools_counts(genes, reads, work)
+        same = np.array_equal(ours, theirs)
+        print(f"bedtools recipe        : {t_bt:8.2f} s  {n / t_bt / 1e6:6.2f} M reads/s "
+              "(bedtobam + sort + index + multicov)")
+        print(f"ratio bedtools / ours  : {t_bt / t_count:8.1f}x (count)  "
+              f"{t_bt / t_ingest:.1f}x (whole ingest)")
+        print(f"identical counts       : {same}")
+        if not same:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
