@@ -380,9 +380,19 @@ def explain(ctx, store, runs, gene, cells, fmt, plot):
 @click.option("--run", "run", required=True, help="Run name: results go to runs/NAME.")
 @click.option("--scheduler", "train_scheduler", default=None,
               help="Dask scheduler for distributed mode (overrides the global option).")
+@click.option("--cell-stats", is_flag=True,
+              help="deepchrome-regression: append each epigenome's per-mark, per-bin mean and "
+              "std over genes as channels (5 → 15).")
+@click.option("--fasta", default=None, type=click.Path(dir_okay=False),
+              help="deepchrome-regression: genome FASTA; adds 3-mer counts per bin (64 channels).")
+@click.option("--train-cells", default=None,
+              help="deepchrome-regression: epigenomes to train one model on (E003,E004,…).")
+@click.option("--test-cells", default=None,
+              help="deepchrome-regression: unseen epigenomes to evaluate it on.")
 @click.pass_context
 def train(ctx, store, model, cells, split, seed, epochs, patience, batch_size, lr, transform,
-          mode, device, group_size, run, train_scheduler):
+          mode, device, group_size, run, train_scheduler, cell_stats=False, fasta=None,
+          train_cells=None, test_cells=None):
     """Fit MODEL per epigenome (stacked on one device or as Dask tasks); write runs/NAME."""
     from training import registry
 
@@ -394,9 +404,12 @@ def train(ctx, store, model, cells, split, seed, epochs, patience, batch_size, l
         given = {k: v for k, v in (("epochs", epochs), ("patience", patience),
                                    ("batch_size", batch_size), ("lr", lr))
                  if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+        regression = {"cell_stats": cell_stats, "fasta": fasta,
+                      "train_cells": train_cells.split(",") if train_cells else None,
+                      "test_cells": test_cells.split(",") if test_cells else None}
         click.echo(train_command(store, run, model, cells, split, seed, given,
                                  train_scheduler or ctx.obj.get("scheduler"),
-                                 ctx.obj.get("workers"), _so(ctx)))
+                                 ctx.obj.get("workers"), _so(ctx), regression))
         return
     from training.trainer import TrainConfig
     from training.trainer import train as fit

@@ -87,3 +87,46 @@ def test_cross_epigenome__predicts_only_test_genes_of_unseen_cells(rng):
     assert np.isnan(res.prediction[:, split != 2]).all()
     assert res.scores["all"]["n"] == 2 * (split == 2).sum()
     assert res.fit.model.net.conv.in_channels == 15
+
+
+def test_store_kmers__use_the_store_coordinates(fasta):
+    import xarray as xr
+
+    from training.peers.regression import store_kmers
+
+    path, _ = fasta
+    ds = xr.Dataset(
+        coords={"gene": ["a", "b"], "gene_chrom": ("gene", ["chr1", "chr1"]),
+                "gene_tss": ("gene", [10, 30]), "gene_strand": ("gene", ["+", "-"]),
+                "bin_offset": ("bin", [-10, 0])},
+        attrs={"bin_size": 10},
+    )
+    out = store_kmers(ds, path)
+    np.testing.assert_array_equal(out[0], kmer_channels(path, ["chr1"], [10], ["+"], [-10, 0], 10)[0])
+    np.testing.assert_array_equal(out[1], kmer_channels(path, ["chr1"], [30], ["-"], [-10, 0], 10)[0])
+
+
+def test_cli_train__deepchrome_regression_across_epigenomes(tmp_path):
+    from click.testing import CliRunner
+
+    import chromestore
+    from chromestore.cli import main
+
+    store = tmp_path / "sim.zarr"
+    chromestore.simulate(store, cells=3, genes=240, seed=0)
+    args = ["train", str(store), "--model", "deepchrome-regression", "--cell-stats",
+            "--train-cells", "E003,E004", "--test-cells", "E005", "--split", "random",
+            "--epochs", "2", "--run", "reg"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "E005 (unseen): test MSE" in result.output
+    run = chromestore.open_run(store, "reg").load()
+    assert run.attrs["task"] == "regression" and run.attrs["test_cells"] == ["E005"]
+    assert run.attrs["models"]["deepchrome-regression"]["n_channels"] == 15
+    test = run.split[0].values == 2
+    pred = run.prediction.sel(model="deepchrome-regression", cell="E005")[0].values
+    assert np.isfinite(pred[test]).all() and np.isnan(pred[~test]).all()
+    target = run.target.sel(cell="E005").values
+    mse = float(np.mean((pred[test] - target[test]) ** 2))
+    assert run.deepchrome_regression_mse.sel(cell="E005").item() == pytest.approx(mse, rel=1e-5)
+    assert (store / "runs/reg/weights/deepchrome-regression/E003+E004/0.pt").exists()

@@ -18,6 +18,7 @@ PAPERS = {
     "svm-bin": "Cheng et al. 2011 (Genome Biology), as DeepChrome ran it",
     "rf-bestbin": "Dong et al. 2012 (Genome Biology), as DeepChrome ran it",
     "attentivechrome": "Singh et al. 2017, AttentiveChrome (NeurIPS)",
+    "deepchrome-regression": "Singh et al. 2016 network, regression on log(RPKM + 1)",
 }
 
 
@@ -41,3 +42,7 @@ def register_peers(register) -> None:
              paper=PAPERS["rf-bestbin"], replace=True)
     register("attentivechrome", AC.fit_attentivechrome, kind="arrays",
              defaults=dict(AC.DEFAULTS), paper=PAPERS["attentivechrome"], replace=True)
+    from training.peers import regression as RG
+
+    register("deepchrome-regression", RG.DeepChromeRegressor, kind="arrays", task="regression",
+             defaults=dict(RG.DEFAULTS), paper=PAPERS["deepchrome-regression"], replace=True)

@@ -38,7 +38,7 @@ from training.peers import baselines as BL
 from training.peers import shallowchrome as SC
 
 #: The peer models this module runs, with the paper each reproduces.
-MODELS = PAPERS
+MODELS = {k: v for k, v in PAPERS.items() if k != "deepchrome-regression"}
 
 
 def prefix(model: str) -> str:
@@ -430,7 +430,7 @@ def save_weights(results: dict, store: str, name: str, storage_options=None) -> 
     written = []
     for (m, c), res in results.items():
         for r, w in enumerate(res["weights"]):
-            if m == "attentivechrome":
+            if m in ("attentivechrome", "deepchrome-regression"):
                 import torch
 
                 buf = io.BytesIO()
@@ -489,6 +489,7 @@ def train_command(
     scheduler: str | None = None,
     workers: int | None = None,
     storage_options: dict | None = None,
+    regression: dict | None = None,
 ) -> str:
     """``chromestore train --model PEER``: run the peer on a Dask cluster, return the summary line.
 
@@ -499,6 +500,9 @@ def train_command(
 
     from chromestore.cluster import connect
 
+    if model == "deepchrome-regression":
+        return _regression_command(store, run, cells, split, seed, hyper, regression or {},
+                                   storage_options)
     if model != "attentivechrome":  # epochs, lr, ... mean nothing to the scikit-learn peers
         hyper = {}
     cluster = connect(scheduler, workers) if (scheduler or workers) else nullcontext()
@@ -510,3 +514,26 @@ def train_command(
             f"{ds.attrs['wall_seconds'][model]:.1f} s; best validation AUC mean "
             f"{np.nanmean(valid):.4f} (min {np.nanmin(valid):.4f}, max {np.nanmax(valid):.4f}); "
             f"open with chromestore.open_run({store!r}, {run!r})")
+
+
+def _regression_command(store, run, cells, split, seed, hyper, opts, storage_options) -> str:
+    """``--model deepchrome-regression [--cell-stats] [--fasta FA] [--train-cells --test-cells]``."""
+    from training.peers.regression import run_regression
+
+    ds = chromestore.open_store(store, storage_options)
+    every = ds[V.CELL].values.astype(object).tolist()
+    train = opts.get("train_cells") or (every if cells == "all" else cells.split(","))
+    test = opts.get("test_cells") or []
+    out = run_regression(store, run, train, test, use_cell_stats=opts.get("cell_stats", False),
+                         fasta=opts.get("fasta"), split_scheme=split, seed=seed,
+                         storage_options=storage_options, **(hyper or {}))
+    p = "deepchrome_regression_"
+    lines = [f"run {run}: deepchrome-regression trained on {len(train)} epigenome(s) "
+             f"({out.attrs['models']['deepchrome-regression']['n_channels']} "
+             f"channels), {out.attrs['wall_seconds']['deepchrome-regression']:.1f} s"]
+    for c in out[V.CELL].values:
+        seen = "unseen" if bool(out[p + "unseen"].sel({V.CELL: c})) else "seen"
+        lines.append(f"  {c} ({seen}): test MSE {float(out[p + 'mse'].sel({V.CELL: c})):.4f}, "
+                     f"Pearson {float(out[p + 'pearson'].sel({V.CELL: c})):.4f}, "
+                     f"Spearman {float(out[p + 'spearman'].sel({V.CELL: c})):.4f}")
+    return "\n".join(lines)

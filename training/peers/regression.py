@@ -256,3 +256,107 @@ def cross_epigenome(
     scores["all"] = regression_scores(pred.ravel(), np.where(test, y[list(test_cells)], np.nan)
                                       .ravel())
     return CrossResult(fit, pred, scores)
+
+
+# --- on a store: a ``task="regression"`` run --------------------------------------
+MODEL = "deepchrome-regression"
+
+
+def store_kmers(ds, fasta: str, k: int = 3) -> np.ndarray:
+    """:func:`kmer_channels` for every gene of a store Dataset (its TSS, strand and bins)."""
+    from chromestore import variables as V
+
+    return kmer_channels(
+        fasta,
+        ds[V.gene_chrom.name].values.astype(object),
+        ds[V.gene_tss.name].values,
+        ds[V.gene_strand.name].values.astype(object),
+        ds[V.bin_offset.name].values,
+        int(ds.attrs.get("bin_size", 100)),
+        k,
+    )
+
+
+def run_regression(
+    store: str,
+    name: str,
+    train_cells: Sequence[str],
+    test_cells: Sequence[str] = (),
+    *,
+    use_cell_stats: bool = False,
+    fasta: str | None = None,
+    split_scheme: str = "random",
+    seed: int = 0,
+    storage_options: dict | None = None,
+    write: bool = True,
+    **hyper,
+):
+    """Train one ``deepchrome-regression`` model on ``train_cells``; predict every cell's test genes.
+
+    The run holds ``train_cells`` and ``test_cells`` (unseen epigenomes) along
+    ``cell``; ``target`` is log(RPKM + 1); ``prediction`` is set on the test genes.
+    Scores per cell are in ``deepchrome_regression_{mse,pearson,spearman}`` and the
+    attrs say which cells were seen in training.
+    """
+    import time
+
+    import xarray as xr
+
+    import chromestore
+    from chromestore import variables as V
+    from training.peers.execute import _jsonable, _versions, save_weights
+
+    t0 = time.time()
+    cells = list(dict.fromkeys([*train_cells, *test_cells]))
+    ds = chromestore.open_store(store, storage_options).sel({V.CELL: cells})
+    ds = chromestore.assign_splits(ds, split_scheme, seed=seed)
+    signal = ds[V.signal.name].values
+    expr = ds[V.expression.name].values
+    split = ds["split"].values[0]
+    extra = store_kmers(ds, fasta) if fasta else None
+    tr = [cells.index(c) for c in train_cells]
+    res = cross_epigenome(signal, expr, split, tr, list(range(len(cells))),
+                          use_cell_stats=use_cell_stats, extra=extra, seed=seed, **hyper)
+    target = np.log1p(expr).astype(np.float32)
+    excluded = ~np.isfinite(signal).all(axis=(2, 3)) | ~np.isfinite(target)
+    pred = np.where(excluded, np.nan, res.prediction).astype(np.float32)
+    n_ep = len(res.fit.history_loss)
+    hp = {**DEFAULTS, **hyper, "cell_stats": use_cell_stats, "fasta": fasta,
+          "kmer_k": 3 if fasta else None, "n_channels": int(res.fit.model.net.conv.in_channels)}
+    p = "deepchrome_regression_"
+    run = xr.Dataset(
+        {
+            "prediction": (("model", V.CELL, V.REPEAT, V.GENE), pred[None, :, None]),
+            "target": ((V.CELL, V.GENE), target),
+            "split": ((V.REPEAT, V.GENE), split[None].astype(np.int8)),
+            "history_loss": (("model", V.CELL, V.REPEAT, "epoch"),
+                             np.broadcast_to(res.fit.history_loss, (1, len(cells), 1, n_ep))
+                             .astype(np.float32)),
+            "history_valid_auc": (("model", V.CELL, V.REPEAT, "epoch"),
+                                  np.full((1, len(cells), 1, n_ep), np.nan, np.float32)),
+            "best_epoch": (("model", V.CELL, V.REPEAT),
+                           np.full((1, len(cells), 1), res.fit.best_epoch, np.int16)),
+            "excluded": ((V.CELL, V.GENE), excluded),
+            p + "history_valid_mse": (("epoch",), res.fit.history_valid_mse.astype(np.float32)),
+            p + "unseen": ((V.CELL,), np.array([c not in train_cells for c in cells])),
+        },
+        coords={"model": [MODEL], V.CELL: cells, V.GENE: ds[V.GENE].values.astype(object)},
+    )
+    for stat in ("mse", "pearson", "spearman"):
+        run[p + stat] = ((V.CELL,), np.array([res.scores[i][stat] for i in range(len(cells))]))
+    run.attrs.update(
+        task="regression", models={MODEL: _jsonable(hp)}, split_scheme=split_scheme,
+        seed=int(seed), label_rule="log(RPKM + 1)", versions=_versions(),
+        wall_seconds={MODEL: float(time.time() - t0)}, mode="peers", device="cpu",
+        train_cells=list(train_cells), test_cells=list(test_cells),
+    )
+    if write:
+        from chromestore import runs
+
+        runs.write_run(store, name, run, storage_options)
+        state = {"state_dict": res.fit.model.state_dict(),
+                 "mean": torch.from_numpy(res.fit.mean), "scale": torch.from_numpy(res.fit.scale)}
+        # one model for all training epigenomes: weights/<model>/<E003+E004+...>/0.pt
+        save_weights({(MODEL, "+".join(train_cells)): {"weights": [state]}},
+                     store, name, storage_options)
+    return run
