@@ -57,10 +57,18 @@ def _tasks_done(address: str) -> int:
 def assert_same_store(a: xr.Dataset, b: xr.Dataset) -> None:
     a, b = a.load(), b.load()
     xr.testing.assert_identical(a.drop_attrs(deep=False), b.drop_attrs(deep=False))
-    assert {k: v for k, v in a.attrs.items() if k not in TIMESTAMPS} == {
-        k: v for k, v in b.attrs.items() if k not in TIMESTAMPS
+    skip = (*TIMESTAMPS, "provenance")
+    assert {k: v for k, v in a.attrs.items() if k not in skip} == {
+        k: v for k, v in b.attrs.items() if k not in skip
     }
     assert set(a.attrs["completed"]) == set(b.attrs["completed"])
+    assert _provenance(a) == _provenance(b)
+
+
+def _provenance(ds: xr.Dataset) -> dict:
+    """Per (cell, mark) provenance without its run time."""
+    return {k: {f: v for f, v in p.items() if f != "seconds"}
+            for k, p in ds.attrs.get("provenance", {}).items()}
 
 
 SIM = ["--cells", "3", "--genes", "1500", "--gene-chunk", "256"]
@@ -200,3 +208,72 @@ def test_worker_loss_during_simulate__survivors_finish_same_store(dask_procs, em
             job.wait(10)
     assert job.returncode == 0, out.decode(errors="replace") + dask_procs.logs()
     assert_same_store(chromestore.open_store(embedded_store), chromestore.open_store(store))
+
+
+# --- training --------------------------------------------------------------------------------
+
+TRAIN = ["--cells", "E003,E004,E005", "--epochs", "3", "--patience", "3", "--mode", "distributed"]
+
+
+@pytest.fixture(scope="module")
+def train_store(embedded_store, tmp_path_factory) -> Path:
+    import shutil
+
+    path = tmp_path_factory.mktemp("train") / "sim.zarr"
+    shutil.copytree(embedded_store, path)
+    _ok(chromestore_cli("--workers", "2", "train", str(path), *TRAIN, "--run", "embedded"))
+    return path
+
+
+def test_worker_loss_during_training__gpu_workers_finish_same_run(dask_procs, train_store):  # noqa: F811
+    """Fit tasks go only to GPU=1 workers; one is killed mid-fit; the run equals the embedded one."""
+    from chromestore.runs import open_run
+
+    dask_procs.start_scheduler()
+    dask_procs.start_worker("cpu")
+    dask_procs.start_worker("gpu-a", resources="GPU=1")
+    dask_procs.start_worker("gpu-victim", resources="GPU=1")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "chromestore.cli", "--scheduler", dask_procs.address,
+         "train", str(train_store), *TRAIN, "--run", "lossy"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        with Client(dask_procs.address, timeout=30) as client:
+            names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
+            victim = next(a for a, n in names.items() if n == "gpu-victim")
+            fit_workers: set[str] = set()
+
+            def fitting() -> set[str]:
+                """Names of the workers running a fit task now (and remember them)."""
+                now = {names[a] for a, keys in client.processing().items()
+                       if any(str(k).startswith("fit-") for k in keys)}
+                fit_workers.update(now)
+                return now
+
+            def mid_fit():
+                assert job.poll() is None, "training ended before a worker could be killed"
+                return "gpu-victim" in fitting()
+
+            _wait_for(mid_fit, 240, "a fit task on the victim")
+            time.sleep(2)  # well inside the fit: data loaded, epochs under way
+            dask_procs.kill_worker("gpu-victim")
+            assert victim not in _wait_for(
+                lambda: client.scheduler_info()["workers"].keys() if len(
+                    client.scheduler_info()["workers"]) == 2 else None, 60, "the loss noticed")
+            while job.poll() is None:
+                fitting()
+                time.sleep(0.1)
+        out, _ = job.communicate(timeout=280)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait(10)
+    assert job.returncode == 0, out.decode(errors="replace") + dask_procs.logs()
+    # Training went only to the GPU=1 workers, and the survivor took over.
+    assert fit_workers == {"gpu-a", "gpu-victim"}, fit_workers
+    a = open_run(str(train_store), "embedded").load()
+    b = open_run(str(train_store), "lossy").load()
+    assert list(b.cell.values) == ["E003", "E004", "E005"]
+    for name in ("best_epoch", "history_loss", "history_valid_auc", "prediction"):
+        xr.testing.assert_equal(a[name], b[name])
