@@ -277,3 +277,15 @@ def test_worker_loss_during_training__gpu_workers_finish_same_run(dask_procs, tr
     assert list(b.cell.values) == ["E003", "E004", "E005"]
     for name in ("best_epoch", "history_loss", "history_valid_auc", "prediction"):
         xr.testing.assert_equal(a[name], b[name])
+
+
+def test_analyze_through_scheduler__equals_embedded(dask_cluster, train_store):  # noqa: F811
+    args = ["analyze", str(train_store), "--run", "embedded", "--format", "json",
+            "--no-interpret"]
+    local = _ok(chromestore_cli("--workers", "2", *args))
+    before = _tasks_done(dask_cluster.address)
+    remote = _ok(chromestore_cli("--scheduler", dask_cluster.address, *args))
+    assert _tasks_done(dask_cluster.address) > before
+    rows = json.loads(remote.stdout)
+    assert rows == json.loads(local.stdout)
+    assert sorted({r["cell"] for r in rows}) == ["E003", "E004", "E005"]
