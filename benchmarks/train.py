@@ -5,6 +5,7 @@ DeepChrome models at batch ``--batch``, three ways, in one run:
 
 (a) a plain PyTorch loop over the models (``nn.Module`` + ``torch.optim.Adam`` each),
 (b) the stacked ensemble (:class:`training.models.StackedDeepChrome` + ``MaskedAdam``),
+    with all intra-op threads and with one,
 (c) the stacked ensemble split over ``--workers`` local Dask worker processes
     (1 thread each), each worker training its share of the models;
 
@@ -118,7 +119,9 @@ def main() -> None:
           f"{flop / 1e6:.2f} MFLOP per training sample")
     res = {}
     res["loop"] = bench_loop(a.models, a.batch, a.steps)
-    res["stacked"] = bench_stacked(a.models, a.batch, a.steps, threads)
+    res[f"stacked {threads}t"] = bench_stacked(a.models, a.batch, a.steps, threads)
+    if threads > 1:
+        res["stacked 1t"] = bench_stacked(a.models, a.batch, a.steps, 1)
     torch.set_num_threads(threads)
     res["distributed"] = bench_distributed(a.models, a.batch, a.steps, a.workers)
     base = res["loop"]
