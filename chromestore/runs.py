@@ -154,6 +154,9 @@ def write_run(
         for array_name in array_names:
             del group[array_name]
     validate_run(ds)
+    # a real group at runs/, so readers of the store see a group, not a stray folder
+    zarr.open_group(f"{_root(store_path)}/{RUNS}", mode="a", zarr_format=3,
+                    storage_options=storage_options)
     ds = ds.copy()
     for coord in (V.CELL, V.GENE, V.MODEL):
         values = np.array([str(v) for v in ds[coord].values], dtype=np.dtypes.StringDType())

@@ -1,0 +1,29 @@
+"""chromestore train: the command line over training.trainer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from click.testing import CliRunner
+
+import chromestore
+from chromestore.cli import main
+
+
+def test_cli_train__writes_a_run_and_says_what_it_picked(tmp_path):
+    store = str(tmp_path / "s.zarr")
+    chromestore.simulate(store, cells=2, genes=192, seed=2, gene_chunk=64)
+    res = CliRunner().invoke(main, ["train", store, "--cells", "E004", "--split", "random",
+                                    "--epochs", "2", "--batch-size", "32", "--run", "cli"])
+    assert res.exit_code == 0, res.output
+    assert "mode: stacked" in res.output and "run cli: 1 epigenome(s)" in res.output
+    run = chromestore.open_run(store, "cli")
+    assert list(run.cell.values) == ["E004"] and run.sizes["epoch"] == 2
+    assert run.attrs["split_scheme"] == "random" and run.attrs["seed"] == 0
+    assert np.isfinite(run.history_valid_auc.values).all()
+    if not torch.cuda.is_available():
+        res = CliRunner().invoke(main, ["train", store, "--cells", "E004", "--device", "cuda",
+                                        "--run", "gpu"])
+        assert res.exit_code == 1
+        assert "no CUDA GPU is available" in res.output
+        assert "gpu" not in chromestore.list_runs(store)
