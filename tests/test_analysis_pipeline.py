@@ -1,0 +1,33 @@
+"""`chromestore run` end to end on a small size (slow: trains every model twice)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+MODELS = {"deepchrome", "shallowchrome", "svm-bin", "rf-bestbin"}
+
+
+def test_run__real_e003_and_simulated_reports_show_every_model(tmp_path):
+    from chromestore.pipeline import RunConfig, run_all
+
+    cfg = RunConfig(store=str(tmp_path / "sim.zarr"), report=str(tmp_path / "report"),
+                    cells="E003,E116,E123", genes=300, epochs=2, progress=False,
+                    interpret={"steps": 30, "ig_steps": 8, "max_genes": 30})
+    text = run_all(cfg, workers=2)
+    assert text.count("report: ") == 2
+    for model in MODELS:
+        assert f"{model:<16} mean        3" in text  # 3 simulated epigenomes per model
+        assert f"{model:<16} mean        1" in text  # the real E003 sample
+    e003 = tmp_path / "report" / "e003"
+    recs = json.loads((e003 / "data" / "metrics.json").read_text())
+    assert {r["model"] for r in recs} == MODELS
+    assert all(r["n_test"] == 200 for r in recs)  # random thirds of the 600 real genes
+    explained = json.loads((e003 / "data" / "explained_genes.json").read_text())
+    cell = explained[0]["cells"][0]
+    assert cell["shallowchrome"] is not None and cell["integrated_gradients"] is not None
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert page.count("<img ") >= 8
