@@ -169,17 +169,26 @@ _ERRORS = {
     2: "start is not a non-negative integer",
     3: "end is not a non-negative integer",
     4: "end < start",
+    5: f"more than {1 << 16} chromosome names in one block",
 }
+
+
+MAX_NAMES = 1 << 16
 
 
 @numba.njit(cache=True, nogil=True)
 def _scan_bed(a, n_max):  # pragma: no cover - compiled
+    """One pass over complete BED lines: starts, ends, a chromosome id per read and the
+    table of chromosome names (hash, offset, length of the first occurrence)."""
     n = len(a)
     starts = np.empty(n_max, np.int64)
     ends = np.empty(n_max, np.int64)
-    hashes = np.empty(n_max, np.uint64)
-    name_at = np.empty(n_max, np.int64)
-    name_len = np.empty(n_max, np.int64)
+    ids = np.empty(n_max, np.uint16)
+    tab_hash = np.empty(MAX_NAMES, np.uint64)
+    tab_at = np.empty(MAX_NAMES, np.int64)
+    tab_len = np.empty(MAX_NAMES, np.int64)
+    n_tab = 0
+    last = -1
     k = 0
     line = 0
     i = 0
@@ -196,17 +205,29 @@ def _scan_bed(a, n_max):  # pragma: no cover - compiled
             i += 1
             line += 1
             continue
-        # chromosome: FNV-1a hash
+        # chromosome: FNV-1a hash, looked up in the small table of names seen
         h = np.uint64(14695981039346656037)
         j = i
         while j < n and a[j] != 9 and a[j] != 10:
             h = (h ^ np.uint64(a[j])) * np.uint64(1099511628211)
             j += 1
         if j >= n or a[j] != 9:
-            return k, starts, ends, hashes, name_at, name_len, 1, line, 1
-        name_at[k] = i
-        name_len[k] = j - i
-        hashes[k] = h
+            return k, starts, ends, ids, tab_at, tab_len, n_tab, 1, line, 1
+        if last < 0 or tab_hash[last] != h or tab_len[last] != j - i:
+            last = -1
+            for t in range(n_tab):
+                if tab_hash[t] == h and tab_len[t] == j - i:
+                    last = t
+                    break
+            if last < 0:
+                if n_tab == MAX_NAMES:
+                    return k, starts, ends, ids, tab_at, tab_len, n_tab, 5, line, 0
+                tab_hash[n_tab] = h
+                tab_at[n_tab] = i
+                tab_len[n_tab] = j - i
+                last = n_tab
+                n_tab += 1
+        ids[k] = last
         j += 1
         v = 0
         d0 = j
@@ -214,9 +235,9 @@ def _scan_bed(a, n_max):  # pragma: no cover - compiled
             v = v * 10 + (a[j] - 48)
             j += 1
         if j >= n or a[j] == 10 or a[j] == 13:
-            return k, starts, ends, hashes, name_at, name_len, 1, line, 2
+            return k, starts, ends, ids, tab_at, tab_len, n_tab, 1, line, 2
         if a[j] != 9 or j == d0 or j - d0 > 17:
-            return k, starts, ends, hashes, name_at, name_len, 2, line, 0
+            return k, starts, ends, ids, tab_at, tab_len, n_tab, 2, line, 0
         starts[k] = v
         j += 1
         v = 0
@@ -225,16 +246,16 @@ def _scan_bed(a, n_max):  # pragma: no cover - compiled
             v = v * 10 + (a[j] - 48)
             j += 1
         if j == d0 or j - d0 > 17 or (j < n and a[j] != 9 and a[j] != 10 and a[j] != 13):
-            return k, starts, ends, hashes, name_at, name_len, 3, line, 0
+            return k, starts, ends, ids, tab_at, tab_len, n_tab, 3, line, 0
         ends[k] = v
         if v < starts[k]:
-            return k, starts, ends, hashes, name_at, name_len, 4, line, 0
+            return k, starts, ends, ids, tab_at, tab_len, n_tab, 4, line, 0
         k += 1
         while j < n and a[j] != 10:
             j += 1
         i = j + 1
         line += 1
-    return k, starts, ends, hashes, name_at, name_len, 0, line, 0
+    return k, starts, ends, ids, tab_at, tab_len, n_tab, 0, line, 0
 
 
 def parse_bed_block(buf: bytes, path, line0: int):
@@ -244,25 +265,20 @@ def parse_bed_block(buf: bytes, path, line0: int):
     """
     a = np.frombuffer(buf, dtype=np.uint8)
     n_max = buf.count(b"\n") + 1
-    k, starts, ends, hashes, name_at, name_len, err, line, cols = _scan_bed(a, n_max)
+    k, starts, ends, ids, tab_at, tab_len, n_tab, err, line, cols = _scan_bed(a, n_max)
     if err:
         raise InputError(path, line0 + int(line), _ERRORS[err].format(cols=cols))
     if k == 0:
         return
-    starts, ends, hashes = starts[:k], ends[:k], hashes[:k]
-    change = np.ones(k, dtype=bool)
-    change[1:] = hashes[1:] != hashes[:-1]
-    runs = np.flatnonzero(change)
-    if len(runs) == 1 or (hashes[runs] == hashes[0]).all():
-        yield _name(buf, name_at[0], name_len[0]), starts, ends
+    starts, ends, ids = starts[:k], ends[:k], ids[:k]
+    names = [_name(buf, tab_at[t], tab_len[t]) for t in range(n_tab)]
+    if n_tab == 1:
+        yield names[0], starts, ends
         return
-    uniq, first, inverse = np.unique(hashes[runs], return_index=True, return_inverse=True)
-    names = [_name(buf, name_at[runs[f]], name_len[runs[f]]) for f in first]
-    line_name = np.repeat(inverse.reshape(-1), np.diff(np.append(runs, k)))
-    order = np.argsort(line_name, kind="stable")
-    bounds = np.searchsorted(line_name[order], np.arange(len(names) + 1))
-    for j, name in enumerate(names):
-        sel = order[bounds[j]:bounds[j + 1]]
+    order = np.argsort(ids, kind="stable")  # radix sort on uint16
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(ids, minlength=n_tab))])
+    for t, name in enumerate(names):
+        sel = order[bounds[t]:bounds[t + 1]]
         yield name, starts[sel], ends[sel]
 
 
