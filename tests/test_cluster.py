@@ -182,22 +182,60 @@ def test_dashboard__listens_on_loopback_only(dask_cluster):  # noqa: F811
     assert addrs == {"127.0.0.1"}, addrs
 
 
-def test_worker_loss_during_simulate__survivors_finish_same_store(dask_procs, embedded_store,  # noqa: F811
-                                                                  tmp_path):
+# --- ingest of a samplesheet ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emitted(tmp_path_factory) -> Path:
+    """tagAlign files + samplesheet of 3 simulated epigenomes × 5 marks (400 real genes)."""
+    from chromestore.simulate import simulate
+    from chromestore.simulate_emit import emit
+
+    return emit(simulate(cells=3, genes=400, gene_chunk=200),
+                tmp_path_factory.mktemp("emit"), "tagalign")
+
+
+INGEST = ["--genes", str(Path(__file__).resolve().parents[1] / "data" / "gene_windows.hg19.bed.gz")]
+
+
+@pytest.fixture(scope="module")
+def embedded_ingest(emitted, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ingest") / "remc.zarr"
+    _ok(chromestore_cli("--workers", "2", "ingest", str(path), *INGEST, "--samples", str(emitted),
+                        "--no-progress"))
+    return path
+
+
+def test_worker_loss_during_ingest__survivors_finish_same_store(dask_procs, emitted,  # noqa: F811
+                                                                embedded_ingest, tmp_path):
     dask_procs.start_scheduler()
     dask_procs.start_worker("a")
     dask_procs.start_worker("victim")
-    store = tmp_path / "lossy.zarr"
+    store = tmp_path / "remc.zarr"
     job = subprocess.Popen(
         [sys.executable, "-m", "chromestore.cli", "--scheduler", dask_procs.address,
-         "simulate", str(store), *SIM],
+         "ingest", str(store), *INGEST, "--samples", str(emitted), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         with Client(dask_procs.address, timeout=30) as client:
             victim = next(a for a, w in client.scheduler_info()["workers"].items()
                           if w["name"] == "victim")
-            _wait_for(lambda: client.processing().get(victim), 120, "a task on the victim")
+            def counted() -> int:
+                """Files counted so far (count_sample results held by the cluster)."""
+                return client.run_on_scheduler(lambda dask_scheduler: sum(
+                    1 for ts in dask_scheduler.tasks.values()
+                    if ts.prefix.name == "count_sample" and ts.state == "memory"))
+
+            # Mid-run: some files counted, the victim counting another one.
+            def mid_run():
+                assert job.poll() is None, "the ingest ended before a worker could be killed"
+                busy = [k for k in client.processing().get(victim, ())
+                        if str(k).startswith("count_sample")]
+                return busy and 1 <= counted() < 15
+
+            _wait_for(mid_run, 180, "a counted file and a count on the victim")
+            done_at_kill = counted()
             dask_procs.kill_worker("victim")
             _wait_for(lambda: len(client.scheduler_info()["workers"]) == 1, 60,
                       "the scheduler noticing the loss")
@@ -207,7 +245,11 @@ def test_worker_loss_during_simulate__survivors_finish_same_store(dask_procs, em
             job.kill()
             job.wait(10)
     assert job.returncode == 0, out.decode(errors="replace") + dask_procs.logs()
-    assert_same_store(chromestore.open_store(embedded_store), chromestore.open_store(store))
+    assert 1 <= done_at_kill < 15
+    a, b = chromestore.open_store(embedded_ingest), chromestore.open_store(store)
+    assert_same_store(a, b)
+    assert len(b.attrs["completed"]) == 15  # every (cell, mark) exactly once
+    assert float(b.signal.sel(cell="E003").sum()) > 0
 
 
 # --- training --------------------------------------------------------------------------------
