@@ -116,14 +116,64 @@ class CountStats:
         }
 
 
+@numba.njit(cache=True, nogil=True)
+def _accumulate(ids, starts, ends, cmap, m_off, m_start, m_end, e_off, edges, h_off, hs, he):
+    """Per read: drop it unless it overlaps a merged window, else add its edge-histogram
+    entries. Returns the number of reads in windows."""  # pragma: no cover - compiled
+    in_windows = 0
+    for r in range(len(ids)):
+        c = cmap[ids[r]]
+        if c < 0:
+            continue
+        s = starts[r]
+        e = ends[r]
+        me = m_end[m_off[c]:m_off[c + 1]]
+        j = np.searchsorted(me, s, side="right")
+        if j >= len(me) or m_start[m_off[c] + j] >= e:
+            continue
+        in_windows += 1
+        ed = edges[e_off[c]:e_off[c + 1]]
+        hs[h_off[c] + np.searchsorted(ed, s, side="right")] += 1
+        he[h_off[c] + np.searchsorted(ed, e, side="left")] += 1
+    return in_windows
+
+
 class ReadCounter:
     """Accumulates reads (chromosome, start, end) into per-bin counts."""
 
     def __init__(self, layout: BinLayout):
         self.layout = layout
         self.stats = CountStats()
-        self._hist_start = {k: np.zeros(len(c.edges) + 1, np.int64) for k, c in layout.chroms.items()}
-        self._hist_end = {k: np.zeros(len(c.edges) + 1, np.int64) for k, c in layout.chroms.items()}
+        chroms = list(layout.chroms.values())
+        self._index = {k: i for i, k in enumerate(layout.chroms)}
+        self._m_off = np.cumsum([0] + [len(c.merged_start) for c in chroms])
+        self._m_start = np.concatenate([c.merged_start for c in chroms] or [np.zeros(0, int)])
+        self._m_end = np.concatenate([c.merged_end for c in chroms] or [np.zeros(0, int)])
+        self._e_off = np.cumsum([0] + [len(c.edges) for c in chroms])
+        self._edges = np.concatenate([c.edges for c in chroms] or [np.zeros(0, int)])
+        self._h_off = np.cumsum([0] + [len(c.edges) + 1 for c in chroms])
+        self._hs = np.zeros(self._h_off[-1], np.int64)
+        self._he = np.zeros(self._h_off[-1], np.int64)
+        # per-chromosome views into the flat histograms
+        self._hist_start = {k: self._hs[self._h_off[i]:self._h_off[i + 1]]
+                            for k, i in self._index.items()}
+        self._hist_end = {k: self._he[self._h_off[i]:self._h_off[i + 1]]
+                          for k, i in self._index.items()}
+
+    def add_block(self, names: list[str], ids: np.ndarray, start: np.ndarray, end: np.ndarray):
+        """Add reads given as chromosome ids into ``names`` (the scanner's output)."""
+        cmap = np.array([self._index.get(chrom_key(n), -1) for n in names], dtype=np.int64)
+        per_name = np.bincount(ids, minlength=len(names))
+        self.stats.reads += len(ids)
+        for t in np.flatnonzero((cmap < 0) & (per_name > 0)):
+            self.stats.skipped[names[t]] = self.stats.skipped.get(names[t], 0) + int(per_name[t])
+        if len(names) > 1:  # chromosome by chromosome keeps each one's edges in cache
+            order = np.argsort(ids, kind="stable")  # radix sort on uint16
+            ids, start, end = ids[order], start[order], end[order]
+        self.stats.in_windows += _accumulate(
+            ids, start, end, cmap, self._m_off, self._m_start, self._m_end, self._e_off,
+            self._edges, self._h_off, self._hs, self._he,
+        )
 
     def add(self, chrom: str, start: np.ndarray, end: np.ndarray) -> None:
         """Add reads of one chromosome (0-based half-open coordinates)."""
@@ -258,8 +308,8 @@ def _scan_bed(a, n_max):  # pragma: no cover - compiled
     return k, starts, ends, ids, tab_at, tab_len, n_tab, 0, line, 0
 
 
-def parse_bed_block(buf: bytes, path, line0: int):
-    """Parse complete BED3+ lines. Yields (chrom, starts, ends) per chromosome.
+def scan_bed_block(buf: bytes, path, line0: int):
+    """Parse complete BED3+ lines: (chromosome names, id per read, starts, ends).
 
     ``line0`` is the file line number of the first line, for error messages.
     """
@@ -268,10 +318,16 @@ def parse_bed_block(buf: bytes, path, line0: int):
     k, starts, ends, ids, tab_at, tab_len, n_tab, err, line, cols = _scan_bed(a, n_max)
     if err:
         raise InputError(path, line0 + int(line), _ERRORS[err].format(cols=cols))
+    names = [_name(buf, tab_at[t], tab_len[t]) for t in range(n_tab)]
+    return names, ids[:k], starts[:k], ends[:k]
+
+
+def parse_bed_block(buf: bytes, path, line0: int):
+    """Parse complete BED3+ lines. Yields (chrom, starts, ends) per chromosome."""
+    names, ids, starts, ends = scan_bed_block(buf, path, line0)
+    k, n_tab = len(ids), len(names)
     if k == 0:
         return
-    starts, ends, ids = starts[:k], ends[:k], ids[:k]
-    names = [_name(buf, tab_at[t], tab_len[t]) for t in range(n_tab)]
     if n_tab == 1:
         yield names[0], starts, ends
         return
@@ -331,8 +387,7 @@ def count_bed(
     counter = ReadCounter(layout)
     for block, line0 in iter_blocks(path, block_bytes):
         before = counter.stats.reads
-        for chrom, start, end in parse_bed_block(block, path, line0):
-            counter.add(chrom, start, end)
+        counter.add_block(*scan_bed_block(block, path, line0))
         if progress is not None:
             progress(counter.stats.reads - before)
     counter.stats.seconds = time.perf_counter() - t0
