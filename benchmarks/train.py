@@ -12,10 +12,13 @@ DeepChrome models at batch ``--batch``, three ways, in one run:
 plus the achieved GFLOP/s (3 × forward FLOPs per sample) against a measured float32
 matmul peak. Inputs are batches of Poisson counts held in memory, so the figures are
 the compute path only (the loader's streaming runs in a background thread beside it).
-With ``--store`` it also times one epoch of ``fit_group`` end to end from a store.
+With ``--store`` (a simulated store, made with ``--simulate-genes N`` if absent) it also
+times one epoch end to end from the store's chunks (loader scan, streamed training
+batches, validation pass, best-epoch prediction): stacked in-process and distributed on
+local workers.
 
-    python benchmarks/train.py                       # 56 models, 6601 genes/model/epoch
-    python benchmarks/train.py --steps 4 --models 16 # quicker
+    python benchmarks/train.py                       # 56 models, batch 128
+    python benchmarks/train.py --store /tmp/bsim.zarr --simulate-genes 2048
 """
 
 from __future__ import annotations
@@ -110,6 +113,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--genes", type=int, default=6601, help="training genes per model (epoch)")
+    p.add_argument("--store", default=None, help="simulated store for the end-to-end epoch")
+    p.add_argument("--simulate-genes", type=int, default=2048,
+                   help="genes of the store simulated when --store does not exist")
     a = p.parse_args()
     threads = torch.get_num_threads()
     peak = matmul_peak()
@@ -132,6 +138,40 @@ def main() -> None:
         epoch = a.models * a.genes / sps
         print(f"{name:<12} {sps:>10.0f} {sps / base:>7.2f}× {gf:>8.1f} {gf / peak:>7.0%} "
               f"{epoch:>10.0f}")
+    if a.store:
+        end_to_end(a.store, a.models, a.simulate_genes, a.batch, a.workers, base)
+
+
+def end_to_end(store: str, n_cells: int, n_genes: int, batch: int, workers: int,
+               loop_sps: float) -> None:
+    import chromestore
+    from chromestore.cluster import connect
+    from training.trainer import TrainConfig, train
+
+    if not chromestore.store.exists(store):
+        t = time.perf_counter()
+        chromestore.simulate(store, cells=n_cells, genes=n_genes, seed=0)
+        print(f"simulated {n_cells} epigenomes × {n_genes} genes in "
+              f"{time.perf_counter() - t:.0f} s: {store}")
+    ds = chromestore.open_store(store)
+    cells = [str(c) for c in ds.cell.values.astype(object)][:n_cells]
+    cfg = TrainConfig(split="deepchrome", epochs=1, patience=None, batch_size=batch)
+    n_train = chromestore.split_sizes(ds.sizes["gene"])[0]
+    print(f"one epoch from the store: {len(cells)} epigenomes × {n_train} training genes "
+          f"(+ validation pass and final valid/test prediction), deepchrome split")
+    rows = {}
+    t = time.perf_counter()
+    train(store, "bench-stacked", cells, cfg, mode="stacked", device="cpu", progress=False)
+    rows["stacked"] = time.perf_counter() - t
+    with connect(workers=workers, quiet=True) as client:
+        t = time.perf_counter()
+        train(store, "bench-dist", cells, cfg, mode="distributed", device="cpu",
+              progress=False, client=client)
+        rows["distributed"] = time.perf_counter() - t
+    for name, sec in rows.items():
+        sps = len(cells) * n_train / sec
+        print(f"  {name:<12} {sec:>7.1f} s  {sps:>8.0f} training samples/s end to end  "
+              f"({sps / loop_sps:.2f}× the loop's compute-only rate)")
 
 
 if __name__ == "__main__":

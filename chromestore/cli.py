@@ -375,8 +375,8 @@ def explain(ctx, store, runs, gene, cells, fmt, plot):
 @click.option("--mode", type=click.Choice(["auto", "stacked", "distributed"]), default="auto",
               show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--group-size", type=int, default=1, show_default=True,
-              help="Epigenomes per Dask task (distributed mode).")
+@click.option("--group-size", type=int, default=0, show_default=True,
+              help="Epigenomes per Dask task (distributed mode); 0: one stacked group per worker.")
 @click.option("--run", "run", required=True, help="Run name: results go to runs/NAME.")
 @click.option("--scheduler", "train_scheduler", default=None,
               help="Dask scheduler for distributed mode (overrides the global option).")

@@ -9,7 +9,8 @@ checkpoint is written after every epoch beside the run, so an interrupted group
 resumes from its last finished epoch.
 
 :func:`train` runs the groups: ``stacked`` (all cells in one group, here), or
-``distributed`` (one Dask task per cell, or per ``group_size`` cells, on the
+``distributed`` (one Dask task per ``group_size`` cells, by default one stacked group per
+worker, on the
 cluster's workers; GPU workers are picked through the ``GPU`` resource), then writes
 the run with :func:`chromestore.runs.write_run`. Initial weights, batches and dropout
 masks are drawn from per-model seeds, so a model trains the same whatever group it
@@ -393,9 +394,10 @@ def _fit_task(store, cells, config, run, device, storage_options, threads):
 
 def fit_distributed(client, store: str, cells: Sequence[str], config: TrainConfig, run: str | None,
                     device: str = "auto", storage_options: dict | None = None,
-                    group_size: int = 1, threads: int | None = None,
+                    group_size: int = 0, threads: int | None = None,
                     on_done: Callable[[dict], None] | None = None) -> list[dict]:
-    """One Dask task per ``group_size`` cells; tasks go to ``GPU`` workers when any exist."""
+    """One Dask task per ``group_size`` cells (0: as many groups as workers); tasks go to
+    ``GPU`` workers when any exist."""
     from distributed import as_completed
 
     info = client.scheduler_info()
@@ -405,6 +407,9 @@ def fit_distributed(client, store: str, cells: Sequence[str], config: TrainConfi
     if device == "cuda" and not gpu_workers:
         raise ValueError("--device cuda with --mode distributed needs workers started with "
                          "--resources GPU=1; the cluster has none")
+    if group_size <= 0:
+        n_workers = len(gpu_workers) or len(info.get("workers", {})) or 1
+        group_size = -(-len(cells) // n_workers)
     groups = [list(cells[i : i + group_size]) for i in range(0, len(cells), group_size)]
     futures = [
         client.submit(_fit_task, store, g, config, run, device if gpu_workers else "cpu",
@@ -499,7 +504,7 @@ def train(
     workers: int | None = None,
     storage_options: dict | None = None,
     progress: bool = True,
-    group_size: int = 1,
+    group_size: int = 0,
     client=None,
 ) -> xr.Dataset:
     """Train ``config.model`` for ``cells`` of ``store`` and write run ``run``.
@@ -531,10 +536,11 @@ def train(
     else:
         from chromestore.cluster import connect
 
-        say(f"mode: distributed ({why}); {len(cells)} epigenome(s), {group_size} per task")
-        bar = _bar(-(-len(cells) // group_size), progress, unit="task")
+        per = f"{group_size} per task" if group_size > 0 else "one group per worker"
+        say(f"mode: distributed ({why}); {len(cells)} epigenome(s), {per}")
+        bar = _bar(len(cells), progress, unit="cell")
         def done(res):
-            bar.update(1)
+            bar.update(len(res["cells"]))
             best = [np.nanmax(h) if np.isfinite(h).any() else np.nan
                     for h in res["history_valid_auc"]]
             bar.set_postfix_str(_auc_text(res["cells"], np.array(best)))
