@@ -130,6 +130,12 @@ def _merge(old: xr.Dataset, new: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def ensure_runs_group(store_path: str | os.PathLike, storage_options: dict | None = None) -> None:
+    """Make ``runs/`` a real Zarr group, so readers of the store see a group, not a folder."""
+    zarr.open_group(f"{_root(store_path)}/{RUNS}", mode="a", zarr_format=3,
+                    storage_options=storage_options)
+
+
 def write_run(
     store_path: str | os.PathLike,
     name: str,
@@ -154,9 +160,7 @@ def write_run(
         for array_name in array_names:
             del group[array_name]
     validate_run(ds)
-    # a real group at runs/, so readers of the store see a group, not a stray folder
-    zarr.open_group(f"{_root(store_path)}/{RUNS}", mode="a", zarr_format=3,
-                    storage_options=storage_options)
+    ensure_runs_group(store_path, storage_options)
     ds = ds.copy()
     for coord in (V.CELL, V.GENE, V.MODEL):
         values = np.array([str(v) for v in ds[coord].values], dtype=np.dtypes.StringDType())

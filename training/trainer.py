@@ -277,6 +277,8 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     hist_auc = np.full((n_models, config.epochs), np.nan, np.float32)
     start = 0
     ckpt = checkpoint_url(store, run, config.model, cells) if run else None
+    if run:
+        R.ensure_runs_group(store, storage_options)
     if ckpt and (state := _load(ckpt, storage_options)) is not None:
         if state["config"] != config.key():
             raise ValueError(f"checkpoint {ckpt} was written with other settings; "
