@@ -18,7 +18,7 @@ from analysis import interpret as I
 from analysis import metrics as M
 from analysis import report as R
 from chromestore import variables as V
-from tests.cluster_fixtures import CHROMIUM_FLAGS, chromium, screenshot, stop
+from tests.cluster_fixtures import CHROMIUM_FLAGS, chromium, stop
 from tests.test_analysis_metrics import make_run
 
 CELLS = ("E003", "E004", "E005", "E116", "E123")
@@ -78,6 +78,27 @@ def report(tmp_path_factory):
     return path, metrics
 
 
+def _chromium(args: list[str], url: str, profile) -> tuple[bytes, object]:
+    """Run headless Debian chromium on ``url``; returns (stdout, screenshot path or None)."""
+    exe = chromium()
+    if exe is None:
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    proc = subprocess.Popen([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        stop(proc)
+    shot = next((a.split("=", 1)[1] for a in args if a.startswith("--screenshot=")), None)
+    if shot is not None:
+        from pathlib import Path
+
+        assert Path(shot).exists(), "chromium wrote no screenshot"
+        shot = Path(shot)
+    return out, shot
+
+
 def _img_sources(page: str) -> list[str]:
     return re.findall(r'<img src="([^"]+)"', page)
 
@@ -112,8 +133,8 @@ def test_report__images_decode_and_numbers_written(report):
 
 def test_report__renders_in_headless_chromium(report, tmp_path):
     path, _ = report
-    shot = screenshot(path.as_uri(), tmp_path / "shot.png", tmp_path / "profile",
-                      size="1280,2000", timeout=300)
+    shot = _chromium(["--window-size=1280,2000", f"--screenshot={tmp_path / 'shot.png'}"],
+                     path.as_uri(), tmp_path / "profile")[1]
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert img.shape == (2000, 1280)
     non_white = (img < 235).mean()
@@ -128,16 +149,8 @@ def test_report__renders_in_headless_chromium(report, tmp_path):
         "('div');d.id='probe';d.textContent='images='+document.images.length+' broken='+b;"
         "document.body.appendChild(d);});</script></body>",
     ))
-    exe = chromium()
-    proc = subprocess.Popen(
-        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p2'}", "--virtual-time-budget=4000",
-         "--dump-dom", probe.as_uri()],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        dom, _ = proc.communicate(timeout=300)
-    finally:
-        stop(proc)
+    dom, _ = _chromium(["--virtual-time-budget=4000", "--dump-dom"], probe.as_uri(),
+                       tmp_path / "p2")
     found = re.search(r'id="probe">images=(\d+) broken=(\d+)<', dom.decode())
     assert found, dom.decode()[-500:]
     assert (int(found.group(1)), int(found.group(2))) == (10, 0)
