@@ -37,13 +37,15 @@ def connect(
             client.close()
         return
     n = workers or os.cpu_count() or 1
+    # Worker processes talk TCP on loopback only; threads in this process use inproc://.
+    where = {"host": "127.0.0.1"} if processes else {}
     cluster = LocalCluster(
         n_workers=n,
         threads_per_worker=threads_per_worker,
         processes=processes,
-        host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
         silence_logs=40,
+        **where,
     )
     client = Client(cluster)
     try:
