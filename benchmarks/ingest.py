@@ -1,6 +1,6 @@
 """Ingestion speed: chromestore's tagAlign counting vs the bedtools recipe, same reads and bins.
 
-    python benchmarks/ingest.py [--reads 4] [--skip-bedtools]
+    python benchmarks/ingest.py [--reads 4] [--skip-bedtools] [--peak-rss] [--repeat K]
 
 Generates N million 36 bp reads (half within ±6 kb of the real TSSs of
 data/gene_windows.hg19.bed.gz, half uniform over chr1..chr22, X), writes them as a
@@ -14,6 +14,12 @@ gzipped tagAlign, then times
 checks that both give identical counts and prints the wall times side by side with the ratio,
 and the CPU seconds (ours: this process; bedtools: its child processes), which stay
 meaningful on a machine shared with other work.
+
+``--peak-rss`` also runs the whole ingest of the file in a fresh child process and prints
+its peak resident memory (``ru_maxrss``), next to the same child's peak after imports
+only. ``--repeat K`` writes the generated reads K times over as concatenated gzip
+members (K x N reads; a valid gzip, as ``cat a.gz b.gz`` is) so that a 50 M-read file
+for the memory check takes seconds to make; bedtools is then skipped.
 """
 
 from __future__ import annotations
@@ -101,6 +107,46 @@ def bedtools_counts(genes, reads: Path, work: Path) -> tuple[np.ndarray, float, 
     return out, seconds, cpu
 
 
+def peak_rss(reads: Path, work: Path) -> tuple[float, float, float]:
+    """(MiB resident after imports, MiB peak during the ingest, seconds), measured in a
+    fresh child process."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", str(reads), str(work / "rss.zarr")],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    return float(out[-3]), float(out[-2]), float(out[-1])
+
+
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _rss_child(reads: str, store: str) -> None:
+    """Ingest ``reads`` into a new store; print resident MiB after imports, peak MiB, s.
+
+    The peak is the kernel's high-water mark (VmHWM), reset after the imports where Linux
+    allows it (``/proc/self/clear_refs``), else ``ru_maxrss`` (which then includes imports).
+    """
+    base = _status_mib("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    sheet = Path(store).with_suffix(".csv")
+    sheet.write_text(f"cell,mark,format,path\nE003,H3K4me3,,{reads}\n")
+    t0 = time.perf_counter()
+    run_ingest(store, GENES, sheet, workers=0)
+    seconds = time.perf_counter() - t0
+    try:
+        peak = _status_mib("VmHWM")
+    except (OSError, KeyError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"{base:.1f} {peak:.1f} {seconds:.2f}")
+
+
 def _child_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -110,7 +156,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reads", type=float, default=4, help="millions of reads (default 4)")
     ap.add_argument("--skip-bedtools", action="store_true")
+    ap.add_argument("--peak-rss", action="store_true",
+                    help="also measure the peak memory of the ingest in a child process")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="write the reads K times (concatenated gzip members); skips bedtools")
+    ap.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rss_child:
+        _rss_child(*args.rss_child)
+        return
     n = int(args.reads * 1e6)
     genes = read_gene_bed(GENES)
     layout = BinLayout.from_genes(genes.chrom, genes.tss, genes.strand, 5000, 100)
@@ -119,6 +173,12 @@ def main() -> None:
         reads = work / "reads.tagAlign.gz"
         t0 = time.perf_counter()
         make_reads(genes, n, reads)
+        if args.repeat > 1:
+            one = reads.read_bytes()
+            with open(reads, "ab") as fh:
+                for _ in range(args.repeat - 1):
+                    fh.write(one)
+            n *= args.repeat
         print(f"{n:,} reads, {os.path.getsize(reads) / 2**20:.0f} MiB gz, written in "
               f"{time.perf_counter() - t0:.1f} s; bins: {len(genes):,} genes x 100")
         count_bed(reads, layout, block_bytes=1 << 16)  # load the compiled kernel once
@@ -133,10 +193,15 @@ def main() -> None:
               f"{n / c_count / 1e6:6.2f} M reads per CPU-second (incl. gzip), "
               f"{n / t_count / 1e6:.2f} M/s wall  {stats.in_windows:,} reads in windows")
         print(f"chromestore ingest    : {t_ingest:8.2f} s  (new store + count + write + completion)")
-        if args.skip_bedtools or not (shutil.which("bedtools") and shutil.which("samtools")):
-            print("bedtools              : not run (" + ("--skip-bedtools" if args.skip_bedtools
-                                                         else "bedtools/samtools not installed")
-                  + ")")
+        if args.peak_rss:
+            base, peak, secs = peak_rss(reads, work)
+            print(f"peak RSS (child)      : {peak:8.0f} MiB for the whole ingest of {n:,} reads "
+                  f"({base:.0f} MiB after imports; ingest {secs:.1f} s)")
+        skip = ("--skip-bedtools" if args.skip_bedtools else "--repeat" if args.repeat > 1
+                else None if shutil.which("bedtools") and shutil.which("samtools")
+                else "bedtools/samtools not installed")
+        if skip:
+            print(f"bedtools              : not run ({skip})")
             return
         theirs, t_bt, c_bt = bedtools_counts(genes, reads, work)
         same = np.array_equal(ours, theirs)
