@@ -6,6 +6,7 @@ engine; this module owns store creation and ``expression``.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -368,8 +369,58 @@ class SampleResult:
     stats: dict
 
 
-def count_sample(sample: Sample, layout, keys: GeneKeys) -> SampleResult:
-    """Read one file into per-mark arrays aligned on the store's genes (no store access)."""
+#: Dask worker event topic for reads counted so far in a file: ``(run, sample index, reads)``
+PROGRESS_TOPIC = "chromestore-ingest-reads"
+
+
+def worker_progress(run: str, index: int, n_reads: int) -> None:
+    """``count_bed``'s progress callback inside a Dask task: one worker event per block,
+    which the client (``ingest_samples``) subscribes to. A no-op outside a worker."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+    worker.log_event(PROGRESS_TOPIC, (run, index, int(n_reads)))
+
+
+class ReadsProgress:
+    """Reads counted so far across files, from per-block reports (possibly arriving
+    after their file finished) and per-file totals; shown on a tqdm bar's postfix."""
+
+    def __init__(self, bar=None):
+        import threading
+
+        self.bar = bar
+        self.live: dict[int, int] = {}
+        self.final: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def reads(self) -> int:
+        keys = self.live.keys() | self.final.keys()
+        return sum(max(self.live.get(k, 0), self.final.get(k, 0)) for k in keys)
+
+    def block(self, index: int, n_reads: int) -> None:
+        with self._lock:
+            self.live[index] = self.live.get(index, 0) + int(n_reads)
+            self._show()
+
+    def file(self, index: int, n_reads: int) -> None:
+        with self._lock:
+            self.final[index] = int(n_reads)
+            self._show()
+
+    def _show(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.reads:,} reads")
+
+
+def count_sample(sample: Sample, layout, keys: GeneKeys, progress=None) -> SampleResult:
+    """Read one file into per-mark arrays aligned on the store's genes (no store access).
+
+    ``progress(n_reads)`` is called as BED/tagAlign reads are counted (per block)."""
     import time
 
     from chromestore import counting
@@ -377,7 +428,7 @@ def count_sample(sample: Sample, layout, keys: GeneKeys) -> SampleResult:
 
     fmt = sample.format
     if fmt in ("tagalign", "bed"):
-        values, stats = counting.count_bed(sample.path, layout)
+        values, stats = counting.count_bed(sample.path, layout, counting.BLOCK_BYTES, progress)
     elif fmt == "bam":
         values, stats = bam.count_bam(sample.path, layout)
     elif fmt == "bigwig":
@@ -513,12 +564,11 @@ def ingest_samples(
     bar = tqdm(total=len(todo), unit="file", disable=not progress, desc="ingest")
     done: list[Done] = []
     errors: list[BaseException] = []
-    reads = 0
+    shown = ReadsProgress(bar if progress else None)
+    index = {id(s): i for i, s in enumerate(todo)}
 
-    def tick(result: SampleResult):
-        nonlocal reads
-        reads += int(result.stats.get("reads", 0))
-        bar.set_postfix_str(f"{reads:,} reads")
+    def tick(result: SampleResult, i: int):
+        shown.file(i, result.stats.get("reads", 0))
         bar.update(1)
 
     if client is None:
@@ -526,28 +576,44 @@ def ingest_samples(
             try:
                 results = []
                 for s in cell_samples:
-                    results.append(count_sample(s, layout, keys))
-                    tick(results[-1])
+                    results.append(count_sample(
+                        s, layout, keys, functools.partial(shown.block, index[id(s)])))
+                    tick(results[-1], index[id(s)])
                 write_results(path, cell, results, storage_options)
             except Exception as e:  # the cell stays unwritten; others go on
                 errors.append(e)
                 continue
             done += _record(path, results, storage_options)
     else:
+        import uuid
+
         from distributed import as_completed
 
+        run = uuid.uuid4().hex  # this ingest's events, should others share the scheduler
+
+        def on_event(event):
+            r, i, n = event[1]
+            if r == run:
+                shown.block(i, n)
+
+        if progress:  # reads counted within files, reported by the workers per block
+            client.subscribe_topic(PROGRESS_TOPIC, on_event)
         layout_f, keys_f = client.scatter([layout, keys], broadcast=True)
         counts = []
+        file_of = {}  # future key → sample index
         writers = {}
         for cell, cell_samples in by_cell.items():
-            fs = [client.submit(count_sample, s, layout_f, keys_f, pure=False)
+            fs = [client.submit(count_sample, s, layout_f, keys_f,
+                                functools.partial(worker_progress, run, index[id(s)])
+                                if progress else None, pure=False)
                   for s in cell_samples]
+            file_of.update((f.key, index[id(s)]) for f, s in zip(fs, cell_samples, strict=True))
             counts += fs
             writers[client.submit(write_results, path, cell, fs, storage_options,
                                   pure=False)] = cell
         for f in as_completed(counts):
             if f.status == "finished":
-                tick(f.result())
+                tick(f.result(), file_of[f.key])
             else:
                 bar.update(1)
         for f in as_completed(list(writers)):
@@ -555,6 +621,8 @@ def ingest_samples(
                 done += _record(path, f.result(), storage_options)
             else:
                 errors.append(f.exception())
+        if progress:
+            client.unsubscribe_topic(PROGRESS_TOPIC)
     bar.close()
     if errors:
         raise errors[0]
