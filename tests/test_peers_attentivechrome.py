@@ -25,12 +25,32 @@ def test_attentivechrome__attention_maps_are_distributions():
 
 def test_fit_attentivechrome__learns_and_keeps_best_validation_epoch(rng):
     signal, y, split = _simulated(rng)
-    fit = fit_attentivechrome(signal, y, split, epochs=12, patience=12, seed=0)
+    fit = fit_attentivechrome(signal, y, split, epochs=12, patience=12, seed=0, ensemble=1)
     te = split == 2
     assert roc_auc_score(y[te], fit.score[te]) > 0.9
     assert fit.best_epoch == int(np.nanargmax(fit.history_valid_auc))
     assert len(fit.history_loss) == 12 and fit.history_loss[-1] < fit.history_loss[0]
     assert fit.bin_attention.shape == (180, 5, 20) and fit.mark_attention.shape == (180, 5)
-    again = fit_attentivechrome(signal, y, split, epochs=2, seed=0)
-    first = fit_attentivechrome(signal, y, split, epochs=2, seed=0)
+    again = fit_attentivechrome(signal, y, split, epochs=2, seed=0, ensemble=1)
+    first = fit_attentivechrome(signal, y, split, epochs=2, seed=0, ensemble=1)
     np.testing.assert_array_equal(again.score, first.score)
+
+
+def test_fit_attentivechrome__ensemble_averages_members_from_distinct_seeds(rng):
+    from training.peers.attentivechrome import MEMBER_SEED_STEP
+
+    signal, y, split = _simulated(rng, n_genes=90, n_bins=12)
+    kw = {"epochs": 2, "patience": 2}
+    ens = fit_attentivechrome(signal, y, split, seed=3, ensemble=2, **kw)
+    members = [fit_attentivechrome(signal, y, split, seed=3 + k * MEMBER_SEED_STEP, ensemble=1, **kw)
+               for k in range(2)]
+    assert len(ens.models) == 2
+    assert not np.allclose(members[0].score, members[1].score)
+    np.testing.assert_allclose(ens.score, (members[0].score + members[1].score) / 2, rtol=1e-6)
+    np.testing.assert_allclose(ens.mark_attention.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(ens.bin_attention.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(ens.history_valid_auc, members[0].history_valid_auc)
+    va = split == 1
+    assert ens.valid_auc == roc_auc_score(y[va], ens.score[va])
+    np.testing.assert_allclose(ens.members_valid_auc,
+                               [m.history_valid_auc[m.best_epoch] for m in members])

@@ -56,16 +56,16 @@ def test_e003__svm_bin_best_bin_reaches_075(e003_store, sample_genes):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met yet: test AUC 0.762 at seed 0 (0.750-0.786 over seeds and sizes tried; "
-    "validation AUC 0.89) with 200 training genes",
-)
 def test_e003__attentivechrome_reaches_078(e003_store, sample_genes):
+    # defaults: an ensemble of 5 seeds, each kept at its best validation epoch, averaged
+    # (a single model scored 0.762 here, 0.750-0.786 over seeds: too much variance for
+    # 200 training genes); the configuration was chosen on validation AUC only.
     run = run_peers(e003_store, "e003-att", ["attentivechrome"], cells=["E003"],
                     genes=sample_genes, split_scheme="random", seed=0)
     auc = _test_auc(run, "attentivechrome")
-    print(f"E003 attentivechrome test AUC {auc:.3f}")
+    valid = run.attentivechrome_valid_auc.sel(cell="E003")[0].item()
+    print(f"E003 attentivechrome test AUC {auc:.3f} (ensemble validation AUC {valid:.3f})")
+    assert run.attrs["models"]["attentivechrome"]["ensemble"] == 5
     att = run.attentivechrome_attention_mark.sel(cell="E003")[0]
     np.testing.assert_allclose(att.sum("mark"), 1.0, rtol=1e-5)
     assert auc >= 0.78

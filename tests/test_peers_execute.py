@@ -109,3 +109,16 @@ def test_cli_train__runs_a_peer_model_into_the_run_layout(sim_store):
     assert list(run.model.values) == ["shallowchrome"]
     assert np.isfinite(run.prediction.sel(cell="E003")).all()
     assert run.attrs["split_scheme"] == "random"
+
+
+@pytest.mark.parametrize("genes", [slice(None), np.arange(3, 240, 2)])
+def test_read_cell_max__reduces_like_the_kernel_on_the_whole_block(sim_store, genes):
+    from training.peers.execute import read_cell, read_cell_max
+
+    full = read_cell(str(sim_store), "E004", genes)
+    red = read_cell_max(str(sim_store), "E004", genes)
+    np.testing.assert_array_equal(red["signal_max"], SC.max_signal_features(full["signal"]))
+    np.testing.assert_array_equal(red["finite"], np.isfinite(full["signal"]).all(axis=(1, 2)))
+    assert red["finite"].sum() == len(red["finite"]) - 1  # gene 7 has a NaN bin
+    assert np.isfinite(red["signal_max"]).all()  # ... which the max ignores
+    assert red["peak_max"] is None and full["peak_max"] is None

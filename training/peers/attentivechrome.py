@@ -28,6 +28,9 @@ from torch import nn
 TRAIN, VALID, TEST = 0, 1, 2
 
 #: Hyper-parameters (the paper's sizes: 32 bin-level and 16 mark-level units per direction).
+#: ``ensemble``: members trained from different seeds whose probabilities are averaged
+#: (each keeps its own best-validation epoch); ``clip``: gradient-norm clipping (0: off);
+#: ``weight_decay``: Adam's L2 penalty.
 DEFAULTS = {
     "bin_hidden": 32,
     "mark_hidden": 16,
@@ -37,7 +40,12 @@ DEFAULTS = {
     "batch_size": 32,
     "patience": 10,
     "log1p": True,
+    "ensemble": 5,
+    "clip": 0.0,
+    "weight_decay": 0.0,
 }
+#: Seed offset between ensemble members (``seed + k * MEMBER_SEED_STEP``).
+MEMBER_SEED_STEP = 7919
 
 
 class _Attention(nn.Module):
@@ -88,7 +96,12 @@ class AttentiveChrome(nn.Module):
 
 @dataclass
 class AttentiveFit:
-    """A trained model (best validation epoch), its history and outputs for every gene."""
+    """A trained model (best validation epoch), its history and outputs for every gene.
+
+    With an ensemble, ``score`` and both attention maps are the members' means (still
+    distributions), ``valid_auc`` is the ensemble's validation AUC, and ``model``,
+    ``best_epoch`` and the histories are those of the first member; ``models`` holds all.
+    """
 
     model: AttentiveChrome
     best_epoch: int
@@ -97,6 +110,9 @@ class AttentiveFit:
     score: np.ndarray = field(repr=False)  # P(class 1), (gene,)
     bin_attention: np.ndarray = field(repr=False)  # (gene, mark, bin)
     mark_attention: np.ndarray = field(repr=False)  # (gene, mark)
+    valid_auc: float = float("nan")
+    models: list = field(default_factory=list, repr=False)
+    members_valid_auc: np.ndarray = field(default_factory=lambda: np.array([]), repr=False)
 
 
 def _prepare(signal: np.ndarray, log1p: bool) -> torch.Tensor:
@@ -139,9 +155,26 @@ def fit_attentivechrome(
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _fit(signal, y, split, seed, hp)
+        fits = [_fit(signal, y, split, seed + k * MEMBER_SEED_STEP, hp)
+                for k in range(max(1, int(hp["ensemble"])))]
     finally:
         torch.set_num_threads(before)
+    first = fits[0]
+    y = np.asarray(y)
+    va = np.asarray(split) == VALID
+    score = np.mean([f.score for f in fits], axis=0)
+    return AttentiveFit(
+        first.model, first.best_epoch, first.history_loss, first.history_valid_auc, score,
+        np.mean([f.bin_attention for f in fits], axis=0),
+        np.mean([f.mark_attention for f in fits], axis=0),
+        valid_auc=_auc(y[va], score[va]),
+        models=[f.model for f in fits],
+        members_valid_auc=np.array([f.history_valid_auc[f.best_epoch] for f in fits]),
+    )
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    return float(roc_auc_score(y, p)) if np.unique(y).size == 2 else float("nan")
 
 
 def _fit(signal, y, split, seed: int, hp: dict) -> AttentiveFit:
@@ -155,7 +188,7 @@ def _fit(signal, y, split, seed: int, hp: dict) -> AttentiveFit:
     model = AttentiveChrome(
         x.shape[1], x.shape[2], hp["bin_hidden"], hp["mark_hidden"], hp["dropout"]
     )
-    opt = torch.optim.Adam(model.parameters(), lr=hp["lr"])
+    opt = torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
     loss_fn = nn.BCEWithLogitsLoss()
     xt, yt = x[tr], torch.from_numpy(y[tr])
     losses, aucs = [], []
@@ -169,11 +202,13 @@ def _fit(signal, y, split, seed: int, hp: dict) -> AttentiveFit:
             opt.zero_grad()
             loss = loss_fn(model(xt[idx])[0], yt[idx])
             loss.backward()
+            if hp["clip"]:
+                nn.utils.clip_grad_norm_(model.parameters(), hp["clip"])
             opt.step()
             total += float(loss.detach()) * len(idx)
         losses.append(total / len(tr))
         p, _, _ = predict(model, x[va])
-        auc = float(roc_auc_score(y[va], p)) if np.unique(y[va]).size == 2 else float("nan")
+        auc = _auc(y[va], p)
         aucs.append(auc)
         if auc > best_auc:
             best_auc, best_epoch, best_state = auc, epoch, copy.deepcopy(model.state_dict())
@@ -182,4 +217,5 @@ def _fit(signal, y, split, seed: int, hp: dict) -> AttentiveFit:
     if best_state is not None:
         model.load_state_dict(best_state)
     score, bw, mw = predict(model, x)
-    return AttentiveFit(model, best_epoch, np.array(losses), np.array(aucs), score, bw, mw)
+    return AttentiveFit(model, best_epoch, np.array(losses), np.array(aucs), score, bw, mw,
+                        valid_auc=best_auc, models=[model])

@@ -60,6 +60,32 @@ def read_cell(
     return out
 
 
+def read_cell_max(
+    store: str, cell: str, genes, storage_options: dict | None = None,
+) -> dict:
+    """ShallowChrome's inputs of one epigenome, reduced chunk by chunk as they are read.
+
+    ``signal_max`` (gene, mark): the max over bins of ``signal`` (NaN bins ignored, NaN
+    where a window has none); ``finite`` (gene,): every bin of every mark is finite;
+    ``peak_max`` (gene, mark) or None when no peaks were ingested. The (gene, mark, bin)
+    block is never held whole, only one chunk at a time.
+    """
+    import warnings
+
+    ds = chromestore.open_store(store, storage_options)
+    sub = ds.isel({V.GENE: genes}).sel({V.CELL: cell})
+    sig = sub[V.signal.name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows → NaN
+        smax, finite, pk = dask.compute(
+            sig.max(V.BIN, skipna=True).data, sig.notnull().all([V.MARK, V.BIN]).data,
+            sub[V.peak_max.name].data, scheduler="synchronous",
+        )
+    pk = np.asarray(pk, dtype=np.float32)
+    return {"signal_max": np.asarray(smax, dtype=np.float64), "finite": np.asarray(finite),
+            "peak_max": pk if np.isfinite(pk).any() else None}
+
+
 # --- per-model kernels over repeats -------------------------------------------
 def _auc(y, score) -> float:
     return float(roc_auc_score(y, score)) if np.unique(y).size == 2 else float("nan")
@@ -68,6 +94,8 @@ def _auc(y, score) -> float:
 def _fit_shallowchrome(data: dict, y, split, hp: dict, seed: int) -> dict:
     if data["peak_max"] is not None:
         X, source = data["peak_max"].astype(np.float64), "peak_max"
+    elif "signal_max" in data:
+        X, source = data["signal_max"], "max over bins of signal"
     else:
         X, source = SC.max_signal_features(data["signal"]), "max over bins of signal"
     R = split.shape[0]
@@ -135,10 +163,12 @@ def _fit_attentive(data: dict, y, split, hp: dict, seed: int) -> dict:
         fit = AC.fit_attentivechrome(data["signal"], y, split[r], seed=seed + r, **hp)
         for k, v in (("prediction", fit.score), ("attention_bin", fit.bin_attention),
                      ("attention_mark", fit.mark_attention),
-                     ("valid_auc", fit.history_valid_auc[fit.best_epoch]),
+                     ("valid_auc", fit.valid_auc),
                      ("history_loss", fit.history_loss),
                      ("history_valid_auc", fit.history_valid_auc),
-                     ("best_epoch", fit.best_epoch), ("weights", fit.model.state_dict())):
+                     ("best_epoch", fit.best_epoch),
+                     # one state dict per ensemble member
+                     ("weights", [m.state_dict() for m in fit.models])):
             out[k].append(v)
     return out
 
@@ -176,10 +206,15 @@ def _scatter(out: dict, keep: np.ndarray) -> dict:
 
 def _cell_job(model, store, cell, genes, label, valid, split, hp, seed, expression, so):
     """One (model, cell) task: read, drop genes with missing signal or label, fit, scatter."""
-    data = read_cell(store, cell, genes, so, peaks=model == "shallowchrome")
-    keep = np.isfinite(data["signal"]).all(axis=(1, 2)) & valid
-    sub = {"signal": data["signal"][keep],
-           "peak_max": None if data["peak_max"] is None else data["peak_max"][keep]}
+    if model == "shallowchrome":  # only the max over bins is needed: reduce while reading
+        data = read_cell_max(store, cell, genes, so)
+        keep = data["finite"] & valid
+        sub = {"signal_max": data["signal_max"][keep]}
+    else:
+        data = read_cell(store, cell, genes, so, peaks=False)
+        keep = np.isfinite(data["signal"]).all(axis=(1, 2)) & valid
+        sub = {"signal": data["signal"][keep]}
+    sub["peak_max"] = None if data["peak_max"] is None else data["peak_max"][keep]
     y, sp = label[keep].astype(int), split[:, keep]
     expr = None if expression is None else expression[keep]
     if model == "shallowchrome":
@@ -384,6 +419,8 @@ def assemble(results, models, cells, ds, label, valid, split, hp) -> xr.Dataset:
             (*cr, V.GENE, V.MARK, V.BIN), stack("attentivechrome", "attention_bin"))
         run[p + "attention_mark"] = (
             (*cr, V.GENE, V.MARK), stack("attentivechrome", "attention_mark"))
+        # the ensemble's validation AUC (history_* and best_epoch are its first member's)
+        run[p + "valid_auc"] = (cr, stack("attentivechrome", "valid_auc"))
     return run
 
 
