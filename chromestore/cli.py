@@ -406,7 +406,10 @@ def train(ctx, store, model, cells, split, seed, epochs, patience, batch_size, l
                  if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
         regression = {"cell_stats": cell_stats, "fasta": fasta,
                       "train_cells": train_cells.split(",") if train_cells else None,
-                      "test_cells": test_cells.split(",") if test_cells else None}
+                      "test_cells": test_cells.split(",") if test_cells else None,
+                      # deepchrome-regression: log1p unless --transform is given
+                      "transform": transform if ctx.get_parameter_source("transform")
+                      is not ParameterSource.DEFAULT else None}
         click.echo(train_command(store, run, model, cells, split, seed, given,
                                  train_scheduler or ctx.obj.get("scheduler"),
                                  ctx.obj.get("workers"), _so(ctx), regression))
@@ -425,6 +428,31 @@ def train(ctx, store, model, cells, split, seed, epochs, patience, batch_size, l
                f"{ds.attrs['device']}, {ds.attrs['wall_seconds'][model]:.1f} s; best validation "
                f"AUC mean {np.nanmean(best):.4f} (min {np.nanmin(best):.4f}, "
                f"max {np.nanmax(best):.4f}); open with chromestore.open_run({store!r}, {run!r})")
+
+
+@main.command("call-peaks")
+@click.argument("samples", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--broad", is_flag=True, help="Broad peaks (broadPeak) instead of narrowPeak.")
+@click.option("--control", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Control reads for cells without an input/control row in SAMPLES.")
+@click.option("--gsize", default="hs", show_default=True, help="MACS3 effective genome size.")
+@click.option("--qvalue", type=float, default=0.05, show_default=True)
+@click.option("--extsize", type=int, default=200, show_default=True,
+              help="Fragment length when MACS3 builds no shifting model.")
+@click.option("--model/--nomodel", "build_model", default=False, show_default=True,
+              help="Let MACS3 build its shifting model.")
+def call_peaks_cmd(samples, out, broad, control, gsize, qvalue, extsize, build_model):
+    """Call peaks with MACS3 on the tagAlign/BAM reads of SAMPLES (cell,mark,format,path);
+    write OUT/samplesheet.csv for `chromestore ingest --samples` (needs the 'peaks' extra)."""
+    from training.peers.callpeaks import MissingExtra, call_peaks
+
+    try:
+        sheet = call_peaks(samples, out, broad=broad, control=control, gsize=gsize,
+                           qvalue=qvalue, extsize=extsize, build_model=build_model)
+    except MissingExtra as e:
+        _fail(str(e))
+    click.echo(f"peaks and samplesheet: {sheet}")
 
 
 @main.command("run")

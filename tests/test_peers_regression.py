@@ -123,6 +123,7 @@ def test_cli_train__deepchrome_regression_across_epigenomes(tmp_path):
     run = chromestore.open_run(store, "reg").load()
     assert run.attrs["task"] == "regression" and run.attrs["test_cells"] == ["E005"]
     assert run.attrs["models"]["deepchrome-regression"]["n_channels"] == 15
+    assert run.attrs["models"]["deepchrome-regression"]["transform"] == "log1p"
     test = run.split[0].values == 2
     pred = run.prediction.sel(model="deepchrome-regression", cell="E005")[0].values
     assert np.isfinite(pred[test]).all() and np.isnan(pred[~test]).all()
@@ -130,16 +131,37 @@ def test_cli_train__deepchrome_regression_across_epigenomes(tmp_path):
     mse = float(np.mean((pred[test] - target[test]) ** 2))
     assert run.deepchrome_regression_mse.sel(cell="E005").item() == pytest.approx(mse, rel=1e-5)
     assert (store / "runs/reg/weights/deepchrome-regression/E003+E004/0.pt").exists()
+    raw = CliRunner().invoke(main, args[:-3] + ["1", "--transform", "raw", "--run", "reg-raw"])
+    assert raw.exit_code == 0, raw.output
+    attrs = chromestore.open_run(store, "reg-raw").attrs
+    assert attrs["models"]["deepchrome-regression"]["transform"] == "raw"
+
+
+def test_cross_epigenome__cell_stats_follow_the_input_transform(rng):
+    signal = rng.poisson(3.0, size=(2, 60, 5, 20)).astype(np.float32)
+    expr = rng.gamma(1.0, 10.0, size=(2, 60)).astype(np.float32)
+    split = np.arange(60) % 3
+    kw = {"use_cell_stats": True, "epochs": 1, "seed": 0}
+    raw = cross_epigenome(signal, expr, split, [0], [1], transform="raw", **kw)
+    logged = cross_epigenome(signal, expr, split, [0], [1], **kw)
+    # the standardisation is fitted on cell 0's samples: its stats channels are constant
+    np.testing.assert_allclose(raw.fit.mean[5:10, 0], cell_stats(signal[0])[:5].mean(-1), rtol=1e-5)
+    np.testing.assert_allclose(logged.fit.mean[5:10, 0],
+                               cell_stats(np.log1p(signal[0]))[:5].mean(-1), rtol=1e-5)
+    with pytest.raises(ValueError, match="transform"):
+        cross_epigenome(signal, expr, split, [0], [1], transform="sqrt", epochs=1)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met on chromestore.simulate: test MSE 0.736 with cell stats vs 0.734 without "
-    "(train E098,E004,E003,E016,E053; test E070,E105), 1.240 vs 0.911 with test depths "
-    "outside the training range",
-)
 def test_cross_epigenome__cell_stats_beat_no_cell_stats_on_unseen_epigenomes():
+    """Train on 5 simulated epigenomes, test on 2 unseen ones whose depths (0.64, 1.41 × E003)
+    lie inside the training range (0.48-2.03), DeepChrome's raw-count input.
+
+    Measured (1500 genes, 40 epochs): raw counts, test MSE 0.826 without cell statistics,
+    0.786 with them (seed 0); 0.825 vs 0.792 at seed 1. After log1p the statistics buy
+    nothing (0.715 / 0.737 without, 0.736 with, seeds 0 / 1): depth becomes an additive
+    shift that contrasts within a gene's window cancel, and log1p alone beats raw + stats.
+    """
     import chromestore
 
     cells = ["E098", "E004", "E003", "E016", "E053", "E070", "E105"]
@@ -148,7 +170,9 @@ def test_cross_epigenome__cell_stats_beat_no_cell_stats_on_unseen_epigenomes():
     signal, expr, split = ds.signal.values, ds.expression.values, ds.split.values[0]
     mse = {
         cs: cross_epigenome(signal, expr, split, range(5), [5, 6], use_cell_stats=cs, seed=0,
-                            epochs=20).scores["all"]["mse"]
+                            transform="raw", epochs=40, patience=8).scores["all"]["mse"]
         for cs in (False, True)
     }
-    assert mse[True] < mse[False]
+    print(f"cross-epigenome test MSE, raw counts: {mse[False]:.3f} without cell stats, "
+          f"{mse[True]:.3f} with")
+    assert mse[True] < 0.97 * mse[False]

@@ -563,6 +563,7 @@ def _regression_command(store, run, cells, split, seed, hyper, opts, storage_opt
     test = opts.get("test_cells") or []
     out = run_regression(store, run, train, test, use_cell_stats=opts.get("cell_stats", False),
                          fasta=opts.get("fasta"), split_scheme=split, seed=seed,
+                         transform=opts.get("transform") or "log1p",
                          storage_options=storage_options, **(hyper or {}))
     p = "deepchrome_regression_"
     lines = [f"run {run}: deepchrome-regression trained on {len(train)} epigenome(s) "

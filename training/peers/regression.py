@@ -4,9 +4,13 @@ Extra input channels, each optional:
 
 ``cell_stats``
     Each epigenome's per-mark, per-bin mean and standard deviation over genes
-    (of the ``log1p`` signal), appended to every gene's input: 5 → 15 channels. They
-    tell one model trained on several epigenomes how deep and how noisy each one
-    is, so it can generalise to epigenomes it never saw (the seed report's trick).
+    (of the signal in the model's input transform), appended to every gene's input:
+    5 → 15 channels. They tell one model trained on several epigenomes how deep and
+    how noisy each one is, so it can generalise to epigenomes it never saw (the seed
+    report's trick). On ``chromestore.simulate`` they pay off with raw counts (the
+    input where an epigenome's depth scales every feature) and not after ``log1p``,
+    where depth becomes an additive shift that the convolution can cancel within a
+    gene's own window (see ``tests/test_peers_regression.py``).
 ``kmers``
     Counts of each of the 4**k k-mers (k = 3 → 64 channels) in every bin of the
     gene's window, read 5'→3' on the gene's strand from a FASTA file with pysam
@@ -220,6 +224,7 @@ def cross_epigenome(
     use_cell_stats: bool = False,
     extra: np.ndarray | None = None,
     seed: int = 0,
+    transform: str = "log1p",
     **hyper,
 ) -> CrossResult:
     """One model on the epigenomes ``train_cells``, evaluated on the unseen ``test_cells``.
@@ -228,9 +233,14 @@ def cross_epigenome(
     RPKM, ``split`` ``(gene,)``. It trains on the training genes of the training
     epigenomes, stops on their validation genes and predicts the test genes of the
     test epigenomes, so neither the gene nor the epigenome was seen. ``extra``
-    ``(gene, channel, bin)`` (k-mers) is appended for every epigenome.
+    ``(gene, channel, bin)`` (k-mers) is appended for every epigenome. ``transform``
+    (``log1p`` or ``raw`` counts) applies to the signal before the cell statistics.
     """
-    x = np.log1p(np.clip(np.nan_to_num(np.asarray(signal, np.float32)), 0, None))
+    x = np.clip(np.nan_to_num(np.asarray(signal, np.float32)), 0, None)
+    if transform == "log1p":
+        x = np.log1p(x)
+    elif transform != "raw":
+        raise ValueError(f"transform must be 'log1p' or 'raw', not {transform!r}")
     if use_cell_stats:
         x = np.stack([with_cell_stats(xc) for xc in x])
     if extra is not None:
@@ -289,6 +299,7 @@ def run_regression(
     seed: int = 0,
     storage_options: dict | None = None,
     write: bool = True,
+    transform: str = "log1p",
     **hyper,
 ):
     """Train one ``deepchrome-regression`` model on ``train_cells``; predict every cell's test genes.
@@ -316,12 +327,13 @@ def run_regression(
     extra = store_kmers(ds, fasta) if fasta else None
     tr = [cells.index(c) for c in train_cells]
     res = cross_epigenome(signal, expr, split, tr, list(range(len(cells))),
-                          use_cell_stats=use_cell_stats, extra=extra, seed=seed, **hyper)
+                          use_cell_stats=use_cell_stats, extra=extra, seed=seed,
+                          transform=transform, **hyper)
     target = np.log1p(expr).astype(np.float32)
     excluded = ~np.isfinite(signal).all(axis=(2, 3)) | ~np.isfinite(target)
     pred = np.where(excluded, np.nan, res.prediction).astype(np.float32)
     n_ep = len(res.fit.history_loss)
-    hp = {**DEFAULTS, **hyper, "cell_stats": use_cell_stats, "fasta": fasta,
+    hp = {**DEFAULTS, **hyper, "cell_stats": use_cell_stats, "fasta": fasta, "transform": transform,
           "kmer_k": 3 if fasta else None, "n_channels": int(res.fit.model.net.conv.in_channels)}
     p = "deepchrome_regression_"
     run = xr.Dataset(
