@@ -66,3 +66,23 @@ def test_registry__lists_the_peers_and_shallowchrome_estimator_matches_kernel(rn
     X = entry.features(signal)
     est = entry.build().fit(X, y)
     np.testing.assert_allclose(est.predict_proba(X)[:, 1], fit_logistic(X, y).predict_proba(X))
+
+
+def test_choose_peak_formats__takes_each_marks_informative_format_on_validation(rng):
+    from training.peers.shallowchrome import choose_peak_formats
+
+    n = 600
+    y = rng.integers(0, 2, n)
+    split = np.arange(n) % 3
+    noise = lambda: rng.gamma(2.0, size=(n, 3))  # noqa: E731
+    narrow, broad = noise(), noise()
+    narrow[:, 0] += 3 * y  # mark 0 is informative in narrow peaks only
+    broad[:, 1] += 3 * y  # mark 1 in broad peaks only
+    # the test genes' broad mark-0 feature is made perfect: choices must not look at it
+    broad[split == 2, 0] = 10 * y[split == 2]
+    formats, X = choose_peak_formats({"narrow": narrow, "broad": broad}, y, split)
+    assert formats[:2] == ["narrow", "broad"]
+    np.testing.assert_array_equal(X[:, 0], narrow[:, 0])
+    np.testing.assert_array_equal(X[:, 1], broad[:, 1])
+    chosen = {"narrow": narrow, "broad": broad}[formats[2]]
+    np.testing.assert_array_equal(X[:, 2], chosen[:, 2])
