@@ -228,19 +228,28 @@ def _cell_job(model, store, cell, genes, label, valid, split, hp, seed, expressi
     return _scatter(out, keep)
 
 
-def _svm_keep(store, cell, genes, valid, so):
+#: Bins fitted per ``svm-bin`` task: enough tasks to spread one epigenome over the workers,
+#: few enough that scheduling and reading stay small next to the SVM fits.
+SVM_BINS_PER_TASK = 10
+
+
+def _svm_read(store, cell, genes, valid, so):
+    """One epigenome's signal (kept gene, mark, bin) and the kept-gene mask, read once."""
     ds = chromestore.open_store(store, so)
-    sig = ds[V.signal.name].isel({V.GENE: genes}).sel({V.CELL: cell})
-    return np.asarray(sig.notnull().all([V.MARK, V.BIN]).values) & valid
+    sig = ds[V.signal.name].isel({V.GENE: genes}).sel({V.CELL: cell}).values
+    keep = np.isfinite(sig).all(axis=(1, 2)) & valid
+    return sig[keep], keep
 
 
-def _svm_job(store, cell, genes, b, label, keep, split, grid, so):
-    ds = chromestore.open_store(store, so)
-    feats = ds[V.signal.name].isel({V.GENE: genes, V.BIN: b}).sel({V.CELL: cell}).values
-    return _fit_svm_bin(feats[keep], label[keep].astype(int), split[:, keep], grid)
+def _svm_block(read, bins, label, split, grid):
+    feats, keep = read
+    y, sp = label[keep].astype(int), split[:, keep]
+    return [_fit_svm_bin(feats[:, :, b], y, sp, grid) for b in bins]
 
 
-def _svm_cell(per_bin, label, keep, split):
+def _svm_cell(blocks, read, label, split):
+    keep = read[1]
+    per_bin = [fit for block in blocks for fit in block]
     out = _collect_svm(per_bin, label[keep].astype(int), split[:, keep])
     return _scatter(out, keep)
 
@@ -307,13 +316,15 @@ def run_peers(
     for m in models:
         for ci, c in enumerate(cells):
             if m == "svm-bin":
-                keep = dask.delayed(_svm_keep)(store, c, gidx, valid[ci], storage_options)
-                per_bin = [
-                    dask.delayed(_svm_job)(store, c, gidx, b, label[ci], keep, split,
-                                           hp[m]["grid"], storage_options)
-                    for b in range(n_bins)
+                read = dask.delayed(_svm_read)(store, c, gidx, valid[ci], storage_options)
+                blocks = [
+                    dask.delayed(_svm_block)(
+                        read, range(b, min(b + SVM_BINS_PER_TASK, n_bins)), label[ci], split,
+                        hp[m]["grid"],
+                    )
+                    for b in range(0, n_bins, SVM_BINS_PER_TASK)
                 ]
-                tasks[m, c] = dask.delayed(_svm_cell)(per_bin, label[ci], keep, split)
+                tasks[m, c] = dask.delayed(_svm_cell)(blocks, read, label[ci], split)
             else:
                 tasks[m, c] = dask.delayed(_cell_job)(
                     m, store, c, gidx, label[ci], valid[ci], split, hp[m], seed,
