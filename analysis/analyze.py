@@ -118,6 +118,16 @@ def attention_per_class(run: xr.Dataset) -> xr.DataArray | None:
     )
 
 
+def signal_is_simulated(store, cells, storage_options: dict | None = None) -> bool:
+    """True when every completed (cell, mark) of ``cells`` came from ``chromestore.simulate``."""
+    from chromestore import store as S
+
+    prov = S.read_attrs(store, storage_options).get("provenance", {})
+    cells = {str(c) for c in cells}
+    sources = [v.get("format") for k, v in prov.items() if k.split("/", 1)[0] in cells]
+    return bool(sources) and all(f == "simulated" for f in sources)
+
+
 def analyze_run(
     store: str | os.PathLike,
     names: str | Sequence[str],
@@ -135,7 +145,10 @@ def analyze_run(
     """
     names = [names] if isinstance(names, str) else list(names)
     run = open_runs(store, names, storage_options).load()
-    out = M.compute_metrics(run, client=client)
+    simulated = signal_is_simulated(store, run[V.CELL].values, storage_options)
+    # Accuracy on simulated signal is never compared with DeepChrome's published accuracy.
+    out = M.compute_metrics(run, client=client, published=None if simulated else M.PUBLISHED)
+    out.attrs["signal"] = "simulated" if simulated else "ingested"
     curve = svmbin_curve(run)
     if curve is not None:
         out["svmbin_auc_curve"] = curve
