@@ -77,15 +77,20 @@ def fig_auc_bars(metrics: xr.Dataset) -> str:
     colours = _colours(models)
     n_m = len(models)
     width = 0.8 / max(n_m, 1)
-    fig, axes = plt.subplots(
-        2, 1, figsize=(min(18, max(8, 0.07 * len(cells) * max(n_m, 2) + 3)), 7.5),
-        gridspec_kw={"height_ratios": [3, 2]}, sharex=True,
-    )
+    published = "published_auc" in metrics
+    width_in = min(18, max(8, 0.07 * len(cells) * max(n_m, 2) + 3))
+    if published:
+        fig, axes = plt.subplots(
+            2, 1, figsize=(width_in, 7.5), gridspec_kw={"height_ratios": [3, 2]}, sharex=True
+        )
+    else:  # simulated signal: no comparison with published accuracy, one panel
+        fig, ax = plt.subplots(figsize=(width_in, 4.8))
+        axes = [ax, ax]
     x = np.arange(len(cells))
     for i, m in enumerate(models):
         axes[0].bar(x - 0.4 + width * (i + 0.5), auc.sel({V.MODEL: m}).values, width,
                     color=colours[m], label=m)
-    if "published_auc" in metrics:
+    if published:
         pub = metrics["published_auc"].values
         axes[0].scatter(x, pub, marker="_", s=160, color=PUBLISHED_COLOUR, linewidths=2,
                         label="DeepChrome (published)", zorder=3)
@@ -395,18 +400,26 @@ def write_report(
         "Every number shown is in <code>data/</code>.</p>"
     )
 
+    has_published = "published_auc" in metrics
+    simulated_note = (
+        "The signal of this run is simulated (<code>chromestore.simulate</code>), so its "
+        "accuracy is not compared with DeepChrome's published accuracy. "
+    )
     section("Summary over epigenomes",
             "Mean, median, min and max over epigenomes of each statistic (each epigenome: mean "
-            "over repeats), as in ShallowChrome's Table 2. <i>beats published</i>: epigenomes "
-            "where the model's AUROC exceeds DeepChrome's published AUC. "
-            "(<code>data/summary.csv</code>)")
+            "over repeats), as in ShallowChrome's Table 2. "
+            + ("<i>beats published</i>: epigenomes where the model's AUROC exceeds "
+               "DeepChrome's published AUC. " if has_published else simulated_note)
+            + "(<code>data/summary.csv</code>)")
     parts.append(_table_html(M.summary_table(metrics)))
 
     if auc is not None:
         section("Test AUROC per epigenome",
-                "Bars: each model's test AUROC; black ticks: DeepChrome's published test AUC "
-                "(Singh et al. 2016, supplementary table 1). Lower panel: difference from the "
-                "published value. (<code>data/metrics_per_cell.csv</code>)")
+                "Bars: each model's test AUROC"
+                + ("; black ticks: DeepChrome's published test AUC (Singh et al. 2016, "
+                   "supplementary table 1). Lower panel: difference from the published value. "
+                   if has_published else ". " + simulated_note)
+                + "(<code>data/metrics_per_cell.csv</code>)")
         image(fig_auc_bars(metrics), "AUROC per epigenome")
         image(fig_auc_distribution(metrics), "AUROC distribution per model")
         per_cell = auc.to_pandas().T
