@@ -44,8 +44,6 @@ def overlapping(sim):
 
 
 def _ingest(tmp_path, sim, sheet):
-    if "--samples" not in CliRunner().invoke(main, ["ingest", "--help"]).output:
-        pytest.skip("chromestore ingest --samples is not available yet (issue 3)")
     bed = tmp_path / "genes.bed"
     window = 2 * int(sim.attrs["window"])
     strands = dict(zip(sim.gene.values.astype(object), sim.gene_strand.values.astype(object),
