@@ -21,6 +21,7 @@ from scipy import stats as sps
 from sklearn import metrics as skm
 
 from chromestore import variables as V
+from chromestore.runs import jsonable
 
 #: DeepChrome's published test AUC per epigenome, shipped with the repository.
 PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "epigenomes.tsv"
@@ -280,7 +281,7 @@ def write_metrics(
                 out = out.assign_coords({k: (v.dims, arr, v.attrs)})
             else:
                 out[k] = (v.dims, arr, v.attrs)
-    out.attrs = _jsonable(out.attrs)
+    out.attrs = jsonable(out.attrs)
     out.to_zarr(
         store, group=group, mode="w", zarr_format=3, consolidated=False,
         storage_options=storage_options,
@@ -296,11 +297,3 @@ def read_metrics(store: str | Path, name: str, storage_options: dict | None = No
     ).load()
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

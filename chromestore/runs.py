@@ -174,17 +174,21 @@ def write_run(
         ds.to_zarr(url, mode="a", zarr_format=3, consolidated=False,
                    storage_options=storage_options)
     group = zarr.open_group(url, mode="r+", zarr_format=3, storage_options=storage_options)
-    group.attrs.put(_jsonable(attrs))
+    group.attrs.put(jsonable(attrs))
     return open_run(store_path, name, storage_options)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any, nonfinite_as_str: bool = False) -> Any:
+    """``value`` with numpy scalars/arrays and tuples turned into JSON types (for attrs)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, nonfinite_as_str) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v, nonfinite_as_str) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if nonfinite_as_str and isinstance(value, float) and not np.isfinite(value):
+        return str(value)
     return value
+

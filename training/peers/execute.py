@@ -32,6 +32,7 @@ from sklearn.metrics import roc_auc_score
 
 import chromestore
 from chromestore import variables as V
+from chromestore.runs import jsonable
 from training.peers import PAPERS
 from training.peers import attentivechrome as AC
 from training.peers import baselines as BL
@@ -335,7 +336,7 @@ def run_peers(
     run = assemble(results, models, list(cells), ds, label, valid, split, hp)
     run.attrs.update(
         task="classification",
-        models={m: {"paper": MODELS[m], **_jsonable(hp[m])} for m in models},
+        models={m: {"paper": MODELS[m], **jsonable(hp[m], nonfinite_as_str=True)} for m in models},
         split_scheme=split_scheme,
         seed=int(seed),
         label_rule=str(label_rule),
@@ -461,7 +462,7 @@ def write_run(run: xr.Dataset, store: str, name: str, storage_options: dict | No
                 out = out.assign_coords({k: (v.dims, arr, v.attrs)})
             else:
                 out[k] = (v.dims, arr, v.attrs)
-    out.attrs = _jsonable(out.attrs)
+    out.attrs = jsonable(out.attrs, nonfinite_as_str=True)
     out.to_zarr(store, group=run_group(name), mode="w", zarr_format=3, consolidated=False,
                 storage_options=storage_options)
     return run_group(name)
@@ -512,18 +513,6 @@ def _pkg_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "unknown"
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return str(obj)
-    return obj
 
 
 def train_command(

@@ -315,7 +315,8 @@ def run_regression(
 
     import chromestore
     from chromestore import variables as V
-    from training.peers.execute import _jsonable, _versions, save_weights
+    from chromestore.runs import jsonable
+    from training.peers.execute import _versions, save_weights
 
     t0 = time.time()
     cells = list(dict.fromkeys([*train_cells, *test_cells]))
@@ -357,7 +358,7 @@ def run_regression(
     for stat in ("mse", "pearson", "spearman"):
         run[p + stat] = ((V.CELL,), np.array([res.scores[i][stat] for i in range(len(cells))]))
     run.attrs.update(
-        task="regression", models={MODEL: _jsonable(hp)}, split_scheme=split_scheme,
+        task="regression", models={MODEL: jsonable(hp, nonfinite_as_str=True)}, split_scheme=split_scheme,
         seed=int(seed), label_rule="log(RPKM + 1)", versions=_versions(),
         wall_seconds={MODEL: float(time.time() - t0)}, mode="peers", device="cpu",
         train_cells=list(train_cells), test_cells=list(test_cells),
