@@ -1,10 +1,10 @@
 """Analyse a run end to end: metrics, bin influence, attention and CNN interpretation maps.
 
 :func:`analyze_run` reads ``runs/NAME`` (one or several runs, joined along
-``model``), computes the metrics (:mod:`analysis.metrics`), the svm-bin per-bin
+``model``), computes the metrics (:mod:`chromestore.analysis.metrics`), the svm-bin per-bin
 AUC curve, AttentiveChrome's attention per class and, for every CNN whose weights
 are stored, the class-optimisation maps, saliency, integrated gradients and first
-layer feature map (:mod:`analysis.interpret`, one Dask task per epigenome), and
+layer feature map (:mod:`chromestore.analysis.interpret`, one Dask task per epigenome), and
 writes the result to ``runs/NAME/metrics``.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from analysis import metrics as M
+from chromestore.analysis import metrics as M
 from chromestore import variables as V
 
 #: Peer extras this module reads (prefix = model name with '-' → '_').
@@ -156,7 +156,7 @@ def analyze_run(
     if att is not None:
         out["attention_class"] = att
     if interpret:
-        from analysis import cnn
+        from chromestore.analysis import cnn
 
         maps = cnn.interpret_run(store, names, run, client=client,
                                  storage_options=storage_options, **(interpret_options or {}))

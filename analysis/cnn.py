@@ -38,7 +38,7 @@ def load_cnn(store, name: str, model: str, cell: str, repeat: int,
     import fsspec
     import torch
 
-    from training import registry
+    from chromestore.training import registry
 
     path = weights_path(store, name, model, cell, repeat)
     with fsspec.open(path, "rb", **(storage_options or {})) as f:
@@ -73,7 +73,7 @@ def interpret_cell(
     """All maps of one epigenome's CNN; ``x`` (gene, mark, bin) prepared, ``y`` 0/1 labels."""
     import torch
 
-    from analysis import interpret as I
+    from chromestore.analysis import interpret as I
 
     torch.set_num_threads(1)  # one task per core
     n_marks, n_bins = x.shape[1:]
@@ -155,7 +155,7 @@ def interpret_run(
         },
         coords=coords,
     )
-    from analysis.interpret import pair_counts
+    from chromestore.analysis.interpret import pair_counts
 
     out["classopt_pair_count"] = pair_counts(out["classopt_flagged"])
     out.attrs["interpreted_model"] = model

@@ -86,8 +86,8 @@ def explain_gene(
 
 
 def _cnn_explanation(store, run, names, model, cell, repeat, key, ds, ig_steps, so) -> dict:
-    from analysis import cnn
-    from analysis import interpret as I
+    from chromestore.analysis import cnn
+    from chromestore.analysis import interpret as I
 
     name = next((n for n in names if cnn._has_weights(store, n, model, so)), None)
     if name is None:

@@ -2,7 +2,7 @@
 
 Kernels here are plain torch/numpy on one model (any ``nn.Module`` mapping
 ``(B, marks, bins)`` to two logits, e.g. ``training.models.DeepChrome``); the
-per-run wrappers in :mod:`analysis.explain` and :mod:`analysis.report` run them
+per-run wrappers in :mod:`chromestore.analysis.explain` and :mod:`chromestore.analysis.report` run them
 per epigenome and reduce them into the ``classopt_*``, ``saliency``,
 ``integrated_gradients``, ``feature_map_bin`` and ``attention_class`` variables of
 :mod:`chromestore.variables`.

@@ -20,11 +20,12 @@ import xarray as xr
 from scipy import stats as sps
 from sklearn import metrics as skm
 
+from chromestore import datasets
 from chromestore import variables as V
 from chromestore.runs import jsonable
 
 #: DeepChrome's published test AUC per epigenome, shipped with the repository.
-PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "epigenomes.tsv"
+PUBLISHED = datasets.epigenomes()
 
 CLASSIFICATION_STATS = ("auroc", "auprc", "f1")
 REGRESSION_STATS = ("mse", "pearson", "spearman")
@@ -109,7 +110,7 @@ def compute_metrics(
     """Score a run: ``stat_*`` (model, cell, repeat), summaries and published-AUC comparison.
 
     Each (model, cell) is one Dask task (``dask.delayed``), run on ``client``
-    (a ``distributed.Client``, e.g. from :func:`chromestore.cluster.connect`) or
+    (a ``distributed.Client``, e.g. from :func:`chromestore.app.cluster.connect`) or
     on the default scheduler.
 
     Examples

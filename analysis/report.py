@@ -1,7 +1,7 @@
 """A self-contained HTML report of a run: figures (embedded PNG), tables and their numbers.
 
 :func:`write_report` takes a run (``chromestore.open_run``) and its reductions
-(:func:`analysis.analyze.analyze_run`, i.e. ``runs/NAME/metrics``) and writes
+(:func:`chromestore.analysis.analyze.analyze_run`, i.e. ``runs/NAME/metrics``) and writes
 ``DIR/index.html`` with every image embedded as a base64 PNG (no network needed),
 plus ``DIR/data/*.csv|json`` with every number a figure or table shows.
 Colours are the Okabe-Ito palette; heat-maps use cividis or the diverging PuOr.
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from analysis import metrics as M  # noqa: E402
+from chromestore.analysis import metrics as M  # noqa: E402
 from chromestore import variables as V  # noqa: E402
 
 #: Okabe & Ito (2008), colour-blind safe; black is kept for the published reference.
@@ -439,7 +439,7 @@ def write_report(
         image(fig_class_maps(metrics), "class optimisation heat maps")
         image(fig_active_bins(metrics), "active bins per mark")
         counts = metrics["classopt_pair_count"]
-        from analysis.interpret import top_pairs
+        from chromestore.analysis.interpret import top_pairs
 
         tops = top_pairs(counts, 2)
         summary = "; ".join(

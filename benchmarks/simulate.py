@@ -82,7 +82,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="folder for the store (default: a temp dir)")
     args = p.parse_args()
 
-    from chromestore.cluster import connect
+    from chromestore.app.cluster import connect
     from chromestore.simulate import simulate
     from chromestore.store import size_on_disk
 

@@ -4,7 +4,7 @@ Measures samples/s of training steps (forward + backward + Adam) for ``--models`
 DeepChrome models at batch ``--batch``, three ways, in one run:
 
 (a) a plain PyTorch loop over the models (``nn.Module`` + ``torch.optim.Adam`` each),
-(b) the stacked ensemble (:class:`training.models.StackedDeepChrome` + ``MaskedAdam``),
+(b) the stacked ensemble (:class:`chromestore.training.models.StackedDeepChrome` + ``MaskedAdam``),
     with all intra-op threads and with one,
 (c) the stacked ensemble split over ``--workers`` local Dask worker processes
     (1 thread each), each worker training its share of the models;
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from training.models import DeepChrome, StackedDeepChrome, flops_per_sample
-from training.trainer import MaskedAdam
+from chromestore.training.models import DeepChrome, StackedDeepChrome, flops_per_sample
+from chromestore.training.trainer import MaskedAdam
 
 
 def matmul_peak(n: int = 2048, reps: int = 5) -> float:
@@ -92,7 +92,7 @@ def bench_stacked(m: int, b: int, steps: int, threads: int | None = None) -> flo
 
 
 def bench_distributed(m: int, b: int, steps: int, workers: int) -> float:
-    from chromestore.cluster import connect
+    from chromestore.app.cluster import connect
 
     shares = [len(s) for s in np.array_split(np.arange(m), workers)]
     with connect(workers=workers, quiet=True) as client:
@@ -145,8 +145,8 @@ def main() -> None:
 def end_to_end(store: str, n_cells: int, n_genes: int, batch: int, workers: int,
                loop_sps: float) -> None:
     import chromestore
-    from chromestore.cluster import connect
-    from training.trainer import TrainConfig, train
+    from chromestore.app.cluster import connect
+    from chromestore.training.trainer import TrainConfig, train
 
     if not chromestore.store.exists(store):
         t = time.perf_counter()

@@ -436,9 +436,10 @@ def _scan_lines(a, slot, key_bytes, key_at, b_off, screen, s_off, tab, cand):
         if c >= 0:
             # keep the read unless it lies in one 1 kb cell that no window touches (most
             # reads outside windows stop here)
+            # (a read starting past the chromosome's last bucket lies past its last edge)
             q = s >> SCREEN_SHIFT
             so = s_off[c]
-            if q < s_off[c + 1] - so and (
+            if q < s_off[c + 1] - so and (s >> BUCKET_SHIFT) < b_off[c + 1] - b_off[c] - 1 and (
                 (e >> SCREEN_SHIFT) != q or (screen[(so + q) >> 3] >> ((so + q) & 7)) & 1
             ):
                 key = b_off[c] + (s >> BUCKET_SHIFT)

@@ -641,20 +641,17 @@ def run_ingest(
     genome: str = "hg19",
     gene_chunk: int = S.DEFAULT_GENE_CHUNK,
     force: bool = False,
-    scheduler: str | None = None,
-    workers: int | None = None,
+    client=None,
     progress: bool = False,
     storage_options: dict | None = None,
 ) -> IngestReport:
     """What ``chromestore ingest`` does: create the store if absent, then a samplesheet
     and an RPKM matrix. Every input is parsed and validated before the first write.
 
-    Signal files run on Dask: ``scheduler`` (an address) or an embedded LocalCluster
-    of ``workers`` processes; ``workers=0`` counts in this process instead.
+    Signal files are counted as tasks on ``client`` (a ``distributed.Client``), or in
+    this process when it is None.
     """
     import time
-
-    from chromestore.cluster import connect
 
     t0 = time.perf_counter()
     report = IngestReport()
@@ -686,13 +683,8 @@ def run_ingest(
                                 "--force redoes them)")
         if todo:
             before = {str(c) for c in S.open_store(path, storage_options)[V.CELL].values}
-            if workers == 0 and not scheduler:
-                done = ingest_samples(path, todo, force=True, progress=progress,
-                                      storage_options=storage_options)
-            else:
-                with connect(scheduler, workers, quiet=not progress) as client:
-                    done = ingest_samples(path, todo, client=client, force=True,
-                                          progress=progress, storage_options=storage_options)
+            done = ingest_samples(path, todo, client=client, force=True,
+                                  progress=progress, storage_options=storage_options)
             report.cells_added += sorted({s.cell for s in todo} - before)
             report.lines.append(f"ingested {len(done)} (cell, mark) in "
                                 f"{time.perf_counter() - t0:.1f} s:")

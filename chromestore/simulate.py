@@ -46,18 +46,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from chromestore import datasets
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.errors import InputError
 from chromestore.expression import align_expression, read_rpkm
 from chromestore.genes import read_gene_bed
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data"
-GENES_BED = DATA / "gene_windows.hg19.bed.gz"
-RPKM = DATA / "rpkm.56epigenomes.tsv.gz"
-EPIGENOMES = DATA / "epigenomes.tsv"
-E003_SAMPLE = DATA / "samples" / "deepdiff_E003"
+GENES_BED = datasets.gene_windows()
+RPKM = datasets.rpkm()
+EPIGENOMES = datasets.epigenomes()
+E003_SAMPLE = datasets.e003_sample()
 CALIBRATION_CELL = "E003"
 
 #: Expression levels (RPKM percentile bins within a cell); the median is an edge.

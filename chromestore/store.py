@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import dask.array as da
@@ -32,6 +33,69 @@ CELL_VARS = ("signal", "expression", "peak_max")
 
 class StoreError(RuntimeError):
     """A store cannot be created, opened or written as asked."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a store lives: a local path or fsspec URL and the storage options to reach it.
+
+    The one handle passed between functions instead of ``(path, storage_options)``
+    pairs; it pickles, so Dask tasks take it as it is. Every function of this module
+    (and the run, ingest and training functions) accepts a ``Store`` or a plain path.
+
+    Examples
+    --------
+    >>> s = Store.of("memory://doc.zarr")
+    >>> s.child("runs", "dc").url
+    'memory://doc.zarr/runs/dc'
+    """
+
+    url: str
+    storage_options: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, store: StoreLike, storage_options: Mapping[str, Any] | None = None) -> Store:
+        """``store`` as a handle (a ``Store`` keeps its own options unless others are given)."""
+        if isinstance(store, Store):
+            return store if storage_options is None else cls(store.url, dict(storage_options))
+        return cls(os.fspath(store).rstrip("/") or "/", dict(storage_options) if storage_options
+                   else None)
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def options(self) -> dict:
+        """The storage options as keyword arguments for fsspec (never None)."""
+        return dict(self.storage_options or {})
+
+    def fs(self) -> tuple[Any, str]:
+        """``(filesystem, root path in it)``."""
+        return fsspec.core.url_to_fs(self.url, **self.options)
+
+    def child(self, *parts: str) -> Store:
+        """The handle of a path inside this one (same storage options)."""
+        return Store("/".join([self.url, *parts]), self.storage_options)
+
+    def exists(self) -> bool:
+        """Whether a Zarr group (``zarr.json``) is here."""
+        fs, root = self.fs()
+        return fs.exists(f"{root.rstrip('/')}/zarr.json")
+
+    def open(self, validate: bool = True) -> xr.Dataset:
+        """The store as a lazy ``xr.Dataset`` (see :func:`open_store`)."""
+        return open_store(self, validate=validate)
+
+    def group(self, mode: str = "r") -> zarr.Group:
+        return zarr.open_group(self.url, mode=mode, zarr_format=3,
+                               storage_options=self.storage_options)
+
+    def attrs(self) -> dict:
+        return dict(self.group("r").attrs)
+
+
+#: what the functions of this package accept where they need a store
+StoreLike = Store | str | os.PathLike
 
 
 def _strs(values: Sequence[str]) -> np.ndarray:
@@ -121,7 +185,7 @@ def _encoding(ds: xr.Dataset, gene_chunk: int, level: int = 3) -> dict:
 
 
 def create_store(
-    path: str | os.PathLike,
+    path: StoreLike,
     genes: pd.DataFrame,
     cells: Sequence[str] = (),
     marks: Sequence[str] = V.DEFAULT_MARKS,
@@ -153,73 +217,71 @@ def create_store(
     >>> dict(ds.sizes)
     {'cell': 0, 'gene': 19802, 'mark': 5, 'bin': 100}
     """
-    path = os.fspath(path)
+    handle = Store.of(path, storage_options)
     chunks = dict(chunks or {})
     unknown = set(chunks) - {V.GENE, V.CELL}
     if unknown or chunks.get(V.CELL, 1) != 1:
         raise ValueError(f"chunks may only set 'gene' (cells are one per chunk), got {chunks}")
-    if exists(path, storage_options):
-        raise StoreError(f"{path}: a store already exists here")
+    if handle.exists():
+        raise StoreError(f"{handle}: a store already exists here")
     ds = template(
         genes, cells, marks, window, bin_size, chunks.get(V.GENE, DEFAULT_GENE_CHUNK), genome
     )
     gene_chunk = ds.attrs["gene_chunk"]
     ds.to_zarr(
-        path,
+        handle.url,
         mode="w-",
         compute=False,
         encoding=_encoding(ds, gene_chunk),
         zarr_format=3,
         consolidated=False,
-        storage_options=storage_options,
+        storage_options=handle.storage_options,
     )
-    return open_store(path, storage_options=storage_options)
+    return open_store(handle)
 
 
-def exists(path: str | os.PathLike, storage_options: dict | None = None) -> bool:
-    fs, root = fsspec.core.url_to_fs(os.fspath(path), **(storage_options or {}))
-    return fs.exists(f"{root.rstrip('/')}/zarr.json")
+def exists(path: StoreLike, storage_options: dict | None = None) -> bool:
+    return Store.of(path, storage_options).exists()
 
 
 def open_store(
-    path: str | os.PathLike, storage_options: dict | None = None, validate: bool = True
+    path: StoreLike, storage_options: dict | None = None, validate: bool = True
 ) -> xr.Dataset:
     """Open a store as a lazy ``xr.Dataset`` (dask-backed, one chunk per store chunk).
 
     Raises :class:`chromestore.variables.SchemaError` when the store does not follow
     the schema or was written by an unsupported format version.
     """
-    path = os.fspath(path)
-    if not exists(path, storage_options):
-        raise StoreError(f"{path}: no chromestore store here (no zarr.json)")
-    ds = xr.open_zarr(path, consolidated=False, storage_options=storage_options, zarr_format=3)
+    handle = Store.of(path, storage_options)
+    if not handle.exists():
+        raise StoreError(f"{handle}: no chromestore store here (no zarr.json)")
+    ds = xr.open_zarr(handle.url, consolidated=False, storage_options=handle.storage_options,
+                      zarr_format=3)
     return V.validate(ds) if validate else ds
 
 
-def _group(path: str, storage_options: dict | None, mode: str = "r+") -> zarr.Group:
-    return zarr.open_group(
-        os.fspath(path), mode=mode, zarr_format=3, storage_options=storage_options
-    )
+def _group(path: StoreLike, storage_options: dict | None, mode: str = "r+") -> zarr.Group:
+    return Store.of(path, storage_options).group(mode)
 
 
-def read_attrs(path: str | os.PathLike, storage_options: dict | None = None) -> dict:
-    return dict(_group(os.fspath(path), storage_options, mode="r").attrs)
+def read_attrs(path: StoreLike, storage_options: dict | None = None) -> dict:
+    return Store.of(path, storage_options).attrs()
 
 
 def add_cells(
-    path: str | os.PathLike, cells: Sequence[str], storage_options: dict | None = None
+    path: StoreLike, cells: Sequence[str], storage_options: dict | None = None
 ) -> list[str]:
     """Append new epigenomes along ``cell`` (NaN-filled); existing cells are not rewritten.
 
     Cells already in the store are ignored. Returns the cells actually added.
     """
-    path = os.fspath(path)
-    ds = open_store(path, storage_options)
+    handle = Store.of(path, storage_options)
+    ds = open_store(handle)
     have = set(ds[V.CELL].values.tolist())
     new = [c for c in dict.fromkeys(cells) if c not in have]
     if not new:
         return []
-    attrs = read_attrs(path, storage_options)
+    attrs = handle.attrs()
     part = xr.Dataset(
         _cell_vars(
             len(new), ds.sizes[V.GENE], ds.sizes[V.MARK], ds.sizes[V.BIN], attrs["gene_chunk"]
@@ -228,12 +290,12 @@ def add_cells(
     )
     part.attrs.update(attrs)  # to_zarr(append_dim=...) replaces the group attrs
     part.to_zarr(
-        path,
+        handle.url,
         append_dim=V.CELL,
         compute=False,  # chunks equal to the NaN fill value are never written
         consolidated=False,
         zarr_format=3,
-        storage_options=storage_options,
+        storage_options=handle.storage_options,
     )
     return new
 
@@ -246,7 +308,7 @@ def cell_index(ds: xr.Dataset, cell: str) -> int:
 
 
 def write_region(
-    path: str | os.PathLike,
+    path: StoreLike,
     part: xr.Dataset,
     region: Mapping[str, slice],
     storage_options: dict | None = None,
@@ -259,21 +321,22 @@ def write_region(
     drop = [v for v in part.variables if V.CELL not in part[v].dims]
     part = part.drop_vars(drop)
     part.attrs = {}
+    handle = Store.of(path, storage_options)
     part.to_zarr(
-        os.fspath(path),
+        handle.url,
         region=dict(region),
         mode="r+",
         consolidated=False,
         zarr_format=3,
-        storage_options=storage_options,
+        storage_options=handle.storage_options,
     )
 
 
 def update_attrs(
-    path: str | os.PathLike, storage_options: dict | None = None, **items: Any
+    path: StoreLike, storage_options: dict | None = None, **items: Any
 ) -> None:
     """Merge ``items`` into the store's group attrs (dict values are merged one level deep)."""
-    group = _group(os.fspath(path), storage_options)
+    group = _group(path, storage_options)
     attrs = dict(group.attrs)
     for key, value in items.items():
         if isinstance(value, dict) and isinstance(attrs.get(key), dict):
@@ -286,7 +349,7 @@ def update_attrs(
 
 
 def mark_completed(
-    path: str | os.PathLike,
+    path: StoreLike,
     cell: str,
     mark: str,
     info: Mapping[str, Any],
@@ -318,8 +381,8 @@ def completion_table(ds: xr.Dataset) -> pd.DataFrame:
     )
 
 
-def size_on_disk(path: str | os.PathLike, storage_options: dict | None = None) -> int:
-    fs, root = fsspec.core.url_to_fs(os.fspath(path), **(storage_options or {}))
+def size_on_disk(path: StoreLike, storage_options: dict | None = None) -> int:
+    fs, root = Store.of(path, storage_options).fs()
     try:
         return int(fs.du(root))
     except Exception:  # some filesystems cannot sum sizes

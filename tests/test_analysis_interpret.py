@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from analysis import interpret as I
+from chromestore.analysis import interpret as I
 from chromestore import variables as V
 
 MARKS = list(V.DEFAULT_MARKS)  # H3K27me3, H3K36me3, H3K4me1, H3K4me3, H3K9me3

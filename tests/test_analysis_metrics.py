@@ -9,7 +9,7 @@ import xarray as xr
 from scipy import stats as sps
 from sklearn import metrics as skm
 
-from analysis import metrics as M
+from chromestore.analysis import metrics as M
 from chromestore import variables as V
 
 
@@ -142,7 +142,7 @@ def test_metrics__records_one_per_model_and_cell(rng):
 
 
 def test_metrics__distributed_client_gives_same_result(rng):
-    from chromestore.cluster import connect
+    from chromestore.app.cluster import connect
 
     run = make_run(rng, repeats=1, cells=("E003", "E004"))
     local = M.compute_metrics(run)

@@ -12,12 +12,14 @@ MODELS = {"deepchrome", "shallowchrome", "svm-bin", "rf-bestbin"}
 
 
 def test_run__real_e003_and_simulated_reports_show_every_model(tmp_path):
-    from chromestore.pipeline import RunConfig, run_all
+    from chromestore.app.cluster import connect
+    from chromestore.app.pipeline import RunConfig, run_all
 
     cfg = RunConfig(store=str(tmp_path / "sim.zarr"), report=str(tmp_path / "report"),
                     cells="E003,E116,E123", genes=300, epochs=2, progress=False,
                     interpret={"steps": 30, "ig_steps": 8, "max_genes": 30})
-    text = run_all(cfg, workers=2)
+    with connect(workers=2, quiet=True) as client:
+        text = run_all(cfg, client=client)
     assert text.count("report: ") == 2
     for model in MODELS:
         assert f"{model:<16} mean        3" in text  # 3 simulated epigenomes per model

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from chromestore.cli import main
+from chromestore.app.cli import main
 from tests.conftest import GENES_BED, RPKM
 
 

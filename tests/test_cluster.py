@@ -39,7 +39,7 @@ def chromestore_cli(*args: str, env: dict | None = None, timeout: float = 240,
                     **popen) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k != "CHROMESTORE_SCHEDULER"}
     return subprocess.run(
-        [sys.executable, "-m", "chromestore.cli", *args], env={**clean, **(env or {})},
+        [sys.executable, "-m", "chromestore.app.cli", *args], env={**clean, **(env or {})},
         capture_output=True, text=True, timeout=timeout, **popen,
     )
 
@@ -143,7 +143,7 @@ def _wait_for(predicate, timeout: float, what: str):
 def test_dashboard__status_answers_and_renders_while_a_job_runs(dask_cluster, tmp_path):  # noqa: F811
     store = tmp_path / "busy.zarr"
     job = subprocess.Popen(
-        [sys.executable, "-m", "chromestore.cli", "--scheduler", dask_cluster.address,
+        [sys.executable, "-m", "chromestore.app.cli", "--scheduler", dask_cluster.address,
          "simulate", str(store), "--cells", "4", "--genes", "3000", "--gene-chunk", "128"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -213,7 +213,7 @@ def test_worker_loss_during_ingest__survivors_finish_same_store(dask_procs, emit
     dask_procs.start_worker("victim")
     store = tmp_path / "remc.zarr"
     job = subprocess.Popen(
-        [sys.executable, "-m", "chromestore.cli", "--scheduler", dask_procs.address,
+        [sys.executable, "-m", "chromestore.app.cli", "--scheduler", dask_procs.address,
          "ingest", str(store), *INGEST, "--samples", str(emitted), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -276,7 +276,7 @@ def test_worker_loss_during_training__gpu_workers_finish_same_run(dask_procs, tr
     dask_procs.start_worker("gpu-a", resources="GPU=1")
     dask_procs.start_worker("gpu-victim", resources="GPU=1")
     job = subprocess.Popen(
-        [sys.executable, "-m", "chromestore.cli", "--scheduler", dask_procs.address,
+        [sys.executable, "-m", "chromestore.app.cli", "--scheduler", dask_procs.address,
          "train", str(train_store), *TRAIN, "--run", "lossy"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from distributed import Client, Security
 
-from chromestore.cli import main as cli_main
+from chromestore.app.cli import main as cli_main
 from tests.cluster_fixtures import DaskProcs, _spawn, _wait, dask_procs, stop  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,14 +10,14 @@ from click.testing import CliRunner
 
 import chromestore
 from chromestore import variables as V
-from chromestore.cli import main as cli_main
+from chromestore.app.cli import main as cli_main
 
 CELLS = ["E003", "E116", "E123"]
 
 
 @pytest.fixture(scope="module")
 def peer_store(tmp_path_factory):
-    from training.peers.execute import run_peers
+    from chromestore.training.peers.execute import run_peers
 
     path = str(tmp_path_factory.mktemp("explain") / "sim.zarr")
     chromestore.simulate(path, cells=",".join(CELLS), genes=300, seed=3)
@@ -28,7 +28,7 @@ def peer_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cnn_store(peer_store):
     """The same store with DeepChrome trained (2 epochs) on the same splits, run ``dc``."""
-    from training.trainer import TrainConfig, train
+    from chromestore.training.trainer import TrainConfig, train
 
     path, _ = peer_store
     train(path, "dc", ",".join(CELLS), TrainConfig(split="random:2", seed=0, epochs=2),
@@ -43,8 +43,8 @@ def _gene_tested_in_repeat1_only(run) -> str:
 
 
 def test_explain__pattern_is_coef_times_feature_from_test_repeat(peer_store):
-    from analysis.analyze import open_runs
-    from analysis.explain import explain_gene
+    from chromestore.analysis.analyze import open_runs
+    from chromestore.analysis.explain import explain_gene
 
     path, _ = peer_store
     run = open_runs(path, ["peers"]).load()
@@ -86,7 +86,7 @@ def test_explain__cli_text_json_and_plot(peer_store, tmp_path):
 
 
 def test_analyze__cli_table_json_and_stored_metrics(peer_store, tmp_path):
-    from analysis.metrics import read_metrics
+    from chromestore.analysis.metrics import read_metrics
 
     path, run = peer_store
     res = CliRunner().invoke(cli_main, ["analyze", path, "--run", "peers", "--format", "json"])
@@ -104,10 +104,10 @@ def test_analyze__cli_table_json_and_stored_metrics(peer_store, tmp_path):
 
 
 def test_explain__cnn_integrated_gradients_of_the_test_repeat_model(cnn_store):
-    from analysis import cnn
-    from analysis import interpret as I
-    from analysis.analyze import open_runs
-    from analysis.explain import explain_gene
+    from chromestore.analysis import cnn
+    from chromestore.analysis import interpret as I
+    from chromestore.analysis.analyze import open_runs
+    from chromestore.analysis.explain import explain_gene
 
     run = open_runs(cnn_store, ["dc", "peers"]).load()
     key = _gene_tested_in_repeat1_only(run)
@@ -126,7 +126,7 @@ def test_explain__cnn_integrated_gradients_of_the_test_repeat_model(cnn_store):
 
 
 def test_analyze__interprets_the_stored_cnns(cnn_store):
-    from analysis.analyze import analyze_run
+    from chromestore.analysis.analyze import analyze_run
 
     _, out = analyze_run(cnn_store, ["dc", "peers"], interpret_options={
         "steps": 60, "ig_steps": 8, "max_genes": 40})

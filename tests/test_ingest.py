@@ -113,7 +113,7 @@ def test_ingest_deepdiff_csv__exact_values_centre_100_bins(tmp_path, store, e003
             for s in ("train", "valid", "test")]
     with pytest.raises(InputError, match="duplicate"):  # three files, same cell: all marks twice
         read_samplesheet(sheet(tmp_path, rows))
-    run_ingest(store, samples=sheet(tmp_path, rows[:1]), workers=0)
+    run_ingest(store, samples=sheet(tmp_path, rows[:1]))
     ds = open_store(store)
     first = read_deepdiff_csv(E003 / "E003.train.csv")
     got = ds.signal.sel(cell="E003", gene=first.gene.values).transpose("gene", "mark", "bin")
@@ -133,7 +133,7 @@ def test_ingest_tagalign__reads_from_real_counts_rebin_exactly(tmp_path, store, 
         extra = ["chrUn_gl000220\t10\t46\tN\t1000\t+\n"] * 3
         write_tagalign(tmp_path / f"{mark}.tagAlign.gz", chrom, s, e, extra)
         rows.append(("E003", mark, "", f"{mark}.tagAlign.gz"))
-    report = run_ingest(store, samples=sheet(tmp_path, rows), workers=0)
+    report = run_ingest(store, samples=sheet(tmp_path, rows))
     ds = open_store(store)
     ok = isolated(genes)
     assert ok.sum() > 400
@@ -152,7 +152,7 @@ def test_ingest_tagalign__reads_from_real_counts_rebin_exactly(tmp_path, store, 
 def test_ingest_deepchrome_toy__folder_matches_by_gene_id(tmp_path):
     path = tmp_path / "toy.zarr"
     rows = [("E003", "", "deepchrome-csv", str(TOY))]
-    run_ingest(path, GENES_BED, samples=sheet(tmp_path, rows), workers=0, gene_chunk=4096)
+    run_ingest(path, GENES_BED, samples=sheet(tmp_path, rows), gene_chunk=4096)
     ds = open_store(path)
     sig, labels = read_deepchrome_csv(TOY)
     ids = ds.gene_id.values.astype(object)
@@ -182,7 +182,7 @@ def test_ingest_bigwig__exact_per_bin_means(tmp_path, store, genes_bed, rng):
         bw.addEntries(g.chrom, pos.tolist(), values=v[keep].tolist(), span=25)
         truth[g.Index] = (lo, np.repeat(np.where(keep, v, 0.0), 25))
     bw.close()
-    run_ingest(store, samples=sheet(tmp_path, [("E003", "H3K4me1", "", "x.bw")]), workers=0)
+    run_ingest(store, samples=sheet(tmp_path, [("E003", "H3K4me1", "", "x.bw")]))
     ds = open_store(store)
     got = ds.signal.sel(cell="E003", mark="H3K4me1").values
     starts = genome_bin_starts(genes.tss.values, genes.strand.values, 5000, 100)
@@ -213,8 +213,7 @@ def test_ingest_peaks__peak_max_is_max_overlapping_signal(tmp_path, store, genes
         line("chrUn_x", 0, 100, 50.0),
     ]
     (tmp_path / f"p.{ext}.gz").write_bytes(gzip.compress("".join(lines).encode()))
-    run_ingest(store, samples=sheet(tmp_path, [("E003", "H3K4me3", "", f"p.{ext}.gz")]),
-               workers=0)
+    run_ingest(store, samples=sheet(tmp_path, [("E003", "H3K4me3", "", f"p.{ext}.gz")]))
     ds = open_store(store)
     pm = ds.peak_max.sel(cell="E003", mark="H3K4me3").values
     near = np.abs(genes.tss.values - g0.tss) < 5000 + 5000
@@ -246,7 +245,7 @@ def test_ingest_bam__matches_tagalign_counts(tmp_path, store, genes_bed, e003_co
             r.cigarstring, r.query_sequence, r.flag = "30M", "A" * 30, flag
             out.write(r)
     rows = [("E003", "H3K36me3", "", "r.tagAlign"), ("E003", "H3K4me1", "", "r.bam")]
-    run_ingest(store, samples=sheet(tmp_path, rows), workers=0)
+    run_ingest(store, samples=sheet(tmp_path, rows))
     ds = open_store(store)
     tag = ds.signal.sel(cell="E003", mark="H3K36me3").values
     np.testing.assert_array_equal(ds.signal.sel(cell="E003", mark="H3K4me1").values, tag)
@@ -263,7 +262,7 @@ def used_store(tmp_path, store, genes_bed, e003_counts, rng):
                                     rng)
     write_tagalign(tmp_path / "good.tagAlign.gz", chrom, s, e)
     run_ingest(store, samples=sheet(tmp_path, [("E003", "H3K4me3", "", "good.tagAlign.gz")],
-                                    "good.csv"), workers=0)
+                                    "good.csv"))
     return store
 
 
@@ -301,7 +300,7 @@ def test_ingest_bad_file__names_file_and_line_and_leaves_store_untouched(
         rows.append(("E003", "H3K9me3", "", "good.tagAlign.gz"))
     before = store_digest(used_store)
     with pytest.raises(InputError, match=message) as e:
-        run_ingest(used_store, samples=sheet(tmp_path, rows), workers=0)
+        run_ingest(used_store, samples=sheet(tmp_path, rows))
     assert str(path) in str(e.value)
     assert store_digest(used_store) == before
     assert S.completed(open_store(used_store)) == {("E003", "H3K4me3")}
@@ -323,7 +322,7 @@ def test_ingest_bad_samplesheet__message_and_store_untouched(tmp_path, used_stor
     (tmp_path / "good.txt").write_text(GOOD)
     before = store_digest(used_store)
     with pytest.raises(InputError, match=message):
-        run_ingest(used_store, samples=sheet(tmp_path, rows, "bad.csv"), workers=0)
+        run_ingest(used_store, samples=sheet(tmp_path, rows, "bad.csv"))
     assert store_digest(used_store) == before
 
 
@@ -332,14 +331,14 @@ def test_ingest_bad_rpkm__message_and_store_untouched(tmp_path, used_store):
     before = store_digest(used_store)
     rows = [("E003", "H3K27me3", "", "good.tagAlign.gz")]
     with pytest.raises(InputError, match=r"rpkm.tsv, line 3: column E003: 'n/a' is not a number"):
-        run_ingest(used_store, samples=sheet(tmp_path, rows), expression=bad, workers=0)
+        run_ingest(used_store, samples=sheet(tmp_path, rows), expression=bad)
     assert store_digest(used_store) == before
 
 
 def test_cli_ingest__bad_input_is_one_line_and_nonzero(tmp_path, used_store):
     from click.testing import CliRunner
 
-    from chromestore.cli import main
+    from chromestore.app.cli import main
 
     _bad_file(tmp_path, "e.tagAlign", GOOD + "chr1\t5\t4\n")
     rows = [("E003", "H3K27me3", "", "e.tagAlign")]
@@ -373,12 +372,10 @@ def test_ingest_append__second_epigenome_leaves_first_byte_identical(
     tmp_path, store, genes_bed, e003_counts, rng
 ):
     counts = e003_counts.sel(mark="H3K9me3").values[:, 50:150]
-    run_ingest(store, samples=_cells_sheet(tmp_path, genes_bed[1], counts, rng, ["E003"], "a.csv"),
-               workers=0)
+    run_ingest(store, samples=_cells_sheet(tmp_path, genes_bed[1], counts, rng, ["E003"], "a.csv"))
     first = _cell_chunks(store, 0)
     assert any("signal" in k for k in first)
-    run_ingest(store, samples=_cells_sheet(tmp_path, genes_bed[1], counts, rng, ["E004"], "b.csv"),
-               workers=0)
+    run_ingest(store, samples=_cells_sheet(tmp_path, genes_bed[1], counts, rng, ["E004"], "b.csv"))
     ds = open_store(store)
     assert list(ds.cell.values.astype(object)) == ["E003", "E004"]
     assert _cell_chunks(store, 0) == first
@@ -396,10 +393,10 @@ def test_ingest_resume__killed_run_rerun_equals_uninterrupted(
     cells = [f"E{i:03d}" for i in range(3, 9)]
     samples = _cells_sheet(tmp_path, genes_bed[1], counts, rng, cells, "s.csv")
     ref, resumed = tmp_path / "ref.zarr", tmp_path / "resumed.zarr"
-    run_ingest(ref, genes_bed[0], samples, workers=0)
+    run_ingest(ref, genes_bed[0], samples)
 
     def cmd(path):
-        return [sys.executable, "-m", "chromestore.cli", "--workers", "0", "ingest", str(path),
+        return [sys.executable, "-m", "chromestore.app.cli", "--workers", "0", "ingest", str(path),
                 "--genes", genes_bed[0], "--samples", str(samples), "--no-progress"]
 
     proc = subprocess.Popen(cmd(resumed), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -424,7 +421,7 @@ def test_cli_ingest__on_a_local_dask_cluster_matches_in_process(tmp_path, genes_
                                                                rng):
     from click.testing import CliRunner
 
-    from chromestore.cli import main
+    from chromestore.app.cli import main
 
     counts = e003_counts.sel(mark="H3K9me3").values[:, 50:150]
     samples = _cells_sheet(tmp_path, genes_bed[1], counts, rng, ["E003", "E004", "E005"], "s.csv")
@@ -435,7 +432,7 @@ def test_cli_ingest__on_a_local_dask_cluster_matches_in_process(tmp_path, genes_
                                     "--expression", str(RPKM), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "ingested 8 (cell, mark)" in res.output
-    run_ingest(tmp_path / "p.zarr", genes_bed[0], samples, RPKM, workers=0)
+    run_ingest(tmp_path / "p.zarr", genes_bed[0], samples, RPKM)
     a, b = open_store(tmp_path / "d.zarr"), open_store(tmp_path / "p.zarr")
     np.testing.assert_array_equal(a.signal.values, b.signal.values)
     np.testing.assert_array_equal(a.expression.values, b.expression.values)

@@ -100,3 +100,18 @@ def test_layout__pickles_without_cached_tables(small_genes, tmp_path):
     copy = pickle.loads(pickle.dumps(layout))
     assert "_kernel" not in copy.__dict__
     np.testing.assert_array_equal(count_bed(tmp_path / "r.bed", copy)[0], before)
+
+
+def test_kernels__no_out_of_bounds_access_under_numba_boundscheck(tmp_path):
+    """The compiled kernels index nothing out of bounds: this file's tests again with
+    numba's bounds checks on (a fresh cache, so they are compiled with them). A read past
+    the last window of the last chromosome once indexed past the bucket table."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "nb")}
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "not boundscheck"], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:]

@@ -53,7 +53,7 @@ def test_ingest_in_process__reads_shown_per_block(tmp_path, one_file, monkeypatc
     block = I.ReadsProgress.block
     monkeypatch.setattr(I.ReadsProgress, "block",
                         lambda self, i, k: (seen.append(k), block(self, i, k)))
-    I.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, workers=0, progress=True)
+    I.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, progress=True)
     assert len(seen) > 5 and sum(seen) == n
 
 
@@ -66,8 +66,9 @@ def test_ingest_dask__workers_report_reads_per_block(tmp_path, one_file, monkeyp
                       dashboard_address=None) as cluster, Client(cluster) as client:
         events = []
         client.subscribe_topic(I.PROGRESS_TOPIC, lambda e: events.append(e[1]))
-        I.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, scheduler=cluster.scheduler_address,
-                     progress=True)
+        with Client(cluster) as ingest_client:  # one topic handler per client: not the test's
+            I.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, client=ingest_client,
+                         progress=True)
         deadline = time.monotonic() + 60  # events travel asynchronously
         while sum(e[2] for e in events) < n and time.monotonic() < deadline:
             time.sleep(0.1)

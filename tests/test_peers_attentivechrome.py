@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from training.peers.attentivechrome import AttentiveChrome, fit_attentivechrome
+from chromestore.training.peers.attentivechrome import AttentiveChrome, fit_attentivechrome
 
 
 def _simulated(rng, n_genes=180, n_bins=20):
@@ -37,7 +37,7 @@ def test_fit_attentivechrome__learns_and_keeps_best_validation_epoch(rng):
 
 
 def test_fit_attentivechrome__ensemble_averages_members_from_distinct_seeds(rng):
-    from training.peers.attentivechrome import MEMBER_SEED_STEP
+    from chromestore.training.peers.attentivechrome import MEMBER_SEED_STEP
 
     signal, y, split = _simulated(rng, n_genes=90, n_bins=12)
     kw = {"epochs": 2, "patience": 2}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from training.peers.baselines import best_bins, rf_bestbin, svm_bin
+from chromestore.training.peers.baselines import best_bins, rf_bestbin, svm_bin
 
 
 def _simulated(rng, n_genes=150, n_bins=6, bin_=3):

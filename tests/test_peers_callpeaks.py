@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 import chromestore
-from chromestore.cli import main
-from training.peers.callpeaks import Reads, callpeak_args, read_reads_sheet
+from chromestore.app.cli import main
+from chromestore.callpeaks import Reads, callpeak_args, read_reads_sheet
 
 
 def test_callpeak_args__narrow_broad_and_control(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from chromestore.formats import read_deepdiff_csv
-from training.peers.execute import run_peers
+from chromestore.training.peers.execute import run_peers
 
 E003 = Path(__file__).resolve().parents[1] / "data" / "samples" / "deepdiff_E003"
 

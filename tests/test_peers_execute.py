@@ -6,9 +6,9 @@ import pytest
 import zarr
 
 import chromestore
-from training.peers import baselines as BL
-from training.peers import shallowchrome as SC
-from training.peers.execute import open_peer_run, run_peers
+from chromestore.training.peers import baselines as BL
+from chromestore.training.peers import shallowchrome as SC
+from chromestore.training.peers.execute import open_peer_run, run_peers
 
 SMALL = {"svm-bin": {"grid": {"C": [1.0, 10.0], "gamma": [0.1]}}, "rf-bestbin": {"trees": [10, 30]}}
 
@@ -99,7 +99,7 @@ def test_run_peers__rejects_unknown_model_and_cell(sim_store):
 def test_cli_train__runs_a_peer_model_into_the_run_layout(sim_store):
     from click.testing import CliRunner
 
-    from chromestore.cli import main
+    from chromestore.app.cli import main
 
     result = CliRunner().invoke(main, ["train", str(sim_store), "--model", "shallowchrome",
                                        "--cells", "E003", "--split", "random", "--run", "cli"])
@@ -113,7 +113,7 @@ def test_cli_train__runs_a_peer_model_into_the_run_layout(sim_store):
 
 @pytest.mark.parametrize("genes", [slice(None), np.arange(3, 240, 2)])
 def test_read_cell_max__reduces_like_the_kernel_on_the_whole_block(sim_store, genes):
-    from training.peers.execute import read_cell, read_cell_max
+    from chromestore.training.peers.execute import read_cell, read_cell_max
 
     full = read_cell(str(sim_store), "E004", genes)
     red = read_cell_max(str(sim_store), "E004", genes)

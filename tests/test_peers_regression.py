@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.peers.regression import (
+from chromestore.training.peers.regression import (
     cell_stats,
     cross_epigenome,
     fit_regression,
@@ -92,7 +92,7 @@ def test_cross_epigenome__predicts_only_test_genes_of_unseen_cells(rng):
 def test_store_kmers__use_the_store_coordinates(fasta):
     import xarray as xr
 
-    from training.peers.regression import store_kmers
+    from chromestore.training.peers.regression import store_kmers
 
     path, _ = fasta
     ds = xr.Dataset(
@@ -110,7 +110,7 @@ def test_cli_train__deepchrome_regression_across_epigenomes(tmp_path):
     from click.testing import CliRunner
 
     import chromestore
-    from chromestore.cli import main
+    from chromestore.app.cli import main
 
     store = tmp_path / "sim.zarr"
     chromestore.simulate(store, cells=3, genes=240, seed=0)

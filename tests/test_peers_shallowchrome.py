@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from training.peers.shallowchrome import fit_logistic, max_signal_features, regulative_patterns
+from chromestore.training.peers.shallowchrome import fit_logistic, max_signal_features, regulative_patterns
 
 
 def _data(rng, n=400, scale=(1.0, 50.0, 0.01, 3.0, 10.0)):
@@ -54,8 +54,8 @@ def test_fit_logistic__rejects_one_class():
 
 
 def test_registry__lists_the_peers_and_shallowchrome_estimator_matches_kernel(rng):
-    from training import registry
-    from training.peers.shallowchrome import ShallowChrome
+    from chromestore.training import registry
+    from chromestore.training.peers.shallowchrome import ShallowChrome
 
     for name in ("shallowchrome", "svm-bin", "rf-bestbin", "attentivechrome"):
         assert registry.get(name).kind == "arrays" and registry.get(name).paper
@@ -69,7 +69,7 @@ def test_registry__lists_the_peers_and_shallowchrome_estimator_matches_kernel(rn
 
 
 def test_choose_peak_formats__takes_each_marks_informative_format_on_validation(rng):
-    from training.peers.shallowchrome import choose_peak_formats
+    from chromestore.training.peers.shallowchrome import choose_peak_formats
 
     n = 600
     y = rng.integers(0, 2, n)

@@ -14,9 +14,9 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from analysis import interpret as I
-from analysis import metrics as M
-from analysis import report as R
+from chromestore.analysis import interpret as I
+from chromestore.analysis import metrics as M
+from chromestore.analysis import report as R
 from chromestore import variables as V
 from tests.cluster_fixtures import CHROMIUM_FLAGS, chromium, stop
 from tests.test_analysis_metrics import make_run

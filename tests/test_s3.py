@@ -13,7 +13,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import chromestore
-from chromestore.cli import main
+from chromestore.app.cli import main
 from chromestore.simulate import simulate
 from tests.cluster_fixtures import s3_server  # noqa: F401  (fixture)
 from tests.conftest import GENES_BED, RPKM
@@ -81,7 +81,7 @@ def test_s3_simulated_signal__identical_to_local(s3_server, tmp_path):  # noqa: 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     return subprocess.run(
-        [sys.executable, "-m", "chromestore.cli", *args], env={**clean, **env},
+        [sys.executable, "-m", "chromestore.app.cli", *args], env={**clean, **env},
         capture_output=True, text=True, timeout=120,
     )
 

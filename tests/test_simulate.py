@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 import chromestore
 from chromestore import variables as V
-from chromestore.cli import main
+from chromestore.app.cli import main
 from chromestore.expression import align_expression, read_rpkm
 from chromestore.simulate import (
     TSS_BINS,

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import chromestore
 from chromestore import variables as V
-from chromestore.cli import main
+from chromestore.app.cli import main
 from chromestore.simulate import cell_depth, real_rpkm
 from chromestore.simulate_emit import (
     READ_LEN,

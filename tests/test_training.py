@@ -12,10 +12,10 @@ from torch.nn import functional as F
 
 import chromestore
 from chromestore.store import write_region
-from training import registry
-from training.loader import ChunkLoader
-from training.models import DeepChrome, StackedDeepChrome, flops_per_sample
-from training.trainer import MaskedAdam, TrainConfig, fit_group, resolve_device, train
+from chromestore.training import registry
+from chromestore.training.loader import ChunkLoader
+from chromestore.training.models import DeepChrome, StackedDeepChrome, flops_per_sample
+from chromestore.training.trainer import MaskedAdam, TrainConfig, fit_group, resolve_device, train
 
 CHUNK = 64
 
@@ -191,7 +191,7 @@ def test_train__cuda_without_gpu_is_a_clear_error(sim_store):
 
 @pytest.mark.cluster
 def test_distributed__two_worker_cluster_matches_stacked(sim_store):
-    from chromestore.cluster import connect
+    from chromestore.app.cluster import connect
 
     cfg = TrainConfig(split="random", epochs=3, batch_size=32)
     stacked = train(sim_store, "st", "E003,E004", cfg, mode="stacked", device="cpu",

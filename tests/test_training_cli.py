@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 
 import chromestore
-from chromestore.cli import main
+from chromestore.app.cli import main
 
 
 def test_cli_train__writes_a_run_and_says_what_it_picked(tmp_path):

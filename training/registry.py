@@ -19,7 +19,7 @@ The interface a model must implement depends on its ``kind``:
     ``factory(**hparams)`` returns an sklearn-style estimator with ``fit(X, y)`` and
     ``predict_proba(X)`` (or ``predict``) on in-memory arrays (``features(x)`` turns
     the ``(genes, marks, bins)`` block into ``X``; default: flatten). Run by the peer
-    executor (:mod:`training.peers.execute`), which writes the same run layout.
+    executor (:mod:`chromestore.training.peers.execute`), which writes the same run layout.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def names() -> list[str]:
 
 
 def _register_builtin() -> None:
-    from training.models import DeepChrome, StackedDeepChrome
+    from chromestore.training.models import DeepChrome, StackedDeepChrome
 
     register(
         "deepchrome", DeepChrome, kind="torch", stacked=StackedDeepChrome.from_models,
@@ -87,7 +87,7 @@ _register_builtin()
 
 # --- peer models (issue 6), run by training.peers.execute -----------------------
 def _register_peers() -> None:
-    from training.peers import register_peers
+    from chromestore.training.peers import register_peers
 
     register_peers(register)
 

@@ -1,9 +1,9 @@
 """Fit DeepChrome-style models for many epigenomes at once and write ``runs/NAME``.
 
 :func:`fit_group` trains the (cell, repeat) models of some cells as one stacked
-ensemble on one device (:class:`training.models.StackedDeepChrome`: im2col + batched
+ensemble on one device (:class:`chromestore.training.models.StackedDeepChrome`: im2col + batched
 matmuls, a masked per-model Adam), streaming batches from a
-:class:`training.loader.ChunkLoader`. Each model keeps the weights of its
+:class:`chromestore.training.loader.ChunkLoader`. Each model keeps the weights of its
 best-validation-AUC epoch and stops after ``patience`` epochs without improvement. A
 checkpoint is written after every epoch beside the run, so an interrupted group
 resumes from its last finished epoch.
@@ -40,8 +40,8 @@ from torch.nn import functional as F
 import chromestore
 from chromestore import runs as R
 from chromestore import variables as V
-from training import registry
-from training.loader import ChunkLoader, cell_key
+from chromestore.training import registry
+from chromestore.training.loader import ChunkLoader, cell_key
 
 MODES = ("auto", "stacked", "distributed")
 DEVICES = ("auto", "cpu", "cuda")
@@ -374,7 +374,7 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
 
 
 # --- the whole run ----------------------------------------------------------------------------
-def pick_mode(mode: str, device: str, scheduler: str | None) -> tuple[str, str]:
+def pick_mode(mode: str, device: str, cluster: bool = False) -> tuple[str, str]:
     """Resolve ``auto``: a stacked ensemble on a GPU; on CPU, Dask workers when a
     scheduler was given, else one stacked ensemble (faster than a loop on this CPU,
     see benchmarks/train.py). Returns (mode, reason)."""
@@ -382,8 +382,8 @@ def pick_mode(mode: str, device: str, scheduler: str | None) -> tuple[str, str]:
         return mode, "asked for"
     if device in ("cuda", "auto") and torch.cuda.is_available():
         return "stacked", "a CUDA GPU is present: one stacked ensemble on it"
-    if scheduler:
-        return "distributed", f"a scheduler ({scheduler}) was given: one task per epigenome"
+    if cluster:
+        return "distributed", "a Dask cluster was given: one task per epigenome group"
     return "stacked", "CPU only, no scheduler: one stacked ensemble (im2col + bmm) in-process"
 
 
@@ -502,14 +502,15 @@ def train(
     config: TrainConfig | None = None,
     mode: str = "auto",
     device: str = "auto",
-    scheduler: str | None = None,
-    workers: int | None = None,
     storage_options: dict | None = None,
     progress: bool = True,
     group_size: int = 0,
     client=None,
 ) -> xr.Dataset:
     """Train ``config.model`` for ``cells`` of ``store`` and write run ``run``.
+
+    ``client`` (a ``distributed.Client``) runs the distributed mode's tasks; the
+    stacked mode runs in this process. ``mode="distributed"`` needs a client.
 
     Examples
     --------
@@ -523,7 +524,7 @@ def train(
     if device.startswith("cuda") and mode != "distributed":
         resolve_device(device)  # a clear error before anything starts
     cells = resolve_cells(store, cells, storage_options)
-    mode, why = pick_mode(mode, device, scheduler)
+    mode, why = pick_mode(mode, device, client is not None)
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     t0 = time.perf_counter()
     if mode == "stacked":
@@ -536,8 +537,6 @@ def train(
         results = [fit_group(store, cells, config, run, str(dev), storage_options, report)]
         bar.close()
     else:
-        from chromestore.cluster import connect
-
         per = f"{group_size} per task" if group_size > 0 else "one group per worker"
         say(f"mode: distributed ({why}); {len(cells)} epigenome(s), {per}")
         bar = _bar(len(cells), progress, unit="cell")
@@ -546,13 +545,11 @@ def train(
             best = [np.nanmax(h) if np.isfinite(h).any() else np.nan
                     for h in res["history_valid_auc"]]
             bar.set_postfix_str(_auc_text(res["cells"], np.array(best)))
-        if client is not None:
-            results = fit_distributed(client, store, cells, config, run, device,
-                                      storage_options, group_size, on_done=done)
-        else:
-            with connect(scheduler, workers, quiet=not progress) as c:
-                results = fit_distributed(c, store, cells, config, run, device,
-                                          storage_options, group_size, threads=1, on_done=done)
+        if client is None:
+            raise ValueError("mode 'distributed' needs a Dask cluster: give --scheduler "
+                             "ADDRESS or --workers N")
+        results = fit_distributed(client, store, cells, config, run, device,
+                                  storage_options, group_size, on_done=done)
         bar.close()
     excluded = {c: n for r in results for c, n in r["excluded_report"].items() if n}
     if excluded:

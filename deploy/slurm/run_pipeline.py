@@ -107,7 +107,7 @@ def add_gpu_jobs(cluster: SLURMCluster, n: int, **overrides) -> None:
 def run_steps(address: str, steps: list[str], certs: str | os.PathLike) -> None:
     env = {**os.environ, **client_env(certs)}
     for step in steps:
-        cmd = [sys.executable, "-m", "chromestore.cli", "--scheduler", address, *shlex.split(step)]
+        cmd = [sys.executable, "-m", "chromestore.app.cli", "--scheduler", address, *shlex.split(step)]
         print("+ chromestore " + step, flush=True)
         subprocess.run(cmd, env=env, check=True)
 

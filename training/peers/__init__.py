@@ -23,15 +23,15 @@ PAPERS = {
 
 
 def register_peers(register) -> None:
-    """Add the peer models to :mod:`training.registry` (kind ``arrays``: run by :mod:`.execute`).
+    """Add the peer models to :mod:`chromestore.training.registry` (kind ``arrays``: run by :mod:`.execute`).
 
     ``shallowchrome`` is a scikit-learn-style estimator on :func:`max_signal_features`;
     the others tune on the validation genes, so their factories are the per-epigenome
-    kernels that :func:`training.peers.execute.run_peers` calls.
+    kernels that :func:`chromestore.training.peers.execute.run_peers` calls.
     """
-    from training.peers import attentivechrome as AC
-    from training.peers import baselines as BL
-    from training.peers import shallowchrome as SC
+    from chromestore.training.peers import attentivechrome as AC
+    from chromestore.training.peers import baselines as BL
+    from chromestore.training.peers import shallowchrome as SC
 
     register("shallowchrome", SC.ShallowChrome, kind="arrays", features=SC.max_signal_features,
              defaults=dict(SC.DEFAULTS), paper=PAPERS["shallowchrome"], replace=True)
@@ -42,7 +42,7 @@ def register_peers(register) -> None:
              paper=PAPERS["rf-bestbin"], replace=True)
     register("attentivechrome", AC.fit_attentivechrome, kind="arrays",
              defaults=dict(AC.DEFAULTS), paper=PAPERS["attentivechrome"], replace=True)
-    from training.peers import regression as RG
+    from chromestore.training.peers import regression as RG
 
     register("deepchrome-regression", RG.DeepChromeRegressor, kind="arrays", task="regression",
              defaults=dict(RG.DEFAULTS), paper=PAPERS["deepchrome-regression"], replace=True)

@@ -33,10 +33,10 @@ from sklearn.metrics import roc_auc_score
 import chromestore
 from chromestore import variables as V
 from chromestore.runs import jsonable
-from training.peers import PAPERS
-from training.peers import attentivechrome as AC
-from training.peers import baselines as BL
-from training.peers import shallowchrome as SC
+from chromestore.training.peers import PAPERS
+from chromestore.training.peers import attentivechrome as AC
+from chromestore.training.peers import baselines as BL
+from chromestore.training.peers import shallowchrome as SC
 
 #: The peer models this module runs, with the paper each reproduces.
 MODELS = {k: v for k, v in PAPERS.items() if k != "deepchrome-regression"}
@@ -275,7 +275,7 @@ def run_peers(
     ``genes`` (all by default), split with ``split_scheme`` and ``seed`` among them.
     A gene whose signal is missing in an epigenome is ``excluded`` there (never fitted,
     prediction NaN). Tasks go to the active ``distributed`` client if there is one
-    (see :func:`chromestore.cluster.connect`), else to Dask's local scheduler.
+    (see :func:`chromestore.app.cluster.connect`), else to Dask's local scheduler.
     Returns the run as written (loaded).
     """
     t0 = time.time()
@@ -513,65 +513,3 @@ def _pkg_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "unknown"
-
-
-def train_command(
-    store: str,
-    run: str,
-    model: str,
-    cells: str = "all",
-    split: str = "deepchrome",
-    seed: int = 0,
-    hyper: dict | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    storage_options: dict | None = None,
-    regression: dict | None = None,
-) -> str:
-    """``chromestore train --model PEER``: run the peer on a Dask cluster, return the summary line.
-
-    With ``scheduler`` or ``workers`` it connects to (or starts) a distributed cluster
-    (:func:`chromestore.cluster.connect`); otherwise Dask's threads in this process.
-    """
-    from contextlib import nullcontext
-
-    from chromestore.cluster import connect
-
-    if model == "deepchrome-regression":
-        return _regression_command(store, run, cells, split, seed, hyper, regression or {},
-                                   storage_options)
-    if model != "attentivechrome":  # epochs, lr, ... mean nothing to the scikit-learn peers
-        hyper = {}
-    cluster = connect(scheduler, workers) if (scheduler or workers) else nullcontext()
-    with cluster:
-        ds = run_peers(store, run, [model], cells, split_scheme=split, seed=seed,
-                       hyper={model: hyper or {}}, storage_options=storage_options)
-    valid = ds.history_valid_auc.max("epoch").mean("repeat").sel(model=model).values
-    return (f"run {run}: {model} on {ds.sizes['cell']} epigenome(s), "
-            f"{ds.attrs['wall_seconds'][model]:.1f} s; best validation AUC mean "
-            f"{np.nanmean(valid):.4f} (min {np.nanmin(valid):.4f}, max {np.nanmax(valid):.4f}); "
-            f"open with chromestore.open_run({store!r}, {run!r})")
-
-
-def _regression_command(store, run, cells, split, seed, hyper, opts, storage_options) -> str:
-    """``--model deepchrome-regression [--cell-stats] [--fasta FA] [--train-cells --test-cells]``."""
-    from training.peers.regression import run_regression
-
-    ds = chromestore.open_store(store, storage_options)
-    every = ds[V.CELL].values.astype(object).tolist()
-    train = opts.get("train_cells") or (every if cells == "all" else cells.split(","))
-    test = opts.get("test_cells") or []
-    out = run_regression(store, run, train, test, use_cell_stats=opts.get("cell_stats", False),
-                         fasta=opts.get("fasta"), split_scheme=split, seed=seed,
-                         transform=opts.get("transform") or "log1p",
-                         storage_options=storage_options, **(hyper or {}))
-    p = "deepchrome_regression_"
-    lines = [f"run {run}: deepchrome-regression trained on {len(train)} epigenome(s) "
-             f"({out.attrs['models']['deepchrome-regression']['n_channels']} "
-             f"channels), {out.attrs['wall_seconds']['deepchrome-regression']:.1f} s"]
-    for c in out[V.CELL].values:
-        seen = "unseen" if bool(out[p + "unseen"].sel({V.CELL: c})) else "seen"
-        lines.append(f"  {c} ({seen}): test MSE {float(out[p + 'mse'].sel({V.CELL: c})):.4f}, "
-                     f"Pearson {float(out[p + 'pearson'].sel({V.CELL: c})):.4f}, "
-                     f"Spearman {float(out[p + 'spearman'].sel({V.CELL: c})):.4f}")
-    return "\n".join(lines)

@@ -33,7 +33,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from training.models import DeepChrome
+from chromestore.training.models import DeepChrome
 
 TRAIN, VALID, TEST = 0, 1, 2
 DEFAULTS = {"dropout": 0.5, "lr": 1e-3, "epochs": 30, "batch_size": 64, "patience": 8}
@@ -316,7 +316,7 @@ def run_regression(
     import chromestore
     from chromestore import variables as V
     from chromestore.runs import jsonable
-    from training.peers.execute import _versions, save_weights
+    from chromestore.training.peers.execute import _versions, save_weights
 
     t0 = time.time()
     cells = list(dict.fromkeys([*train_cells, *test_cells]))

@@ -13,8 +13,9 @@ Stages (each prints what it does and how long it took):
    on the same labels and splits;
 4. metrics, interpretation maps and ``<report>/index.html``; the summary table is printed.
 
-Training and analysis code are imported inside the functions: ``chromestore`` itself
-never imports torch.
+Part of the app layer: it alone strings the core, training and analysis together.
+Training and analysis code are imported inside the functions, so ``chromestore --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
+
+from chromestore.app import session
 
 PEERS = ("shallowchrome", "svm-bin", "rf-bestbin")
 #: Gene the report explains when it is a test gene (ShallowChrome's PAX5 example).
@@ -105,11 +109,12 @@ def build_e003_store(path: str) -> list[str]:
     from chromestore.formats import read_deepdiff_csv
     from chromestore.ingest import ingest_expression, ingest_signal_array, open_or_create
 
-    data = Path(__file__).resolve().parents[1] / "data"
-    sample = data / "samples" / "deepdiff_E003"
+    from chromestore import datasets
+
+    sample = datasets.e003_sample()
     shutil.rmtree(path, ignore_errors=True)
-    open_or_create(path, str(data / "gene_windows.hg19.bed.gz"))
-    ingest_expression(path, str(data / "rpkm.56epigenomes.tsv.gz"), ["E003"])
+    open_or_create(path, str(datasets.gene_windows()))
+    ingest_expression(path, str(datasets.rpkm()), ["E003"])
     parts = [read_deepdiff_csv(sample / f"E003.{s}.csv") for s in ("train", "valid", "test")]
     signal = xr.concat(parts, dim="gene")
     signal.attrs = dict(parts[0].attrs, source=str(sample))
@@ -121,8 +126,8 @@ def build_e003_store(path: str) -> list[str]:
 
 def _train_all(store: str, name: str, cells, cfg: RunConfig, *, split: str, split_over: str,
                genes, client) -> None:
-    from training.peers.execute import run_peers
-    from training.trainer import TrainConfig, train
+    from chromestore.training.peers.execute import run_peers
+    from chromestore.training.trainer import TrainConfig, train
 
     tc = TrainConfig(split=split, seed=cfg.seed, epochs=cfg.epochs, patience=cfg.patience,
                      split_over=split_over)
@@ -150,9 +155,9 @@ def _explain_target(run, gene: str, cells) -> str | None:
 
 
 def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig, client):
-    from analysis.analyze import analyze_run, open_runs
-    from analysis.explain import explain_gene
-    from analysis.report import write_report
+    from chromestore.analysis.analyze import analyze_run, open_runs
+    from chromestore.analysis.explain import explain_gene
+    from chromestore.analysis.report import write_report
 
     names = [name, f"{name}-peers"]
     with _Stage(f"analysis of runs {', '.join(names)}"):
@@ -167,37 +172,73 @@ def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig
     return out, path
 
 
-def run_all(cfg: RunConfig, *, scheduler: str | None = None, workers: int | None = None) -> str:
-    """Run every stage; return the text to print (summary tables and report paths)."""
+def run_all(cfg: RunConfig, *, client=None) -> str:
+    """Run every stage (Dask work on ``client``, or in this process when None); return
+    the text to print (summary tables and report paths)."""
     import shutil
 
     import chromestore
-    from analysis import metrics as M
-    from chromestore.cluster import connect
+    from chromestore.analysis import metrics as M
 
     t0 = time.perf_counter()
     lines = []
-    with connect(scheduler, workers) as client:
-        if cfg.e003:
-            e003_store = str(Path(cfg.store).with_name(Path(cfg.store).stem + "-e003.zarr"))
-            with _Stage(f"real E003 sample → {e003_store}"):
-                genes = build_e003_store(e003_store)
-            _train_all(e003_store, "e003", ["E003"], cfg, split="random", split_over="signal",
-                       genes=genes, client=client)
-            out, path = _analyse(e003_store, "e003", str(Path(cfg.report) / "e003"), ["E003"],
-                                 cfg, client)
-            lines += ["real E003 sample (600 genes, test split):", M.format_table(out),
-                      f"report: {path}", ""]
-        with _Stage(f"simulate {cfg.cells} epigenomes × "
-                    f"{cfg.genes or 'all'} genes → {cfg.store}"):
-            shutil.rmtree(cfg.store, ignore_errors=True)
-            chromestore.simulate(cfg.store, cells=cfg.cells, genes=demo_genes(cfg.genes, cfg.seed),
-                                 seed=cfg.seed, progress=cfg.progress)
-        _train_all(cfg.store, cfg.name, cfg.cells, cfg, split=cfg.split, split_over="all",
-                   genes=None, client=client)
-        out, path = _analyse(cfg.store, cfg.name, cfg.report, EXPLAIN_CELLS, cfg, client)
+    if cfg.e003:
+        e003_store = str(Path(cfg.store).with_name(Path(cfg.store).stem + "-e003.zarr"))
+        with _Stage(f"real E003 sample → {e003_store}"):
+            genes = build_e003_store(e003_store)
+        _train_all(e003_store, "e003", ["E003"], cfg, split="random", split_over="signal",
+                   genes=genes, client=client)
+        out, path = _analyse(e003_store, "e003", str(Path(cfg.report) / "e003"), ["E003"],
+                             cfg, client)
+        lines += ["real E003 sample (600 genes, test split):", M.format_table(out),
+                  f"report: {path}", ""]
+    with _Stage(f"simulate {cfg.cells} epigenomes × "
+                f"{cfg.genes or 'all'} genes → {cfg.store}"):
+        shutil.rmtree(cfg.store, ignore_errors=True)
+        chromestore.simulate(cfg.store, cells=cfg.cells, genes=demo_genes(cfg.genes, cfg.seed),
+                             seed=cfg.seed, progress=cfg.progress)
+    _train_all(cfg.store, cfg.name, cfg.cells, cfg, split=cfg.split, split_over="all",
+               genes=None, client=client)
+    out, path = _analyse(cfg.store, cfg.name, cfg.report, EXPLAIN_CELLS, cfg, client)
     n_cells = out.sizes["cell"]
     lines += [f"simulated REMC: {n_cells} epigenomes, test split:", M.format_table(out),
               f"report: {Path(path).resolve()}",
               f"total {time.perf_counter() - t0:.0f} s"]
     return "\n".join(lines)
+
+
+@click.command("run")
+@click.argument("store", default="demo-store.zarr")
+@click.option("--report", "report_dir", default="demo-report", show_default=True,
+              type=click.Path(file_okay=False), help="Report directory (index.html).")
+@click.option("--name", default="demo", show_default=True, help="Run name (runs/NAME).")
+@click.option("--cells", default="all", show_default=True,
+              help="Epigenomes to simulate: all (56), N, or a comma-separated list.")
+@click.option("--genes", type=int, default=None,
+              help="Genes to simulate (a seeded sample; default 1500, --full: all 19,802).")
+@click.option("--epochs", type=int, default=None, help="Max epochs (default 12, --full: 100).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--full", is_flag=True, help="The paper's protocol: all genes, DeepChrome's "
+              "file-order split, 100 epochs with patience 10, full SVM/RF grids.")
+@click.option("--e003/--no-e003", default=True, show_default=True,
+              help="Also train and report on the real E003 sample.")
+@session.command_options
+@click.pass_context
+def run_cmd(ctx, store, report_dir, name, cells, genes, epochs, seed, full, e003):
+    """The whole job: simulate, label, split, train DeepChrome and peers, analyse, report."""
+    from chromestore.simulate import real_rpkm
+
+    picked = session.parse_cells(cells, list(real_rpkm().columns))
+    kw = dict(store=store, report=report_dir, name=name, seed=seed, e003=e003,
+              cells="all" if picked is None else ",".join(picked),
+              progress=session.progress(ctx))
+    if genes is not None:
+        kw["genes"] = genes
+    if epochs is not None:
+        kw["epochs"] = epochs
+    cfg = RunConfig.paper(**kw) if full else RunConfig(**kw)
+    with session.cluster(ctx, heavy=True) as client:
+        click.echo(run_all(cfg, client=client))
+
+
+COMMANDS = (run_cmd,)
