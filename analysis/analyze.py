@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from chromestore.analysis import metrics as M
 from chromestore import variables as V
+from chromestore.analysis import metrics as M
 
 #: Peer extras this module reads (prefix = model name with '-' → '_').
 SVMBIN_TEST_AUC = "svm_bin_test_auc_bin"

@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from chromestore.analysis import metrics as M  # noqa: E402
 from chromestore import variables as V  # noqa: E402
+from chromestore.analysis import metrics as M  # noqa: E402
 
 #: Okabe & Ito (2008), colour-blind safe; black is kept for the published reference.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442",

@@ -1,4 +1,8 @@
-"""Errors that name the file, the line and what is wrong."""
+"""The errors chromestore raises for things a user can fix; each names what is wrong.
+
+Kept free of heavy imports, so the command line can catch them without loading the
+library.
+"""
 
 from __future__ import annotations
 
@@ -16,3 +20,11 @@ class InputError(ValueError):
         if line is not None:
             where += f", line {line}"
         super().__init__(f"{where}: {problem}")
+
+
+class SchemaError(ValueError):
+    """A Dataset or store does not follow the chromestore schema."""
+
+
+class StoreError(RuntimeError):
+    """A store cannot be created, opened or written as asked."""

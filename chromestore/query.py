@@ -25,10 +25,21 @@ def find_gene(ds: xr.Dataset, query: str) -> str:
     raise KeyError(f"gene {query!r} not found (by key, Ensembl id or symbol)")
 
 
+def pick(ds: xr.Dataset, dim: str, names) -> list[str]:
+    """``names`` if they are all labels of ``dim``; else a KeyError listing the ones there are."""
+    names = [str(n) for n in names]
+    have = [str(v) for v in ds[dim].values]
+    missing = [n for n in names if n not in set(have)]
+    if missing:
+        raise KeyError(f"{dim} {', '.join(missing)} not in the store "
+                       f"({dim}s there: {', '.join(have) or 'none'})")
+    return names
+
+
 def gene_matrix(ds: xr.Dataset, gene: str, cell: str | None = None) -> xr.DataArray:
     """The (cell, mark, bin) signal of one gene, loaded (a small read: one chunk per cell)."""
     key = find_gene(ds, gene)
     sig = ds[V.signal.name].sel({V.GENE: key})
     if cell is not None:
-        sig = sig.sel({V.CELL: [cell]})
+        sig = sig.sel({V.CELL: pick(ds, V.CELL, [cell])})
     return sig.load()

@@ -38,7 +38,6 @@ import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import dask
 import dask.array as da

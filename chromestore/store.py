@@ -31,8 +31,7 @@ DEFAULT_GENE_CHUNK = 2048
 CELL_VARS = ("signal", "expression", "peak_max")
 
 
-class StoreError(RuntimeError):
-    """A store cannot be created, opened or written as asked."""
+from chromestore.errors import StoreError  # noqa: E402  (defined with the other errors)
 
 
 @dataclass(frozen=True)

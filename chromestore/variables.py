@@ -60,9 +60,7 @@ class Spec:
             )
 
 
-class SchemaError(ValueError):
-    """A Dataset or store does not follow the chromestore schema."""
-
+from chromestore.errors import SchemaError  # noqa: E402  (defined with the other errors)
 
 # --- coordinates -----------------------------------------------------------
 cell = Spec("cell", (CELL,), "UOT", None, "Epigenome id, e.g. E003 (REMC).")

@@ -8,8 +8,8 @@ import torch
 import xarray as xr
 from torch import nn
 
-from chromestore.analysis import interpret as I
 from chromestore import variables as V
+from chromestore.analysis import interpret as I
 
 MARKS = list(V.DEFAULT_MARKS)  # H3K27me3, H3K36me3, H3K4me1, H3K4me3, H3K9me3
 N_BINS = 100

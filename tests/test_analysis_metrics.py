@@ -9,8 +9,8 @@ import xarray as xr
 from scipy import stats as sps
 from sklearn import metrics as skm
 
-from chromestore.analysis import metrics as M
 from chromestore import variables as V
+from chromestore.analysis import metrics as M
 
 
 def make_run(

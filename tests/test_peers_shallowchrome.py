@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from chromestore.training.peers.shallowchrome import fit_logistic, max_signal_features, regulative_patterns
+from chromestore.training.peers.shallowchrome import (
+    fit_logistic,
+    max_signal_features,
+    regulative_patterns,
+)
 
 
 def _data(rng, n=400, scale=(1.0, 50.0, 0.01, 3.0, 10.0)):

@@ -14,10 +14,10 @@ import pytest
 import xarray as xr
 from PIL import Image
 
+from chromestore import variables as V
 from chromestore.analysis import interpret as I
 from chromestore.analysis import metrics as M
 from chromestore.analysis import report as R
-from chromestore import variables as V
 from tests.cluster_fixtures import CHROMIUM_FLAGS, chromium, stop
 from tests.test_analysis_metrics import make_run
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from chromestore import store as S
-from chromestore import variables as V
 from chromestore.app import session
-from chromestore.errors import InputError
+from chromestore.errors import InputError, SchemaError, StoreError
 
 
 class ErrorHandlingGroup(click.Group):
@@ -16,7 +14,7 @@ class ErrorHandlingGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (InputError, V.SchemaError, S.StoreError, KeyError, ValueError) as e:
+        except (InputError, SchemaError, StoreError, KeyError, ValueError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             session.fail(str(msg))
         except PermissionError as e:

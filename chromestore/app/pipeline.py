@@ -105,11 +105,9 @@ def build_e003_store(path: str) -> list[str]:
 
     import xarray as xr
 
-    from chromestore import open_store
+    from chromestore import datasets, open_store
     from chromestore.formats import read_deepdiff_csv
     from chromestore.ingest import ingest_expression, ingest_signal_array, open_or_create
-
-    from chromestore import datasets
 
     sample = datasets.e003_sample()
     shutil.rmtree(path, ignore_errors=True)

@@ -32,6 +32,7 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
         for name in (V.signal.name, V.expression.name, V.peak_max.name)
     }
     expr = ds.attrs.get("expression", {})
+    peaks = {tuple(k.split("/", 1)) for k in ds.attrs.get("peak_max_completed", {})}
     return {
         "path": path,
         "format": f"{ds.attrs['format']} v{ds.attrs['format_version']}",
@@ -45,7 +46,27 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
         "size_bytes": S.size_on_disk(path, storage_options),
         "signal_completed": {c: [m for m in table.columns if table.loc[c, m]] for c in table.index},
         "expression_cells": sorted(expr),
+        "peaks_completed": {c: [m for m in table.columns if (c, m) in peaks]
+                            for c in table.index},
+        "runs": run_summaries(path, storage_options),
     }
+
+
+def run_summaries(path: str, storage_options: dict | None = None) -> list[dict]:
+    """Name, models, epigenomes and date of each run in the store."""
+    from chromestore import runs as R
+
+    out = []
+    for name in R.list_runs(path, storage_options):
+        run = R.open_run(path, name, storage_options)
+        attrs = run.attrs
+        out.append({
+            "name": name,
+            "models": sorted(attrs.get("models", {})),
+            "cells": [str(c) for c in run["cell"].values],
+            "created": attrs.get("created") or attrs.get("finished") or "",
+        })
+    return out
 
 
 @click.command()
@@ -79,6 +100,23 @@ def info(ctx, store, fmt):
             click.echo(
                 f"  {c:<5} " + " ".join(("done" if m in done else "-").rjust(width) for m in marks)
             )
+        peaks = facts["peaks_completed"]
+        if any(peaks.values()):
+            click.echo("peak completion (cell × mark):")
+            click.echo("  cell  " + " ".join(m.rjust(width) for m in marks))
+            for c in facts["cells"]:
+                done = set(peaks[c])
+                click.echo(f"  {c:<5} " + " ".join(("done" if m in done else "-").rjust(width)
+                                                   for m in marks))
+        else:
+            click.echo("peaks: none ingested")
+    runs = facts["runs"]
+    click.echo(f"runs: {len(runs) or 'none'}")
+    for r in runs:
+        cells = ", ".join(r["cells"][:6]) + (f" … ({len(r['cells'])})" if len(r["cells"]) > 6
+                                             else "")
+        click.echo(f"  {r['name']}: {', '.join(r['models'])} on {cells}"
+                   + (f", {r['created']}" if r["created"] else ""))
 
 
 @click.command()
@@ -92,13 +130,13 @@ def query(ctx, store, gene, cell, mark):
     """Print the mark × bin signal matrix of a gene."""
     from chromestore import store as S
     from chromestore import variables as V
-    from chromestore.query import find_gene, gene_matrix
+    from chromestore.query import find_gene, gene_matrix, pick
 
     ds = S.open_store(store, session.storage_options(ctx))
     key = find_gene(ds, gene)
     mat = gene_matrix(ds, key, cell)
     if mark is not None:
-        mat = mat.sel({V.MARK: [mark]})
+        mat = mat.sel({V.MARK: pick(ds, V.MARK, [mark])})
     g = ds.sel({V.GENE: key})
     click.echo(
         f"{key}  {str(g.gene_chrom.values)}:{int(g.gene_tss.values)} "

@@ -1,0 +1,1 @@
+"""Embedded data files, read through :mod:`chromestore.datasets`."""

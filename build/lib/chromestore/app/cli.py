@@ -1,0 +1,48 @@
+"""The ``chromestore`` command line: a thin layer over the library.
+
+Each command lives in a module of its own (``store_commands``, ``ingest_commands``,
+``simulate_command``, ``train_command``, ``analyze_commands``, ``pipeline``); the
+choices they share (global options, the Dask cluster, ``--cells``) are in
+:mod:`chromestore.app.session`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from chromestore.app import session
+from chromestore.app.errors import ErrorHandlingGroup
+
+
+@click.group(cls=ErrorHandlingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@session.global_options
+@click.version_option(package_name="chromestore")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """chromestore: histone marks around TSSs → gene expression, at epigenome scale."""
+    ctx.ensure_object(dict)
+
+
+def _register() -> None:
+    from chromestore.app import (
+        analyze_commands,
+        ingest_commands,
+        pipeline,
+        simulate_command,
+        store_commands,
+        train_command,
+    )
+
+    for module in (store_commands, ingest_commands, simulate_command, train_command,
+                   analyze_commands, pipeline):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name=os.path.basename(sys.argv[0]))

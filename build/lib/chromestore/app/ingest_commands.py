@@ -1,0 +1,71 @@
+"""``chromestore ingest`` and ``chromestore call-peaks``: files into a store."""
+
+from __future__ import annotations
+
+import click
+
+from chromestore.app import session
+
+DEFAULT_GENE_CHUNK = 2048  # chromestore.store.DEFAULT_GENE_CHUNK, without importing the store
+
+
+@click.command()
+@click.argument("store")
+@click.option("--genes", type=click.Path(exists=False), help="Gene annotation (BED windows or GTF).")
+@click.option("--expression", "expression", default=None, help="RPKM matrix (REMC layout).")
+@click.option("--cells", default=None, help="Comma-separated epigenomes to take (default: all).")
+@click.option("--window", type=int, default=5000, show_default=True, help="bp each side of TSS.")
+@click.option("--bin-size", type=int, default=100, show_default=True)
+@click.option("--genome", default="hg19", show_default=True)
+@click.option("--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK,
+              show_default=True)
+@click.option("--samples", default=None, type=click.Path(),
+              help="Samplesheet CSV: cell,mark,format,path (paths relative to it).")
+@click.option("--force", is_flag=True, help="Redo (cell, mark) pairs already completed.")
+@session.command_options
+@click.pass_context
+def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_chunk,
+           samples, force):
+    """Create STORE from a gene annotation if absent, then add signal files from a
+    samplesheet (in parallel on Dask; --workers 0: in this process) and expression.
+    Re-running skips what is completed; new epigenomes are appended."""
+    from chromestore.ingest import run_ingest
+
+    heavy = samples is not None
+    with session.cluster(ctx, heavy=heavy) as client:
+        report = run_ingest(
+            store, genes, samples, expression, cells=session.parse_cells(cells),
+            window=window, bin_size=bin_size, genome=genome, gene_chunk=gene_chunk, force=force,
+            client=client, progress=session.progress(ctx),
+            storage_options=session.storage_options(ctx),
+        )
+    click.echo(str(report))
+
+
+@click.command("call-peaks")
+@click.argument("samples", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--broad", is_flag=True, help="Broad peaks (broadPeak) instead of narrowPeak.")
+@click.option("--control", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Control reads for cells without an input/control row in SAMPLES.")
+@click.option("--gsize", default="hs", show_default=True, help="MACS3 effective genome size.")
+@click.option("--qvalue", type=float, default=0.05, show_default=True)
+@click.option("--extsize", type=int, default=200, show_default=True,
+              help="Fragment length when MACS3 builds no shifting model.")
+@click.option("--model/--nomodel", "build_model", default=False, show_default=True,
+              help="Let MACS3 build its shifting model.")
+@session.command_options
+def call_peaks_cmd(samples, out, broad, control, gsize, qvalue, extsize, build_model):
+    """Call peaks with MACS3 on the tagAlign/BAM reads of SAMPLES (cell,mark,format,path);
+    write OUT/samplesheet.csv for `chromestore ingest --samples` (needs the 'peaks' extra)."""
+    from chromestore.callpeaks import MissingExtra, call_peaks
+
+    try:
+        sheet = call_peaks(samples, out, broad=broad, control=control, gsize=gsize,
+                           qvalue=qvalue, extsize=extsize, build_model=build_model)
+    except MissingExtra as e:
+        session.fail(str(e))
+    click.echo(f"peaks and samplesheet: {sheet}")
+
+
+COMMANDS = (ingest, call_peaks_cmd)

@@ -1,0 +1,244 @@
+"""``chromestore run``: the whole main job, simulate → labels/splits → train → analyse → report.
+
+Stages (each prints what it does and how long it took):
+
+1. the real E003 sample (``data/samples/deepdiff_E003``: 600 genes of real read
+   counts, real RPKM) into ``<store>-e003.zarr``; DeepChrome and the peers trained on
+   random thirds of those genes; its own report under ``<report>/e003/`` with the
+   explanation of a test-split gene;
+2. the 56 REMC epigenomes simulated into ``<store>`` (real genes and RPKM, simulated
+   signal; a seeded sample of genes unless ``full``);
+3. DeepChrome trained for all epigenomes at once (one stacked ensemble), into run
+   ``NAME``; ShallowChrome, svm-bin and rf-bestbin as Dask tasks into ``NAME-peers``,
+   on the same labels and splits;
+4. metrics, interpretation maps and ``<report>/index.html``; the summary table is printed.
+
+Part of the app layer: it alone strings the core, training and analysis together.
+Training and analysis code are imported inside the functions, so ``chromestore --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+
+from chromestore.app import session
+
+PEERS = ("shallowchrome", "svm-bin", "rf-bestbin")
+#: Gene the report explains when it is a test gene (ShallowChrome's PAX5 example).
+EXPLAIN_GENE = "PAX5"
+EXPLAIN_CELLS = ("E003", "E116", "E123")  # H1, GM12878, K562
+
+
+@dataclass
+class RunConfig:
+    """Options of ``chromestore run`` (the demo defaults; :meth:`paper` for the protocol)."""
+
+    store: str = "demo-store.zarr"
+    report: str = "demo-report"
+    name: str = "demo"
+    cells: str = "all"
+    genes: int | None = 1500  # None: all 19,802
+    epochs: int = 12
+    patience: int | None = 4
+    split: str = "random"
+    seed: int = 0
+    peers: tuple[str, ...] = PEERS
+    peer_hyper: dict = field(default_factory=lambda: {
+        "svm-bin": {"grid": {"C": [1.0], "gamma": [0.01]}},
+        "rf-bestbin": {"trees": [50]},
+    })
+    interpret: dict = field(default_factory=lambda: {
+        "steps": 150, "ig_steps": 16, "max_genes": 100})
+    e003: bool = True
+    progress: bool = True
+
+    @classmethod
+    def paper(cls, **kw) -> RunConfig:
+        """DeepChrome's protocol: all genes, file-order thirds, 100 epochs (patience 10)."""
+        base = dict(genes=None, epochs=100, patience=10, split="deepchrome", peer_hyper={},
+                    interpret={"steps": 300, "ig_steps": 64, "max_genes": 500})
+        return cls(**{**base, **kw})
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class _Stage:
+    def __init__(self, title: str) -> None:
+        self.title = title
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        _say(f"==> {self.title}")
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            _say(f"    done in {time.perf_counter() - self.t0:.0f} s")
+
+
+def demo_genes(n: int | None, seed: int) -> list[str] | str:
+    """``n`` real gene keys (a seeded sample, keeping the explained gene), or "all"."""
+    from chromestore.simulate import real_genes
+
+    if n is None:
+        return "all"
+    keys = real_genes()["gene"].to_numpy(object)
+    rng = np.random.default_rng(seed)
+    pick = set(rng.choice(len(keys), size=min(n, len(keys)), replace=False).tolist())
+    hits = [i for i, k in enumerate(keys) if str(k).endswith(f"_{EXPLAIN_GENE}")]
+    pick.update(hits[:1])
+    return [str(keys[i]) for i in sorted(pick)]
+
+
+def build_e003_store(path: str) -> list[str]:
+    """The real E003 sample as a store of all genes (signal for its 600); returns those genes."""
+    import shutil
+
+    import xarray as xr
+
+    from chromestore import open_store
+    from chromestore.formats import read_deepdiff_csv
+    from chromestore.ingest import ingest_expression, ingest_signal_array, open_or_create
+
+    from chromestore import datasets
+
+    sample = datasets.e003_sample()
+    shutil.rmtree(path, ignore_errors=True)
+    open_or_create(path, str(datasets.gene_windows()))
+    ingest_expression(path, str(datasets.rpkm()), ["E003"])
+    parts = [read_deepdiff_csv(sample / f"E003.{s}.csv") for s in ("train", "valid", "test")]
+    signal = xr.concat(parts, dim="gene")
+    signal.attrs = dict(parts[0].attrs, source=str(sample))
+    ingest_signal_array(path, "E003", signal)
+    ds = open_store(path)
+    has = np.isfinite(ds.signal.sel(cell="E003").isel(mark=0, bin=0).values)
+    return [str(g) for g in ds.gene.values[has]]
+
+
+def _train_all(store: str, name: str, cells, cfg: RunConfig, *, split: str, split_over: str,
+               genes, client) -> None:
+    from chromestore.training.peers.execute import run_peers
+    from chromestore.training.trainer import TrainConfig, train
+
+    tc = TrainConfig(split=split, seed=cfg.seed, epochs=cfg.epochs, patience=cfg.patience,
+                     split_over=split_over)
+    n = "all" if cells == "all" else len(cells.split(",") if isinstance(cells, str) else cells)
+    with _Stage(f"DeepChrome: {n} epigenome(s) trained together, up to {cfg.epochs} epochs"):
+        train(store, name, cells if isinstance(cells, str) else ",".join(cells), tc,
+              mode="stacked", progress=cfg.progress)
+    with _Stage(f"peers ({', '.join(cfg.peers)}) as Dask tasks"):
+        run_peers(store, f"{name}-peers", list(cfg.peers), cells, genes=genes,
+                  split_scheme=split, seed=cfg.seed, hyper=cfg.peer_hyper)
+
+
+def _explain_target(run, gene: str, cells) -> str | None:
+    """``gene`` if it is a test gene of some repeat, else the first test gene with a name."""
+    from chromestore import variables as V
+
+    keys = [str(g) for g in run[V.GENE].values]
+    test = (run["split"].values == V.TEST).any(0)
+    ok = test & np.isfinite(run["target"].sel({V.CELL: list(cells)}).values).all(0)
+    for i, k in enumerate(keys):
+        if k.endswith(f"_{gene}") and ok[i]:
+            return k
+    idx = np.flatnonzero(ok)
+    return keys[idx[0]] if len(idx) else None
+
+
+def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig, client):
+    from chromestore.analysis.analyze import analyze_run, open_runs
+    from chromestore.analysis.explain import explain_gene
+    from chromestore.analysis.report import write_report
+
+    names = [name, f"{name}-peers"]
+    with _Stage(f"analysis of runs {', '.join(names)}"):
+        run, out = analyze_run(store, names, client=client, interpret_options=cfg.interpret)
+        run = open_runs(store, names).load()
+        cells = [c for c in cells_explained if c in set(map(str, run.cell.values))]
+        explained = []
+        gene = _explain_target(run, EXPLAIN_GENE, cells) if cells else None
+        if gene:
+            explained.append(explain_gene(store, run, gene, cells, names=names))
+        path = write_report(run, out, report, name=name, explained=explained)
+    return out, path
+
+
+def run_all(cfg: RunConfig, *, client=None) -> str:
+    """Run every stage (Dask work on ``client``, or in this process when None); return
+    the text to print (summary tables and report paths)."""
+    import shutil
+
+    import chromestore
+    from chromestore.analysis import metrics as M
+
+    t0 = time.perf_counter()
+    lines = []
+    if cfg.e003:
+        e003_store = str(Path(cfg.store).with_name(Path(cfg.store).stem + "-e003.zarr"))
+        with _Stage(f"real E003 sample → {e003_store}"):
+            genes = build_e003_store(e003_store)
+        _train_all(e003_store, "e003", ["E003"], cfg, split="random", split_over="signal",
+                   genes=genes, client=client)
+        out, path = _analyse(e003_store, "e003", str(Path(cfg.report) / "e003"), ["E003"],
+                             cfg, client)
+        lines += ["real E003 sample (600 genes, test split):", M.format_table(out),
+                  f"report: {path}", ""]
+    with _Stage(f"simulate {cfg.cells} epigenomes × "
+                f"{cfg.genes or 'all'} genes → {cfg.store}"):
+        shutil.rmtree(cfg.store, ignore_errors=True)
+        chromestore.simulate(cfg.store, cells=cfg.cells, genes=demo_genes(cfg.genes, cfg.seed),
+                             seed=cfg.seed, progress=cfg.progress)
+    _train_all(cfg.store, cfg.name, cfg.cells, cfg, split=cfg.split, split_over="all",
+               genes=None, client=client)
+    out, path = _analyse(cfg.store, cfg.name, cfg.report, EXPLAIN_CELLS, cfg, client)
+    n_cells = out.sizes["cell"]
+    lines += [f"simulated REMC: {n_cells} epigenomes, test split:", M.format_table(out),
+              f"report: {Path(path).resolve()}",
+              f"total {time.perf_counter() - t0:.0f} s"]
+    return "\n".join(lines)
+
+
+@click.command("run")
+@click.argument("store", default="demo-store.zarr")
+@click.option("--report", "report_dir", default="demo-report", show_default=True,
+              type=click.Path(file_okay=False), help="Report directory (index.html).")
+@click.option("--name", default="demo", show_default=True, help="Run name (runs/NAME).")
+@click.option("--cells", default="all", show_default=True,
+              help="Epigenomes to simulate: all (56), N, or a comma-separated list.")
+@click.option("--genes", type=int, default=None,
+              help="Genes to simulate (a seeded sample; default 1500, --full: all 19,802).")
+@click.option("--epochs", type=int, default=None, help="Max epochs (default 12, --full: 100).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--full", is_flag=True, help="The paper's protocol: all genes, DeepChrome's "
+              "file-order split, 100 epochs with patience 10, full SVM/RF grids.")
+@click.option("--e003/--no-e003", default=True, show_default=True,
+              help="Also train and report on the real E003 sample.")
+@session.command_options
+@click.pass_context
+def run_cmd(ctx, store, report_dir, name, cells, genes, epochs, seed, full, e003):
+    """The whole job: simulate, label, split, train DeepChrome and peers, analyse, report."""
+    from chromestore.simulate import real_rpkm
+
+    picked = session.parse_cells(cells, list(real_rpkm().columns))
+    kw = dict(store=store, report=report_dir, name=name, seed=seed, e003=e003,
+              cells="all" if picked is None else ",".join(picked),
+              progress=session.progress(ctx))
+    if genes is not None:
+        kw["genes"] = genes
+    if epochs is not None:
+        kw["epochs"] = epochs
+    cfg = RunConfig.paper(**kw) if full else RunConfig(**kw)
+    with session.cluster(ctx, heavy=True) as client:
+        click.echo(run_all(cfg, client=client))
+
+
+COMMANDS = (run_cmd,)

@@ -1,0 +1,148 @@
+"""``chromestore info``, ``query`` and ``labels``: look at a store."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import numpy as np
+
+from chromestore.app import session
+
+
+def _human(n: int) -> str:
+    if n < 0:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def store_info(path: str, storage_options: dict | None = None) -> dict:
+    """The facts ``chromestore info`` prints, as a dict."""
+    from chromestore import store as S
+    from chromestore import variables as V
+
+    ds = S.open_store(path, storage_options)
+    table = S.completion_table(ds)
+    chunks = {
+        name: dict(zip(ds[name].dims, ds[name].encoding.get("chunks", ()), strict=False))
+        for name in (V.signal.name, V.expression.name, V.peak_max.name)
+    }
+    expr = ds.attrs.get("expression", {})
+    return {
+        "path": path,
+        "format": f"{ds.attrs['format']} v{ds.attrs['format_version']}",
+        "genome": ds.attrs.get("genome"),
+        "window": ds.attrs.get("window"),
+        "bin_size": ds.attrs.get("bin_size"),
+        "dims": {k: int(v) for k, v in ds.sizes.items()},
+        "cells": [str(c) for c in ds[V.CELL].values],
+        "marks": [str(m) for m in ds[V.MARK].values],
+        "chunks": chunks,
+        "size_bytes": S.size_on_disk(path, storage_options),
+        "signal_completed": {c: [m for m in table.columns if table.loc[c, m]] for c in table.index},
+        "expression_cells": sorted(expr),
+    }
+
+
+@click.command()
+@click.argument("store")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@session.command_options
+@click.pass_context
+def info(ctx, store, fmt):
+    """Dims, cells, marks, chunking, size on disk and per (cell, mark) completion."""
+    facts = store_info(store, session.storage_options(ctx))
+    if fmt == "json":
+        click.echo(json.dumps(facts, indent=2))
+        return
+    d = facts["dims"]
+    click.echo(f"{store}: {facts['format']}, {facts['genome']}, TSS ± {facts['window']} bp "
+               f"in {d['bin']} bins of {facts['bin_size']} bp")
+    click.echo("dims: " + ", ".join(f"{k}={v}" for k, v in d.items()))
+    click.echo(f"marks: {', '.join(facts['marks'])}")
+    for name, ch in facts["chunks"].items():
+        click.echo(f"chunks {name}: " + " × ".join(f"{k} {v}" for k, v in ch.items()))
+    click.echo(f"size on disk: {_human(facts['size_bytes'])}")
+    n_expr = len(facts["expression_cells"])
+    click.echo(f"cells: {len(facts['cells'])} ({n_expr} with expression)")
+    if facts["cells"]:
+        marks = facts["marks"]
+        width = max(len(m) for m in marks)
+        click.echo("signal completion (cell × mark):")
+        click.echo("  cell  " + " ".join(m.rjust(width) for m in marks))
+        for c in facts["cells"]:
+            done = set(facts["signal_completed"][c])
+            click.echo(
+                f"  {c:<5} " + " ".join(("done" if m in done else "-").rjust(width) for m in marks)
+            )
+
+
+@click.command()
+@click.argument("store")
+@click.option("--gene", required=True, help="Gene key (ENSGID_SYMBOL), Ensembl id or symbol.")
+@click.option("--cell", default=None, help="Epigenome (default: all).")
+@click.option("--mark", default=None, help="Mark (default: all).")
+@session.command_options
+@click.pass_context
+def query(ctx, store, gene, cell, mark):
+    """Print the mark × bin signal matrix of a gene."""
+    from chromestore import store as S
+    from chromestore import variables as V
+    from chromestore.query import find_gene, gene_matrix
+
+    ds = S.open_store(store, session.storage_options(ctx))
+    key = find_gene(ds, gene)
+    mat = gene_matrix(ds, key, cell)
+    if mark is not None:
+        mat = mat.sel({V.MARK: [mark]})
+    g = ds.sel({V.GENE: key})
+    click.echo(
+        f"{key}  {str(g.gene_chrom.values)}:{int(g.gene_tss.values)} "
+        f"({str(g.gene_strand.values)})  bins 5'→3' from {int(ds.bin_offset[0])} bp"
+    )
+    np.set_printoptions(linewidth=200, threshold=10**6)
+    for c in mat[V.CELL].values:
+        expr = ds.expression.sel({V.CELL: c, V.GENE: key}).values
+        click.echo(f"[{c}] expression {float(expr):g} RPKM")
+        for m in mat[V.MARK].values:
+            row = mat.sel({V.CELL: c, V.MARK: m}).values
+            cells = " ".join("." if np.isnan(x) else f"{x:g}" for x in row)
+            click.echo(f"  {str(m):<9} {cells}")
+
+
+@click.command()
+@click.argument("store")
+@click.option("--rule", default="median", show_default=True,
+              help="median (> median, DeepChrome), median-ge (>=, ShallowChrome) or an RPKM value.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@session.command_options
+@click.pass_context
+def labels(ctx, store, rule, fmt):
+    """Per-epigenome label summary: genes, positives, positive fraction, threshold."""
+    from chromestore import store as S
+    from chromestore.labels import compute_labels, label_summary
+
+    ds = S.open_store(store, session.storage_options(ctx))
+    rule_value: str | float = rule if rule in ("median", "median-ge") else float(rule)
+    with session.cluster(ctx, heavy=False):
+        summary = label_summary(compute_labels(ds, rule_value)).compute()
+    df = summary.to_dataframe()
+    if fmt == "json":
+        click.echo(df.reset_index().to_json(orient="records", indent=2))
+        return
+    click.echo(f"labels ({rule}): cell  genes  positives  fraction  threshold(RPKM)")
+    for cell, row in df.iterrows():
+        click.echo(
+            f"  {cell:<6} {int(row.genes):>6} {int(row.positives):>10} "
+            f"{row.positive_fraction:>9.4f} {row.threshold:>15.3f}"
+        )
+    click.echo(
+        f"  {len(df)} epigenomes, mean positive fraction {df.positive_fraction.mean():.4f}"
+    )
+
+
+COMMANDS = (info, query, labels)

@@ -1,0 +1,65 @@
+"""The data shipped inside the package (real REMC files), by name.
+
+The files live in the source tree's ``data/`` folder and install as package data
+(``chromestore._data``), so a wheel install finds them as an editable one does. Every
+module that needs an embedded file asks this one (scanpy's ``datasets`` in spirit).
+
+Examples
+--------
+>>> from chromestore import datasets
+>>> datasets.gene_windows().name
+'gene_windows.hg19.bed.gz'
+>>> sorted(p.name for p in datasets.e003_sample().iterdir() if p.suffix == ".csv")[:2]
+['E003.expr.csv', 'E003.test.csv']
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+_PACKAGE = "chromestore._data"
+
+#: name → file (or folder) inside the data package, with what it holds
+FILES = {
+    "gene_windows": ("gene_windows.hg19.bed.gz", "the 19,802 REMC gene windows (hg19, BED)"),
+    "rpkm": ("rpkm.56epigenomes.tsv.gz", "RPKM of the 19,802 genes in the 56 epigenomes"),
+    "epigenomes": ("epigenomes.tsv", "the 56 REMC epigenomes and DeepChrome's published AUC"),
+    "e003_sample": ("samples/deepdiff_E003", "real binned reads of 600 genes in E003"),
+    "deepchrome_toy": ("samples/deepchrome_toy", "the DeepChrome toy data set"),
+}
+
+
+def root() -> Path:
+    """The folder holding the embedded files."""
+    return Path(str(resources.files(_PACKAGE)))
+
+
+def path(name: str) -> Path:
+    """The embedded file or folder ``name`` (one of :data:`FILES`)."""
+    if name not in FILES:
+        raise KeyError(f"no embedded data set {name!r} (there are: {', '.join(FILES)})")
+    p = root() / FILES[name][0]
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: embedded data file missing; reinstall chromestore")
+    return p
+
+
+def gene_windows() -> Path:
+    return path("gene_windows")
+
+
+def rpkm() -> Path:
+    return path("rpkm")
+
+
+def epigenomes() -> Path:
+    return path("epigenomes")
+
+
+def e003_sample() -> Path:
+    return path("e003_sample")
+
+
+def deepchrome_toy() -> Path:
+    return path("deepchrome_toy")

@@ -1,0 +1,108 @@
+"""Expression matrices: REMC's ``57epigenomes.RPKM.pc`` layout.
+
+Tab-separated, a header ``gene_id`` followed by epigenome ids, one row per
+Ensembl gene. Joining onto the store's genes is explicit: :func:`align_expression`
+returns what matched and what was missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from chromestore.errors import InputError
+from chromestore.textio import open_text
+
+
+def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
+    """Read an RPKM matrix into a DataFrame (index: Ensembl gene id, columns: epigenomes).
+
+    Every value must be a number; the error names the file, line and column otherwise.
+    """
+    with open_text(path) as fh:
+        header = fh.readline().rstrip("\r\n").split("\t")
+        if len(header) < 2 or header[0] != "gene_id":
+            raise InputError(
+                path, 1, f"expected a header 'gene_id<TAB>E003<TAB>...', found {header[:3]!r}"
+            )
+        cells = header[1:]
+        if len(set(cells)) != len(cells):
+            raise InputError(path, 1, "duplicate epigenome ids in the header")
+        ids: list[str] = []
+        values: list[list[str]] = []
+        for lineno, line in enumerate(fh, 2):
+            if not line.strip():
+                continue
+            f = line.rstrip("\r\n").split("\t")
+            if len(f) != len(header):
+                raise InputError(
+                    path, lineno, f"expected {len(header)} columns, found {len(f)}"
+                )
+            ids.append(f[0])
+            values.append(f[1:])
+    if not ids:
+        raise InputError(path, None, "no genes found")
+    try:
+        matrix = np.array(values, dtype=np.float32)
+    except ValueError:
+        for r, row in enumerate(values):
+            for c, v in enumerate(row):
+                try:
+                    float(v)
+                except ValueError:
+                    raise InputError(
+                        path, r + 2, f"column {cells[c]}: {v!r} is not a number"
+                    ) from None
+        raise
+    frame = pd.DataFrame(matrix, index=pd.Index(ids, name="gene_id"), columns=cells)
+    frame.attrs["source"] = os.fspath(path)
+    dup = frame.index.duplicated(keep=False)
+    if dup.any():
+        # REMC's gene list repeats 7 Ensembl ids (two symbols, one row each): identical
+        # rows are merged; conflicting ones are an error.
+        groups = frame[dup].groupby(level=0)
+        for gid, rows in groups:
+            if not (rows.nunique(dropna=False) <= 1).all():
+                first = ids.index(gid)
+                line = ids.index(gid, first + 1) + 2
+                raise InputError(path, line, f"gene id {gid!r} appears twice with different values")
+        frame = frame[~frame.index.duplicated(keep="first")]
+    frame.attrs["source"] = os.fspath(path)
+    return frame
+
+
+@dataclass
+class Alignment:
+    """The result of joining an expression matrix onto the store's genes."""
+
+    values: np.ndarray  # (cell, gene) float32, NaN for genes absent from the matrix
+    cells: list[str]
+    missing_genes: list[str] = field(default_factory=list)  # store genes not in the matrix
+    unused_rows: int = 0  # matrix rows that match no store gene
+
+    def summary(self) -> str:
+        n = self.values.shape[1]
+        return (
+            f"expression for {len(self.cells)} epigenomes: {n - len(self.missing_genes)}/{n} "
+            f"genes matched, {len(self.missing_genes)} absent from the matrix (left NaN), "
+            f"{self.unused_rows} matrix rows unused"
+        )
+
+
+def align_expression(
+    matrix: pd.DataFrame, gene_ids: np.ndarray, cells: list[str] | None = None
+) -> Alignment:
+    """Reindex ``matrix`` onto the store's ``gene_id`` order (ids may repeat) and ``cells``."""
+    cells = list(matrix.columns if cells is None else cells)
+    gene_ids = np.asarray(gene_ids).astype(object)
+    pos = matrix.index.get_indexer(gene_ids)
+    values = np.full((len(cells), len(gene_ids)), np.nan, dtype=np.float32)
+    have = pos >= 0
+    sub = matrix[cells].to_numpy(dtype=np.float32)
+    values[:, have] = sub[pos[have]].T
+    missing = [str(g) for g in gene_ids[~have]]
+    unused = int((~matrix.index.isin(gene_ids)).sum())
+    return Alignment(values, cells, missing, unused)

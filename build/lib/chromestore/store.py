@@ -1,0 +1,394 @@
+"""The versioned Zarr store: create, open, grow along ``cell``, write regions, record completion.
+
+Layout (Zarr v3, written through xarray): ``signal`` (cell, gene, mark, bin),
+``expression`` (cell, gene) and ``peak_max`` (cell, gene, mark), chunked one cell
+at a time (default 1 × 2048 genes × all marks × all bins, zstd), coordinates in one
+chunk. Group attributes hold the format name and version, the genome build, the
+window and bin size, and per (cell, mark) provenance; a (cell, mark) appears in
+``attrs["completed"]`` only after its region was written.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array as da
+import fsspec
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from chromestore import variables as V
+
+STR = np.dtypes.StringDType()
+DEFAULT_GENE_CHUNK = 2048
+#: Variables that have a ``cell`` dimension (the ones appended and region-written).
+CELL_VARS = ("signal", "expression", "peak_max")
+
+
+class StoreError(RuntimeError):
+    """A store cannot be created, opened or written as asked."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a store lives: a local path or fsspec URL and the storage options to reach it.
+
+    The one handle passed between functions instead of ``(path, storage_options)``
+    pairs; it pickles, so Dask tasks take it as it is. Every function of this module
+    (and the run, ingest and training functions) accepts a ``Store`` or a plain path.
+
+    Examples
+    --------
+    >>> s = Store.of("memory://doc.zarr")
+    >>> s.child("runs", "dc").url
+    'memory://doc.zarr/runs/dc'
+    """
+
+    url: str
+    storage_options: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, store: StoreLike, storage_options: Mapping[str, Any] | None = None) -> Store:
+        """``store`` as a handle (a ``Store`` keeps its own options unless others are given)."""
+        if isinstance(store, Store):
+            return store if storage_options is None else cls(store.url, dict(storage_options))
+        return cls(os.fspath(store).rstrip("/") or "/", dict(storage_options) if storage_options
+                   else None)
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def options(self) -> dict:
+        """The storage options as keyword arguments for fsspec (never None)."""
+        return dict(self.storage_options or {})
+
+    def fs(self) -> tuple[Any, str]:
+        """``(filesystem, root path in it)``."""
+        return fsspec.core.url_to_fs(self.url, **self.options)
+
+    def child(self, *parts: str) -> Store:
+        """The handle of a path inside this one (same storage options)."""
+        return Store("/".join([self.url, *parts]), self.storage_options)
+
+    def exists(self) -> bool:
+        """Whether a Zarr group (``zarr.json``) is here."""
+        fs, root = self.fs()
+        return fs.exists(f"{root.rstrip('/')}/zarr.json")
+
+    def open(self, validate: bool = True) -> xr.Dataset:
+        """The store as a lazy ``xr.Dataset`` (see :func:`open_store`)."""
+        return open_store(self, validate=validate)
+
+    def group(self, mode: str = "r") -> zarr.Group:
+        return zarr.open_group(self.url, mode=mode, zarr_format=3,
+                               storage_options=self.storage_options)
+
+    def attrs(self) -> dict:
+        return dict(self.group("r").attrs)
+
+
+#: what the functions of this package accept where they need a store
+StoreLike = Store | str | os.PathLike
+
+
+def _strs(values: Sequence[str]) -> np.ndarray:
+    return np.array(list(values), dtype=STR)
+
+
+def bin_offsets(window: int, bin_size: int) -> np.ndarray:
+    """Start of each bin relative to the TSS, 5'→3'."""
+    if window <= 0 or bin_size <= 0 or (2 * window) % bin_size:
+        raise ValueError(f"window 2×{window} bp must be a positive multiple of bin size {bin_size}")
+    return np.arange(-window, window, bin_size, dtype=np.int64)
+
+
+def _cell_vars(n_cells: int, n_genes: int, n_marks: int, n_bins: int, gene_chunk: int) -> dict:
+    def nan(shape, chunks):
+        return da.full(shape, np.nan, dtype=np.float32, chunks=chunks)
+
+    c = (1, gene_chunk)
+    return {
+        "signal": (V.signal.dims, nan((n_cells, n_genes, n_marks, n_bins), c + (n_marks, n_bins))),
+        "expression": (V.expression.dims, nan((n_cells, n_genes), c)),
+        "peak_max": (V.peak_max.dims, nan((n_cells, n_genes, n_marks), c + (n_marks,))),
+    }
+
+
+def template(
+    genes: pd.DataFrame,
+    cells: Sequence[str] = (),
+    marks: Sequence[str] = V.DEFAULT_MARKS,
+    window: int = 5000,
+    bin_size: int = 100,
+    gene_chunk: int = DEFAULT_GENE_CHUNK,
+    genome: str = "hg19",
+) -> xr.Dataset:
+    """A lazy, NaN-filled Dataset with the store's layout (nothing is allocated)."""
+    offsets = bin_offsets(window, bin_size)
+    n_genes = len(genes)
+    gene_chunk = max(1, min(gene_chunk, n_genes))
+    if len(set(cells)) != len(cells):
+        raise ValueError(f"duplicate cells in {list(cells)}")
+    if len(set(marks)) != len(marks):
+        raise ValueError(f"duplicate marks in {list(marks)}")
+    coords = {
+        "cell": _strs(cells),
+        "gene": _strs(genes["gene"]),
+        "gene_id": ("gene", _strs(genes["gene_id"])),
+        "gene_name": ("gene", _strs(genes["gene_name"])),
+        "gene_chrom": ("gene", _strs(genes["chrom"])),
+        "gene_tss": ("gene", genes["tss"].to_numpy(np.int64)),
+        "gene_strand": ("gene", _strs(genes["strand"])),
+        "mark": _strs(marks),
+        "bin": np.arange(len(offsets), dtype=np.int64),
+        "bin_offset": ("bin", offsets),
+    }
+    ds = xr.Dataset(
+        _cell_vars(len(cells), n_genes, len(marks), len(offsets), gene_chunk), coords=coords
+    )
+    for name, var in ds.variables.items():
+        if name in V.ALL:
+            var.attrs["description"] = V.ALL[name].doc
+    ds.attrs.update(
+        format=V.FORMAT_NAME,
+        format_version=V.FORMAT_VERSION,
+        genome=genome,
+        window=int(window),
+        bin_size=int(bin_size),
+        gene_chunk=int(gene_chunk),
+        created=_now(),
+        completed={},
+        provenance={},
+    )
+    return ds
+
+
+def _encoding(ds: xr.Dataset, gene_chunk: int, level: int = 3) -> dict:
+    zstd = [zarr.codecs.ZstdCodec(level=level)]
+    n_marks, n_bins = ds.sizes[V.MARK], ds.sizes[V.BIN]
+    enc: dict[str, dict[str, Any]] = {
+        "signal": {"chunks": (1, gene_chunk, n_marks, n_bins), "compressors": zstd},
+        "expression": {"chunks": (1, gene_chunk), "compressors": zstd},
+        "peak_max": {"chunks": (1, gene_chunk, n_marks), "compressors": zstd},
+    }
+    for name, var in ds.coords.items():
+        if name != V.CELL:
+            enc[name] = {"chunks": tuple(max(1, s) for s in var.shape)}
+    return enc
+
+
+def create_store(
+    path: StoreLike,
+    genes: pd.DataFrame,
+    cells: Sequence[str] = (),
+    marks: Sequence[str] = V.DEFAULT_MARKS,
+    window: int = 5000,
+    bin_size: int = 100,
+    chunks: Mapping[str, int] | None = None,
+    genome: str = "hg19",
+    storage_options: dict | None = None,
+) -> xr.Dataset:
+    """Create an empty store (all signal NaN) and return it opened.
+
+    Parameters
+    ----------
+    path
+        Local directory or fsspec URL (``s3://bucket/x.zarr``, ``memory://x.zarr``).
+    genes
+        Gene table from :func:`chromestore.genes.read_genes`, in store order.
+    cells, marks
+        Initial epigenome ids and mark names; more cells can be added later.
+    window, bin_size
+        bp each side of the TSS and bin width: ``2 * window / bin_size`` bins.
+    chunks
+        ``{"gene": n}`` overrides the gene chunk (cells are always one per chunk).
+
+    Examples
+    --------
+    >>> from chromestore import create_store, read_genes
+    >>> ds = create_store("memory://doc.zarr", read_genes("data/gene_windows.hg19.bed.gz"))
+    >>> dict(ds.sizes)
+    {'cell': 0, 'gene': 19802, 'mark': 5, 'bin': 100}
+    """
+    handle = Store.of(path, storage_options)
+    chunks = dict(chunks or {})
+    unknown = set(chunks) - {V.GENE, V.CELL}
+    if unknown or chunks.get(V.CELL, 1) != 1:
+        raise ValueError(f"chunks may only set 'gene' (cells are one per chunk), got {chunks}")
+    if handle.exists():
+        raise StoreError(f"{handle}: a store already exists here")
+    ds = template(
+        genes, cells, marks, window, bin_size, chunks.get(V.GENE, DEFAULT_GENE_CHUNK), genome
+    )
+    gene_chunk = ds.attrs["gene_chunk"]
+    ds.to_zarr(
+        handle.url,
+        mode="w-",
+        compute=False,
+        encoding=_encoding(ds, gene_chunk),
+        zarr_format=3,
+        consolidated=False,
+        storage_options=handle.storage_options,
+    )
+    return open_store(handle)
+
+
+def exists(path: StoreLike, storage_options: dict | None = None) -> bool:
+    return Store.of(path, storage_options).exists()
+
+
+def open_store(
+    path: StoreLike, storage_options: dict | None = None, validate: bool = True
+) -> xr.Dataset:
+    """Open a store as a lazy ``xr.Dataset`` (dask-backed, one chunk per store chunk).
+
+    Raises :class:`chromestore.variables.SchemaError` when the store does not follow
+    the schema or was written by an unsupported format version.
+    """
+    handle = Store.of(path, storage_options)
+    if not handle.exists():
+        raise StoreError(f"{handle}: no chromestore store here (no zarr.json)")
+    ds = xr.open_zarr(handle.url, consolidated=False, storage_options=handle.storage_options,
+                      zarr_format=3)
+    return V.validate(ds) if validate else ds
+
+
+def _group(path: StoreLike, storage_options: dict | None, mode: str = "r+") -> zarr.Group:
+    return Store.of(path, storage_options).group(mode)
+
+
+def read_attrs(path: StoreLike, storage_options: dict | None = None) -> dict:
+    return Store.of(path, storage_options).attrs()
+
+
+def add_cells(
+    path: StoreLike, cells: Sequence[str], storage_options: dict | None = None
+) -> list[str]:
+    """Append new epigenomes along ``cell`` (NaN-filled); existing cells are not rewritten.
+
+    Cells already in the store are ignored. Returns the cells actually added.
+    """
+    handle = Store.of(path, storage_options)
+    ds = open_store(handle)
+    have = set(ds[V.CELL].values.tolist())
+    new = [c for c in dict.fromkeys(cells) if c not in have]
+    if not new:
+        return []
+    attrs = handle.attrs()
+    part = xr.Dataset(
+        _cell_vars(
+            len(new), ds.sizes[V.GENE], ds.sizes[V.MARK], ds.sizes[V.BIN], attrs["gene_chunk"]
+        ),
+        coords={V.CELL: _strs(new)},
+    )
+    part.attrs.update(attrs)  # to_zarr(append_dim=...) replaces the group attrs
+    part.to_zarr(
+        handle.url,
+        append_dim=V.CELL,
+        compute=False,  # chunks equal to the NaN fill value are never written
+        consolidated=False,
+        zarr_format=3,
+        storage_options=handle.storage_options,
+    )
+    return new
+
+
+def cell_index(ds: xr.Dataset, cell: str) -> int:
+    idx = ds.indexes[V.CELL].get_indexer([cell])[0]
+    if idx < 0:
+        raise KeyError(f"cell {cell!r} is not in the store (cells: {list(ds[V.CELL].values)})")
+    return int(idx)
+
+
+def write_region(
+    path: StoreLike,
+    part: xr.Dataset,
+    region: Mapping[str, slice],
+    storage_options: dict | None = None,
+) -> None:
+    """Write ``part`` (variables with a ``cell`` dim) into ``region`` of an existing store.
+
+    Regions should be chunk-aligned along ``cell`` and ``gene`` so concurrent writers
+    never share a chunk.
+    """
+    drop = [v for v in part.variables if V.CELL not in part[v].dims]
+    part = part.drop_vars(drop)
+    part.attrs = {}
+    handle = Store.of(path, storage_options)
+    part.to_zarr(
+        handle.url,
+        region=dict(region),
+        mode="r+",
+        consolidated=False,
+        zarr_format=3,
+        storage_options=handle.storage_options,
+    )
+
+
+def update_attrs(
+    path: StoreLike, storage_options: dict | None = None, **items: Any
+) -> None:
+    """Merge ``items`` into the store's group attrs (dict values are merged one level deep)."""
+    group = _group(path, storage_options)
+    attrs = dict(group.attrs)
+    for key, value in items.items():
+        if isinstance(value, dict) and isinstance(attrs.get(key), dict):
+            merged = dict(attrs[key])
+            merged.update(value)
+            attrs[key] = merged
+        else:
+            attrs[key] = value
+    group.attrs.put(attrs)
+
+
+def mark_completed(
+    path: StoreLike,
+    cell: str,
+    mark: str,
+    info: Mapping[str, Any],
+    storage_options: dict | None = None,
+) -> None:
+    """Record that (cell, mark) was written, with its provenance (file, format, counts, time)."""
+    key = f"{cell}/{mark}"
+    update_attrs(
+        path,
+        storage_options,
+        completed={key: _now()},
+        provenance={key: dict(info)},
+    )
+
+
+def completed(ds_or_attrs: xr.Dataset | Mapping) -> set[tuple[str, str]]:
+    """The (cell, mark) pairs recorded as completely written."""
+    attrs = ds_or_attrs.attrs if isinstance(ds_or_attrs, xr.Dataset) else ds_or_attrs
+    return {tuple(k.split("/", 1)) for k in attrs.get("completed", {})}  # type: ignore[misc]
+
+
+def completion_table(ds: xr.Dataset) -> pd.DataFrame:
+    """A cell × mark table of booleans: which (cell, mark) signal is complete."""
+    done = completed(ds)
+    cells = [str(c) for c in ds[V.CELL].values]
+    marks = [str(m) for m in ds[V.MARK].values]
+    return pd.DataFrame(
+        [[(c, m) in done for m in marks] for c in cells], index=cells, columns=marks, dtype=bool
+    )
+
+
+def size_on_disk(path: StoreLike, storage_options: dict | None = None) -> int:
+    fs, root = Store.of(path, storage_options).fs()
+    try:
+        return int(fs.du(root))
+    except Exception:  # some filesystems cannot sum sizes
+        return -1
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+

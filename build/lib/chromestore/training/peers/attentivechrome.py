@@ -1,0 +1,221 @@
+"""AttentiveChrome (Singh et al. 2017): attention over bins, then over marks.
+
+For each mark, a bidirectional LSTM reads the bins 5'→3' and a bin-level attention
+(a learned scoring vector, softmax over bins) pools its states into one vector per
+mark. A second bidirectional LSTM reads those mark vectors and a mark-level attention
+pools them into the gene's representation, which a linear layer turns into the
+log-odds of high expression. Both attention maps are returned with every forward
+pass so that analysis can keep them.
+
+Examples
+--------
+>>> m = AttentiveChrome(n_marks=5, n_bins=100)
+>>> logit, bin_att, mark_att = m(torch.zeros(3, 5, 100))
+>>> logit.shape, bin_att.shape, mark_att.shape
+(torch.Size([3]), torch.Size([3, 5, 100]), torch.Size([3, 5]))
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+TRAIN, VALID, TEST = 0, 1, 2
+
+#: Hyper-parameters (the paper's sizes: 32 bin-level and 16 mark-level units per direction).
+#: ``ensemble``: members trained from different seeds whose probabilities are averaged
+#: (each keeps its own best-validation epoch); ``clip``: gradient-norm clipping (0: off);
+#: ``weight_decay``: Adam's L2 penalty.
+DEFAULTS = {
+    "bin_hidden": 32,
+    "mark_hidden": 16,
+    "dropout": 0.5,
+    "lr": 1e-3,
+    "epochs": 40,
+    "batch_size": 32,
+    "patience": 10,
+    "log1p": True,
+    "ensemble": 5,
+    "clip": 0.0,
+    "weight_decay": 0.0,
+}
+#: Seed offset between ensemble members (``seed + k * MEMBER_SEED_STEP``).
+MEMBER_SEED_STEP = 7919
+
+
+class _Attention(nn.Module):
+    """Softmax attention over dim 1 of ``(B, T, H)``: returns ``(pooled (B, H), weights (B, T))``."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w = torch.softmax(self.score(h).squeeze(-1), dim=1)
+        return torch.einsum("bt,bth->bh", w, h), w
+
+
+class AttentiveChrome(nn.Module):
+    """``(B, marks, bins)`` → ``(logit (B,), bin attention (B, marks, bins), mark attention (B, marks))``."""
+
+    def __init__(
+        self,
+        n_marks: int = 5,
+        n_bins: int = 100,
+        bin_hidden: int = DEFAULTS["bin_hidden"],
+        mark_hidden: int = DEFAULTS["mark_hidden"],
+        dropout: float = DEFAULTS["dropout"],
+    ) -> None:
+        super().__init__()
+        self.n_marks, self.n_bins = n_marks, n_bins
+        self.bin_rnn = nn.ModuleList(
+            nn.LSTM(1, bin_hidden, batch_first=True, bidirectional=True) for _ in range(n_marks)
+        )
+        self.bin_att = nn.ModuleList(_Attention(2 * bin_hidden) for _ in range(n_marks))
+        self.mark_rnn = nn.LSTM(2 * bin_hidden, mark_hidden, batch_first=True, bidirectional=True)
+        self.mark_att = _Attention(2 * mark_hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(2 * mark_hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pooled, bin_w = [], []
+        for j in range(self.n_marks):
+            h, _ = self.bin_rnn[j](x[:, j, :, None])
+            p, w = self.bin_att[j](h)
+            pooled.append(p)
+            bin_w.append(w)
+        s, _ = self.mark_rnn(torch.stack(pooled, dim=1))
+        v, mark_w = self.mark_att(s)
+        return self.out(self.dropout(v)).squeeze(-1), torch.stack(bin_w, dim=1), mark_w
+
+
+@dataclass
+class AttentiveFit:
+    """A trained model (best validation epoch), its history and outputs for every gene.
+
+    With an ensemble, ``score`` and both attention maps are the members' means (still
+    distributions), ``valid_auc`` is the ensemble's validation AUC, and ``model``,
+    ``best_epoch`` and the histories are those of the first member; ``models`` holds all.
+    """
+
+    model: AttentiveChrome
+    best_epoch: int
+    history_loss: np.ndarray  # mean training loss per epoch
+    history_valid_auc: np.ndarray
+    score: np.ndarray = field(repr=False)  # P(class 1), (gene,)
+    bin_attention: np.ndarray = field(repr=False)  # (gene, mark, bin)
+    mark_attention: np.ndarray = field(repr=False)  # (gene, mark)
+    valid_auc: float = float("nan")
+    models: list = field(default_factory=list, repr=False)
+    members_valid_auc: np.ndarray = field(default_factory=lambda: np.array([]), repr=False)
+
+
+def _prepare(signal: np.ndarray, log1p: bool) -> torch.Tensor:
+    x = np.nan_to_num(np.asarray(signal, dtype=np.float32), nan=0.0)
+    if log1p:
+        x = np.log1p(np.clip(x, 0, None))
+    return torch.from_numpy(x)
+
+
+@torch.no_grad()
+def predict(model: AttentiveChrome, x: torch.Tensor, batch_size: int = 512):
+    """Probabilities and attention maps for ``x`` (already prepared), in eval mode."""
+    model.eval()
+    outs = [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    logit, bw, mw = (torch.cat(t) for t in zip(*outs, strict=True))
+    return torch.sigmoid(logit).numpy(), bw.numpy(), mw.numpy()
+
+
+def fit_attentivechrome(
+    signal: np.ndarray,
+    y: np.ndarray,
+    split: np.ndarray,
+    *,
+    seed: int = 0,
+    threads: int | None = 1,
+    **hyper,
+) -> AttentiveFit:
+    """Train on the ``split == 0`` genes, keep the epoch with the best validation AUC.
+
+    ``signal`` is ``(gene, mark, bin)`` counts; ``hyper`` overrides :data:`DEFAULTS`.
+    Training stops ``patience`` epochs after the last improvement. ``threads`` sets
+    torch's intra-op threads for the duration of the fit (1: one task per core, the
+    fastest for these small recurrent models; None: leave torch's setting).
+    """
+    hp = {**DEFAULTS, **hyper}
+    unknown = set(hp) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown AttentiveChrome hyper-parameters {sorted(unknown)}")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        fits = [_fit(signal, y, split, seed + k * MEMBER_SEED_STEP, hp)
+                for k in range(max(1, int(hp["ensemble"])))]
+    finally:
+        torch.set_num_threads(before)
+    first = fits[0]
+    y = np.asarray(y)
+    va = np.asarray(split) == VALID
+    score = np.mean([f.score for f in fits], axis=0)
+    return AttentiveFit(
+        first.model, first.best_epoch, first.history_loss, first.history_valid_auc, score,
+        np.mean([f.bin_attention for f in fits], axis=0),
+        np.mean([f.mark_attention for f in fits], axis=0),
+        valid_auc=_auc(y[va], score[va]),
+        models=[f.model for f in fits],
+        members_valid_auc=np.array([f.history_valid_auc[f.best_epoch] for f in fits]),
+    )
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    return float(roc_auc_score(y, p)) if np.unique(y).size == 2 else float("nan")
+
+
+def _fit(signal, y, split, seed: int, hp: dict) -> AttentiveFit:
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    x = _prepare(signal, hp["log1p"])
+    y = np.asarray(y).astype(np.float32)
+    split = np.asarray(split)
+    tr = np.flatnonzero(split == TRAIN)
+    va = split == VALID
+    model = AttentiveChrome(
+        x.shape[1], x.shape[2], hp["bin_hidden"], hp["mark_hidden"], hp["dropout"]
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    loss_fn = nn.BCEWithLogitsLoss()
+    xt, yt = x[tr], torch.from_numpy(y[tr])
+    losses, aucs = [], []
+    best_state, best_auc, best_epoch = None, -np.inf, 0
+    for epoch in range(hp["epochs"]):
+        model.train()
+        order = torch.randperm(len(tr), generator=gen)
+        total = 0.0
+        for i in range(0, len(tr), hp["batch_size"]):
+            idx = order[i : i + hp["batch_size"]]
+            opt.zero_grad()
+            loss = loss_fn(model(xt[idx])[0], yt[idx])
+            loss.backward()
+            if hp["clip"]:
+                nn.utils.clip_grad_norm_(model.parameters(), hp["clip"])
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / len(tr))
+        p, _, _ = predict(model, x[va])
+        auc = _auc(y[va], p)
+        aucs.append(auc)
+        if auc > best_auc:
+            best_auc, best_epoch, best_state = auc, epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= hp["patience"]:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    score, bw, mw = predict(model, x)
+    return AttentiveFit(model, best_epoch, np.array(losses), np.array(aucs), score, bw, mw,
+                        valid_auc=best_auc, models=[model])

@@ -1,0 +1,184 @@
+"""ShallowChrome (Frasca et al. 2022): max peak signal per mark → unpenalised logistic regression.
+
+Kernels on plain numpy arrays. The feature of a gene and mark is the maximum peak
+``signalValue`` in the gene's window (the store's ``peak_max``) or, when no peaks were
+ingested, the maximum of the binned ``signal`` over the window
+(:func:`max_signal_features`). The model is scikit-learn's ``LogisticRegression``
+with no penalty (``C=inf``, as the paper) and the lbfgs solver; standard errors come
+from the inverse Fisher information at the optimum and p-values from two-sided
+z-tests (Wald), as statsmodels' ``Logit`` reports them.
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(200, 5)); y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+>>> fit = fit_logistic(X, y)
+>>> fit.pvalue[0] < 1e-6
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+
+#: Hyper-parameters recorded in a run's ``models`` attribute.
+DEFAULTS = {"C": float("inf"), "solver": "lbfgs", "tol": 1e-10, "max_iter": 10_000}
+
+
+@dataclass(frozen=True)
+class LogisticFit:
+    """An unpenalised logistic regression with Wald statistics.
+
+    ``coef``, ``stderr``, ``z`` and ``pvalue`` have one entry per feature;
+    the intercept's statistics are kept apart (``intercept_*``).
+    """
+
+    coef: np.ndarray
+    intercept: float
+    stderr: np.ndarray
+    intercept_stderr: float
+    z: np.ndarray
+    pvalue: np.ndarray
+    intercept_pvalue: float
+    n_iter: int
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, dtype=np.float64) @ self.coef + self.intercept
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probability of class 1 for each row of ``X``."""
+        return _sigmoid(self.decision_function(X))
+
+
+def _sigmoid(t: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * t))  # stable for large |t|
+
+
+def max_signal_features(signal: np.ndarray) -> np.ndarray:
+    """ShallowChrome's feature without peaks: max over bins of (..., mark, bin) → (..., mark).
+
+    NaN bins are ignored; a window with no finite bin gives NaN.
+    """
+    signal = np.asarray(signal, dtype=np.float64)
+    finite = np.isfinite(signal)
+    out = np.where(finite, signal, -np.inf).max(axis=-1)
+    return np.where(finite.any(axis=-1), out, np.nan)
+
+
+def fit_logistic(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    tol: float = DEFAULTS["tol"],
+    max_iter: int = DEFAULTS["max_iter"],
+) -> LogisticFit:
+    """Fit ``P(y=1 | x) = sigmoid(x·coef + intercept)`` by maximum likelihood.
+
+    The features are standardised for the solver and the coefficients mapped back
+    exactly (an unpenalised fit is invariant to affine rescaling), so the result is
+    on the scale of ``X``. Standard errors are the square roots of the diagonal of
+    ``(Xᵀ W X)⁻¹`` with ``X`` carrying a column of ones and ``W = p(1 - p)``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y).astype(int)
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(f"X must be (samples, features) matching y, got {X.shape} and {y.shape}")
+    if np.unique(y).size != 2:
+        raise ValueError("y must contain both classes")
+    mu = X.mean(axis=0)
+    sd = X.std(axis=0)
+    sd[sd == 0] = 1.0
+    model = LogisticRegression(C=np.inf, solver="lbfgs", tol=tol, max_iter=max_iter)
+    model.fit((X - mu) / sd, y)
+    coef = model.coef_[0] / sd
+    intercept = float(model.intercept_[0] - np.dot(coef, mu))
+    design = np.column_stack([np.ones(len(X)), X])
+    p = _sigmoid(design[:, 1:] @ coef + intercept)
+    fisher = design.T @ (design * (p * (1.0 - p))[:, None])
+    cov = np.linalg.pinv(fisher)
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    z = np.concatenate([[intercept], coef]) / se
+    pval = 2.0 * stats.norm.sf(np.abs(z))
+    return LogisticFit(
+        coef=coef,
+        intercept=intercept,
+        stderr=se[1:],
+        intercept_stderr=float(se[0]),
+        z=z[1:],
+        pvalue=pval[1:],
+        intercept_pvalue=float(pval[0]),
+        n_iter=int(np.max(model.n_iter_)),
+    )
+
+
+def regulative_patterns(fit: LogisticFit, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gene-wise regulative patterns: ``coef × feature`` per (gene, mark), and the bias.
+
+    Their sum over marks plus the bias is the gene's log-odds of high expression.
+    Returns ``(patterns (genes, marks), bias (genes,))``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    return X * fit.coef, np.full(len(X), fit.intercept)
+
+
+class ShallowChrome:
+    """scikit-learn-style estimator over :func:`fit_logistic` (the registry's ``arrays`` interface).
+
+    ``fit(X, y)`` on the (gene, mark) max-signal features; ``predict_proba`` returns
+    ``(n, 2)`` like scikit-learn; ``result_`` holds the :class:`LogisticFit`.
+    """
+
+    def __init__(self, tol: float = DEFAULTS["tol"], max_iter: int = DEFAULTS["max_iter"],
+                 **_ignored) -> None:
+        self.tol, self.max_iter = tol, max_iter
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> ShallowChrome:
+        self.result_ = fit_logistic(X, y, tol=self.tol, max_iter=self.max_iter)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = self.result_.predict_proba(X)
+        return np.column_stack([1 - p, p])
+
+
+def choose_peak_formats(
+    features: dict[str, np.ndarray],
+    y: np.ndarray,
+    split: np.ndarray,
+    *,
+    tol: float = DEFAULTS["tol"],
+    max_iter: int = DEFAULTS["max_iter"],
+) -> tuple[list[str], np.ndarray]:
+    """The peak format (narrow/broad/gapped) of each mark, chosen on validation (as the paper).
+
+    ``features`` maps a format to its ``(gene, mark)`` max-``signalValue`` features.
+    Starting from the first format for every mark, each mark in turn takes the format
+    whose features give the highest validation AUC of the model fitted on the training
+    genes (``split == 0``; validation ``split == 1``), the other marks held at their
+    current choice; test genes are never read. Returns ``(format per mark, X)``.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    names = list(features)
+    stack = np.stack([np.asarray(features[n], dtype=np.float64) for n in names])  # fmt, gene, mark
+    y = np.asarray(y).astype(int)
+    tr, va = np.asarray(split) == 0, np.asarray(split) == 1
+    choice = np.zeros(stack.shape[2], dtype=int)
+
+    def valid_auc(ch):
+        X = stack[ch, :, np.arange(len(ch))].T
+        fit = fit_logistic(X[tr], y[tr], tol=tol, max_iter=max_iter)
+        return roc_auc_score(y[va], fit.decision_function(X[va]))
+
+    for m in range(stack.shape[2]):
+        scores = []
+        for f in range(len(names)):
+            trial = choice.copy()
+            trial[m] = f
+            scores.append(valid_auc(trial))
+        choice[m] = int(np.argmax(scores))  # ties keep the earlier format
+    return [names[f] for f in choice], stack[choice, :, np.arange(len(choice))].T
