@@ -1,1 +1,0 @@
-"""Embedded data files, read through :mod:`chromestore.datasets`."""
