@@ -16,7 +16,6 @@ Python 3.11 pip builds it from source.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import os
 import shutil
@@ -64,29 +63,15 @@ class Reads:
 def read_reads_sheet(path: str | os.PathLike) -> list[Reads]:
     """Rows of a reads samplesheet (``cell,mark,format,path``; paths relative to it)."""
     from chromestore.errors import InputError
-    from chromestore.ingest import infer_format
+    from chromestore.samplesheet import sheet_rows
 
-    path = Path(path)
     rows = []
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip().lower() for h in next(reader, [])]
-        if header != ["cell", "mark", "format", "path"]:
-            raise InputError(path, 1, "expected the header cell,mark,format,path")
-        for lineno, row in enumerate(reader, 2):
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) != 4:
-                raise InputError(path, lineno, f"expected 4 columns, found {len(row)}")
-            cell, mark, fmt, file = (v.strip() for v in row)
-            full = (path.parent / file) if not os.path.isabs(file) else Path(file)
-            fmt = (fmt or infer_format(file) or "").lower()
-            if fmt not in READ_FORMATS:
-                raise InputError(path, lineno, f"format {fmt or '?'!r}: call-peaks reads "
-                                 f"{', '.join(READ_FORMATS)}")
-            if not full.exists():
-                raise InputError(full, None, f"file not found (samplesheet {path}, line {lineno})")
-            rows.append(Reads(cell, mark, fmt, full))
+    for row in sheet_rows(path):
+        if row.format not in READ_FORMATS:
+            raise InputError(path, row.line, f"format {row.format or '?'!r}: call-peaks reads "
+                             f"{', '.join(READ_FORMATS)}")
+        row.require_file()
+        rows.append(Reads(row.cell, row.mark, row.format, Path(row.path)))
     return rows
 
 
@@ -117,6 +102,8 @@ def call_peaks(
     build_model: bool = False,
 ) -> Path:
     """Run MACS3 on every (cell, mark) of ``samples``; return ``out/samplesheet.csv``."""
+    from chromestore.samplesheet import write_samplesheet
+
     macs3 = macs3_command()
     rows = read_reads_sheet(samples)
     out = Path(out)
@@ -140,8 +127,5 @@ def call_peaks(
             raise RuntimeError(f"MACS3 callpeak failed on {r.path} ({r.cell} {r.mark}):\n{tail}")
         written.append((r.cell, r.mark, fmt, peaks.name))
     sheet = out / SAMPLESHEET
-    with open(sheet, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["cell", "mark", "format", "path"])
-        w.writerows(written)
+    write_samplesheet(sheet, written)
     return sheet

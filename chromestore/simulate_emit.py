@@ -19,13 +19,12 @@ coordinates, bins mapped back to genome order with :mod:`chromestore.bins`:
 Windows are emitted once per distinct window (genes sharing a window share their
 signal). Where two genes' windows overlap, the files hold the reads (values, peaks)
 of both, as real data would, so ingesting gives each such gene its own counts plus
-its neighbour's in the shared stretch (:func:`expected_ingest` computes exactly
+its neighbour's in the shared stretch (``tests/emit_oracle.py`` computes exactly
 that); genes whose window overlaps no other give back exactly the simulated counts.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import xarray as xr
 
 from chromestore import variables as V
 from chromestore.bins import genome_bin_starts, to_genome_order
+from chromestore.samplesheet import write_samplesheet
 
 FORMATS = ("tagalign", "bigwig", "narrowpeak", "deepchrome-csv")
 #: Length of the emitted tagAlign reads (REMC's are 36 bp).
@@ -250,7 +250,7 @@ def _write_deepchrome(folder: Path, genes: pd.DataFrame, cube: np.ndarray, label
     return paths
 
 
-# --- what ingestion must give back ------------------------------------------------------
+# --- peaks of the simulated counts ------------------------------------------------------
 
 
 def _peaks_of(genes, starts, counts, mark, depth, bin_size) -> pd.DataFrame:
@@ -269,69 +269,6 @@ def _peaks_of(genes, starts, counts, mark, depth, bin_size) -> pd.DataFrame:
             "summit": (summit - a) * bin_size + bin_size // 2,
         }
     )
-
-
-def expected_ingest(ds: xr.Dataset, cell: str, mark: str, fmt: str, seed: int = 0) -> np.ndarray:
-    """What ingesting the emitted ``fmt`` file of (cell, mark) gives for ``ds``'s genes.
-
-    ``tagalign``: reads overlapping each bin by ≥ 1 bp (gene, bin); ``bigwig``: the mean
-    of the summed track over each bin (gene, bin); ``narrowpeak``: the max signalValue
-    of the peaks overlapping each window (gene,). It equals the simulated signal for
-    genes whose window overlaps no other; overlapping windows add their neighbour's
-    reads in the shared stretch.
-    """
-    from chromestore.simulate import cell_depth
-
-    genes, starts = _layout(ds)
-    bin_size = int(ds.attrs["bin_size"])
-    j = [str(m) for m in ds[V.MARK].values].index(mark)
-    counts_all = ds[V.signal.name].sel({V.CELL: cell}).values[:, j]
-    distinct = genes["distinct"].to_numpy()
-    d_genes = genes[distinct].reset_index(drop=True)
-    counts, d_starts = counts_all[distinct], starts[distinct]
-    chroms = genes["chrom"].to_numpy()
-    d_chroms = d_genes["chrom"].to_numpy()
-    if fmt == "narrowpeak":
-        peaks = _peaks_of(d_genes, d_starts, counts, mark, cell_depth(cell, seed), bin_size)
-        out = np.zeros(len(genes), dtype=np.float32)
-        lo, hi = starts.min(axis=1), starts.max(axis=1) + bin_size
-        for i in range(len(genes)):
-            p = peaks[(peaks["chrom"] == chroms[i]) & (peaks["start"] < hi[i])
-                      & (peaks["end"] > lo[i])]
-            out[i] = p["signal"].max() if len(p) else 0.0
-        return out
-    out = np.zeros(starts.shape, dtype=np.float64)
-    for chrom in np.unique(chroms):
-        mine = chroms == chrom
-        src = d_chroms == chrom
-        if fmt == "tagalign":
-            _, rstart, _ = reads_from_counts(counts[src], d_starts[src], bin_size)
-            rstart = np.sort(rstart)
-            s = starts[mine]
-            out[mine] = np.searchsorted(rstart, s + bin_size, side="left") - np.searchsorted(
-                rstart, s - READ_LEN, side="right"
-            )
-        elif fmt == "bigwig":
-            seg = _coverage(
-                np.repeat(d_chroms[src], counts.shape[1]), d_starts[src].reshape(-1),
-                counts[src].reshape(-1), bin_size,
-            )[chrom]
-            seg_s, seg_e, val = seg
-            # integral of the track from -inf to x, at any x
-            cum = np.concatenate([[0.0], np.cumsum((seg_e - seg_s) * val)])
-
-            def integral(x, seg_s=seg_s, seg_e=seg_e, val=val, cum=cum):
-                k = np.searchsorted(seg_s, x, side="right") - 1
-                inside = np.clip(x - seg_s[np.maximum(k, 0)], 0, None)
-                width = seg_e[np.maximum(k, 0)] - seg_s[np.maximum(k, 0)]
-                part = np.where(k >= 0, np.minimum(inside, width) * val[np.maximum(k, 0)], 0)
-                return np.where(k >= 0, cum[np.maximum(k, 0)], 0.0) + part
-
-            s = starts[mine]
-            out[mine] = (integral(s + bin_size) - integral(s)) / bin_size
-        else:
-            raise ValueError(f"no expectation for format {fmt!r}")
-    return out.astype(np.float32)
 
 
 # --- the entry point ------------------------------------------------------------------
@@ -391,8 +328,5 @@ def emit(ds: xr.Dataset, out: str | os.PathLike, fmt: str, seed: int = 0) -> Pat
                 _write_narrowpeak(out / name, peaks)
             rows.append((cell, mark, fmt, name))
     sheet = out / SAMPLESHEET
-    with open(sheet, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["cell", "mark", "format", "path"])
-        w.writerows(rows)
+    write_samplesheet(sheet, rows)
     return sheet

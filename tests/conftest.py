@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import dask
@@ -64,3 +66,52 @@ def e003_store(tmp_path_factory) -> Path:
     signal.attrs = dict(parts[0].attrs, source=str(E003))
     ingest_signal_array(path, "E003", signal)
     return path
+
+
+# --- samplesheets and stores of the ingest tests ---------------------------------------------
+
+
+def sheet(tmp_path, rows, name="samples.csv") -> Path:
+    """A samplesheet of ``rows`` (cell, mark, format, path) in ``tmp_path``."""
+    path = tmp_path / name
+    path.write_text("cell,mark,format,path\n" + "".join(",".join(r) + "\n" for r in rows))
+    return path
+
+
+def store_digest(path) -> dict[str, str]:
+    """Every file of a local store and the SHA-1 of its bytes."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            p = os.path.join(root, f)
+            out[os.path.relpath(p, path)] = hashlib.sha1(open(p, "rb").read()).hexdigest()
+    return out
+
+
+@pytest.fixture
+def counts_tsv():
+    """The toy ``counts-tsv`` format of ``tests/toy_format.py``, registered for one test."""
+    from chromestore import formats
+    from tests import toy_format
+
+    entry = formats.register(toy_format.COUNTS_TSV)
+    yield entry
+    formats.unregister(entry.name)
+
+
+@pytest.fixture(scope="module")
+def genes40(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """40 real genes as a BED6 of ±10 kb windows, and their table."""
+    table = read_gene_bed(GENES_BED).iloc[:40].reset_index(drop=True)
+    path = tmp_path_factory.mktemp("genes") / "genes40.bed"
+    path.write_text("".join(f"{g.chrom}\t{g.tss - 10000}\t{g.tss + 10000}\t{g.gene}\t0\t"
+                            f"{g.strand}\n" for g in table.itertuples()))
+    return path, table
+
+
+def write_counts(path: Path, genes: list[str], rng) -> np.ndarray:
+    """A counts-tsv file of ``genes`` (100 bins each, lines shuffled); returns the counts."""
+    counts = rng.integers(0, 50, (len(genes), 100)).astype(np.float32)
+    lines = [f"{g}\t{b + 1}\t{counts[i, b]:g}\n" for i, g in enumerate(genes) for b in range(100)]
+    path.write_text("".join(np.array(lines)[rng.permutation(len(lines))]))
+    return counts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from chromestore.bins import genome_bin_starts
 from chromestore.errors import InputError
 from chromestore.formats import read_deepchrome_csv, read_deepdiff_csv
 from chromestore.ingest import read_samplesheet, run_ingest
-from tests.conftest import E003, GENES_BED, RPKM, TOY
+from tests.conftest import E003, GENES_BED, RPKM, TOY, sheet, store_digest
 
 MARKS = ["H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3"]
 
@@ -81,21 +80,6 @@ def isolated(genes: pd.DataFrame, window=5000) -> np.ndarray:
         close = (np.abs(t[:, None] - t[None, :]) < 2 * window).sum(axis=1) > 1
         ok[grp.index[close]] = False
     return ok
-
-
-def sheet(tmp_path, rows, name="samples.csv"):
-    path = tmp_path / name
-    path.write_text("cell,mark,format,path\n" + "".join(",".join(r) + "\n" for r in rows))
-    return path
-
-
-def store_digest(path) -> dict[str, str]:
-    out = {}
-    for root, _, files in os.walk(path):
-        for f in files:
-            p = os.path.join(root, f)
-            out[os.path.relpath(p, path)] = hashlib.sha1(open(p, "rb").read()).hexdigest()
-    return out
 
 
 @pytest.fixture

@@ -6,19 +6,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import chromestore
 from chromestore import variables as V
 from chromestore.app.cli import main
-from chromestore.simulate import cell_depth, real_rpkm
+from chromestore.simulate import cell_depth, real_rpkm, simulate
 from chromestore.simulate_emit import (
     READ_LEN,
     emit,
-    expected_ingest,
     overlapping_genes,
     peak_threshold,
     reads_from_counts,
 )
 from chromestore.store import completed, open_store
+from tests.emit_oracle import expected_ingest
 
 
 def test_reads_from_counts__each_read_inside_its_bin():
@@ -33,7 +32,7 @@ def test_reads_from_counts__each_read_inside_its_bin():
 
 @pytest.fixture(scope="module")
 def sim():
-    return chromestore.simulate(cells=["E003", "E112"], genes=80, seed=3).load()
+    return simulate(cells=["E003", "E112"], genes=80, seed=3).load()
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +112,7 @@ def test_emit_ingest__narrowpeak_gives_peak_max_of_called_peaks(tmp_path, sim, o
 
 @pytest.mark.parametrize("fmt", ["tagalign", "bigwig", "narrowpeak"])
 def test_emit_ingest__minus_strand_bins_map_back_5_to_3(tmp_path, fmt):
-    ds = chromestore.simulate(cells="E004", genes=40, seed=1).load()
+    ds = simulate(cells="E004", genes=40, seed=1).load()
     strand = np.where(np.arange(40) % 3 == 0, "-", "+").astype(object)
     ds = ds.assign_coords(gene_strand=("gene", strand))
     ov = overlapping_genes(ds)
@@ -142,7 +141,7 @@ def test_cli_simulate_emit__same_draw_as_library(tmp_path):
     from chromestore.formats.csv import read_deepchrome_csv
 
     signal, labels = read_deepchrome_csv(tmp_path / "csv" / "E005")
-    ref = chromestore.simulate(cells="E005", genes=30, seed=2)
+    ref = simulate(cells="E005", genes=30, seed=2)
     np.testing.assert_array_equal(signal.values, ref.signal.values[0])
     assert labels.split.values.tolist().count("train") == 10
     median = np.median(real_rpkm()["E005"].to_numpy())  # over all 19,802 genes

@@ -9,7 +9,36 @@ from chromestore.app import session
 DEFAULT_GENE_CHUNK = 2048  # chromestore.store.DEFAULT_GENE_CHUNK, without importing the store
 
 
-@click.command()
+#: below this much input, pending files are counted in this process rather than on an
+#: embedded cluster (starting one takes seconds; counting 50 MB of reads, about one)
+SMALL_INPUT_BYTES = 50 * 2**20
+
+
+def counts_in_process(n_files: int, n_bytes: int) -> bool:
+    """The small-job rule: without ``--scheduler`` or ``--workers``, one pending file, or
+    pending files of under :data:`SMALL_INPUT_BYTES` in all, are counted in this process
+    (a cluster cannot share one file's counting among workers, and for little input its
+    start-up costs more than it saves)."""
+    return n_files <= 1 or n_bytes < SMALL_INPUT_BYTES
+
+
+class _FormatsHelp(click.Command):
+    """``--help`` ends with the formats of the registry (built-in and plugins)."""
+
+    def format_epilog(self, ctx, formatter):
+        from chromestore import formats
+
+        with formatter.section("Formats (samplesheet format column; empty: from the suffix)"):
+            formatter.write_dl([
+                (e.name, f"→ {e.target}"
+                 + (f" ({', '.join('*' + s for s in e.suffixes)})" if e.suffixes else "")
+                 + f": {e.description}")
+                for e in formats.entries()
+            ])
+        super().format_epilog(ctx, formatter)
+
+
+@click.command(cls=_FormatsHelp)
 @click.argument("store")
 @click.option("--genes", type=click.Path(exists=False), help="Gene annotation (BED windows or GTF).")
 @click.option("--expression", "expression", default=None, help="RPKM matrix (REMC layout).")
@@ -27,18 +56,23 @@ DEFAULT_GENE_CHUNK = 2048  # chromestore.store.DEFAULT_GENE_CHUNK, without impor
 def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_chunk,
            samples, force):
     """Create STORE from a gene annotation if absent, then add signal files from a
-    samplesheet (in parallel on Dask; --workers 0: in this process) and expression.
-    Re-running skips what is completed; new epigenomes are appended."""
-    from chromestore.ingest import run_ingest
+    samplesheet and expression. Re-running skips what is completed; new epigenomes are
+    appended. Files are counted in parallel on Dask (an embedded cluster unless
+    --scheduler; --workers 0: in this process; a small job, one file or under 50 MB,
+    is counted in this process unless --workers or --scheduler is given)."""
+    from chromestore.ingest import plan_ingest, run_plan
 
-    heavy = samples is not None
-    with session.cluster(ctx, heavy=heavy) as client:
-        report = run_ingest(
-            store, genes, samples, expression, cells=session.parse_cells(cells),
-            window=window, bin_size=bin_size, genome=genome, gene_chunk=gene_chunk, force=force,
-            client=client, progress=session.progress(ctx),
-            storage_options=session.storage_options(ctx),
-        )
+    plan = plan_ingest(
+        store, genes, samples, expression, cells=session.parse_cells(cells), window=window,
+        bin_size=bin_size, genome=genome, gene_chunk=gene_chunk, force=force,
+        storage_options=session.storage_options(ctx),
+    )
+    if not plan.pending:  # nothing to count: no cluster
+        report = run_plan(plan)
+    else:
+        heavy = not counts_in_process(len(plan.pending), plan.input_bytes)
+        with session.cluster(ctx, heavy=heavy) as client:
+            report = run_plan(plan, client=client, progress=session.progress(ctx))
     click.echo(str(report))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from chromestore.counting import BinLayout, CountStats, ReadCounter
 from chromestore.errors import InputError
+from chromestore.formats.extras import existing_file, need_extra
 
 #: unmapped, secondary, QC-fail, duplicate: skipped as ``bedtools multicov`` does by default
 SKIP_FLAGS = 0x4 | 0x100 | 0x200 | 0x400
@@ -21,13 +22,8 @@ def count_bam(path: str | os.PathLike, layout: BinLayout) -> tuple[np.ndarray, C
     Reads are taken in file order (no index needed); a read spans
     ``[reference_start, reference_end)``. ``reads`` counts the reads kept.
     """
-    try:
-        import pysam
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("reading BAM needs pysam: pip install 'chromestore[formats]'") from None
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(path, None, "file not found")
+    pysam = need_extra("pysam", "BAM")
+    path = existing_file(path)
     t0 = time.perf_counter()
     counter = ReadCounter(layout)
     try:

@@ -9,16 +9,12 @@ import numpy as np
 
 from chromestore.counting import BinLayout, CountStats, chrom_key
 from chromestore.errors import InputError
+from chromestore.formats.extras import existing_file, need_extra
 
 
 def _open(path):
-    try:
-        import pyBigWig
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("reading bigWig needs pyBigWig: pip install 'chromestore[formats]'") from None
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(path, None, "file not found")
+    pyBigWig = need_extra("pyBigWig", "bigWig")
+    path = existing_file(path)
     try:
         bw = pyBigWig.open(path)
     except RuntimeError:

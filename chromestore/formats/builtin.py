@@ -1,0 +1,88 @@
+"""The formats chromestore ships, as registry entries.
+
+The readers import their modules when called, so listing the formats (``--help``, the
+samplesheet check) loads neither numba nor pysam nor pyBigWig.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from chromestore.formats.registry import FormatEntry, ReadRequest
+
+
+def count_reads(path: str, request: ReadRequest):
+    """BED3+/tagAlign reads per bin (:func:`chromestore.counting.count_bed`)."""
+    from chromestore import counting
+
+    values, stats = counting.count_bed(path, request.layout, counting.BLOCK_BYTES,
+                                       request.progress)
+    return values, stats.as_dict()
+
+
+def count_bam_reads(path: str, request: ReadRequest):
+    """BAM reads per bin (:func:`chromestore.formats.bam.count_bam`)."""
+    from chromestore.formats.bam import count_bam
+
+    values, stats = count_bam(path, request.layout)
+    return values, stats.as_dict()
+
+
+def mean_signal(path: str, request: ReadRequest):
+    """Mean bigWig signal per bin (:func:`chromestore.formats.bigwig.mean_bigwig`)."""
+    from chromestore.formats.bigwig import mean_bigwig
+
+    values, stats = mean_bigwig(path, request.layout)
+    return values, stats.as_dict()
+
+
+def max_peak(fmt: str, path: str, request: ReadRequest):
+    """Max peak signalValue per window (:func:`chromestore.formats.peaks.peak_max`)."""
+    from chromestore.formats.peaks import peak_max
+
+    values, stats = peak_max(path, fmt, request.layout)
+    return values, stats.as_dict()
+
+
+def deepchrome_signal(path: str, request: ReadRequest):
+    """The counts of a DeepChrome CSV or epigenome folder, keyed by Ensembl id."""
+    from chromestore.formats.csv import read_deepchrome_csv
+
+    return read_deepchrome_csv(path)[0], {}
+
+
+def deepdiff_signal(path: str, request: ReadRequest):
+    """The counts of a DeepDiff CSV, keyed by ``ENSGID_SYMBOL``."""
+    from chromestore.formats.csv import read_deepdiff_csv
+
+    return read_deepdiff_csv(path), {}
+
+
+_MULTICOV = ("reads per bin, exactly `bedtools multicov` (a read counts in every bin it "
+             "overlaps by ≥ 1 bp), bins 5'→3'")
+_PEAKS = "max `signalValue` of the {} peaks overlapping the window; 0 where none"
+_CSV = ("the dataset's binned counts of all marks (mark column empty, or one mark); wider "
+        "windows are centre-cropped")
+
+BUILTIN: tuple[FormatEntry, ...] = (
+    FormatEntry("tagalign", (".tagalign",), "signal", count_reads,
+                f"tagAlign (BED6) reads, gz or plain: {_MULTICOV}"),
+    FormatEntry("bed", (".bed",), "signal", count_reads,
+                "BED3+ reads, gz or plain, counted as `tagalign`"),
+    FormatEntry("bam", (".bam",), "signal", count_bam_reads,
+                "BAM reads via pysam, counted as `tagalign`, skipping unmapped, secondary, "
+                "QC-fail and duplicate reads"),
+    FormatEntry("bigwig", (".bw", ".bigwig"), "signal", mean_signal,
+                "exact mean per bin from full-resolution values (bases without data count 0)"),
+    FormatEntry("narrowpeak", (".narrowpeak",), "peak_max",
+                functools.partial(max_peak, "narrowpeak"), _PEAKS.format("MACS2 narrowPeak")),
+    FormatEntry("broadpeak", (".broadpeak",), "peak_max",
+                functools.partial(max_peak, "broadpeak"), _PEAKS.format("MACS2 broadPeak")),
+    FormatEntry("gappedpeak", (".gappedpeak",), "peak_max",
+                functools.partial(max_peak, "gappedpeak"), _PEAKS.format("MACS2 gappedPeak")),
+    FormatEntry("deepchrome-csv", (), "signal", deepchrome_signal,
+                f"DeepChrome CSV, or an epigenome folder of them (Zenodo layout): {_CSV}",
+                needs_mark=False),
+    FormatEntry("deepdiff-csv", (), "signal", deepdiff_signal, f"DeepDiff CSV: {_CSV}",
+                needs_mark=False),
+)

@@ -1,0 +1,96 @@
+"""Planning an ingest: every input parsed and checked, and the files with work left, before
+anything is written (so a caller can decide where to count them: in process or on Dask)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from chromestore import store as S
+from chromestore import variables as V
+from chromestore.expression import read_rpkm
+from chromestore.ingest_tables import check_store
+from chromestore.samplesheet import Sample, read_samplesheet
+
+
+@dataclass
+class IngestPlan:
+    """What ``chromestore ingest`` will do; made by :func:`plan_ingest`, run by
+    :func:`chromestore.ingest.run_plan`."""
+
+    store: S.Store
+    genes: str | os.PathLike | None  # the annotation that creates the store, if absent
+    settings: dict  # window, bin_size, genome, gene_chunk of a new store
+    sheet: list[Sample] = field(default_factory=list)
+    pending: list[Sample] = field(default_factory=list)  # rows with a (cell, mark) to do
+    matrix: pd.DataFrame | None = None  # the RPKM matrix, parsed
+    expression: str | os.PathLike | None = None  # its path
+    cells: Sequence[str] | None = None  # the expression columns to take (None: see run_plan)
+
+    @property
+    def input_bytes(self) -> int:
+        """Bytes of the pending files (a folder: of every file in it)."""
+        return sum(_size(s.path) for s in self.pending)
+
+
+def _size(path: str) -> int:
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(path) for f in files)
+
+
+def completed_keys(attrs: dict) -> set[tuple[str, str, str]]:
+    """The (cell, mark, target) recorded completed in the store's attrs."""
+    out = {(c, m, V.signal.name) for c, m in S.completed(attrs)}
+    out |= {(*k.split("/", 1), V.peak_max.name) for k in attrs.get("peak_max_completed", {})}
+    return out  # type: ignore[return-value]
+
+
+def pending_samples(store: S.StoreLike, samples: Sequence[Sample], force: bool = False,
+                    storage_options: dict | None = None) -> list[Sample]:
+    """The samples with work left: not every (cell, mark) of theirs recorded completed."""
+    if force:
+        return list(samples)
+    store = S.Store.of(store, storage_options)
+    done = completed_keys(store.attrs())
+    marks = [str(m) for m in store.open()[V.MARK].values]
+    return [
+        s for s in samples
+        if any((s.cell, m, s.target) not in done for m in ([s.mark] if s.mark else marks))
+    ]
+
+
+def plan_ingest(
+    store: S.StoreLike,
+    genes: str | os.PathLike | None = None,
+    samples: str | os.PathLike | None = None,
+    expression: str | os.PathLike | None = None,
+    *,
+    cells: Sequence[str] | None = None,
+    window: int = 5000,
+    bin_size: int = 100,
+    genome: str = "hg19",
+    gene_chunk: int = S.DEFAULT_GENE_CHUNK,
+    force: bool = False,
+    storage_options: dict | None = None,
+) -> IngestPlan:
+    """Parse and check every input (samplesheet, files, RPKM matrix, the store's settings)
+    and find the samplesheet rows with work left; writes nothing.
+
+    Raises :class:`chromestore.errors.InputError` (file, line, problem) or
+    :class:`chromestore.store.StoreError` on the first problem.
+    """
+    store = S.Store.of(store, storage_options)
+    exists = store.exists()
+    marks = [str(m) for m in store.open()[V.MARK].values] if exists else list(V.DEFAULT_MARKS)
+    sheet = read_samplesheet(samples, marks) if samples else []
+    matrix = read_rpkm(expression) if expression else None
+    check_store(store, genes, window, bin_size)
+    pending = pending_samples(store, sheet, force) if exists else list(sheet)
+    settings = {"window": window, "bin_size": bin_size, "genome": genome,
+                "gene_chunk": gene_chunk}
+    return IngestPlan(store, genes, settings, sheet, pending, matrix, expression, cells)
