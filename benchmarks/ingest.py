@@ -138,7 +138,7 @@ def _rss_child(reads: str, store: str) -> None:
     sheet = Path(store).with_suffix(".csv")
     sheet.write_text(f"cell,mark,format,path\nE003,H3K4me3,,{reads}\n")
     t0 = time.perf_counter()
-    run_ingest(store, GENES, sheet, workers=0)
+    run_ingest(store, GENES, sheet)
     seconds = time.perf_counter() - t0
     try:
         peak = _status_mib("VmHWM")
@@ -187,7 +187,7 @@ def main() -> None:
         t_count, c_count = time.perf_counter() - t0, time.process_time() - c0
         (work / "s.csv").write_text(f"cell,mark,format,path\nE003,H3K4me3,,{reads}\n")
         t0 = time.perf_counter()
-        run_ingest(work / "b.zarr", GENES, work / "s.csv", workers=0)
+        run_ingest(work / "b.zarr", GENES, work / "s.csv")
         t_ingest = time.perf_counter() - t0
         print(f"chromestore count_bed : {t_count:8.2f} s wall {c_count:8.2f} s CPU  "
               f"{n / c_count / 1e6:6.2f} M reads per CPU-second (incl. gzip), "
