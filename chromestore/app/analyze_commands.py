@@ -74,7 +74,7 @@ def explain_command(
     run = open_runs(store, runs, storage_options)
     exp = explain_gene(store, run, gene, cells, names=runs, storage_options=storage_options)
     if plot:
-        from chromestore.analysis.report import fig_explained
+        from chromestore.analysis.figures import fig_explained
 
         uri = fig_explained(exp)
         Path(plot).write_bytes(base64.b64decode(uri.split(",", 1)[1]))
