@@ -95,6 +95,7 @@ def analyze_run(
                                  storage_options=storage_options, **(interpret_options or {}))
         if maps is not None:
             out = out.merge(maps)
+            out.attrs["interpreted_model"] = maps.attrs["interpreted_model"]
     if "bin" in out.coords and "bin_offset" not in out.coords:
         offsets = _bin_offsets(store, storage_options, out.sizes[V.BIN])
         out = out.assign_coords(bin_offset=(V.BIN, offsets))

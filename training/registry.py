@@ -82,6 +82,8 @@ class ModelOption:
 
     ``type``: ``"str"``, ``"int"``, ``"float"``, ``"path"`` (an existing file) or
     ``"cells"`` (epigenomes, parsed like ``--cells``); ``flag=True`` for an on/off switch.
+    For ``torch`` and ``arrays`` models a value (not None) overrides the default of the
+    same name (``--l2`` → ``defaults["l2"]``); a ``pooled`` runner reads it itself.
     """
 
     name: str
@@ -92,8 +94,9 @@ class ModelOption:
 
     @property
     def dest(self) -> str:
-        """The keyword the runner receives it as (``--cell-stats`` → ``cell_stats``)."""
-        return self.name.lstrip("-").replace("-", "_")
+        """The keyword the runner receives it as (``--cell-stats`` → ``cell_stats``), as click
+        names it (lower case)."""
+        return self.name.lstrip("-").replace("-", "_").lower()
 
 
 @dataclass(frozen=True)

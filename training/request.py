@@ -55,6 +55,12 @@ class TrainRequest:
         keys = set(keys)
         return {k: self.settings[k] for k in sorted(self.given) if k in keys}
 
+    def hyperparameters(self) -> dict[str, Any]:
+        """What overrides the model's defaults: the shared options given that name one of
+        them, and the model's own options that have a value."""
+        own = {k: v for k, v in self.options.items() if v is not None}
+        return {**self.hyper(self.entry.defaults), **own}
+
     def with_settings(self, **settings: Any) -> TrainRequest:
         return replace(self, settings={**self.settings, **settings})
 

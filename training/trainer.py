@@ -215,7 +215,8 @@ def run(request: TrainRequest, client=None) -> str:
     s = request.setting
     config = TrainConfig(model=request.model, split=request.split, seed=request.seed,
                          epochs=s("epochs"), patience=s("patience") or None,
-                         batch_size=s("batch_size"), lr=s("lr"), transform=s("transform"))
+                         batch_size=s("batch_size"), lr=s("lr"), transform=s("transform"),
+                         hparams={k: v for k, v in request.options.items() if v is not None})
     ds = train(request.store, request.run, request.cells, config, mode=s("mode"),
                device=s("device"), storage_options=request.storage_options,
                group_size=s("group_size"), client=client, progress=request.progress)

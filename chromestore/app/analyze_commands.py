@@ -41,7 +41,7 @@ def analyze_command(
         lines.append(f"runs/{runs[0]}: {out.sizes['model']} models × {out.sizes['cell']} "
                      f"epigenomes × {out.sizes['repeat']} repeat(s), test split")
         lines.append(M.format_table(out))
-        lines.append(f"reductions written to runs/{runs[0]}/metrics")
+        lines.append(f"reductions written to {M.metrics_group(runs[0])}")
     if report_dir:
         from chromestore.analysis.explain import explain_gene
         from chromestore.analysis.report import write_report

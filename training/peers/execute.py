@@ -229,10 +229,9 @@ def plan(request: TrainRequest, cluster: bool) -> tuple[TrainRequest, bool]:
 
 
 def run(request: TrainRequest, client=None) -> str:
-    """Fit the model as ``request`` says (the shared options it has defaults for); the summary."""
-    entry = request.entry
+    """Fit the model as ``request`` says (:meth:`TrainRequest.hyperparameters`); the summary."""
     ds = run_peers(request.store, request.run, [request.model], request.cells,
                    split_scheme=request.split, seed=request.seed,
-                   hyper={request.model: request.hyper(entry.defaults)},
+                   hyper={request.model: request.hyperparameters()},
                    storage_options=request.storage_options)
     return validation_summary(ds, request, f"{request.model} on {ds.sizes['cell']} epigenome(s)")
