@@ -1,7 +1,7 @@
 """Interpretation of the trained CNNs of a run, one Dask task per epigenome.
 
-For each epigenome, the CNN of the first split repeat is loaded from
-``<store>/runs/NAME/weights/<model>/<cell>/<repeat>.pt`` and :func:`interpret_cell`
+For each epigenome, the CNN (a registered ``torch`` classifier) of the first split repeat
+is loaded from ``<store>/runs/NAME/weights/<model>/<cell>/<repeat>.pt`` and :func:`interpret_cell`
 computes its class-optimisation maps, gradient saliency and integrated gradients
 averaged over the test genes of each class, and its first-layer feature map per bin.
 :func:`interpret_run` reduces them into the ``classopt_*``, ``saliency``,
@@ -10,7 +10,6 @@ averaged over the test genes of each class, and its first-layer feature map per 
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 
@@ -19,13 +18,15 @@ import numpy as np
 import xarray as xr
 
 from chromestore import variables as V
+from chromestore.training import registry
+from chromestore.training import weights as W
 
-#: CNN models whose weights this module can load (model name → builder in training.models).
-CNN_MODELS = ("deepchrome",)
 
-
-def weights_path(store: str | os.PathLike, name: str, model: str, cell: str, repeat: int) -> str:
-    return f"{os.fspath(store).rstrip('/')}/runs/{name}/weights/{model}/{cell}/{int(repeat)}.pt"
+def cnn_models(run: xr.Dataset) -> list[str]:
+    """The run's models that are registered ``torch`` classifiers, in registry order."""
+    have = {str(m) for m in run[V.MODEL].values}
+    return [e.name for e in registry.entries()
+            if e.name in have and e.kind == "torch" and e.task == "classification"]
 
 
 def load_cnn(store, name: str, model: str, cell: str, repeat: int,
@@ -35,15 +36,8 @@ def load_cnn(store, name: str, model: str, cell: str, repeat: int,
     The weights file is the trainer's: ``state_dict``, ``hparams``, ``n_marks``,
     ``n_bins`` and ``transform`` (``raw`` or ``log1p``).
     """
-    import fsspec
-    import torch
-
-    from chromestore.training import registry
-
-    path = weights_path(store, name, model, cell, repeat)
-    with fsspec.open(path, "rb", **(storage_options or {})) as f:
-        saved = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
     entry = registry.get(model)
+    saved = W.load_weights(store, name, model, cell, repeat, entry.codec, storage_options)
     hp = {k: v for k, v in (saved.get("hparams") or {}).items() if k in entry.defaults}
     net = entry.factory(n_marks=int(saved["n_marks"]), n_bins=int(saved["n_bins"]), **hp)
     net.load_state_dict(saved["state_dict"])
@@ -87,8 +81,19 @@ def interpret_cell(
         "saliency": I.per_class_mean(I.saliency(net, x), y),
         "integrated_gradients": I.per_class_mean(I.integrated_gradients(net, x, n_steps=ig_steps),
                                                  y),
-        "feature_map_bin": I.feature_map_per_bin(net, x),
+        "feature_map_bin": _feature_map(net, x),
     }
+
+
+def _feature_map(net, x: np.ndarray) -> np.ndarray:
+    """The first-layer feature map per bin; NaN for a network without a convolution."""
+    from chromestore.analysis import interpret as I
+
+    try:
+        I.first_conv(net)
+    except ValueError:
+        return np.full(x.shape[-1], np.nan, np.float32)
+    return I.feature_map_per_bin(net, x)
 
 
 def _cell_task(store, name, model, cell, repeat, genes, y, options, so):
@@ -111,17 +116,16 @@ def interpret_run(
     storage_options: dict | None = None,
     **options,
 ) -> xr.Dataset | None:
-    """Maps of every epigenome's CNN (first model of :data:`CNN_MODELS` in the run), or None.
+    """Maps of every epigenome's CNN (the first of :func:`cnn_models`), or None.
 
     Test genes of repeat 0, at most ``max_genes`` per epigenome (a seeded sample
     balanced as the test split is), are attributed.
     """
 
-    models = [str(m) for m in run[V.MODEL].values]
-    model = model or next((m for m in CNN_MODELS if m in models), None)
+    model = model or next(iter(cnn_models(run)), None)
     if model is None:
         return None
-    name = next((n for n in names if _has_weights(store, n, model, storage_options)), None)
+    name = next((n for n in names if W.has_weights(store, n, model, storage_options)), None)
     if name is None:
         return None
     store_genes = _store_gene_index(store, storage_options)
@@ -160,14 +164,6 @@ def interpret_run(
     out["classopt_pair_count"] = pair_counts(out["classopt_flagged"])
     out.attrs["interpreted_model"] = model
     return out
-
-
-def _has_weights(store, name, model, storage_options) -> bool:
-    import fsspec
-
-    path = f"{os.fspath(store).rstrip('/')}/runs/{name}/weights/{model}"
-    fs, p = fsspec.core.url_to_fs(path, **(storage_options or {}))
-    return fs.exists(p)
 
 
 def _store_gene_index(store, storage_options):

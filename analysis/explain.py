@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from chromestore import variables as V
+from chromestore.training import weights as W
 
 SC = "shallowchrome"
 
@@ -89,7 +90,7 @@ def _cnn_explanation(store, run, names, model, cell, repeat, key, ds, ig_steps, 
     from chromestore.analysis import cnn
     from chromestore.analysis import interpret as I
 
-    name = next((n for n in names if cnn._has_weights(store, n, model, so)), None)
+    name = next((n for n in names if W.has_weights(store, n, model, so)), None)
     if name is None:
         return {}
     signal = ds[V.signal.name].sel({V.CELL: cell, V.GENE: [key]}).values

@@ -21,8 +21,8 @@ from scipy import stats as sps
 from sklearn import metrics as skm
 
 from chromestore import datasets
+from chromestore import runs as R
 from chromestore import variables as V
-from chromestore.runs import jsonable
 
 #: DeepChrome's published test AUC per epigenome, shipped with the repository.
 PUBLISHED = datasets.epigenomes()
@@ -265,15 +265,15 @@ def format_table(metrics: xr.Dataset, models: Sequence[str] | None = None) -> st
 
 # --- storage ------------------------------------------------------------------
 def metrics_group(name: str) -> str:
-    """The Zarr group of a run's reductions."""
-    return f"runs/{name}/metrics"
+    """The Zarr group of a run's reductions (:func:`chromestore.runs.metrics_group`)."""
+    return R.metrics_group(name)
 
 
 def write_metrics(
     metrics: xr.Dataset, store: str | Path, name: str, storage_options: dict | None = None
 ) -> str:
     """Write ``metrics`` to ``runs/NAME/metrics`` (replacing earlier reductions); return the group."""
-    group = metrics_group(name)
+    target = R.metrics_store(store, name, storage_options)
     out = metrics.copy()
     for k, v in list(out.variables.items()):  # variable-length strings: Zarr v3's string dtype
         if v.dtype.kind in "UTO":
@@ -282,19 +282,14 @@ def write_metrics(
                 out = out.assign_coords({k: (v.dims, arr, v.attrs)})
             else:
                 out[k] = (v.dims, arr, v.attrs)
-    out.attrs = jsonable(out.attrs)
-    out.to_zarr(
-        store, group=group, mode="w", zarr_format=3, consolidated=False,
-        storage_options=storage_options,
-    )
-    return group
+    out.attrs = R.jsonable(out.attrs)
+    out.to_zarr(target.url, mode="w", zarr_format=3, consolidated=False,
+                storage_options=target.storage_options)
+    return R.metrics_group(name)
 
 
 def read_metrics(store: str | Path, name: str, storage_options: dict | None = None) -> xr.Dataset:
     """The reductions written by :func:`write_metrics`, loaded."""
-    return xr.open_zarr(
-        store, group=metrics_group(name), zarr_format=3, consolidated=False,
-        storage_options=storage_options,
-    ).load()
-
-
+    target = R.metrics_store(store, name, storage_options)
+    return xr.open_zarr(target.url, zarr_format=3, consolidated=False,
+                        storage_options=target.storage_options).load()

@@ -1,68 +1,186 @@
-"""Training runs stored inside the store, as Zarr groups ``runs/NAME``.
+"""Training runs stored inside the store, as Zarr groups ``runs/NAME``: the one owner of runs.
 
 A run is a plain ``xr.Dataset`` (see the "runs" section of :mod:`chromestore.variables`)
 with dims ``model``, ``cell``, ``repeat``, ``gene``, ``epoch``: per-gene predictions,
 targets, the split used, the training history and the chosen epoch of each
-(model, cell, repeat). Model weights live beside it under ``runs/NAME/weights/``;
-analysis results under ``runs/NAME/metrics``. Writing a model into an existing run
-merges it along ``model`` (a model already there is replaced); child groups such as
-``weights`` and ``metrics`` are kept. This module never imports torch.
+(model, cell, repeat), plus model extras named ``<model>_<what>`` (``svm-bin`` →
+``svm_bin_test_auc_bin``). Everything about runs is here:
+
+- where things live: :func:`run_store` (``runs/NAME``), :func:`weights_store`
+  (``runs/NAME/weights/<model>/<cell>/<repeat>.<ext>``), :func:`checkpoint_store`
+  (``runs/NAME/checkpoints/<model>/<tag>.pt``) and :func:`metrics_store`
+  (``runs/NAME/metrics``), all as :class:`chromestore.store.Store` handles;
+- building a run from the specs: :func:`create_run_dataset`;
+- joining runs along ``model``: :func:`merge_runs` (:mod:`chromestore.run_merge`);
+- reading and writing: :func:`list_runs`, :func:`open_run`, :func:`write_run`.
+
+Writing a model into an existing run merges it (a model already there is replaced);
+child groups such as ``weights`` and ``metrics`` are kept. This module never imports torch.
 """
 
 from __future__ import annotations
 
-import os
+import platform
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import fsspec
 import numpy as np
 import xarray as xr
-import zarr
 
 from chromestore import variables as V
+from chromestore.run_merge import MODEL_DICT_ATTRS, merge_runs, model_prefix
+from chromestore.store import Store, StoreLike
+
+__all__ = [
+    "MODEL_DICT_ATTRS", "RunError", "checkpoint_store", "create_run_dataset", "jsonable",
+    "list_runs", "merge_runs", "metrics_group", "metrics_store", "model_prefix", "open_run",
+    "run_path", "run_store", "validate_run", "versions", "weights_store", "write_run",
+]
 
 RUNS = "runs"
-#: attrs that are per-model dicts, merged when a model is added to a run
-MODEL_DICT_ATTRS = ("models", "wall_seconds")
+WEIGHTS = "weights"
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics"
 
 
 class RunError(KeyError):
     """A run does not exist (or cannot be written) in a store."""
 
 
-def _root(store_path: str | os.PathLike) -> str:
-    return os.fspath(store_path).rstrip("/")
-
-
-def run_path(store_path: str | os.PathLike, name: str) -> str:
-    """URL of run ``name``'s group (weights and metrics are children of it)."""
+# --- where things live ------------------------------------------------------------
+def run_store(store: StoreLike, name: str, storage_options: Mapping | None = None) -> Store:
+    """The handle of run ``name``'s group (weights, checkpoints and metrics are children)."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"invalid run name {name!r} (a non-empty name without '/')")
-    return f"{_root(store_path)}/{RUNS}/{name}"
+    return Store.of(store, storage_options).child(RUNS, name)
 
 
-def _exists(url: str, storage_options: dict | None) -> bool:
-    fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    return fs.exists(f"{root.rstrip('/')}/zarr.json")
+def run_path(store: StoreLike, name: str) -> str:
+    """URL of run ``name``'s group."""
+    return run_store(store, name).url
 
 
-def list_runs(store_path: str | os.PathLike, storage_options: dict | None = None) -> list[str]:
+def weights_store(store: StoreLike, name: str, model: str, cell: str | None = None,
+                  repeat: int | None = None, ext: str = "pt",
+                  storage_options: Mapping | None = None) -> Store:
+    """``runs/NAME/weights/<model>[/<cell>[/<repeat>.<ext>]]``: a model's fitted weights."""
+    parts = [WEIGHTS, model]
+    if cell is not None:
+        parts.append(cell)
+        if repeat is not None:
+            parts.append(f"{int(repeat)}.{ext}")
+    return run_store(store, name, storage_options).child(*parts)
+
+
+def checkpoint_store(store: StoreLike, name: str, model: str, tag: str,
+                     storage_options: Mapping | None = None) -> Store:
+    """``runs/NAME/checkpoints/<model>/<tag>.pt``: a training group's last finished epoch."""
+    return run_store(store, name, storage_options).child(CHECKPOINTS, model, f"{tag}.pt")
+
+
+def metrics_group(name: str) -> str:
+    """The Zarr group of a run's reductions, relative to the store."""
+    return f"{RUNS}/{name}/{METRICS}"
+
+
+def metrics_store(store: StoreLike, name: str, storage_options: Mapping | None = None) -> Store:
+    """``runs/NAME/metrics``: what analysis reduced the run to."""
+    return run_store(store, name, storage_options).child(METRICS)
+
+
+# --- building a run -------------------------------------------------------------------
+def create_run_dataset(
+    *,
+    models: Sequence[str],
+    cells: Sequence[str],
+    genes: Sequence[str] | np.ndarray,
+    prediction: np.ndarray,
+    target: np.ndarray,
+    split: np.ndarray,
+    history_loss: np.ndarray,
+    history_valid_auc: np.ndarray,
+    best_epoch: np.ndarray,
+    excluded: np.ndarray,
+    extras: Mapping[V.Spec, np.ndarray] | None = None,
+    coords: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """A run Dataset from arrays, laid out and typed by the run specs of :mod:`chromestore.variables`.
+
+    Each array of :data:`chromestore.variables.RUN_VARS` gets its spec's dims, dtype and
+    description; ``extras`` maps a model's own specs (e.g. ``svm_bin_test_auc_bin``) to
+    their arrays. ``repeat`` and ``epoch`` are numbered from 0; ``coords`` adds others
+    (``mark``, ``bin``).
+
+    Examples
+    --------
+    >>> ds = create_run_dataset(models=["m"], cells=["E003"], genes=["g0", "g1"],
+    ...     prediction=[[[[0.2, 0.9]]]], target=[[0, 1]], split=[[1, 2]],
+    ...     history_loss=[[[[0.5]]]], history_valid_auc=[[[[1.0]]]], best_epoch=[[[0]]],
+    ...     excluded=[[False, False]], attrs={"task": "classification", "models": {"m": {}}})
+    >>> dict(ds.prediction.sizes), str(ds.split.dtype)
+    ({'model': 1, 'cell': 1, 'repeat': 1, 'gene': 2}, 'int8')
+    """
+    values = {"prediction": prediction, "target": target, "split": split,
+              "history_loss": history_loss, "history_valid_auc": history_valid_auc,
+              "best_epoch": best_epoch, "excluded": excluded}
+    specs = [(spec, values[spec.name]) for spec in V.RUN_VARS]
+    specs += list((extras or {}).items())
+    data = {spec.name: xr.Variable(spec.dims, np.asarray(value, dtype=spec.dtype),
+                                   {"description": spec.doc})
+            for spec, value in specs}
+    n_repeats, n_epochs = data["split"].shape[0], data["history_loss"].shape[-1]
+    all_coords = {V.MODEL: np.array(list(models), dtype=object),
+                  V.CELL: np.array(list(cells), dtype=object),
+                  V.REPEAT: np.arange(n_repeats), V.GENE: np.asarray(genes, dtype=object),
+                  V.EPOCH: np.arange(n_epochs), **(coords or {})}
+    return xr.Dataset(data, coords=all_coords, attrs=dict(attrs or {}))
+
+
+def versions(*packages: str) -> dict[str, str]:
+    """Python's version, chromestore's and those of ``packages`` (read from their metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return {"python": platform.python_version(), "chromestore": of("chromestore"),
+            **{p: of(p) for p in packages}}
+
+
+def jsonable(value: Any, nonfinite_as_str: bool = False) -> Any:
+    """``value`` with numpy scalars/arrays and tuples turned into JSON types (for attrs)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, nonfinite_as_str) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, nonfinite_as_str) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if nonfinite_as_str and isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
+# --- reading and writing -------------------------------------------------------------
+def list_runs(store: StoreLike, storage_options: Mapping | None = None) -> list[str]:
     """Names of the runs in a store, sorted."""
-    fs, root = fsspec.core.url_to_fs(f"{_root(store_path)}/{RUNS}", **(storage_options or {}))
+    fs, root = Store.of(store, storage_options).child(RUNS).fs()
     if not fs.exists(root):
         return []
     names = []
     for entry in fs.ls(root, detail=False):
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
         if fs.exists(f"{entry.rstrip('/')}/zarr.json"):
-            names.append(name)
+            names.append(entry.rstrip("/").rsplit("/", 1)[-1])
     return sorted(names)
 
 
-def open_run(
-    store_path: str | os.PathLike, name: str, storage_options: dict | None = None
-) -> xr.Dataset:
+def open_run(store: StoreLike, name: str, storage_options: Mapping | None = None) -> xr.Dataset:
     """Open run ``name`` of a store as a lazy ``xr.Dataset``.
 
     Examples
@@ -70,13 +188,14 @@ def open_run(
     >>> run = chromestore.open_run("store.zarr", "dc")  # doctest: +SKIP
     >>> run.prediction.sel(model="deepchrome", cell="E003")  # doctest: +SKIP
     """
-    url = run_path(store_path, name)
-    if not _exists(url, storage_options):
-        have = list_runs(store_path, storage_options)
-        raise RunError(f"no run {name!r} in {_root(store_path)} (runs: {have or 'none'})")
-    with warnings.catch_warnings():  # weights/ and checkpoints/ are plain folders
+    run = run_store(store, name, storage_options)
+    if not run.exists():
+        have = list_runs(store, storage_options)
+        raise RunError(f"no run {name!r} in {Store.of(store).url} (runs: {have or 'none'})")
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not recognized as a component")
-        ds = xr.open_zarr(url, consolidated=False, zarr_format=3, storage_options=storage_options)
+        ds = xr.open_zarr(run.url, consolidated=False, zarr_format=3,
+                          storage_options=run.storage_options)
     for coord in (V.CELL, V.GENE, V.MODEL):
         if coord in ds.coords and ds[coord].dtype.kind == "T":
             ds = ds.assign_coords({coord: ds[coord].values.astype(object)})
@@ -93,74 +212,37 @@ def validate_run(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _merge(old: xr.Dataset, new: xr.Dataset) -> xr.Dataset:
-    models = [str(m) for m in new[V.MODEL].values]
-    kept = old.drop_sel({V.MODEL: [m for m in old[V.MODEL].values if str(m) in models]})
-    for key in ("task",):
-        if old.attrs.get(key) != new.attrs.get(key):
-            raise ValueError(
-                f"cannot merge into a run with {key}={old.attrs.get(key)!r} "
-                f"a model trained with {key}={new.attrs.get(key)!r}"
-            )
-    if not np.array_equal(old[V.GENE].values.astype(object), new[V.GENE].values.astype(object)):
-        raise ValueError("cannot merge runs over different gene sets")
-    model_vars = [v for v in new.data_vars if V.MODEL in new[v].dims]
-    other_vars = [v for v in new.data_vars if V.MODEL not in new[v].dims]
-    parts = xr.concat(
-        [kept[[v for v in model_vars if v in kept]], new[model_vars]],
-        dim=V.MODEL, join="outer", data_vars="all", coords="minimal", compat="override",
-    )
-    shared = xr.merge(
-        [new[other_vars], old[[v for v in other_vars if v in old]]],
-        join="outer", compat="override",
-    )
-    out = xr.merge([parts, shared], join="outer", compat="override")
-    for v in out.data_vars:  # restore dtypes an outer join may have widened
-        ref = new[v] if v in new else old[v]
-        if out[v].dtype != ref.dtype:
-            fill = -1 if ref.dtype.kind in "iu" else (False if ref.dtype.kind == "b" else np.nan)
-            out[v] = out[v].fillna(fill).astype(ref.dtype)
-    attrs = dict(old.attrs)
-    attrs.update({k: v for k, v in new.attrs.items() if k not in MODEL_DICT_ATTRS})
-    for key in MODEL_DICT_ATTRS:
-        merged = dict(old.attrs.get(key, {}))
-        merged.update(new.attrs.get(key, {}))
-        attrs[key] = merged
-    out.attrs = attrs
-    return out
-
-
-def ensure_runs_group(store_path: str | os.PathLike, storage_options: dict | None = None) -> None:
+def ensure_runs_group(store: StoreLike, storage_options: Mapping | None = None) -> None:
     """Make ``runs/`` a real Zarr group, so readers of the store see a group, not a folder."""
-    zarr.open_group(f"{_root(store_path)}/{RUNS}", mode="a", zarr_format=3,
-                    storage_options=storage_options)
+    Store.of(store, storage_options).child(RUNS).group(mode="a")
 
 
-def write_run(
-    store_path: str | os.PathLike,
-    name: str,
-    ds: xr.Dataset,
-    storage_options: dict | None = None,
-) -> xr.Dataset:
+def write_run(store: StoreLike, name: str, ds: xr.Dataset,
+              storage_options: Mapping | None = None) -> xr.Dataset:
     """Write (or merge into) run ``name`` and return the run as stored, reopened.
 
-    Models of ``ds`` already in the run are replaced; other models are kept. Child
-    groups (``weights``, ``metrics``, checkpoints) are never touched.
+    Models of ``ds`` already in the run are replaced; other models are kept
+    (:func:`merge_runs`). Child groups (``weights``, ``metrics``, checkpoints) are never
+    touched.
     """
-    url = run_path(store_path, name)
+    run = run_store(store, name, storage_options)
     if V.MODEL not in ds.dims:
         raise V.SchemaError("a run needs a 'model' dimension")
-    if _exists(url, storage_options):
-        old = open_run(store_path, name, storage_options).load()
-        ds = _merge(old, ds)
-        group = zarr.open_group(url, mode="r+", zarr_format=3, storage_options=storage_options)
+    if run.exists():
+        old = open_run(store, name, storage_options).load()
+        if not np.array_equal(old[V.GENE].values.astype(object),
+                              ds[V.GENE].values.astype(object)):
+            raise ValueError(f"cannot merge into run {name!r} a model over other genes "
+                             "(a run holds one gene set)")
+        ds = merge_runs([old, ds], names=[f"{name} (stored)", "new"], attrs="last")
+        group = run.group(mode="r+")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not recognized as a component")
             array_names = list(group.array_keys())
         for array_name in array_names:
             del group[array_name]
     validate_run(ds)
-    ensure_runs_group(store_path, storage_options)
+    ensure_runs_group(store, storage_options)
     ds = ds.copy()
     for coord in (V.CELL, V.GENE, V.MODEL):
         values = np.array([str(v) for v in ds[coord].values], dtype=np.dtypes.StringDType())
@@ -171,24 +253,8 @@ def write_run(
         var.encoding = {}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not recognized as a component")
-        ds.to_zarr(url, mode="a", zarr_format=3, consolidated=False,
-                   storage_options=storage_options)
-    group = zarr.open_group(url, mode="r+", zarr_format=3, storage_options=storage_options)
-    group.attrs.put(jsonable(attrs))
-    return open_run(store_path, name, storage_options)
-
-
-def jsonable(value: Any, nonfinite_as_str: bool = False) -> Any:
-    """``value`` with numpy scalars/arrays and tuples turned into JSON types (for attrs)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v, nonfinite_as_str) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v, nonfinite_as_str) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if nonfinite_as_str and isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
+        ds.to_zarr(run.url, mode="a", zarr_format=3, consolidated=False,
+                   storage_options=run.storage_options)
+    run.group(mode="r+").attrs.put(jsonable(attrs))
+    return open_run(store, name, storage_options)
 

@@ -8,7 +8,7 @@ import zarr
 import chromestore
 from chromestore.training.peers import baselines as BL
 from chromestore.training.peers import shallowchrome as SC
-from chromestore.training.peers.execute import open_peer_run, run_peers
+from chromestore.training.peers.execute import run_peers
 
 SMALL = {"svm-bin": {"grid": {"C": [1.0, 10.0], "gamma": [0.1]}}, "rf-bestbin": {"trees": [10, 30]}}
 
@@ -34,7 +34,7 @@ def _cell_data(store, cell):
 
 
 def test_run_peers__writes_the_shared_run_layout(run, sim_store):
-    r = open_peer_run(sim_store, "peers").load()
+    r = chromestore.open_run(sim_store, "peers").load()
     assert r.prediction.dims == ("model", "cell", "repeat", "gene")
     assert r.prediction.dtype == np.float32 and r.split.dtype == np.int8
     assert r.best_epoch.dtype == np.int16
@@ -113,7 +113,7 @@ def test_cli_train__runs_a_peer_model_into_the_run_layout(sim_store):
 
 @pytest.mark.parametrize("genes", [slice(None), np.arange(3, 240, 2)])
 def test_read_cell_max__reduces_like_the_kernel_on_the_whole_block(sim_store, genes):
-    from chromestore.training.peers.execute import read_cell, read_cell_max
+    from chromestore.training.peers.cells import read_cell, read_cell_max
 
     full = read_cell(str(sim_store), "E004", genes)
     red = read_cell_max(str(sim_store), "E004", genes)

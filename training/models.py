@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from chromestore.training.registry import ModelEntry
+
 N_FILTERS = 50
 KERNEL = 10
 POOL = 5
@@ -142,3 +144,9 @@ class StackedDeepChrome(nn.Module):
         h = F.relu(torch.baddbmm(self.fc1_bias.unsqueeze(1), h, self.fc1_weight.transpose(1, 2)))
         h = F.relu(torch.baddbmm(self.fc2_bias.unsqueeze(1), h, self.fc2_weight.transpose(1, 2)))
         return torch.baddbmm(self.fc3_bias.unsqueeze(1), h, self.fc3_weight.transpose(1, 2))
+
+
+ENTRY = ModelEntry(
+    "deepchrome", DeepChrome, kind="torch", stacked=StackedDeepChrome.from_models,
+    defaults={"dropout": 0.5}, paper="Singh et al. 2016, DeepChrome (Bioinformatics)",
+)

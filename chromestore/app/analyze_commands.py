@@ -41,7 +41,7 @@ def analyze_command(
         lines.append(f"runs/{runs[0]}: {out.sizes['model']} models × {out.sizes['cell']} "
                      f"epigenomes × {out.sizes['repeat']} repeat(s), test split")
         lines.append(M.format_table(out))
-        lines.append(f"reductions written to runs/{runs[0]}/metrics")
+        lines.append(f"reductions written to {M.metrics_group(runs[0])}")
     if report_dir:
         from chromestore.analysis.explain import explain_gene
         from chromestore.analysis.report import write_report
@@ -74,7 +74,7 @@ def explain_command(
     run = open_runs(store, runs, storage_options)
     exp = explain_gene(store, run, gene, cells, names=runs, storage_options=storage_options)
     if plot:
-        from chromestore.analysis.report import fig_explained
+        from chromestore.analysis.figures import fig_explained
 
         uri = fig_explained(exp)
         Path(plot).write_bytes(base64.b64decode(uri.split(",", 1)[1]))

@@ -153,14 +153,13 @@ def _explain_target(run, gene: str, cells) -> str | None:
 
 
 def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig, client):
-    from chromestore.analysis.analyze import analyze_run, open_runs
+    from chromestore.analysis.analyze import analyze_run
     from chromestore.analysis.explain import explain_gene
     from chromestore.analysis.report import write_report
 
     names = [name, f"{name}-peers"]
     with _Stage(f"analysis of runs {', '.join(names)}"):
         run, out = analyze_run(store, names, client=client, interpret_options=cfg.interpret)
-        run = open_runs(store, names).load()
         cells = [c for c in cells_explained if c in set(map(str, run.cell.values))]
         explained = []
         gene = _explain_target(run, EXPLAIN_GENE, cells) if cells else None

@@ -1,16 +1,77 @@
-"""``chromestore train``: fit a registered model per epigenome and write ``runs/NAME``."""
+"""``chromestore train``: fit a registered model and write ``runs/NAME``.
+
+The options every model shares are declared here; a model's own options come from its
+registry entry (:class:`chromestore.training.registry.ModelOption`), are parsed like the
+others and listed under ``Options of --model NAME`` in ``--help``. The model's runner
+(:mod:`chromestore.training.request`) says whether it wants a Dask cluster and what to print.
+"""
 
 from __future__ import annotations
 
 import click
-import numpy as np
 
 from chromestore.app import session
 
+#: click types of :attr:`ModelOption.type` ("cells" are parsed like ``--cells`` afterwards)
+TYPES = {"str": click.STRING, "int": click.INT, "float": click.FLOAT,
+         "path": click.Path(dir_okay=False), "cells": click.STRING}
 
-@click.command()
+
+def _model_options(shared: set[str]) -> dict[str, tuple[click.Option, list]]:
+    """Each model option's flag → (its click option, the entries that declare it).
+
+    An option named like a shared one is the shared one and is not added again.
+    """
+    from chromestore.training import registry
+
+    out: dict[str, tuple[click.Option, list]] = {}
+    for entry in registry.entries():
+        for opt in entry.options:
+            if opt.dest in shared:
+                continue
+            if opt.name not in out:
+                kw = ({"is_flag": True, "default": bool(opt.default)} if opt.flag
+                      else {"type": TYPES.get(opt.type, click.STRING), "default": opt.default})
+                out[opt.name] = (click.Option([opt.name], help=opt.help, **kw), [])
+            out[opt.name][1].append(entry)
+    return out
+
+
+class ModelOptionsCommand(click.Command):
+    """A command that also takes every registered model's own options, listed per model."""
+
+    def _shared(self) -> set[str]:
+        return {p.name for p in self.params}
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        extra = [opt for opt, _ in _model_options(self._shared()).values()]
+        return params[: len(self.params)] + extra + params[len(self.params):]
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from chromestore.training import registry
+
+        own = _model_options(self._shared())
+        theirs = {opt.name for opt, _ in own.values()}
+        rows = [r for p in self.get_params(ctx)
+                if isinstance(p, click.Option) and p.name not in theirs
+                if (r := p.get_help_record(ctx))]
+        with formatter.section("Options (every model)"):
+            formatter.write_dl(rows)
+        with formatter.section("Models (--model)"):
+            formatter.write_dl([(e.name, f"{e.kind}, {e.task}. {e.paper}".rstrip(". ") + ".")
+                                for e in registry.entries()])
+        for entry in registry.entries():
+            records = [own[o.name][0].get_help_record(ctx) for o in entry.options if o.name in own]
+            if records:
+                with formatter.section(f"Options of --model {entry.name}"):
+                    formatter.write_dl(records)
+
+
+@click.command(cls=ModelOptionsCommand)
 @click.argument("store")
-@click.option("--model", default="deepchrome", show_default=True, help="Registered model.")
+@click.option("--model", default="deepchrome", show_default=True,
+              help="Registered model (listed below).")
 @click.option("--cells", default="all", show_default=True, help="all or E003,E123,…")
 @click.option("--split", default="deepchrome", show_default=True,
               help="deepchrome, random[:K] or chromosome.")
@@ -28,99 +89,46 @@ from chromestore.app import session
 @click.option("--group-size", type=int, default=0, show_default=True,
               help="Epigenomes per Dask task (distributed mode); 0: one stacked group per worker.")
 @click.option("--run", "run", required=True, help="Run name: results go to runs/NAME.")
-@click.option("--cell-stats", is_flag=True,
-              help="deepchrome-regression: append each epigenome's per-mark, per-bin mean and "
-              "std over genes as channels (5 → 15).")
-@click.option("--fasta", default=None, type=click.Path(dir_okay=False),
-              help="deepchrome-regression: genome FASTA; adds 3-mer counts per bin (64 channels).")
-@click.option("--train-cells", default=None,
-              help="deepchrome-regression: epigenomes to train one model on (E003,E004,…).")
-@click.option("--test-cells", default=None,
-              help="deepchrome-regression: unseen epigenomes to evaluate it on.")
 @session.command_options
 @click.pass_context
-def train(ctx, store, model, cells, split, seed, epochs, patience, batch_size, lr, transform,
-          mode, device, group_size, run, cell_stats=False, fasta=None,
-          train_cells=None, test_cells=None):
-    """Fit MODEL per epigenome (stacked on one device or as Dask tasks); write runs/NAME."""
+def train(ctx, store, model, cells, split, seed, run, **values):
+    """Fit MODEL per epigenome (stacked on one device or as Dask tasks); write runs/NAME.
+
+    The options of every model apply to all (a model ignores those it has no use for);
+    a model's own options are listed under it.
+    """
     from click.core import ParameterSource
 
     import chromestore
     from chromestore.training import registry
+    from chromestore.training import request as TR
 
+    entry = registry.get(model)
     so = session.storage_options(ctx)
     have = [str(c) for c in chromestore.open_store(store, so)["cell"].values]
-    cell_list = session.parse_cells(cells, have) or have
-    if registry.get(model).kind == "arrays":  # peer models (issue 6): chromestore.training.peers
-        given = {k: v for k, v in (("epochs", epochs), ("patience", patience),
-                                   ("batch_size", batch_size), ("lr", lr))
-                 if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
-        regression = {"cell_stats": cell_stats, "fasta": fasta,
-                      "train_cells": session.parse_cells(train_cells, have),
-                      "test_cells": session.parse_cells(test_cells, have),
-                      # deepchrome-regression: log1p unless --transform is given
-                      "transform": transform if ctx.get_parameter_source("transform")
-                      is not ParameterSource.DEFAULT else None}
-        if model == "deepchrome-regression":
-            click.echo(_regression(store, run, cell_list, split, seed, given, regression, so))
-            return
-        with session.cluster(ctx, heavy=False):
-            click.echo(_peers(store, run, model, cell_list, split, seed, given, so))
+    settings = {k: values.pop(k) for k in TR.SETTINGS}
+    given = frozenset(k for k in settings
+                      if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT)
+    own = {o.dest: o for o in entry.options}
+    options = {}
+    for dest, value in values.items():
+        if dest in own:
+            options[dest] = (session.parse_cells(value, have) if own[dest].type == "cells"
+                             else value)
+        elif ctx.get_parameter_source(dest) is not ParameterSource.DEFAULT:
+            owners = [e.name for e in registry.entries() if any(o.dest == dest for o in e.options)]
+            raise click.UsageError(f"--{dest.replace('_', '-')} is an option of "
+                                   f"--model {' or '.join(owners)}, not of --model {model}")
+    req = TR.TrainRequest(store=store, run=run, model=model,
+                          cells=session.parse_cells(cells, have) or have, split=split,
+                          seed=seed, settings=settings, given=given, options=options,
+                          storage_options=so, progress=session.progress(ctx))
+    req, heavy = TR.plan(req, session.wants_cluster(ctx, heavy=False))
+    if heavy is None:
+        click.echo(TR.run(req))
         return
-    from chromestore.training.trainer import TrainConfig, pick_mode
-    from chromestore.training.trainer import train as fit
-
-    config = TrainConfig(model=model, split=split, seed=seed, epochs=epochs,
-                         patience=patience or None, batch_size=batch_size, lr=lr,
-                         transform=transform)
-    mode, why = pick_mode(mode, device, session.wants_cluster(ctx, heavy=False))
-    with session.cluster(ctx, heavy=mode == "distributed") as client:
-        ds = fit(store, run, cell_list, config, mode=mode, device=device, storage_options=so,
-                 group_size=group_size, client=client, progress=session.progress(ctx))
-    best = ds.history_valid_auc.max("epoch").mean("repeat").sel(model=model).values
-    click.echo(f"mode: {mode} ({why})")
-    click.echo(f"run {run}: {ds.sizes['cell']} epigenome(s), mode {ds.attrs['mode']} on "
-               f"{ds.attrs['device']}, {ds.attrs['wall_seconds'][model]:.1f} s; best validation "
-               f"AUC mean {np.nanmean(best):.4f} (min {np.nanmin(best):.4f}, "
-               f"max {np.nanmax(best):.4f}); open with chromestore.open_run({store!r}, {run!r})")
-
-
-def _peers(store, run, model, cells, split, seed, hyper, storage_options) -> str:
-    """A peer model as Dask tasks; the summary line."""
-    from chromestore.training.peers.execute import run_peers
-
-    if model != "attentivechrome":  # epochs, lr, ... mean nothing to the scikit-learn peers
-        hyper = {}
-    ds = run_peers(store, run, [model], cells, split_scheme=split, seed=seed,
-                   hyper={model: hyper or {}}, storage_options=storage_options)
-    valid = ds.history_valid_auc.max("epoch").mean("repeat").sel(model=model).values
-    return (f"run {run}: {model} on {ds.sizes['cell']} epigenome(s), "
-            f"{ds.attrs['wall_seconds'][model]:.1f} s; best validation AUC mean "
-            f"{np.nanmean(valid):.4f} (min {np.nanmin(valid):.4f}, max {np.nanmax(valid):.4f}); "
-            f"open with chromestore.open_run({store!r}, {run!r})")
-
-
-def _regression(store, run, cells, split, seed, hyper, opts, storage_options) -> str:
-    """``--model deepchrome-regression [--cell-stats] [--fasta FA] [--train-cells --test-cells]``."""
-    from chromestore import variables as V
-    from chromestore.training.peers.regression import run_regression
-
-    train = opts.get("train_cells") or cells
-    test = opts.get("test_cells") or []
-    out = run_regression(store, run, train, test, use_cell_stats=opts.get("cell_stats", False),
-                         fasta=opts.get("fasta"), split_scheme=split, seed=seed,
-                         transform=opts.get("transform") or "log1p",
-                         storage_options=storage_options, **(hyper or {}))
-    p = "deepchrome_regression_"
-    lines = [f"run {run}: deepchrome-regression trained on {len(train)} epigenome(s) "
-             f"({out.attrs['models']['deepchrome-regression']['n_channels']} "
-             f"channels), {out.attrs['wall_seconds']['deepchrome-regression']:.1f} s"]
-    for c in out[V.CELL].values:
-        seen = "unseen" if bool(out[p + "unseen"].sel({V.CELL: c})) else "seen"
-        lines.append(f"  {c} ({seen}): test MSE {float(out[p + 'mse'].sel({V.CELL: c})):.4f}, "
-                     f"Pearson {float(out[p + 'pearson'].sel({V.CELL: c})):.4f}, "
-                     f"Spearman {float(out[p + 'spearman'].sel({V.CELL: c})):.4f}")
-    return "\n".join(lines)
+    with session.cluster(ctx, heavy=heavy) as client:
+        click.echo(TR.run(req, client))
 
 
 COMMANDS = (train,)

@@ -22,10 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
+import xarray as xr
 from torch import nn
 
-TRAIN, VALID, TEST = 0, 1, 2
+from chromestore import variables as V
+from chromestore.training.config import torch_threads
+from chromestore.training.registry import ModelEntry, ModelMetric
+from chromestore.training.scoring import auc as _auc
+from chromestore.training.weights import TORCH
 
 #: Hyper-parameters (the paper's sizes: 32 bin-level and 16 mark-level units per direction).
 #: ``ensemble``: members trained from different seeds whose probabilities are averaged
@@ -151,17 +155,12 @@ def fit_attentivechrome(
     unknown = set(hp) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown AttentiveChrome hyper-parameters {sorted(unknown)}")
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         fits = [_fit(signal, y, split, seed + k * MEMBER_SEED_STEP, hp)
                 for k in range(max(1, int(hp["ensemble"])))]
-    finally:
-        torch.set_num_threads(before)
     first = fits[0]
     y = np.asarray(y)
-    va = np.asarray(split) == VALID
+    va = np.asarray(split) == V.VALID
     score = np.mean([f.score for f in fits], axis=0)
     return AttentiveFit(
         first.model, first.best_epoch, first.history_loss, first.history_valid_auc, score,
@@ -173,18 +172,14 @@ def fit_attentivechrome(
     )
 
 
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    return float(roc_auc_score(y, p)) if np.unique(y).size == 2 else float("nan")
-
-
 def _fit(signal, y, split, seed: int, hp: dict) -> AttentiveFit:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     x = _prepare(signal, hp["log1p"])
     y = np.asarray(y).astype(np.float32)
     split = np.asarray(split)
-    tr = np.flatnonzero(split == TRAIN)
-    va = split == VALID
+    tr = np.flatnonzero(split == V.TRAIN)
+    va = split == V.VALID
     model = AttentiveChrome(
         x.shape[1], x.shape[2], hp["bin_hidden"], hp["mark_hidden"], hp["dropout"]
     )
@@ -219,3 +214,61 @@ def _fit(signal, y, split, seed: int, hp: dict) -> AttentiveFit:
     score, bw, mw = predict(model, x)
     return AttentiveFit(model, best_epoch, np.array(losses), np.array(aucs), score, bw, mw,
                         valid_auc=best_auc, models=[model])
+
+
+# --- in the run layout (the peer executor's ``fit_cell``) -------------------------------
+def fit_cell(data, hp: dict, seed: int) -> dict:
+    """AttentiveChrome on one epigenome, every split repeat (seed ``seed + repeat``)."""
+    out: dict = {k: [] for k in ("prediction", "attention_bin", "attention_mark", "valid_auc",
+                                 "history_loss", "history_valid_auc", "best_epoch", "weights")}
+    for r, split in enumerate(data.split):
+        fit = fit_attentivechrome(data.signal, data.y, split, seed=seed + r, **hp)
+        values = {"prediction": fit.score, "attention_bin": fit.bin_attention,
+                  "attention_mark": fit.mark_attention, "valid_auc": fit.valid_auc,
+                  "history_loss": fit.history_loss, "history_valid_auc": fit.history_valid_auc,
+                  "best_epoch": fit.best_epoch,
+                  "weights": [m.state_dict() for m in fit.models]}  # one per ensemble member
+        for k, v in values.items():
+            out[k].append(v)
+    return out
+
+
+def attention_per_class(run: xr.Dataset) -> xr.DataArray | None:
+    """The bin attention averaged over test genes of each class and over repeats."""
+    if "attentivechrome_attention_bin" not in run:
+        return None
+    att = run["attentivechrome_attention_bin"].transpose(V.CELL, V.REPEAT, V.GENE, V.MARK, V.BIN)
+    split = run["split"].transpose(V.REPEAT, V.GENE).values
+    out = np.full((run.sizes[V.CELL], 2, att.sizes[V.MARK], att.sizes[V.BIN]), np.nan, np.float32)
+    for ci in range(run.sizes[V.CELL]):
+        a = att.isel({V.CELL: ci}).values  # (repeat, gene, mark, bin)
+        y = run["target"].isel({V.CELL: ci}).values
+        for k in (0, 1):
+            sel = (split == V.TEST) & (y == k)[None, :] & np.isfinite(a).all((2, 3))
+            if sel.any():
+                out[ci, k] = a[sel].mean(0)
+    return xr.DataArray(
+        out, dims=(V.CELL, V.CLASS, V.MARK, V.BIN),
+        coords={V.CELL: run[V.CELL].values, V.CLASS: list(V.CLASS_NAMES),
+                V.MARK: att[V.MARK].values, V.BIN: att[V.BIN].values},
+    )
+
+
+_CR = (V.CELL, V.REPEAT)
+ENTRY = ModelEntry(
+    "attentivechrome", kind="arrays", fit_cell=fit_cell, defaults=dict(DEFAULTS),
+    weights=TORCH,  # a state dict per ensemble member
+    paper="Singh et al. 2017, AttentiveChrome (NeurIPS)",
+    extras=(
+        V.Spec("attentivechrome_attention_bin", (*_CR, V.GENE, V.MARK, V.BIN), "f", "float32",
+               "Bin-level attention of each gene and mark (ensemble mean).", required=False),
+        V.Spec("attentivechrome_attention_mark", (*_CR, V.GENE, V.MARK), "f", "float32",
+               "Mark-level attention of each gene (ensemble mean).", required=False),
+        # history_* and best_epoch are the first member's; this is the ensemble's
+        V.Spec("attentivechrome_valid_auc", _CR, "f", "float32",
+               "Validation AUC of the ensemble.", required=False),
+    ),
+    metrics=(ModelMetric("attention_class", attention_per_class, V.attention_class.doc,
+                         plot="class_map", title="AttentiveChrome attention",
+                         label="attention weight"),),
+)

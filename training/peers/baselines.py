@@ -24,22 +24,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import roc_auc_score
 from sklearn.svm import SVC
 
-TRAIN, VALID, TEST = 0, 1, 2
+from chromestore import variables as V
+from chromestore.training.registry import FanOut, ModelEntry, ModelMetric
+from chromestore.training.scoring import auc as _auc
 
 #: ``C`` and ``gamma`` searched for each bin's SVM (log-spaced, as in the LIBSVM guide).
 SVM_GRID = {"C": (0.01, 0.1, 1.0, 10.0, 100.0), "gamma": (0.001, 0.01, 0.1, 1.0)}
 #: Numbers of trees searched for ``rf-bestbin``.
 RF_TREES = (10, 50, 100, 150, 200)
-
-
-def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    y = np.asarray(y)
-    if np.unique(y).size < 2:
-        return float("nan")
-    return float(roc_auc_score(y, score))
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -71,7 +65,7 @@ def svm_fit_bin(
 ) -> SvmBinFit:
     """Tune and fit one RBF SVM on one bin's ``features (gene, mark)``; score every gene."""
     x = np.log1p(np.clip(np.asarray(features, dtype=np.float64), 0, None))
-    tr, va = split == TRAIN, split == VALID
+    tr, va = split == V.TRAIN, split == V.VALID
     xtr, xall = _standardise(x[tr], x)
     mu, sd = x[tr].mean(axis=0), x[tr].std(axis=0)
     sd[sd == 0] = 1.0
@@ -108,7 +102,7 @@ class SvmBinResult:
 
 def svm_collect(fits: list[SvmBinFit], y: np.ndarray, split: np.ndarray) -> SvmBinResult:
     """Combine the per-bin fits (in bin order) into per-bin AUCs and the best bin."""
-    te = split == TEST
+    te = split == V.TEST
     valid = np.array([f.valid_auc for f in fits])
     test = np.array([_auc(y[te], f.score[te]) for f in fits])
     best = int(np.nanargmax(valid))
@@ -163,7 +157,7 @@ def rf_bestbin(
     Correlation is with ``log(expression + 1)`` when given, else with the label.
     """
     y, split = np.asarray(y).astype(int), np.asarray(split)
-    tr, va = split == TRAIN, split == VALID
+    tr, va = split == V.TRAIN, split == V.VALID
     target = np.log1p(expression[tr]) if expression is not None else y[tr]
     bins = best_bins(signal[tr], target)
     x = signal[:, np.arange(signal.shape[1]), bins]
@@ -176,3 +170,91 @@ def rf_bestbin(
         if best is None or auc > best.valid_auc:
             best = RfBestBinResult(bins, int(n), auc, score, model.feature_importances_, model)
     return best
+
+
+# --- in the run layout (the peer executor's kernels) -------------------------------------
+def svm_fit_bins(data, bins, hp: dict) -> list[list[SvmBinFit]]:
+    """``svm-bin``'s part of one epigenome: each of ``bins``, every split repeat."""
+    return [[svm_fit_bin(data.signal[:, :, b], data.y, split, hp["grid"]) for split in data.split]
+            for b in bins]
+
+
+def svm_collect_cell(parts: list[list[list[SvmBinFit]]], data, hp: dict) -> dict:
+    """The parts of one epigenome (in bin order) → per-bin AUCs and the best bin's scores."""
+    per_bin = [fit for part in parts for fit in part]
+    out: dict = {k: [] for k in ("prediction", "valid_auc_bin", "test_auc_bin", "best_bin", "C",
+                                 "gamma", "valid_auc", "loss", "weights")}
+    for r, split in enumerate(data.split):
+        fits = [b[r] for b in per_bin]
+        res = svm_collect(fits, data.y, split)
+        best = fits[res.best_bin]
+        values = {"prediction": res.score, "valid_auc_bin": res.valid_auc,
+                  "test_auc_bin": res.test_auc, "best_bin": res.best_bin,
+                  "C": [f.C for f in fits], "gamma": [f.gamma for f in fits],
+                  "valid_auc": res.valid_auc[res.best_bin], "loss": np.nan,
+                  "weights": {"best_bin": res.best_bin, "model": best.model,
+                              "log1p_mean": best.mean, "log1p_scale": best.scale}}
+        for k, v in values.items():
+            out[k].append(v)
+    return out
+
+
+def rf_fit_cell(data, hp: dict, seed: int) -> dict:
+    """``rf-bestbin`` on one epigenome, every split repeat."""
+    out: dict = {k: [] for k in ("prediction", "bin", "n_trees", "importance", "valid_auc",
+                                 "loss", "weights")}
+    for r, split in enumerate(data.split):
+        res = rf_bestbin(data.signal, data.y, split, data.expression, trees=tuple(hp["trees"]),
+                         seed=seed + r)
+        values = {"prediction": res.score, "bin": res.bins, "n_trees": res.n_trees,
+                  "importance": res.importance, "valid_auc": res.valid_auc, "loss": np.nan,
+                  "weights": res}
+        for k, v in values.items():
+            out[k].append(v)
+    return out
+
+
+def svm_auc_curve(run):
+    """svm-bin's per-bin test AUC averaged over epigenomes and repeats (DeepChrome Fig. 4a)."""
+    if "svm_bin_test_auc_bin" not in run:
+        return None
+    auc = run["svm_bin_test_auc_bin"]
+    return auc.mean([d for d in auc.dims if d != V.BIN]).astype(np.float64)
+
+
+_CR = (V.CELL, V.REPEAT)
+SVM_BIN = ModelEntry(
+    "svm-bin", kind="arrays", fan_out=FanOut(svm_fit_bins, svm_collect_cell, size=10),
+    defaults={"grid": {k: list(v) for k, v in SVM_GRID.items()},
+              "features": "log1p, standardised"},
+    paper="Cheng et al. 2011 (Genome Biology), as DeepChrome ran it",
+    extras=(
+        V.Spec("svm_bin_valid_auc_bin", (*_CR, V.BIN), "f", "float32",
+               "Validation AUC of each bin's tuned SVM.", required=False),
+        V.Spec("svm_bin_test_auc_bin", (*_CR, V.BIN), "f", "float32",
+               "Test AUC of each bin's tuned SVM.", required=False),
+        V.Spec("svm_bin_C", (*_CR, V.BIN), "f", "float32", "C chosen for each bin.",
+               required=False),
+        V.Spec("svm_bin_gamma", (*_CR, V.BIN), "f", "float32", "gamma chosen for each bin.",
+               required=False),
+        V.Spec("svm_bin_best_bin", _CR, "i", "int16",
+               "The bin best on validation, whose SVM predicts.", required=False),
+    ),
+    metrics=(ModelMetric("svmbin_auc_curve", svm_auc_curve, V.svmbin_auc_curve.doc,
+                         plot="profile", title="svm-bin: AUROC of each bin alone",
+                         label="test AUROC of one bin"),),
+)
+RF_BESTBIN = ModelEntry(
+    "rf-bestbin", kind="arrays", fit_cell=rf_fit_cell,
+    defaults={"trees": list(RF_TREES), "correlation": "pearson with log(RPKM+1)"},
+    paper="Dong et al. 2012 (Genome Biology), as DeepChrome ran it",
+    extras=(
+        V.Spec("rf_bestbin_bin", (*_CR, V.MARK), "i", "int16",
+               "Each mark's bin most correlated with expression on the training genes.",
+               required=False),
+        V.Spec("rf_bestbin_importance", (*_CR, V.MARK), "f", "float32",
+               "Random-forest importance of each mark's feature.", required=False),
+        V.Spec("rf_bestbin_n_trees", _CR, "i", "int16", "Trees chosen on validation.",
+               required=False),
+    ),
+)

@@ -33,9 +33,10 @@ import torch
 from scipy import stats
 from torch import nn
 
+from chromestore import variables as V
+from chromestore.training.config import torch_threads
 from chromestore.training.models import DeepChrome
 
-TRAIN, VALID, TEST = 0, 1, 2
 DEFAULTS = {"dropout": 0.5, "lr": 1e-3, "epochs": 30, "batch_size": 64, "patience": 8}
 BASES = "ACGT"
 
@@ -151,10 +152,7 @@ def fit_regression(
     hp = {**DEFAULTS, **hyper}
     if set(hp) - set(DEFAULTS):
         raise ValueError(f"unknown hyper-parameters {sorted(set(hp) - set(DEFAULTS))}")
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         x = np.asarray(x, dtype=np.float32)
@@ -190,8 +188,6 @@ def fit_regression(
         model.load_state_dict(best_state)
         fit.history_loss, fit.history_valid_mse = np.array(losses), np.array(vmse)
         return fit
-    finally:
-        torch.set_num_threads(before)
 
 
 def _indices(sel) -> np.ndarray:
@@ -255,10 +251,10 @@ def cross_epigenome(
 
     flat_x = x.reshape(-1, *x.shape[2:])
     flat_y = y.reshape(-1)
-    fit = fit_regression(flat_x, flat_y, samples(train_cells, TRAIN),
-                         samples(train_cells, VALID), seed=seed, **hyper)
+    fit = fit_regression(flat_x, flat_y, samples(train_cells, V.TRAIN),
+                         samples(train_cells, V.VALID), seed=seed, **hyper)
     pred = np.full((len(test_cells), n_genes), np.nan, np.float32)
-    test = split == TEST
+    test = split == V.TEST
     for i, ci in enumerate(test_cells):
         pred[i, test] = fit.predict(x[ci][test])
     scores = {int(ci): regression_scores(pred[i], np.where(test, y[ci], np.nan))
@@ -269,13 +265,8 @@ def cross_epigenome(
 
 
 # --- on a store: a ``task="regression"`` run --------------------------------------
-MODEL = "deepchrome-regression"
-
-
 def store_kmers(ds, fasta: str, k: int = 3) -> np.ndarray:
     """:func:`kmer_channels` for every gene of a store Dataset (its TSS, strand and bins)."""
-    from chromestore import variables as V
-
     return kmer_channels(
         fasta,
         ds[V.gene_chrom.name].values.astype(object),
@@ -285,91 +276,3 @@ def store_kmers(ds, fasta: str, k: int = 3) -> np.ndarray:
         int(ds.attrs.get("bin_size", 100)),
         k,
     )
-
-
-def run_regression(
-    store: str,
-    name: str,
-    train_cells: Sequence[str],
-    test_cells: Sequence[str] = (),
-    *,
-    use_cell_stats: bool = False,
-    fasta: str | None = None,
-    split_scheme: str = "random",
-    seed: int = 0,
-    storage_options: dict | None = None,
-    write: bool = True,
-    transform: str = "log1p",
-    **hyper,
-):
-    """Train one ``deepchrome-regression`` model on ``train_cells``; predict every cell's test genes.
-
-    The run holds ``train_cells`` and ``test_cells`` (unseen epigenomes) along
-    ``cell``; ``target`` is log(RPKM + 1); ``prediction`` is set on the test genes.
-    Scores per cell are in ``deepchrome_regression_{mse,pearson,spearman}`` and the
-    attrs say which cells were seen in training.
-    """
-    import time
-
-    import xarray as xr
-
-    import chromestore
-    from chromestore import variables as V
-    from chromestore.runs import jsonable
-    from chromestore.training.peers.execute import _versions, save_weights
-
-    t0 = time.time()
-    cells = list(dict.fromkeys([*train_cells, *test_cells]))
-    ds = chromestore.open_store(store, storage_options).sel({V.CELL: cells})
-    ds = chromestore.assign_splits(ds, split_scheme, seed=seed)
-    signal = ds[V.signal.name].values
-    expr = ds[V.expression.name].values
-    split = ds["split"].values[0]
-    extra = store_kmers(ds, fasta) if fasta else None
-    tr = [cells.index(c) for c in train_cells]
-    res = cross_epigenome(signal, expr, split, tr, list(range(len(cells))),
-                          use_cell_stats=use_cell_stats, extra=extra, seed=seed,
-                          transform=transform, **hyper)
-    target = np.log1p(expr).astype(np.float32)
-    excluded = ~np.isfinite(signal).all(axis=(2, 3)) | ~np.isfinite(target)
-    pred = np.where(excluded, np.nan, res.prediction).astype(np.float32)
-    n_ep = len(res.fit.history_loss)
-    hp = {**DEFAULTS, **hyper, "cell_stats": use_cell_stats, "fasta": fasta, "transform": transform,
-          "kmer_k": 3 if fasta else None, "n_channels": int(res.fit.model.net.conv.in_channels)}
-    p = "deepchrome_regression_"
-    run = xr.Dataset(
-        {
-            "prediction": (("model", V.CELL, V.REPEAT, V.GENE), pred[None, :, None]),
-            "target": ((V.CELL, V.GENE), target),
-            "split": ((V.REPEAT, V.GENE), split[None].astype(np.int8)),
-            "history_loss": (("model", V.CELL, V.REPEAT, "epoch"),
-                             np.broadcast_to(res.fit.history_loss, (1, len(cells), 1, n_ep))
-                             .astype(np.float32)),
-            "history_valid_auc": (("model", V.CELL, V.REPEAT, "epoch"),
-                                  np.full((1, len(cells), 1, n_ep), np.nan, np.float32)),
-            "best_epoch": (("model", V.CELL, V.REPEAT),
-                           np.full((1, len(cells), 1), res.fit.best_epoch, np.int16)),
-            "excluded": ((V.CELL, V.GENE), excluded),
-            p + "history_valid_mse": (("epoch",), res.fit.history_valid_mse.astype(np.float32)),
-            p + "unseen": ((V.CELL,), np.array([c not in train_cells for c in cells])),
-        },
-        coords={"model": [MODEL], V.CELL: cells, V.GENE: ds[V.GENE].values.astype(object)},
-    )
-    for stat in ("mse", "pearson", "spearman"):
-        run[p + stat] = ((V.CELL,), np.array([res.scores[i][stat] for i in range(len(cells))]))
-    run.attrs.update(
-        task="regression", models={MODEL: jsonable(hp, nonfinite_as_str=True)}, split_scheme=split_scheme,
-        seed=int(seed), label_rule="log(RPKM + 1)", versions=_versions(),
-        wall_seconds={MODEL: float(time.time() - t0)}, mode="peers", device="cpu",
-        train_cells=list(train_cells), test_cells=list(test_cells),
-    )
-    if write:
-        from chromestore import runs
-
-        runs.write_run(store, name, run, storage_options)
-        state = {"state_dict": res.fit.model.state_dict(),
-                 "mean": torch.from_numpy(res.fit.mean), "scale": torch.from_numpy(res.fit.scale)}
-        # one model for all training epigenomes: weights/<model>/<E003+E004+...>/0.pt
-        save_weights({(MODEL, "+".join(train_cells)): {"weights": [state]}},
-                     store, name, storage_options)
-    return run

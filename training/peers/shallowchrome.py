@@ -25,6 +25,10 @@ import numpy as np
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
 
+from chromestore import variables as V
+from chromestore.training.registry import ModelEntry
+from chromestore.training.scoring import auc
+
 #: Hyper-parameters recorded in a run's ``models`` attribute.
 DEFAULTS = {"C": float("inf"), "solver": "lbfgs", "tol": 1e-10, "max_iter": 10_000}
 
@@ -161,18 +165,16 @@ def choose_peak_formats(
     genes (``split == 0``; validation ``split == 1``), the other marks held at their
     current choice; test genes are never read. Returns ``(format per mark, X)``.
     """
-    from sklearn.metrics import roc_auc_score
-
     names = list(features)
     stack = np.stack([np.asarray(features[n], dtype=np.float64) for n in names])  # fmt, gene, mark
     y = np.asarray(y).astype(int)
-    tr, va = np.asarray(split) == 0, np.asarray(split) == 1
+    tr, va = np.asarray(split) == V.TRAIN, np.asarray(split) == V.VALID
     choice = np.zeros(stack.shape[2], dtype=int)
 
     def valid_auc(ch):
         X = stack[ch, :, np.arange(len(ch))].T
         fit = fit_logistic(X[tr], y[tr], tol=tol, max_iter=max_iter)
-        return roc_auc_score(y[va], fit.decision_function(X[va]))
+        return auc(y[va], fit.decision_function(X[va]))
 
     for m in range(stack.shape[2]):
         scores = []
@@ -182,3 +184,59 @@ def choose_peak_formats(
             scores.append(valid_auc(trial))
         choice[m] = int(np.argmax(scores))  # ties keep the earlier format
     return [names[f] for f in choice], stack[choice, :, np.arange(len(choice))].T
+
+
+# --- in the run layout (the peer executor's ``fit_cell``) -------------------------------
+def fit_cell(data, hp: dict, seed: int) -> dict:
+    """One epigenome, every split repeat: the fit, its Wald statistics and patterns.
+
+    Features are the peaks' max ``signalValue`` when peaks were ingested, else the max
+    over bins of the signal.
+    """
+    if data.peak_max is not None:
+        X, source = data.peak_max.astype(np.float64), "peak_max"
+    else:
+        X, source = data.signal_max, "max over bins of signal"
+    y, eps = data.y, 1e-12
+    out: dict = {k: [] for k in ("prediction", "coef", "stderr", "pvalue", "intercept",
+                                 "intercept_stderr", "intercept_pvalue", "pattern",
+                                 "valid_auc", "loss", "weights")}
+    for split in data.split:
+        tr, va = split == V.TRAIN, split == V.VALID
+        fit = fit_logistic(X[tr], y[tr], tol=hp["tol"], max_iter=hp["max_iter"])
+        p = fit.predict_proba(X)
+        loss = -np.mean(y[tr] * np.log(p[tr] + eps) + (1 - y[tr]) * np.log(1 - p[tr] + eps))
+        values = {"prediction": p, "coef": fit.coef, "stderr": fit.stderr, "pvalue": fit.pvalue,
+                  "intercept": fit.intercept, "intercept_stderr": fit.intercept_stderr,
+                  "intercept_pvalue": fit.intercept_pvalue,
+                  "pattern": regulative_patterns(fit, X)[0], "valid_auc": auc(y[va], p[va]),
+                  "loss": loss, "weights": fit}
+        for k, v in values.items():
+            out[k].append(v)
+    out["feature"] = X
+    out["attrs"] = {"feature": source}
+    return out
+
+
+def _extra(what: str, dims: tuple, dtype: str, doc: str) -> V.Spec:
+    return V.Spec(f"shallowchrome_{what}", dims, "f", dtype, doc, required=False)
+
+
+_CR = (V.CELL, V.REPEAT)
+ENTRY = ModelEntry(
+    "shallowchrome", ShallowChrome, kind="arrays", features=max_signal_features,
+    fit_cell=fit_cell, reads="signal_max", defaults=dict(DEFAULTS),
+    paper="Frasca et al. 2022, ShallowChrome (Comput. Struct. Biotechnol. J.)",
+    extras=(
+        _extra("coef", (*_CR, V.MARK), "float64", "Logistic coefficient of each mark's feature."),
+        _extra("stderr", (*_CR, V.MARK), "float64", "Standard error of each coefficient."),
+        _extra("pvalue", (*_CR, V.MARK), "float64", "Two-sided Wald p-value of each coefficient."),
+        _extra("intercept", _CR, "float64", "Intercept (bias) of the logistic regression."),
+        _extra("intercept_stderr", _CR, "float64", "Standard error of the intercept."),
+        _extra("intercept_pvalue", _CR, "float64", "Two-sided Wald p-value of the intercept."),
+        _extra("pattern", (*_CR, V.GENE, V.MARK), "float32",
+               "Regulative pattern: coefficient x feature per gene and mark."),
+        _extra("feature", (V.CELL, V.GENE, V.MARK), "float32",
+               "The feature of each gene and mark: max peak signalValue or max signal."),
+    ),
+)
