@@ -306,6 +306,7 @@ def read_samplesheet(path: str | os.PathLike, marks: Sequence[str] = V.DEFAULT_M
     """
     import csv
 
+    from chromestore import names
     from chromestore.errors import InputError
     from chromestore.textio import open_text
 
@@ -323,8 +324,8 @@ def read_samplesheet(path: str | os.PathLike, marks: Sequence[str] = V.DEFAULT_M
         if len(row) != 4:
             raise InputError(path, lineno, f"expected 4 columns, found {len(row)}")
         cell, mark, fmt, file = (x.strip() for x in row)
-        if not cell:
-            raise InputError(path, lineno, "empty cell")
+        if names.problem(cell):
+            raise InputError(path, lineno, names.problem(cell))
         full = file if os.path.isabs(file) else os.path.join(base, file)
         fmt = fmt.lower() or infer_format(file) or ""
         if fmt not in FORMATS:
