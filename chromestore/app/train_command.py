@@ -46,11 +46,14 @@ def train(ctx, store, model, cells, split, seed, epochs, patience, batch_size, l
     from click.core import ParameterSource
 
     import chromestore
+    from chromestore.labels import require_expression
     from chromestore.training import registry
 
     so = session.storage_options(ctx)
-    have = [str(c) for c in chromestore.open_store(store, so)["cell"].values]
+    ds = chromestore.open_store(store, so)
+    have = [str(c) for c in ds["cell"].values]
     cell_list = session.parse_cells(cells, have) or have
+    require_expression(ds, cell_list, store)
     if registry.get(model).kind == "arrays":  # peer models (issue 6): chromestore.training.peers
         given = {k: v for k, v in (("epochs", epochs), ("patience", patience),
                                    ("batch_size", batch_size), ("lr", lr))
