@@ -29,7 +29,7 @@ def genome_bin_starts(
 
 
 #: The value of a store's ``orientation`` attribute: bins 5'→3' along each gene.
-ORIENTATION = "5to3"
+ORIENTATION = V.ORIENTATION
 
 
 def flip_minus_strand(values: np.ndarray, strand: np.ndarray, axis: int = -1) -> np.ndarray:
