@@ -4,9 +4,12 @@
 :class:`chromestore.training.models.StackedDeepChrome`: im2col + batched matmuls; else
 :class:`chromestore.training.stacking.StackedModules`), steps them with a masked
 per-model Adam and streams batches from a :class:`chromestore.training.loader.ChunkLoader`.
-Each model keeps the weights of its best-validation-AUC epoch and stops after
-``patience`` epochs without improvement. A checkpoint is written after every epoch
-beside the run, so an interrupted group resumes from its last finished epoch. Initial
+``config.steps`` says how the forward/backward runs: batched over the models (``stacked``,
+a GPU's way) or one model after another on the same stacked tensors (``per-model``, a CPU
+core's way; ``auto`` picks by device). Each model keeps the weights of its
+best-validation-AUC epoch and stops after ``patience`` epochs without improvement. A
+checkpoint is written beside the run every ``config.checkpoint_every`` seconds (at most once an epoch), so an
+interrupted group resumes from its last saved epoch. Initial
 weights, batches and dropout masks come from per-model seeds, so a model trains the same
 whatever group it is in.
 """
@@ -25,12 +28,12 @@ from chromestore import runs as R
 from chromestore import variables as V
 from chromestore.training import registry
 from chromestore.training import weights as W
-from chromestore.training.config import TrainConfig, resolve_device, torch_threads
+from chromestore.training.config import TrainConfig, resolve_device, resolve_steps, torch_threads
 from chromestore.training.loader import ChunkLoader, cell_key
 from chromestore.training.optim import MaskedAdam
 from chromestore.training.scoring import auc
 
-#: Below this many samples per step (models × batch) one intra-op thread is faster on
+#: Below this many samples per matmul (models × batch stacked, batch per model) one intra-op thread is faster on
 #: CPU: OpenMP's barriers cost more than the small matmuls gain (measured here, 2 cores:
 #: 1 model × batch 16, 29 ms/step on 1 thread vs 970 ms on 2 when the cores are shared).
 SMALL_STEP = 2048
@@ -64,13 +67,20 @@ def _to(x: np.ndarray, device: torch.device) -> torch.Tensor:
     return t
 
 
-def _predict(net, loader: ChunkLoader, codes, batch_size: int, device, labelled=True) -> np.ndarray:
+def _autocast(precision: str, device: torch.device):
+    """bfloat16 autocast for ``bf16``, else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def _predict(net, loader: ChunkLoader, codes, batch_size: int, device, labelled=True,
+             precision: str = "fp32") -> np.ndarray:
     """Class-1 probabilities (M, genes), NaN outside ``codes``."""
     out = np.full((len(loader.models), loader.n_genes), np.nan, np.float32)
     net.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(precision, device):
         for b in loader.eval_batches(codes, batch_size, labelled):
-            prob = torch.softmax(net(_to(b.x, device)), -1)[..., 1].float().cpu().numpy()
+            logits = net(_to(b.x, device)).float()
+            prob = torch.softmax(logits, -1)[..., 1].cpu().numpy()
             m, j = np.nonzero(b.gene >= 0)
             out[m, b.gene[m, j]] = prob[m, j]
     return out
@@ -126,7 +136,9 @@ def fit_group(
     stops after that many epochs of this call (to test resuming).
     """
     dev = resolve_device(device)
-    if not threads and dev.type == "cpu" and len(cells) * config.batch_size < SMALL_STEP:
+    steps = resolve_steps(config.steps, dev)
+    per_step = config.batch_size * (len(cells) if steps == "stacked" else 1)
+    if not threads and dev.type == "cpu" and per_step < SMALL_STEP:
         threads = 1
     with torch_threads(threads):
         return _fit_group(store, cells, config, run, dev, storage_options, progress, stop_after,
@@ -150,6 +162,9 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     hp = {**entry.defaults, **config.hparams}
     net = stack(entry, init_models(entry, loader.models, config.seed, loader.n_marks,
                                    loader.n_bins, config.hparams)).to(dev)
+    # per-model steps where the stacked module offers them (DeepChrome's does)
+    net.per_model = (resolve_steps(config.steps, dev) == "per-model"
+                     and hasattr(net, "per_model"))
     params = list(net.parameters())
     opt = MaskedAdam(params, config.lr, n_models)
     best = [p.detach().clone() for p in params]
@@ -163,7 +178,9 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
             if run else None)
     if run:
         R.ensure_runs_group(store, storage_options)
+    have_ckpt = False
     if ckpt and (state := _load_checkpoint(ckpt)) is not None:
+        have_ckpt = True
         if state["config"] != config.key():
             raise ValueError(f"checkpoint {ckpt.url} was written with other settings; "
                              "remove it or use another run name")
@@ -177,6 +194,8 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     p_drop = float(hp.get("dropout", 0.0))
     n_flat = getattr(net, "n_flat", None)
     done = start
+    saved_at = time.perf_counter()
+    eval_batch = max(config.batch_size * 4, 1024)
     for epoch in range(start, config.epochs):
         running = since_best < (config.patience or 10**9)
         if not running.any():
@@ -200,8 +219,9 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                 for m in np.flatnonzero(active.numpy()):
                     keep = torch.rand(config.batch_size, n_flat, generator=gens[m], device=dev)
                     masks[m] = (keep >= p_drop).float() / (1 - p_drop)
-            logits = net(x, masks)
-            per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+            with _autocast(config.precision, dev):
+                logits = net(x, masks, active.to(dev)) if net.per_model else net(x, masks)
+            per = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
                                   reduction="none").view_as(w)
             per_model = (per * w * active.to(dev).view(-1, 1)).sum(1)
             per_model.sum().backward()
@@ -209,7 +229,7 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
             act = active.numpy()
             loss_sum[act] += per_model.detach().cpu().numpy()[act]
             n_steps[act] += 1
-        prob = _predict(net, loader, (V.VALID,), config.batch_size * 4, dev)
+        prob = _predict(net, loader, (V.VALID,), eval_batch, dev, precision=config.precision)
         aucs = _valid_aucs(loader, prob)
         hist_loss[running, epoch] = (loss_sum / np.maximum(n_steps, 1))[running]
         hist_auc[running, epoch] = aucs[running]
@@ -224,7 +244,12 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                 for p, bp in zip(params, best, strict=True):
                     bp.copy_(torch.where(sel.view((-1,) + (1,) * (p.dim() - 1)), p, bp))
         done = epoch + 1
-        if ckpt:
+        stopping = stop_after is not None and done - start >= stop_after
+        last = done >= config.epochs or not (since_best < (config.patience or 10**9)).any()
+        due = time.perf_counter() - saved_at >= config.checkpoint_every
+        # the last epoch is saved only over an older checkpoint (no stale one is left)
+        if ckpt and (stopping or (due and not last) or (last and have_ckpt)):
+            saved_at, have_ckpt = time.perf_counter(), True
             _save_checkpoint(ckpt, {
                 "config": config.key(), "epoch": epoch,
                 "params": [p.detach().cpu() for p in params], "best": [b.cpu() for b in best],
@@ -234,13 +259,13 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                 "hist_loss": hist_loss, "hist_auc": hist_auc})
         if progress:
             progress(epoch, aucs)
-        if stop_after is not None and done - start >= stop_after:
+        if stopping:
             break
     with torch.no_grad():
         for p, bp in zip(params, best, strict=True):
             p.copy_(bp)
-    prediction = _predict(net, loader, (V.VALID, V.TEST), config.batch_size * 4, dev,
-                          labelled=False)
+    prediction = _predict(net, loader, (V.VALID, V.TEST), eval_batch, dev, labelled=False,
+                          precision=config.precision)
     finished = done >= config.epochs or not (since_best < (config.patience or 10**9)).any()
     if run and finished:
         for m, (c, r) in enumerate(loader.models):

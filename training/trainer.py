@@ -1,9 +1,11 @@
 """Train a ``torch`` model for many epigenomes and write ``runs/NAME`` (the runner of that kind).
 
 :func:`train` runs the groups of :func:`chromestore.training.ensemble.fit_group`:
-``stacked`` (all cells in one group, here), or ``distributed`` (one Dask task per
-``group_size`` cells, by default one stacked group per worker, on the cluster's workers;
-GPU workers are picked through the ``GPU`` resource), then builds the run with
+``stacked`` (all cells in one group, here, stepped as one batched ensemble), ``loop``
+(all cells in one group, here, each model stepped in turn), or ``distributed`` (one Dask
+task per ``group_size`` cells, by default one group per worker, on the cluster's workers;
+per-model steps on CPU workers, stacked on GPU workers, which are picked through the
+``GPU`` resource), then builds the run with
 :func:`chromestore.runs.create_run_dataset` and writes it with
 :func:`chromestore.runs.write_run`. :func:`plan` and :func:`run` serve ``chromestore
 train`` (:mod:`chromestore.training.request`).
@@ -15,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -152,11 +155,13 @@ def train(
         resolve_device(device)  # a clear error before anything starts
     cells = resolve_cells(store, cells, storage_options)
     mode, why = pick_mode(mode, device, client is not None)
+    if config.steps == "auto" and mode in ("stacked", "loop"):
+        config = replace(config, steps="stacked" if mode == "stacked" else "per-model")
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     t0 = time.perf_counter()
-    if mode == "stacked":
+    if mode in ("stacked", "loop"):
         dev = resolve_device(device)
-        say(f"mode: stacked ({why}); {len(cells)} epigenome(s) on {dev}")
+        say(f"mode: {mode} ({why}); {len(cells)} epigenome(s) on {dev}")
         bar = _bar(config.epochs, progress)
 
         def report(epoch, aucs):
@@ -205,8 +210,14 @@ def _auc_text(cells: Sequence[str], aucs: np.ndarray) -> str:
 
 # --- the runner of kind "torch" (chromestore.training.request) -----------------------------
 def plan(request: TrainRequest, cluster: bool) -> tuple[TrainRequest, bool]:
-    """Resolve ``--mode auto``; a cluster is heavy work only for the distributed mode."""
-    mode, why = pick_mode(request.setting("mode"), request.setting("device"), cluster)
+    """Resolve ``--mode auto``; a cluster is heavy work only for the distributed mode.
+
+    ``cluster``: the user gave one (a scheduler or ``--workers N``); the setting
+    ``local_pool`` (set by the app): a local pool of workers may be started (not
+    ``--workers 0``), which ``auto`` uses on a CPU with several cores.
+    """
+    mode, why = pick_mode(request.setting("mode"), request.setting("device"), cluster,
+                          local_pool=bool(request.setting("local_pool")))
     return request.with_settings(mode=mode, mode_reason=why), mode == "distributed"
 
 
@@ -216,6 +227,7 @@ def run(request: TrainRequest, client=None) -> str:
     config = TrainConfig(model=request.model, split=request.split, seed=request.seed,
                          epochs=s("epochs"), patience=s("patience") or None,
                          batch_size=s("batch_size"), lr=s("lr"), transform=s("transform"),
+                         precision=s("precision") or "fp32",
                          hparams={k: v for k, v in request.options.items() if v is not None})
     ds = train(request.store, request.run, request.cells, config, mode=s("mode"),
                device=s("device"), storage_options=request.storage_options,
