@@ -113,6 +113,19 @@ def _load_checkpoint(target) -> dict | None:
     return {k: v.numpy() if k in _ARRAYS else v for k, v in state.items()}
 
 
+class _Clock:
+    """Seconds spent per stage, summed over the laps of each name."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._t
+        self._t = now
+
+
 def fit_group(
     store: str,
     cells: Sequence[str],
@@ -151,11 +164,13 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     if entry.kind != "torch":
         raise ValueError(f"model {config.model!r} is of kind {entry.kind!r}, not a torch network")
     t0 = time.perf_counter()
+    clock = _Clock()
     loader = ChunkLoader(store, cells, split=config.split, seed=config.seed,
                          label_rule=config.label_rule, transform=config.transform,
                          storage_options=storage_options, memory_budget=config.memory_budget,
                          zarr_store=zarr_store, split_over=config.split_over)
     n_models = len(loader.models)
+    clock.lap("load")
     if (loader.n_train() == 0).any():
         empty = sorted({loader.models[m][0] for m in np.flatnonzero(loader.n_train() == 0)})
         raise ValueError(f"cells {empty} have no training genes with signal and a label")
@@ -194,6 +209,7 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     p_drop = float(hp.get("dropout", 0.0))
     n_flat = getattr(net, "n_flat", None)
     done = start
+    clock.lap("init")
     saved_at = time.perf_counter()
     eval_batch = max(config.batch_size * 4, 1024)
     for epoch in range(start, config.epochs):
@@ -229,8 +245,10 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
             act = active.numpy()
             loss_sum[act] += per_model.detach().cpu().numpy()[act]
             n_steps[act] += 1
+        clock.lap("train steps")
         prob = _predict(net, loader, (V.VALID,), eval_batch, dev, precision=config.precision)
         aucs = _valid_aucs(loader, prob)
+        clock.lap("validation")
         hist_loss[running, epoch] = (loss_sum / np.maximum(n_steps, 1))[running]
         hist_auc[running, epoch] = aucs[running]
         better = running & (np.nan_to_num(aucs, nan=-1.0) > best_auc)
@@ -257,6 +275,7 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                         for k, v in opt.state().items()},
                 "best_auc": best_auc, "best_epoch": best_epoch, "since": since_best,
                 "hist_loss": hist_loss, "hist_auc": hist_auc})
+        clock.lap("checkpoints")
         if progress:
             progress(epoch, aucs)
         if stopping:
@@ -264,8 +283,10 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     with torch.no_grad():
         for p, bp in zip(params, best, strict=True):
             p.copy_(bp)
+    clock.lap("other")
     prediction = _predict(net, loader, (V.VALID, V.TEST), eval_batch, dev, labelled=False,
                           precision=config.precision)
+    clock.lap("prediction")
     finished = done >= config.epochs or not (since_best < (config.patience or 10**9)).any()
     if run and finished:
         for m, (c, r) in enumerate(loader.models):
@@ -274,12 +295,14 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                 "n_bins": loader.n_bins, "transform": config.transform,
                 "best_epoch": int(best_epoch[m]), "state_dict": net.state_dict_of(m)},
                 entry.codec, storage_options)
+    clock.lap("weights")
     return {
         "models": loader.models, "cells": loader.cells, "prediction": prediction,
         "history_loss": hist_loss, "history_valid_auc": hist_auc, "best_epoch": best_epoch,
         "target": loader.target, "excluded": loader.excluded, "split": loader.split,
         "split_attrs": loader.split_attrs, "genes": loader.genes, "epochs_run": done,
         "finished": finished, "seconds": time.perf_counter() - t0,
+        "timings": clock.laps,
         "excluded_report": loader.exclusion_report(), "device": str(dev),
         "n_repeats": loader.n_repeats,
     }

@@ -187,11 +187,23 @@ def train(
         results = fit_distributed(client, store, cells, config, run, device,
                                   storage_options, group_size, on_done=done)
         bar.close()
+    say(timing_text(results))
     excluded = {c: n for r in results for c, n in r["excluded_report"].items() if n}
     if excluded:
         say("excluded for missing signal: " + ", ".join(f"{c} {n} genes" for c, n in excluded.items()))
     ds = assemble(results, config, mode, time.perf_counter() - t0)
     return R.write_run(store, run, ds, storage_options)
+
+
+def timing_text(results: Sequence[dict]) -> str:
+    """``time in groups (summed over N): load 1.2 s, train steps …``: where the groups'
+    seconds went (to profile a run; benchmarks/train.py prints it)."""
+    total: dict[str, float] = {}
+    for r in results:
+        for k, v in r.get("timings", {}).items():
+            total[k] = total.get(k, 0.0) + v
+    parts = ", ".join(f"{k} {v:.1f} s" for k, v in total.items())
+    return f"time in groups (summed over {len(results)}): {parts}"
 
 
 def _bar(total: int, enabled: bool, unit: str = "epoch"):
