@@ -279,7 +279,7 @@ def test_pick_mode__auto_is_the_documented_rule(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_mode("stacked", "auto")[0] == "stacked"
     assert pick_mode("auto", "cpu", cluster=True)[0] == "distributed"
-    assert pick_mode("auto", "cpu", local_pool=True, cores=2)[0] == "distributed"
+    assert pick_mode("auto", "cpu", local_pool=True, cores=2)[0] == "percore"
     assert pick_mode("auto", "cpu", local_pool=True, cores=1)[0] == "loop"
     assert pick_mode("auto", "auto", local_pool=False, cores=8)[0] == "loop"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -305,3 +305,12 @@ def test_train__loop_mode_writes_the_same_run_as_stacked(sim_store):
                   progress=False) for mode in ("stacked", "loop")]
     assert [r.attrs["mode"] for r in runs] == ["stacked", "loop"]
     np.testing.assert_allclose(runs[0].prediction.values, runs[1].prediction.values, atol=1e-3)
+
+
+def test_pool__groups_are_contiguous_and_near_equal():
+    from chromestore.training.pool import groups
+
+    cells = [f"E{i:03d}" for i in range(7)]
+    parts = groups(cells, 2)
+    assert parts == [cells[:4], cells[4:]]
+    assert groups(cells[:1], 4) == [cells[:1]]

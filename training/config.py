@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing as mp
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import Any
 
 import torch
 
-MODES = ("auto", "stacked", "loop", "distributed")
+MODES = ("auto", "stacked", "loop", "percore", "distributed")
 DEVICES = ("auto", "cpu", "cuda")
 #: How a group's models take their training steps: ``stacked`` (batched matmuls over the
 #: models: one kernel launch for all, the GPU's way), ``per-model`` (one small model after
@@ -79,10 +80,11 @@ def pick_mode(mode: str, device: str, cluster: bool = False, local_pool: bool = 
 
     - a CUDA GPU: ``stacked`` (one kernel launch per layer for all the models);
     - a Dask cluster given (``cluster``): ``distributed``, one group per worker;
-    - CPU with several cores and a local pool allowed (``local_pool``): ``distributed``
-      on a pool of one single-threaded worker per core, each stepping its share of the
-      models one at a time (two processes × one thread beat one process × two threads,
-      and per-model steps beat stacked ones on a CPU: benchmarks/train.py);
+    - CPU with several cores, a local pool allowed (``local_pool``) and ``fork``
+      available: ``percore``, one forked single-threaded process per core, each stepping
+      its share of the models one at a time (two processes × one thread beat one process
+      × two threads, per-model steps beat stacked ones on a CPU, and a fork starts in
+      0.1 s where a Dask worker takes seconds: benchmarks/train.py);
     - else ``loop``: the models stepped one at a time in this process.
     """
     if mode != "auto":
@@ -92,9 +94,9 @@ def pick_mode(mode: str, device: str, cluster: bool = False, local_pool: bool = 
     if cluster:
         return "distributed", "a Dask cluster was given: one group of epigenomes per worker"
     cores = cores or os.cpu_count() or 1
-    if local_pool and cores > 1:
-        return "distributed", (f"CPU only: a local pool of {cores} single-threaded workers, "
-                               "each stepping its share of the models one at a time")
+    if local_pool and cores > 1 and "fork" in mp.get_all_start_methods():
+        return "percore", (f"CPU only: {cores} forked single-threaded processes, "
+                           "each stepping its share of the models one at a time")
     return "loop", "CPU only, no worker pool: the models stepped one at a time in this process"
 
 

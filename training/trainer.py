@@ -2,7 +2,8 @@
 
 :func:`train` runs the groups of :func:`chromestore.training.ensemble.fit_group`:
 ``stacked`` (all cells in one group, here, stepped as one batched ensemble), ``loop``
-(all cells in one group, here, each model stepped in turn), or ``distributed`` (one Dask
+(all cells in one group, here, each model stepped in turn), ``percore`` (one group per
+core, each in a forked single-threaded process: :mod:`chromestore.training.pool`), or ``distributed`` (one Dask
 task per ``group_size`` cells, by default one group per worker, on the cluster's workers;
 per-model steps on CPU workers, stacked on GPU workers, which are picked through the
 ``GPU`` resource), then builds the run with
@@ -169,6 +170,18 @@ def train(
             bar.set_postfix_str(_auc_text(cells, aucs))
 
         results = [fit_group(store, cells, config, run, str(dev), storage_options, report)]
+        bar.close()
+    elif mode == "percore":
+        from chromestore.training.pool import fit_per_core, groups
+
+        n = len(groups(cells, os.cpu_count() or 1))
+        say(f"mode: percore ({why}); {len(cells)} epigenome(s) in {n} process(es)")
+        bar = _bar(len(cells), progress, unit="cell")
+
+        def done(res):
+            bar.update(len(res["cells"]))
+
+        results = fit_per_core(store, cells, config, run, storage_options, on_done=done)
         bar.close()
     else:
         per = f"{group_size} per task" if group_size > 0 else "one group per worker"

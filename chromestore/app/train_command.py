@@ -83,11 +83,12 @@ class ModelOptionsCommand(click.Command):
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--transform", type=click.Choice(["raw", "log1p"]), default="raw",
               show_default=True, help="Input transform (raw counts as in the paper).")
-@click.option("--mode", type=click.Choice(["auto", "stacked", "loop", "distributed"]),
+@click.option("--mode", type=click.Choice(["auto", "stacked", "loop", "percore", "distributed"]),
               default="auto", show_default=True,
-              help="auto: stacked on a GPU; on CPU one single-threaded worker per core "
-              "(distributed), or loop with --workers 0. stacked: one batched ensemble here; "
-              "loop: the models stepped one by one here; distributed: one group per worker.")
+              help="auto: stacked on a GPU; on CPU percore (distributed with --scheduler or "
+              "--workers N, loop with --workers 0). stacked: one batched ensemble here; loop: "
+              "the models stepped one by one here; percore: one forked single-threaded "
+              "process per core; distributed: one group per Dask worker.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True, help="bf16: bfloat16 autocast (CPUs with avx512_bf16, GPUs).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
