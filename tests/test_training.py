@@ -314,3 +314,27 @@ def test_pool__groups_are_contiguous_and_near_equal():
     parts = groups(cells, 2)
     assert parts == [cells[:4], cells[4:]]
     assert groups(cells[:1], 4) == [cells[:1]]
+
+
+@pytest.mark.gpu
+def test_gpu__stacked_on_cuda_trains_the_models_that_per_model_cpu_steps_train(sim_store):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    cells = ["E003", "E004"]
+    cfg = TrainConfig(split="random", epochs=3, batch_size=32)
+    gpu = fit_group(sim_store, cells, cfg, device="cuda")
+    cpu = fit_group(sim_store, cells, cfg, device="cpu")
+    assert gpu["device"].startswith("cuda")
+    np.testing.assert_allclose(gpu["history_loss"], cpu["history_loss"], rtol=1e-2)
+    np.testing.assert_allclose(_test_aucs(gpu, cells), _test_aucs(cpu, cells), atol=0.01)
+
+
+@pytest.mark.gpu
+def test_gpu__bf16_on_cuda_keeps_test_auroc_within_0_02(sim_store):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    cells = ["E003", "E004", "E005"]
+    aucs = [_test_aucs(fit_group(sim_store, cells, TrainConfig(
+        split="random", epochs=4, batch_size=32, precision=p), device="cuda"), cells).mean()
+        for p in ("fp32", "bf16")]
+    assert abs(aucs[0] - aucs[1]) <= 0.02, aucs
