@@ -21,6 +21,6 @@ PYEOF
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
 STORE=${STORE:-/tmp/chromestore-gpu-56x19802.zarr}
 echo "== 1+2. loop vs stacked; end to end (store $STORE) =="
-timeout 360 "$PY" benchmarks/gpu.py --store "$STORE"
+timeout 390 "$PY" benchmarks/gpu.py --store "$STORE" --epochs "${EPOCHS:-100}"
 echo "== 3. gpu-marked tests =="
 timeout 90 "$PY" -m pytest -q -m gpu tests
