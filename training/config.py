@@ -93,11 +93,18 @@ def pick_mode(mode: str, device: str, cluster: bool = False, local_pool: bool = 
         return "stacked", "a CUDA GPU is present: one stacked ensemble on it"
     if cluster:
         return "distributed", "a Dask cluster was given: one group of epigenomes per worker"
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     if local_pool and cores > 1 and "fork" in mp.get_all_start_methods():
         return "percore", (f"CPU only: {cores} forked single-threaded processes, "
                            "each stepping its share of the models one at a time")
     return "loop", "CPU only, no worker pool: the models stepped one at a time in this process"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def resolve_steps(steps: str, device: torch.device) -> str:

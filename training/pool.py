@@ -13,13 +13,12 @@ start method (Linux); :func:`available` says whether it is there.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
-from chromestore.training.config import TrainConfig
+from chromestore.training.config import TrainConfig, usable_cores
 
 
 def available() -> bool:
@@ -51,7 +50,7 @@ def fit_per_core(store: str, cells: Sequence[str], config: TrainConfig, run: str
     the groups' results in the order of ``cells``."""
     if not available():
         raise RuntimeError("the percore mode needs the 'fork' start method; use --mode loop")
-    parts = groups(cells, workers or os.cpu_count() or 1)
+    parts = groups(cells, workers or usable_cores())
     results = []
     with ProcessPoolExecutor(len(parts), mp_context=mp.get_context("fork")) as ex:
         futures = [ex.submit(_fit, store, g, config, run, storage_options) for g in parts]

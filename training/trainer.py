@@ -172,9 +172,13 @@ def train(
         results = [fit_group(store, cells, config, run, str(dev), storage_options, report)]
         bar.close()
     elif mode == "percore":
+        from chromestore.training.config import usable_cores
         from chromestore.training.pool import fit_per_core, groups
 
-        n = len(groups(cells, os.cpu_count() or 1))
+        if device.startswith("cuda"):
+            raise ValueError("--mode percore trains on the CPU cores; use --mode stacked "
+                             "(or auto) for --device cuda")
+        n = len(groups(cells, usable_cores()))
         say(f"mode: percore ({why}); {len(cells)} epigenome(s) in {n} process(es)")
         bar = _bar(len(cells), progress, unit="cell")
 
