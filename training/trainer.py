@@ -140,8 +140,10 @@ def train(
 ) -> xr.Dataset:
     """Train ``config.model`` for ``cells`` of ``store`` and write run ``run``.
 
-    ``client`` (a ``distributed.Client``) runs the distributed mode's tasks; the
-    stacked mode runs in this process. ``mode="distributed"`` needs a client.
+    ``client`` (a ``distributed.Client``) runs the distributed mode's tasks; ``stacked``
+    and ``loop`` run in this process, ``percore`` in forked processes of this one (one per
+    core). ``mode="distributed"`` needs a client; ``auto`` is :func:`pick_mode`'s rule
+    (here without a local pool: ``loop`` on CPU unless a client is given).
 
     Examples
     --------
