@@ -98,8 +98,15 @@ def main() -> None:
     p.add_argument("store")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = p.parse_args()
     res = run(a.store, a.epochs, a.batch)
+    if a.json:
+        import json
+
+        with open(a.json, "w") as f:
+            json.dump({k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                       for k, v in res.items()}, f)
     print(f"plain script: {len(res['cells'])} epigenomes, {a.epochs} epochs, "
           f"{res['seconds']:.1f} s; mean test AUROC {res['test_auroc'].mean():.4f}")
 

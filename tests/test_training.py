@@ -15,7 +15,14 @@ from chromestore.store import write_region
 from chromestore.training import registry
 from chromestore.training.loader import ChunkLoader
 from chromestore.training.models import DeepChrome, StackedDeepChrome, flops_per_sample
-from chromestore.training.trainer import MaskedAdam, TrainConfig, fit_group, resolve_device, train
+from chromestore.training.trainer import (
+    MaskedAdam,
+    TrainConfig,
+    fit_group,
+    pick_mode,
+    resolve_device,
+    train,
+)
 
 CHUNK = 64
 
@@ -228,3 +235,106 @@ def test_e003__deepchrome_test_auc_at_least_0_80(e003_store):
     print(f"E003 DeepChrome test AUC {auc:.4f} (best epoch {int(run.best_epoch.values.item())})")
     assert auc >= 0.80
     assert isinstance(run, xr.Dataset)
+
+
+def _test_aucs(result: dict, cells) -> np.ndarray:
+    """Each model's test AUROC from a fit_group result."""
+    out = []
+    for m, (cell, r) in enumerate(result["models"]):
+        y = result["target"][list(cells).index(cell)]
+        k = (result["split"][r] == 2) & ~np.isnan(y)
+        out.append(roc_auc_score(y[k], result["prediction"][m, k]))
+    return np.array(out)
+
+
+def test_fit_group__per_model_steps_train_the_same_models_as_stacked_steps(sim_store):
+    cells = ["E003", "E004"]
+    runs = {steps: fit_group(sim_store, cells, TrainConfig(split="random", epochs=3,
+                                                           batch_size=32, steps=steps))
+            for steps in ("stacked", "per-model")}
+    a, b = runs["stacked"], runs["per-model"]
+    np.testing.assert_allclose(a["history_loss"], b["history_loss"], rtol=1e-3)
+    np.testing.assert_allclose(a["prediction"], b["prediction"], atol=1e-3)
+    np.testing.assert_allclose(_test_aucs(a, cells), _test_aucs(b, cells), atol=0.005)
+    assert set(b["timings"]) >= {"load", "train steps", "validation", "prediction"}
+
+
+def test_fit_group__bf16_autocast_keeps_test_auroc_within_0_02(sim_store):
+    cells = ["E003", "E004", "E005"]
+    aucs = {p: _test_aucs(fit_group(sim_store, cells, TrainConfig(
+        split="random", epochs=4, batch_size=32, precision=p)), cells) for p in ("fp32", "bf16")}
+    assert aucs["fp32"].mean() > 0.6
+    assert abs(aucs["bf16"].mean() - aucs["fp32"].mean()) <= 0.02, aucs
+
+
+def test_train_config__bf16_changes_the_checkpoint_key_and_steps_do_not():
+    base = TrainConfig()
+    assert TrainConfig(precision="bf16").key() != base.key()
+    assert TrainConfig(steps="stacked").key() == TrainConfig(steps="per-model").key() == base.key()
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        TrainConfig(precision="fp16")
+
+
+def test_pick_mode__auto_is_the_documented_rule(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_mode("stacked", "auto")[0] == "stacked"
+    assert pick_mode("auto", "cpu", cluster=True)[0] == "distributed"
+    assert pick_mode("auto", "cpu", local_pool=True, cores=2)[0] == "percore"
+    assert pick_mode("auto", "cpu", local_pool=True, cores=1)[0] == "loop"
+    assert pick_mode("auto", "auto", local_pool=False, cores=8)[0] == "loop"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_mode("auto", "auto", cluster=True, local_pool=True)[0] == "stacked"
+
+
+def test_fit_group__short_finished_run_leaves_no_checkpoint_and_a_stopped_one_does(sim_store):
+    from chromestore import runs as R
+    from chromestore.training import weights as W
+    from chromestore.training.ensemble import checkpoint_tag
+
+    cfg = TrainConfig(split="random", epochs=2, batch_size=32)
+    fit_group(sim_store, ["E004"], cfg, run="short")
+    fit_group(sim_store, ["E004"], cfg, run="stopped", stop_after=1)
+    tag = checkpoint_tag(["E004"])
+    assert W.read_bytes(R.checkpoint_store(sim_store, "short", "deepchrome", tag)) is None
+    assert W.read_bytes(R.checkpoint_store(sim_store, "stopped", "deepchrome", tag)) is not None
+
+
+def test_train__loop_mode_writes_the_same_run_as_stacked(sim_store):
+    cfg = TrainConfig(split="random", epochs=2, batch_size=32)
+    runs = [train(sim_store, f"m-{mode}", "E003,E005", cfg, mode=mode, device="cpu",
+                  progress=False) for mode in ("stacked", "loop")]
+    assert [r.attrs["mode"] for r in runs] == ["stacked", "loop"]
+    np.testing.assert_allclose(runs[0].prediction.values, runs[1].prediction.values, atol=1e-3)
+
+
+def test_pool__groups_are_contiguous_and_near_equal():
+    from chromestore.training.pool import groups
+
+    cells = [f"E{i:03d}" for i in range(7)]
+    parts = groups(cells, 2)
+    assert parts == [cells[:4], cells[4:]]
+    assert groups(cells[:1], 4) == [cells[:1]]
+
+
+@pytest.mark.gpu
+def test_gpu__stacked_on_cuda_trains_the_models_that_per_model_cpu_steps_train(sim_store):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    cells = ["E003", "E004"]
+    cfg = TrainConfig(split="random", epochs=3, batch_size=32)
+    gpu = fit_group(sim_store, cells, cfg, device="cuda")
+    cpu = fit_group(sim_store, cells, cfg, device="cpu")
+    assert gpu["device"].startswith("cuda")
+    np.testing.assert_allclose(gpu["history_loss"], cpu["history_loss"], rtol=1e-2)
+    np.testing.assert_allclose(_test_aucs(gpu, cells), _test_aucs(cpu, cells), atol=0.01)
+
+
+@pytest.mark.gpu
+def test_gpu__bf16_on_cuda_keeps_test_auroc_within_0_02(sim_store):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    cells = ["E003", "E004", "E005"]
+    aucs = [_test_aucs(fit_group(sim_store, cells, TrainConfig(
+        split="random", epochs=4, batch_size=32, precision=p), device="cuda"), cells).mean()
+        for p in ("fp32", "bf16")]
+    assert abs(aucs[0] - aucs[1]) <= 0.02, aucs

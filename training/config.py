@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing as mp
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -11,8 +13,13 @@ from typing import Any
 
 import torch
 
-MODES = ("auto", "stacked", "distributed")
+MODES = ("auto", "stacked", "loop", "percore", "distributed")
 DEVICES = ("auto", "cpu", "cuda")
+#: How a group's models take their training steps: ``stacked`` (batched matmuls over the
+#: models: one kernel launch for all, the GPU's way), ``per-model`` (one small model after
+#: another, a CPU core's way), ``auto`` (stacked on CUDA, per-model on CPU).
+STEPS = ("auto", "stacked", "per-model")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -31,11 +38,25 @@ class TrainConfig:
     hparams: dict[str, Any] = field(default_factory=dict)
     split_over: str = "all"
     memory_budget: int = 1 << 30
+    #: ``bf16``: forward passes under bfloat16 autocast (CPUs with avx512_bf16/AMX, GPUs).
+    precision: str = "fp32"
+    steps: str = "auto"
+    #: Seconds between checkpoints (at most one per epoch; always one when a run stops early).
+    checkpoint_every: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; use one of {PRECISIONS}")
+        if self.steps not in STEPS:
+            raise ValueError(f"unknown steps {self.steps!r}; use one of {STEPS}")
 
     def key(self) -> str:
         """Fingerprint of everything that changes the result (checkpoints must match it)."""
         d = asdict(self)
-        d.pop("memory_budget")
+        for k in ("memory_budget", "steps", "checkpoint_every"):
+            d.pop(k)
+        if d["precision"] == "fp32":
+            d.pop("precision")  # keys of fp32 runs stay those written before bf16 existed
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -53,17 +74,44 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def pick_mode(mode: str, device: str, cluster: bool = False) -> tuple[str, str]:
-    """Resolve ``auto``: a stacked ensemble on a GPU; on CPU, Dask workers when a
-    scheduler was given, else one stacked ensemble (faster than a loop on this CPU,
-    see benchmarks/train.py). Returns (mode, reason)."""
+def pick_mode(mode: str, device: str, cluster: bool = False, local_pool: bool = False,
+              cores: int | None = None) -> tuple[str, str]:
+    """Resolve ``auto`` to what is fastest where it runs. Returns (mode, reason).
+
+    - a CUDA GPU: ``stacked`` (one kernel launch per layer for all the models);
+    - a Dask cluster given (``cluster``): ``distributed``, one group per worker;
+    - CPU with several cores, a local pool allowed (``local_pool``) and ``fork``
+      available: ``percore``, one forked single-threaded process per core, each stepping
+      its share of the models one at a time (two processes × one thread beat one process
+      × two threads, per-model steps beat stacked ones on a CPU, and a fork starts in
+      0.1 s where a Dask worker takes seconds: benchmarks/train.py);
+    - else ``loop``: the models stepped one at a time in this process.
+    """
     if mode != "auto":
         return mode, "asked for"
-    if device in ("cuda", "auto") and torch.cuda.is_available():
+    if device in ("cuda", "auto") and torch.cuda.is_available() or device.startswith("cuda:"):
         return "stacked", "a CUDA GPU is present: one stacked ensemble on it"
     if cluster:
-        return "distributed", "a Dask cluster was given: one task per epigenome group"
-    return "stacked", "CPU only, no scheduler: one stacked ensemble (im2col + bmm) in-process"
+        return "distributed", "a Dask cluster was given: one group of epigenomes per worker"
+    cores = cores or usable_cores()
+    if local_pool and cores > 1 and "fork" in mp.get_all_start_methods():
+        return "percore", (f"CPU only: {cores} forked single-threaded processes, "
+                           "each stepping its share of the models one at a time")
+    return "loop", "CPU only, no worker pool: the models stepped one at a time in this process"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def resolve_steps(steps: str, device: torch.device) -> str:
+    """``auto`` → ``stacked`` on CUDA, ``per-model`` on CPU."""
+    if steps != "auto":
+        return steps
+    return "stacked" if device.type == "cuda" else "per-model"
 
 
 @contextmanager

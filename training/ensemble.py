@@ -4,9 +4,12 @@
 :class:`chromestore.training.models.StackedDeepChrome`: im2col + batched matmuls; else
 :class:`chromestore.training.stacking.StackedModules`), steps them with a masked
 per-model Adam and streams batches from a :class:`chromestore.training.loader.ChunkLoader`.
-Each model keeps the weights of its best-validation-AUC epoch and stops after
-``patience`` epochs without improvement. A checkpoint is written after every epoch
-beside the run, so an interrupted group resumes from its last finished epoch. Initial
+``config.steps`` says how the forward/backward runs: batched over the models (``stacked``,
+a GPU's way) or one model after another on the same stacked tensors (``per-model``, a CPU
+core's way; ``auto`` picks by device). Each model keeps the weights of its
+best-validation-AUC epoch and stops after ``patience`` epochs without improvement. A
+checkpoint is written beside the run every ``config.checkpoint_every`` seconds (at most once an epoch), so an
+interrupted group resumes from its last saved epoch. Initial
 weights, batches and dropout masks come from per-model seeds, so a model trains the same
 whatever group it is in.
 """
@@ -25,12 +28,12 @@ from chromestore import runs as R
 from chromestore import variables as V
 from chromestore.training import registry
 from chromestore.training import weights as W
-from chromestore.training.config import TrainConfig, resolve_device, torch_threads
+from chromestore.training.config import TrainConfig, resolve_device, resolve_steps, torch_threads
 from chromestore.training.loader import ChunkLoader, cell_key
 from chromestore.training.optim import MaskedAdam
 from chromestore.training.scoring import auc
 
-#: Below this many samples per step (models × batch) one intra-op thread is faster on
+#: Below this many samples per matmul (models × batch stacked, batch per model) one intra-op thread is faster on
 #: CPU: OpenMP's barriers cost more than the small matmuls gain (measured here, 2 cores:
 #: 1 model × batch 16, 29 ms/step on 1 thread vs 970 ms on 2 when the cores are shared).
 SMALL_STEP = 2048
@@ -64,13 +67,20 @@ def _to(x: np.ndarray, device: torch.device) -> torch.Tensor:
     return t
 
 
-def _predict(net, loader: ChunkLoader, codes, batch_size: int, device, labelled=True) -> np.ndarray:
+def _autocast(precision: str, device: torch.device):
+    """bfloat16 autocast for ``bf16``, else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def _predict(net, loader: ChunkLoader, codes, batch_size: int, device, labelled=True,
+             precision: str = "fp32") -> np.ndarray:
     """Class-1 probabilities (M, genes), NaN outside ``codes``."""
     out = np.full((len(loader.models), loader.n_genes), np.nan, np.float32)
     net.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(precision, device):
         for b in loader.eval_batches(codes, batch_size, labelled):
-            prob = torch.softmax(net(_to(b.x, device)), -1)[..., 1].float().cpu().numpy()
+            logits = net(_to(b.x, device)).float()
+            prob = torch.softmax(logits, -1)[..., 1].cpu().numpy()
             m, j = np.nonzero(b.gene >= 0)
             out[m, b.gene[m, j]] = prob[m, j]
     return out
@@ -103,6 +113,19 @@ def _load_checkpoint(target) -> dict | None:
     return {k: v.numpy() if k in _ARRAYS else v for k, v in state.items()}
 
 
+class _Clock:
+    """Seconds spent per stage, summed over the laps of each name."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._t
+        self._t = now
+
+
 def fit_group(
     store: str,
     cells: Sequence[str],
@@ -126,7 +149,9 @@ def fit_group(
     stops after that many epochs of this call (to test resuming).
     """
     dev = resolve_device(device)
-    if not threads and dev.type == "cpu" and len(cells) * config.batch_size < SMALL_STEP:
+    steps = resolve_steps(config.steps, dev)
+    per_step = config.batch_size * (len(cells) if steps == "stacked" else 1)
+    if not threads and dev.type == "cpu" and per_step < SMALL_STEP:
         threads = 1
     with torch_threads(threads):
         return _fit_group(store, cells, config, run, dev, storage_options, progress, stop_after,
@@ -139,17 +164,22 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     if entry.kind != "torch":
         raise ValueError(f"model {config.model!r} is of kind {entry.kind!r}, not a torch network")
     t0 = time.perf_counter()
+    clock = _Clock()
     loader = ChunkLoader(store, cells, split=config.split, seed=config.seed,
                          label_rule=config.label_rule, transform=config.transform,
                          storage_options=storage_options, memory_budget=config.memory_budget,
                          zarr_store=zarr_store, split_over=config.split_over)
     n_models = len(loader.models)
+    clock.lap("load")
     if (loader.n_train() == 0).any():
         empty = sorted({loader.models[m][0] for m in np.flatnonzero(loader.n_train() == 0)})
         raise ValueError(f"cells {empty} have no training genes with signal and a label")
     hp = {**entry.defaults, **config.hparams}
     net = stack(entry, init_models(entry, loader.models, config.seed, loader.n_marks,
                                    loader.n_bins, config.hparams)).to(dev)
+    # per-model steps where the stacked module offers them (DeepChrome's does)
+    net.per_model = (resolve_steps(config.steps, dev) == "per-model"
+                     and hasattr(net, "per_model"))
     params = list(net.parameters())
     opt = MaskedAdam(params, config.lr, n_models)
     best = [p.detach().clone() for p in params]
@@ -163,7 +193,9 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
             if run else None)
     if run:
         R.ensure_runs_group(store, storage_options)
+    have_ckpt = False
     if ckpt and (state := _load_checkpoint(ckpt)) is not None:
+        have_ckpt = True
         if state["config"] != config.key():
             raise ValueError(f"checkpoint {ckpt.url} was written with other settings; "
                              "remove it or use another run name")
@@ -177,6 +209,9 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     p_drop = float(hp.get("dropout", 0.0))
     n_flat = getattr(net, "n_flat", None)
     done = start
+    clock.lap("init")
+    saved_at = time.perf_counter()
+    eval_batch = max(config.batch_size * 4, 1024)
     for epoch in range(start, config.epochs):
         running = since_best < (config.patience or 10**9)
         if not running.any():
@@ -200,8 +235,9 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                 for m in np.flatnonzero(active.numpy()):
                     keep = torch.rand(config.batch_size, n_flat, generator=gens[m], device=dev)
                     masks[m] = (keep >= p_drop).float() / (1 - p_drop)
-            logits = net(x, masks)
-            per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+            with _autocast(config.precision, dev):
+                logits = net(x, masks, active.to(dev)) if net.per_model else net(x, masks)
+            per = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
                                   reduction="none").view_as(w)
             per_model = (per * w * active.to(dev).view(-1, 1)).sum(1)
             per_model.sum().backward()
@@ -209,8 +245,10 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
             act = active.numpy()
             loss_sum[act] += per_model.detach().cpu().numpy()[act]
             n_steps[act] += 1
-        prob = _predict(net, loader, (V.VALID,), config.batch_size * 4, dev)
+        clock.lap("train steps")
+        prob = _predict(net, loader, (V.VALID,), eval_batch, dev, precision=config.precision)
         aucs = _valid_aucs(loader, prob)
+        clock.lap("validation")
         hist_loss[running, epoch] = (loss_sum / np.maximum(n_steps, 1))[running]
         hist_auc[running, epoch] = aucs[running]
         better = running & (np.nan_to_num(aucs, nan=-1.0) > best_auc)
@@ -224,7 +262,12 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                 for p, bp in zip(params, best, strict=True):
                     bp.copy_(torch.where(sel.view((-1,) + (1,) * (p.dim() - 1)), p, bp))
         done = epoch + 1
-        if ckpt:
+        stopping = stop_after is not None and done - start >= stop_after
+        last = done >= config.epochs or not (since_best < (config.patience or 10**9)).any()
+        due = time.perf_counter() - saved_at >= config.checkpoint_every
+        # the last epoch is saved only over an older checkpoint (no stale one is left)
+        if ckpt and (stopping or (due and not last) or (last and have_ckpt)):
+            saved_at, have_ckpt = time.perf_counter(), True
             _save_checkpoint(ckpt, {
                 "config": config.key(), "epoch": epoch,
                 "params": [p.detach().cpu() for p in params], "best": [b.cpu() for b in best],
@@ -232,15 +275,18 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                         for k, v in opt.state().items()},
                 "best_auc": best_auc, "best_epoch": best_epoch, "since": since_best,
                 "hist_loss": hist_loss, "hist_auc": hist_auc})
+        clock.lap("checkpoints")
         if progress:
             progress(epoch, aucs)
-        if stop_after is not None and done - start >= stop_after:
+        if stopping:
             break
     with torch.no_grad():
         for p, bp in zip(params, best, strict=True):
             p.copy_(bp)
-    prediction = _predict(net, loader, (V.VALID, V.TEST), config.batch_size * 4, dev,
-                          labelled=False)
+    clock.lap("other")
+    prediction = _predict(net, loader, (V.VALID, V.TEST), eval_batch, dev, labelled=False,
+                          precision=config.precision)
+    clock.lap("prediction")
     finished = done >= config.epochs or not (since_best < (config.patience or 10**9)).any()
     if run and finished:
         for m, (c, r) in enumerate(loader.models):
@@ -249,12 +295,14 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                 "n_bins": loader.n_bins, "transform": config.transform,
                 "best_epoch": int(best_epoch[m]), "state_dict": net.state_dict_of(m)},
                 entry.codec, storage_options)
+    clock.lap("weights")
     return {
         "models": loader.models, "cells": loader.cells, "prediction": prediction,
         "history_loss": hist_loss, "history_valid_auc": hist_auc, "best_epoch": best_epoch,
         "target": loader.target, "excluded": loader.excluded, "split": loader.split,
         "split_attrs": loader.split_attrs, "genes": loader.genes, "epochs_run": done,
         "finished": finished, "seconds": time.perf_counter() - t0,
+        "timings": clock.laps,
         "excluded_report": loader.exclusion_report(), "device": str(dev),
         "n_repeats": loader.n_repeats,
     }

@@ -258,8 +258,9 @@ class ChunkLoader:
                     for m in range(n_models)]
             longest = max(len(r) for r in rows)
             for s in range(0, longest, batch_size):
-                x = np.zeros((n_models, batch_size, self.n_marks, self.n_bins), np.float32)
-                gene = np.full((n_models, batch_size), -1, np.int64)
+                width = min(batch_size, longest - s)  # no all-padding columns to evaluate
+                x = np.zeros((n_models, width, self.n_marks, self.n_bins), np.float32)
+                gene = np.full((n_models, width), -1, np.int64)
                 for m, (c, _) in enumerate(self.models):
                     part = rows[m][s : s + batch_size]
                     x[m, : len(part)] = blocks[self.cells.index(c)][part - g0]

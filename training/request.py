@@ -24,7 +24,7 @@ from chromestore.training import registry
 
 #: The options every model shares, with their defaults (the trainer's own).
 SETTINGS = {"epochs": 100, "patience": 10, "batch_size": 128, "lr": 1e-3, "transform": "raw",
-            "mode": "auto", "device": "auto", "group_size": 0}
+            "mode": "auto", "device": "auto", "group_size": 0, "precision": "fp32"}
 
 
 @dataclass(frozen=True)

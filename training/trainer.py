@@ -1,9 +1,12 @@
 """Train a ``torch`` model for many epigenomes and write ``runs/NAME`` (the runner of that kind).
 
 :func:`train` runs the groups of :func:`chromestore.training.ensemble.fit_group`:
-``stacked`` (all cells in one group, here), or ``distributed`` (one Dask task per
-``group_size`` cells, by default one stacked group per worker, on the cluster's workers;
-GPU workers are picked through the ``GPU`` resource), then builds the run with
+``stacked`` (all cells in one group, here, stepped as one batched ensemble), ``loop``
+(all cells in one group, here, each model stepped in turn), ``percore`` (one group per
+core, each in a forked single-threaded process: :mod:`chromestore.training.pool`), or ``distributed`` (one Dask
+task per ``group_size`` cells, by default one group per worker, on the cluster's workers;
+per-model steps on CPU workers, stacked on GPU workers, which are picked through the
+``GPU`` resource), then builds the run with
 :func:`chromestore.runs.create_run_dataset` and writes it with
 :func:`chromestore.runs.write_run`. :func:`plan` and :func:`run` serve ``chromestore
 train`` (:mod:`chromestore.training.request`).
@@ -15,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -136,8 +140,10 @@ def train(
 ) -> xr.Dataset:
     """Train ``config.model`` for ``cells`` of ``store`` and write run ``run``.
 
-    ``client`` (a ``distributed.Client``) runs the distributed mode's tasks; the
-    stacked mode runs in this process. ``mode="distributed"`` needs a client.
+    ``client`` (a ``distributed.Client``) runs the distributed mode's tasks; ``stacked``
+    and ``loop`` run in this process, ``percore`` in forked processes of this one (one per
+    core). ``mode="distributed"`` needs a client; ``auto`` is :func:`pick_mode`'s rule
+    (here without a local pool: ``loop`` on CPU unless a client is given).
 
     Examples
     --------
@@ -152,11 +158,13 @@ def train(
         resolve_device(device)  # a clear error before anything starts
     cells = resolve_cells(store, cells, storage_options)
     mode, why = pick_mode(mode, device, client is not None)
+    if config.steps == "auto" and mode in ("stacked", "loop"):
+        config = replace(config, steps="stacked" if mode == "stacked" else "per-model")
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     t0 = time.perf_counter()
-    if mode == "stacked":
+    if mode in ("stacked", "loop"):
         dev = resolve_device(device)
-        say(f"mode: stacked ({why}); {len(cells)} epigenome(s) on {dev}")
+        say(f"mode: {mode} ({why}); {len(cells)} epigenome(s) on {dev}")
         bar = _bar(config.epochs, progress)
 
         def report(epoch, aucs):
@@ -164,6 +172,22 @@ def train(
             bar.set_postfix_str(_auc_text(cells, aucs))
 
         results = [fit_group(store, cells, config, run, str(dev), storage_options, report)]
+        bar.close()
+    elif mode == "percore":
+        from chromestore.training.config import usable_cores
+        from chromestore.training.pool import fit_per_core, groups
+
+        if device.startswith("cuda"):
+            raise ValueError("--mode percore trains on the CPU cores; use --mode stacked "
+                             "(or auto) for --device cuda")
+        n = len(groups(cells, usable_cores()))
+        say(f"mode: percore ({why}); {len(cells)} epigenome(s) in {n} process(es)")
+        bar = _bar(len(cells), progress, unit="cell")
+
+        def done(res):
+            bar.update(len(res["cells"]))
+
+        results = fit_per_core(store, cells, config, run, storage_options, on_done=done)
         bar.close()
     else:
         per = f"{group_size} per task" if group_size > 0 else "one group per worker"
@@ -182,11 +206,23 @@ def train(
         results = fit_distributed(client, store, cells, config, run, device,
                                   storage_options, group_size, on_done=done)
         bar.close()
+    say(timing_text(results))
     excluded = {c: n for r in results for c, n in r["excluded_report"].items() if n}
     if excluded:
         say("excluded for missing signal: " + ", ".join(f"{c} {n} genes" for c, n in excluded.items()))
     ds = assemble(results, config, mode, time.perf_counter() - t0)
     return R.write_run(store, run, ds, storage_options)
+
+
+def timing_text(results: Sequence[dict]) -> str:
+    """``time in groups (summed over N): load 1.2 s, train steps …``: where the groups'
+    seconds went (to profile a run; benchmarks/train.py prints it)."""
+    total: dict[str, float] = {}
+    for r in results:
+        for k, v in r.get("timings", {}).items():
+            total[k] = total.get(k, 0.0) + v
+    parts = ", ".join(f"{k} {v:.1f} s" for k, v in total.items())
+    return f"time in groups (summed over {len(results)}): {parts}"
 
 
 def _bar(total: int, enabled: bool, unit: str = "epoch"):
@@ -205,8 +241,14 @@ def _auc_text(cells: Sequence[str], aucs: np.ndarray) -> str:
 
 # --- the runner of kind "torch" (chromestore.training.request) -----------------------------
 def plan(request: TrainRequest, cluster: bool) -> tuple[TrainRequest, bool]:
-    """Resolve ``--mode auto``; a cluster is heavy work only for the distributed mode."""
-    mode, why = pick_mode(request.setting("mode"), request.setting("device"), cluster)
+    """Resolve ``--mode auto``; a cluster is heavy work only for the distributed mode.
+
+    ``cluster``: the user gave one (a scheduler or ``--workers N``); the setting
+    ``local_pool`` (set by the app): a local pool of workers may be started (not
+    ``--workers 0``), which ``auto`` uses on a CPU with several cores.
+    """
+    mode, why = pick_mode(request.setting("mode"), request.setting("device"), cluster,
+                          local_pool=bool(request.setting("local_pool")))
     return request.with_settings(mode=mode, mode_reason=why), mode == "distributed"
 
 
@@ -216,6 +258,7 @@ def run(request: TrainRequest, client=None) -> str:
     config = TrainConfig(model=request.model, split=request.split, seed=request.seed,
                          epochs=s("epochs"), patience=s("patience") or None,
                          batch_size=s("batch_size"), lr=s("lr"), transform=s("transform"),
+                         precision=s("precision") or "fp32",
                          hparams={k: v for k, v in request.options.items() if v is not None})
     ds = train(request.store, request.run, request.cells, config, mode=s("mode"),
                device=s("device"), storage_options=request.storage_options,

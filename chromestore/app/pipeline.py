@@ -135,9 +135,10 @@ def _train_all(store: str, name: str, cells, cfg: RunConfig, *, split: str, spli
     tc = TrainConfig(split=split, seed=cfg.seed, epochs=cfg.epochs, patience=cfg.patience,
                      split_over=split_over)
     n = "all" if cells == "all" else len(cells.split(",") if isinstance(cells, str) else cells)
-    with _Stage(f"DeepChrome: {n} epigenome(s) trained together, up to {cfg.epochs} epochs"):
+    with _Stage(f"DeepChrome: {n} epigenome(s), up to {cfg.epochs} epochs"):
+        # auto: stacked on a GPU, else one group per worker of the cluster (or a loop here)
         train(store, name, cells if isinstance(cells, str) else ",".join(cells), tc,
-              mode="stacked", progress=cfg.progress)
+              mode="auto", progress=cfg.progress, client=client)
     with _Stage(f"peers ({', '.join(cfg.peers)}) as Dask tasks"):
         run_peers(store, f"{name}-peers", list(cfg.peers), cells, genes=genes,
                   split_scheme=split, seed=cfg.seed, hyper=cfg.peer_hyper)

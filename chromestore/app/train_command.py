@@ -83,8 +83,14 @@ class ModelOptionsCommand(click.Command):
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--transform", type=click.Choice(["raw", "log1p"]), default="raw",
               show_default=True, help="Input transform (raw counts as in the paper).")
-@click.option("--mode", type=click.Choice(["auto", "stacked", "distributed"]), default="auto",
-              show_default=True)
+@click.option("--mode", type=click.Choice(["auto", "stacked", "loop", "percore", "distributed"]),
+              default="auto", show_default=True,
+              help="auto: stacked on a GPU; on CPU percore (distributed with --scheduler or "
+              "--workers N, loop with --workers 0). stacked: one batched ensemble here; loop: "
+              "the models stepped one by one here; percore: one forked single-threaded "
+              "process per core; distributed: one group per Dask worker.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True, help="bf16: bfloat16 autocast (CPUs with avx512_bf16, GPUs).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--group-size", type=int, default=0, show_default=True,
               help="Epigenomes per Dask task (distributed mode); 0: one stacked group per worker.")
@@ -126,6 +132,8 @@ def train(ctx, store, model, cells, split, seed, run, **values):
                           seed=seed, settings=settings, given=given, options=options,
                           storage_options=so, progress=session.progress(ctx))
     require_expression(ds, req.cells, store)
+    # a local pool of workers may be started unless --workers 0 said no
+    req = req.with_settings(local_pool=session.wants_cluster(ctx, heavy=True))
     req, heavy = TR.plan(req, session.wants_cluster(ctx, heavy=False))
     if heavy is None:
         click.echo(TR.run(req))

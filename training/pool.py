@@ -1,0 +1,63 @@
+"""Train on every core of this machine: forked worker processes, one thread each.
+
+On a CPU, two processes of one thread each step small models faster than one process of
+two threads (OpenMP's barriers cost more than these matmuls gain), and a forked process
+starts in a tenth of a second where a Dask worker has to import torch again (seconds,
+on a short run a large share of the whole; measured in benchmarks/train.py). So the
+``percore`` mode splits the epigenomes into one contiguous group per core and fits each
+group with :func:`chromestore.training.ensemble.fit_group` in a process forked from this
+one (the loader reads each group's data once in its process). It needs the ``fork``
+start method (Linux); :func:`available` says whether it is there.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numpy as np
+
+from chromestore.training.config import TrainConfig, usable_cores
+
+
+def available() -> bool:
+    """Whether worker processes can be forked here."""
+    return "fork" in mp.get_all_start_methods()
+
+
+def groups(cells: Sequence[str], workers: int) -> list[list[str]]:
+    """``cells`` in at most ``workers`` contiguous groups of near-equal size."""
+    n = max(1, min(workers, len(cells)))
+    return [list(part) for part in np.array_split(np.array(cells, dtype=object), n) if len(part)]
+
+
+def _fit(store, cells, config, run, storage_options):
+    import dask
+
+    from chromestore.training.ensemble import fit_group
+
+    # Dask's thread pool of the parent has no threads in a fork (it would wait forever);
+    # this process has one thread to give anyway.
+    with dask.config.set(scheduler="synchronous"):
+        return fit_group(store, cells, config, run, "cpu", storage_options, threads=1)
+
+
+def fit_per_core(store: str, cells: Sequence[str], config: TrainConfig, run: str | None,
+                 storage_options: dict | None = None, workers: int | None = None,
+                 on_done: Callable[[dict], None] | None = None) -> list[dict]:
+    """Fit ``cells`` in one forked single-threaded process per core (``workers``);
+    the groups' results in the order of ``cells``."""
+    if not available():
+        raise RuntimeError("the percore mode needs the 'fork' start method; use --mode loop")
+    parts = groups(cells, workers or usable_cores())
+    results = []
+    with ProcessPoolExecutor(len(parts), mp_context=mp.get_context("fork")) as ex:
+        futures = [ex.submit(_fit, store, g, config, run, storage_options) for g in parts]
+        for fut in as_completed(futures):
+            res = fut.result()
+            results.append(res)
+            if on_done:
+                on_done(res)
+    order = {c: i for i, c in enumerate(cells)}
+    return sorted(results, key=lambda r: order[r["cells"][0]])
