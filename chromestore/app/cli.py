@@ -31,13 +31,14 @@ def _register() -> None:
         analyze_commands,
         ingest_commands,
         pipeline,
+        predict_commands,
         simulate_command,
         store_commands,
         train_command,
     )
 
     for module in (store_commands, ingest_commands, simulate_command, train_command,
-                   analyze_commands, pipeline):
+                   analyze_commands, pipeline, predict_commands):
         for command in module.COMMANDS:
             main.add_command(command)
 
