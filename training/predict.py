@@ -69,7 +69,8 @@ def estimator_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray],
     features = entry.features or (lambda s: s.reshape(len(s), -1))
 
     def score(x: np.ndarray) -> np.ndarray:
-        return np.asarray(weights.predict_proba(features(x))[:, 1], np.float32)
+        p = np.asarray(weights.predict_proba(features(x)), np.float32)
+        return p[:, 1] if p.ndim == 2 else p  # scikit-learn's (n, 2) or P(class 1) alone
 
     return score
 
