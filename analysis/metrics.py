@@ -293,3 +293,18 @@ def read_metrics(store: str | Path, name: str, storage_options: dict | None = No
     target = R.metrics_store(store, name, storage_options)
     return xr.open_zarr(target.url, zarr_format=3, consolidated=False,
                         storage_options=target.storage_options).load()
+
+
+def cross_vs_within(cross: dict[str, float], within: dict[str, float]) -> pd.DataFrame:
+    """Per epigenome: AUROC of a model trained on other epigenomes (cross, e.g. leave one
+    epigenome out) against its own model's (within), and the difference; one row per cell.
+
+    Examples
+    --------
+    >>> cross_vs_within({"E003": 0.86}, {"E003": 0.81}).round(2).values.tolist()
+    [['E003', 0.81, 0.86, 0.05]]
+    """
+    cells = [c for c in within if c in cross]
+    return pd.DataFrame({"cell": cells, "within_auroc": [within[c] for c in cells],
+                         "cross_auroc": [cross[c] for c in cells],
+                         "cross_minus_within": [cross[c] - within[c] for c in cells]})
