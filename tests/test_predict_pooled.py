@@ -26,7 +26,7 @@ def runs(tmp_path_factory):
 
 def test_pooled_model_predicts_each_held_out_epigenome_near_its_own_model(runs):
     _, cross, within = runs
-    a_cross, a_within = pooled.test_auroc(cross), pooled.test_auroc(within)
+    a_cross, a_within = pooled.test_auroc(cross), pooled.test_auroc(within, "deepchrome")
     for c in CELLS:
         print(f"{c}: cross-epigenome {a_cross[c]:.3f}, within-epigenome {a_within[c]:.3f}")
     assert all(a_cross[c] > 0.75 for c in CELLS)
@@ -45,3 +45,27 @@ def test_a_pooled_run_predicts_without_from_cell_with_per_epigenome_normalisatio
     ds = chromestore.open_store(path).sel(cell=["E116"]).load()
     deeper = ds.assign(signal=ds.signal * 3.0)
     np.testing.assert_allclose(model.predict(deeper).values, scores.values, atol=1e-4)
+
+
+def test_train_cli_pools_epigenomes_scores_unseen_ones_and_predict_needs_no_from_cell(runs,
+                                                                                      tmp_path):
+    from click.testing import CliRunner
+
+    from chromestore.app.cli import main
+
+    path, _, _ = runs
+    res = CliRunner().invoke(main, ["--workers", "0", "train", str(path), "--model",
+                                    "deepchrome-pooled", "--cells", "E003,E005", "--test-cells",
+                                    "E116", "--epochs", "2", "--split", "random",
+                                    "--run", "cli-pooled"])
+    assert res.exit_code == 0, res.output
+    assert "E116 (unseen)" in res.output and "E003 (left out)" in res.output
+    run = chromestore.open_run(path, "cli-pooled")
+    assert run.attrs["test_cells"] == ["E116"] and run.attrs["train_cells"] == ["E003", "E005"]
+    assert np.isfinite(run.prediction.sel(model="deepchrome-pooled", cell="E116")).sum() > 100
+    csv = tmp_path / "p.csv"
+    res = CliRunner().invoke(main, ["--workers", "0", "predict", str(path), "--run",
+                                    "cli-pooled", "--cells", "E116", "--output", str(csv)])
+    assert res.exit_code == 0, res.output
+    assert "deepchrome-pooled from E003+E005" in res.output
+    assert len(csv.read_text().splitlines()) == 401

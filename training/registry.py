@@ -69,6 +69,7 @@ BUILTIN = (
     "chromestore.training.peers.baselines:RF_BESTBIN",
     "chromestore.training.peers.attentivechrome:ENTRY",
     "chromestore.training.peers.regression_run:ENTRY",
+    "chromestore.training.pooled:ENTRY",
 )
 
 
