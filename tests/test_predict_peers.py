@@ -49,3 +49,21 @@ def test_exporting_a_scikit_learn_forest_refuses_naming_pickle(stores, tmp_path)
     run_peers(a, "p-rf", ["rf-bestbin"], cells=["E003"], split_scheme="random", seed=0)
     with pytest.raises(X.ExportError, match="rf-bestbin.*without pickle"):
         X.export_model(a, "p-rf", tmp_path / "rf", cell="E003")
+
+
+@pytest.mark.parametrize("cell_stats", [False, True])
+def test_regression_model_predicts_log_rpkm_of_an_unseen_epigenome_as_its_run_did(
+        tmp_path, cell_stats):
+    from chromestore.training.peers.regression_run import run_regression
+
+    path = tmp_path / "r.zarr"
+    chromestore.simulate(path, cells=["E003", "E004", "E116"], genes=300, seed=0)
+    run = run_regression(path, "reg", ["E003", "E004"], ["E116"], use_cell_stats=cell_stats,
+                         split_scheme="random", seed=0, epochs=2)
+    model = P.from_run(path, "reg")
+    assert model.task == "regression" and model.train_cells == ["E003", "E004"]
+    scores = P.predict_store(path, model, ["E116"])
+    kept = run.prediction.sel(model="deepchrome-regression", cell="E116")[0].values
+    test = np.isfinite(kept)
+    np.testing.assert_allclose(scores.values[0][test], kept[test], atol=1e-4)
+    assert (P.to_table(scores)["label"] == "").all()

@@ -199,10 +199,14 @@ def score_array(values: np.ndarray, cells, genes, predictor: Predictor) -> xr.Da
 def run_models(run: xr.Dataset) -> list[tuple[str, str]]:
     """The (model, epigenome) pairs of a run that can be chosen for prediction."""
     pooled = run.attrs.get("pooled_models") or {}
+    trained_on = run.attrs.get("train_cells")
     pairs = []
     for model in [str(m) for m in run[V.MODEL].values]:
+        entry = registry.find(model)
         if model in pooled:
             pairs.append((model, pooled[model]["key"]))
+        elif trained_on and entry is not None and entry.kind == "pooled":
+            pairs.append((model, "+".join(trained_on)))
         else:
             pairs += [(model, str(c)) for c in run[V.CELL].values]
     return pairs

@@ -75,3 +75,32 @@ def logistic_from_arrays(arrays: Mapping[str, np.ndarray], rest: Mapping) -> Any
                        stderr=arrays["stderr"], z=arrays["z"], pvalue=arrays["pvalue"],
                        intercept_stderr=rest["intercept_stderr"],
                        intercept_pvalue=rest["intercept_pvalue"], n_iter=rest["n_iter"])
+
+
+def regression_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
+    """``deepchrome-regression``: predicted log(RPKM + 1); the epigenome's cell statistics
+    appended when it was trained with them; a model trained with k-mers (``--fasta``) refuses."""
+    import torch
+
+    from chromestore.training.peers import regression as G
+
+    if hp.get("fasta"):
+        raise ValueError("this deepchrome-regression model reads k-mers of a genome FASTA "
+                         "(--fasta); predict supports models of histone marks only")
+    state = weights["state_dict"]
+    n_channels = int(state["net.conv.weight"].shape[1])
+    n_bins = int(weights.get("n_bins") or hp.get("n_bins") or 100)
+    net = G.DeepChromeRegressor(n_channels, n_bins, float(hp.get("dropout", 0.5)))
+    net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+    net.eval()
+    mean = np.asarray(weights["mean"], np.float32)
+    scale = np.asarray(weights["scale"], np.float32)
+
+    def score(x: np.ndarray) -> np.ndarray:
+        if hp.get("cell_stats"):
+            x = G.with_cell_stats(x)
+        xs = torch.from_numpy(((x - mean) / scale).astype(np.float32))
+        with torch.no_grad():
+            return torch.cat([net(xs[i:i + 1024]) for i in range(0, len(xs), 1024)]).numpy()
+
+    return score
