@@ -55,7 +55,7 @@ def test_train_cli_pools_epigenomes_scores_unseen_ones_and_predict_needs_no_from
 
     path, _, _ = runs
     res = CliRunner().invoke(main, ["--workers", "0", "train", str(path), "--model",
-                                    "deepchrome-pooled", "--cells", "E003,E005", "--test-cells",
+                                    "pooled", "--cells", "E003,E005", "--test-cells",
                                     "E116", "--epochs", "2", "--split", "random",
                                     "--run", "cli-pooled"])
     assert res.exit_code == 0, res.output
@@ -67,5 +67,20 @@ def test_train_cli_pools_epigenomes_scores_unseen_ones_and_predict_needs_no_from
     res = CliRunner().invoke(main, ["--workers", "0", "predict", str(path), "--run",
                                     "cli-pooled", "--cells", "E116", "--output", str(csv)])
     assert res.exit_code == 0, res.output
-    assert "deepchrome-pooled from E003+E005" in res.output
+    assert "deepchrome from E003+E005" in res.output
     assert len(csv.read_text().splitlines()) == 401
+
+
+@pytest.mark.parametrize("model", ["shallowchrome", "rf-bestbin"])
+def test_an_arrays_classifier_pools_too_and_its_pooled_model_predicts(runs, model):
+    path, _, _ = runs
+    cross = pooled.leave_one_out(path, f"loeo-{model}", CELLS, model=model, split="random",
+                                 seed=0, hyper={"trees": [50]} if model == "rf-bestbin" else None)
+    assert str(cross.model.values[0]) == f"{model}-pooled"
+    aucs = pooled.test_auroc(cross)
+    print(model, {c: round(a, 3) for c, a in aucs.items()})
+    assert all(a > 0.65 for a in aucs.values())
+    predictor = P.from_run(path, f"loeo-{model}")
+    assert predictor.normalisation["kind"] == "per-epigenome-scale"
+    scores = P.predict_store(path, predictor, ["E116"])
+    assert np.isfinite(scores.values).all()

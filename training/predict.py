@@ -173,15 +173,19 @@ def _step(offsets: Sequence[int]) -> int | None:
 
 
 def normalise(x: np.ndarray, normalisation: dict | None) -> np.ndarray:
-    """Per-epigenome input normalisation: each mark × bin standardised by the epigenome's own
-    mean and standard deviation over its genes (``{"kind": "per-epigenome"}``); None: as is."""
+    """Per-epigenome input normalisation of ``x (genes, marks, bins)``, by the epigenome's
+    own statistics over its genes: ``{"kind": "per-epigenome"}`` standardises each mark ×
+    bin (mean 0, std 1), ``"per-epigenome-scale"`` divides it by its mean; None: as is."""
     if not normalisation:
         return x
-    if normalisation.get("kind") != "per-epigenome":
-        raise PredictError(f"unknown normalisation {normalisation.get('kind')!r}")
+    kind = normalisation.get("kind")
     mean = x.mean(axis=0, keepdims=True)
-    std = x.std(axis=0, keepdims=True)
-    return ((x - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    if kind == "per-epigenome":
+        std = x.std(axis=0, keepdims=True)
+        return ((x - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    if kind == "per-epigenome-scale":
+        return (x / np.where(mean > 0, mean, 1.0)).astype(np.float32)
+    raise PredictError(f"unknown normalisation {kind!r}")
 
 
 def score_array(values: np.ndarray, cells, genes, predictor: Predictor) -> xr.DataArray:
@@ -235,7 +239,8 @@ def from_run(store: StoreLike, name: str, *, model: str | None = None,
     store = Store.of(store, storage_options)
     run = R.open_run(store, name)
     model, key = choose(run, name, model, from_cell)
-    entry = registry.get(model)
+    pooled = (run.attrs.get("pooled_models") or {}).get(model, {})
+    entry = registry.get(pooled.get("base", model))
     ds = store.open()
     hp = dict((run.attrs.get("models") or {}).get(model, {}))
     members = []
@@ -248,15 +253,14 @@ def from_run(store: StoreLike, name: str, *, model: str | None = None,
         raise PredictError(f"run {name!r} keeps no weights of {model} from {key} (was it "
                            "trained to the end, with a run name?)")
     first = members[0] if isinstance(members[0], dict) else {}
-    pooled = (run.attrs.get("pooled_models") or {}).get(model, {})
     return Predictor(
-        model=model, task=entry.task,
+        model=entry.name, task=entry.task,
         marks=[str(m) for m in ds[V.MARK].values],
         bin_offset=[int(v) for v in ds[V.bin_offset.name].values],
         transform=str(first.get("transform", hp.get("transform", "raw"))),
         hparams=R.jsonable(hp, nonfinite_as_str=True), members=members,
         train_cells=key.split("+"), normalisation=pooled.get("normalisation"),
-        spec={"run": name, "label_rule": run.attrs.get("label_rule"),
+        spec={"run": name, "run_model": model, "label_rule": run.attrs.get("label_rule"),
               "split_scheme": run.attrs.get("split_scheme"), "seed": run.attrs.get("seed"),
               "window": ds.attrs.get("window"), "bin_size": ds.attrs.get("bin_size"),
               "genome": ds.attrs.get("genome"),
