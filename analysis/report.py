@@ -250,6 +250,8 @@ def write_report(
         for g in explained:
             image(F.fig_explained(g), f"explained {g['gene']}")
 
+    if cross_within is None:
+        cross_within = M.cross_vs_within_of(metrics)
     if cross_within is not None and len(cross_within):
         cross_within.to_csv(out / "data" / "cross_vs_within.csv", index=False)
         files = [*files, "cross_vs_within.csv"]

@@ -84,3 +84,21 @@ def test_an_arrays_classifier_pools_too_and_its_pooled_model_predicts(runs, mode
     assert predictor.normalisation["kind"] == "per-epigenome-scale"
     scores = P.predict_store(path, predictor, ["E116"])
     assert np.isfinite(scores.values).all()
+
+
+def test_analyze_of_a_run_and_its_pooled_run_reports_cross_against_within(runs, tmp_path):
+    from chromestore.app.analyze_commands import analyze_command
+
+    path, cross, within = runs
+    text = analyze_command(str(path), ["within", "loeo"], report_dir=str(tmp_path / "r"),
+                           interpret=False)
+    assert "deepchrome-pooled" in text and "deepchrome " in text
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Cross- against within-epigenome AUROC" in page
+    table = __import__("pandas").read_csv(tmp_path / "r" / "data" / "cross_vs_within.csv")
+    expected_cross = pooled.test_auroc(cross)
+    expected_within = pooled.test_auroc(within, "deepchrome")
+    assert list(table.cell) == CELLS and (table.model == "deepchrome").all()
+    np.testing.assert_allclose(table.cross_auroc, [expected_cross[c] for c in CELLS], atol=1e-6)
+    np.testing.assert_allclose(table.within_auroc, [expected_within[c] for c in CELLS],
+                               atol=1e-6)
