@@ -102,3 +102,19 @@ def test_analyze_of_a_run_and_its_pooled_run_reports_cross_against_within(runs, 
     np.testing.assert_allclose(table.cross_auroc, [expected_cross[c] for c in CELLS], atol=1e-6)
     np.testing.assert_allclose(table.within_auroc, [expected_within[c] for c in CELLS],
                                atol=1e-6)
+
+
+def test_a_pooled_model_exports_with_its_normalisation_and_reloads_to_the_same_scores(
+        runs, tmp_path):
+    import json
+
+    from chromestore.training import export as X
+
+    path, _, _ = runs
+    out = X.export_model(path, "loeo", tmp_path / "pooled")
+    spec = json.loads((out / "model.json").read_text())
+    assert spec["normalisation"]["kind"] == "per-epigenome"
+    assert spec["training_cells"] == CELLS and spec["model"] == "deepchrome"
+    direct = P.predict_store(path, P.from_run(path, "loeo"), ["E116"])
+    again = chromestore.load_model(out).predict(chromestore.open_store(path).sel(cell=["E116"]))
+    np.testing.assert_allclose(again.values, direct.values, atol=1e-5)
