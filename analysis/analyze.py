@@ -64,6 +64,16 @@ def signal_is_simulated(store, cells, storage_options: dict | None = None) -> bo
     return bool(sources) and all(f == "simulated" for f in sources)
 
 
+def store_orientation(store, genes, storage_options: dict | None = None) -> dict:
+    """The store's bin orientation and how many of ``genes`` have no strand (genome order)."""
+    import chromestore
+
+    ds = chromestore.open_store(store, storage_options)
+    strand = ds["gene_strand"].sel({V.GENE: genes}).values.astype(object)
+    return {"orientation": ds.attrs.get("orientation", "genomic"),
+            "genes_strand_unknown": int((strand == ".").sum())}
+
+
 def analyze_run(
     store: str | os.PathLike,
     names: str | Sequence[str],
@@ -85,6 +95,7 @@ def analyze_run(
     # Accuracy on simulated signal is never compared with DeepChrome's published accuracy.
     out = M.compute_metrics(run, client=client, published=None if simulated else M.PUBLISHED)
     out.attrs["signal"] = "simulated" if simulated else "ingested"
+    out.attrs.update(store_orientation(store, run[V.GENE].values, storage_options))
     for name, (value, metric) in model_metrics(run).items():
         out[name] = value
         out[name].attrs["description"] = metric.doc

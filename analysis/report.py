@@ -98,6 +98,17 @@ table.num th{background:#f2f6fa} img{max-width:100%;height:auto;display:block;ma
 """
 
 
+def orientation_note(attrs) -> str:
+    """One sentence: which way the bins of the store run."""
+    if attrs.get("orientation") != "5to3":
+        return (f"Bin orientation of the store: {attrs.get('orientation', 'unknown')!s} "
+                "(not 5'→3': upstream and downstream are not told apart).")
+    unknown = int(attrs.get("genes_strand_unknown", 0))
+    return ("Bins run 5'→3' along each gene (store orientation 5to3): bin 0 is 5 kb upstream "
+            "of the TSS on the gene's strand, so positive positions lie in the gene body"
+            + (f"; {unknown} gene(s) of unknown strand keep genome order." if unknown else "."))
+
+
 def write_report(
     run: xr.Dataset,
     metrics: xr.Dataset,
@@ -160,6 +171,7 @@ def write_report(
         "100 bins of 100 bp around the TSS; scores are on held-out test genes. "
         "Every number shown is in <code>data/</code>.</p>"
     )
+    parts.append(f'<p class="note">{html.escape(orientation_note(metrics.attrs))}</p>')
 
     has_published = "published_auc" in metrics
     simulated_note = (

@@ -15,6 +15,7 @@ import xarray as xr
 
 from chromestore import store as S
 from chromestore import variables as V
+from chromestore.bins import to_5to3
 from chromestore.errors import InputError
 
 
@@ -25,11 +26,12 @@ class GeneKeys:
     gene: np.ndarray  # ENSGID_SYMBOL keys, store order
     gene_id: np.ndarray  # Ensembl ids
     n_bins: int
+    strand: np.ndarray | None = None  # orients sources in genome order as the store (5'→3')
 
     @classmethod
     def from_store(cls, ds: xr.Dataset) -> GeneKeys:
         return cls(ds[V.GENE].values.astype(object), ds[V.gene_id.name].values.astype(object),
-                   ds.sizes[V.BIN])
+                   ds.sizes[V.BIN], ds[V.gene_strand.name].values.astype(object))
 
 
 @dataclass
@@ -46,7 +48,9 @@ def align_genes(keys: GeneKeys, source: xr.DataArray) -> Aligned:
 
     ``source.attrs["gene_key"]`` says which store labels its gene labels are:
     ``"gene"`` (``ENSGID_SYMBOL``, the default) or ``"gene_id"`` (an Ensembl id, which
-    fills every store gene with that id: REMC repeats 7 ids under two symbols).
+    fills every store gene with that id: REMC repeats 7 ids under two symbols). A source
+    whose ``attrs["orientation"]`` is ``"genome"`` (bins in genome order, as the published
+    CSV datasets) has the bins of the store's ``-`` genes reversed: 5'→3', as the store.
     """
     key = source.attrs.get("gene_key", V.GENE)
     store_keys = pd.Index(getattr(keys, key))
@@ -57,6 +61,9 @@ def align_genes(keys: GeneKeys, source: xr.DataArray) -> Aligned:
     have = pos >= 0
     values = np.full((len(store_keys),) + source.shape[1:], np.nan, dtype=np.float32)
     values[have] = source.values[pos[have]]
+    if (source.attrs.get("orientation") == "genome" and keys.strand is not None
+            and V.BIN in source.dims):
+        values = to_5to3(values, keys.strand, axis=source.dims.index(V.BIN))
     unmatched = [str(g) for g in labels[~labels.isin(store_keys)]]
     return Aligned(values, int(have.sum()), unmatched)
 

@@ -13,8 +13,8 @@ coordinates, bins mapped back to genome order with :mod:`chromestore.bins`:
   mean count over the mark's mean count in the real E003 sample × the cell's depth
   (a fold enrichment).
 * ``deepchrome-csv``: one folder per cell with ``classification/{train,valid,test}.csv``
-  (the Zenodo 2652278 layout), DeepChrome's split by file order and its median label
-  (RPKM above the cell's median over all 19,802 genes).
+  (the Zenodo 2652278 layout: bins in genome order, as published), DeepChrome's split by
+  file order and its median label (RPKM above the cell's median over all 19,802 genes).
 
 Windows are emitted once per distinct window (genes sharing a window share their
 signal). Where two genes' windows overlap, the files hold the reads (values, peaks)
@@ -301,7 +301,8 @@ def emit(ds: xr.Dataset, out: str | os.PathLike, fmt: str, seed: int = 0) -> Pat
             expr = ds[V.expression.name].sel({V.CELL: cell}).values
             labels = expr > np.nanmedian(rpkm)
             order = [marks.index(m) for m in DEEPCHROME_MARKS]
-            _write_deepchrome(out / cell / "classification", genes, cube[:, order], labels)
+            published = to_genome_order(cube[:, order], genes["strand"].to_numpy())  # as published
+            _write_deepchrome(out / cell / "classification", genes, published, labels)
             rows.append((cell, "", fmt, f"{cell}"))
             continue
         depth = cell_depth(cell, seed)

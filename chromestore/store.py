@@ -3,7 +3,8 @@
 Layout (Zarr v3, written through xarray): ``signal`` (cell, gene, mark, bin),
 ``expression`` (cell, gene) and ``peak_max`` (cell, gene, mark), chunked one cell
 at a time (default 1 × 2048 genes × all marks × all bins, zstd), coordinates in one
-chunk. Group attributes hold the format name and version, the genome build, the
+chunk. Group attributes hold the format name and version, the bin orientation (``5to3``:
+bin 0 is 5 kb upstream of the TSS on the gene's strand), the genome build, the
 window and bin size, and per (cell, mark) provenance; a (cell, mark) appears in
 ``attrs["completed"]`` only after its region was written.
 """
@@ -160,6 +161,7 @@ def template(
     ds.attrs.update(
         format=V.FORMAT_NAME,
         format_version=V.FORMAT_VERSION,
+        orientation=V.ORIENTATION,
         genome=genome,
         window=int(window),
         bin_size=int(bin_size),
@@ -266,7 +268,11 @@ def open_store(
                                           else "no chromestore store here (no zarr.json)"))
     ds = xr.open_zarr(handle.url, consolidated=False, storage_options=handle.storage_options,
                       zarr_format=3)
-    ds = V.validate(ds) if validate else ds
+    if validate:
+        try:
+            ds = V.validate(ds)
+        except V.SchemaError as e:
+            raise V.SchemaError(f"{handle}: {e}") from None
     # reads of a chunk that fails its checksum raise ChunkError naming the chunk
     return integrity.checked_variables(ds, handle.group("r"), handle.url, CELL_VARS)
 

@@ -22,10 +22,17 @@ REPEAT = "repeat"
 DEFAULT_MARKS = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
 
 #: On-disk format name and version written into every store's attrs.
+#: v2: bins 5'→3' along every gene of known strand (attrs ``orientation: "5to3"``);
+#: v1 stores hold the shipped genes as ``+`` in genome order (convert: ``chromestore upgrade``).
 FORMAT_NAME = "chromestore"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Versions this code can read.
-READABLE_VERSIONS = (1,)
+READABLE_VERSIONS = (2,)
+#: Versions :func:`chromestore.upgrade.upgrade_store` converts to the current one.
+UPGRADABLE_VERSIONS = (1,)
+#: The ``orientation`` attribute of a current store: bins 5'→3' (``-`` genes reversed
+#: against the genome; genes of unknown strand ``.`` in genome order).
+ORIENTATION = "5to3"
 
 #: Split codes used by ``split``.
 TRAIN, VALID, TEST = 0, 1, 2
@@ -75,7 +82,11 @@ gene_id = Spec("gene_id", (GENE,), "UOT", None, "Ensembl gene id, e.g. ENSG00000
 gene_name = Spec("gene_name", (GENE,), "UOT", None, "Gene symbol, e.g. TSPAN6.")
 gene_chrom = Spec("gene_chrom", (GENE,), "UOT", None, "Chromosome of the TSS, e.g. chrX.")
 gene_tss = Spec("gene_tss", (GENE,), "i", "int64", "TSS position, 0-based genome coordinate.")
-gene_strand = Spec("gene_strand", (GENE,), "UOT", None, "Strand of the gene, '+' or '-'.")
+gene_strand = Spec(
+    "gene_strand", (GENE,), "UOT", None,
+    "Strand of the gene: '+', '-' (bins reversed against the genome: 5'->3'), or '.' "
+    "(unknown: bins in genome order).",
+)
 mark = Spec("mark", (MARK,), "UOT", None, "Histone mark name, e.g. H3K4me3.")
 bin_ = Spec("bin", (BIN,), "i", "int64", "Bin index 0..n-1, ordered 5'->3' along the gene.")
 bin_offset = Spec(
@@ -317,11 +328,24 @@ def validate(ds: xr.Dataset, *, check_version: bool = True) -> xr.Dataset:
                 f"not a chromestore store (format attribute is {fmt!r}, expected {FORMAT_NAME!r})"
             )
         version = ds.attrs.get("format_version")
+        if version in UPGRADABLE_VERSIONS:
+            raise SchemaError(
+                f"store format version {version} holds every gene's bins in genome order "
+                f"(an older chromestore stored all genes as '+'); this chromestore reads "
+                f"version {FORMAT_VERSION}, bins 5'->3': convert the store in place with "
+                "`chromestore upgrade STORE` (or re-ingest it)"
+            )
         if version not in READABLE_VERSIONS:
             raise SchemaError(
                 f"store format version {version!r} is not supported by this chromestore "
                 f"(reads {', '.join(map(str, READABLE_VERSIONS))}); "
                 "upgrade chromestore or re-ingest the store with this version"
+            )
+        orientation = ds.attrs.get("orientation")
+        if orientation != ORIENTATION:
+            raise SchemaError(
+                f"store orientation attribute is {orientation!r}, expected {ORIENTATION!r} "
+                "(bins 5'->3')"
             )
     for spec in COORDS + DATA:
         spec.check(ds)

@@ -27,9 +27,9 @@ def real_genes() -> pd.DataFrame:
 
 @pytest.fixture
 def small_genes(real_genes) -> pd.DataFrame:
-    """300 real genes; every third one put on the minus strand."""
+    """300 real genes with their real strands (145 +, 155 -), every 25th made unknown (.)."""
     genes = real_genes.iloc[:300].copy().reset_index(drop=True)
-    genes.loc[genes.index % 3 == 0, "strand"] = "-"
+    genes.loc[genes.index % 25 == 24, "strand"] = "."
     return genes
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 
 import numpy as np
 import pytest
 
 import chromestore
-from chromestore.bins import bin_coordinates, genome_bin_starts, to_genome_order
+from chromestore.bins import bin_coordinates, genome_bin_starts, to_5to3, to_genome_order
 from chromestore.errors import InputError
 from chromestore.expression import align_expression, read_rpkm
+from chromestore.genes import StrandWarning, strand_counts
 from tests.conftest import RPKM
 
 
@@ -20,16 +22,46 @@ def test_gene_bed__real_gene_list(real_genes):
     assert (first.gene, first.gene_id, first.gene_name) == (
         "ENSG00000000003_TSPAN6", "ENSG00000000003", "TSPAN6",
     )
-    assert first.chrom == "chrX" and first.tss == 99884988 + 10000 and first.strand == "+"
+    assert first.chrom == "chrX" and first.tss == 99884988 + 10000
     # 7 Ensembl ids appear twice with two symbols: the key stays unique
     assert real_genes.gene_id.duplicated().sum() == 7 and not real_genes.gene.duplicated().any()
 
 
-def test_gene_bed__strand_column(tmp_path):
+def test_gene_bed__shipped_annotation_is_bed6_with_gencode_strands(real_genes):
+    # TSPAN6 lies on the minus strand (GENCODE v19), TNMD on the plus strand
+    strand = dict(zip(real_genes.gene_name, real_genes.strand, strict=False))
+    assert strand["TSPAN6"] == "-" and strand["TNMD"] == "+"
+    assert strand_counts(real_genes.strand) == {"+": 9984, "-": 9707, ".": 111}
+    # the 7 Ensembl ids listed under two symbols share one window, hence one strand
+    dup = real_genes[real_genes.gene_id.duplicated(keep=False)]
+    assert dup.groupby("gene_id").strand.nunique().max() == 1
+
+
+def test_gene_bed__strand_column_plus_minus_and_unknown(tmp_path):
     bed = tmp_path / "g.bed"
-    bed.write_text("chr1\t0\t20000\tENSG1_A\t0\t-\nchr2\t100\t20100\tENSG2_B\n")
-    genes = chromestore.read_genes(bed)
-    assert list(genes.strand) == ["-", "+"] and list(genes.tss) == [10000, 10100]
+    bed.write_text("chr1\t0\t20000\tENSG1_A\t0\t-\nchr2\t100\t20100\tENSG2_B\t0\t+\n"
+                   "chr3\t0\t20000\tENSG3_C\t0\t.\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a BED6 warns about nothing
+        genes = chromestore.read_genes(bed)
+    assert list(genes.strand) == ["-", "+", "."] and list(genes.tss) == [10000, 10100, 10000]
+
+
+def test_gene_bed__bed4_genes_get_unknown_strand_and_one_warning(tmp_path):
+    bed = tmp_path / "g4.bed"
+    bed.write_text("chr1\t0\t20000\tENSG1_A\nchr2\t100\t20100\tENSG2_B\n")
+    with pytest.warns(StrandWarning) as record:
+        genes = chromestore.read_genes(bed)
+    assert list(genes.strand) == [".", "."]
+    assert len(record) == 1
+    assert "g4.bed: 2 of 2 genes have no strand column" in str(record[0].message)
+
+
+def test_gene_bed__bad_strand_names_file_and_line(tmp_path):
+    bed = tmp_path / "bad.bed"
+    bed.write_text("chr1\t0\t20000\tENSG1_A\t0\t+\nchr1\t0\t20000\tENSG2_B\t0\tminus\n")
+    with pytest.raises(InputError, match="bad.bed, line 2: strand .column 6. must be"):
+        chromestore.read_genes(bed)
 
 
 def test_gtf__tss_is_start_on_plus_and_end_on_minus(tmp_path):
@@ -71,6 +103,16 @@ def test_minus_strand_bins__come_out_reversed():
     back = to_genome_order(values, np.array(["+", "-"]))
     np.testing.assert_array_equal(back[0], values[0])
     np.testing.assert_array_equal(back[1], values[1][::-1])
+
+
+def test_unknown_strand_bins__stay_in_genome_order():
+    starts = genome_bin_starts(np.array([10_000]), np.array(["."]), 5000, 100)
+    assert starts[0, 0] == 5000 and starts[0, -1] == 14_900
+    values = np.arange(300).reshape(3, 1, 100)  # gene, mark, bin
+    out = to_5to3(values, np.array(["+", "-", "."]))
+    np.testing.assert_array_equal(out[[0, 2]], values[[0, 2]])
+    np.testing.assert_array_equal(out[1, 0], values[1, 0, ::-1])
+    np.testing.assert_array_equal(to_genome_order(out, np.array(["+", "-", "."])), values)
 
 
 def test_bin_coordinates__of_a_store(tmp_path, small_genes):

@@ -25,7 +25,7 @@ def built(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("command", ["info", "query", "ingest", "labels"])
+@pytest.mark.parametrize("command", ["info", "query", "ingest", "labels", "upgrade"])
 def test_every_command_has_help(command):
     res = CliRunner().invoke(main, [command, "--help"])
     assert res.exit_code == 0 and "Usage:" in res.output
@@ -62,7 +62,7 @@ def test_labels__summary_per_epigenome(built):
 def test_query__by_symbol_prints_mark_by_bin(built):
     res = CliRunner().invoke(main, ["query", str(built), "--gene", "TSPAN6", "--cell", "E003"])
     assert res.exit_code == 0, res.output
-    assert "ENSG00000000003_TSPAN6  chrX:99894988 (+)" in res.output
+    assert "ENSG00000000003_TSPAN6  chrX:99894988 (-)" in res.output  # TSPAN6 is on -
     assert "expression 43.985 RPKM" in res.output
     assert sum(line.strip().startswith("H3K") for line in res.output.splitlines()) == 5
 

@@ -99,9 +99,16 @@ def test_ingest_deepdiff_csv__exact_values_centre_100_bins(tmp_path, store, e003
         read_samplesheet(sheet(tmp_path, rows))
     run_ingest(store, samples=sheet(tmp_path, rows[:1]))
     ds = open_store(store)
-    first = read_deepdiff_csv(E003 / "E003.train.csv")
+    # the file is in genome order; the store holds bins 5'→3' on the store's strands
+    strand = pd.Series(ds.gene_strand.values.astype(object), index=ds.gene.values.astype(object))
+    first = read_deepdiff_csv(E003 / "E003.train.csv", strand)
     got = ds.signal.sel(cell="E003", gene=first.gene.values).transpose("gene", "mark", "bin")
     np.testing.assert_array_equal(got.values, first.sel(mark=MARKS).values[:, :, 50:150])
+    genome = read_deepdiff_csv(E003 / "E003.train.csv", pd.Series(dtype=object))
+    minus = strand.loc[first.gene.values.astype(object)].to_numpy() == "-"
+    assert minus.any() and (~minus).any()
+    np.testing.assert_array_equal(got.values[minus],
+                                  genome.sel(mark=MARKS).values[minus][:, :, 149:49:-1])
     assert S.completed(ds) == {("E003", m) for m in MARKS}
     others = ~ds.gene.isin(first.gene.values).values
     assert np.isnan(ds.signal.sel(cell="E003").values[others]).all()

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_ingest_tagalign__matches_bedtools_multicov(tmp_path, small_genes, rng):
-    genes = small_genes  # 300 real genes, every third on the minus strand
+    genes = small_genes  # 300 real genes, their real strands (+, -, and a few unknown)
+    assert set(genes.strand) == {"+", "-", "."}
     n = 60_000
     gi = rng.integers(0, len(genes), n)
     chrom = genes.chrom.values.astype(object)[gi]
@@ -34,7 +35,14 @@ def test_ingest_tagalign__matches_bedtools_multicov(tmp_path, small_genes, rng):
     with gzip.open(reads, "wt") as fh:
         fh.write("".join(f"{c}\t{s}\t{s + w}\tN\t1000\t+\n"
                          for c, s, w in zip(chrom, start, length, strict=True)))
-    starts = genome_bin_starts(genes.tss.values, genes.strand.values, 5000, 100)
+    # the oracle's bins, written out by hand: bin 0 is 5 kb upstream of the TSS on the
+    # gene's strand, i.e. the window's highest 100 bp on the minus strand
+    tss = genes.tss.values[:, None]
+    b = np.arange(100)[None, :]
+    minus = (genes.strand.values == "-")[:, None]
+    starts = np.where(minus, tss + 5000 - (b + 1) * 100, tss - 5000 + b * 100)
+    np.testing.assert_array_equal(starts, genome_bin_starts(genes.tss.values,
+                                                            genes.strand.values, 5000, 100))
     with open(tmp_path / "bins.bed", "w") as fh:
         for g, c in enumerate(genes.chrom.values.astype(object)):
             fh.write("".join(f"{c}\t{s}\t{s + 100}\t{g}\t{b}\n" for b, s in enumerate(starts[g])))

@@ -11,9 +11,9 @@ PACKAGES = ("chromestore", "training", "analysis")
 
 def _module_map() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    start = text.index("**Where each piece lives**")
+    start = text.index("**Where each piece lives.**")
     rows = []
-    for line in text[start:].splitlines()[1:]:
+    for line in text[start:].splitlines():
         if rows and not line.startswith("|"):
             break
         if line.startswith("|") and not line.startswith("|---"):

@@ -60,19 +60,29 @@ def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_
     appended. Files are counted in parallel on Dask (an embedded cluster unless
     --scheduler; --workers 0: in this process; a small job, one file or under 50 MB,
     is counted in this process unless --workers or --scheduler is given)."""
+    import warnings
+
+    from chromestore.genes import StrandWarning
     from chromestore.ingest import plan_ingest, run_plan
 
-    plan = plan_ingest(
-        store, genes, samples, expression, cells=session.parse_cells(cells), window=window,
-        bin_size=bin_size, genome=genome, gene_chunk=gene_chunk, force=force,
-        storage_options=session.storage_options(ctx),
-    )
-    if not plan.pending:  # nothing to count: no cluster
-        report = run_plan(plan)
-    else:
-        heavy = not counts_in_process(len(plan.pending), plan.input_bytes)
-        with session.cluster(ctx, heavy=heavy) as client:
-            report = run_plan(plan, client=client, progress=session.progress(ctx))
+    with warnings.catch_warnings(record=True) as caught:  # the annotation is read in both
+        warnings.simplefilter("always", StrandWarning)
+        plan = plan_ingest(
+            store, genes, samples, expression, cells=session.parse_cells(cells), window=window,
+            bin_size=bin_size, genome=genome, gene_chunk=gene_chunk, force=force,
+            storage_options=session.storage_options(ctx),
+        )
+        if not plan.pending:  # nothing to count: no cluster
+            report = run_plan(plan)
+        else:
+            heavy = not counts_in_process(len(plan.pending), plan.input_bytes)
+            with session.cluster(ctx, heavy=heavy) as client:
+                report = run_plan(plan, client=client, progress=session.progress(ctx))
+    for w in caught:  # genes without a strand: one line
+        if issubclass(w.category, StrandWarning):
+            click.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     click.echo(str(report))
 
 

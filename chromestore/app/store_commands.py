@@ -24,6 +24,7 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
     """The facts ``chromestore info`` prints, as a dict."""
     from chromestore import store as S
     from chromestore import variables as V
+    from chromestore.genes import strand_counts
 
     ds = S.open_store(path, storage_options)
     table = S.completion_table(ds)
@@ -36,6 +37,8 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
     return {
         "path": path,
         "format": f"{ds.attrs['format']} v{ds.attrs['format_version']}",
+        "orientation": ds.attrs.get("orientation"),
+        "strands": strand_counts(ds[V.gene_strand.name].values),
         "genome": ds.attrs.get("genome"),
         "window": ds.attrs.get("window"),
         "bin_size": ds.attrs.get("bin_size"),
@@ -93,6 +96,9 @@ def info(ctx, store, fmt):
     click.echo(f"{store}: {facts['format']}, {facts['genome']}, TSS ± {facts['window']} bp "
                f"in {d['bin']} bins of {facts['bin_size']} bp")
     click.echo("dims: " + ", ".join(f"{k}={v}" for k, v in d.items()))
+    st = facts["strands"]
+    click.echo(f"bins 5'→3' ({facts['orientation']}): genes on + {st['+']:,}, on - {st['-']:,}, "
+               f"strand unknown {st['.']:,} (bins in genome order)")
     click.echo(f"marks: {', '.join(facts['marks'])}")
     for name, ch in facts["chunks"].items():
         click.echo(f"chunks {name}: " + " × ".join(f"{k} {v}" for k, v in ch.items()))
@@ -194,4 +200,18 @@ def labels(ctx, store, rule, fmt):
     )
 
 
-COMMANDS = (info, query, labels)
+@click.command()
+@click.argument("store")
+@click.option("--genes", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Annotation (BED6 or GTF) giving the strands; default the shipped one.")
+@session.command_options
+@click.pass_context
+def upgrade(ctx, store, genes):
+    """Convert STORE from format v1 (bins in genome order) to the current format, in place:
+    each gene gets its strand and the bins of minus-strand genes are reversed (5'→3')."""
+    from chromestore.upgrade import upgrade_store
+
+    click.echo(str(upgrade_store(store, genes, session.storage_options(ctx))))
+
+
+COMMANDS = (info, query, labels, upgrade)

@@ -45,17 +45,19 @@ def max_peak(fmt: str, path: str, request: ReadRequest):
 
 
 def deepchrome_signal(path: str, request: ReadRequest):
-    """The counts of a DeepChrome CSV or epigenome folder, keyed by Ensembl id."""
-    from chromestore.formats.csv import read_deepchrome_csv
+    """The counts of a DeepChrome CSV or epigenome folder, keyed by Ensembl id, in the
+    published genome order (ingestion reverses the store's ``-`` genes)."""
+    from chromestore.formats.csv import GENOME, read_deepchrome_csv
 
-    return read_deepchrome_csv(path)[0], {}
+    return read_deepchrome_csv(path, GENOME)[0], {}
 
 
 def deepdiff_signal(path: str, request: ReadRequest):
-    """The counts of a DeepDiff CSV, keyed by ``ENSGID_SYMBOL``."""
-    from chromestore.formats.csv import read_deepdiff_csv
+    """The counts of a DeepDiff CSV, keyed by ``ENSGID_SYMBOL``, in the published genome
+    order (ingestion reverses the store's ``-`` genes)."""
+    from chromestore.formats.csv import GENOME, read_deepdiff_csv
 
-    return read_deepdiff_csv(path), {}
+    return read_deepdiff_csv(path, GENOME), {}
 
 
 _MULTICOV = ("reads per bin, exactly `bedtools multicov` (a read counts in every bin it "

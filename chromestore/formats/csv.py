@@ -8,8 +8,14 @@
   header, BIN 1..200 (TSS ± 10 kb). Note the different mark order.
 
 Both readers return an ``xr.DataArray`` (gene, mark, bin) of float32 counts with
-bins 0-based and 5'→3', marks in chromestore's order (:data:`DEFAULT_MARKS`),
-and validate every line first.
+bins 0-based, marks in chromestore's order (:data:`DEFAULT_MARKS`), and validate every
+line first. The published files hold every gene's bins in genome order (ascending
+coordinate, whatever the strand: in the real E003 sample H3K36me3 rises towards higher
+coordinates on ``+`` genes and towards lower ones on ``-`` genes). The readers return
+bins 5'→3': ``-`` genes reversed (:func:`orient_5to3`), by default on the strands of the
+shipped REMC annotation whose genes these datasets list; ``strand="genome"`` keeps the
+published order (``attrs["orientation"] == "genome"``), which ingestion reverses on the
+store's own strands.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from chromestore import variables as V
+from chromestore.bins import ORIENTATION, to_5to3
 from chromestore.errors import InputError
 from chromestore.textio import open_binary
 
@@ -143,11 +150,43 @@ def _to_array(values: np.ndarray, genes, marks, source_marks, n_bins, attrs) -> 
     )
 
 
-def read_deepdiff_csv(path: str | os.PathLike) -> xr.DataArray:
+#: ``strand`` values of the readers that are not a table: the shipped annotation's strands,
+#: or the published genome order kept as it is
+SHIPPED, GENOME = "shipped", "genome"
+
+
+def orient_5to3(signal: xr.DataArray, strand: pd.Series | str = SHIPPED) -> xr.DataArray:
+    """Genome-order bins of a published CSV dataset → 5'→3': reverse the ``-`` genes.
+
+    ``strand`` maps the array's gene labels (``ENSGID_SYMBOL`` for DeepDiff, the Ensembl
+    id for DeepChrome, as ``signal.attrs["gene_key"]`` says) to ``+``/``-``/``.``;
+    ``"shipped"`` takes the shipped REMC annotation's
+    (:func:`chromestore.genes.reference_strands`); ``"genome"`` leaves the bins as they
+    are and says so in ``attrs["orientation"]``. Genes of unknown strand keep genome
+    order and are counted in ``attrs["genes_without_strand"]``.
+    """
+    if isinstance(strand, str):
+        if strand == GENOME:
+            return signal.assign_attrs(orientation=GENOME)
+        if strand != SHIPPED:
+            raise ValueError(f"strand must be a table, {SHIPPED!r} or {GENOME!r}, not {strand!r}")
+        from chromestore.genes import reference_strands
+
+        strand = reference_strands(signal.attrs.get("gene_key", V.GENE))
+    per_gene = pd.Series(strand).reindex(signal[V.GENE].values.astype(object)).to_numpy(object)
+    axis = signal.dims.index(V.BIN)
+    out = signal.copy(data=to_5to3(signal.values, per_gene, axis=axis))
+    known = np.isin(per_gene, ("+", "-"))
+    out.attrs.update(orientation=ORIENTATION, genes_without_strand=int((~known).sum()))
+    return out
+
+
+def read_deepdiff_csv(path: str | os.PathLike, strand: pd.Series | str = SHIPPED) -> xr.DataArray:
     """Read a DeepDiff CSV (``ENSGID_SYMBOL_BIN,H3K4me1,H3K4me3,H3K9me3,H3K27me3,H3K36me3``).
 
     Returns counts (gene, mark, bin) keyed by the store's gene key ``ENSGID_SYMBOL``,
-    with a ``gene_id`` coordinate; bins 0-based, in the file's (5'→3') order.
+    with a ``gene_id`` coordinate; bins 0-based, 5'→3' (the file's genome order with
+    ``-`` genes reversed; ``strand``: see :func:`orient_5to3`).
 
     Examples
     --------
@@ -171,7 +210,8 @@ def read_deepdiff_csv(path: str | os.PathLike) -> xr.DataArray:
         {"source": os.fspath(path), "format": "deepdiff-csv", "gene_key": V.GENE},
     )
     gene_ids = [g.partition("_")[0] for g in genes]
-    return out.assign_coords({V.GENE: list(genes), V.gene_id.name: (V.GENE, gene_ids)})
+    out = out.assign_coords({V.GENE: list(genes), V.gene_id.name: (V.GENE, gene_ids)})
+    return orient_5to3(out, strand)
 
 
 def deepchrome_files(path: str | os.PathLike) -> list[Path]:
@@ -192,13 +232,16 @@ def deepchrome_files(path: str | os.PathLike) -> list[Path]:
     raise InputError(p, None, "no DeepChrome CSVs here (expected classification/train.csv ...)")
 
 
-def read_deepchrome_csv(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataArray]:
+def read_deepchrome_csv(
+    path: str | os.PathLike, strand: pd.Series | str = SHIPPED
+) -> tuple[xr.DataArray, xr.DataArray]:
     """Read DeepChrome CSV(s): ``GeneID,BinID,H3K27me3,H3K36me3,H3K4me1,H3K4me3,H3K9me3,Label``.
 
     ``path`` is one CSV or an epigenome folder (train, valid, test concatenated in
     that order). Returns ``(signal, labels)``: counts (gene, mark, bin) keyed by the
-    Ensembl id (``000003`` → ``ENSG00000000003``; match it to the store's ``gene_id``)
-    and the 0/1 labels (gene,) with a ``split`` coordinate naming the source file.
+    Ensembl id (``000003`` → ``ENSG00000000003``; match it to the store's ``gene_id``),
+    bins 5'→3' (``strand`` by Ensembl id: see :func:`orient_5to3`), and the 0/1 labels
+    (gene,) with a ``split`` coordinate naming the source file.
     """
     signals, labels, splits = [], [], []
     for f in deepchrome_files(path):
@@ -226,6 +269,7 @@ def read_deepchrome_csv(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataA
         raise InputError(path, None, f"gene {uniq[counts > 1][0]!r} appears in two files")
     signal = signal.assign_coords({V.gene_id.name: (V.GENE, list(ids))})
     signal.attrs = {"source": os.fspath(path), "format": "deepchrome-csv", "gene_key": "gene_id"}
+    signal = orient_5to3(signal, strand)
     label = xr.DataArray(
         np.concatenate(labels),
         dims=(V.GENE,),
