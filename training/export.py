@@ -81,7 +81,8 @@ def spec_of(predictor: P.Predictor) -> dict:
         "model": predictor.model, "task": predictor.task, "hyperparameters": predictor.hparams,
         "marks": list(predictor.marks), "n_bins": predictor.n_bins,
         "bin_offset": list(predictor.bin_offset), "window": s.get("window"),
-        "bin_size": s.get("bin_size"), "genome": s.get("genome"), "orientation": ORIENTATION,
+        "bin_size": s.get("bin_size"), "genome": s.get("genome"),
+        "orientation": s.get("orientation") or ORIENTATION,
         "input_transform": predictor.transform, "normalisation": predictor.normalisation,
         "label_rule": {"training_labels": s.get("label_rule"),
                        "prediction": "label = score >= 0.5 (P(high expression))"
@@ -164,6 +165,7 @@ def load_model(path: str | os.PathLike) -> P.Predictor:
         spec={"run": spec.get("source_run"), "label_rule": spec["label_rule"]["training_labels"],
               "window": spec.get("window"), "bin_size": spec.get("bin_size"),
               "genome": spec.get("genome"), "provenance": spec.get("provenance"),
+              "orientation": spec.get("orientation"),
               "split_scheme": spec.get("split_scheme"), "seed": spec.get("seed"),
               "versions": spec.get("training_versions")})
 

@@ -142,6 +142,10 @@ class Predictor:
                     f"bin layout mismatch: the dataset's bins start at {offsets[:2]}… "
                     f"(bin size {_step(offsets)}), model {self.model!r} was trained on bins at "
                     f"{list(self.bin_offset[:2])}… (bin size {_step(self.bin_offset)})")
+        mine, theirs = self.spec.get("orientation"), ds.attrs.get("orientation")
+        if mine and theirs and mine != theirs:
+            raise PredictError(f"bin orientation mismatch: the dataset's bins are {theirs!r}, "
+                               f"model {self.model!r} was trained on {mine!r} bins")
         return sig.sel({V.MARK: self.marks}).transpose(V.CELL, V.GENE, V.MARK, V.BIN)
 
     def score_array(self, signal: np.ndarray, cell: str | None = None) -> np.ndarray:
@@ -263,7 +267,7 @@ def from_run(store: StoreLike, name: str, *, model: str | None = None,
         spec={"run": name, "run_model": model, "label_rule": run.attrs.get("label_rule"),
               "split_scheme": run.attrs.get("split_scheme"), "seed": run.attrs.get("seed"),
               "window": ds.attrs.get("window"), "bin_size": ds.attrs.get("bin_size"),
-              "genome": ds.attrs.get("genome"),
+              "genome": ds.attrs.get("genome"), "orientation": ds.attrs.get("orientation"),
               "provenance": {"store": store.url, "created": ds.attrs.get("created"),
                              "genes_source": ds.attrs.get("genes_source"),
                              "signal": {k: v for k, v in (ds.attrs.get("provenance") or {})
