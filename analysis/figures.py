@@ -266,3 +266,22 @@ def fig_explained(gene: dict) -> str:
 
 
 # --- tables and numbers ------------------------------------------------------------
+
+
+def fig_cross_vs_within(table) -> str:
+    """Per epigenome: AUROC of the model trained on the other epigenomes (cross) against the
+    epigenome's own model (within); points above the diagonal: cross-epigenome is better."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    ax.scatter(table["within_auroc"], table["cross_auroc"], color=OKABE_ITO[2], zorder=3)
+    for row in table.itertuples():
+        ax.annotate(row.cell, (row.within_auroc, row.cross_auroc), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    values = np.r_[table["within_auroc"].values, table["cross_auroc"].values]
+    lo = max(0.0, float(np.nanmin(values)) - 0.05) if len(values) else 0.5
+    ax.plot([lo, 1], [lo, 1], color=PUBLISHED_COLOUR, lw=1)
+    ax.set_xlim(lo, 1)
+    ax.set_ylim(lo, 1)
+    ax.set_xlabel("within-epigenome test AUROC")
+    ax.set_ylabel("cross-epigenome test AUROC (held out)")
+    fig.tight_layout()
+    return _png(fig)

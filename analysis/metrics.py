@@ -293,3 +293,42 @@ def read_metrics(store: str | Path, name: str, storage_options: dict | None = No
     target = R.metrics_store(store, name, storage_options)
     return xr.open_zarr(target.url, zarr_format=3, consolidated=False,
                         storage_options=target.storage_options).load()
+
+
+def cross_vs_within(cross: dict[str, float], within: dict[str, float]) -> pd.DataFrame:
+    """Per epigenome: AUROC of a model trained on other epigenomes (cross, e.g. leave one
+    epigenome out) against its own model's (within), and the difference; one row per cell.
+
+    Examples
+    --------
+    >>> cross_vs_within({"E003": 0.86}, {"E003": 0.81}).round(2).values.tolist()
+    [['E003', 0.81, 0.86, 0.05]]
+    """
+    cells = [c for c in within if c in cross]
+    return pd.DataFrame({"cell": cells, "within_auroc": [within[c] for c in cells],
+                         "cross_auroc": [cross[c] for c in cells],
+                         "cross_minus_within": [cross[c] - within[c] for c in cells]})
+
+
+def cross_vs_within_of(metrics: xr.Dataset) -> pd.DataFrame | None:
+    """:func:`cross_vs_within` from analysed runs holding a model and its pooled version
+    (``deepchrome`` and ``deepchrome-pooled``: ``analyze`` of a per-epigenome run and a
+    ``--model pooled`` run together); None when there is no such pair."""
+    if "stat_auroc" not in metrics:
+        return None
+    models = [str(m) for m in metrics[V.MODEL].values]
+    pairs = [(m.removesuffix("-pooled"), m) for m in models
+             if m.endswith("-pooled") and m.removesuffix("-pooled") in models]
+    if not pairs:
+        return None
+    within_model, cross_model = pairs[0]
+    auroc = metrics["stat_auroc"].mean(V.REPEAT)
+    cells = [str(c) for c in metrics[V.CELL].values]
+
+    def per_cell(model):
+        values = auroc.sel({V.MODEL: model}).values
+        return {c: float(v) for c, v in zip(cells, values, strict=True) if np.isfinite(v)}
+
+    table = cross_vs_within(per_cell(cross_model), per_cell(within_model))
+    table.insert(1, "model", within_model)
+    return table

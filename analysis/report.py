@@ -116,8 +116,15 @@ def write_report(
     *,
     name: str = "",
     explained: Sequence[dict] = (),
+    cross_within: pd.DataFrame | None = None,
+    held_out: dict | None = None,
 ) -> Path:
-    """Write ``out_dir/index.html`` and ``out_dir/data/``; return the HTML path."""
+    """Write ``out_dir/index.html`` and ``out_dir/data/``; return the HTML path.
+
+    ``cross_within`` (:func:`chromestore.analysis.metrics.cross_vs_within`) adds the
+    cross- against within-epigenome panel and table; ``held_out`` (``text`` and a
+    ``table`` of scores) a prediction for an epigenome held out of training.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = write_numbers(run, metrics, out / "data", explained)
@@ -254,6 +261,27 @@ def write_report(
                 "(<code>data/explained_genes.json</code>)")
         for g in explained:
             image(F.fig_explained(g), f"explained {g['gene']}")
+
+    if cross_within is None:
+        cross_within = M.cross_vs_within_of(metrics)
+    if cross_within is not None and len(cross_within):
+        cross_within.to_csv(out / "data" / "cross_vs_within.csv", index=False)
+        files = [*files, "cross_vs_within.csv"]
+        section("Cross- against within-epigenome AUROC",
+                "Each epigenome's test genes scored by a model trained on the other epigenomes "
+                "(leave one epigenome out, inputs normalised per epigenome) against its own "
+                "model's. (<code>data/cross_vs_within.csv</code>)")
+        image(F.fig_cross_vs_within(cross_within), "cross- vs within-epigenome AUROC")
+        parts.append(_table_html(cross_within.set_index("cell"), "{:.3f}"))
+    if held_out:
+        held_out["table"].to_csv(out / "data" / "held_out_predictions.csv", index=False)
+        files = [*files, "held_out_predictions.csv"]
+        section("Prediction for an epigenome held out of training",
+                html.escape(held_out["text"]) + " (<code>data/held_out_predictions.csv</code>: "
+                "cell, gene, score, label)")
+        parts.append("<details><summary>Table: the 20 highest scores</summary>"
+                     + _table_html(held_out["table"].nlargest(20, "score").set_index("gene"),
+                                   "{:.3f}") + "</details>")
 
     section("Files")
     parts.append("<ul>" + "".join(f'<li><a href="data/{f}">{f}</a></li>' for f in files)

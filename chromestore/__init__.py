@@ -39,6 +39,7 @@ _EXPORTS = {
     "simulate": "chromestore.simulate",
     "validate": "chromestore.variables",
     "datasets": "chromestore.datasets",
+    "load_model": "chromestore.training.export",
 }
 
 __all__ = sorted(_EXPORTS)

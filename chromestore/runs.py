@@ -8,8 +8,8 @@ targets, the split used, the training history and the chosen epoch of each
 
 - where things live: :func:`run_store` (``runs/NAME``), :func:`weights_store`
   (``runs/NAME/weights/<model>/<cell>/<repeat>.<ext>``), :func:`checkpoint_store`
-  (``runs/NAME/checkpoints/<model>/<tag>.pt``) and :func:`metrics_store`
-  (``runs/NAME/metrics``), all as :class:`chromestore.store.Store` handles;
+  (``runs/NAME/checkpoints/<model>/<tag>.pt``), :func:`metrics_store`
+  (``runs/NAME/metrics``) and :func:`predictions_store` (``runs/NAME/predictions``), all as :class:`chromestore.store.Store` handles;
 - building a run from the specs: :func:`create_run_dataset`;
 - joining runs along ``model``: :func:`merge_runs` (:mod:`chromestore.run_merge`);
 - reading and writing: :func:`list_runs`, :func:`open_run`, :func:`write_run`.
@@ -35,13 +35,14 @@ from chromestore.store import Store, StoreLike
 __all__ = [
     "MODEL_DICT_ATTRS", "RunError", "checkpoint_store", "create_run_dataset", "jsonable",
     "list_runs", "merge_runs", "metrics_group", "metrics_store", "model_prefix", "open_run",
-    "run_path", "run_store", "validate_run", "versions", "weights_store", "write_run",
+    "open_predictions", "predictions_store", "run_path", "run_store", "validate_run", "versions", "weights_store", "write_predictions", "write_run",
 ]
 
 RUNS = "runs"
 WEIGHTS = "weights"
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics"
+PREDICTIONS = "predictions"
 
 
 class RunError(KeyError):
@@ -87,6 +88,59 @@ def metrics_group(name: str) -> str:
 def metrics_store(store: StoreLike, name: str, storage_options: Mapping | None = None) -> Store:
     """``runs/NAME/metrics``: what analysis reduced the run to."""
     return run_store(store, name, storage_options).child(METRICS)
+
+
+def predictions_store(store: StoreLike, name: str,
+                      storage_options: Mapping | None = None) -> Store:
+    """``runs/NAME/predictions``: a model's scores for epigenomes (``chromestore predict``)."""
+    return run_store(store, name, storage_options).child(PREDICTIONS)
+
+
+def write_predictions(store: StoreLike, name: str, scores: xr.DataArray,
+                      storage_options: Mapping | None = None) -> str:
+    """Write ``score (cell, gene)`` at ``runs/NAME/predictions``, replacing cells already
+    there; returns the group's URL."""
+    target = predictions_store(store, name, storage_options)
+    new = scores.to_dataset(name=V.score.name)
+    if target.exists():
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not recognized as a component")
+            old = xr.open_zarr(target.url, consolidated=False, zarr_format=3,
+                               storage_options=target.storage_options).load()
+        old = old.assign_coords({c: old[c].values.astype(object) for c in (V.CELL, V.GENE)})
+        if np.array_equal(old[V.GENE].values, new[V.GENE].values.astype(object)):
+            keep = [c for c in old[V.CELL].values if c not in set(new[V.CELL].values)]
+            new = xr.concat([old.sel({V.CELL: keep}), new], dim=V.CELL) if keep else new
+    V.score.check(new)
+    new = new.assign_coords({c: np.array([str(v) for v in new[c].values],
+                                         dtype=np.dtypes.StringDType()) for c in (V.CELL, V.GENE)})
+    attrs = jsonable(dict(scores.attrs))
+    new[V.score.name].attrs = {}
+    new.attrs = {}
+    for var in new.variables.values():
+        var.encoding = {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not recognized as a component")
+        new.to_zarr(target.url, mode="w", zarr_format=3, consolidated=False,
+                    storage_options=target.storage_options)
+    target.group(mode="r+").attrs.put(attrs)
+    return target.url
+
+
+def open_predictions(store: StoreLike, name: str,
+                     storage_options: Mapping | None = None) -> xr.DataArray:
+    """The ``score (cell, gene)`` kept at ``runs/NAME/predictions``."""
+    target = predictions_store(store, name, storage_options)
+    if not target.exists():
+        raise RunError(f"no predictions at {target.url} (run chromestore predict first)")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not recognized as a component")
+        ds = xr.open_zarr(target.url, consolidated=False, zarr_format=3,
+                          storage_options=target.storage_options)
+    ds = ds.assign_coords({c: ds[c].values.astype(object) for c in (V.CELL, V.GENE)})
+    out = ds[V.score.name]
+    out.attrs = dict(ds.attrs)
+    return out
 
 
 # --- building a run -------------------------------------------------------------------

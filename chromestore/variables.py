@@ -304,6 +304,17 @@ excluded = Spec(
 RUN_VARS = (prediction, target, split, history_loss, history_valid_auc, best_epoch, excluded)
 ALL.update({s.name: s for s in RUN_VARS if s.name not in ALL})
 
+# --- predictions: scores of a run's model for any epigenome (runs/NAME/predictions) -
+score = Spec(
+    "score",
+    (CELL, GENE),
+    "f",
+    "float32",
+    "Predicted P(high expression) (classifiers) or log(RPKM+1) (regression) of a trained "
+    "model for each epigenome's genes; NaN where the gene has no signal in that epigenome.",
+)
+ALL[score.name] = score
+
 
 def validate(ds: xr.Dataset, *, check_version: bool = True) -> xr.Dataset:
     """Check that ``ds`` follows the chromestore schema and return it unchanged.

@@ -33,3 +33,11 @@ def test_run__real_e003_and_simulated_reports_show_every_model(tmp_path):
     assert cell["shallowchrome"] is not None and cell["integrated_gradients"] is not None
     page = (tmp_path / "report" / "index.html").read_text()
     assert page.count("<img ") >= 8
+    assert "Cross- against within-epigenome AUROC" in page
+    table = (tmp_path / "report" / "data" / "cross_vs_within.csv").read_text().splitlines()
+    assert table[0] == "cell,within_auroc,cross_auroc,cross_minus_within" and len(table) == 4
+    assert "held-out epigenome E116" in text
+    e003_page = (e003 / "index.html").read_text()
+    assert "Prediction for an epigenome held out of training" in e003_page
+    scores = (e003 / "data" / "held_out_predictions.csv").read_text().splitlines()
+    assert scores[0] == "cell,gene,score,label" and len(scores) == 601

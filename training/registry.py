@@ -69,6 +69,7 @@ BUILTIN = (
     "chromestore.training.peers.baselines:RF_BESTBIN",
     "chromestore.training.peers.attentivechrome:ENTRY",
     "chromestore.training.peers.regression_run:ENTRY",
+    "chromestore.training.pooled:ENTRY",
 )
 
 
@@ -145,6 +146,14 @@ class ModelEntry:
     options: tuple[ModelOption, ...] = ()
     metrics: tuple[ModelMetric, ...] = ()
     runner: str | None = None
+    #: ``scorer(entry, weights, hparams)`` → a function of ``(genes, marks, bins)`` float32
+    #: input (transformed, normalised) returning scores; None: its kind's default
+    #: (:data:`chromestore.training.predict.DEFAULT_SCORERS`).
+    scorer: Callable[..., Any] | None = None
+    #: ``to_arrays(weights)`` → (flat ``{name: array}``, JSON-able rest) for export as
+    #: safetensors, and ``from_arrays(arrays, rest)`` back; None: plain dicts/lists of tensors.
+    to_arrays: Callable[..., Any] | None = None
+    from_arrays: Callable[..., Any] | None = None
 
     def build(self, **hparams: Any) -> Any:
         """``factory`` called with the defaults overridden by ``hparams``."""

@@ -31,6 +31,7 @@ def _register() -> None:
         analyze_commands,
         ingest_commands,
         pipeline,
+        predict_commands,
         simulate_command,
         store_commands,
         train_command,
@@ -38,7 +39,7 @@ def _register() -> None:
     )
 
     for module in (store_commands, ingest_commands, simulate_command, train_command,
-                   analyze_commands, pipeline, verify_command):
+                   analyze_commands, pipeline, verify_command, predict_commands):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -158,7 +158,8 @@ def _explain_target(run, gene: str, cells) -> str | None:
     return keys[idx[0]] if len(idx) else None
 
 
-def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig, client):
+def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig, client,
+             **extra):
     from chromestore.analysis.analyze import analyze_run
     from chromestore.analysis.explain import explain_gene
     from chromestore.analysis.report import write_report
@@ -171,7 +172,7 @@ def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig
         gene = _explain_target(run, EXPLAIN_GENE, cells) if cells else None
         if gene:
             explained.append(explain_gene(store, run, gene, cells, names=names))
-        path = write_report(run, out, report, name=name, explained=explained)
+        path = write_report(run, out, report, name=name, explained=explained, **extra)
     return out, path
 
 
@@ -185,7 +186,8 @@ def check_outputs(cfg: RunConfig) -> None:
     anything that is not a chromestore store or report, and those without ``overwrite``."""
     from chromestore import replace
 
-    for store in [cfg.store] + ([e003_store_path(cfg.store)] if cfg.e003 else []):
+    e003 = [e003_store_path(cfg.store), held_out_store_path(e003_store_path(cfg.store))]
+    for store in [cfg.store] + (e003 if cfg.e003 else []):
         replace.check(store, cfg.overwrite)
     _check_report_dir(Path(cfg.report), cfg.overwrite)
 
@@ -202,6 +204,52 @@ def _check_report_dir(path: Path, overwrite: bool) -> None:
     if not overwrite:
         raise StoreError(f"{path}: a chromestore report is already there; pass --overwrite "
                          "to replace it")
+
+
+def held_out_store_path(e003_store: str) -> str:
+    """The held-out epigenome's store beside the E003 store: ``X-e003.zarr`` → ``X-e003-E116.zarr``."""
+    return str(Path(e003_store).with_name(Path(e003_store).stem + "-E116.zarr"))
+
+
+def predict_held_out(store: str, run: str, genes: list[str], overwrite: bool = False) -> dict:
+    """E003's DeepChrome predicts E116 (held out of training: its simulated marks for the
+    same genes, no labels used); ``text`` (AUROC against E116's labels and against guessing
+    E003's labels) and the ``table`` of scores, for the report."""
+    import chromestore
+    from chromestore import replace
+    from chromestore.simulate import simulate
+    from chromestore.training import predict as P
+    from chromestore.training.scoring import auc
+
+    other = held_out_store_path(store)
+    replace.prepare(other, overwrite)
+    truth = chromestore.compute_labels(simulate(other, cells=["E116"], genes=genes,
+                                                seed=1)).label.values[0]
+    scores = P.predict_store(other, P.from_run(store, run, from_cell="E003"), ["E116"])
+    P.write_predictions(other, run, scores)
+    guess = chromestore.compute_labels(chromestore.open_store(store).sel(gene=genes))
+    text = (f"held-out epigenome E116 (never trained on) predicted by E003's DeepChrome: "
+            f"AUROC {auc(truth, scores.values[0]):.3f} (guessing E003's labels: "
+            f"{auc(truth, guess.label.values[0]):.3f}); scores in {other}/runs/{run}/predictions")
+    return {"text": text, "table": P.to_table(scores)}
+
+
+def leave_one_out_table(cfg: RunConfig, n: int = 4):
+    """A pooled DeepChrome over the first ``n`` simulated epigenomes, each held out in turn
+    (run ``NAME-loeo``): cross- against within-epigenome test AUROC per epigenome."""
+    import chromestore
+    from chromestore.analysis.metrics import cross_vs_within
+    from chromestore.training import pooled
+
+    cells = [str(c) for c in chromestore.open_store(cfg.store).cell.values[:n]]
+    if len(cells) < 2:
+        return None
+    with _Stage(f"pooled DeepChrome, leave one epigenome out over {', '.join(cells)}"):
+        cross = pooled.leave_one_out(cfg.store, f"{cfg.name}-loeo", cells, split=cfg.split,
+                                     seed=cfg.seed, epochs=cfg.epochs)
+    within = pooled.test_auroc(chromestore.open_run(cfg.store, cfg.name).sel(cell=cells),
+                               "deepchrome")
+    return cross_vs_within(pooled.test_auroc(cross), within)
 
 
 def run_all(cfg: RunConfig, *, client=None) -> str:
@@ -223,10 +271,12 @@ def run_all(cfg: RunConfig, *, client=None) -> str:
             genes = build_e003_store(e003_store, overwrite=cfg.overwrite)
         _train_all(e003_store, "e003", ["E003"], cfg, split="random", split_over="signal",
                    genes=genes, client=client)
+        with _Stage("E003's DeepChrome predicts a held-out epigenome (E116)"):
+            held_out = predict_held_out(e003_store, "e003", genes, cfg.overwrite)
         out, path = _analyse(e003_store, "e003", str(Path(cfg.report) / "e003"), ["E003"],
-                             cfg, client)
+                             cfg, client, held_out=held_out)
         lines += ["real E003 sample (600 genes, test split):", M.format_table(out),
-                  f"report: {path}", ""]
+                  f"report: {path}", held_out["text"], ""]
     with _Stage(f"simulate {cfg.cells} epigenomes × "
                 f"{cfg.genes or 'all'} genes → {cfg.store}"):
         replace.prepare(cfg.store, cfg.overwrite)
@@ -234,7 +284,9 @@ def run_all(cfg: RunConfig, *, client=None) -> str:
                              seed=cfg.seed, progress=cfg.progress)
     _train_all(cfg.store, cfg.name, cfg.cells, cfg, split=cfg.split, split_over="all",
                genes=None, client=client)
-    out, path = _analyse(cfg.store, cfg.name, cfg.report, EXPLAIN_CELLS, cfg, client)
+    cross_within = leave_one_out_table(cfg)
+    out, path = _analyse(cfg.store, cfg.name, cfg.report, EXPLAIN_CELLS, cfg, client,
+                         cross_within=cross_within)
     n_cells = out.sizes["cell"]
     lines += [f"simulated REMC: {n_cells} epigenomes, test split:", M.format_table(out),
               f"report: {Path(path).resolve()}",

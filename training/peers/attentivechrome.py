@@ -26,6 +26,7 @@ import xarray as xr
 from torch import nn
 
 from chromestore import variables as V
+from chromestore.training import scorers
 from chromestore.training.config import torch_threads
 from chromestore.training.registry import ModelEntry, ModelMetric
 from chromestore.training.scoring import auc as _auc
@@ -258,6 +259,7 @@ _CR = (V.CELL, V.REPEAT)
 ENTRY = ModelEntry(
     "attentivechrome", kind="arrays", fit_cell=fit_cell, defaults=dict(DEFAULTS),
     weights=TORCH,  # a state dict per ensemble member
+    scorer=scorers.attentivechrome_scorer,
     paper="Singh et al. 2017, AttentiveChrome (NeurIPS)",
     extras=(
         V.Spec("attentivechrome_attention_bin", (*_CR, V.GENE, V.MARK, V.BIN), "f", "float32",

@@ -27,6 +27,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.svm import SVC
 
 from chromestore import variables as V
+from chromestore.training import scorers
 from chromestore.training.registry import FanOut, ModelEntry, ModelMetric
 from chromestore.training.scoring import auc as _auc
 
@@ -225,6 +226,7 @@ def svm_auc_curve(run):
 _CR = (V.CELL, V.REPEAT)
 SVM_BIN = ModelEntry(
     "svm-bin", kind="arrays", fan_out=FanOut(svm_fit_bins, svm_collect_cell, size=10),
+    scorer=scorers.svm_bin_scorer,
     defaults={"grid": {k: list(v) for k, v in SVM_GRID.items()},
               "features": "log1p, standardised"},
     paper="Cheng et al. 2011 (Genome Biology), as DeepChrome ran it",
@@ -245,7 +247,7 @@ SVM_BIN = ModelEntry(
                          label="test AUROC of one bin"),),
 )
 RF_BESTBIN = ModelEntry(
-    "rf-bestbin", kind="arrays", fit_cell=rf_fit_cell,
+    "rf-bestbin", kind="arrays", fit_cell=rf_fit_cell, scorer=scorers.rf_bestbin_scorer,
     defaults={"trees": list(RF_TREES), "correlation": "pearson with log(RPKM+1)"},
     paper="Dong et al. 2012 (Genome Biology), as DeepChrome ran it",
     extras=(

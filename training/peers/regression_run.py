@@ -18,6 +18,7 @@ import xarray as xr
 import chromestore
 from chromestore import runs as R
 from chromestore import variables as V
+from chromestore.training import scorers
 from chromestore.training import weights as W
 from chromestore.training.peers.regression import DEFAULTS, cross_epigenome, store_kmers
 from chromestore.training.registry import ModelEntry, ModelOption
@@ -137,7 +138,7 @@ def run(request: TrainRequest, client=None) -> str:
 
 
 ENTRY = ModelEntry(
-    MODEL, kind="pooled", task="regression", runner=__name__,
+    MODEL, kind="pooled", task="regression", runner=__name__, scorer=scorers.regression_scorer,
     defaults={**DEFAULTS, "transform": "log1p"},
     paper="Singh et al. 2016 network, regression on log(RPKM + 1)",
     extras=tuple(EXTRAS.values()),

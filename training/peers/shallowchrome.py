@@ -26,6 +26,7 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 
 from chromestore import variables as V
+from chromestore.training import scorers
 from chromestore.training.registry import ModelEntry
 from chromestore.training.scoring import auc
 
@@ -226,6 +227,7 @@ _CR = (V.CELL, V.REPEAT)
 ENTRY = ModelEntry(
     "shallowchrome", ShallowChrome, kind="arrays", features=max_signal_features,
     fit_cell=fit_cell, reads="signal_max", defaults=dict(DEFAULTS),
+    to_arrays=scorers.logistic_to_arrays, from_arrays=scorers.logistic_from_arrays,
     paper="Frasca et al. 2022, ShallowChrome (Comput. Struct. Biotechnol. J.)",
     extras=(
         _extra("coef", (*_CR, V.MARK), "float64", "Logistic coefficient of each mark's feature."),
