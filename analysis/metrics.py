@@ -22,6 +22,7 @@ from sklearn import metrics as skm
 
 from chromestore import datasets
 from chromestore import runs as R
+from chromestore import store as S
 from chromestore import variables as V
 
 #: DeepChrome's published test AUC per epigenome, shipped with the repository.
@@ -285,6 +286,7 @@ def write_metrics(
     out.attrs = R.jsonable(out.attrs)
     out.to_zarr(target.url, mode="w", zarr_format=3, consolidated=False,
                 storage_options=target.storage_options)
+    S.consolidate(store, storage_options)
     return R.metrics_group(name)
 
 

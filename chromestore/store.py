@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ import xarray as xr
 import zarr
 
 from chromestore import variables as V
+from chromestore.attr_codec import decode_attrs, encode_attrs
 
 STR = np.dtypes.StringDType()
 DEFAULT_GENE_CHUNK = 2048
@@ -90,7 +92,8 @@ class Store:
                                storage_options=self.storage_options)
 
     def attrs(self) -> dict:
-        return dict(self.group("r").attrs)
+        """The group attrs as Python values (JSON-string attrs decoded)."""
+        return decode_attrs(self.group("r").attrs)
 
 
 #: what the functions of this package accept where they need a store
@@ -155,6 +158,8 @@ def template(
     for name, var in ds.variables.items():
         if name in V.ALL:
             var.attrs["description"] = V.ALL[name].doc
+            if V.ALL[name].units:
+                var.attrs["units"] = V.ALL[name].units
     ds.attrs.update(
         format=V.FORMAT_NAME,
         format_version=V.FORMAT_VERSION,
@@ -236,7 +241,24 @@ def create_store(
         consolidated=False,
         storage_options=handle.storage_options,
     )
+    consolidate(handle)
     return open_store(handle)
+
+
+def consolidate(path: StoreLike, storage_options: dict | None = None) -> None:
+    """Refresh the consolidated metadata, so plain ``xr.open_zarr(STORE)`` opens it quietly.
+
+    Called after every write that changes the hierarchy (creation, cell appends, runs,
+    metrics). chromestore itself always reads the live metadata, never this copy.
+    """
+    handle = Store.of(path, storage_options)
+    if not handle.exists():
+        return
+    with warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 specification"
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
+        zarr.consolidate_metadata(zarr.storage.FsspecStore.from_url(
+            handle.url, storage_options=handle.options, read_only=False)
+            if "://" in handle.url else handle.url, zarr_format=3)
 
 
 def exists(path: StoreLike, storage_options: dict | None = None) -> bool:
@@ -256,7 +278,16 @@ def open_store(
         raise StoreError(f"{handle}: no chromestore store here (no zarr.json)")
     ds = xr.open_zarr(handle.url, consolidated=False, storage_options=handle.storage_options,
                       zarr_format=3)
+    ds = eager_coords(ds)
+    ds.attrs = decode_attrs(ds.attrs)
     return V.validate(ds) if validate else ds
+
+
+def eager_coords(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with every coordinate in memory (``groupby("gene_chrom")`` and
+    ``where(ds.gene_name == ..., drop=True)`` need numpy, not Dask, coordinates)."""
+    lazy = [name for name, coord in ds.coords.items() if coord.chunks is not None]
+    return ds.assign_coords({name: ds.coords[name].compute() for name in lazy}) if lazy else ds
 
 
 def _group(path: StoreLike, storage_options: dict | None, mode: str = "r+") -> zarr.Group:
@@ -280,7 +311,7 @@ def add_cells(
     new = [c for c in dict.fromkeys(cells) if c not in have]
     if not new:
         return []
-    attrs = handle.attrs()
+    attrs = dict(handle.group("r").attrs)  # as stored (JSON strings stay strings)
     part = xr.Dataset(
         _cell_vars(
             len(new), ds.sizes[V.GENE], ds.sizes[V.MARK], ds.sizes[V.BIN], attrs["gene_chunk"]
@@ -296,6 +327,7 @@ def add_cells(
         zarr_format=3,
         storage_options=handle.storage_options,
     )
+    consolidate(handle)
     return new
 
 
@@ -336,7 +368,7 @@ def update_attrs(
 ) -> None:
     """Merge ``items`` into the store's group attrs (dict values are merged one level deep)."""
     group = _group(path, storage_options)
-    attrs = dict(group.attrs)
+    attrs = decode_attrs(group.attrs)
     for key, value in items.items():
         if isinstance(value, dict) and isinstance(attrs.get(key), dict):
             merged = dict(attrs[key])
@@ -344,7 +376,7 @@ def update_attrs(
             attrs[key] = merged
         else:
             attrs[key] = value
-    group.attrs.put(attrs)
+    group.attrs.put(encode_attrs(attrs))
 
 
 def mark_completed(
@@ -386,6 +418,11 @@ def size_on_disk(path: StoreLike, storage_options: dict | None = None) -> int:
         return int(fs.du(root))
     except Exception:  # some filesystems cannot sum sizes
         return -1
+
+
+def now_utc() -> str:
+    """The current UTC time as ISO 8601 to the second (the timestamps of attrs)."""
+    return _now()
 
 
 def _now() -> str:
