@@ -137,3 +137,18 @@ def test_weights_live_beside_the_store_and_open_the_run_group_quietly(tmp_path):
         group = zarr.open_group(str(store / "runs"), mode="r", use_consolidated=False)
         assert list(group.group_keys()) == ["a"]
         zarr.open_group(str(store / "runs" / "a"), mode="r", use_consolidated=False).members()
+
+
+def test_info_lists_a_run_with_its_creation_date(small_store, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from chromestore.app.cli import main
+
+    copy = tmp_path / "with_run.zarr"
+    shutil.copytree(small_store, copy)
+    created = R.write_run(copy, "dc", _run_ds()).attrs["created"]
+    res = CliRunner().invoke(main, ["info", str(copy)])
+    assert res.exit_code == 0, res.output
+    assert f"  dc: deepchrome on E003, {created}" in res.output
