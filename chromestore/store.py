@@ -278,16 +278,24 @@ def open_store(
         raise StoreError(f"{handle}: no chromestore store here (no zarr.json)")
     ds = xr.open_zarr(handle.url, consolidated=False, storage_options=handle.storage_options,
                       zarr_format=3)
-    ds = eager_coords(ds)
+    ds = eager_coords(ds, handle)
     ds.attrs = decode_attrs(ds.attrs)
     return V.validate(ds) if validate else ds
 
 
-def eager_coords(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with every coordinate in memory (``groupby("gene_chrom")`` and
-    ``where(ds.gene_name == ..., drop=True)`` need numpy, not Dask, coordinates)."""
+def eager_coords(ds: xr.Dataset, store: StoreLike) -> xr.Dataset:
+    """``ds`` with every coordinate in memory, read straight from ``store`` (no Dask task).
+
+    ``groupby("gene_chrom")`` and ``where(ds.gene_name == ..., drop=True)`` need numpy,
+    not Dask, coordinates; plain ``xr.open_zarr`` chunks every non-index coordinate.
+    """
     lazy = [name for name, coord in ds.coords.items() if coord.chunks is not None]
-    return ds.assign_coords({name: ds.coords[name].compute() for name in lazy}) if lazy else ds
+    if not lazy:
+        return ds
+    group = Store.of(store).group("r")
+    return ds.assign_coords({
+        name: xr.Variable(ds[name].dims, group[name][...], ds[name].attrs, ds[name].encoding)
+        for name in lazy})
 
 
 def _group(path: StoreLike, storage_options: dict | None, mode: str = "r+") -> zarr.Group:
