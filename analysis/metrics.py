@@ -215,7 +215,9 @@ def summary_table(metrics: xr.Dataset) -> pd.DataFrame:
         if s == "mean" else cells
         for m, s in df.index
     ])
-    return df
+    # over one epigenome median, min and max only repeat the mean: keep the mean row alone
+    single = {m for m, s in df.index if s == "mean" and df.loc[(m, s), "epigenomes"] <= 1}
+    return df[[s == "mean" or m not in single for m, s in df.index]]
 
 
 def records(metrics: xr.Dataset) -> list[dict]:
@@ -245,7 +247,8 @@ def _num(x) -> float | None:
 
 
 def format_table(metrics: xr.Dataset, models: Sequence[str] | None = None) -> str:
-    """The summary table as text (one block per model, rows mean/median/min/max)."""
+    """The summary table as text (one block per model, rows mean/median/min/max; the mean
+    alone for a model scored on one epigenome)."""
     df = summary_table(metrics)
     if models is not None:
         df = df.loc[list(models)]
