@@ -79,6 +79,8 @@ def published_mismatch(run: xr.Dataset, simulated: bool) -> str:
         return ("The signal of this run is simulated (chromestore.simulate), so its accuracy "
                 "is not compared with DeepChrome's published accuracy.")
     n_genes, scheme = run.sizes[V.GENE], str(run.attrs.get("split_scheme", "unknown"))
+    if "excluded" in run:  # genes left out of training and scoring (e.g. without signal)
+        n_genes = int((~run["excluded"].astype(bool)).any(V.CELL).sum())
     if n_genes != PUBLISHED_GENES or scheme.split(":")[0] != PUBLISHED_SPLIT:
         return (f"This run covers {n_genes:,} genes with the {scheme} split; DeepChrome's "
                 f"published accuracy is for the {PUBLISHED_GENES:,} REMC genes with its "
