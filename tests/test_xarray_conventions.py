@@ -14,13 +14,12 @@ import xarray as xr
 import chromestore
 from chromestore import runs as R
 from chromestore.attr_codec import LEGACY_DICT_ATTRS
-from chromestore.simulate import simulate
 
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("conv") / "s.zarr"
-    simulate(path, cells=["E003", "E004"], genes=120, gene_chunk=64)
+    chromestore.simulate(path, cells=["E003", "E004"], genes=120, gene_chunk=64)
     return path
 
 
