@@ -436,3 +436,6 @@ def now_utc() -> str:
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
+
+
+from chromestore import accessor as _accessor  # noqa: E402, F401  (registers ds.chromestore)

@@ -151,3 +151,20 @@ def test_info_lists_a_run_with_its_creation_date(small_store, tmp_path):
     res = CliRunner().invoke(main, ["info", str(copy)])
     assert res.exit_code == 0, res.output
     assert f"  dc: deepchrome on E003, {created}" in res.output
+
+
+def test_accessor_profile_is_the_mean_signal_per_class_around_the_tss(small_store):
+    ds = xr.open_zarr(small_store).chromestore.eager_coords()
+    assert all(c.chunks is None for c in ds.coords.values())
+    labelled = ds.chromestore.labels().chromestore.splits("random:2")
+    assert labelled.split.sizes["repeat"] == 2 and "label" in labelled
+    prof = labelled.chromestore.profile("H3K4me3").compute()
+    assert dict(prof.sizes) == {"cell": 2, "class": 2, "bin": 100}
+    sig = ds.signal.sel(cell="E004", mark="H3K4me3").values
+    label = labelled.label.sel(cell="E004").values
+    np.testing.assert_allclose(prof.sel(cell="E004", **{"class": "high"}).values,
+                               sig[label].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(prof.sel(cell="E004", **{"class": "low"}).values,
+                               sig[~label].mean(0), rtol=1e-5)
+    with pytest.raises(KeyError, match="marks: H3K27me3"):
+        ds.chromestore.profile("H3K27ac")
