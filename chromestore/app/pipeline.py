@@ -174,8 +174,8 @@ def run_all(cfg: RunConfig, *, client=None) -> str:
     the text to print (summary tables and report paths)."""
     import shutil
 
+    import chromestore
     from chromestore.analysis import metrics as M
-    from chromestore.simulate import simulate  # the function (the module attr shadows it)
 
     t0 = time.perf_counter()
     lines = []
@@ -192,8 +192,8 @@ def run_all(cfg: RunConfig, *, client=None) -> str:
     with _Stage(f"simulate {cfg.cells} epigenomes × "
                 f"{cfg.genes or 'all'} genes → {cfg.store}"):
         shutil.rmtree(cfg.store, ignore_errors=True)
-        simulate(cfg.store, cells=cfg.cells, genes=demo_genes(cfg.genes, cfg.seed),
-                 seed=cfg.seed, progress=cfg.progress)
+        chromestore.simulate(cfg.store, cells=cfg.cells, genes=demo_genes(cfg.genes, cfg.seed),
+                             seed=cfg.seed, progress=cfg.progress)
     _train_all(cfg.store, cfg.name, cfg.cells, cfg, split=cfg.split, split_over="all",
                genes=None, client=client)
     out, path = _analyse(cfg.store, cfg.name, cfg.report, EXPLAIN_CELLS, cfg, client)
