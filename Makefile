@@ -16,16 +16,17 @@ install: $(STAMP)
 
 DEMO_STORE ?= demo-store.zarr
 # `make demo` ends with `chromestore run`: real E003 + 56 simulated epigenomes, trained,
-# analysed, demo-report/index.html; FULL=1 runs the paper's protocol.
+# analysed, demo-report/index.html; FULL=1 runs the paper's protocol. Re-running is safe:
+# ingest reuses its store, and `run --overwrite` replaces only stores and a report that
+# chromestore made (anything else at those paths is refused, never deleted).
 DEMO_SIM_STORE ?= demo-sim.zarr
 FULL ?=
 
 demo: $(STAMP)
-	rm -rf $(DEMO_STORE)
 	$(BIN)/chromestore ingest $(DEMO_STORE) --genes data/gene_windows.hg19.bed.gz --expression data/rpkm.56epigenomes.tsv.gz
 	$(BIN)/chromestore info $(DEMO_STORE)
 	$(BIN)/chromestore labels $(DEMO_STORE)
-	$(BIN)/chromestore run $(DEMO_SIM_STORE) --report demo-report $(if $(FULL),--full,)
+	$(BIN)/chromestore run $(DEMO_SIM_STORE) --report demo-report --overwrite $(if $(FULL),--full,)
 
 # Slow tests are kept runnable: `make test-slow` (or PYTEST_ARGS= make test for everything).
 PYTEST_ARGS ?= -m "not slow"

@@ -10,6 +10,8 @@ The store is a plain ``xr.Dataset`` with dims cell × gene × mark × bin (see
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING
 
 #: public name → module that defines it
@@ -60,6 +62,21 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """The package's module type: importing the submodule ``chromestore.simulate`` (as
+    ``from chromestore.simulate import real_rpkm`` does) must not replace the function
+    ``chromestore.simulate`` by that module; the function loads through ``__getattr__``."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == value.__name__ \
+                and name != "datasets":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs

@@ -28,3 +28,8 @@ class SchemaError(ValueError):
 
 class StoreError(RuntimeError):
     """A store cannot be created, opened or written as asked."""
+
+
+class ChunkError(StoreError):
+    """A chunk of a store does not read back: its checksum does not match or it does not
+    decode. The message names the store, the variable, the cell and the chunk."""

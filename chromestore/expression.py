@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from chromestore import names
 from chromestore.errors import InputError
 from chromestore.textio import open_text
 
@@ -29,6 +30,9 @@ def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
                 path, 1, f"expected a header 'gene_id<TAB>E003<TAB>...', found {header[:3]!r}"
             )
         cells = header[1:]
+        bad = next((names.problem(c) for c in cells if names.problem(c)), None)
+        if bad:
+            raise InputError(path, 1, bad)
         if len(set(cells)) != len(cells):
             raise InputError(path, 1, "duplicate epigenome ids in the header")
         ids: list[str] = []

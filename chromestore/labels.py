@@ -17,6 +17,24 @@ from chromestore import variables as V
 RULES = ("median", "median-ge")
 
 
+def require_expression(ds: xr.Dataset, cells, store: str = "the store") -> None:
+    """Raise :class:`~chromestore.errors.StoreError` unless each of ``cells`` has
+    expression values (labels, and so training, need them); the message says how to add
+    them. Reads the ``expression`` of those cells."""
+    from chromestore.errors import StoreError
+
+    ingest = f"`chromestore ingest {store} --expression RPKM.tsv`"
+    if not len(cells):
+        raise StoreError(f"{store}: no epigenomes in the store yet; add them with {ingest} "
+                         "(and --samples SHEET for their signal)")
+    has = ds[V.expression.name].sel({V.CELL: list(cells)}).notnull().any(V.GENE).values
+    missing = [str(c) for c, ok in zip(cells, has, strict=True) if not ok]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f", … ({len(missing)})" if len(missing) > 6 else "")
+        raise StoreError(f"{store}: no expression for {shown}; labels come from it, so "
+                         f"training needs it: add it with {ingest}")
+
+
 def _warn_overwrite(ds: xr.Dataset, names: tuple[str, ...]) -> None:
     present = [n for n in names if n in ds.variables]
     if present:

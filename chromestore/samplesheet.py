@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from chromestore import formats
+from chromestore import formats, names
 from chromestore import variables as V
 from chromestore.errors import InputError
 from chromestore.textio import open_text
@@ -74,8 +74,8 @@ def sheet_rows(path: str | os.PathLike) -> list[Row]:
         if len(row) != 4:
             raise InputError(path, lineno, f"expected 4 columns, found {len(row)}")
         cell, mark, fmt, file = (x.strip() for x in row)
-        if not cell:
-            raise InputError(path, lineno, "empty cell")
+        if names.problem(cell):
+            raise InputError(path, lineno, names.problem(cell))
         full = file if os.path.isabs(file) else os.path.join(base, file)
         out.append(Row(path, lineno, cell, mark, fmt.lower() or formats.infer_format(file) or "",
                        fmt or file, full))

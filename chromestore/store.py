@@ -24,6 +24,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from chromestore import integrity, names
 from chromestore import variables as V
 from chromestore.attr_codec import decode_attrs, encode_attrs
 
@@ -136,6 +137,7 @@ def template(
     offsets = bin_offsets(window, bin_size)
     n_genes = len(genes)
     gene_chunk = max(1, min(gene_chunk, n_genes))
+    names.check_all(cells, "cell")
     if len(set(cells)) != len(cells):
         raise ValueError(f"duplicate cells in {list(cells)}")
     if len(set(marks)) != len(marks):
@@ -175,7 +177,7 @@ def template(
 
 
 def _encoding(ds: xr.Dataset, gene_chunk: int, level: int = 3) -> dict:
-    zstd = [zarr.codecs.ZstdCodec(level=level)]
+    zstd = integrity.compressors(level)  # zstd, then a CRC-32C checksum on every chunk
     n_marks, n_bins = ds.sizes[V.MARK], ds.sizes[V.BIN]
     enc: dict[str, dict[str, Any]] = {
         "signal": {"chunks": (1, gene_chunk, n_marks, n_bins), "compressors": zstd},
@@ -183,8 +185,9 @@ def _encoding(ds: xr.Dataset, gene_chunk: int, level: int = 3) -> dict:
         "peak_max": {"chunks": (1, gene_chunk, n_marks), "compressors": zstd},
     }
     for name, var in ds.coords.items():
+        enc[name] = {"compressors": zstd}
         if name != V.CELL:
-            enc[name] = {"chunks": tuple(max(1, s) for s in var.shape)}
+            enc[name]["chunks"] = tuple(max(1, s) for s in var.shape)
     return enc
 
 
@@ -228,6 +231,9 @@ def create_store(
         raise ValueError(f"chunks may only set 'gene' (cells are one per chunk), got {chunks}")
     if handle.exists():
         raise StoreError(f"{handle}: a store already exists here")
+    from chromestore.replace import refuse_occupied
+
+    refuse_occupied(handle)  # a new store goes only where nothing is
     ds = template(
         genes, cells, marks, window, bin_size, chunks.get(V.GENE, DEFAULT_GENE_CHUNK), genome
     )
@@ -275,12 +281,18 @@ def open_store(
     """
     handle = Store.of(path, storage_options)
     if not handle.exists():
-        raise StoreError(f"{handle}: no chromestore store here (no zarr.json)")
+        from chromestore.replace import missing_bucket
+
+        bucket = missing_bucket(handle)
+        raise StoreError(f"{handle}: " + (f"the bucket {bucket!r} does not exist" if bucket
+                                          else "no chromestore store here (no zarr.json)"))
     ds = xr.open_zarr(handle.url, consolidated=False, storage_options=handle.storage_options,
                       zarr_format=3)
     ds = eager_coords(ds, handle)
     ds.attrs = decode_attrs(ds.attrs)
-    return V.validate(ds) if validate else ds
+    ds = V.validate(ds) if validate else ds
+    # reads of a chunk that fails its checksum raise ChunkError naming the chunk
+    return integrity.checked_variables(ds, handle.group("r"), handle.url, CELL_VARS)
 
 
 def eager_coords(ds: xr.Dataset, store: StoreLike) -> xr.Dataset:
@@ -316,7 +328,7 @@ def add_cells(
     handle = Store.of(path, storage_options)
     ds = open_store(handle)
     have = set(ds[V.CELL].values.tolist())
-    new = [c for c in dict.fromkeys(cells) if c not in have]
+    new = names.check_all([c for c in dict.fromkeys(cells) if c not in have], "cell")
     if not new:
         return []
     attrs = dict(handle.group("r").attrs)  # as stored (JSON strings stay strings)

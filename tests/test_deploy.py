@@ -9,8 +9,12 @@ the TLS settings and the SLURM job script are run for real, with real processes 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import re
 import shlex
+import shutil
+import stat
 import subprocess
 import tomllib
 from pathlib import Path
@@ -20,7 +24,14 @@ import yaml
 from distributed import Client, Security
 
 from chromestore.app.cli import main as cli_main
-from tests.cluster_fixtures import DaskProcs, _spawn, _wait, dask_procs, stop  # noqa: F401
+from tests.cluster_fixtures import (  # noqa: F401
+    DaskProcs,
+    _spawn,
+    _wait,
+    dask_procs,
+    s3_server,
+    stop,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -185,18 +196,116 @@ def test_kubernetes__tls_config_is_the_compose_one_and_job_targets_the_scheduler
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> Path:
+    """make-certs.sh's output folder: ``ca/`` (the CA key) and ``dask/`` (what is mounted)."""
     out = tmp_path_factory.mktemp("tls") / "certs"
     subprocess.run([str(DEPLOY / "tls" / "make-certs.sh"), str(out)], check=True,
                    capture_output=True, timeout=60)
     return out
 
 
-def _tls_config_dir(certs: Path, where: Path) -> Path:
-    """deploy/tls/dask-tls.yaml with /etc/dask/tls pointed at ``certs``."""
+def _tls_config_dir(tls: Path, where: Path) -> Path:
+    """deploy/tls/dask-tls.yaml with /etc/dask/tls pointed at ``tls``."""
     where.mkdir(exist_ok=True)
-    text = (DEPLOY / "tls" / "dask-tls.yaml").read_text().replace("/etc/dask/tls", str(certs))
+    text = (DEPLOY / "tls" / "dask-tls.yaml").read_text().replace("/etc/dask/tls", str(tls))
     (where / "dask-tls.yaml").write_text(text)
     return where
+
+
+def _role_mount(certs: Path, role: str, where: Path) -> Path:
+    """What a container of ``role`` mounts: the CA certificate and its own pair only."""
+    where.mkdir()
+    for name in ("ca.pem", f"{role}.pem", f"{role}-key.pem"):
+        shutil.copy2(certs / "dask" / name, where / name)
+    return where
+
+
+ROLES = ("scheduler", "worker", "client")
+
+
+def test_make_certs__a_certificate_per_role_keys_0600_ca_key_apart(certs):
+    mounted = certs / "dask"
+    assert sorted(p.name for p in mounted.iterdir()) == sorted(
+        ["ca.pem"] + [f"{r}{s}.pem" for r in ROLES for s in ("", "-key")])
+    assert sorted(p.name for p in (certs / "ca").iterdir()) == ["ca-key.pem", "ca.pem"]
+    for key in [certs / "ca" / "ca-key.pem", *mounted.glob("*-key.pem")]:
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+    assert stat.S_IMODE((certs / "ca").stat().st_mode) == 0o700
+    subjects = set()
+    for role in ROLES:
+        cert = mounted / f"{role}.pem"
+        ok = subprocess.run(["openssl", "verify", "-CAfile", str(mounted / "ca.pem"), str(cert)],
+                            capture_output=True, text=True)
+        assert ok.returncode == 0 and ok.stdout.strip().endswith(": OK"), ok.stdout + ok.stderr
+        text = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-subject",
+                               "-ext", "extendedKeyUsage"], capture_output=True, text=True).stdout
+        assert f"CN=chromestore-dask-{role}" in text.replace(" ", "")
+        assert ("TLS Web Server Authentication" in text) == (role != "client")
+        subjects.add(text)
+        # each certificate carries its own key (the key's public half matches it)
+        pub = [subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-pubkey"],
+                              capture_output=True, text=True).stdout, None]
+        pub[1] = subprocess.run(["openssl", "pkey", "-in", str(mounted / f"{role}-key.pem"),
+                                 "-pubout"], capture_output=True, text=True).stdout
+        assert pub[0] == pub[1] and pub[0]
+    assert len(subjects) == 3
+    keys = {(mounted / f"{r}-key.pem").read_bytes() for r in ROLES}
+    assert len(keys) == 3 and (certs / "ca" / "ca-key.pem").read_bytes() not in keys
+
+
+def test_make_certs__never_overwrites_existing_certificates(certs):
+    before = {p: p.read_bytes() for p in certs.rglob("*") if p.is_file()}
+    res = subprocess.run([str(DEPLOY / "tls" / "make-certs.sh"), str(certs)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.strip() == (f"make-certs.sh: {certs}/ca already exists; nothing was "
+                                  "changed (remove it or choose another DIR)")
+    assert {p: p.read_bytes() for p in certs.rglob("*") if p.is_file()} == before
+
+
+def test_compose__containers_mount_role_certificates_never_the_ca_key():
+    c = compose({"MINIO_ROOT_PASSWORD": "pw"})
+    for name in ("scheduler", "worker", "gpu-worker"):
+        svc = c["services"][name]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
+        assert mounts["/etc/dask/tls"] == "./tls/certs/dask"
+        assert not any("ca-key" in v or v.rstrip("/").endswith("/ca") for v in svc["volumes"])
+        assert svc["user"] == "1000:1000"
+    custom = compose({"MINIO_ROOT_PASSWORD": "pw", "CHROMESTORE_UID": "1234",
+                      "CHROMESTORE_CERTS": "/srv/certs"})["services"]["worker"]
+    assert custom["user"] == "1234:1000" and "/srv/certs/dask:/etc/dask/tls:ro" in custom["volumes"]
+    tls = yaml.safe_load((DEPLOY / "tls" / "dask-tls.yaml").read_text())["distributed"]["comm"]
+    for role in ROLES:
+        assert tls["tls"][role] == {"cert": f"/etc/dask/tls/{role}.pem",
+                                    "key": f"/etc/dask/tls/{role}-key.pem"}
+
+
+def _pods(obj) -> list[dict]:
+    """Every pod spec (a dict with "containers") anywhere in a manifest."""
+    if isinstance(obj, dict):
+        found = [obj] if "containers" in obj else []
+        return found + [p for v in obj.values() for p in _pods(v)]
+    if isinstance(obj, list):
+        return [p for v in obj for p in _pods(v)]
+    return []
+
+
+def test_kubernetes__each_pod_gets_only_its_role_key_and_never_the_ca_key():
+    docs = manifests()
+    roles = {"scheduler": "scheduler", "worker": "worker", "run": "client"}
+    seen = []
+    for pod in _pods(docs):
+        role = roles[pod["containers"][0]["name"]]
+        tls = next(v["secret"] for v in pod["volumes"] if v["name"] == "tls")
+        assert tls["secretName"] == "chromestore-tls"
+        assert {i["key"] for i in tls["items"]} == {"ca.pem", f"{role}.pem", f"{role}-key.pem"}
+        assert tls["defaultMode"] == 0o440
+        sec = pod["securityContext"]
+        assert sec["runAsNonRoot"] and sec["runAsUser"] == 1000 and sec["fsGroup"] == 1000
+        seen.append(role)
+    assert sorted(seen) == ["client", "scheduler", "worker", "worker"]
+    assert "ca-key" not in yaml.safe_dump_all(docs)
+    text = (DEPLOY / "kubernetes" / "daskcluster.yaml").read_text()
+    assert "kubectl create secret generic chromestore-tls --from-file=certs/dask\n" in text
 
 
 @pytest.mark.cluster
@@ -205,12 +314,16 @@ def test_tls_settings__real_scheduler_and_worker_speak_tls_only(certs, dask_proc
     other = tmp_path / "other-ca"
     subprocess.run([str(DEPLOY / "tls" / "make-certs.sh"), str(other)], check=True,
                    capture_output=True, timeout=60)
-    conf = _tls_config_dir(certs, tmp_path / "dask-config")
-    dask_procs.env = {"DASK_CONFIG": str(conf)}
-    dask_procs.protocol = "tls"
-    address = dask_procs.start_scheduler()
-    assert address.startswith("tls://127.0.0.1:")
-    dask_procs.start_worker("w0")
+    # Each process holds only its role's certificate and key, as the pods do.
+    for role in ("scheduler", "worker"):
+        mount = _role_mount(certs, role, tmp_path / f"{role}-tls")
+        dask_procs.env = {"DASK_CONFIG": str(_tls_config_dir(mount, tmp_path / f"{role}-cfg"))}
+        dask_procs.protocol = "tls"
+        if role == "scheduler":
+            address = dask_procs.start_scheduler()
+            assert address.startswith("tls://127.0.0.1:")
+        else:
+            dask_procs.start_worker("w0")
     with Client(address, security=_client_security(certs), timeout=30) as client:
         assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
         assert all(w.startswith("tls://") for w in client.scheduler_info()["workers"])
@@ -222,9 +335,10 @@ def test_tls_settings__real_scheduler_and_worker_speak_tls_only(certs, dask_proc
 
 
 def _client_security(certs: Path) -> Security:
+    d = certs / "dask"
     return Security(
-        tls_ca_file=str(certs / "ca.pem"), tls_client_cert=str(certs / "node.pem"),
-        tls_client_key=str(certs / "node-key.pem"), require_encryption=True,
+        tls_ca_file=str(d / "ca.pem"), tls_client_cert=str(d / "client.pem"),
+        tls_client_key=str(d / "client-key.pem"), require_encryption=True,
     )
 
 
@@ -252,7 +366,10 @@ def test_slurm__job_scripts_from_our_config_start_real_tls_workers(certs, tmp_pa
         for script in (cpu, gpu):
             assert script.startswith("#!/usr/bin/env bash")
             assert f"-m distributed.cli.dask_worker {address}" in script
-            assert f"--tls-ca-file {certs / 'ca.pem'}" in script
+            assert f"--tls-ca-file {certs / 'dask' / 'ca.pem'}" in script
+            assert f"--tls-cert {certs / 'dask' / 'worker.pem'}" in script
+            assert f"--tls-key {certs / 'dask' / 'worker-key.pem'}" in script
+            assert "ca-key" not in script
             assert "#SBATCH -t 04:00:00" in script
         assert "#SBATCH --cpus-per-task=16" in cpu and "#SBATCH --mem=64G" in cpu
         assert "--nworkers 4" in cpu and "--nthreads 4" in cpu and "GPU=1" not in cpu
@@ -285,3 +402,58 @@ def test_deploy_readme__names_every_file():
     for f in DEPLOY.rglob("*"):
         if f.is_file() and f.name not in ("README.md", ".gitignore") and "certs" not in f.parts:
             assert f.name in text, f.name
+
+
+def test_slurm__storage_options_are_redacted_when_printed():
+    rp = _run_pipeline_module()
+    so = {"endpoint_url": "http://minio:9000", "key": "AKIAEXAMPLE", "secret": "s3cr3t",
+          "client_kwargs": {"aws_session_token": "T0KEN-VALUE"}, "anon": False}
+    args, options = rp.split_step(f"info s3://lab/x.zarr --storage-options '{json.dumps(so)}'")
+    assert args == ["info", "s3://lab/x.zarr"] and json.loads(options) == so
+    quoted = shlex.quote(json.dumps(so))
+    assert rp.split_step(f"info X --storage-options={quoted}")[1] == json.dumps(so)
+    shown = rp.shown(args, options)
+    assert "AKIAEXAMPLE" not in shown and "s3cr3t" not in shown and "T0KEN" not in shown
+    assert json.loads(shlex.split(shown)[-1]) == {
+        "endpoint_url": "http://minio:9000", "key": "***", "secret": "***",
+        "client_kwargs": {"aws_session_token": "***"}, "anon": False}
+    assert rp.shown(args, "{not json, secret}") == "info s3://lab/x.zarr --storage-options " \
+        "'<not shown>'"
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(180)
+def test_slurm__steps_get_storage_options_from_the_environment_never_argv(
+        certs, s3_server, capfd, monkeypatch):  # noqa: F811
+    from chromestore.simulate import simulate
+
+    rp = _run_pipeline_module()
+    s3_server.make_bucket("slurm")
+    so = s3_server.options()
+    simulate("s3://slurm/s.zarr", cells=1, genes=50, seed=0, storage_options=so)
+    for k in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(k)  # only --storage-options can reach the bucket
+    calls = []
+    real_run = subprocess.run
+
+    def spy(cmd, **kw):
+        calls.append((cmd, kw["env"].get(rp.ENV_STORAGE_OPTIONS)))
+        return real_run(cmd, **kw)
+
+    monkeypatch.setattr(rp.subprocess, "run", spy)
+    opt = shlex.quote(json.dumps(so))
+    rc = rp.run_steps("tls://127.0.0.1:1", [
+        f"info s3://slurm/s.zarr --format json --storage-options {opt}",
+        f"info s3://slurm/absent.zarr --storage-options {opt}",
+        "info s3://slurm/s.zarr",  # never runs: the step before failed
+    ], certs)
+    out, err = capfd.readouterr()
+    assert rc == 1 and len(calls) == 2
+    assert json.loads(out[out.index("\n{\n"):out.index("\n}\n") + 2])["cells"] == ["E003"]
+    assert "error: s3://slurm/absent.zarr: no chromestore store here" in err
+    assert "step failed (exit 1): chromestore info s3://slurm/absent.zarr" in err
+    for secret in (so["key"], so["secret"]):
+        assert secret not in out + err
+        assert not any(secret in arg for cmd, _ in calls for arg in cmd)
+    assert all(json.loads(env) == so for _, env in calls)
+    assert out.count('"secret": "***"') == 2

@@ -120,3 +120,45 @@ def test_s3_unknown_key_from_environment__one_line_error(stores, s3_server):  # 
     # The store was not touched by the refused client.
     ok = _cli(["info", remote, "--format", "json"], s3_server.env())
     assert json.loads(ok.stdout)["cells"] == ["E003", "E116"]
+
+
+def _bucket_listing(s3_server) -> list[str]:  # noqa: F811
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server.options(), skip_instance_cache=True)
+    return sorted(fs.find(BUCKET))
+
+
+@pytest.mark.parametrize("command", [
+    ["info", "s3://no-such-bucket/remc.zarr"],
+    ["verify", "s3://no-such-bucket/remc.zarr"],
+    ["ingest", "s3://no-such-bucket/remc.zarr", "--genes", str(GENES_BED)],
+    ["simulate", "s3://no-such-bucket/remc.zarr", "--cells", "1", "--genes", "50",
+     "--workers", "0"],
+])
+def test_s3_missing_bucket__one_line_naming_the_bucket(stores, s3_server, command):  # noqa: F811
+    before = _bucket_listing(s3_server)
+    so = json.dumps(s3_server.options())
+    res = CliRunner().invoke(main, ["--storage-options", so, *command])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    assert lines[0].startswith("error: s3://no-such-bucket/remc.zarr: the bucket "
+                               "'no-such-bucket' does not exist")
+    assert _bucket_listing(s3_server) == before
+
+
+def test_s3_dead_endpoint__one_line_saying_it_cannot_be_reached(stores):
+    from tests.cluster_fixtures import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"  # a closed loopback port: connection refused
+    so = json.dumps({"endpoint_url": dead, "key": "k", "secret": "s"})
+    for command in (["info", "s3://chromestore/remc.zarr"],
+                    ["ingest", "s3://chromestore/new.zarr", "--genes", str(GENES_BED)]):
+        res = CliRunner().invoke(main, ["--storage-options", so, *command])
+        assert res.exit_code == 1
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in res.output, res.output
+        assert lines[0].startswith(f"error: cannot reach the object store at {dead} "
+                                   "(EndpointConnectionError")
+        assert "refused access" not in lines[0] and "credentials" not in lines[0]

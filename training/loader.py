@@ -30,6 +30,7 @@ import zarr
 
 import chromestore
 from chromestore import variables as V
+from chromestore.integrity import CheckedArray
 
 TRANSFORMS = ("raw", "log1p")
 
@@ -122,7 +123,8 @@ class ChunkLoader:
         group = zarr.open_group(zarr_store if zarr_store is not None else self.path, mode="r",
                                 zarr_format=3, storage_options=None if zarr_store is not None
                                 else storage_options)
-        self.signal = group[V.signal.name]
+        # a chunk that fails its checksum raises ChunkError naming the chunk and the cell
+        self.signal = CheckedArray(group[V.signal.name], self.path, all_cells)
         self.gene_chunk = int(self.signal.chunks[1])
         self.n_chunks = -(-self.n_genes // self.gene_chunk)
         cell_bytes = self.n_genes * self.n_marks * self.n_bins * 4

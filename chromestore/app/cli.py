@@ -34,10 +34,11 @@ def _register() -> None:
         simulate_command,
         store_commands,
         train_command,
+        verify_command,
     )
 
     for module in (store_commands, ingest_commands, simulate_command, train_command,
-                   analyze_commands, pipeline):
+                   analyze_commands, pipeline, verify_command):
         for command in module.COMMANDS:
             main.add_command(command)
 

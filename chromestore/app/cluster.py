@@ -39,14 +39,15 @@ def connect(
     n = workers or os.cpu_count() or 1
     # Worker processes talk TCP on loopback only; threads in this process use inproc://.
     where = {"host": "127.0.0.1"} if processes else {}
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=threads_per_worker,
-        processes=processes,
-        dashboard_address="127.0.0.1:0",
-        silence_logs=40,
-        **where,
-    )
+    with _workers_ignore_ctrl_c():
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            dashboard_address="127.0.0.1:0",
+            silence_logs=50,  # task errors come back through the client as one line
+            **where,
+        )
     client = Client(cluster)
     try:
         _say(f"local Dask cluster: {n} workers; dashboard: {client.dashboard_link}", quiet)
@@ -54,6 +55,24 @@ def connect(
     finally:
         client.close()
         cluster.close()
+
+
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored (they inherit it): Ctrl-C in a terminal
+    signals the whole process group, and only this process should act on it (it closes
+    the cluster and says "interrupted"), not each worker with its own traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _say(msg: str, quiet: bool) -> None:

@@ -1,38 +1,118 @@
-"""Expected errors become one line on stderr and a non-zero exit, never a traceback."""
+"""Every error becomes one line on stderr and a non-zero exit, never a traceback.
+
+- errors a user can fix (bad input, schema, store, corrupt chunk, a file or folder that
+  cannot be used, an object store that refuses or cannot be reached): ``error: …``, exit 1;
+- Ctrl-C: ``error: interrupted``, exit 130 (the embedded Dask cluster is closed first;
+  what a command records as complete is only ever recorded after it was written);
+- anything else (a bug): one line naming the exception, exit 1; the traceback is printed
+  only when ``CHROMESTORE_TRACEBACK=1``.
+"""
 
 from __future__ import annotations
+
+import os
+import re
 
 import click
 
 from chromestore.app import session
 from chromestore.errors import InputError, SchemaError, StoreError
 
+ENV_TRACEBACK = "CHROMESTORE_TRACEBACK"
+#: exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
+EXIT_INTERRUPTED = 130
+#: botocore/aiohttp errors that mean the endpoint did not answer (not that it refused us)
+_UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
+                "ReadTimeoutError", "ClientConnectorError", "ServerDisconnectedError",
+                "ProxyConnectionError")
+
 
 class ErrorHandlingGroup(click.Group):
-    """Turns expected errors into one-line messages and a non-zero exit."""
+    """Turns every error into a one-line message and a non-zero exit."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (InputError, SchemaError, StoreError, KeyError, ValueError) as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            session.fail(str(msg))
-        except PermissionError as e:
-            if e.filename:  # a local file
-                session.fail(str(e))
-            session.fail(_access_denied(ctx, e))
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # click's own: usage errors (exit 2), --help, explicit exits
+        except KeyboardInterrupt:
+            session.fail("interrupted", EXIT_INTERRUPTED)
         except Exception as e:
-            if type(e).__module__.split(".")[0] in ("botocore", "aiobotocore"):
-                session.fail(_access_denied(ctx, e))
-            raise
+            if os.environ.get(ENV_TRACEBACK) == "1":
+                raise
+            session.fail(message(ctx, e))
+
+
+def message(ctx: click.Context, e: BaseException) -> str:
+    """The one line that says what went wrong."""
+    if isinstance(e, InputError | SchemaError | StoreError):
+        return str(e)
+    if _is_object_store(e):
+        if type(e).__name__ in _UNREACHABLE or _caused_by_unreachable(e):
+            return _unreachable(ctx, e)
+        return _access_denied(ctx, e)
+    if isinstance(e, PermissionError):
+        return _permission(e) if e.filename else _access_denied(ctx, e)
+    if isinstance(e, FileNotFoundError) and not e.filename and "bucket" in str(e).lower():
+        return f"{e} at {_endpoint(ctx) or 'the object store'}; create the bucket or fix the URL"
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.filename}: {e.strerror or e}"
+    if isinstance(e, ConnectionError | TimeoutError):
+        return _unreachable(ctx, e)
+    if isinstance(e, KeyError):
+        return str(e.args[0]) if e.args else "a key is missing"
+    if isinstance(e, ValueError | OSError):
+        return str(e)
+    hint = f"set {ENV_TRACEBACK}=1 for the traceback and please report it"
+    return f"unexpected {type(e).__name__}: {e} ({hint})"
+
+
+def _is_object_store(e: BaseException) -> bool:
+    top = type(e).__module__.split(".")[0]
+    return top in ("botocore", "aiobotocore", "aiohttp")
+
+
+def _caused_by_unreachable(e: BaseException) -> bool:
+    seen = e.__cause__ or e.__context__
+    while seen is not None:
+        if type(seen).__name__ in _UNREACHABLE:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _endpoint(ctx: click.Context, environment: bool = True) -> str | None:
+    """The object store's endpoint from --storage-options (or, with ``environment``, the
+    AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL variables)."""
+    so = session.storage_options(ctx) or {}
+    given = so.get("endpoint_url") or (so.get("client_kwargs") or {}).get("endpoint_url")
+    if given or not environment:
+        return given
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def _unreachable(ctx: click.Context, e: BaseException) -> str:
+    """One line for an object store (or scheduler) that did not answer at all."""
+    where = _endpoint(ctx)
+    return (f"cannot reach the object store{f' at {where}' if where else ''} "
+            f"({type(e).__name__}: {e}); check that it is running and that endpoint_url in "
+            "--storage-options (or AWS_ENDPOINT_URL_S3) points at it")
+
+
+def _permission(e: PermissionError) -> str:
+    where = str(e.filename)
+    if re.search(r"\.[0-9a-f]{32}\.partial$", where):  # zarr's temporary file of a write:
+        where = os.path.dirname(where)                   # name the folder written to
+    return (f"{where}: permission denied; the store or folder is read-only for this "
+            "user (check its permissions, or write to a copy)")
 
 
 def _access_denied(ctx: click.Context, e: Exception) -> str:
     """One line for an object store that refused us (wrong or missing credentials)."""
-    so = session.storage_options(ctx) or {}
-    where = f" at {so['endpoint_url']}" if "endpoint_url" in so else ""
+    where = _endpoint(ctx, environment=False)
     return (
-        f"the object store{where} refused access ({type(e).__name__}: {e}); check the "
-        "credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or \"key\"/"
-        "\"secret\" in --storage-options, and that they may use this bucket"
+        f"the object store{f' at {where}' if where else ''} refused access "
+        f"({type(e).__name__}: {e}); check the credentials: AWS_ACCESS_KEY_ID/"
+        "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or \"key\"/\"secret\" in --storage-options, "
+        "and that they may use this bucket"
     )

@@ -34,6 +34,8 @@ PEERS = ("shallowchrome", "svm-bin", "rf-bestbin")
 #: Gene the report explains when it is a test gene (ShallowChrome's PAX5 example).
 EXPLAIN_GENE = "PAX5"
 EXPLAIN_CELLS = ("E003", "E116", "E123")  # H1, GM12878, K562
+#: how a report's index.html begins (analysis/report.py), to recognise an earlier report
+REPORT_TITLE = "<title>chromestore report"
 
 
 @dataclass
@@ -58,6 +60,8 @@ class RunConfig:
         "steps": 150, "ig_steps": 16, "max_genes": 100})
     e003: bool = True
     progress: bool = True
+    #: replace the stores and report of an earlier run (only what chromestore made)
+    overwrite: bool = False
 
     @classmethod
     def paper(cls, **kw) -> RunConfig:
@@ -99,18 +103,19 @@ def demo_genes(n: int | None, seed: int) -> list[str] | str:
     return [str(keys[i]) for i in sorted(pick)]
 
 
-def build_e003_store(path: str) -> list[str]:
-    """The real E003 sample as a store of all genes (signal for its 600); returns those genes."""
-    import shutil
+def build_e003_store(path: str, overwrite: bool = False) -> list[str]:
+    """The real E003 sample as a store of all genes (signal for its 600); returns those genes.
 
+    A store already at ``path`` is replaced only with ``overwrite`` (and only if
+    chromestore made it: see :mod:`chromestore.replace`)."""
     import xarray as xr
 
-    from chromestore import datasets, open_store
+    from chromestore import datasets, open_store, replace
     from chromestore.formats import read_deepdiff_csv
     from chromestore.ingest import ingest_expression, ingest_signal_array, open_or_create
 
     sample = datasets.e003_sample()
-    shutil.rmtree(path, ignore_errors=True)
+    replace.prepare(path, overwrite)
     open_or_create(path, str(datasets.gene_windows()))
     ingest_expression(path, str(datasets.rpkm()), ["E003"])
     parts = [read_deepdiff_csv(sample / f"E003.{s}.csv") for s in ("train", "valid", "test")]
@@ -169,20 +174,52 @@ def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig
     return out, path
 
 
+def e003_store_path(store: str) -> str:
+    """The real E003 sample's store beside ``store``: ``X.zarr`` → ``X-e003.zarr``."""
+    return str(Path(store).with_name(Path(store).stem + "-e003.zarr"))
+
+
+def check_outputs(cfg: RunConfig) -> None:
+    """Refuse up front, before anything is written, outputs that ``run`` may not replace:
+    anything that is not a chromestore store or report, and those without ``overwrite``."""
+    from chromestore import replace
+
+    for store in [cfg.store] + ([e003_store_path(cfg.store)] if cfg.e003 else []):
+        replace.check(store, cfg.overwrite)
+    _check_report_dir(Path(cfg.report), cfg.overwrite)
+
+
+def _check_report_dir(path: Path, overwrite: bool) -> None:
+    from chromestore.errors import StoreError
+
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return
+    index = path / "index.html"
+    if not (path.is_dir() and index.is_file() and REPORT_TITLE in index.read_text()[:2000]):
+        raise StoreError(f"{path}: the report folder exists and holds no chromestore report; "
+                         "nothing was changed: choose another --report folder")
+    if not overwrite:
+        raise StoreError(f"{path}: a chromestore report is already there; pass --overwrite "
+                         "to replace it")
+
+
 def run_all(cfg: RunConfig, *, client=None) -> str:
     """Run every stage (Dask work on ``client``, or in this process when None); return
-    the text to print (summary tables and report paths)."""
-    import shutil
+    the text to print (summary tables and report paths).
 
-    import chromestore
+    Existing outputs are checked first (:func:`check_outputs`); a store is replaced only
+    with ``cfg.overwrite`` and only if chromestore made it."""
+    from chromestore import replace
     from chromestore.analysis import metrics as M
+    from chromestore.simulate import simulate
 
+    check_outputs(cfg)
     t0 = time.perf_counter()
     lines = []
     if cfg.e003:
-        e003_store = str(Path(cfg.store).with_name(Path(cfg.store).stem + "-e003.zarr"))
+        e003_store = e003_store_path(cfg.store)
         with _Stage(f"real E003 sample → {e003_store}"):
-            genes = build_e003_store(e003_store)
+            genes = build_e003_store(e003_store, overwrite=cfg.overwrite)
         _train_all(e003_store, "e003", ["E003"], cfg, split="random", split_over="signal",
                    genes=genes, client=client)
         out, path = _analyse(e003_store, "e003", str(Path(cfg.report) / "e003"), ["E003"],
@@ -191,8 +228,8 @@ def run_all(cfg: RunConfig, *, client=None) -> str:
                   f"report: {path}", ""]
     with _Stage(f"simulate {cfg.cells} epigenomes × "
                 f"{cfg.genes or 'all'} genes → {cfg.store}"):
-        shutil.rmtree(cfg.store, ignore_errors=True)
-        chromestore.simulate(cfg.store, cells=cfg.cells, genes=demo_genes(cfg.genes, cfg.seed),
+        replace.prepare(cfg.store, cfg.overwrite)
+        simulate(cfg.store, cells=cfg.cells, genes=demo_genes(cfg.genes, cfg.seed),
                              seed=cfg.seed, progress=cfg.progress)
     _train_all(cfg.store, cfg.name, cfg.cells, cfg, split=cfg.split, split_over="all",
                genes=None, client=client)
@@ -219,14 +256,18 @@ def run_all(cfg: RunConfig, *, client=None) -> str:
               "file-order split, 100 epochs with patience 10, full SVM/RF grids.")
 @click.option("--e003/--no-e003", default=True, show_default=True,
               help="Also train and report on the real E003 sample.")
+@click.option("--overwrite", is_flag=True, help="Replace STORE, its -e003 sibling and the "
+              "report of an earlier run. Only what chromestore made is replaced; anything "
+              "else at those paths is refused, with or without this flag.")
 @session.command_options
 @click.pass_context
-def run_cmd(ctx, store, report_dir, name, cells, genes, epochs, seed, full, e003):
+def run_cmd(ctx, store, report_dir, name, cells, genes, epochs, seed, full, e003, overwrite):
     """The whole job: simulate, label, split, train DeepChrome and peers, analyse, report."""
     from chromestore.simulate import real_rpkm
 
     picked = session.parse_cells(cells, list(real_rpkm().columns))
     kw = dict(store=store, report=report_dir, name=name, seed=seed, e003=e003,
+              overwrite=overwrite,
               cells="all" if picked is None else ",".join(picked),
               progress=session.progress(ctx))
     if genes is not None:
@@ -234,6 +275,7 @@ def run_cmd(ctx, store, report_dir, name, cells, genes, epochs, seed, full, e003
     if epochs is not None:
         kw["epochs"] = epochs
     cfg = RunConfig.paper(**kw) if full else RunConfig(**kw)
+    check_outputs(cfg)  # before a cluster starts
     with session.cluster(ctx, heavy=True) as client:
         click.echo(run_all(cfg, client=client))
 

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 import click
 
 ENV_SCHEDULER = "CHROMESTORE_SCHEDULER"
+#: --storage-options from the environment (keeps secrets off command lines and out of `ps`)
+ENV_STORAGE_OPTIONS = "CHROMESTORE_STORAGE_OPTIONS"
 
 
 def fail(msg: str, code: int = 1) -> None:
@@ -58,8 +60,11 @@ def _global_options(hidden: bool) -> list[Callable]:
                      help="Worker processes of the embedded cluster; 0 runs everything in "
                      "this process."),
         click.option("--storage-options", default=None, **kw,
+                     # the group's option alone reads the variable, so that a value given
+                     # on the command line is never replaced by the environment's
+                     envvar=None if hidden else ENV_STORAGE_OPTIONS,
                      help='JSON fsspec options for remote stores, e.g. '
-                     '\'{"endpoint_url": "http://..."}\'.'),
+                     '\'{"endpoint_url": "http://..."}\' (or $' + ENV_STORAGE_OPTIONS + ').'),
         click.option("--progress/--no-progress", default=None, **kw,
                      help="Progress bars (default: only when stderr is a terminal)."),
     ]
@@ -123,7 +128,20 @@ def cluster(ctx: click.Context, *, heavy: bool) -> Iterator:
     from chromestore.app.cluster import connect
 
     with connect(scheduler_address(ctx), workers(ctx)) as client:  # says where the dashboard is
-        yield client
+        try:
+            yield client
+        except KeyboardInterrupt:
+            _quiet_teardown()
+            raise
+
+
+def _quiet_teardown() -> None:
+    """After Ctrl-C the cluster closes with tasks cancelled: keep asyncio's "exception was
+    never retrieved" and Dask's shutdown chatter off the terminal (one line says why)."""
+    import logging
+
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def parse_cells(value: str | Sequence[str] | None, available: Sequence[str] | None = None,
@@ -147,6 +165,11 @@ def parse_cells(value: str | Sequence[str] | None, available: Sequence[str] | No
         cells = [c.strip() for c in value.split(",") if c.strip()]
     if not cells:
         raise click.BadParameter(f"--cells {value!r}: no {what} named")
+    from chromestore import names
+
+    bad = [names.problem(c) for c in cells if names.problem(c)]
+    if bad:
+        raise click.BadParameter(f"--cells: {bad[0]}")
     dup = sorted({c for c in cells if cells.count(c) > 1})
     if dup:
         raise click.BadParameter(f"--cells: {', '.join(dup)} given twice")

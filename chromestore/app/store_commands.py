@@ -49,7 +49,16 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
         "peaks_completed": {c: [m for m in table.columns if (c, m) in peaks]
                             for c in table.index},
         "runs": run_summaries(path, storage_options),
+        "checksums": _checksums(ds),
     }
+
+
+def _checksums(ds) -> str:
+    """"every chunk", "none" or "some arrays": whether the store's chunks carry a checksum."""
+    from chromestore.integrity import has_checksum
+
+    has = [has_checksum(ds[v].encoding.get("compressors", ())) for v in ds.variables]
+    return "every chunk" if all(has) else "none" if not any(has) else "some arrays"
 
 
 def run_summaries(path: str, storage_options: dict | None = None) -> list[dict]:
@@ -88,6 +97,8 @@ def info(ctx, store, fmt):
     for name, ch in facts["chunks"].items():
         click.echo(f"chunks {name}: " + " × ".join(f"{k} {v}" for k, v in ch.items()))
     click.echo(f"size on disk: {_human(facts['size_bytes'])}")
+    click.echo(f"checksums: {facts['checksums']} (`chromestore verify {store}` reads every "
+               "chunk back)")
     n_expr = len(facts["expression_cells"])
     click.echo(f"cells: {len(facts['cells'])} ({n_expr} with expression)")
     if facts["cells"]:

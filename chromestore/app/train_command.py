@@ -100,12 +100,14 @@ def train(ctx, store, model, cells, split, seed, run, **values):
     from click.core import ParameterSource
 
     import chromestore
+    from chromestore.labels import require_expression
     from chromestore.training import registry
     from chromestore.training import request as TR
 
     entry = registry.get(model)
     so = session.storage_options(ctx)
-    have = [str(c) for c in chromestore.open_store(store, so)["cell"].values]
+    ds = chromestore.open_store(store, so)
+    have = [str(c) for c in ds["cell"].values]
     settings = {k: values.pop(k) for k in TR.SETTINGS}
     given = frozenset(k for k in settings
                       if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT)
@@ -123,6 +125,7 @@ def train(ctx, store, model, cells, split, seed, run, **values):
                           cells=session.parse_cells(cells, have) or have, split=split,
                           seed=seed, settings=settings, given=given, options=options,
                           storage_options=so, progress=session.progress(ctx))
+    require_expression(ds, req.cells, store)
     req, heavy = TR.plan(req, session.wants_cluster(ctx, heavy=False))
     if heavy is None:
         click.echo(TR.run(req))

@@ -13,13 +13,21 @@ are cancelled at the end::
 
 ``--print-job-script`` prints the two job scripts and exits without submitting anything.
 Certificates come from ``--certs`` (made there with ``deploy/tls/make-certs.sh`` when absent;
-the directory must be on a file system the compute nodes share, e.g. your home).
+the directory must be on a file system the compute nodes share, e.g. your home): the
+scheduler, the worker jobs and the steps each use their own role's certificate from
+``CERTS/dask``; the CA key stays in ``CERTS/ca``.
+
+A step's ``--storage-options`` (which may hold keys and secrets) is handed to its command
+through ``$CHROMESTORE_STORAGE_OPTIONS``, never on a command line (``ps`` shows those), and
+is printed with every secret-looking value replaced by ``***``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -35,6 +43,11 @@ HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "jobqueue.yaml"
 MAKE_CERTS = HERE.parent / "tls" / "make-certs.sh"
 CPU, GPU = "chromestore-cpu", "chromestore-gpu"
+ROLES = ("scheduler", "worker", "client")
+STORAGE_OPTIONS = "--storage-options"
+ENV_STORAGE_OPTIONS = "CHROMESTORE_STORAGE_OPTIONS"
+#: storage-option names whose values are never printed
+SECRET = re.compile(r"key|secret|token|passw|credential|signature|session", re.IGNORECASE)
 
 
 def load_config(path: str | os.PathLike = CONFIG) -> dict:
@@ -51,32 +64,67 @@ def load_config(path: str | os.PathLike = CONFIG) -> dict:
 
 
 def ensure_certs(certs: str | os.PathLike) -> Path:
+    """``certs`` (made with make-certs.sh when absent); returns it."""
     certs = Path(certs).expanduser()
-    if not (certs / "ca.pem").exists():
+    if not (certs / "dask" / "ca.pem").exists():
         subprocess.run([str(MAKE_CERTS), str(certs)], check=True)
     return certs
 
 
 def security(certs: str | os.PathLike) -> Security:
-    """Mutual TLS for scheduler, workers and client, all signed by the CA in ``certs``."""
-    c = Path(certs)
-    pair = {"cert": str(c / "node.pem"), "key": str(c / "node-key.pem")}
+    """Mutual TLS for scheduler, workers and client, all signed by the CA in ``certs``,
+    each role with its own certificate and key (``certs/dask/ROLE.pem``, ``ROLE-key.pem``)."""
+    d = Path(certs) / "dask"
     return Security(
-        tls_ca_file=str(c / "ca.pem"),
-        **{f"tls_{role}_{k}": v for role in ("scheduler", "worker", "client") for k, v in pair.items()},
+        tls_ca_file=str(d / "ca.pem"),
+        **{f"tls_{role}_{k}": str(d / f"{role}{suffix}.pem")
+           for role in ROLES for k, suffix in (("cert", ""), ("key", "-key"))},
         require_encryption=True,
     )
 
 
 def client_env(certs: str | os.PathLike) -> dict[str, str]:
-    """Environment that makes a Dask client (the chromestore CLI) present our certificate."""
-    c = Path(certs)
+    """Environment that makes a Dask client (the chromestore CLI) present the client certificate."""
+    d = Path(certs) / "dask"
     return {
         "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
-        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(c / "ca.pem"),
-        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(c / "node.pem"),
-        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(c / "node-key.pem"),
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(d / "ca.pem"),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(d / "client.pem"),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(d / "client-key.pem"),
     }
+
+
+def redact(value):
+    """``value`` (parsed storage options) with every secret-looking entry replaced by ``***``."""
+    if isinstance(value, dict):
+        return {k: "***" if SECRET.search(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def split_step(step: str) -> tuple[list[str], str | None]:
+    """A step's arguments without ``--storage-options`` (either form), and that option's value."""
+    args, options, it = [], None, iter(shlex.split(step))
+    for arg in it:
+        if arg == STORAGE_OPTIONS:
+            options = next(it, "")
+        elif arg.startswith(STORAGE_OPTIONS + "="):
+            options = arg.split("=", 1)[1]
+        else:
+            args.append(arg)
+    return args, options
+
+
+def shown(args: list[str], options: str | None) -> str:
+    """How a step is printed: its storage options redacted (or hidden, when not JSON)."""
+    if options is None:
+        return shlex.join(args)
+    try:
+        safe = json.dumps(redact(json.loads(options)))
+    except ValueError:
+        safe = "<not shown>"
+    return shlex.join([*args, STORAGE_OPTIONS, safe])
 
 
 def make_cluster(certs: str | os.PathLike, **overrides) -> SLURMCluster:
@@ -104,12 +152,22 @@ def add_gpu_jobs(cluster: SLURMCluster, n: int, **overrides) -> None:
     cluster.sync(cluster._correct_state)
 
 
-def run_steps(address: str, steps: list[str], certs: str | os.PathLike) -> None:
-    env = {**os.environ, **client_env(certs)}
+def run_steps(address: str, steps: list[str], certs: str | os.PathLike) -> int:
+    """Run each step as ``chromestore --scheduler ADDRESS STEP``; stop at the first that
+    fails and return its exit status (0 when all succeed)."""
     for step in steps:
-        cmd = [sys.executable, "-m", "chromestore.app.cli", "--scheduler", address, *shlex.split(step)]
-        print("+ chromestore " + step, flush=True)
-        subprocess.run(cmd, env=env, check=True)
+        args, options = split_step(step)
+        env = {**os.environ, **client_env(certs)}
+        if options is not None:
+            env[ENV_STORAGE_OPTIONS] = options
+        cmd = [sys.executable, "-m", "chromestore.app.cli", "--scheduler", address, *args]
+        print("+ chromestore " + shown(args, options), flush=True)
+        rc = subprocess.run(cmd, env=env).returncode
+        if rc:
+            print(f"step failed (exit {rc}): chromestore {shown(args, options)}", file=sys.stderr,
+                  flush=True)
+            return rc
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,8 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             add_gpu_jobs(cluster, a.gpu_jobs, **gpu)
         with Client(cluster, security=security(certs)) as client:
             client.wait_for_workers(a.wait_workers)
-            run_steps(cluster.scheduler.address, a.steps, certs)
-    return 0
+            return run_steps(cluster.scheduler.address, a.steps, certs)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,38 @@
+"""``chromestore verify``: read every chunk of a store back and name each bad one."""
+
+from __future__ import annotations
+
+import click
+
+from chromestore.app import session
+
+#: stores above this size are verified on the Dask cluster (see session.cluster)
+LARGE_BYTES = 2 << 30
+
+
+@click.command()
+@click.argument("store")
+@session.command_options
+@click.pass_context
+def verify(ctx, store):
+    """Read back every chunk of STORE (runs included), checking each chunk's checksum.
+
+    Prints one line per bad chunk (variable, chunk key, cell and genes) and exits 1 if
+    there is any; arrays written before checksums existed are listed as unchecked.
+    Large stores are read on the Dask cluster (--scheduler/--workers), small ones here.
+    """
+    from chromestore.store import Store, size_on_disk
+    from chromestore.verify import verify_store
+
+    handle = Store.of(store, session.storage_options(ctx))
+    heavy = size_on_disk(handle) > LARGE_BYTES
+    with session.cluster(ctx, heavy=heavy) as client:
+        report = verify_store(handle, client=client, progress=session.progress(ctx))
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        n = len(report.bad)
+        session.fail(f"{store}: {n} bad chunk{'s' if n > 1 else ''} (listed above)")
+
+
+COMMANDS = (verify,)
