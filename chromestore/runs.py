@@ -33,7 +33,7 @@ import xarray as xr
 from chromestore import variables as V
 from chromestore.attr_codec import decode_attrs, encode_attrs
 from chromestore.run_merge import MODEL_DICT_ATTRS, merge_runs, model_prefix
-from chromestore.store import Store, StoreLike, consolidate, now_utc
+from chromestore.store import Store, StoreLike, consolidate, now_utc, run_files_root
 
 __all__ = [
     "MODEL_DICT_ATTRS", "RunError", "checkpoint_store", "create_run_dataset", "jsonable",
@@ -42,8 +42,6 @@ __all__ = [
 ]
 
 RUNS = "runs"
-#: suffix of the folder beside a store that holds its runs' weights and checkpoints
-WEIGHTS = ".weights"
 CHECKPOINTS = ".checkpoints"
 METRICS = "metrics"
 
@@ -68,8 +66,7 @@ def run_path(store: StoreLike, name: str) -> str:
 def run_files_store(store: StoreLike, name: str, storage_options: Mapping | None = None) -> Store:
     """``STORE.weights/NAME``: the plain files of run ``name`` (outside the Zarr hierarchy)."""
     run_store(store, name)  # validates the name
-    handle = Store.of(store, storage_options)
-    return Store(handle.url + WEIGHTS, handle.storage_options).child(name)
+    return run_files_root(store, storage_options).child(name)
 
 
 def weights_store(store: StoreLike, name: str, model: str, cell: str | None = None,

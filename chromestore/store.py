@@ -234,6 +234,7 @@ def create_store(
     from chromestore.replace import refuse_occupied
 
     refuse_occupied(handle)  # a new store goes only where nothing is
+    drop_run_files(handle)  # weights of a store once here would be resumed as this one's
     ds = template(
         genes, cells, marks, window, bin_size, chunks.get(V.GENE, DEFAULT_GENE_CHUNK), genome
     )
@@ -265,6 +266,24 @@ def consolidate(path: StoreLike, storage_options: dict | None = None) -> None:
         zarr.consolidate_metadata(zarr.storage.FsspecStore.from_url(
             handle.url, storage_options=handle.options, read_only=False)
             if "://" in handle.url else handle.url, zarr_format=3)
+
+
+#: suffix of the folder beside a store that holds its runs' weights and checkpoints
+RUN_FILES_SUFFIX = ".weights"
+
+
+def run_files_root(path: StoreLike, storage_options: dict | None = None) -> Store:
+    """``STORE.weights``: the plain files of the store's runs, beside it (outside the Zarr
+    hierarchy, where zarr warns "Object at weights is not recognized")."""
+    handle = Store.of(path, storage_options)
+    return Store(handle.url + RUN_FILES_SUFFIX, handle.storage_options)
+
+
+def drop_run_files(path: StoreLike, storage_options: dict | None = None) -> None:
+    """Remove ``STORE.weights`` (when the store it belonged to is gone or replaced)."""
+    fs, root = run_files_root(path, storage_options).fs()
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
 
 
 def exists(path: StoreLike, storage_options: dict | None = None) -> bool:

@@ -168,3 +168,17 @@ def test_accessor_profile_is_the_mean_signal_per_class_around_the_tss(small_stor
                                sig[~label].mean(0), rtol=1e-5)
     with pytest.raises(KeyError, match="marks: H3K27me3"):
         ds.chromestore.profile("H3K27ac")
+
+
+def test_a_new_store_at_a_path_drops_the_weights_of_the_store_once_there(tmp_path, small_genes):
+    import shutil
+
+    from chromestore.training.weights import JOBLIB, save_weights
+
+    store = tmp_path / "again.zarr"
+    chromestore.create_store(store, small_genes)
+    save_weights(store, "a", "m", "E003", 0, {"w": 1}, JOBLIB)
+    assert (tmp_path / "again.zarr.weights" / "a" / "m" / "E003" / "0.joblib").exists()
+    shutil.rmtree(store)
+    chromestore.create_store(store, small_genes)
+    assert not (tmp_path / "again.zarr.weights").exists()
