@@ -74,6 +74,30 @@ def store_orientation(store, genes, storage_options: dict | None = None) -> dict
             "genes_strand_unknown": int((strand == ".").sum())}
 
 
+#: DeepChrome's published AUCs are for the 19,802 REMC genes, split by file order.
+PUBLISHED_GENES = 19802
+PUBLISHED_SPLIT = "deepchrome"
+
+
+def published_mismatch(run: xr.Dataset, simulated: bool) -> str:
+    """Why ``run``'s accuracy cannot be set beside DeepChrome's published AUC ("" if it can).
+
+    The published figures hold for real signal over the 19,802 REMC genes with DeepChrome's
+    file-order split; a sample of 600 genes or a random split is a different experiment.
+    """
+    if simulated:
+        return ("The signal of this run is simulated (chromestore.simulate), so its accuracy "
+                "is not compared with DeepChrome's published accuracy.")
+    n_genes, scheme = run.sizes[V.GENE], str(run.attrs.get("split_scheme", "unknown"))
+    if "excluded" in run:  # genes left out of training and scoring (e.g. without signal)
+        n_genes = int((~run["excluded"].astype(bool)).any(V.CELL).sum())
+    if n_genes != PUBLISHED_GENES or scheme.split(":")[0] != PUBLISHED_SPLIT:
+        return (f"This run covers {n_genes:,} genes with the {scheme} split; DeepChrome's "
+                f"published accuracy is for the {PUBLISHED_GENES:,} REMC genes with its "
+                f"{PUBLISHED_SPLIT} (file-order) split, so it is not compared.")
+    return ""
+
+
 def analyze_run(
     store: str | os.PathLike,
     names: str | Sequence[str],
@@ -92,10 +116,12 @@ def analyze_run(
     names = [names] if isinstance(names, str) else list(names)
     run = open_runs(store, names, storage_options).load()
     simulated = signal_is_simulated(store, run[V.CELL].values, storage_options)
-    # Accuracy on simulated signal is never compared with DeepChrome's published accuracy.
-    out = M.compute_metrics(run, client=client, published=None if simulated else M.PUBLISHED)
+    why_not = published_mismatch(run, simulated)
+    out = M.compute_metrics(run, client=client, published=None if why_not else M.PUBLISHED)
     out.attrs["signal"] = "simulated" if simulated else "ingested"
     out.attrs.update(store_orientation(store, run[V.GENE].values, storage_options))
+    if why_not:
+        out.attrs["published_note"] = why_not
     for name, (value, metric) in model_metrics(run).items():
         out[name] = value
         out[name].attrs["description"] = metric.doc

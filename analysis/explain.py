@@ -55,7 +55,8 @@ def explain_gene(
     if missing:
         raise KeyError(f"cell(s) {', '.join(missing)} not in the run "
                        f"(run has {', '.join(sorted(known))})")
-    out: dict = {"gene": key, "marks": marks,
+    models = [str(m) for m in run[V.MODEL].values]
+    out: dict = {"gene": key, "marks": marks, "models": models, "cnn_model": cnn_model,
                  "bin_offset": [int(b) for b in ds["bin_offset"].values], "cells": []}
     for cell in cells:
         target = float(run["target"].sel({V.CELL: cell, V.GENE: key}))
@@ -113,6 +114,12 @@ def format_explanation(exp: dict) -> str:
     """The explanation as text: one block per epigenome."""
     lines = [f"{exp['gene']}"]
     marks = exp["marks"]
+    models = exp.get("models")  # None: an explanation written before models were recorded
+    has_sc = models is None or SC in models
+    has_cnn = models is None or exp.get("cnn_model", "deepchrome") in models
+    if not has_sc and not has_cnn:
+        lines.append(f"  nothing to explain: the run has no ShallowChrome or "
+                     f"{exp.get('cnn_model', 'deepchrome')} model (models: {', '.join(models)})")
     for c in exp["cells"]:
         label = {None: "unlabelled", 0: "low", 1: "high"}[c["label"]]
         rpkm = c.get("expression_rpkm")
@@ -127,7 +134,7 @@ def format_explanation(exp: dict) -> str:
                 star = " *" if sc["pvalue"][m] < 0.05 else ""
                 lines.append(f"    {m:<9} {sc['pattern'][m]:>+10.3f} {sc['coef'][m]:>+9.3f} "
                              f"{sc['pvalue'][m]:>9.2g}{star}")
-        else:
+        elif has_sc:
             lines.append("  ShallowChrome: gene not in a test split of this run")
         if c.get("integrated_gradients") is not None:
             lines.append(f"  DeepChrome (repeat {c['deepchrome_repeat']}, test gene): "
@@ -139,6 +146,6 @@ def format_explanation(exp: dict) -> str:
                 top = int(np.argmax(np.abs(ig[i])))
                 lines.append(f"    {m:<9} IG sum {ig[i].sum():>+8.3f}  strongest bin "
                              f"{off[top]:+d} bp ({ig[i, top]:+.3f})")
-        else:
+        elif has_cnn:
             lines.append("  DeepChrome: no model with this gene in its test split")
     return "\n".join(lines)

@@ -182,6 +182,16 @@ def model_metrics(metrics: xr.Dataset, plot: str) -> list:
     return [m for e in registry.entries() for m in e.metrics if m.plot == plot and m.name in metrics]
 
 
+def _quantile_over_cells(values: xr.DataArray, q: float) -> np.ndarray:
+    """The ``q`` quantile over epigenomes of each bin; NaN where no epigenome has a value
+    (e.g. edge bins a convolution never covers), computed without numpy's All-NaN warning."""
+    has = values.notnull().any(V.CELL).values
+    out = np.full(has.shape, np.nan)
+    if has.any():
+        out[has] = values.isel({V.BIN: np.flatnonzero(has)}).quantile(q, V.CELL).values
+    return out
+
+
 def fig_bin_influence(metrics: xr.Dataset) -> str:
     """One panel per value-per-bin profile: the models' (e.g. svm-bin's AUROC of each bin,
     DeepChrome Fig. 4a) and the CNN's mean first-layer activation per bin (Fig. 4b)."""
@@ -196,7 +206,7 @@ def fig_bin_influence(metrics: xr.Dataset) -> str:
     if has_fm:
         ax = axes[0, -1]
         fm = metrics["feature_map_bin"]
-        ax.fill_between(kb, fm.quantile(0.1, V.CELL).values, fm.quantile(0.9, V.CELL).values,
+        ax.fill_between(kb, _quantile_over_cells(fm, 0.1), _quantile_over_cells(fm, 0.9),
                         color=OKABE_ITO[0], alpha=0.3, label="10–90% of epigenomes")
         ax.plot(kb, fm.mean(V.CELL).values, color=OKABE_ITO[4], lw=2, label="mean")
         ax.set_ylabel("mean first-layer activation")

@@ -22,6 +22,7 @@ from sklearn import metrics as skm
 
 from chromestore import datasets
 from chromestore import runs as R
+from chromestore import store as S
 from chromestore import variables as V
 
 #: DeepChrome's published test AUC per epigenome, shipped with the repository.
@@ -214,7 +215,9 @@ def summary_table(metrics: xr.Dataset) -> pd.DataFrame:
         if s == "mean" else cells
         for m, s in df.index
     ])
-    return df
+    # over one epigenome median, min and max only repeat the mean: keep the mean row alone
+    single = {m for m, s in df.index if s == "mean" and df.loc[(m, s), "epigenomes"] <= 1}
+    return df[[s == "mean" or m not in single for m, s in df.index]]
 
 
 def records(metrics: xr.Dataset) -> list[dict]:
@@ -244,7 +247,8 @@ def _num(x) -> float | None:
 
 
 def format_table(metrics: xr.Dataset, models: Sequence[str] | None = None) -> str:
-    """The summary table as text (one block per model, rows mean/median/min/max)."""
+    """The summary table as text (one block per model, rows mean/median/min/max; the mean
+    alone for a model scored on one epigenome)."""
     df = summary_table(metrics)
     if models is not None:
         df = df.loc[list(models)]
@@ -285,6 +289,7 @@ def write_metrics(
     out.attrs = R.jsonable(out.attrs)
     out.to_zarr(target.url, mode="w", zarr_format=3, consolidated=False,
                 storage_options=target.storage_options)
+    S.consolidate(store, storage_options)
     return R.metrics_group(name)
 
 

@@ -174,10 +174,9 @@ def write_report(
     parts.append(f'<p class="note">{html.escape(orientation_note(metrics.attrs))}</p>')
 
     has_published = "published_auc" in metrics
-    simulated_note = (
-        "The signal of this run is simulated (<code>chromestore.simulate</code>), so its "
-        "accuracy is not compared with DeepChrome's published accuracy. "
-    )
+    simulated_note = html.escape(metrics.attrs.get("published_note") or (
+        "The signal of this run is simulated (chromestore.simulate), so its "
+        "accuracy is not compared with DeepChrome's published accuracy.")) + " "
     section("Summary over epigenomes",
             "Mean, median, min and max over epigenomes of each statistic (each epigenome: mean "
             "over repeats), as in ShallowChrome's Table 2. "

@@ -125,7 +125,6 @@ def write_cell(
     ds = store.open()
     ci = S.cell_index(ds, cell)
     marks = [str(m) for m in ds[V.MARK].values]
-    chunk = {V.CELL: 1, V.GENE: int(ds.attrs["gene_chunk"])}
     for name, given in ((V.signal.name, signal), (V.peak_max.name, peak_max)):
         if not given:
             continue
@@ -135,7 +134,9 @@ def write_cell(
         current = ds[name].isel({V.CELL: ci}).values.copy()
         for mark, values in given.items():
             current[:, marks.index(mark)] = values
-        part = xr.Dataset({name: (ds[name].dims, current[None])}).chunk(chunk)
+        # numpy, not Dask: the values are in memory, and a Dask write would send them to a
+        # running cluster inside its graph ("Sending large graph of size 37.8 MiB")
+        part = xr.Dataset({name: (ds[name].dims, current[None])})
         S.write_region(store, part, {V.CELL: slice(ci, ci + 1)})
 
 

@@ -41,6 +41,15 @@ def _warn_overwrite(ds: xr.Dataset, names: tuple[str, ...]) -> None:
         warnings.warn(f"overwriting existing variable(s) {present}", UserWarning, stacklevel=3)
 
 
+def _median_or_nan(values: np.ndarray) -> np.ndarray:
+    """Median over the last axis ignoring NaN; NaN (no warning) for a cell without expression."""
+    has = ~np.isnan(values).all(axis=-1)
+    out = np.full(values.shape[:-1], np.nan, dtype=np.float32)
+    if has.any():
+        out[has] = np.nanmedian(values[has], axis=-1)
+    return out
+
+
 def compute_labels(ds: xr.Dataset, rule: str | float = "median") -> xr.Dataset:
     """Add ``label``, ``label_valid`` (cell, gene) and ``label_threshold`` (cell), lazily.
 
@@ -64,7 +73,8 @@ def compute_labels(ds: xr.Dataset, rule: str | float = "median") -> xr.Dataset:
         if rule not in RULES:
             raise ValueError(f"unknown label rule {rule!r}; use one of {RULES} or a number")
         data = expr.chunk({V.GENE: -1}) if expr.chunks is not None else expr
-        threshold = data.median(V.GENE, skipna=True)
+        threshold = xr.apply_ufunc(_median_or_nan, data, input_core_dims=[[V.GENE]],
+                                   dask="parallelized", output_dtypes=[np.float32])
         label = expr >= threshold if rule == "median-ge" else expr > threshold
     else:
         value = float(rule)

@@ -77,6 +77,9 @@ def remove_store(store: StoreLike, storage_options: dict | None = None) -> None:
     if check(handle, overwrite=True):
         fs, root = handle.fs()
         fs.rm(root.rstrip("/"), recursive=True)
+        from chromestore.store import drop_run_files
+
+        drop_run_files(handle)  # its runs' weights and checkpoints (STORE.weights)
 
 
 def prepare(store: StoreLike, overwrite: bool, storage_options: dict | None = None) -> None:

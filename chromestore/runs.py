@@ -7,9 +7,11 @@ targets, the split used, the training history and the chosen epoch of each
 ``svm_bin_test_auc_bin``). Everything about runs is here:
 
 - where things live: :func:`run_store` (``runs/NAME``), :func:`weights_store`
-  (``runs/NAME/weights/<model>/<cell>/<repeat>.<ext>``), :func:`checkpoint_store`
-  (``runs/NAME/checkpoints/<model>/<tag>.pt``), :func:`metrics_store`
-  (``runs/NAME/metrics``) and :func:`predictions_store` (``runs/NAME/predictions``), all as :class:`chromestore.store.Store` handles;
+  (``STORE.weights/NAME/<model>/<cell>/<repeat>.<ext>``), :func:`checkpoint_store`
+  (``STORE.weights/NAME/.checkpoints/<model>/<tag>.pt``), :func:`metrics_store`
+  (``runs/NAME/metrics``) and :func:`predictions_store` (``runs/NAME/predictions``), all as :class:`chromestore.store.Store` handles. Weights and
+  checkpoints are plain files, so they live beside the store (``STORE.weights``), not in
+  its Zarr hierarchy, where zarr would warn "Object at weights is not recognized";
 - building a run from the specs: :func:`create_run_dataset`;
 - joining runs along ``model``: :func:`merge_runs` (:mod:`chromestore.run_merge`);
 - reading and writing: :func:`list_runs`, :func:`open_run`, :func:`write_run`.
@@ -29,18 +31,19 @@ import numpy as np
 import xarray as xr
 
 from chromestore import variables as V
+from chromestore.attr_codec import decode_attrs, encode_attrs
 from chromestore.run_merge import MODEL_DICT_ATTRS, merge_runs, model_prefix
-from chromestore.store import Store, StoreLike
+from chromestore.store import Store, StoreLike, consolidate, now_utc, run_files_root
 
 __all__ = [
     "MODEL_DICT_ATTRS", "RunError", "checkpoint_store", "create_run_dataset", "jsonable",
     "list_runs", "merge_runs", "metrics_group", "metrics_store", "model_prefix", "open_run",
-    "open_predictions", "predictions_store", "run_path", "run_store", "validate_run", "versions", "weights_store", "write_predictions", "write_run",
+    "open_predictions", "predictions_store", "run_files_store", "run_path", "run_store",
+    "validate_run", "versions", "weights_store", "write_predictions", "write_run",
 ]
 
 RUNS = "runs"
-WEIGHTS = "weights"
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = ".checkpoints"
 METRICS = "metrics"
 PREDICTIONS = "predictions"
 
@@ -62,22 +65,28 @@ def run_path(store: StoreLike, name: str) -> str:
     return run_store(store, name).url
 
 
+def run_files_store(store: StoreLike, name: str, storage_options: Mapping | None = None) -> Store:
+    """``STORE.weights/NAME``: the plain files of run ``name`` (outside the Zarr hierarchy)."""
+    run_store(store, name)  # validates the name
+    return run_files_root(store, storage_options).child(name)
+
+
 def weights_store(store: StoreLike, name: str, model: str, cell: str | None = None,
                   repeat: int | None = None, ext: str = "pt",
                   storage_options: Mapping | None = None) -> Store:
-    """``runs/NAME/weights/<model>[/<cell>[/<repeat>.<ext>]]``: a model's fitted weights."""
-    parts = [WEIGHTS, model]
+    """``STORE.weights/NAME/<model>[/<cell>[/<repeat>.<ext>]]``: a model's fitted weights."""
+    parts = [model]
     if cell is not None:
         parts.append(cell)
         if repeat is not None:
             parts.append(f"{int(repeat)}.{ext}")
-    return run_store(store, name, storage_options).child(*parts)
+    return run_files_store(store, name, storage_options).child(*parts)
 
 
 def checkpoint_store(store: StoreLike, name: str, model: str, tag: str,
                      storage_options: Mapping | None = None) -> Store:
-    """``runs/NAME/checkpoints/<model>/<tag>.pt``: a training group's last finished epoch."""
-    return run_store(store, name, storage_options).child(CHECKPOINTS, model, f"{tag}.pt")
+    """``STORE.weights/NAME/.checkpoints/<model>/<tag>.pt``: a group's last finished epoch."""
+    return run_files_store(store, name, storage_options).child(CHECKPOINTS, model, f"{tag}.pt")
 
 
 def metrics_group(name: str) -> str:
@@ -253,6 +262,7 @@ def open_run(store: StoreLike, name: str, storage_options: Mapping | None = None
     for coord in (V.CELL, V.GENE, V.MODEL):
         if coord in ds.coords and ds[coord].dtype.kind == "T":
             ds = ds.assign_coords({coord: ds[coord].values.astype(object)})
+    ds.attrs = decode_attrs(ds.attrs)
     return ds
 
 
@@ -302,6 +312,7 @@ def write_run(store: StoreLike, name: str, ds: xr.Dataset,
         values = np.array([str(v) for v in ds[coord].values], dtype=np.dtypes.StringDType())
         ds = ds.assign_coords({coord: values})
     attrs: dict[str, Any] = dict(ds.attrs)
+    attrs.setdefault("created", now_utc())
     ds.attrs = {}
     for var in ds.variables.values():
         var.encoding = {}
@@ -309,6 +320,7 @@ def write_run(store: StoreLike, name: str, ds: xr.Dataset,
         warnings.filterwarnings("ignore", message=".*not recognized as a component")
         ds.to_zarr(run.url, mode="a", zarr_format=3, consolidated=False,
                    storage_options=run.storage_options)
-    run.group(mode="r+").attrs.put(jsonable(attrs))
+    run.group(mode="r+").attrs.put(encode_attrs(jsonable(attrs), keep=frozenset()))
+    consolidate(store, storage_options)
     return open_run(store, name, storage_options)
 

@@ -105,8 +105,11 @@ def read_samplesheet(path: str | os.PathLike, marks: Sequence[str] = V.DEFAULT_M
         for m in [row.mark] if row.mark else marks:
             key = (row.cell, m, entry.target)
             if key in seen:
+                hint = ("" if entry.needs_mark else
+                        f"; a {row.format} row without a mark fills every mark: give a "
+                        "sample folder (train/valid/test CSVs) as one row")
                 raise InputError(path, row.line, f"duplicate ({row.cell}, {m}) for "
-                                 f"{entry.target}, first on line {seen[key]}")
+                                 f"{entry.target}, first on line {seen[key]}{hint}")
             seen[key] = row.line
         out.append(Sample(row.cell, row.mark, row.format, row.path, row.line))
     return out

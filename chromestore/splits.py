@@ -106,8 +106,8 @@ def assign_splits(
     chunks = ref.variable.chunksizes[V.GENE] if ref is not None and ref.chunks is not None else (n,)
     if name == "chromosome":
         chrom = ds[V.gene_chrom.name]
-        if chrom.chunks is not None:
-            chrom = chrom.chunk({V.GENE: -1})
+        if chrom.chunks is not None or (ref is not None and ref.chunks is not None):
+            chrom = chrom.chunk({V.GENE: -1})  # lazy like the store (coordinates are eager)
         parts = [
             xr.apply_ufunc(
                 _by_chromosome,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ import zarr
 
 from chromestore import integrity, names
 from chromestore import variables as V
+from chromestore.attr_codec import decode_attrs, encode_attrs
 
 STR = np.dtypes.StringDType()
 DEFAULT_GENE_CHUNK = 2048
@@ -92,7 +94,8 @@ class Store:
                                storage_options=self.storage_options)
 
     def attrs(self) -> dict:
-        return dict(self.group("r").attrs)
+        """The group attrs as Python values (JSON-string attrs decoded)."""
+        return decode_attrs(self.group("r").attrs)
 
 
 #: what the functions of this package accept where they need a store
@@ -158,6 +161,8 @@ def template(
     for name, var in ds.variables.items():
         if name in V.ALL:
             var.attrs["description"] = V.ALL[name].doc
+            if V.ALL[name].units:
+                var.attrs["units"] = V.ALL[name].units
     ds.attrs.update(
         format=V.FORMAT_NAME,
         format_version=V.FORMAT_VERSION,
@@ -231,6 +236,7 @@ def create_store(
     from chromestore.replace import refuse_occupied
 
     refuse_occupied(handle)  # a new store goes only where nothing is
+    drop_run_files(handle)  # weights of a store once here would be resumed as this one's
     ds = template(
         genes, cells, marks, window, bin_size, chunks.get(V.GENE, DEFAULT_GENE_CHUNK), genome
     )
@@ -244,7 +250,42 @@ def create_store(
         consolidated=False,
         storage_options=handle.storage_options,
     )
+    consolidate(handle)
     return open_store(handle)
+
+
+def consolidate(path: StoreLike, storage_options: dict | None = None) -> None:
+    """Refresh the consolidated metadata, so plain ``xr.open_zarr(STORE)`` opens it quietly.
+
+    Called after every write that changes the hierarchy (creation, cell appends, runs,
+    metrics). chromestore itself always reads the live metadata, never this copy.
+    """
+    handle = Store.of(path, storage_options)
+    if not handle.exists():
+        return
+    with warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 specification"
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
+        zarr.consolidate_metadata(zarr.storage.FsspecStore.from_url(
+            handle.url, storage_options=handle.options, read_only=False)
+            if "://" in handle.url else handle.url, zarr_format=3)
+
+
+#: suffix of the folder beside a store that holds its runs' weights and checkpoints
+RUN_FILES_SUFFIX = ".weights"
+
+
+def run_files_root(path: StoreLike, storage_options: dict | None = None) -> Store:
+    """``STORE.weights``: the plain files of the store's runs, beside it (outside the Zarr
+    hierarchy, where zarr warns "Object at weights is not recognized")."""
+    handle = Store.of(path, storage_options)
+    return Store(handle.url + RUN_FILES_SUFFIX, handle.storage_options)
+
+
+def drop_run_files(path: StoreLike, storage_options: dict | None = None) -> None:
+    """Remove ``STORE.weights`` (when the store it belonged to is gone or replaced)."""
+    fs, root = run_files_root(path, storage_options).fs()
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
 
 
 def exists(path: StoreLike, storage_options: dict | None = None) -> bool:
@@ -268,6 +309,8 @@ def open_store(
                                           else "no chromestore store here (no zarr.json)"))
     ds = xr.open_zarr(handle.url, consolidated=False, storage_options=handle.storage_options,
                       zarr_format=3)
+    ds = eager_coords(ds, handle)
+    ds.attrs = decode_attrs(ds.attrs)
     if validate:
         try:
             ds = V.validate(ds)
@@ -275,6 +318,21 @@ def open_store(
             raise V.SchemaError(f"{handle}: {e}") from None
     # reads of a chunk that fails its checksum raise ChunkError naming the chunk
     return integrity.checked_variables(ds, handle.group("r"), handle.url, CELL_VARS)
+
+
+def eager_coords(ds: xr.Dataset, store: StoreLike) -> xr.Dataset:
+    """``ds`` with every coordinate in memory, read straight from ``store`` (no Dask task).
+
+    ``groupby("gene_chrom")`` and ``where(ds.gene_name == ..., drop=True)`` need numpy,
+    not Dask, coordinates; plain ``xr.open_zarr`` chunks every non-index coordinate.
+    """
+    lazy = [name for name, coord in ds.coords.items() if coord.chunks is not None]
+    if not lazy:
+        return ds
+    group = Store.of(store).group("r")
+    return ds.assign_coords({
+        name: xr.Variable(ds[name].dims, group[name][...], ds[name].attrs, ds[name].encoding)
+        for name in lazy})
 
 
 def _group(path: StoreLike, storage_options: dict | None, mode: str = "r+") -> zarr.Group:
@@ -298,7 +356,7 @@ def add_cells(
     new = names.check_all([c for c in dict.fromkeys(cells) if c not in have], "cell")
     if not new:
         return []
-    attrs = handle.attrs()
+    attrs = dict(handle.group("r").attrs)  # as stored (JSON strings stay strings)
     part = xr.Dataset(
         _cell_vars(
             len(new), ds.sizes[V.GENE], ds.sizes[V.MARK], ds.sizes[V.BIN], attrs["gene_chunk"]
@@ -314,6 +372,7 @@ def add_cells(
         zarr_format=3,
         storage_options=handle.storage_options,
     )
+    consolidate(handle)
     return new
 
 
@@ -354,7 +413,7 @@ def update_attrs(
 ) -> None:
     """Merge ``items`` into the store's group attrs (dict values are merged one level deep)."""
     group = _group(path, storage_options)
-    attrs = dict(group.attrs)
+    attrs = decode_attrs(group.attrs)
     for key, value in items.items():
         if isinstance(value, dict) and isinstance(attrs.get(key), dict):
             merged = dict(attrs[key])
@@ -362,7 +421,7 @@ def update_attrs(
             attrs[key] = merged
         else:
             attrs[key] = value
-    group.attrs.put(attrs)
+    group.attrs.put(encode_attrs(attrs))
 
 
 def mark_completed(
@@ -406,6 +465,14 @@ def size_on_disk(path: StoreLike, storage_options: dict | None = None) -> int:
         return -1
 
 
+def now_utc() -> str:
+    """The current UTC time as ISO 8601 to the second (the timestamps of attrs)."""
+    return _now()
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
+
+
+from chromestore import accessor as _accessor  # noqa: E402, F401  (registers ds.chromestore)

@@ -49,6 +49,7 @@ class Spec:
     dtype: str | None  # the dtype written at creation (None: derived from input)
     doc: str
     required: bool = True
+    units: str | None = None  # CF-style ``units`` attr written with the variable
 
     def check(self, ds: xr.Dataset) -> None:
         if self.name not in ds.variables:
@@ -81,7 +82,8 @@ gene = Spec(
 gene_id = Spec("gene_id", (GENE,), "UOT", None, "Ensembl gene id, e.g. ENSG00000000003.")
 gene_name = Spec("gene_name", (GENE,), "UOT", None, "Gene symbol, e.g. TSPAN6.")
 gene_chrom = Spec("gene_chrom", (GENE,), "UOT", None, "Chromosome of the TSS, e.g. chrX.")
-gene_tss = Spec("gene_tss", (GENE,), "i", "int64", "TSS position, 0-based genome coordinate.")
+gene_tss = Spec("gene_tss", (GENE,), "i", "int64", "TSS position, 0-based genome coordinate.",
+                units="bp")
 gene_strand = Spec(
     "gene_strand", (GENE,), "UOT", None,
     "Strand of the gene: '+', '-' (bins reversed against the genome: 5'->3'), or '.' "
@@ -95,6 +97,7 @@ bin_offset = Spec(
     "i",
     "int64",
     "Start of each bin relative to the TSS in bp, 5'->3' (negative = upstream).",
+    units="bp",
 )
 
 # --- data variables --------------------------------------------------------
@@ -105,9 +108,11 @@ signal = Spec(
     "float32",
     "Binned signal of each mark around each TSS: read counts (tagAlign/BAM/CSV) or mean "
     "signal (bigWig). NaN where no source covered that cell and mark.",
+    units="reads per bin (bigWig sources: mean signal per bin)",
 )
 expression = Spec(
-    "expression", (CELL, GENE), "f", "float32", "Expression in RPKM; NaN where not measured."
+    "expression", (CELL, GENE), "f", "float32", "Expression in RPKM; NaN where not measured.",
+    units="RPKM",
 )
 peak_max = Spec(
     "peak_max",
@@ -116,6 +121,7 @@ peak_max = Spec(
     "float32",
     "Max peak signalValue overlapping the gene's window (ShallowChrome feature); 0 where no "
     "peak, NaN where no peak file was ingested.",
+    units="peak signalValue (MACS fold enrichment)",
 )
 
 # --- derived variables (computed lazily, never required in a store) ---------

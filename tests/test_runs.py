@@ -51,7 +51,7 @@ def test_open_run__round_trip(tmp_path):
 def test_write_run__merges_models_and_keeps_child_folders(tmp_path):
     store = str(tmp_path / "s.zarr")
     R.write_run(store, "a", _run("deepchrome"))
-    weights = tmp_path / "s.zarr" / "runs" / "a" / "weights" / "deepchrome" / "E003"
+    weights = tmp_path / "s.zarr.weights" / "a" / "deepchrome" / "E003"
     weights.mkdir(parents=True)
     (weights / "0.pt").write_bytes(b"w")
     R.write_run(store, "a", _run("shallowchrome", cells=("E004",), seed=1))

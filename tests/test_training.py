@@ -164,7 +164,7 @@ def test_fit_group__resume_after_interruption_gives_the_same_model(sim_store):
     assert resumed["epochs_run"] == 3 and resumed["finished"]
     np.testing.assert_allclose(resumed["history_loss"], whole["history_loss"], rtol=1e-5)
     np.testing.assert_allclose(resumed["prediction"], whole["prediction"], rtol=1e-4, atol=1e-6)
-    w = torch.load(f"{sim_store}/runs/cut/weights/deepchrome/E003/0.pt", weights_only=False)
+    w = torch.load(f"{sim_store}.weights/cut/deepchrome/E003/0.pt", weights_only=False)
     assert w["best_epoch"] == int(resumed["best_epoch"][0])
     model = DeepChrome()
     model.load_state_dict(w["state_dict"])

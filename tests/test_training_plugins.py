@@ -109,7 +109,7 @@ def test_toy_model__trains_analyses_and_reports_through_the_cli(toy, store, tmp_
     ref = LogisticRegression().fit(X[tr], ds.label.sel(cell="E004").values[tr].astype(int))
     np.testing.assert_allclose(run.toy_mean_coef.sel(cell="E004", repeat=0), ref.coef_[0],
                                rtol=1e-6)
-    saved = joblib.load(f"{store}/runs/toy/weights/toy-mean/E004/0.joblib")
+    saved = joblib.load(f"{store}.weights/toy/toy-mean/E004/0.joblib")
     np.testing.assert_allclose(saved.predict_proba(X)[:, 1],
                                run.prediction.sel(model="toy-mean", cell="E004", repeat=0),
                                rtol=1e-5)
@@ -258,7 +258,7 @@ def test_torch_plugin__without_a_stacked_module_trains_with_the_trainer(store):
         assert res.exit_code == 0, res.output
         run = chromestore.open_run(store, "tiny").load()
         assert np.isfinite(run.history_loss.values).all()
-        saved = torch.load(f"{store}/runs/tiny/weights/tiny-cnn/E003/0.pt", weights_only=True)
+        saved = torch.load(f"{store}.weights/tiny/tiny-cnn/E003/0.pt", weights_only=True)
         net = TinyCNN(width=saved["hparams"]["width"]).eval()
         net.load_state_dict(saved["state_dict"])
         ds = chromestore.open_store(store)

@@ -1,7 +1,7 @@
 """How fitted models are kept beside a run: one codec per kind of object, written atomically.
 
-``runs/NAME/weights/<model>/<cell>/<repeat>.<ext>`` (paths from :mod:`chromestore.runs`)
-holds what a model's entry says (:attr:`chromestore.training.registry.ModelEntry.weights`):
+``STORE.weights/NAME/<model>/<cell>/<repeat>.<ext>`` (a folder beside the store, outside its
+Zarr hierarchy; paths from :mod:`chromestore.runs`) holds what a model's entry says (:attr:`chromestore.training.registry.ModelEntry.weights`):
 
 :data:`TORCH`
     ``torch.save`` of state dicts and plain values (tensors, numbers, strings, lists,

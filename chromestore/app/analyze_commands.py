@@ -27,11 +27,17 @@ def analyze_command(
     client=None,
     storage_options: dict | None = None,
     interpret_options: dict | None = None,
+    progress: bool = False,
 ) -> str:
-    """Analyse ``runs`` of ``store``; write the report if asked; return the text to print."""
+    """Analyse ``runs`` of ``store``; write the report if asked; return the text to print.
+
+    ``progress`` shows the stages (scoring, explaining, report) on a bar on stderr.
+    """
     from chromestore.analysis import metrics as M
     from chromestore.analysis.analyze import analyze_run
 
+    stages = _Stages(1 + (len(explain_genes) + 1 if report_dir else 0), progress)
+    stages.start("scoring" + (" and interpreting" if interpret else ""))
     run, out = analyze_run(store, runs, client=client, interpret=interpret,
                            interpret_options=interpret_options, storage_options=storage_options)
     lines = []
@@ -48,13 +54,49 @@ def analyze_command(
 
         cells = (explain_cells.split(",") if explain_cells
                  else [str(c) for c in run["cell"].values[:3]])
-        explained = [explain_gene(store, run, g, cells, names=runs,
-                                  storage_options=storage_options) for g in explain_genes]
+        explained = []
+        for g in explain_genes:
+            stages.start(f"explaining {g}")
+            explained.append(explain_gene(store, run, g, cells, names=runs,
+                                          storage_options=storage_options))
+        stages.start("writing the report")
         path = write_report(run, out, report_dir, name=", ".join(runs), explained=explained)
+        stages.close()
         if fmt == "json":
             return lines[0]
         lines.append(f"report: {path}")
+    stages.close()
     return "\n".join(lines)
+
+
+class _Stages:
+    """A bar over the stages of a command (nothing at all when ``enabled`` is False)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            import sys
+
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="stage", file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{desc} {n}/{total} stages [{elapsed}]")
+        self.begun = False
+
+    def start(self, name: str) -> None:
+        if self.bar is None:
+            return
+        if self.begun:
+            self.bar.update(1)
+        self.begun = True
+        self.bar.set_description(name)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_description("done")
+            self.bar.close()
+            self.bar = None
 
 
 def explain_command(
@@ -106,7 +148,8 @@ def analyze(ctx, store, runs, fmt, report_dir, interpret, explain_genes, explain
         text = analyze_command(store, list(runs), fmt=fmt, report_dir=report_dir,
                                interpret=interpret, explain_genes=list(explain_genes),
                                explain_cells=explain_cells, client=client,
-                               storage_options=session.storage_options(ctx))
+                               storage_options=session.storage_options(ctx),
+                               progress=session.progress(ctx))
     click.echo(text)
 
 

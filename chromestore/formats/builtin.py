@@ -85,6 +85,7 @@ BUILTIN: tuple[FormatEntry, ...] = (
     FormatEntry("deepchrome-csv", (), "signal", deepchrome_signal,
                 f"DeepChrome CSV, or an epigenome folder of them (Zenodo layout): {_CSV}",
                 needs_mark=False),
-    FormatEntry("deepdiff-csv", (), "signal", deepdiff_signal, f"DeepDiff CSV: {_CSV}",
+    FormatEntry("deepdiff-csv", (), "signal", deepdiff_signal,
+                f"DeepDiff CSV, or a sample folder of {{E003.}}{{train,valid,test}}.csv: {_CSV}",
                 needs_mark=False),
 )

@@ -5,7 +5,9 @@
   (``000003`` = ENSG00000000003). An epigenome is a folder with
   ``classification/{train,valid,test}.csv``.
 * DeepDiff: rows ``ENSGID_SYMBOL_BIN,H3K4me1,H3K4me3,H3K9me3,H3K27me3,H3K36me3``, no
-  header, BIN 1..200 (TSS ± 10 kb). Note the different mark order.
+  header, BIN 1..200 (TSS ± 10 kb). Note the different mark order. A sample is a folder
+  of ``{train,valid,test}.csv`` (or ``E003.train.csv`` ...; the ``*.expr.csv`` beside them
+  is expression, not signal).
 
 Both readers return an ``xr.DataArray`` (gene, mark, bin) of float32 counts with
 bins 0-based, marks in chromestore's order (:data:`DEFAULT_MARKS`), and validate every
@@ -181,12 +183,35 @@ def orient_5to3(signal: xr.DataArray, strand: pd.Series | str = SHIPPED) -> xr.D
     return out
 
 
+def deepdiff_files(path: str | os.PathLike) -> list[Path]:
+    """The CSV files of a DeepDiff path: one CSV, or a sample folder holding
+    ``{train,valid,test}.csv`` or ``<prefix>.{train,valid,test}.csv`` (e.g. ``E003.train.csv``)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, None, "file not found")
+    if p.is_file():
+        return [p]
+    prefixes = sorted({f.name[: -len("train.csv")] for f in p.glob("*train.csv")})
+    if not prefixes:
+        raise InputError(p, None, "no DeepDiff CSVs here (expected train.csv, valid.csv, "
+                         "test.csv or E003.train.csv ...)")
+    if len(prefixes) > 1:
+        raise InputError(p, None, "several samples in one folder "
+                         f"({', '.join(x + 'train.csv' for x in prefixes)}); give one file per row")
+    files = [p / f"{prefixes[0]}{s}.csv" for s in DEEPCHROME_SPLITS]
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        raise InputError(p, None, f"DeepDiff folder lacks {', '.join(missing)}")
+    return files
+
+
 def read_deepdiff_csv(path: str | os.PathLike, strand: pd.Series | str = SHIPPED) -> xr.DataArray:
     """Read a DeepDiff CSV (``ENSGID_SYMBOL_BIN,H3K4me1,H3K4me3,H3K9me3,H3K27me3,H3K36me3``).
 
-    Returns counts (gene, mark, bin) keyed by the store's gene key ``ENSGID_SYMBOL``,
-    with a ``gene_id`` coordinate; bins 0-based, 5'→3' (the file's genome order with
-    ``-`` genes reversed; ``strand``: see :func:`orient_5to3`).
+    ``path`` is one CSV or a sample folder (train, valid, test concatenated in that order,
+    see :func:`deepdiff_files`). Returns counts (gene, mark, bin) keyed by the store's gene
+    key ``ENSGID_SYMBOL``, with a ``gene_id`` coordinate; bins 0-based, 5'→3' (the file's
+    genome order with ``-`` genes reversed; ``strand``: see :func:`orient_5to3`).
 
     Examples
     --------
@@ -194,6 +219,21 @@ def read_deepdiff_csv(path: str | os.PathLike, strand: pd.Series | str = SHIPPED
     >>> dict(sig.sizes)
     {'gene': 200, 'mark': 5, 'bin': 200}
     """
+    files = deepdiff_files(path)
+    if len(files) > 1:
+        parts = [_read_deepdiff_file(f, strand) for f in files]
+        if len({s.sizes[V.BIN] for s in parts}) != 1:
+            raise InputError(path, None, "the CSVs have different bin counts")
+        out = xr.concat(parts, dim=V.GENE)
+        uniq, counts = np.unique(out[V.GENE].values.astype(object), return_counts=True)
+        if (counts > 1).any():
+            raise InputError(path, None, f"gene {uniq[counts > 1][0]!r} appears in two files")
+        out.attrs = dict(parts[0].attrs, source=os.fspath(path))
+        return out
+    return _read_deepdiff_file(files[0], strand)
+
+
+def _read_deepdiff_file(path: Path, strand: pd.Series | str = SHIPPED) -> xr.DataArray:
     frame = _parse(path, 6, range(1, 6))
     key_bin = frame[0].str.rpartition("_")
     bad = ~key_bin[2].str.isdigit() | (key_bin[0] == "")
