@@ -109,6 +109,7 @@ def write_predictions(store: StoreLike, name: str, scores: xr.DataArray,
                       storage_options: Mapping | None = None) -> str:
     """Write ``score (cell, gene)`` at ``runs/NAME/predictions``, replacing cells already
     there; returns the group's URL."""
+    ensure_runs_group(store, storage_options)  # readers of the store see a group, not a folder
     target = predictions_store(store, name, storage_options)
     new = scores.to_dataset(name=V.score.name)
     if target.exists():
