@@ -93,6 +93,29 @@ def test_stacked__same_parameters_as_per_model_adam_after_steps():
     assert not torch.allclose(models[0].fc1.weight, DeepChrome(dropout=0.0).fc1.weight)
 
 
+def test_masked_adam__fused_kernel_and_elementwise_form_take_the_same_steps():
+    torch.manual_seed(2)
+    shapes = [(4, 6, 3), (4, 6)]
+    start = [torch.randn(s) for s in shapes]
+    runs = []
+    for fused in (True, False):
+        params = [p.clone().requires_grad_() for p in start]
+        adam = MaskedAdam(params, 1e-2, 4)
+        assert adam.fused  # torch >= 2.4 has the CPU kernel
+        adam.fused = fused
+        gen = torch.Generator().manual_seed(0)
+        for act in ([1, 1, 1, 1], [1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 0, 1]):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen)
+            adam.step(torch.tensor(act, dtype=torch.bool))
+        runs.append([p.detach() for p in params])
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # models 1-3 were left out of some steps, model 0 of none
+    assert not torch.allclose(runs[0][0][0], start[0][0])
+    assert adam.t.tolist() == [3.0, 2.0, 2.0, 2.0]
+
+
 class CountingStore(zarr.storage.WrapperStore):
     """Counts the chunk keys read through it."""
 
@@ -314,6 +337,18 @@ def test_pool__groups_are_contiguous_and_near_equal():
     parts = groups(cells, 2)
     assert parts == [cells[:4], cells[4:]]
     assert groups(cells[:1], 4) == [cells[:1]]
+
+
+def test_pool__guided_groups_cover_the_cells_in_order_and_shrink_to_one():
+    from chromestore.training.pool import guided_groups
+
+    cells = [f"E{i:03d}" for i in range(56)]
+    parts = guided_groups(cells, 2)
+    assert [c for g in parts for c in g] == cells
+    sizes = [len(g) for g in parts]
+    assert sizes[0] == 14 and sizes == sorted(sizes, reverse=True) and sizes[-1] == 1
+    assert guided_groups(cells, 1) == [cells]
+    assert guided_groups(cells[:3], 8) == [[c] for c in cells[:3]]
 
 
 @pytest.mark.gpu

@@ -188,6 +188,8 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     since_best = np.zeros(n_models, np.int64)
     hist_loss = np.full((n_models, config.epochs), np.nan, np.float32)
     hist_auc = np.full((n_models, config.epochs), np.nan, np.float32)
+    # each model's validation predictions at its best epoch (reused for the result)
+    best_valid = np.full((n_models, loader.n_genes), np.nan, np.float32)
     start = 0
     ckpt = (R.checkpoint_store(store, run, config.model, checkpoint_tag(cells), storage_options)
             if run else None)
@@ -246,7 +248,8 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
             loss_sum[act] += per_model.detach().cpu().numpy()[act]
             n_steps[act] += 1
         clock.lap("train steps")
-        prob = _predict(net, loader, (V.VALID,), eval_batch, dev, precision=config.precision)
+        prob = _predict(net, loader, (V.VALID,), eval_batch, dev, labelled=False,
+                        precision=config.precision)
         aucs = _valid_aucs(loader, prob)
         clock.lap("validation")
         hist_loss[running, epoch] = (loss_sum / np.maximum(n_steps, 1))[running]
@@ -256,6 +259,7 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
         since_best[better] = 0
         best_auc[better] = aucs[better]
         best_epoch[better] = epoch
+        best_valid[better] = prob[better]
         if better.any():
             sel = torch.from_numpy(better).to(dev)
             with torch.no_grad():
@@ -284,8 +288,17 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
         for p, bp in zip(params, best, strict=True):
             p.copy_(bp)
     clock.lap("other")
-    prediction = _predict(net, loader, (V.VALID, V.TEST), eval_batch, dev, labelled=False,
-                          precision=config.precision)
+    if start > 0 or (best_epoch < 0).any():
+        # resumed (earlier epochs' validation predictions are not kept) or a model never
+        # scored: predict the validation genes again with the best weights
+        prediction = _predict(net, loader, (V.VALID, V.TEST), eval_batch, dev,
+                              labelled=False, precision=config.precision)
+    else:
+        # the validation genes' predictions of the best epoch are those weights' own
+        prediction = _predict(net, loader, (V.TEST,), eval_batch, dev, labelled=False,
+                              precision=config.precision)
+        valid = np.isnan(prediction) & ~np.isnan(best_valid)
+        prediction[valid] = best_valid[valid]
     clock.lap("prediction")
     finished = done >= config.epochs or not (since_best < (config.patience or 10**9)).any()
     if run and finished:

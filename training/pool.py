@@ -4,10 +4,13 @@ On a CPU, two processes of one thread each step small models faster than one pro
 two threads (OpenMP's barriers cost more than these matmuls gain), and a forked process
 starts in a tenth of a second where a Dask worker has to import torch again (seconds,
 on a short run a large share of the whole; measured in benchmarks/train.py). So the
-``percore`` mode splits the epigenomes into one contiguous group per core and fits each
-group with :func:`chromestore.training.ensemble.fit_group` in a process forked from this
-one (the loader reads each group's data once in its process). It needs the ``fork``
-start method (Linux); :func:`available` says whether it is there.
+``percore`` mode forks one process per core and hands them contiguous groups of
+epigenomes, each fitted with :func:`chromestore.training.ensemble.fit_group` (the loader
+reads a group's data once). The groups shrink as the work runs out (guided scheduling:
+each takes about a ``2 × cores``-th of what is left), so a core slowed by anything else
+on the machine takes fewer groups and all cores finish within about one epigenome's
+time, at one store opening per group. It needs the ``fork`` start method (Linux);
+:func:`available` says whether it is there.
 """
 
 from __future__ import annotations
@@ -32,6 +35,21 @@ def groups(cells: Sequence[str], workers: int) -> list[list[str]]:
     return [list(part) for part in np.array_split(np.array(cells, dtype=object), n) if len(part)]
 
 
+def guided_groups(cells: Sequence[str], workers: int) -> list[list[str]]:
+    """``cells`` in contiguous groups, largest first, each about ``1 / (2 × workers)`` of
+    the cells not yet grouped (at least one): what :func:`fit_per_core` hands out. One
+    worker gets one group."""
+    cells = list(cells)
+    if workers <= 1:
+        return [cells] if cells else []
+    out, start = [], 0
+    while start < len(cells):
+        size = max(1, -(-(len(cells) - start) // (2 * workers)))
+        out.append(cells[start:start + size])
+        start += size
+    return out
+
+
 def _fit(store, cells, config, run, storage_options):
     import dask
 
@@ -46,12 +64,14 @@ def _fit(store, cells, config, run, storage_options):
 def fit_per_core(store: str, cells: Sequence[str], config: TrainConfig, run: str | None,
                  storage_options: dict | None = None, workers: int | None = None,
                  on_done: Callable[[dict], None] | None = None) -> list[dict]:
-    """Fit ``cells`` in one forked single-threaded process per core (``workers``);
-    the groups' results in the order of ``cells``."""
+    """Fit ``cells`` in one forked single-threaded process per core (``workers``), which
+    take :func:`guided_groups` as they finish; the groups' results in the order of
+    ``cells``."""
     if not available():
         raise RuntimeError("the percore mode needs the 'fork' start method; use --mode loop")
-    parts = groups(cells, workers or usable_cores())
-    with ProcessPoolExecutor(len(parts), mp_context=mp.get_context("fork")) as ex:
+    n = max(1, min(workers or usable_cores(), len(cells)))
+    parts = guided_groups(cells, n)
+    with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as ex:
         futures = [ex.submit(_fit, store, g, config, run, storage_options) for g in parts]
         return gather(futures, as_completed, cells, on_done)
 

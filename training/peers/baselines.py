@@ -23,8 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.svm import SVC
 
 from chromestore import variables as V
 from chromestore.training import scorers
@@ -53,7 +51,8 @@ class SvmBinFit:
     gamma: float
     valid_auc: float
     score: np.ndarray = field(repr=False)  # decision function for every gene (gene,)
-    model: SVC | None = field(default=None, repr=False)
+    #: the fitted ``sklearn.svm.SVC`` (sklearn is imported where it is used)
+    model: object | None = field(default=None, repr=False)
     mean: np.ndarray | None = field(default=None, repr=False)  # standardisation of log1p
     scale: np.ndarray | None = field(default=None, repr=False)
 
@@ -65,6 +64,8 @@ def svm_fit_bin(
     grid: dict = SVM_GRID,
 ) -> SvmBinFit:
     """Tune and fit one RBF SVM on one bin's ``features (gene, mark)``; score every gene."""
+    from sklearn.svm import SVC
+
     x = np.log1p(np.clip(np.asarray(features, dtype=np.float64), 0, None))
     tr, va = split == V.TRAIN, split == V.VALID
     xtr, xall = _standardise(x[tr], x)
@@ -137,7 +138,8 @@ class RfBestBinResult:
     valid_auc: float
     score: np.ndarray = field(repr=False)  # P(class 1) for every gene
     importance: np.ndarray = field(repr=False)  # (mark,)
-    model: RandomForestClassifier | None = field(default=None, repr=False)
+    #: the fitted ``sklearn.ensemble.RandomForestClassifier``
+    model: object | None = field(default=None, repr=False)
 
     def predict_proba(self, signal: np.ndarray) -> np.ndarray:
         """P(class 1) for ``signal (gene, mark, bin)`` from each mark's chosen bin."""
@@ -164,6 +166,8 @@ def rf_bestbin(
     x = signal[:, np.arange(signal.shape[1]), bins]
     best = None
     for n in trees:
+        from sklearn.ensemble import RandomForestClassifier
+
         model = RandomForestClassifier(n_estimators=n, random_state=seed, n_jobs=1)
         model.fit(x[tr], y[tr])
         score = model.predict_proba(x)[:, 1]

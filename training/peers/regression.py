@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 
 from chromestore import variables as V
@@ -199,6 +198,8 @@ def regression_scores(pred: np.ndarray, target: np.ndarray) -> dict:
     """MSE, Pearson r and Spearman r of ``pred`` against ``target`` (finite pairs)."""
     ok = np.isfinite(pred) & np.isfinite(target)
     p, t = pred[ok], target[ok]
+    from scipy import stats
+
     return {"mse": float(np.mean((p - t) ** 2)), "pearson": float(stats.pearsonr(p, t)[0]),
             "spearman": float(stats.spearmanr(p, t)[0]), "n": int(ok.sum())}
 

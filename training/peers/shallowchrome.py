@@ -22,8 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-from sklearn.linear_model import LogisticRegression
 
 from chromestore import variables as V
 from chromestore.training import scorers
@@ -97,6 +95,8 @@ def fit_logistic(
     mu = X.mean(axis=0)
     sd = X.std(axis=0)
     sd[sd == 0] = 1.0
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=np.inf, solver="lbfgs", tol=tol, max_iter=max_iter)
     model.fit((X - mu) / sd, y)
     coef = model.coef_[0] / sd
@@ -107,6 +107,8 @@ def fit_logistic(
     cov = np.linalg.pinv(fisher)
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     z = np.concatenate([[intercept], coef]) / se
+    from scipy import stats
+
     pval = 2.0 * stats.norm.sf(np.abs(z))
     return LogisticFit(
         coef=coef,
