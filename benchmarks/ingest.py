@@ -6,14 +6,16 @@ Generates N million 36 bp reads (half within ±6 kb of the real TSSs of
 data/gene_windows.hg19.bed.gz, half uniform over chr1..chr22, X), writes them as a
 gzipped tagAlign, then times
 
-* chromestore: ``count_bed`` (gzip decoding + parsing + counting, one core) and the whole
-  ``chromestore ingest`` of that file into a fresh store (in this process);
+* chromestore: ``count_bed`` (gzip decoding + parsing + counting), the whole ingest of
+  that file into a fresh store in this process, and ``chromestore ingest`` as a command
+  (a new process: imports, annotation, store creation, counting, writing, completion);
 * bedtools (when installed): ``bedtobam`` + ``samtools sort`` + ``samtools index`` +
   ``bedtools multicov`` against the 19,802 × 100 bins, the DeepChrome recipe;
 
-checks that both give identical counts and prints the wall times side by side with the ratio,
-and the CPU seconds (ours: this process; bedtools: its child processes), which stay
-meaningful on a machine shared with other work.
+checks that bedtools' counts equal both count_bed's and the command's store, and prints the
+wall times side by side with the ratios, the CPU seconds (ours: this process; bedtools:
+its child processes) and the load average: a wall-time ratio is withheld when the load
+reached the number of cores (a busy machine distorts it).
 
 ``--peak-rss`` also runs the whole ingest of the file in a fresh child process and prints
 its peak resident memory (``ru_maxrss``), next to the same child's peak after imports
@@ -147,6 +149,37 @@ def _rss_child(reads: str, store: str) -> None:
     print(f"{base:.1f} {peak:.1f} {seconds:.2f}")
 
 
+def cli_ingest(reads: Path, work: Path) -> float:
+    """Seconds of ``chromestore ingest`` creating ``work/cli.zarr`` from ``reads``, as a
+    command in a new process."""
+    sheet = work / "cli.csv"
+    sheet.write_text(f"cell,mark,format,path\nE003,H3K4me3,,{reads}\n")
+    exe = Path(sys.executable).with_name("chromestore")
+    cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "chromestore"]
+    t0 = time.perf_counter()
+    subprocess.run([*cli, "ingest", str(work / "cli.zarr"), "--genes", str(GENES),
+                    "--samples", str(sheet)], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def stored_counts(store: Path) -> np.ndarray:
+    """The (gene, bin) counts of the one cell and mark a CLI ingest wrote, in the
+    annotation's gene order, bins 5'→3' (as ``bedtools_counts`` lays them out)."""
+    import chromestore
+
+    ds = chromestore.open_store(str(store))
+    genes = read_gene_bed(GENES)
+    sig = ds.signal.isel(cell=0).sel(mark="H3K4me3", gene=list(genes.gene)).values
+    return sig.astype(np.float32)
+
+
+def _ratio(ratio: float, loads: list[float], cores: int) -> str:
+    worst = max(loads)
+    if worst >= cores:
+        return f"withheld (load {worst:.2f} ≥ {cores} cores)"
+    return f"{ratio:.1f}x"
+
+
 def _child_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -192,7 +225,13 @@ def main() -> None:
         print(f"chromestore count_bed : {t_count:8.2f} s wall {c_count:8.2f} s CPU  "
               f"{n / c_count / 1e6:6.2f} M reads per CPU-second (incl. gzip), "
               f"{n / t_count / 1e6:.2f} M/s wall  {stats.in_windows:,} reads in windows")
-        print(f"chromestore ingest    : {t_ingest:8.2f} s  (new store + count + write + completion)")
+        print(f"chromestore ingest    : {t_ingest:8.2f} s  (in this process: new store + count + "
+              "write + completion)")
+        loads = [os.getloadavg()[0]]
+        t_cli = cli_ingest(reads, work)
+        loads.append(os.getloadavg()[0])
+        print(f"chromestore ingest CLI: {t_cli:8.2f} s  (a new process, as a user runs it; "
+              f"load {loads[0]:.2f} → {loads[1]:.2f})")
         if args.peak_rss:
             base, peak, secs = peak_rss(reads, work)
             print(f"peak RSS (child)      : {peak:8.0f} MiB for the whole ingest of {n:,} reads "
@@ -204,13 +243,19 @@ def main() -> None:
             print(f"bedtools              : not run ({skip})")
             return
         theirs, t_bt, c_bt = bedtools_counts(genes, reads, work)
+        loads.append(os.getloadavg()[0])
         same = np.array_equal(ours, theirs)
+        stored = stored_counts(work / "cli.zarr")
+        same_cli = np.array_equal(stored, theirs)
         print(f"bedtools recipe       : {t_bt:8.2f} s wall {c_bt:8.2f} s CPU  "
-              "(bedtobam + sort + index + multicov)")
-        print(f"ratio bedtools / ours : {t_bt / t_count:8.1f}x wall (count), "
-              f"{c_bt / c_count:.1f}x CPU (count), {t_bt / t_ingest:.1f}x wall (whole ingest)")
-        print(f"identical counts      : {same}")
-        if not same:
+              f"(bedtobam + sort + index + multicov; load → {loads[-1]:.2f})")
+        cores = os.cpu_count() or 1
+        print(f"ratio bedtools / ours : {c_bt / c_count:.1f}x CPU (count); wall: "
+              f"{_ratio(t_bt / t_count, loads, cores)} (count), "
+              f"{_ratio(t_bt / t_ingest, loads, cores)} (whole ingest in process), "
+              f"{_ratio(t_bt / t_cli, loads, cores)} (chromestore ingest CLI, end to end)")
+        print(f"identical counts      : count_bed {same}, CLI store {same_cli}")
+        if not (same and same_cli):
             sys.exit(1)
 
 

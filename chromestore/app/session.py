@@ -123,7 +123,13 @@ def cluster(ctx: click.Context, *, heavy: bool) -> Iterator:
       ``heavy`` (ingest of files, simulate, distributed training, ``run``), else this process.
     """
     if not wants_cluster(ctx, heavy=heavy):
-        yield None
+        import dask
+        import dask.threaded
+
+        # Dask's threads, named outright: left to find its scheduler, each compute would
+        # first import `distributed` to look for a client (a third of a second)
+        with dask.config.set(scheduler=dask.threaded.get):
+            yield None
         return
     from chromestore.app.cluster import connect
 
