@@ -79,7 +79,7 @@ def pick_mode(mode: str, device: str, cluster: bool = False, local_pool: bool = 
     """Resolve ``auto`` to what is fastest where it runs. Returns (mode, reason).
 
     - a CUDA GPU: ``stacked`` (one kernel launch per layer for all the models);
-    - a Dask cluster given (``cluster``): ``distributed``, one group per worker;
+    - a Dask cluster given (``cluster``): ``distributed``, groups of epigenomes handed to the workers as they free up;
     - CPU with several cores, a local pool allowed (``local_pool``) and ``fork``
       available: ``percore``, one forked single-threaded process per core, each stepping
       its share of the models one at a time (two processes × one thread beat one process
@@ -92,7 +92,7 @@ def pick_mode(mode: str, device: str, cluster: bool = False, local_pool: bool = 
     if device in ("cuda", "auto") and torch.cuda.is_available() or device.startswith("cuda:"):
         return "stacked", "a CUDA GPU is present: one stacked ensemble on it"
     if cluster:
-        return "distributed", "a Dask cluster was given: one group of epigenomes per worker"
+        return "distributed", "a Dask cluster was given: groups of epigenomes handed to its workers"
     cores = cores or usable_cores()
     if local_pool and cores > 1 and "fork" in mp.get_all_start_methods():
         return "percore", (f"CPU only: {cores} forked single-threaded processes, "

@@ -2,9 +2,10 @@
 
 :func:`train` runs the groups of :func:`chromestore.training.ensemble.fit_group`:
 ``stacked`` (all cells in one group, here, stepped as one batched ensemble), ``loop``
-(all cells in one group, here, each model stepped in turn), ``percore`` (one group per
-core, each in a forked single-threaded process: :mod:`chromestore.training.pool`), or ``distributed`` (one Dask
-task per ``group_size`` cells, by default one group per worker, on the cluster's workers;
+(all cells in one group, here, each model stepped in turn), ``percore`` (groups of cells
+handed to one forked single-threaded process per core: :mod:`chromestore.training.pool`),
+or ``distributed`` (one Dask task per ``group_size`` cells, by default groups that shrink
+as the work runs out, one per GPU worker on GPUs, on the cluster's workers;
 per-model steps on CPU workers, stacked on GPU workers, which are picked through the
 ``GPU`` resource), then builds the run with
 :func:`chromestore.runs.create_run_dataset` and writes it with
@@ -48,11 +49,15 @@ def fit_distributed(client, store: str, cells: Sequence[str], config: TrainConfi
                     device: str = "auto", storage_options: dict | None = None,
                     group_size: int = 0, threads: int | None = None,
                     on_done: Callable[[dict], None] | None = None) -> list[dict]:
-    """One Dask task per ``group_size`` cells (0: as many groups as workers); tasks go to
-    ``GPU`` workers when any exist."""
+    """One Dask task per ``group_size`` cells; tasks go to ``GPU`` workers when any exist.
+
+    ``group_size`` 0: one group per GPU worker, or on CPU workers groups that shrink as
+    the work runs out (:func:`chromestore.training.pool.guided_groups`: the scheduler hands
+    them to workers as they free up, so early-stopping models or a slow worker do not
+    leave the others idle at the end)."""
     from distributed import as_completed
 
-    from chromestore.training.pool import gather
+    from chromestore.training.pool import gather, guided_groups
 
     info = client.scheduler_info()
     gpu_workers = [w for w in info.get("workers", {}).values()
@@ -61,10 +66,12 @@ def fit_distributed(client, store: str, cells: Sequence[str], config: TrainConfi
     if device == "cuda" and not gpu_workers:
         raise ValueError("--device cuda with --mode distributed needs workers started with "
                          "--resources GPU=1; the cluster has none")
-    if group_size <= 0:
-        n_workers = len(gpu_workers) or len(info.get("workers", {})) or 1
-        group_size = -(-len(cells) // n_workers)
-    groups = [list(cells[i : i + group_size]) for i in range(0, len(cells), group_size)]
+    if group_size <= 0 and not gpu_workers:
+        groups = guided_groups(cells, len(info.get("workers", {})) or 1)
+    else:
+        if group_size <= 0:
+            group_size = -(-len(cells) // len(gpu_workers))
+        groups = [list(cells[i : i + group_size]) for i in range(0, len(cells), group_size)]
     futures = [
         client.submit(_fit_task, store, g, config, run, device if gpu_workers else "cpu",
                       storage_options, threads, resources=resources, pure=False,
@@ -185,7 +192,7 @@ def train(
         results = fit_per_core(store, cells, config, run, storage_options, on_done=done)
         bar.close()
     else:
-        per = f"{group_size} per task" if group_size > 0 else "one group per worker"
+        per = f"{group_size} per task" if group_size > 0 else "groups shrinking as the work runs out"
         say(f"mode: distributed ({why}); {len(cells)} epigenome(s), {per}")
         bar = _bar(len(cells), progress, unit="cell")
 

@@ -136,7 +136,7 @@ def _train_all(store: str, name: str, cells, cfg: RunConfig, *, split: str, spli
                      split_over=split_over)
     n = "all" if cells == "all" else len(cells.split(",") if isinstance(cells, str) else cells)
     with _Stage(f"DeepChrome: {n} epigenome(s), up to {cfg.epochs} epochs"):
-        # auto: stacked on a GPU, else one group per worker of the cluster (or a loop here)
+        # auto: stacked on a GPU, else groups handed to the cluster's workers (or a loop here)
         train(store, name, cells if isinstance(cells, str) else ",".join(cells), tc,
               mode="auto", progress=cfg.progress, client=client)
     with _Stage(f"peers ({', '.join(cfg.peers)}) as Dask tasks"):
