@@ -131,13 +131,14 @@ def train(ctx, store, model, cells, split, seed, run, **values):
                           cells=session.parse_cells(cells, have) or have, split=split,
                           seed=seed, settings=settings, given=given, options=options,
                           storage_options=so, progress=session.progress(ctx))
-    require_expression(ds, req.cells, store)
-    # a local pool of workers may be started unless --workers 0 said no
-    req = req.with_settings(local_pool=session.wants_cluster(ctx, heavy=True))
-    req, heavy = TR.plan(req, session.wants_cluster(ctx, heavy=False))
-    if heavy is None:
-        click.echo(TR.run(req))
-        return
+    with session.local_dask():
+        require_expression(ds, req.cells, store)
+        # a local pool of workers may be started unless --workers 0 said no
+        req = req.with_settings(local_pool=session.wants_cluster(ctx, heavy=True))
+        req, heavy = TR.plan(req, session.wants_cluster(ctx, heavy=False))
+        if heavy is None:
+            click.echo(TR.run(req))
+            return
     with session.cluster(ctx, heavy=heavy) as client:
         click.echo(TR.run(req, client))
 
