@@ -155,9 +155,11 @@ def main() -> None:
     p.add_argument("--simulate-genes", type=int, default=2048,
                    help="genes of the store simulated when --store does not exist")
     p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--bf16", action="store_true",
+                   help="with --e2e: also chromestore train --precision bf16 (time and AUROC)")
     a = p.parse_args()
     if a.e2e:
-        end_to_end(a.store, a.cells, a.simulate_genes, a.epochs, a.batch)
+        end_to_end(a.store, a.cells, a.simulate_genes, a.epochs, a.batch, a.bf16)
     else:
         compute_only(a)
 
@@ -239,7 +241,8 @@ def pool_start_seconds(workers: int) -> dict[str, float]:
     return out
 
 
-def end_to_end(store: str, n_cells: int, n_genes: int, epochs: int, batch: int) -> None:
+def end_to_end(store: str, n_cells: int, n_genes: int, epochs: int, batch: int,
+               bf16: bool = False) -> None:
     import chromestore
 
     cores = os.cpu_count() or 1
@@ -290,6 +293,22 @@ def end_to_end(store: str, n_cells: int, n_genes: int, epochs: int, batch: int) 
     print(f"  speed-up (both as commands, imports included): {ratio_text(plain_wall / cli, tuple(loads[:3]), cores)}; "
           f"AUROC difference (chromestore − plain) "
           f"{np.nanmean(ours) - plain['test_auroc'].mean():+.4f}")
+    if bf16:
+        run16 = f"{run}-bf16"
+        t = time.perf_counter()
+        proc = subprocess.run([*cmd[:-3], "--run", run16, "--precision", "bf16"],
+                              capture_output=True, text=True)
+        wall16 = time.perf_counter() - t
+        loads.append(load_avg())
+        if proc.returncode:
+            sys.exit(f"chromestore train --precision bf16 failed:\n{proc.stderr[-3000:]}")
+        ours16 = _test_aurocs(store, run16)
+        shutil.rmtree(Path(store) / "runs" / run16, ignore_errors=True)
+        print(f"  chromestore train --precision bf16  {wall16:>6.1f} s  mean test AUROC "
+              f"{np.nanmean(ours16):.4f} (load → {loads[-1]:.2f}); vs plain "
+              f"{ratio_text(plain_wall / wall16, (loads[1], loads[-1]), cores)}, vs fp32 "
+              f"{ratio_text(cli / wall16, (loads[1], loads[-1]), cores)}; AUROC − fp32 "
+              f"{np.nanmean(ours16) - np.nanmean(ours):+.4f}")
 
 
 if __name__ == "__main__":
