@@ -88,12 +88,13 @@ class ModelOptionsCommand(click.Command):
               help="auto: stacked on a GPU; on CPU percore (distributed with --scheduler or "
               "--workers N, loop with --workers 0). stacked: one batched ensemble here; loop: "
               "the models stepped one by one here; percore: one forked single-threaded "
-              "process per core; distributed: one group per Dask worker.")
+              "process per core; distributed: groups of epigenomes as Dask tasks.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True, help="bf16: bfloat16 autocast (CPUs with avx512_bf16, GPUs).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--group-size", type=int, default=0, show_default=True,
-              help="Epigenomes per Dask task (distributed mode); 0: one stacked group per worker.")
+              help="Epigenomes per Dask task (distributed mode); 0: groups that shrink as the "
+              "work runs out (one stacked group per GPU worker).")
 @click.option("--run", "run", required=True, help="Run name: results go to runs/NAME.")
 @session.command_options
 @click.pass_context
