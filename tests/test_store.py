@@ -19,7 +19,7 @@ def test_create_store__round_trips_schema(tmp_path, small_genes):
     assert dict(ds.sizes) == {"cell": 2, "gene": 300, "mark": 5, "bin": 100}
     assert ds.signal.dtype == np.float32 and ds.signal.dims == ("cell", "gene", "mark", "bin")
     assert ds.signal.data.chunksize == (1, 128, 5, 100)
-    assert ds.attrs["format"] == "chromestore" and ds.attrs["format_version"] == 1
+    assert ds.attrs["format"] == "chromestore" and ds.attrs["format_version"] == V.FORMAT_VERSION
     assert ds.attrs["window"] == 5000 and ds.attrs["bin_size"] == 100
     assert list(ds.bin_offset.values[:2]) == [-5000, -4900] and int(ds.bin_offset[-1]) == 4900
     assert list(ds.gene.values[:2]) == list(small_genes.gene[:2])
@@ -88,7 +88,7 @@ def test_add_cells__appends_without_rewriting_existing(tmp_path, small_genes):
     assert chromestore.add_cells(path, ["E003", "E004", "E005"]) == ["E004", "E005"]
     ds = chromestore.open_store(path)
     assert list(ds.cell.values) == ["E003", "E004", "E005"]
-    assert ds.attrs["format_version"] == 1  # attrs survive the append
+    assert ds.attrs["format_version"] == V.FORMAT_VERSION  # attrs survive the append
     assert float(ds.signal.sel(cell="E003").sum()) == 300 * 500
     assert bool(ds.signal.sel(cell="E004").isnull().all())
     for p, data in before.items():
@@ -103,7 +103,7 @@ def test_completion__recorded_per_cell_and_mark(tmp_path, small_genes):
     assert S.completed(ds) == {("E004", "H3K4me3")}
     table = S.completion_table(ds)
     assert table.loc["E004", "H3K4me3"] and not table.loc["E003", "H3K4me3"]
-    assert ds.attrs["provenance"]["E004/H3K4me3"]["reads"] == 10
+    assert S.provenance(ds)[("E004", "H3K4me3")]["reads"] == 10
 
 
 def test_frozen_v1_store__still_opens():

@@ -32,7 +32,7 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
         for name in (V.signal.name, V.expression.name, V.peak_max.name)
     }
     expr = ds.attrs.get("expression", {})
-    peaks = {tuple(k.split("/", 1)) for k in ds.attrs.get("peak_max_completed", {})}
+    peaks = S.completed(ds, V.peak_max.name)
     return {
         "path": path,
         "format": f"{ds.attrs['format']} v{ds.attrs['format_version']}",
