@@ -228,3 +228,11 @@ def test_e003__deepchrome_test_auc_at_least_0_80(e003_store):
     print(f"E003 DeepChrome test AUC {auc:.4f} (best epoch {int(run.best_epoch.values.item())})")
     assert auc >= 0.80
     assert isinstance(run, xr.Dataset)
+
+
+def test_fit_group__checkpoint_of_other_settings_is_refused_with_a_message(sim_store):
+    cfg = TrainConfig(split="random", epochs=3, batch_size=32, patience=None)
+    fit_group(sim_store, ["E003"], cfg, run="fingerprint", stop_after=1)
+    other = TrainConfig(split="random", epochs=3, batch_size=32, patience=None, lr=cfg.lr * 2)
+    with pytest.raises(ValueError, match="checkpoint .* was written with other settings"):
+        fit_group(sim_store, ["E003"], other, run="fingerprint")
