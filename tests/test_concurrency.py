@@ -3,6 +3,7 @@ killed mid-write, the store lock itself. Each must leave what one sequential ing
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from chromestore import store as S
 from chromestore import variables as V
 from chromestore.genes import read_gene_bed
 from chromestore.ingest import run_ingest
+from tests.cluster_fixtures import dask_cluster, s3_server  # noqa: F401  (fixtures)
 from tests.conftest import GENES_BED, sheet
 
 pytestmark = pytest.mark.timeout(600)
@@ -194,3 +196,65 @@ def test_format1_store__converted_on_first_write_records_kept(tmp_path):
     assert "completed" not in after.attrs and "provenance" not in after.attrs
     assert S.completed(after) == legacy
     assert S.provenance(after)[("E003", "H3K4me3")]["path"] == "synthetic"
+
+
+# --- on S3 (a real moto server) and through one Dask scheduler ---------------------------
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_four_ingest_processes_at_once_on_s3__equal_one_sequential_ingest(inputs, s3_server):  # noqa: F811
+    empty, sheets, want = inputs
+    s3_server.make_bucket("concurrency")
+    so = s3_server.options()
+    bed = empty.parent / "genes40.bed"
+    for trial in range(TRIALS):
+        url = f"s3://concurrency/trial{trial}.zarr"
+        run_ingest(url, bed, storage_options=so)
+        procs = [_cli(url, s, "--storage-options", json.dumps(so)) for s in sheets]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, "\n".join(outs)
+        _assert_same(_canonical(S.Store.of(url, so)), want)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_two_clients_through_one_scheduler__equal_one_sequential_ingest(inputs, dask_cluster,  # noqa: F811
+                                                                         tmp_path):
+    empty, sheets, want = inputs
+    for trial in range(TRIALS):
+        store = tmp_path / f"trial{trial}.zarr"
+        shutil.copytree(empty, store)
+        both = sheet(sheets[0].parent, [line.split(",") for s in sheets[:2]
+                                        for line in s.read_text().splitlines()[1:]],
+                     f"first{trial}.csv")
+        rest = sheet(sheets[0].parent, [line.split(",") for s in sheets[2:]
+                                        for line in s.read_text().splitlines()[1:]],
+                     f"rest{trial}.csv")
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "chromestore", "--scheduler", dask_cluster.address, "ingest",
+             str(store), "--samples", str(s)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True) for s in (both, rest)]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], "\n".join(outs)
+        _assert_same(_canonical(store), want)
+
+
+def test_object_lock__one_holder_and_stale_lease_taken_over(tmp_path):
+    """The S3 lock protocol on fsspec's local filesystem (create-if-absent is O_EXCL there)."""
+    import fsspec
+
+    from chromestore.store_locks import LockTimeout, ObjectLock
+
+    fs = fsspec.filesystem("file")
+    path = str(tmp_path / "x.zarr.locks" / "write")
+    fs.makedirs(str(tmp_path / "x.zarr.locks"), exist_ok=True)
+    first = ObjectLock(fs, path, lease=30, timeout=0.3)
+    first.acquire()
+    with pytest.raises(LockTimeout, match="not acquired"):
+        ObjectLock(fs, path, lease=30, timeout=0.3).acquire()
+    first.release()
+    assert not fs.exists(path)
+    fs.pipe_file(path, json.dumps({"owner": "dead", "expires": time.time() - 1}).encode())
+    with ObjectLock(fs, path, lease=30, timeout=5) as taker:  # the dead holder's lease expired
+        assert json.loads(fs.cat_file(path))["owner"] == taker.owner
