@@ -39,7 +39,7 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
         "genome": ds.attrs.get("genome"),
         "window": ds.attrs.get("window"),
         "bin_size": ds.attrs.get("bin_size"),
-        "dims": {k: int(v) for k, v in ds.sizes.items()},
+        "dims": {k: int(ds.sizes[k]) for k in sorted(ds.sizes, key=lambda d: _DIM_ORDER.index(d) if d in _DIM_ORDER else 9)},
         "cells": [str(c) for c in ds[V.CELL].values],
         "marks": [str(m) for m in ds[V.MARK].values],
         "chunks": chunks,
@@ -50,6 +50,9 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
                             for c in table.index},
         "runs": run_summaries(path, storage_options),
     }
+
+
+_DIM_ORDER = ["cell", "gene", "mark", "bin"]
 
 
 def run_summaries(path: str, storage_options: dict | None = None) -> list[dict]:
