@@ -23,13 +23,19 @@ DEFAULT_MARKS = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
 
 #: On-disk format name and version written into every store's attrs.
 #: v2: bins 5'→3' along every gene of known strand (attrs ``orientation: "5to3"``);
-#: v1 stores hold the shipped genes as ``+`` in genome order (convert: ``chromestore upgrade``).
+#: v3: per-(cell, mark) completion/provenance as variables; v1 stores hold the shipped genes as ``+`` in genome order (convert: ``chromestore upgrade``).
 FORMAT_NAME = "chromestore"
-FORMAT_VERSION = 2
-#: Versions this code can read.
-READABLE_VERSIONS = (2,)
+FORMAT_VERSION = 3
+#: Versions this code can read (2: completion and provenance in group attrs, converted on the
+#: first write by :func:`chromestore.store.upgrade_records`; 3: per-(cell, mark) records).
+READABLE_VERSIONS = (2, 3)
 #: Versions :func:`chromestore.upgrade.upgrade_store` converts to the current one.
 UPGRADABLE_VERSIONS = (1,)
+#: The first version whose completion and provenance are variables (see ``RECORDS``).
+RECORDS_VERSION = 3
+#: The version that introduced 5'→3' bins; :func:`chromestore.upgrade.upgrade_store` converts a
+#: v1 store's orientation to it, then its records to ``RECORDS_VERSION``.
+ORIENTATION_VERSION = 2
 #: The ``orientation`` attribute of a current store: bins 5'→3' (``-`` genes reversed
 #: against the genome; genes of unknown strand ``.`` in genome order).
 ORIENTATION = "5to3"
@@ -124,6 +130,43 @@ peak_max = Spec(
     units="peak signalValue (MACS fold enrichment)",
 )
 
+# --- per (cell, mark) records: one chunk per cell, written after the data ---------
+signal_completed = Spec(
+    "signal_completed",
+    (CELL, MARK),
+    "b",
+    "bool",
+    "True once that cell's signal of that mark was written (set only after the data).",
+)
+signal_provenance = Spec(
+    "signal_provenance",
+    (CELL, MARK),
+    "UOT",
+    None,
+    "JSON object: where that (cell, mark) signal came from (file, format, counts, time); "
+    "empty string until completed.",
+)
+peak_max_completed = Spec(
+    "peak_max_completed",
+    (CELL, MARK),
+    "b",
+    "bool",
+    "True once that cell's peak_max of that mark was written (set only after the data).",
+)
+peak_max_provenance = Spec(
+    "peak_max_provenance",
+    (CELL, MARK),
+    "UOT",
+    None,
+    "JSON object: where that (cell, mark) peak_max came from; empty string until completed.",
+)
+RECORDS = (signal_completed, signal_provenance, peak_max_completed, peak_max_provenance)
+#: the (completion, provenance) record variables of each data variable written per mark
+RECORDS_OF = {
+    "signal": (signal_completed.name, signal_provenance.name),
+    "peak_max": (peak_max_completed.name, peak_max_provenance.name),
+}
+
 # --- derived variables (computed lazily, never required in a store) ---------
 label = Spec(
     "label",
@@ -156,7 +199,7 @@ split = Spec(
 COORDS = (cell, gene, gene_id, gene_name, gene_chrom, gene_tss, gene_strand, mark, bin_, bin_offset)
 DATA = (signal, expression, peak_max)
 DERIVED = (label, label_threshold, label_valid, split)
-ALL = {s.name: s for s in COORDS + DATA + DERIVED}
+ALL = {s.name: s for s in COORDS + DATA + RECORDS + DERIVED}
 
 # --- analysis: reductions written to runs/NAME/metrics (analysis/) ----------
 MODEL = "model"
@@ -355,6 +398,9 @@ def validate(ds: xr.Dataset, *, check_version: bool = True) -> xr.Dataset:
             )
     for spec in COORDS + DATA:
         spec.check(ds)
+    if check_version and ds.attrs.get("format_version", 0) >= RECORDS_VERSION:
+        for spec in RECORDS:
+            spec.check(ds)
     for spec in DERIVED:
         if spec.name in ds.variables:
             spec.check(ds)

@@ -1,0 +1,260 @@
+"""Concurrent writers of one store: several ``chromestore ingest`` processes at once, a writer
+killed mid-write, the store lock itself. Each must leave what one sequential ingest leaves."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from chromestore import store as S
+from chromestore import variables as V
+from chromestore.genes import read_gene_bed
+from chromestore.ingest import run_ingest
+from tests.cluster_fixtures import dask_cluster, s3_server  # noqa: F401  (fixtures)
+from tests.conftest import GENES_BED, sheet
+
+pytestmark = pytest.mark.timeout(600)
+
+N_READS = 50_000
+#: four writers started together: two marks of one new epigenome, two other new epigenomes
+JOBS = (("E901", "H3K4me3"), ("E901", "H3K27me3"), ("E902", "H3K4me3"), ("E903", "H3K9me3"))
+TRIALS = 5
+
+
+def _tagalign(path: Path, genes, seed: int, n: int = N_READS) -> Path:
+    """``n`` 36 bp reads around the TSS of ``genes`` (a BED6 tagAlign, gzip-free)."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, len(genes), n)
+    start = genes["tss"].to_numpy()[g] + rng.integers(-6000, 6000, n)
+    strand = np.where(rng.random(n) < 0.5, "+", "-")
+    chrom = genes["chrom"].to_numpy()[g]
+    lines = [f"{c}\t{s}\t{s + 36}\tN\t1000\t{d}\n"
+             for c, s, d in zip(chrom, np.maximum(start, 0), strand, strict=True)]
+    path.write_text("".join(lines))
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """An empty store of 40 genes, one tagAlign and one samplesheet per job, and the store
+    one sequential ingest of all four leaves."""
+    root = tmp_path_factory.mktemp("concurrency")
+    genes = read_gene_bed(GENES_BED).iloc[:40].reset_index(drop=True)
+    bed = root / "genes40.bed"
+    bed.write_text("".join(f"{g.chrom}\t{g.tss - 10000}\t{g.tss + 10000}\t{g.gene}\t0\t"
+                           f"{g.strand}\n" for g in genes.itertuples()))
+    empty = root / "empty.zarr"
+    run_ingest(empty, bed)
+    sheets = []
+    for i, (cell, mark) in enumerate(JOBS):
+        reads = _tagalign(root / f"{cell}.{mark}.tagAlign", genes, seed=i)
+        sheets.append(sheet(root, [(cell, mark, "tagAlign", reads.name)], f"job{i}.csv"))
+    sequential = root / "sequential.zarr"
+    shutil.copytree(empty, sequential)
+    for s in sheets:
+        run_ingest(sequential, samples=s)
+    return empty, sheets, _canonical(sequential)
+
+
+def _canonical(path) -> dict:
+    """What must match: cells, signal per cell, completion and provenance (no times)."""
+    ds = S.open_store(path).load()
+    prov = {k: {f: v for f, v in p.items() if f not in ("completed", "seconds")}
+            for k, p in S.provenance(ds).items()}
+    for p in prov.values():  # paths differ between copies of the inputs
+        p["file"] = os.path.basename(p["file"])
+    order = ds.sortby(V.CELL)
+    return {"cells": sorted(str(c) for c in ds[V.CELL].values),
+            "signal": order[V.signal.name], "completed": S.completed(ds),
+            "provenance": prov}
+
+
+def _assert_same(got: dict, want: dict) -> None:
+    assert got["cells"] == want["cells"]
+    assert got["completed"] == want["completed"] == set(JOBS)
+    assert got["provenance"] == want["provenance"]
+    xr.testing.assert_identical(got["signal"], want["signal"])
+
+
+def _cli(store, samples, *extra) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "chromestore", "ingest", str(store), "--samples", str(samples),
+         "--workers", "0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+@pytest.mark.parametrize("trials", [1, pytest.param(TRIALS, marks=pytest.mark.slow)])
+def test_four_ingest_processes_at_once__equal_one_sequential_ingest(inputs, tmp_path, trials):
+    empty, sheets, want = inputs
+    for trial in range(trials):
+        store = tmp_path / f"trial{trial}.zarr"
+        shutil.copytree(empty, store)
+        procs = [_cli(store, s) for s in sheets]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, "\n".join(outs)
+        added = [line for out in outs for line in out.splitlines() if "added" in line]
+        assert sorted(added) == sorted(set(added)), added  # no epigenome added twice
+        _assert_same(_canonical(store), want)
+
+
+def test_writer_killed_mid_write__other_finishes_rerun_completes(inputs, tmp_path):
+    """SIGKILL one writer while it holds the store's write lock, another writing meanwhile."""
+    empty, sheets, want = inputs
+    store = tmp_path / "killed.zarr"
+    shutil.copytree(empty, store)
+    lock_file = Path(f"{store}.locks") / f"{S.WRITE_LOCK}.lock"
+    victim = _cli(store, sheets[0])
+    other = _cli(store, sheets[2])
+    killed_holding = _kill_while_holding(victim, lock_file)
+    assert other.communicate(timeout=300)[0] is not None and other.returncode == 0
+    ds = S.open_store(store)
+    assert ("E902", "H3K4me3") in S.completed(ds)
+    assert ("E901", "H3K4me3") not in S.completed(ds) or not killed_holding
+    for s in sheets:  # the re-run: completes the killed one, skips what is done
+        res = _cli(store, s)
+        assert res.wait(timeout=300) == 0, res.stdout.read()
+    _assert_same(_canonical(store), want)
+
+
+def _kill_while_holding(proc: subprocess.Popen, lock_file: Path, limit: float = 120) -> bool:
+    """SIGKILL ``proc`` as soon as it holds ``lock_file`` (seen in /proc/PID/locks terms: an
+    open descriptor on it); True when it was killed holding it, False when it had exited."""
+    deadline = time.monotonic() + limit
+    fd_dir = Path(f"/proc/{proc.pid}/fd")
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if any(os.path.realpath(fd_dir / fd) == str(lock_file) for fd in os.listdir(fd_dir)):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+        except OSError:
+            pass
+        time.sleep(0.002)
+    proc.wait()
+    return False
+
+
+def test_store_lock__excludes_threads_and_is_reentrant(tmp_path, small_genes):
+    store = S.Store.of(tmp_path / "s.zarr")
+    S.create_store(store, small_genes)
+    inside, overlaps = [], []
+
+    def hold(i):
+        with store.lock(), store.lock():  # re-entrant
+            inside.append(i)
+            if len(inside) > 1:
+                overlaps.append(i)
+            time.sleep(0.05)
+            inside.remove(i)
+
+    threads = [threading.Thread(target=hold, args=(i,)) for i in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert overlaps == []
+    assert not list(Path(store.url).glob("*.lock"))  # nothing inside the Zarr hierarchy
+    assert (Path(store.url + ".locks") / "write.lock").exists()
+
+
+def test_open_zarr__sees_no_lock_files(tmp_path, small_genes):
+    import warnings
+
+    store = S.Store.of(tmp_path / "s.zarr")
+    S.create_store(store, small_genes)
+    S.add_cells(store, ["E003"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(xr.open_zarr(store.url, zarr_format=3, consolidated=False).cell.values) == [
+            "E003"]
+        import zarr
+
+        assert "signal_completed" in zarr.open_group(store.url, mode="r")
+
+
+def test_format2_store__converted_on_first_write_records_kept(tmp_path):
+    from tests.conftest import ROOT
+
+    path = tmp_path / "v2.zarr"
+    shutil.copytree(ROOT / "tests" / "data" / "frozen_v2.zarr", path)
+    before = S.open_store(path)
+    legacy = S.completed(before)
+    assert before.attrs["format_version"] == 2 and legacy == {("E003", "H3K4me3")}
+    S.add_cells(path, ["E999"])
+    after = S.open_store(path)
+    assert after.attrs["format_version"] == V.FORMAT_VERSION
+    assert "completed" not in after.attrs and "provenance" not in after.attrs
+    assert S.completed(after) == legacy
+    assert S.provenance(after)[("E003", "H3K4me3")]["path"] == "synthetic"
+
+
+# --- on S3 (a real moto server) and through one Dask scheduler ---------------------------
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_four_ingest_processes_at_once_on_s3__equal_one_sequential_ingest(inputs, s3_server):  # noqa: F811
+    empty, sheets, want = inputs
+    s3_server.make_bucket("concurrency")
+    so = s3_server.options()
+    bed = empty.parent / "genes40.bed"
+    for trial in range(TRIALS):
+        url = f"s3://concurrency/trial{trial}.zarr"
+        run_ingest(url, bed, storage_options=so)
+        procs = [_cli(url, s, "--storage-options", json.dumps(so)) for s in sheets]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, "\n".join(outs)
+        _assert_same(_canonical(S.Store.of(url, so)), want)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_two_clients_through_one_scheduler__equal_one_sequential_ingest(inputs, dask_cluster,  # noqa: F811
+                                                                         tmp_path):
+    empty, sheets, want = inputs
+    for trial in range(TRIALS):
+        store = tmp_path / f"trial{trial}.zarr"
+        shutil.copytree(empty, store)
+        both = sheet(sheets[0].parent, [line.split(",") for s in sheets[:2]
+                                        for line in s.read_text().splitlines()[1:]],
+                     f"first{trial}.csv")
+        rest = sheet(sheets[0].parent, [line.split(",") for s in sheets[2:]
+                                        for line in s.read_text().splitlines()[1:]],
+                     f"rest{trial}.csv")
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "chromestore", "--scheduler", dask_cluster.address, "ingest",
+             str(store), "--samples", str(s)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True) for s in (both, rest)]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], "\n".join(outs)
+        _assert_same(_canonical(store), want)
+
+
+def test_object_lock__one_holder_and_stale_lease_taken_over(tmp_path):
+    """The S3 lock protocol on fsspec's local filesystem (create-if-absent is O_EXCL there)."""
+    import fsspec
+
+    from chromestore.store_locks import LockTimeout, ObjectLock
+
+    fs = fsspec.filesystem("file")
+    path = str(tmp_path / "x.zarr.locks" / "write")
+    fs.makedirs(str(tmp_path / "x.zarr.locks"), exist_ok=True)
+    first = ObjectLock(fs, path, lease=30, timeout=0.3)
+    first.acquire()
+    with pytest.raises(LockTimeout, match="not acquired"):
+        ObjectLock(fs, path, lease=30, timeout=0.3).acquire()
+    first.release()
+    assert not fs.exists(path)
+    fs.pipe_file(path, json.dumps({"owner": "dead", "expires": time.time() - 1}).encode())
+    with ObjectLock(fs, path, lease=30, timeout=5) as taker:  # the dead holder's lease expired
+        assert json.loads(fs.cat_file(path))["owner"] == taker.owner
