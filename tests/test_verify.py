@@ -136,15 +136,17 @@ def test_verify__reports_metadata_that_is_not_json(store):
 
 
 def test_store_written_before_checksums__opens_and_verify_says_unchecked(tmp_path):
-    res = CliRunner().invoke(main, ["verify", str(FROZEN)])
+    # the frozen v1 store (no checksums, genome-order bins), upgraded to the current layout
+    old = tmp_path / "old.zarr"
+    shutil.copytree(FROZEN, old)
+    assert CliRunner().invoke(main, ["upgrade", str(old)]).exit_code == 0
+    res = CliRunner().invoke(main, ["verify", str(old)])
     assert res.exit_code == 0, res.output
     assert "13 arrays carry no checksum" in res.output
     assert "every chunk reads back" in res.output
-    info = CliRunner().invoke(main, ["info", str(FROZEN)])
+    info = CliRunner().invoke(main, ["info", str(old)])
     assert "checksums: none" in info.output
     # a chunk of garbage there is still named, by the error it decodes with
-    old = tmp_path / "old.zarr"
-    shutil.copytree(FROZEN, old)
     (old / "signal" / "c" / "0" / "0" / "0" / "0").write_bytes(b"garbage")
     res = CliRunner().invoke(main, ["query", str(old), "--gene", "TSPAN6"])
     assert res.exit_code == 1

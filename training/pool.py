@@ -51,13 +51,20 @@ def fit_per_core(store: str, cells: Sequence[str], config: TrainConfig, run: str
     if not available():
         raise RuntimeError("the percore mode needs the 'fork' start method; use --mode loop")
     parts = groups(cells, workers or usable_cores())
-    results = []
     with ProcessPoolExecutor(len(parts), mp_context=mp.get_context("fork")) as ex:
         futures = [ex.submit(_fit, store, g, config, run, storage_options) for g in parts]
-        for fut in as_completed(futures):
-            res = fut.result()
-            results.append(res)
-            if on_done:
-                on_done(res)
+        return gather(futures, as_completed, cells, on_done)
+
+
+def gather(futures, completed: Callable, cells: Sequence[str],
+           on_done: Callable[[dict], None] | None = None) -> list[dict]:
+    """Group results as ``completed(futures)`` yields them (``on_done`` called on each),
+    returned in the order of ``cells``; for process pools and Dask alike."""
+    results = []
+    for fut in completed(futures):
+        res = fut.result()
+        results.append(res)
+        if on_done:
+            on_done(res)
     order = {c: i for i, c in enumerate(cells)}
     return sorted(results, key=lambda r: order[r["cells"][0]])

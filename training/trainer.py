@@ -52,6 +52,8 @@ def fit_distributed(client, store: str, cells: Sequence[str], config: TrainConfi
     ``GPU`` workers when any exist."""
     from distributed import as_completed
 
+    from chromestore.training.pool import gather
+
     info = client.scheduler_info()
     gpu_workers = [w for w in info.get("workers", {}).values()
                    if w.get("resources", {}).get("GPU", 0) >= 1]
@@ -69,14 +71,7 @@ def fit_distributed(client, store: str, cells: Sequence[str], config: TrainConfi
                       key=f"fit-{config.model}-{'-'.join(g)}-{config.key()}")
         for g in groups
     ]
-    results = []
-    for fut in as_completed(futures):
-        res = fut.result()
-        results.append(res)
-        if on_done:
-            on_done(res)
-    order = {c: i for i, c in enumerate(cells)}
-    return sorted(results, key=lambda r: order[r["cells"][0]])
+    return gather(futures, as_completed, cells, on_done)
 
 
 def assemble(results: Sequence[dict], config: TrainConfig, mode: str, wall: float) -> xr.Dataset:
