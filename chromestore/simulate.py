@@ -19,7 +19,6 @@ Genes that share a window (:func:`window_owner`) share their signal.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -173,13 +172,8 @@ def simulate(
             signal=(V.signal.dims, signal, ds.signal.attrs),
             expression=(V.expression.dims, expr, ds.expression.attrs),
         )
-        done, prov = V.RECORDS_OF[V.signal.name]
-        marks = ds[V.MARK].values.tolist()
-        records = [[json.dumps(dict(provenance, cell=c, completed=ds.attrs["created"]))
-                    for _ in marks] for c in cell_list]
-        ds = ds.assign({done: (ds[done].dims, np.ones((len(cell_list), len(marks)), bool)),
-                        prov: (ds[prov].dims, np.array(records, dtype=S.STR).reshape(
-                            len(cell_list), len(marks)))})
+        done = V.RECORDS_OF[V.signal.name]  # provenance needs a store (records/CELL/MARK)
+        ds = ds.assign({done: (ds[done].dims, np.ones(ds[done].shape, bool))})
         ds.attrs.update(simulated=True)
         return ds
     return _simulate_store(

@@ -5,9 +5,10 @@ Layout (Zarr v3, written through xarray): ``signal`` (cell, gene, mark, bin),
 at a time (default 1 × 2048 genes × all marks × all bins, zstd), coordinates in one
 chunk. Group attributes hold the format name and version, the bin orientation (``5to3``:
 bin 0 is 5 kb upstream of the TSS on the gene's strand), the genome build, the
-window and bin size. Per (cell, mark) completion and provenance are variables
-(``signal_completed``, ``signal_provenance``, ``peak_max_completed``,
-``peak_max_provenance``; one chunk per cell), set only after that region was written.
+window and bin size. Per (cell, mark) completion is a variable (``signal_completed``,
+``peak_max_completed``; bool, one chunk per (cell, mark)), and each (cell, mark)'s
+provenance the attrs of the group ``records/CELL/MARK`` (``{"signal": {...}, "peak_max":
+{...}}``): the provenance first, then the flag, only after that region was written.
 
 Writers serialise through :meth:`Store.lock` (one store-wide lock, :data:`WRITE_LOCK`):
 adding cells and each cell's read-modify-write with its records happen under it, so
@@ -42,6 +43,8 @@ DEFAULT_GENE_CHUNK = 2048
 CELL_VARS = ("signal", "expression", "peak_max")
 #: The lock every writer of a store holds while adding cells or writing a cell (+ records).
 WRITE_LOCK = "write"
+#: key of ``ds.encoding`` under which :func:`open_store` keeps the :class:`Store` it opened
+STORE_ENCODING = "chromestore_store"
 
 
 from chromestore.errors import StoreError  # noqa: E402  (defined with the other errors)
@@ -146,12 +149,9 @@ def _cell_vars(n_cells: int, n_genes: int, n_marks: int, n_bins: int, gene_chunk
 
 
 def _record_vars(n_cells: int, n_marks: int) -> dict:
-    shape, chunks = (n_cells, n_marks), (1, n_marks)
-    out = {}
-    for done, prov in V.RECORDS_OF.values():
-        out[done] = ((V.CELL, V.MARK), da.zeros(shape, dtype=bool, chunks=chunks))
-        out[prov] = ((V.CELL, V.MARK), da.full(shape, "", dtype=STR, chunks=chunks))
-    return out
+    shape = (n_cells, n_marks)
+    return {done: ((V.CELL, V.MARK), da.zeros(shape, dtype=bool, chunks=(1, 1)))
+            for done in V.RECORDS_OF.values()}
 
 
 def template(
@@ -214,7 +214,7 @@ def _encoding(ds: xr.Dataset, gene_chunk: int, level: int = 3) -> dict:
         "peak_max": {"chunks": (1, gene_chunk, n_marks), "compressors": zstd},
     }
     for spec in V.RECORDS:
-        enc[spec.name] = {"chunks": (1, n_marks), "compressors": zstd}
+        enc[spec.name] = {"chunks": (1, 1), "compressors": zstd}  # one (cell, mark) a chunk
     for name, var in ds.coords.items():
         enc[name] = {"compressors": zstd}
         if name != V.CELL:
@@ -279,6 +279,7 @@ def create_store(
         consolidated=False,
         storage_options=handle.storage_options,
     )
+    _ensure_group(handle.child(V.RECORDS_GROUP))
     consolidate(handle)
     return open_store(handle)
 
@@ -354,7 +355,9 @@ def open_store(
         except V.SchemaError as e:
             raise V.SchemaError(f"{handle}: {e}") from None
     # reads of a chunk that fails its checksum raise ChunkError naming the chunk
-    return integrity.checked_variables(ds, arrays, handle.url, CELL_VARS)
+    ds = integrity.checked_variables(ds, arrays, handle.url, CELL_VARS)
+    ds.encoding[STORE_ENCODING] = handle  # where provenance() finds the records
+    return ds
 
 
 def _cell_arrays(ds: xr.Dataset, handle: Store) -> dict[str, zarr.Array]:
@@ -518,21 +521,39 @@ def record_completed(path: StoreLike, cell: str, target: str,
 
 def write_records(store: StoreLike, ds: xr.Dataset, cell: str, target: str,
                   infos: Mapping[str, Mapping[str, Any]]) -> None:
-    """Set ``{target}_completed`` and ``{target}_provenance`` of ``cell`` for the marks of
-    ``infos`` (mark → provenance; a ``completed`` time is added). The caller holds the
-    store's write lock and has written the data; other marks of the cell keep theirs."""
-    done_name, prov_name = V.RECORDS_OF[target]
+    """Record the marks of ``infos`` (mark → provenance; a ``completed`` time is added) of
+    ``cell`` as written: each provenance into the attrs of ``records/CELL/MARK`` first, then
+    the ``{target}_completed`` flag (one chunk per (cell, mark)). The caller holds the store's
+    write lock and has written the data; other marks and targets keep theirs."""
+    handle = Store.of(store)
     ci = cell_index(ds, cell)
     marks = [str(m) for m in ds[V.MARK].values]
-    done = ds[done_name].isel({V.CELL: ci}).values.copy()
-    prov = ds[prov_name].isel({V.CELL: ci}).values.astype(object)
+    flags = handle.group("r+")[V.RECORDS_OF[target]]
     for mark, info in infos.items():
         j = marks.index(mark)
-        done[j] = True
-        prov[j] = json.dumps({**info, "completed": _now()}, default=str)
-    part = xr.Dataset({done_name: ((V.CELL, V.MARK), done[None]),
-                       prov_name: ((V.CELL, V.MARK), np.asarray(prov[None], dtype=STR))})
-    write_region(store, part, {V.CELL: slice(ci, ci + 1)})
+        _put_provenance(handle, cell, mark, {target: {**info, "completed": _now()}})
+        flags[ci, j] = True
+
+
+def _ensure_group(handle: Store) -> zarr.Group:
+    """The group at ``handle``, created when missing (a writer that loses a race to create it
+    finds it there)."""
+    from zarr.errors import ContainsGroupError
+
+    try:
+        return handle.group("a")
+    except ContainsGroupError:
+        return handle.group("r+")
+
+
+def _put_provenance(handle: Store, cell: str, mark: str, items: Mapping[str, Any]) -> None:
+    """Merge ``items`` (target → provenance) into the attrs of ``records/CELL/MARK``."""
+    records = handle.child(V.RECORDS_GROUP)
+    for node in (records, records.child(cell)):  # zarr does not create missing parents
+        if not node.exists():
+            _ensure_group(node)
+    group = _ensure_group(records.child(cell, mark))
+    group.attrs.update(json.loads(json.dumps(dict(items), default=str)))
 
 
 def _legacy_records(attrs: Mapping, target: str) -> dict[str, Any]:
@@ -544,7 +565,8 @@ def _legacy_records(attrs: Mapping, target: str) -> dict[str, Any]:
 
 
 def upgrade_records(path: StoreLike, storage_options: dict | None = None) -> bool:
-    """Convert a format-2 store (records in group attrs) to per-(cell, mark) variables (v3).
+    """Convert a format-2 store (records in group attrs) to completion variables and
+    ``records/CELL/MARK`` provenance groups (v3).
 
     Returns whether anything was converted. Writers call it under the store's write lock;
     readers need not (:func:`completed` and :func:`provenance` read both layouts).
@@ -557,14 +579,20 @@ def upgrade_records(path: StoreLike, storage_options: dict | None = None) -> boo
     cells = [str(c) for c in ds[V.CELL].values]
     marks = [str(m) for m in ds[V.MARK].values]
     part = xr.Dataset(_record_vars(len(cells), len(marks))).compute()
-    for target, (done_name, prov_name) in V.RECORDS_OF.items():
-        for key, info in _legacy_records(attrs, target).items():
+    legacy = {target: _legacy_records(attrs, target) for target in V.RECORDS_OF}
+    for target, done_name in V.RECORDS_OF.items():
+        for key in legacy[target]:
             cell, mark = key.split("/", 1)
             part[done_name].values[cells.index(cell), marks.index(mark)] = True
-            part[prov_name].values[cells.index(cell), marks.index(mark)] = json.dumps(info)
-    part = part.chunk({V.CELL: 1})
-    enc = {spec.name: {"chunks": (1, len(marks)), "compressors": integrity.compressors()}
+    part = part.chunk({V.CELL: 1, V.MARK: 1})
+    enc = {spec.name: {"chunks": (1, 1), "compressors": integrity.compressors()}
            for spec in V.RECORDS}
+    _ensure_group(handle.child(V.RECORDS_GROUP))
+    for key in sorted({k for records in legacy.values() for k in records}):
+        cell, mark = key.split("/", 1)
+        _put_provenance(handle, cell, mark, {target: records[key]
+                                             for target, records in legacy.items()
+                                             if key in records})
     part.to_zarr(handle.url, mode="a", encoding=enc, consolidated=False, zarr_format=3,
                  storage_options=handle.storage_options)
     kept = {k: v for k, v in attrs.items()  # to_zarr(mode="a") replaced the group attrs
@@ -574,27 +602,42 @@ def upgrade_records(path: StoreLike, storage_options: dict | None = None) -> boo
     return True
 
 
-def _records(ds: xr.Dataset, target: str) -> dict[tuple[str, str], str]:
-    """``{(cell, mark): provenance JSON}`` of the completed (cell, mark) of ``target``."""
-    done_name, prov_name = V.RECORDS_OF[target]
-    if done_name not in ds.variables:  # a format-2 store, not yet converted
-        return {tuple(k.split("/", 1)): json.dumps(v)  # type: ignore[misc]
-                for k, v in _legacy_records(ds.attrs, target).items()}
-    done = ds[done_name].values
-    prov = ds[prov_name].values
-    cells = [str(c) for c in ds[V.CELL].values]
-    marks = [str(m) for m in ds[V.MARK].values]
-    return {(cells[i], marks[j]): str(prov[i, j]) for i, j in zip(*np.nonzero(done), strict=True)}
-
-
 def completed(ds: xr.Dataset, target: str = "signal") -> set[tuple[str, str]]:
     """The (cell, mark) pairs of ``target`` (``signal`` or ``peak_max``) recorded as written."""
-    return set(_records(ds, target))
+    done_name = V.RECORDS_OF[target]
+    if done_name not in ds.variables:  # a format-2 store, not yet converted
+        return {tuple(k.split("/", 1)) for k in _legacy_records(ds.attrs, target)}  # type: ignore[misc]
+    done = np.asarray(ds[done_name].values, dtype=bool)
+    cells = [str(c) for c in ds[V.CELL].values]
+    marks = [str(m) for m in ds[V.MARK].values]
+    return {(cells[i], marks[j]) for i, j in zip(*np.nonzero(done), strict=True)}
 
 
-def provenance(ds: xr.Dataset, target: str = "signal") -> dict[tuple[str, str], dict]:
-    """``{(cell, mark): provenance}`` of every completed (cell, mark) of ``target``."""
-    return {k: json.loads(v) if v else {} for k, v in _records(ds, target).items()}
+def provenance(ds: xr.Dataset, target: str = "signal",
+               store: StoreLike | None = None) -> dict[tuple[str, str], dict]:
+    """``{(cell, mark): provenance}`` of every completed (cell, mark) of ``target``.
+
+    The provenance lives in the store (``records/CELL/MARK``): ``store`` defaults to the one
+    ``ds`` was opened from by :func:`open_store`.
+    """
+    if V.RECORDS_OF[target] not in ds.variables:  # a format-2 store, not yet converted
+        return {tuple(k.split("/", 1)): v  # type: ignore[misc]
+                for k, v in _legacy_records(ds.attrs, target).items()}
+    handle = Store.of(store) if store is not None else ds.encoding.get(STORE_ENCODING)
+    if handle is None:
+        raise ValueError("provenance is kept in the store (records/CELL/MARK): pass store=, "
+                         "or open the Dataset with chromestore.open_store")
+    done = sorted(completed(ds, target))
+    fs, root = handle.fs()
+    paths = [f"{root.rstrip('/')}/{V.RECORDS_GROUP}/{c}/{m}/zarr.json" for c, m in done]
+    docs = fs.cat(paths, on_error="return") if paths else {}
+    docs = {fs._strip_protocol(k): v for k, v in docs.items()}
+    out = {}
+    for key, path in zip(done, paths, strict=True):
+        doc = docs.get(fs._strip_protocol(path))
+        attrs = json.loads(doc).get("attributes", {}) if isinstance(doc, bytes) else {}
+        out[key] = attrs.get(target, {})
+    return out
 
 
 def completion_table(ds: xr.Dataset, target: str = "signal") -> pd.DataFrame:

@@ -23,7 +23,8 @@ DEFAULT_MARKS = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
 
 #: On-disk format name and version written into every store's attrs.
 #: v2: bins 5'→3' along every gene of known strand (attrs ``orientation: "5to3"``);
-#: v3: per-(cell, mark) completion/provenance as variables; v1 stores hold the shipped genes as ``+`` in genome order (convert: ``chromestore upgrade``).
+#: v3: per-(cell, mark) completion variables and provenance groups (``records/CELL/MARK``);
+#: v1 stores hold the shipped genes as ``+`` in genome order (convert: ``chromestore upgrade``).
 FORMAT_NAME = "chromestore"
 FORMAT_VERSION = 3
 #: Versions this code can read (2: completion and provenance in group attrs, converted on the
@@ -31,7 +32,7 @@ FORMAT_VERSION = 3
 READABLE_VERSIONS = (2, 3)
 #: Versions :func:`chromestore.upgrade.upgrade_store` converts to the current one.
 UPGRADABLE_VERSIONS = (1,)
-#: The first version whose completion and provenance are variables (see ``RECORDS``).
+#: The first version whose completion is variables and provenance groups (``RECORDS``).
 RECORDS_VERSION = 3
 #: The version that introduced 5'→3' bins; :func:`chromestore.upgrade.upgrade_store` converts a
 #: v1 store's orientation to it, then its records to ``RECORDS_VERSION``.
@@ -130,42 +131,30 @@ peak_max = Spec(
     units="peak signalValue (MACS fold enrichment)",
 )
 
-# --- per (cell, mark) records: one chunk per cell, written after the data ---------
+# --- per (cell, mark) records: completion flags, written after the data --------------
 signal_completed = Spec(
     "signal_completed",
     (CELL, MARK),
     "b",
     "bool",
-    "True once that cell's signal of that mark was written (set only after the data).",
-)
-signal_provenance = Spec(
-    "signal_provenance",
-    (CELL, MARK),
-    "UOT",
-    None,
-    "JSON object: where that (cell, mark) signal came from (file, format, counts, time); "
-    "empty string until completed.",
+    "True once that cell's signal of that mark was written (set only after the data; its "
+    "provenance is the attrs of the group records/CELL/MARK).",
 )
 peak_max_completed = Spec(
     "peak_max_completed",
     (CELL, MARK),
     "b",
     "bool",
-    "True once that cell's peak_max of that mark was written (set only after the data).",
+    "True once that cell's peak_max of that mark was written (set only after the data; its "
+    "provenance is the attrs of the group records/CELL/MARK).",
 )
-peak_max_provenance = Spec(
-    "peak_max_provenance",
-    (CELL, MARK),
-    "UOT",
-    None,
-    "JSON object: where that (cell, mark) peak_max came from; empty string until completed.",
-)
-RECORDS = (signal_completed, signal_provenance, peak_max_completed, peak_max_provenance)
-#: the (completion, provenance) record variables of each data variable written per mark
-RECORDS_OF = {
-    "signal": (signal_completed.name, signal_provenance.name),
-    "peak_max": (peak_max_completed.name, peak_max_provenance.name),
-}
+RECORDS = (signal_completed, peak_max_completed)
+#: the completion variable of each data variable written per mark
+RECORDS_OF = {"signal": signal_completed.name, "peak_max": peak_max_completed.name}
+#: the Zarr group whose subgroups ``CELL/MARK`` hold each (cell, mark)'s provenance as attrs
+#: (``{"signal": {...}, "peak_max": {...}}``): metadata, not data variables, so plain xarray
+#: (``where(drop=True)``, ``to_netcdf``) sees only numbers, and no two (cell, mark) share one
+RECORDS_GROUP = "records"
 
 # --- derived variables (computed lazily, never required in a store) ---------
 label = Spec(

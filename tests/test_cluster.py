@@ -21,7 +21,6 @@ from distributed import Client
 
 import chromestore
 from chromestore import store as S
-from chromestore import variables as V
 from tests.cluster_fixtures import (  # noqa: F401  (fixtures)
     BOKEH_RENDERED,
     DaskProcs,
@@ -58,9 +57,7 @@ def _tasks_done(address: str) -> int:
 
 def assert_same_store(a: xr.Dataset, b: xr.Dataset) -> None:
     a, b = a.load(), b.load()
-    prov = [spec.name for spec in V.RECORDS if spec.name.endswith("_provenance")]
-    xr.testing.assert_identical(a.drop_attrs(deep=False).drop_vars(prov),
-                                b.drop_attrs(deep=False).drop_vars(prov))
+    xr.testing.assert_identical(a.drop_attrs(deep=False), b.drop_attrs(deep=False))
     skip = (*TIMESTAMPS, "provenance")
     assert {k: v for k, v in a.attrs.items() if k not in skip} == {
         k: v for k, v in b.attrs.items() if k not in skip

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 
 import chromestore
 from chromestore import store as S
-from chromestore import variables as V
 from chromestore.app.cli import main
 from chromestore.simulate import simulate
 from tests.cluster_fixtures import s3_server  # noqa: F401  (fixture)
@@ -49,9 +48,7 @@ def stores(s3_server, tmp_path_factory):  # noqa: F811
 
 
 def _assert_same_store(a: xr.Dataset, b: xr.Dataset) -> None:
-    prov = [spec.name for spec in V.RECORDS if spec.name.endswith("_provenance")]
-    xr.testing.assert_identical(a.drop_attrs(deep=False).drop_vars(prov),
-                                b.drop_attrs(deep=False).drop_vars(prov))
+    xr.testing.assert_identical(a.drop_attrs(deep=False), b.drop_attrs(deep=False))
     strip = {k: v for k, v in a.attrs.items() if k not in TIMESTAMPS}
     assert strip == {k: v for k, v in b.attrs.items() if k not in TIMESTAMPS}
     assert S.completed(a) == S.completed(b)
