@@ -129,7 +129,7 @@ def write_cell(
     store = S.Store.of(store, storage_options)
     # reads in this process (no nested tasks on the cluster): a task holding the lock that
     # waited on tasks queued behind writers waiting for the lock would deadlock the cluster
-    with store.lock(), dask.config.set(scheduler="synchronous"):
+    with store.lock() as held, dask.config.set(scheduler="synchronous"):
         S.upgrade_records(store)
         ds = store.open()
         ci = S.cell_index(ds, cell)
@@ -147,6 +147,8 @@ def write_cell(
             # running cluster inside its graph ("Sending large graph of size 37.8 MiB")
             part = xr.Dataset({name: (ds[name].dims, current[None])})
             S.write_region(store, part, {V.CELL: slice(ci, ci + 1)})
+        if any((records or {}).values()):
+            held.verify()  # a lapsed lease (object stores): another writer may have written
         for target, infos in (records or {}).items():
             if infos:
                 S.write_records(store, ds, cell, target, infos)

@@ -114,6 +114,8 @@ class Store:
 
         A file lock beside a local store, a leased lock object on an object store, and a
         ``distributed.Lock`` as well while a Dask client is active. Re-entrant per thread.
+        It gives a :class:`chromestore.store_locks.Held`: call its ``verify()`` before
+        recording anything, so a holder whose lease lapsed stops instead.
         """
         from chromestore.store_locks import store_lock
 
@@ -514,9 +516,11 @@ def record_completed(path: StoreLike, cell: str, target: str,
                      storage_options: dict | None = None) -> None:
     """:func:`write_records` under the store's write lock, on a freshly opened store."""
     handle = Store.of(path, storage_options)
-    with handle.lock():
+    with handle.lock() as held:
         upgrade_records(handle)
-        write_records(handle, open_store(handle), cell, target, infos)
+        ds = open_store(handle)
+        held.verify()  # a lapsed lease (object stores): another writer may have written
+        write_records(handle, ds, cell, target, infos)
 
 
 def write_records(store: StoreLike, ds: xr.Dataset, cell: str, target: str,

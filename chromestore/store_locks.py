@@ -6,7 +6,9 @@
   the store so Zarr never sees it; the OS drops it when its process dies (even SIGKILL);
 - an object store (``s3://``, ``gs://``, ...): :class:`ObjectLock`, a small object
   ``STORE.locks/NAME`` created with a conditional write (``If-None-Match: *``) and holding a
-  lease that its holder renews; a lease not renewed in time (its holder died) is taken over;
+  lease that its holder renews; a lease not renewed in time (its holder died) is taken over.
+  A holder whose lease lapsed (it stalled longer than the lease) learns it from
+  :meth:`Held.verify` before it records anything, and fails with :class:`LockLost`;
 - ``memory://``: a lock of this process (that filesystem lives in one process).
 
 When a ``distributed`` client is active, a ``distributed.Lock`` named after the store is
@@ -16,6 +18,7 @@ taken first as well, so the tasks of one cluster queue on the scheduler instead 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
@@ -32,6 +35,28 @@ _held = threading.local()  # (url, name) this thread holds: taking it again is a
 
 class LockTimeout(TimeoutError):
     """A store lock was not acquired in time."""
+
+
+class LockError(OSError):
+    """The lock object could not be read or written (not: it is held by another writer)."""
+
+
+class LockLost(RuntimeError):
+    """A holder's lease lapsed while it held the lock: another writer may have taken it."""
+
+
+class Held:
+    """What ``with store.lock() as held`` gives: :meth:`verify` before committing records."""
+
+    def __init__(self) -> None:
+        self.locks: list[Any] = []
+
+    def verify(self) -> None:
+        """Raise :class:`LockLost` when a lock held here was lost (a lapsed lease)."""
+        for lock in self.locks:
+            check = getattr(lock, "verify", None)
+            if check is not None:
+                check()
 
 
 def locks_url(url: str) -> str:
@@ -56,10 +81,11 @@ def store_lock(store, name: str, timeout: float = 600.0) -> Iterator[None]:
     within ``timeout`` seconds.
     """
     key = (store.url, name)
-    held = _held.__dict__.setdefault("keys", set())
+    held = _held.__dict__.setdefault("keys", {})
     if key in held:
-        yield
+        yield held[key]
         return
+    holding = Held()
     with contextlib.ExitStack() as stack:
         client = _active_client()
         if client is not None:
@@ -69,10 +95,12 @@ def store_lock(store, name: str, timeout: float = 600.0) -> Iterator[None]:
             if not dlock.acquire(timeout=timeout):
                 raise LockTimeout(f"{store}: lock {name!r} not acquired in {timeout:.0f} s")
             stack.callback(dlock.release)
-        stack.enter_context(_storage_lock(store, name, timeout))
-        held.add(key)
-        stack.callback(held.discard, key)
-        yield
+        storage = _storage_lock(store, name, timeout)
+        stack.enter_context(storage)
+        holding.locks.append(storage)
+        held[key] = holding
+        stack.callback(held.pop, key, None)
+        yield holding
 
 
 def _storage_lock(store, name: str, timeout: float):
@@ -110,20 +138,28 @@ class ObjectLock:
 
     The object holds ``{"owner": uuid, "expires": unix time}``. :meth:`acquire` creates it
     with a conditional PUT (``If-None-Match: *``, fsspec ``mode="create"``), so of two
-    writers only one succeeds. While held, a thread rewrites it every ``lease / 3`` seconds
+    writers only one succeeds. While held, a thread rewrites it every ``lease / 6`` seconds
     with a later expiry. An object whose expiry has passed (its holder died) is deleted and
-    the creation retried; the conditional create still lets only one newcomer win.
+    the creation retried; the conditional create still lets only one newcomer win, and a
+    newcomer that took over reads the object again after ``poll`` seconds to confirm it.
+
+    Nothing here waits without bound: each storage call is bounded by the filesystem's own
+    timeouts and retries, an error other than "already exists" raises :class:`LockError`,
+    and waiting for the holder ends with :class:`LockTimeout` after ``timeout`` seconds.
     """
 
-    def __init__(self, fs: Any, path: str, lease: float = 60.0, timeout: float = 600.0,
+    def __init__(self, fs: Any, path: str, lease: float = 120.0, timeout: float = 600.0,
                  poll: float = 0.2) -> None:
         self.fs, self.path, self.lease, self.timeout, self.poll = fs, path, lease, timeout, poll
         self.owner = uuid.uuid4().hex
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._expires = 0.0  # the expiry of the last lease written (unix time)
+        self._lost: str | None = None
 
-    def _body(self) -> bytes:
-        return json.dumps({"owner": self.owner, "expires": time.time() + self.lease}).encode()
+    def _body(self) -> tuple[bytes, float]:
+        expires = time.time() + self.lease
+        return json.dumps({"owner": self.owner, "expires": expires}).encode(), expires
 
     def _read(self) -> dict | None:
         try:
@@ -132,40 +168,81 @@ class ObjectLock:
             return None
         except ValueError:  # being written: treat as held
             return {"owner": "?", "expires": time.time() + self.lease}
+        except OSError as err:
+            raise LockError(f"lock {self.path}: cannot read the lock object ({err})") from err
 
     def _try_create(self) -> bool:
+        body, expires = self._body()
         try:
-            self.fs.pipe_file(self.path, self._body(), mode="create")
-            return True
-        except (FileExistsError, OSError) as err:
-            if isinstance(err, FileNotFoundError):
-                raise
+            self.fs.pipe_file(self.path, body, mode="create")
+        except FileExistsError:
             return False
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            if not _exists_error(err):
+                raise LockError(f"lock {self.path}: cannot create the lock object ({err})"
+                                ) from err
+            # "exists": another holder's, or ours when a retried PUT lost its first answer
+            held = self._read()
+            if held is None or held.get("owner") != self.owner:
+                return False
+            expires = float(held["expires"])
+        self._expires = expires
+        return True
 
     def acquire(self) -> None:
         deadline = time.monotonic() + self.timeout
+        took_over = False
         while True:
             if self._try_create():
-                break
+                if not took_over:
+                    break
+                time.sleep(self.poll)  # another newcomer may have deleted ours: confirm
+                held = self._read()
+                if held is not None and held.get("owner") == self.owner:
+                    break
+                took_over = False
+                continue
             held = self._read()
             if held is not None and held["expires"] < time.time():
                 with contextlib.suppress(FileNotFoundError):
                     self.fs.rm_file(self.path)  # a stale lease: its holder is gone
+                took_over = True
                 continue
             if time.monotonic() > deadline:
                 raise LockTimeout(f"lock {self.path} not acquired in {self.timeout:.0f} s "
                                   f"(held by {held})")
             time.sleep(self.poll)
+        self._lost = None
         self._stop.clear()
         self._renewer = threading.Thread(target=self._renew, daemon=True)
         self._renewer.start()
 
     def _renew(self) -> None:
-        while not self._stop.wait(self.lease / 3):
-            held = self._read()
-            if held is None or held.get("owner") != self.owner:
-                return  # lost (taken over after a stall): nothing to renew
-            self.fs.pipe_file(self.path, self._body())
+        while not self._stop.wait(self.lease / 6):
+            try:
+                held = self._read()
+                if held is None or held.get("owner") != self.owner:
+                    self._lost = f"taken over by {held}"
+                    return
+                if time.time() > self._expires:
+                    self._lost = "its lease lapsed before it was renewed"
+                    return
+                body, expires = self._body()
+                self.fs.pipe_file(self.path, body)
+                self._expires = expires
+            except OSError:  # a failed renewal: the next one may succeed before expiry
+                continue
+
+    def verify(self) -> None:
+        """Raise :class:`LockLost` when this holder's lease lapsed or was taken over."""
+        if self._lost is None and time.time() > self._expires:
+            self._lost = "its lease lapsed before it was renewed"
+        if self._lost is not None:
+            raise LockLost(f"lock {self.path} was lost while held ({self._lost}): another "
+                           "writer may have written meanwhile; nothing was recorded, run "
+                           "the command again")
 
     def release(self) -> None:
         self._stop.set()
@@ -182,3 +259,10 @@ class ObjectLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _exists_error(err: OSError) -> bool:
+    """Whether a conditional create failed because the object exists (s3fs turns S3's
+    ``412 PreconditionFailed`` into ``OSError(EINVAL)``)."""
+    text = str(err)
+    return err.errno == errno.EINVAL or "PreconditionFailed" in text or "412" in text

@@ -3,6 +3,7 @@ killed mid-write, the store lock itself. Each must leave what one sequential ing
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -282,3 +283,75 @@ def test_object_lock__one_holder_and_stale_lease_taken_over(tmp_path):
     fs.pipe_file(path, json.dumps({"owner": "dead", "expires": time.time() - 1}).encode())
     with ObjectLock(fs, path, lease=30, timeout=5) as taker:  # the dead holder's lease expired
         assert json.loads(fs.cat_file(path))["owner"] == taker.owner
+
+
+class _AnswerLost:
+    """A filesystem whose conditional create is made but answered "exists" (a PUT retried
+    after its first answer was lost), or that fails every write (``broken``)."""
+
+    def __init__(self, fs, broken: bool = False) -> None:
+        self.fs, self.broken = fs, broken
+
+    def pipe_file(self, path, data, mode="overwrite"):
+        if self.broken:
+            raise PermissionError(13, "Access Denied")
+        self.fs.pipe_file(path, data, mode=mode)
+        if mode == "create":
+            raise OSError(errno.EINVAL, "PreconditionFailed: At least one of the pre-conditions"
+                                        " you specified did not hold")
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
+def _lock_path(tmp_path) -> str:
+    folder = tmp_path / "x.zarr.locks"
+    folder.mkdir()
+    return str(folder / "write")
+
+
+def test_object_lock__own_create_answered_exists_is_held(tmp_path):
+    import fsspec
+
+    from chromestore.store_locks import ObjectLock
+
+    fs = fsspec.filesystem("file")
+    path = _lock_path(tmp_path)
+    lock = ObjectLock(_AnswerLost(fs), path, lease=30, timeout=0.5)
+    lock.acquire()  # not a 0.5 s wait ending in LockTimeout: the object is its own
+    assert json.loads(fs.cat_file(path))["owner"] == lock.owner
+    lock.release()
+    assert not fs.exists(path)
+
+
+def test_object_lock__storage_error_is_raised_at_once_not_waited_on(tmp_path):
+    import fsspec
+
+    from chromestore.store_locks import LockError, ObjectLock
+
+    lock = ObjectLock(_AnswerLost(fsspec.filesystem("file"), broken=True), _lock_path(tmp_path),
+                      timeout=600)
+    started = time.monotonic()
+    with pytest.raises(LockError, match="cannot create the lock object .*Access Denied"):
+        lock.acquire()
+    assert time.monotonic() - started < 60  # far below the 600 s wait for a holder
+
+
+def test_object_lock__lease_taken_over_while_held_is_reported_lost(tmp_path):
+    import fsspec
+
+    from chromestore.store_locks import LockLost, ObjectLock
+
+    fs = fsspec.filesystem("file")
+    path = _lock_path(tmp_path)
+    lock = ObjectLock(fs, path, lease=0.6, timeout=5)
+    lock.acquire()
+    lock.verify()  # held: nothing to report
+    fs.pipe_file(path, json.dumps({"owner": "newcomer", "expires": time.time() + 60}).encode())
+    deadline = time.monotonic() + 10
+    while lock._lost is None and time.monotonic() < deadline:  # the renewer looks every 0.1 s
+        time.sleep(0.05)
+    with pytest.raises(LockLost, match="lost while held .*newcomer.*run the command again"):
+        lock.verify()
+    lock.release()
+    assert json.loads(fs.cat_file(path))["owner"] == "newcomer"  # not the loser's to delete
