@@ -532,7 +532,8 @@ def write_records(store: StoreLike, ds: xr.Dataset, cell: str, target: str,
     handle = Store.of(store)
     ci = cell_index(ds, cell)
     marks = [str(m) for m in ds[V.MARK].values]
-    flags = handle.group("r+")[V.RECORDS_OF[target]]
+    flags = zarr.open_array(handle.child(V.RECORDS_OF[target]).url, mode="r+", zarr_format=3,
+                            storage_options=handle.storage_options)  # live metadata
     for mark, info in infos.items():
         j = marks.index(mark)
         _put_provenance(handle, cell, mark, {target: {**info, "completed": _now()}})

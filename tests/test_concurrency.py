@@ -131,19 +131,24 @@ def test_four_ingest_processes_at_once__equal_one_sequential_ingest(inputs, tmp_
 
 
 def test_writer_killed_mid_write__other_finishes_rerun_completes(inputs, tmp_path):
-    """SIGKILL one writer while it holds the store's write lock, another writing meanwhile."""
+    """SIGKILL one writer while it writes its epigenome (holding the store's write lock, its
+    cell in the store, its mark not yet recorded), another writing meanwhile."""
     empty, sheets, want = inputs
     store = tmp_path / "killed.zarr"
     shutil.copytree(empty, store)
-    lock_file = Path(f"{store}.locks") / f"{S.WRITE_LOCK}.lock"
     victim = _cli(store, sheets[0])
     other = _cli(store, sheets[2])
-    killed_holding = _kill_while_holding(victim, lock_file)
+    try:
+        caught = _stop_while_writing(victim, store, JOBS[0])
+    finally:
+        victim.kill()
+        victim.wait()
+    assert caught, "the writer finished before it was caught writing:\n" + victim.stdout.read()
     out = _finish([other])[0]
     assert other.returncode == 0, out
     ds = S.open_store(store)
     assert ("E902", "H3K4me3") in S.completed(ds)
-    assert ("E901", "H3K4me3") not in S.completed(ds) or not killed_holding
+    assert JOBS[0] not in S.completed(ds)  # killed before its record: not complete
     for s in sheets:  # the re-run: completes the killed one, skips what is done
         res = _cli(store, s)
         out = _finish([res])[0]
@@ -151,21 +156,39 @@ def test_writer_killed_mid_write__other_finishes_rerun_completes(inputs, tmp_pat
     _assert_same(_canonical(store), want)
 
 
-def _kill_while_holding(proc: subprocess.Popen, lock_file: Path, limit: float = 120) -> bool:
-    """SIGKILL ``proc`` as soon as it holds ``lock_file`` (seen in /proc/PID/locks terms: an
-    open descriptor on it); True when it was killed holding it, False when it had exited."""
-    deadline = time.monotonic() + limit
+def _stop_while_writing(proc: subprocess.Popen, store: Path, job: tuple[str, str],
+                        limit: float = 120) -> bool:
+    """SIGSTOP ``proc`` at a moment it holds the store's write lock with ``job``'s cell in the
+    store and ``job`` not recorded (checked again once it is stopped, so the moment is
+    exact); True when caught so (it stays stopped), False when it exited first."""
+    import zarr
+
+    lock_file = str(Path(f"{store}.locks") / f"{S.WRITE_LOCK}.lock")
     fd_dir = Path(f"/proc/{proc.pid}/fd")
-    while time.monotonic() < deadline and proc.poll() is None:
+    cell, mark = job
+
+    def writing() -> bool:
         try:
-            if any(os.path.realpath(fd_dir / fd) == str(lock_file) for fd in os.listdir(fd_dir)):
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+            if not any(os.path.realpath(fd_dir / fd) == lock_file for fd in os.listdir(fd_dir)):
+                return False
+            cells = [str(c) for c in zarr.open_array(f"{store}/cell", mode="r")[...]]
+            if cell not in cells:
+                return False
+            marks = [str(m) for m in zarr.open_array(f"{store}/mark", mode="r")[...]]
+            flags = zarr.open_array(f"{store}/{V.RECORDS_OF['signal']}", mode="r")
+            return not bool(flags[cells.index(cell), marks.index(mark)])
+        except (OSError, ValueError, KeyError, IndexError):  # being written: look again
+            return False
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        if writing():
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(0.05)
+            if writing():
                 return True
-        except OSError:
-            pass
+            proc.send_signal(signal.SIGCONT)
         time.sleep(0.002)
-    proc.wait()
     return False
 
 
