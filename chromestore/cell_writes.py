@@ -130,6 +130,7 @@ def write_cell(
     # reads in this process (no nested tasks on the cluster): a task holding the lock that
     # waited on tasks queued behind writers waiting for the lock would deadlock the cluster
     with store.lock() as held, dask.config.set(scheduler="synchronous"):
+        S.repair_cells(store)  # a cell append a killed writer left half done
         S.upgrade_records(store)
         ds = store.open()
         ci = S.cell_index(ds, cell)

@@ -17,6 +17,7 @@ concurrent ingests of one store (processes, Dask tasks, S3) neither lose nor mix
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -290,12 +291,14 @@ def consolidate(path: StoreLike, storage_options: dict | None = None) -> None:
     """Refresh the consolidated metadata, so plain ``xr.open_zarr(STORE)`` opens it quietly.
 
     Called after every write that changes the hierarchy (creation, cell appends, runs,
-    metrics). chromestore itself always reads the live metadata, never this copy.
+    metrics). chromestore itself always reads the live metadata, never this copy. Holds the
+    store's write lock: it rewrites the root ``zarr.json``, attrs included, which a
+    concurrent :func:`update_attrs` must not lose.
     """
     handle = Store.of(path, storage_options)
     if not handle.exists():
         return
-    with warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 specification"
+    with handle.lock(), warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 spec"
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
         zarr.consolidate_metadata(zarr.storage.FsspecStore.from_url(
             handle.url, storage_options=handle.options, read_only=False)
@@ -346,8 +349,16 @@ def open_store(
             arrays = _cell_arrays(ds, handle)
             break
         except ValueError as err:  # a writer is appending cells: variables differ by a moment
-            if "conflicting sizes" not in str(err) or attempt == 19:
+            if "conflicting sizes" not in str(err):
                 raise
+            if attempt == 19:
+                raise StoreError(f"{handle}: its arrays differ in their number of cells ({err})"
+                                 "; a writer was killed while adding cells, and the store "
+                                 "could not be repaired here (read-only?)") from None
+            if attempt >= 2:  # under the lock no append is running: a killed one is undone
+                with contextlib.suppress(OSError):
+                    with handle.lock():
+                        repair_cells(handle)
             time.sleep(0.05 * (attempt + 1))
     ds = eager_coords(ds, handle)
     ds.attrs = decode_attrs(ds.attrs)
@@ -411,8 +422,32 @@ def add_cells(
     """
     handle = Store.of(path, storage_options)
     with handle.lock():
+        repair_cells(handle)
         upgrade_records(handle)
         return _add_cells(handle, cells)
+
+
+def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
+    """Undo a cell append that a killed writer left half done (arrays along ``cell`` of
+    different lengths, which no reader can open): every array along ``cell`` is cut back to
+    the shortest. Nothing of the cells cut was written or recorded (their data is written
+    only after the append, under the lock). Writers call it under the store's write lock
+    before they open the store; returns whether anything was repaired."""
+    handle = Store.of(path, storage_options)
+    arrays = {}
+    for name in (V.CELL, *CELL_VARS, *V.RECORDS_OF.values()):
+        try:
+            arrays[name] = zarr.open_array(handle.child(name).url, mode="r+", zarr_format=3,
+                                           storage_options=handle.storage_options)
+        except FileNotFoundError:  # a format-2 store has no completion arrays yet
+            continue
+    shortest = min((a.shape[0] for a in arrays.values()), default=0)
+    cut = [a for a in arrays.values() if a.shape[0] != shortest]
+    for array in cut:
+        array.resize((shortest, *array.shape[1:]))
+    if cut:
+        consolidate(handle)
+    return bool(cut)
 
 
 def _add_cells(handle: Store, cells: Sequence[str]) -> list[str]:
@@ -517,6 +552,7 @@ def record_completed(path: StoreLike, cell: str, target: str,
     """:func:`write_records` under the store's write lock, on a freshly opened store."""
     handle = Store.of(path, storage_options)
     with handle.lock() as held:
+        repair_cells(handle)
         upgrade_records(handle)
         ds = open_store(handle)
         held.verify()  # a lapsed lease (object stores): another writer may have written

@@ -20,6 +20,7 @@ import xarray as xr
 
 from chromestore import store as S
 from chromestore import variables as V
+from chromestore.cell_writes import write_cell
 from chromestore.genes import read_gene_bed
 from chromestore.ingest import run_ingest
 from tests.cluster_fixtures import dask_cluster, s3_server  # noqa: F401  (fixtures)
@@ -378,3 +379,25 @@ def test_object_lock__lease_taken_over_while_held_is_reported_lost(tmp_path):
         lock.verify()
     lock.release()
     assert json.loads(fs.cat_file(path))["owner"] == "newcomer"  # not the loser's to delete
+
+
+def test_cell_append_left_half_done__undone_then_readers_and_writers_work(tmp_path, small_genes):
+    """A writer killed inside add_cells' append leaves arrays of different ``cell`` lengths;
+    the next open (under the lock) cuts them back, and the next add_cells appends anew."""
+    import zarr
+
+    store = S.Store.of(tmp_path / "s.zarr")
+    S.create_store(store, small_genes, ["E003"])
+    write_cell(store, "E003", {"H3K4me3": np.ones((len(small_genes), 100), np.float32)},
+               records={"signal": {"H3K4me3": {"format": "test"}}})
+    for name in ("cell", "signal"):  # the append had resized these two when it was killed
+        array = zarr.open_array(f"{store.url}/{name}", mode="r+")
+        array.resize((2, *array.shape[1:]))
+    ds = S.open_store(store)
+    assert [str(c) for c in ds[V.CELL].values] == ["E003"]
+    assert S.completed(ds) == {("E003", "H3K4me3")}
+    assert float(ds.signal.sel(cell="E003", mark="H3K4me3").mean()) == 1.0
+    assert S.add_cells(store, ["E004"]) == ["E004"]
+    ds = S.open_store(store)
+    assert [str(c) for c in ds[V.CELL].values] == ["E003", "E004"]
+    assert np.isnan(ds.signal.sel(cell="E004").values).all()
