@@ -58,9 +58,9 @@ def signal_is_simulated(store, cells, storage_options: dict | None = None) -> bo
     """True when every completed (cell, mark) of ``cells`` came from ``chromestore.simulate``."""
     from chromestore import store as S
 
-    prov = S.read_attrs(store, storage_options).get("provenance", {})
+    prov = S.provenance(S.open_store(store, storage_options))
     cells = {str(c) for c in cells}
-    sources = [v.get("format") for k, v in prov.items() if k.split("/", 1)[0] in cells]
+    sources = [v.get("format") for (cell, _), v in prov.items() if cell in cells]
     return bool(sources) and all(f == "simulated" for f in sources)
 
 

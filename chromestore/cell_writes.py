@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -113,31 +114,45 @@ def write_cell(
     signal: dict[str, np.ndarray] | None = None,
     peak_max: dict[str, np.ndarray] | None = None,
     storage_options: dict | None = None,
+    records: dict[str, dict[str, dict]] | None = None,
 ) -> None:
     """Write the given marks of one cell: ``signal[mark]`` (gene, bin), ``peak_max[mark]`` (gene).
 
     The store's chunks hold all marks of a cell, so the cell's current values are read,
-    the given marks replaced and the cell's region written back whole: callers must
-    serialise the writes of one cell (the engine runs one writer per cell). Other marks
-    and other cells are left as they were.
+    the given marks replaced and the cell's region written back whole. All of it runs
+    under the store's write lock on a store opened after taking it, so concurrent writers
+    (of this cell or others, in other processes or on a cluster) never lose each other's
+    marks. ``records`` (``{"signal" | "peak_max": {mark: provenance}}``) are written after
+    the data, under the same lock: a writer killed before them leaves its marks not
+    completed. Other marks and other cells are left as they were.
     """
     store = S.Store.of(store, storage_options)
-    ds = store.open()
-    ci = S.cell_index(ds, cell)
-    marks = [str(m) for m in ds[V.MARK].values]
-    for name, given in ((V.signal.name, signal), (V.peak_max.name, peak_max)):
-        if not given:
-            continue
-        unknown = sorted(set(given) - set(marks))
-        if unknown:
-            raise S.StoreError(f"{store}: marks {unknown} are not in the store ({marks})")
-        current = ds[name].isel({V.CELL: ci}).values.copy()
-        for mark, values in given.items():
-            current[:, marks.index(mark)] = values
-        # numpy, not Dask: the values are in memory, and a Dask write would send them to a
-        # running cluster inside its graph ("Sending large graph of size 37.8 MiB")
-        part = xr.Dataset({name: (ds[name].dims, current[None])})
-        S.write_region(store, part, {V.CELL: slice(ci, ci + 1)})
+    # reads in this process (no nested tasks on the cluster): a task holding the lock that
+    # waited on tasks queued behind writers waiting for the lock would deadlock the cluster
+    with store.lock() as held, dask.config.set(scheduler="synchronous"):
+        S.repair_cells(store)  # a cell append a killed writer left half done
+        S.upgrade_records(store)
+        ds = store.open()
+        ci = S.cell_index(ds, cell)
+        marks = [str(m) for m in ds[V.MARK].values]
+        for name, given in ((V.signal.name, signal), (V.peak_max.name, peak_max)):
+            if not given:
+                continue
+            unknown = sorted(set(given) - set(marks))
+            if unknown:
+                raise S.StoreError(f"{store}: marks {unknown} are not in the store ({marks})")
+            current = ds[name].isel({V.CELL: ci}).values.copy()
+            for mark, values in given.items():
+                current[:, marks.index(mark)] = values
+            # numpy, not Dask: the values are in memory, and a Dask write would send them to a
+            # running cluster inside its graph ("Sending large graph of size 37.8 MiB")
+            part = xr.Dataset({name: (ds[name].dims, current[None])})
+            S.write_region(store, part, {V.CELL: slice(ci, ci + 1)})
+        if any((records or {}).values()):
+            held.verify()  # a lapsed lease (object stores): another writer may have written
+        for target, infos in (records or {}).items():
+            if infos:
+                S.write_records(store, ds, cell, target, infos)
 
 
 def ingest_signal_array(
@@ -161,10 +176,9 @@ def ingest_signal_array(
     aligned = align_genes(keys, source.transpose(V.GENE, V.MARK, V.BIN))
     S.add_cells(store, [cell])
     marks = [str(m) for m in source[V.MARK].values]
-    write_cell(store, cell, {m: aligned.values[:, i] for i, m in enumerate(marks)})
     provenance = {"source": source.attrs.get("source"), "format": source.attrs.get("format"),
                   "genes_matched": aligned.matched, "genes_unmatched": len(aligned.unmatched),
                   **(info or {})}
-    for m in marks:
-        S.mark_completed(store, cell, m, provenance)
+    write_cell(store, cell, {m: aligned.values[:, i] for i, m in enumerate(marks)},
+               records={V.signal.name: {m: provenance for m in marks}})
     return aligned

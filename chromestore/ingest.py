@@ -73,10 +73,10 @@ def run_plan(plan: IngestPlan, *, client=None, progress: bool = False) -> Ingest
             report.lines.append(f"{skipped} of {len(plan.sheet)} files already ingested "
                                 "(skipped; --force redoes them)")
         if plan.pending:
-            before = {str(c) for c in store.open()[V.CELL].values}
+            # the cells this ingest added (another ingest may add some of them at once)
+            report.cells_added += sorted(S.add_cells(store, [s.cell for s in plan.pending]))
             done = ingest_samples(store, plan.pending, client=client, force=True,
                                   progress=progress)
-            report.cells_added += sorted({s.cell for s in plan.pending} - before)
             report.lines.append(f"ingested {len(done)} (cell, mark) in "
                                 f"{time.perf_counter() - t0:.1f} s:")
             report.lines += [d.line() for d in done]

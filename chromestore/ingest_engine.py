@@ -49,29 +49,27 @@ def count_sample(sample: Sample, entry: formats.FormatEntry, layout, keys: GeneK
     return SampleResult(sample, entry.target, out, stats)
 
 
+def _info(r: SampleResult) -> dict:
+    return {"file": r.sample.path, "format": r.sample.format, **r.stats}
+
+
 def write_results(store: S.Store, cell: str, results: Sequence[SampleResult]
                   ) -> list[SampleResult]:
-    """The single writer of one cell: writes every result's marks in one region write."""
+    """The writer of one cell: writes every result's marks in one region write, then
+    records each (cell, mark) completed with its provenance, all under the store's lock."""
     signal = {m: v for r in results if r.target == V.signal.name for m, v in r.values.items()}
     peak = {m: v for r in results if r.target == V.peak_max.name for m, v in r.values.items()}
-    write_cell(store, cell, signal or None, peak or None)
+    records: dict[str, dict[str, dict]] = {}
+    for r in results:
+        records.setdefault(r.target, {}).update({m: _info(r) for m in r.values})
+    write_cell(store, cell, signal or None, peak or None, records=records)
     return list(results)
 
 
-def record_results(store: S.Store, results: Sequence[SampleResult]) -> list[Done]:
-    """Record each written (cell, mark) completed, with its provenance."""
-    done = []
-    for r in results:
-        for m in r.values:
-            info = {"file": r.sample.path, "format": r.sample.format, **r.stats}
-            if r.target == V.signal.name:
-                S.mark_completed(store, r.sample.cell, m, info)
-            else:
-                key = f"{r.sample.cell}/{m}"
-                S.update_attrs(store, peak_max_completed={key: S._now()},
-                               peak_max_provenance={key: info})
-            done.append(Done(r.sample.cell, m, r.target, r.sample.path, r.stats))
-    return done
+def record_results(results: Sequence[SampleResult]) -> list[Done]:
+    """What a finished writer did, one :class:`Done` per (cell, mark)."""
+    return [Done(r.sample.cell, m, r.target, r.sample.path, r.stats)
+            for r in results for m in r.values]
 
 
 def ingest_samples(
@@ -88,8 +86,8 @@ def ingest_samples(
     New cells are appended first (the template, NaN, written once). Then one task per
     file reads it (in parallel on ``client``, a ``distributed.Client``, or in this
     process when None) and one writer task per cell, depending on that cell's read
-    tasks, writes the cell's region; each (cell, mark) is recorded completed by this
-    process only after its writer finished. Completed (cell, mark) pairs are skipped
+    tasks, writes the cell's region and then records each (cell, mark) completed, under
+    the store's write lock (so other ingests of the same store may run at once). Completed (cell, mark) pairs are skipped
     unless ``force``. A file that fails leaves its cell unwritten; the first error is
     raised after the other cells finished.
     """
@@ -132,7 +130,7 @@ def ingest_samples(
                     shown.file(what, f.result().stats.get("reads", 0))
                 bar.update(1)
             elif f.status == "finished":
-                done += record_results(store, f.result())
+                done += record_results(f.result())
             else:
                 errors.append(f.exception())
     bar.close()

@@ -43,11 +43,9 @@ def _size(path: str) -> int:
                for root, _, files in os.walk(path) for f in files)
 
 
-def completed_keys(attrs: dict) -> set[tuple[str, str, str]]:
-    """The (cell, mark, target) recorded completed in the store's attrs."""
-    out = {(c, m, V.signal.name) for c, m in S.completed(attrs)}
-    out |= {(*k.split("/", 1), V.peak_max.name) for k in attrs.get("peak_max_completed", {})}
-    return out  # type: ignore[return-value]
+def completed_keys(ds) -> set[tuple[str, str, str]]:
+    """The (cell, mark, target) recorded completed in the store (an opened Dataset)."""
+    return {(c, m, target) for target in V.RECORDS_OF for c, m in S.completed(ds, target)}
 
 
 def pending_samples(store: S.StoreLike, samples: Sequence[Sample], force: bool = False,
@@ -55,9 +53,9 @@ def pending_samples(store: S.StoreLike, samples: Sequence[Sample], force: bool =
     """The samples with work left: not every (cell, mark) of theirs recorded completed."""
     if force:
         return list(samples)
-    store = S.Store.of(store, storage_options)
-    done = completed_keys(store.attrs())
-    marks = [str(m) for m in store.open()[V.MARK].values]
+    ds = S.Store.of(store, storage_options).open()
+    done = completed_keys(ds)
+    marks = [str(m) for m in ds[V.MARK].values]
     return [
         s for s in samples
         if any((s.cell, m, s.target) not in done for m in ([s.mark] if s.mark else marks))

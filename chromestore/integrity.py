@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -179,7 +179,8 @@ class CheckedArray:
         return e
 
 
-def checked_variables(ds, group: zarr.Group, store: str, names: Sequence[str]):
+def checked_variables(ds, group: zarr.Group | Mapping[str, zarr.Array], store: str,
+                      names: Sequence[str]):
     """``ds`` with the Dask arrays of ``names`` reading through :class:`CheckedArray`
     (same chunks, dtype, attrs and encoding; nothing is read)."""
     import dask.array as da

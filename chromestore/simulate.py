@@ -172,12 +172,9 @@ def simulate(
             signal=(V.signal.dims, signal, ds.signal.attrs),
             expression=(V.expression.dims, expr, ds.expression.attrs),
         )
-        keys = [f"{c}/{m}" for c in cell_list for m in ds[V.MARK].values.tolist()]
-        ds.attrs.update(
-            completed={k: ds.attrs["created"] for k in keys},
-            provenance={k: dict(provenance, cell=k.split("/")[0]) for k in keys},
-            simulated=True,
-        )
+        done = V.RECORDS_OF[V.signal.name]  # provenance needs a store (records/CELL/MARK)
+        ds = ds.assign({done: (ds[done].dims, np.ones(ds[done].shape, bool))})
+        ds.attrs.update(simulated=True)
         return ds
     return _simulate_store(
         os.fspath(path), sub, cell_list, genes_idx, pct, expr_all, seed, gene_chunk,
@@ -213,13 +210,9 @@ def _simulate_store(
         S.write_region(
             path, part, {V.CELL: slice(i, i + 1), V.GENE: slice(None)}, storage_options
         )
-        depth = cell_depth(cell, seed)
-        for m in marks:
-            S.mark_completed(
-                path, cell, m,
-                dict(provenance, depth=depth, snr_weight=snr_weight(cell)),
-                storage_options,
-            )
+        info = dict(provenance, depth=cell_depth(cell, seed), snr_weight=snr_weight(cell))
+        S.record_completed(path, cell, V.signal.name, {m: info for m in marks},
+                           storage_options)
     S.update_attrs(
         path, storage_options,
         expression={c: {"source": os.fspath(RPKM), "simulated": False} for c in cells},

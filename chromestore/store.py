@@ -5,14 +5,23 @@ Layout (Zarr v3, written through xarray): ``signal`` (cell, gene, mark, bin),
 at a time (default 1 × 2048 genes × all marks × all bins, zstd), coordinates in one
 chunk. Group attributes hold the format name and version, the bin orientation (``5to3``:
 bin 0 is 5 kb upstream of the TSS on the gene's strand), the genome build, the
-window and bin size, and per (cell, mark) provenance; a (cell, mark) appears in
-``attrs["completed"]`` only after its region was written.
+window and bin size. Per (cell, mark) completion is a variable (``signal_completed``,
+``peak_max_completed``; bool, one chunk per (cell, mark)), and each (cell, mark)'s
+provenance the attrs of the group ``records/CELL/MARK`` (``{"signal": {...}, "peak_max":
+{...}}``): the provenance first, then the flag, only after that region was written.
+
+Writers serialise through :meth:`Store.lock` (one store-wide lock, :data:`WRITE_LOCK`):
+adding cells and each cell's read-modify-write with its records happen under it, so
+concurrent ingests of one store (processes, Dask tasks, S3) neither lose nor mix data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import json
 import os
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +42,10 @@ STR = np.dtypes.StringDType()
 DEFAULT_GENE_CHUNK = 2048
 #: Variables that have a ``cell`` dimension (the ones appended and region-written).
 CELL_VARS = ("signal", "expression", "peak_max")
+#: The lock every writer of a store holds while adding cells or writing a cell (+ records).
+WRITE_LOCK = "write"
+#: key of ``ds.encoding`` under which :func:`open_store` keeps the :class:`Store` it opened
+STORE_ENCODING = "chromestore_store"
 
 
 from chromestore.errors import StoreError  # noqa: E402  (defined with the other errors)
@@ -97,6 +110,18 @@ class Store:
         """The group attrs as Python values (JSON-string attrs decoded)."""
         return decode_attrs(self.group("r").attrs)
 
+    def lock(self, name: str = WRITE_LOCK, timeout: float = 600.0):
+        """A context manager holding the store's lock ``name`` (see :mod:`chromestore.store_locks`).
+
+        A file lock beside a local store, a leased lock object on an object store, and a
+        ``distributed.Lock`` as well while a Dask client is active. Re-entrant per thread.
+        It gives a :class:`chromestore.store_locks.Held`: call its ``verify()`` before
+        recording anything, so a holder whose lease lapsed stops instead.
+        """
+        from chromestore.store_locks import store_lock
+
+        return store_lock(self, name, timeout)
+
 
 #: what the functions of this package accept where they need a store
 StoreLike = Store | str | os.PathLike
@@ -118,11 +143,18 @@ def _cell_vars(n_cells: int, n_genes: int, n_marks: int, n_bins: int, gene_chunk
         return da.full(shape, np.nan, dtype=np.float32, chunks=chunks)
 
     c = (1, gene_chunk)
-    return {
+    out = {
         "signal": (V.signal.dims, nan((n_cells, n_genes, n_marks, n_bins), c + (n_marks, n_bins))),
         "expression": (V.expression.dims, nan((n_cells, n_genes), c)),
         "peak_max": (V.peak_max.dims, nan((n_cells, n_genes, n_marks), c + (n_marks,))),
     }
+    return out | _record_vars(n_cells, n_marks)
+
+
+def _record_vars(n_cells: int, n_marks: int) -> dict:
+    shape = (n_cells, n_marks)
+    return {done: ((V.CELL, V.MARK), da.zeros(shape, dtype=bool, chunks=(1, 1)))
+            for done in V.RECORDS_OF.values()}
 
 
 def template(
@@ -172,8 +204,6 @@ def template(
         bin_size=int(bin_size),
         gene_chunk=int(gene_chunk),
         created=_now(),
-        completed={},
-        provenance={},
     )
     return ds
 
@@ -186,6 +216,8 @@ def _encoding(ds: xr.Dataset, gene_chunk: int, level: int = 3) -> dict:
         "expression": {"chunks": (1, gene_chunk), "compressors": zstd},
         "peak_max": {"chunks": (1, gene_chunk, n_marks), "compressors": zstd},
     }
+    for spec in V.RECORDS:
+        enc[spec.name] = {"chunks": (1, 1), "compressors": zstd}  # one (cell, mark) a chunk
     for name, var in ds.coords.items():
         enc[name] = {"compressors": zstd}
         if name != V.CELL:
@@ -250,6 +282,7 @@ def create_store(
         consolidated=False,
         storage_options=handle.storage_options,
     )
+    _ensure_group(handle.child(V.RECORDS_GROUP))
     consolidate(handle)
     return open_store(handle)
 
@@ -258,12 +291,14 @@ def consolidate(path: StoreLike, storage_options: dict | None = None) -> None:
     """Refresh the consolidated metadata, so plain ``xr.open_zarr(STORE)`` opens it quietly.
 
     Called after every write that changes the hierarchy (creation, cell appends, runs,
-    metrics). chromestore itself always reads the live metadata, never this copy.
+    metrics). chromestore itself always reads the live metadata, never this copy. Holds the
+    store's write lock: it rewrites the root ``zarr.json``, attrs included, which a
+    concurrent :func:`update_attrs` must not lose.
     """
     handle = Store.of(path, storage_options)
     if not handle.exists():
         return
-    with warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 specification"
+    with handle.lock(), warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 spec"
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
         zarr.consolidate_metadata(zarr.storage.FsspecStore.from_url(
             handle.url, storage_options=handle.options, read_only=False)
@@ -307,8 +342,24 @@ def open_store(
         bucket = missing_bucket(handle)
         raise StoreError(f"{handle}: " + (f"the bucket {bucket!r} does not exist" if bucket
                                           else "no chromestore store here (no zarr.json)"))
-    ds = xr.open_zarr(handle.url, consolidated=False, storage_options=handle.storage_options,
-                      zarr_format=3)
+    for attempt in range(20):
+        try:
+            ds = xr.open_zarr(handle.url, consolidated=False,
+                              storage_options=handle.storage_options, zarr_format=3)
+            arrays = _cell_arrays(ds, handle)
+            break
+        except ValueError as err:  # a writer is appending cells: variables differ by a moment
+            if "conflicting sizes" not in str(err):
+                raise
+            if attempt == 19:
+                raise StoreError(f"{handle}: its arrays differ in their number of cells ({err})"
+                                 "; a writer was killed while adding cells, and the store "
+                                 "could not be repaired here (read-only?)") from None
+            if attempt >= 2:  # under the lock no append is running: a killed one is undone
+                with contextlib.suppress(OSError):
+                    with handle.lock():
+                        repair_cells(handle)
+            time.sleep(0.05 * (attempt + 1))
     ds = eager_coords(ds, handle)
     ds.attrs = decode_attrs(ds.attrs)
     if validate:
@@ -317,7 +368,24 @@ def open_store(
         except V.SchemaError as e:
             raise V.SchemaError(f"{handle}: {e}") from None
     # reads of a chunk that fails its checksum raise ChunkError naming the chunk
-    return integrity.checked_variables(ds, handle.group("r"), handle.url, CELL_VARS)
+    ds = integrity.checked_variables(ds, arrays, handle.url, CELL_VARS)
+    ds.encoding[STORE_ENCODING] = handle  # where provenance() finds the records
+    return ds
+
+
+def _cell_arrays(ds: xr.Dataset, handle: Store) -> dict[str, zarr.Array]:
+    """The Zarr arrays of ``CELL_VARS`` in ``ds``, opened now, of the shapes ``ds`` has.
+
+    Raises ``ValueError("conflicting sizes ...")`` where a writer appended cells between
+    the opening of ``ds`` and of the arrays (:func:`open_store` then opens again).
+    """
+    group = handle.group("r")
+    arrays = {name: group[name] for name in CELL_VARS if name in ds.data_vars}
+    for name, array in arrays.items():
+        if tuple(array.shape) != tuple(ds[name].shape):
+            raise ValueError(f"conflicting sizes for {name}: {tuple(array.shape)} on disk, "
+                             f"{tuple(ds[name].shape)} opened (cells being appended)")
+    return arrays
 
 
 def eager_coords(ds: xr.Dataset, store: StoreLike) -> xr.Dataset:
@@ -348,9 +416,41 @@ def add_cells(
 ) -> list[str]:
     """Append new epigenomes along ``cell`` (NaN-filled); existing cells are not rewritten.
 
-    Cells already in the store are ignored. Returns the cells actually added.
+    Cells already in the store are ignored. Returns the cells actually added (by this
+    call: of two writers adding one cell, one gets it). Holds the store's write lock, and
+    converts a format-2 store's records first (:func:`upgrade_records`).
     """
     handle = Store.of(path, storage_options)
+    with handle.lock():
+        repair_cells(handle)
+        upgrade_records(handle)
+        return _add_cells(handle, cells)
+
+
+def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
+    """Undo a cell append that a killed writer left half done (arrays along ``cell`` of
+    different lengths, which no reader can open): every array along ``cell`` is cut back to
+    the shortest. Nothing of the cells cut was written or recorded (their data is written
+    only after the append, under the lock). Writers call it under the store's write lock
+    before they open the store; returns whether anything was repaired."""
+    handle = Store.of(path, storage_options)
+    arrays = {}
+    for name in (V.CELL, *CELL_VARS, *V.RECORDS_OF.values()):
+        try:
+            arrays[name] = zarr.open_array(handle.child(name).url, mode="r+", zarr_format=3,
+                                           storage_options=handle.storage_options)
+        except FileNotFoundError:  # a format-2 store has no completion arrays yet
+            continue
+    shortest = min((a.shape[0] for a in arrays.values()), default=0)
+    cut = [a for a in arrays.values() if a.shape[0] != shortest]
+    for array in cut:
+        array.resize((shortest, *array.shape[1:]))
+    if cut:
+        consolidate(handle)
+    return bool(cut)
+
+
+def _add_cells(handle: Store, cells: Sequence[str]) -> list[str]:
     ds = open_store(handle)
     have = set(ds[V.CELL].values.tolist())
     new = names.check_all([c for c in dict.fromkeys(cells) if c not in have], "cell")
@@ -411,8 +511,17 @@ def write_region(
 def update_attrs(
     path: StoreLike, storage_options: dict | None = None, **items: Any
 ) -> None:
-    """Merge ``items`` into the store's group attrs (dict values are merged one level deep)."""
-    group = _group(path, storage_options)
+    """Merge ``items`` into the store's group attrs (dict values are merged one level deep).
+
+    Holds the store's write lock: concurrent updates are serialised, none lost.
+    """
+    handle = Store.of(path, storage_options)
+    with handle.lock():
+        _update_attrs(handle, items)
+
+
+def _update_attrs(handle: Store, items: Mapping[str, Any]) -> None:
+    group = handle.group("r+")
     attrs = decode_attrs(group.attrs)
     for key, value in items.items():
         if isinstance(value, dict) and isinstance(attrs.get(key), dict):
@@ -430,26 +539,151 @@ def mark_completed(
     mark: str,
     info: Mapping[str, Any],
     storage_options: dict | None = None,
+    target: str = "signal",
 ) -> None:
-    """Record that (cell, mark) was written, with its provenance (file, format, counts, time)."""
-    key = f"{cell}/{mark}"
-    update_attrs(
-        path,
-        storage_options,
-        completed={key: _now()},
-        provenance={key: dict(info)},
-    )
+    """Record that (cell, mark) of ``target`` was written, with its provenance (file, format,
+    counts); takes the store's write lock. Call it only after the data is written."""
+    record_completed(path, cell, target, {mark: info}, storage_options)
 
 
-def completed(ds_or_attrs: xr.Dataset | Mapping) -> set[tuple[str, str]]:
-    """The (cell, mark) pairs recorded as completely written."""
-    attrs = ds_or_attrs.attrs if isinstance(ds_or_attrs, xr.Dataset) else ds_or_attrs
-    return {tuple(k.split("/", 1)) for k in attrs.get("completed", {})}  # type: ignore[misc]
+def record_completed(path: StoreLike, cell: str, target: str,
+                     infos: Mapping[str, Mapping[str, Any]],
+                     storage_options: dict | None = None) -> None:
+    """:func:`write_records` under the store's write lock, on a freshly opened store."""
+    handle = Store.of(path, storage_options)
+    with handle.lock() as held:
+        repair_cells(handle)
+        upgrade_records(handle)
+        ds = open_store(handle)
+        held.verify()  # a lapsed lease (object stores): another writer may have written
+        write_records(handle, ds, cell, target, infos)
 
 
-def completion_table(ds: xr.Dataset) -> pd.DataFrame:
-    """A cell × mark table of booleans: which (cell, mark) signal is complete."""
-    done = completed(ds)
+def write_records(store: StoreLike, ds: xr.Dataset, cell: str, target: str,
+                  infos: Mapping[str, Mapping[str, Any]]) -> None:
+    """Record the marks of ``infos`` (mark → provenance; a ``completed`` time is added) of
+    ``cell`` as written: each provenance into the attrs of ``records/CELL/MARK`` first, then
+    the ``{target}_completed`` flag (one chunk per (cell, mark)). The caller holds the store's
+    write lock and has written the data; other marks and targets keep theirs."""
+    handle = Store.of(store)
+    ci = cell_index(ds, cell)
+    marks = [str(m) for m in ds[V.MARK].values]
+    flags = zarr.open_array(handle.child(V.RECORDS_OF[target]).url, mode="r+", zarr_format=3,
+                            storage_options=handle.storage_options)  # live metadata
+    for mark, info in infos.items():
+        j = marks.index(mark)
+        _put_provenance(handle, cell, mark, {target: {**info, "completed": _now()}})
+        flags[ci, j] = True
+
+
+def _ensure_group(handle: Store) -> zarr.Group:
+    """The group at ``handle``, created when missing (a writer that loses a race to create it
+    finds it there)."""
+    from zarr.errors import ContainsGroupError
+
+    try:
+        return handle.group("a")
+    except ContainsGroupError:
+        return handle.group("r+")
+
+
+def _put_provenance(handle: Store, cell: str, mark: str, items: Mapping[str, Any]) -> None:
+    """Merge ``items`` (target → provenance) into the attrs of ``records/CELL/MARK``."""
+    records = handle.child(V.RECORDS_GROUP)
+    for node in (records, records.child(cell)):  # zarr does not create missing parents
+        if not node.exists():
+            _ensure_group(node)
+    group = _ensure_group(records.child(cell, mark))
+    group.attrs.update(json.loads(json.dumps(dict(items), default=str)))
+
+
+def _legacy_records(attrs: Mapping, target: str) -> dict[str, Any]:
+    """Format-2 records: ``{"cell/mark": provenance}`` of the group attrs."""
+    done_key, prov_key = (("completed", "provenance") if target == V.signal.name
+                          else (f"{target}_completed", f"{target}_provenance"))
+    prov = attrs.get(prov_key, {})
+    return {k: {**prov.get(k, {}), "completed": t} for k, t in attrs.get(done_key, {}).items()}
+
+
+def upgrade_records(path: StoreLike, storage_options: dict | None = None) -> bool:
+    """Convert a format-2 store (records in group attrs) to completion variables and
+    ``records/CELL/MARK`` provenance groups (v3).
+
+    Returns whether anything was converted. Writers call it under the store's write lock;
+    readers need not (:func:`completed` and :func:`provenance` read both layouts).
+    """
+    handle = Store.of(path, storage_options)
+    attrs = handle.attrs()
+    if attrs.get("format_version", V.FORMAT_VERSION) >= V.RECORDS_VERSION:
+        return False
+    ds = open_store(handle)
+    cells = [str(c) for c in ds[V.CELL].values]
+    marks = [str(m) for m in ds[V.MARK].values]
+    part = xr.Dataset(_record_vars(len(cells), len(marks))).compute()
+    legacy = {target: _legacy_records(attrs, target) for target in V.RECORDS_OF}
+    for target, done_name in V.RECORDS_OF.items():
+        for key in legacy[target]:
+            cell, mark = key.split("/", 1)
+            part[done_name].values[cells.index(cell), marks.index(mark)] = True
+    part = part.chunk({V.CELL: 1, V.MARK: 1})
+    enc = {spec.name: {"chunks": (1, 1), "compressors": integrity.compressors()}
+           for spec in V.RECORDS}
+    _ensure_group(handle.child(V.RECORDS_GROUP))
+    for key in sorted({k for records in legacy.values() for k in records}):
+        cell, mark = key.split("/", 1)
+        _put_provenance(handle, cell, mark, {target: records[key]
+                                             for target, records in legacy.items()
+                                             if key in records})
+    part.to_zarr(handle.url, mode="a", encoding=enc, consolidated=False, zarr_format=3,
+                 storage_options=handle.storage_options)
+    kept = {k: v for k, v in attrs.items()  # to_zarr(mode="a") replaced the group attrs
+            if k not in ("completed", "provenance", "peak_max_completed", "peak_max_provenance")}
+    handle.group("r+").attrs.put(encode_attrs({**kept, "format_version": V.FORMAT_VERSION}))
+    consolidate(handle)
+    return True
+
+
+def completed(ds: xr.Dataset, target: str = "signal") -> set[tuple[str, str]]:
+    """The (cell, mark) pairs of ``target`` (``signal`` or ``peak_max``) recorded as written."""
+    done_name = V.RECORDS_OF[target]
+    if done_name not in ds.variables:  # a format-2 store, not yet converted
+        return {tuple(k.split("/", 1)) for k in _legacy_records(ds.attrs, target)}  # type: ignore[misc]
+    done = np.asarray(ds[done_name].values, dtype=bool)
+    cells = [str(c) for c in ds[V.CELL].values]
+    marks = [str(m) for m in ds[V.MARK].values]
+    return {(cells[i], marks[j]) for i, j in zip(*np.nonzero(done), strict=True)}
+
+
+def provenance(ds: xr.Dataset, target: str = "signal",
+               store: StoreLike | None = None) -> dict[tuple[str, str], dict]:
+    """``{(cell, mark): provenance}`` of every completed (cell, mark) of ``target``.
+
+    The provenance lives in the store (``records/CELL/MARK``): ``store`` defaults to the one
+    ``ds`` was opened from by :func:`open_store`.
+    """
+    if V.RECORDS_OF[target] not in ds.variables:  # a format-2 store, not yet converted
+        return {tuple(k.split("/", 1)): v  # type: ignore[misc]
+                for k, v in _legacy_records(ds.attrs, target).items()}
+    handle = Store.of(store) if store is not None else ds.encoding.get(STORE_ENCODING)
+    if handle is None:
+        raise ValueError("provenance is kept in the store (records/CELL/MARK): pass store=, "
+                         "or open the Dataset with chromestore.open_store")
+    done = sorted(completed(ds, target))
+    fs, root = handle.fs()
+    paths = [f"{root.rstrip('/')}/{V.RECORDS_GROUP}/{c}/{m}/zarr.json" for c, m in done]
+    docs = fs.cat(paths, on_error="return") if paths else {}
+    docs = {fs._strip_protocol(k): v for k, v in docs.items()}
+    out = {}
+    for key, path in zip(done, paths, strict=True):
+        doc = docs.get(fs._strip_protocol(path))
+        attrs = json.loads(doc).get("attributes", {}) if isinstance(doc, bytes) else {}
+        out[key] = attrs.get(target, {})
+    return out
+
+
+def completion_table(ds: xr.Dataset, target: str = "signal") -> pd.DataFrame:
+    """A cell × mark table of booleans: which (cell, mark) of ``target`` is complete."""
+    done = completed(ds, target)
     cells = [str(c) for c in ds[V.CELL].values]
     marks = [str(m) for m in ds[V.MARK].values]
     return pd.DataFrame(

@@ -1,6 +1,8 @@
 """Convert a store written by an older format version to the current one, in place.
 
-Format v1 → v2 (bins 5'→3'): a v1 store built from the shipped gene list holds every
+Format v1 → v3: first v1 → v2 (bins 5'→3'), then v2 → v3 (completion and provenance
+from group attrs to per-(cell, mark) variables, :func:`chromestore.store.upgrade_records`).
+A v1 store built from the shipped gene list holds every
 gene as ``+``, its bins in genome order. The conversion gives each gene its strand
 (from the shipped annotation, or a given one) and reverses the bins of every
 (cell, gene, mark) whose stored order differs from 5'→3' on that strand, so every value
@@ -84,12 +86,13 @@ def upgrade_store(
     genes: str | os.PathLike | pd.DataFrame | None = None,
     storage_options: dict | None = None,
 ) -> UpgradeReport:
-    """Convert the store at ``path`` from format v1 to the current version, in place.
+    """Convert the store at ``path`` from format v1 (or v2) to the current version, in place.
 
     Parameters
     ----------
     path
-        The store (a v1 store; a current one is left untouched and reported as such).
+        The store (v1: strands and records converted; v2: records only; a current one is
+        left untouched and reported as such).
     genes
         Annotation to take the strands from (BED6/GTF path or a gene table); default the
         shipped REMC annotation. Genes absent from it keep their stored strand.
@@ -107,6 +110,12 @@ def upgrade_store(
     if version == V.FORMAT_VERSION:
         V.validate(ds)
         raise V.SchemaError(f"{handle}: already format v{V.FORMAT_VERSION}; nothing to upgrade")
+    if version in V.READABLE_VERSIONS:  # v2: bins already 5'→3'; only the records move
+        V.validate(ds)
+        with handle.lock():
+            S.upgrade_records(handle)
+        strand = ds[V.gene_strand.name].values.astype(object)
+        return UpgradeReport(int(version), 0, strand_counts(strand), 0)
     if version not in V.UPGRADABLE_VERSIONS:
         V.validate(ds)  # raises the usual message for unknown versions
     V.validate(ds, check_version=False)
@@ -127,8 +136,10 @@ def upgrade_store(
     group[V.gene_strand.name][:] = np.array(list(strand), dtype=S.STR)
     attrs = dict(group.attrs)
     attrs.pop(_PROGRESS, None)
-    attrs.update(format_version=V.FORMAT_VERSION, orientation=V.ORIENTATION,
+    attrs.update(format_version=V.ORIENTATION_VERSION, orientation=V.ORIENTATION,
                  upgraded_from=int(version), upgraded=S._now())
     group.attrs.put(attrs)
+    with handle.lock():  # v2 → v3: completion and provenance from attrs to variables
+        S.upgrade_records(handle)
     return UpgradeReport(int(version), int(mask.any(axis=(0, 2)).sum()), strand_counts(strand),
                          len(done))

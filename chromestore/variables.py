@@ -23,13 +23,20 @@ DEFAULT_MARKS = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
 
 #: On-disk format name and version written into every store's attrs.
 #: v2: bins 5'→3' along every gene of known strand (attrs ``orientation: "5to3"``);
+#: v3: per-(cell, mark) completion variables and provenance groups (``records/CELL/MARK``);
 #: v1 stores hold the shipped genes as ``+`` in genome order (convert: ``chromestore upgrade``).
 FORMAT_NAME = "chromestore"
-FORMAT_VERSION = 2
-#: Versions this code can read.
-READABLE_VERSIONS = (2,)
+FORMAT_VERSION = 3
+#: Versions this code can read (2: completion and provenance in group attrs, converted on the
+#: first write by :func:`chromestore.store.upgrade_records`; 3: per-(cell, mark) records).
+READABLE_VERSIONS = (2, 3)
 #: Versions :func:`chromestore.upgrade.upgrade_store` converts to the current one.
 UPGRADABLE_VERSIONS = (1,)
+#: The first version whose completion is variables and provenance groups (``RECORDS``).
+RECORDS_VERSION = 3
+#: The version that introduced 5'→3' bins; :func:`chromestore.upgrade.upgrade_store` converts a
+#: v1 store's orientation to it, then its records to ``RECORDS_VERSION``.
+ORIENTATION_VERSION = 2
 #: The ``orientation`` attribute of a current store: bins 5'→3' (``-`` genes reversed
 #: against the genome; genes of unknown strand ``.`` in genome order).
 ORIENTATION = "5to3"
@@ -124,6 +131,31 @@ peak_max = Spec(
     units="peak signalValue (MACS fold enrichment)",
 )
 
+# --- per (cell, mark) records: completion flags, written after the data --------------
+signal_completed = Spec(
+    "signal_completed",
+    (CELL, MARK),
+    "b",
+    "bool",
+    "True once that cell's signal of that mark was written (set only after the data; its "
+    "provenance is the attrs of the group records/CELL/MARK).",
+)
+peak_max_completed = Spec(
+    "peak_max_completed",
+    (CELL, MARK),
+    "b",
+    "bool",
+    "True once that cell's peak_max of that mark was written (set only after the data; its "
+    "provenance is the attrs of the group records/CELL/MARK).",
+)
+RECORDS = (signal_completed, peak_max_completed)
+#: the completion variable of each data variable written per mark
+RECORDS_OF = {"signal": signal_completed.name, "peak_max": peak_max_completed.name}
+#: the Zarr group whose subgroups ``CELL/MARK`` hold each (cell, mark)'s provenance as attrs
+#: (``{"signal": {...}, "peak_max": {...}}``): metadata, not data variables, so plain xarray
+#: (``where(drop=True)``, ``to_netcdf``) sees only numbers, and no two (cell, mark) share one
+RECORDS_GROUP = "records"
+
 # --- derived variables (computed lazily, never required in a store) ---------
 label = Spec(
     "label",
@@ -156,7 +188,7 @@ split = Spec(
 COORDS = (cell, gene, gene_id, gene_name, gene_chrom, gene_tss, gene_strand, mark, bin_, bin_offset)
 DATA = (signal, expression, peak_max)
 DERIVED = (label, label_threshold, label_valid, split)
-ALL = {s.name: s for s in COORDS + DATA + DERIVED}
+ALL = {s.name: s for s in COORDS + DATA + RECORDS + DERIVED}
 
 # --- analysis: reductions written to runs/NAME/metrics (analysis/) ----------
 MODEL = "model"
@@ -355,6 +387,9 @@ def validate(ds: xr.Dataset, *, check_version: bool = True) -> xr.Dataset:
             )
     for spec in COORDS + DATA:
         spec.check(ds)
+    if check_version and ds.attrs.get("format_version", 0) >= RECORDS_VERSION:
+        for spec in RECORDS:
+            spec.check(ds)
     for spec in DERIVED:
         if spec.name in ds.variables:
             spec.check(ds)

@@ -133,7 +133,7 @@ def test_ingest_tagalign__reads_from_real_counts_rebin_exactly(tmp_path, store, 
         got = ds.signal.sel(cell="E003", mark=mark).values
         np.testing.assert_array_equal(got[ok], want[ok])
         assert (got[~ok] >= want[~ok]).all()  # neighbours' reads add to overlapping windows
-        prov = ds.attrs["provenance"][f"E003/{mark}"]
+        prov = S.provenance(ds)[("E003", mark)]
         assert prov["reads"] == want.sum() + 3
         assert prov["skipped_chromosomes"] == {"chrUn_gl000220": 3}
     assert "chrUn_gl000220 3" in str(report)
@@ -211,7 +211,7 @@ def test_ingest_peaks__peak_max_is_max_overlapping_signal(tmp_path, store, genes
     assert pm[1] == 7.5 and pm[2] == 2.0
     assert (pm[~near & (genes.chrom.values != g1.chrom)] == 0).all()
     assert np.isnan(ds.peak_max.sel(cell="E003", mark="H3K9me3").values).all()
-    assert ds.attrs["peak_max_provenance"]["E003/H3K4me3"]["skipped_chromosomes"] == {"chrUn_x": 1}
+    assert S.provenance(ds, "peak_max")[("E003", "H3K4me3")]["skipped_chromosomes"] == {"chrUn_x": 1}
     assert S.completed(ds) == set()  # peaks are not signal
 
 
@@ -240,7 +240,7 @@ def test_ingest_bam__matches_tagalign_counts(tmp_path, store, genes_bed, e003_co
     ds = open_store(store)
     tag = ds.signal.sel(cell="E003", mark="H3K36me3").values
     np.testing.assert_array_equal(ds.signal.sel(cell="E003", mark="H3K4me1").values, tag)
-    assert ds.attrs["provenance"]["E003/H3K4me1"]["reads"] == len(s)
+    assert S.provenance(ds)[("E003", "H3K4me1")]["reads"] == len(s)
 
 
 # --- bad input: message, and the store left untouched ----------------------------------
@@ -393,13 +393,13 @@ def test_ingest_resume__killed_run_rerun_equals_uninterrupted(
     proc = subprocess.Popen(cmd(resumed), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         while proc.poll() is None:
-            if S.exists(resumed) and S.read_attrs(resumed).get("completed"):
+            if S.exists(resumed) and S.completed(S.open_store(resumed)):
                 proc.kill()
                 break
     finally:
         proc.wait()
     assert proc.returncode != 0, "the ingest finished before it could be interrupted"
-    n_done = len(S.completed(S.read_attrs(resumed)))
+    n_done = len(S.completed(S.open_store(resumed)))
     assert 1 <= n_done < len(cells)
     out = subprocess.run(cmd(resumed), capture_output=True, text=True, check=True).stdout
     assert f"{n_done} of {len(cells)} files already ingested" in out

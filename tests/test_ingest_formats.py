@@ -41,7 +41,7 @@ def test_toy_format_registered_by_a_test__ingests_exact_values(tmp_path, genes40
         got = ds.signal.sel(cell="E003", mark=mark).values
         np.testing.assert_array_equal(got[5:15], want[:10])
         assert np.isnan(got[:5]).all() and np.isnan(got[15:]).all()
-        prov = ds.attrs["provenance"][f"E003/{mark}"]
+        prov = S.provenance(ds)[("E003", mark)]
         assert (prov["format"], prov["genes_matched"], prov["genes_unmatched"],
                 prov["genes_in_file"]) == ("counts-tsv", 10, 1, 11)
     assert S.completed(ds) == {("E003", "H3K4me3"), ("E003", "H3K9me3")}

@@ -80,3 +80,50 @@ def test_open_run__missing_run_names_what_exists(tmp_path):
     R.write_run(store, "a", _run("deepchrome"))
     with pytest.raises(KeyError, match="runs: \\['a'\\]"):
         chromestore.open_run(store, "b")
+
+
+def test_write_run__crash_before_swap_leaves_old_run_readable(tmp_path, monkeypatch):
+    store = str(tmp_path / "s.zarr")
+    R.write_run(store, "a", _run("deepchrome"))
+
+    def crash(new, run):
+        raise KeyboardInterrupt("killed while the new run is written beside the old")
+
+    monkeypatch.setattr(R, "_swap_in", crash)
+    with pytest.raises(KeyboardInterrupt):
+        R.write_run(store, "a", _run("deepchrome", seed=7))
+    np.testing.assert_array_equal(chromestore.open_run(store, "a").prediction.values,
+                                  _run("deepchrome").prediction.values)
+    assert chromestore.list_runs(store) == ["a"]  # the half-written one is not a run
+    monkeypatch.undo()
+    R.write_run(store, "a", _run("deepchrome", seed=7))  # the next write clears the leftover
+    np.testing.assert_array_equal(chromestore.open_run(store, "a").prediction.values,
+                                  _run("deepchrome", seed=7).prediction.values)
+    assert sorted(p.name for p in (tmp_path / "s.zarr" / "runs").iterdir()) == ["a", "zarr.json"]
+
+
+def test_write_run__crash_between_renames_is_rolled_forward_by_next_write(tmp_path, monkeypatch):
+    import os
+
+    store = str(tmp_path / "s.zarr")
+    R.write_run(store, "a", _run("deepchrome"))
+    (tmp_path / "s.zarr" / "runs" / "a" / "metrics").mkdir()
+    renames = []
+
+    def rename(src, dst):
+        if str(src).endswith("/runs/a"):  # the old run moved aside; crash before the new one
+            os.replace(src, dst)
+            renames.append(dst)
+            raise KeyboardInterrupt("killed between the two renames")
+        os.replace(src, dst)
+
+    monkeypatch.setattr(R.os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        R.write_run(store, "a", _run("deepchrome", seed=7))
+    monkeypatch.undo()
+    assert renames and chromestore.list_runs(store) == []
+    R._recover(R.run_store(store, "a"))  # what the next write_run does first
+    np.testing.assert_array_equal(chromestore.open_run(store, "a").prediction.values,
+                                  _run("deepchrome", seed=7).prediction.values)  # rolled forward
+    assert (tmp_path / "s.zarr" / "runs" / "a" / "metrics").is_dir()  # children came along
+    assert sorted(p.name for p in (tmp_path / "s.zarr" / "runs").iterdir()) == ["a", "zarr.json"]

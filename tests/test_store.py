@@ -29,7 +29,7 @@ def test_create_store__round_trips_schema(tmp_path, small_genes):
     assert dict(ds.sizes) == {"cell": 2, "gene": 300, "mark": 5, "bin": 100}
     assert ds.signal.dtype == np.float32 and ds.signal.dims == ("cell", "gene", "mark", "bin")
     assert ds.signal.data.chunksize == (1, 128, 5, 100)
-    assert ds.attrs["format"] == "chromestore" and ds.attrs["format_version"] == 2
+    assert ds.attrs["format"] == "chromestore" and ds.attrs["format_version"] == V.FORMAT_VERSION
     assert ds.attrs["orientation"] == "5to3"
     assert ds.attrs["window"] == 5000 and ds.attrs["bin_size"] == 100
     assert list(ds.bin_offset.values[:2]) == [-5000, -4900] and int(ds.bin_offset[-1]) == 4900
@@ -77,8 +77,9 @@ def test_validate__names_the_problem(tmp_path, small_genes, mutate, message):
 def test_open_store__refuses_unknown_version_on_disk(tmp_path, small_genes):
     path = tmp_path / "s.zarr"
     chromestore.create_store(path, small_genes)
-    S.update_attrs(path, format_version=3)
-    with pytest.raises(V.SchemaError, match="s.zarr: store format version 3 is not supported.*"
+    S.update_attrs(path, format_version=V.FORMAT_VERSION + 1)
+    with pytest.raises(V.SchemaError, match=f"s.zarr: store format version {V.FORMAT_VERSION + 1} "
+                       "is not supported.*"
                        "upgrade chromestore"):
         chromestore.open_store(path)
 
@@ -101,7 +102,7 @@ def test_add_cells__appends_without_rewriting_existing(tmp_path, small_genes):
     assert chromestore.add_cells(path, ["E003", "E004", "E005"]) == ["E004", "E005"]
     ds = chromestore.open_store(path)
     assert list(ds.cell.values) == ["E003", "E004", "E005"]
-    assert ds.attrs["format_version"] == 2  # attrs survive the append
+    assert ds.attrs["format_version"] == V.FORMAT_VERSION  # attrs survive the append
     assert float(ds.signal.sel(cell="E003").sum()) == 300 * 500
     assert bool(ds.signal.sel(cell="E004").isnull().all())
     for p, data in before.items():
@@ -116,7 +117,7 @@ def test_completion__recorded_per_cell_and_mark(tmp_path, small_genes):
     assert S.completed(ds) == {("E004", "H3K4me3")}
     table = S.completion_table(ds)
     assert table.loc["E004", "H3K4me3"] and not table.loc["E003", "H3K4me3"]
-    assert ds.attrs["provenance"]["E004/H3K4me3"]["reads"] == 10
+    assert S.provenance(ds)[("E004", "H3K4me3")]["reads"] == 10
 
 
 def test_frozen_v2_store__still_opens():
@@ -147,8 +148,11 @@ def test_upgrade_store__v1_gets_strands_and_minus_genes_reversed(tmp_path):
     old = before.signal.values
     report = upgrade_store(path)
     ds = chromestore.open_store(path)
-    assert ds.attrs["format_version"] == 2 and ds.attrs["orientation"] == "5to3"
+    assert ds.attrs["format_version"] == V.FORMAT_VERSION and ds.attrs["orientation"] == "5to3"
     assert ds.attrs["upgraded_from"] == 1 and "upgrade_cells_done" not in ds.attrs
+    # v2 → v3: the v1 records are variables now, none left in the attrs
+    assert S.completed(ds) == S.completed(before) == {("E003", "H3K4me3")}
+    assert "completed" not in ds.attrs and "provenance" not in ds.attrs
     want = reference_strands().loc[ds.gene.values.astype(object)].to_numpy(object)
     np.testing.assert_array_equal(ds.gene_strand.values.astype(object), want)
     minus = want == "-"
@@ -159,7 +163,7 @@ def test_upgrade_store__v1_gets_strands_and_minus_genes_reversed(tmp_path):
     np.testing.assert_array_equal(ds.expression.values, before.expression.values)
     # bin 0 of TSPAN6 is now its 5'-most bin: the highest coordinates of the window
     assert new[0, 0, 0, 0] == old[0, 0, 0, 99]
-    with pytest.raises(V.SchemaError, match="already format v2"):
+    with pytest.raises(V.SchemaError, match=f"already format v{V.FORMAT_VERSION}"):
         upgrade_store(path)
 
 
@@ -168,7 +172,7 @@ def test_upgrade_store__cli_says_what_it_did(tmp_path):
     shutil.copytree(FROZEN_V1, path)
     out = CliRunner().invoke(main, ["upgrade", str(path)])
     assert out.exit_code == 0, out.output
-    assert "from format v1 to v2" in out.output and "bins of 7 genes reversed" in out.output
+    assert f"from format v1 to v{V.FORMAT_VERSION}" in out.output and "bins of 7 genes reversed" in out.output
     out = CliRunner().invoke(main, ["info", str(path)])
     assert out.exit_code == 0 and "genes on + 5, on - 7, strand unknown 0" in out.output
 

@@ -373,3 +373,11 @@ def test_gpu__bf16_on_cuda_keeps_test_auroc_within_0_02(sim_store):
         split="random", epochs=4, batch_size=32, precision=p), device="cuda"), cells).mean()
         for p in ("fp32", "bf16")]
     assert abs(aucs[0] - aucs[1]) <= 0.02, aucs
+
+
+def test_fit_group__checkpoint_of_other_settings_is_refused_with_a_message(sim_store):
+    cfg = TrainConfig(split="random", epochs=3, batch_size=32, patience=None)
+    fit_group(sim_store, ["E003"], cfg, run="fingerprint", stop_after=1)
+    other = TrainConfig(split="random", epochs=3, batch_size=32, patience=None, lr=cfg.lr * 2)
+    with pytest.raises(ValueError, match="checkpoint .* was written with other settings"):
+        fit_group(sim_store, ["E003"], other, run="fingerprint")

@@ -145,7 +145,8 @@ def test_store_written_before_checksums__opens_and_verify_says_unchecked(tmp_pat
     assert "13 arrays carry no checksum" in res.output
     assert "every chunk reads back" in res.output
     info = CliRunner().invoke(main, ["info", str(old)])
-    assert "checksums: none" in info.output
+    # only the completion variables that the upgrade to v3 added carry checksums
+    assert "checksums: some arrays" in info.output
     # a chunk of garbage there is still named, by the error it decodes with
     (old / "signal" / "c" / "0" / "0" / "0" / "0").write_bytes(b"garbage")
     res = CliRunner().invoke(main, ["query", str(old), "--gene", "TSPAN6"])

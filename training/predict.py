@@ -25,7 +25,7 @@ import xarray as xr
 
 from chromestore import runs as R
 from chromestore import variables as V
-from chromestore.store import Store, StoreLike
+from chromestore.store import Store, StoreLike, provenance
 from chromestore.training import registry
 from chromestore.training import weights as W
 
@@ -270,8 +270,8 @@ def from_run(store: StoreLike, name: str, *, model: str | None = None,
               "genome": ds.attrs.get("genome"), "orientation": ds.attrs.get("orientation"),
               "provenance": {"store": store.url, "created": ds.attrs.get("created"),
                              "genes_source": ds.attrs.get("genes_source"),
-                             "signal": {k: v for k, v in (ds.attrs.get("provenance") or {})
-                                        .items() if k.split("/")[0] in key.split("+")}},
+                             "signal": {f"{c}/{m}": v for (c, m), v in provenance(ds).items()
+                                        if c in key.split("+")}},
               "versions": run.attrs.get("versions")})
 
 

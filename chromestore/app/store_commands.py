@@ -33,7 +33,7 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
         for name in (V.signal.name, V.expression.name, V.peak_max.name)
     }
     expr = ds.attrs.get("expression", {})
-    peaks = {tuple(k.split("/", 1)) for k in ds.attrs.get("peak_max_completed", {})}
+    peaks = S.completed(ds, V.peak_max.name)
     return {
         "path": path,
         "format": f"{ds.attrs['format']} v{ds.attrs['format_version']}",
@@ -42,7 +42,7 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
         "genome": ds.attrs.get("genome"),
         "window": ds.attrs.get("window"),
         "bin_size": ds.attrs.get("bin_size"),
-        "dims": {k: int(v) for k, v in ds.sizes.items()},
+        "dims": {k: int(ds.sizes[k]) for k in sorted(ds.sizes, key=lambda d: _DIM_ORDER.index(d) if d in _DIM_ORDER else 9)},
         "cells": [str(c) for c in ds[V.CELL].values],
         "marks": [str(m) for m in ds[V.MARK].values],
         "chunks": chunks,
@@ -62,6 +62,9 @@ def _checksums(ds) -> str:
 
     has = [has_checksum(ds[v].encoding.get("compressors", ())) for v in ds.variables]
     return "every chunk" if all(has) else "none" if not any(has) else "some arrays"
+
+
+_DIM_ORDER = ["cell", "gene", "mark", "bin"]
 
 
 def run_summaries(path: str, storage_options: dict | None = None) -> list[dict]:
