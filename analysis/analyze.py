@@ -56,9 +56,10 @@ def model_metrics(run: xr.Dataset) -> dict[str, tuple[xr.DataArray, registry.Mod
 
 def signal_is_simulated(store, cells, storage_options: dict | None = None) -> bool:
     """True when every completed (cell, mark) of ``cells`` came from ``chromestore.simulate``."""
+    from chromestore import records
     from chromestore import store as S
 
-    prov = S.provenance(S.open_store(store, storage_options))
+    prov = records.provenance(S.open_store(store, storage_options))
     cells = {str(c) for c in cells}
     sources = [v.get("format") for (cell, _), v in prov.items() if cell in cells]
     return bool(sources) and all(f == "simulated" for f in sources)

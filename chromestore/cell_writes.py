@@ -18,6 +18,7 @@ from chromestore import store as S
 from chromestore import variables as V
 from chromestore.bins import to_5to3
 from chromestore.errors import InputError
+from chromestore.records import upgrade_records, write_records
 
 
 @dataclass
@@ -131,7 +132,7 @@ def write_cell(
     # waited on tasks queued behind writers waiting for the lock would deadlock the cluster
     with store.lock() as held, dask.config.set(scheduler="synchronous"):
         S.repair_cells(store)  # a cell append a killed writer left half done
-        S.upgrade_records(store)
+        upgrade_records(store)
         ds = store.open()
         ci = S.cell_index(ds, cell)
         marks = [str(m) for m in ds[V.MARK].values]
@@ -152,7 +153,7 @@ def write_cell(
             held.verify()  # a lapsed lease (object stores): another writer may have written
         for target, infos in (records or {}).items():
             if infos:
-                S.write_records(store, ds, cell, target, infos)
+                write_records(store, ds, cell, target, infos)
 
 
 def ingest_signal_array(

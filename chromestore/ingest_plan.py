@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from chromestore import records
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.expression import read_rpkm
@@ -45,7 +46,7 @@ def _size(path: str) -> int:
 
 def completed_keys(ds) -> set[tuple[str, str, str]]:
     """The (cell, mark, target) recorded completed in the store (an opened Dataset)."""
-    return {(c, m, target) for target in V.RECORDS_OF for c, m in S.completed(ds, target)}
+    return {(c, m, target) for target in V.RECORDS_OF for c, m in records.completed(ds, target)}
 
 
 def pending_samples(store: S.StoreLike, samples: Sequence[Sample], force: bool = False,

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from chromestore import records
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.simulate_calibration import calibration_report, format_report
@@ -211,7 +212,7 @@ def _simulate_store(
             path, part, {V.CELL: slice(i, i + 1), V.GENE: slice(None)}, storage_options
         )
         info = dict(provenance, depth=cell_depth(cell, seed), snr_weight=snr_weight(cell))
-        S.record_completed(path, cell, V.signal.name, {m: info for m in marks},
+        records.record_completed(path, cell, V.signal.name, {m: info for m in marks},
                            storage_options)
     S.update_attrs(
         path, storage_options,

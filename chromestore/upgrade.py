@@ -1,7 +1,7 @@
 """Convert a store written by an older format version to the current one, in place.
 
 Format v1 → v3: first v1 → v2 (bins 5'→3'), then v2 → v3 (completion and provenance
-from group attrs to per-(cell, mark) variables, :func:`chromestore.store.upgrade_records`).
+from group attrs to per-(cell, mark) variables, :func:`chromestore.records.upgrade_records`).
 A v1 store built from the shipped gene list holds every
 gene as ``+``, its bins in genome order. The conversion gives each gene its strand
 (from the shipped annotation, or a given one) and reverses the bins of every
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from chromestore import records
 from chromestore import store as S
 from chromestore import variables as V
 
@@ -113,7 +114,7 @@ def upgrade_store(
     if version in V.READABLE_VERSIONS:  # v2: bins already 5'→3'; only the records move
         V.validate(ds)
         with handle.lock():
-            S.upgrade_records(handle)
+            records.upgrade_records(handle)
         strand = ds[V.gene_strand.name].values.astype(object)
         return UpgradeReport(int(version), 0, strand_counts(strand), 0)
     if version not in V.UPGRADABLE_VERSIONS:
@@ -140,6 +141,6 @@ def upgrade_store(
                  upgraded_from=int(version), upgraded=S._now())
     group.attrs.put(attrs)
     with handle.lock():  # v2 → v3: completion and provenance from attrs to variables
-        S.upgrade_records(handle)
+        records.upgrade_records(handle)
     return UpgradeReport(int(version), int(mask.any(axis=(0, 2)).sum()), strand_counts(strand),
                          len(done))

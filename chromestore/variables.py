@@ -28,7 +28,7 @@ DEFAULT_MARKS = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
 FORMAT_NAME = "chromestore"
 FORMAT_VERSION = 3
 #: Versions this code can read (2: completion and provenance in group attrs, converted on the
-#: first write by :func:`chromestore.store.upgrade_records`; 3: per-(cell, mark) records).
+#: first write by :func:`chromestore.records.upgrade_records`; 3: per-(cell, mark) records).
 READABLE_VERSIONS = (2, 3)
 #: Versions :func:`chromestore.upgrade.upgrade_store` converts to the current one.
 UPGRADABLE_VERSIONS = (1,)

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 import chromestore
+from chromestore import records
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.genes import read_gene_bed
@@ -30,4 +31,4 @@ S.write_region(
     xr.Dataset({"signal": (("cell", "gene", "mark", "bin"), sig), "expression": (("cell", "gene"), expr)}),
     {"cell": slice(0, 2)},
 )
-S.mark_completed(path, "E003", "H3K4me3", {"path": "synthetic", "format": "test"})
+records.mark_completed(path, "E003", "H3K4me3", {"path": "synthetic", "format": "test"})

@@ -20,7 +20,7 @@ import xarray as xr
 from distributed import Client
 
 import chromestore
-from chromestore import store as S
+from chromestore import records
 from tests.cluster_fixtures import (  # noqa: F401  (fixtures)
     BOKEH_RENDERED,
     DaskProcs,
@@ -62,14 +62,14 @@ def assert_same_store(a: xr.Dataset, b: xr.Dataset) -> None:
     assert {k: v for k, v in a.attrs.items() if k not in skip} == {
         k: v for k, v in b.attrs.items() if k not in skip
     }
-    assert S.completed(a) == S.completed(b)
+    assert records.completed(a) == records.completed(b)
     assert _provenance(a) == _provenance(b)
 
 
 def _provenance(ds: xr.Dataset) -> dict:
     """Per (cell, mark) provenance without its run time and completion time."""
     return {k: {f: v for f, v in p.items() if f not in ("seconds", "completed")}
-            for k, p in S.provenance(ds).items()}
+            for k, p in records.provenance(ds).items()}
 
 
 SIM = ["--cells", "3", "--genes", "1500", "--gene-chunk", "256"]
@@ -249,7 +249,7 @@ def test_worker_loss_during_ingest__survivors_finish_same_store(dask_procs, emit
     assert 1 <= done_at_kill < 15
     a, b = chromestore.open_store(embedded_ingest), chromestore.open_store(store)
     assert_same_store(a, b)
-    assert len(S.completed(b)) == 15  # every (cell, mark) exactly once
+    assert len(records.completed(b)) == 15  # every (cell, mark) exactly once
     assert float(b.signal.sel(cell="E003").sum()) > 0
 
 

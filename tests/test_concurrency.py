@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from chromestore import records
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.cell_writes import write_cell
@@ -75,12 +76,12 @@ def _canonical(path) -> dict:
     """What must match: cells, signal per cell, completion and provenance (no times)."""
     ds = S.open_store(path).load()
     prov = {k: {f: v for f, v in p.items() if f not in ("completed", "seconds")}
-            for k, p in S.provenance(ds).items()}
+            for k, p in records.provenance(ds).items()}
     for p in prov.values():  # paths differ between copies of the inputs
         p["file"] = os.path.basename(p["file"])
     order = ds.sortby(V.CELL)
     return {"cells": sorted(str(c) for c in ds[V.CELL].values),
-            "signal": order[V.signal.name], "completed": S.completed(ds),
+            "signal": order[V.signal.name], "completed": records.completed(ds),
             "provenance": prov}
 
 
@@ -148,8 +149,8 @@ def test_writer_killed_mid_write__other_finishes_rerun_completes(inputs, tmp_pat
     out = _finish([other])[0]
     assert other.returncode == 0, out
     ds = S.open_store(store)
-    assert ("E902", "H3K4me3") in S.completed(ds)
-    assert JOBS[0] not in S.completed(ds)  # killed before its record: not complete
+    assert ("E902", "H3K4me3") in records.completed(ds)
+    assert JOBS[0] not in records.completed(ds)  # killed before its record: not complete
     for s in sheets:  # the re-run: completes the killed one, skips what is done
         res = _cli(store, s)
         out = _finish([res])[0]
@@ -235,14 +236,14 @@ def test_format2_store__converted_on_first_write_records_kept(tmp_path):
     path = tmp_path / "v2.zarr"
     shutil.copytree(ROOT / "tests" / "data" / "frozen_v2.zarr", path)
     before = S.open_store(path)
-    legacy = S.completed(before)
+    legacy = records.completed(before)
     assert before.attrs["format_version"] == 2 and legacy == {("E003", "H3K4me3")}
     S.add_cells(path, ["E999"])
     after = S.open_store(path)
     assert after.attrs["format_version"] == V.FORMAT_VERSION
     assert "completed" not in after.attrs and "provenance" not in after.attrs
-    assert S.completed(after) == legacy
-    assert S.provenance(after)[("E003", "H3K4me3")]["path"] == "synthetic"
+    assert records.completed(after) == legacy
+    assert records.provenance(after)[("E003", "H3K4me3")]["path"] == "synthetic"
 
 
 # --- on S3 (a real moto server) and through one Dask scheduler ---------------------------
@@ -395,7 +396,7 @@ def test_cell_append_left_half_done__undone_then_readers_and_writers_work(tmp_pa
         array.resize((2, *array.shape[1:]))
     ds = S.open_store(store)
     assert [str(c) for c in ds[V.CELL].values] == ["E003"]
-    assert S.completed(ds) == {("E003", "H3K4me3")}
+    assert records.completed(ds) == {("E003", "H3K4me3")}
     assert float(ds.signal.sel(cell="E003", mark="H3K4me3").mean()) == 1.0
     assert S.add_cells(store, ["E004"]) == ["E004"]
     ds = S.open_store(store)

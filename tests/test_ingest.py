@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from chromestore import open_store
+from chromestore import open_store, records
 from chromestore import store as S
 from chromestore.bins import genome_bin_starts
 from chromestore.errors import InputError
@@ -109,7 +109,7 @@ def test_ingest_deepdiff_csv__exact_values_centre_100_bins(tmp_path, store, e003
     assert minus.any() and (~minus).any()
     np.testing.assert_array_equal(got.values[minus],
                                   genome.sel(mark=MARKS).values[minus][:, :, 149:49:-1])
-    assert S.completed(ds) == {("E003", m) for m in MARKS}
+    assert records.completed(ds) == {("E003", m) for m in MARKS}
     others = ~ds.gene.isin(first.gene.values).values
     assert np.isnan(ds.signal.sel(cell="E003").values[others]).all()
 
@@ -133,7 +133,7 @@ def test_ingest_tagalign__reads_from_real_counts_rebin_exactly(tmp_path, store, 
         got = ds.signal.sel(cell="E003", mark=mark).values
         np.testing.assert_array_equal(got[ok], want[ok])
         assert (got[~ok] >= want[~ok]).all()  # neighbours' reads add to overlapping windows
-        prov = S.provenance(ds)[("E003", mark)]
+        prov = records.provenance(ds)[("E003", mark)]
         assert prov["reads"] == want.sum() + 3
         assert prov["skipped_chromosomes"] == {"chrUn_gl000220": 3}
     assert "chrUn_gl000220 3" in str(report)
@@ -211,8 +211,8 @@ def test_ingest_peaks__peak_max_is_max_overlapping_signal(tmp_path, store, genes
     assert pm[1] == 7.5 and pm[2] == 2.0
     assert (pm[~near & (genes.chrom.values != g1.chrom)] == 0).all()
     assert np.isnan(ds.peak_max.sel(cell="E003", mark="H3K9me3").values).all()
-    assert S.provenance(ds, "peak_max")[("E003", "H3K4me3")]["skipped_chromosomes"] == {"chrUn_x": 1}
-    assert S.completed(ds) == set()  # peaks are not signal
+    assert records.provenance(ds, "peak_max")[("E003", "H3K4me3")]["skipped_chromosomes"] == {"chrUn_x": 1}
+    assert records.completed(ds) == set()  # peaks are not signal
 
 
 def test_ingest_bam__matches_tagalign_counts(tmp_path, store, genes_bed, e003_counts, rng):
@@ -240,7 +240,7 @@ def test_ingest_bam__matches_tagalign_counts(tmp_path, store, genes_bed, e003_co
     ds = open_store(store)
     tag = ds.signal.sel(cell="E003", mark="H3K36me3").values
     np.testing.assert_array_equal(ds.signal.sel(cell="E003", mark="H3K4me1").values, tag)
-    assert S.provenance(ds)[("E003", "H3K4me1")]["reads"] == len(s)
+    assert records.provenance(ds)[("E003", "H3K4me1")]["reads"] == len(s)
 
 
 # --- bad input: message, and the store left untouched ----------------------------------
@@ -294,7 +294,7 @@ def test_ingest_bad_file__names_file_and_line_and_leaves_store_untouched(
         run_ingest(used_store, samples=sheet(tmp_path, rows))
     assert str(path) in str(e.value)
     assert store_digest(used_store) == before
-    assert S.completed(open_store(used_store)) == {("E003", "H3K4me3")}
+    assert records.completed(open_store(used_store)) == {("E003", "H3K4me3")}
 
 
 BAD_SHEETS = [
@@ -393,19 +393,19 @@ def test_ingest_resume__killed_run_rerun_equals_uninterrupted(
     proc = subprocess.Popen(cmd(resumed), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         while proc.poll() is None:
-            if S.exists(resumed) and S.completed(S.open_store(resumed)):
+            if S.exists(resumed) and records.completed(S.open_store(resumed)):
                 proc.kill()
                 break
     finally:
         proc.wait()
     assert proc.returncode != 0, "the ingest finished before it could be interrupted"
-    n_done = len(S.completed(S.open_store(resumed)))
+    n_done = len(records.completed(S.open_store(resumed)))
     assert 1 <= n_done < len(cells)
     out = subprocess.run(cmd(resumed), capture_output=True, text=True, check=True).stdout
     assert f"{n_done} of {len(cells)} files already ingested" in out
     a, b = open_store(ref), open_store(resumed)
     np.testing.assert_array_equal(a.signal.values, b.signal.values)
-    assert S.completed(a) == S.completed(b)
+    assert records.completed(a) == records.completed(b)
 
 
 def test_cli_ingest__on_a_local_dask_cluster_matches_in_process(tmp_path, genes_bed, e003_counts,
@@ -427,5 +427,5 @@ def test_cli_ingest__on_a_local_dask_cluster_matches_in_process(tmp_path, genes_
     a, b = open_store(tmp_path / "d.zarr"), open_store(tmp_path / "p.zarr")
     np.testing.assert_array_equal(a.signal.values, b.signal.values)
     np.testing.assert_array_equal(a.expression.values, b.expression.values)
-    assert S.completed(a) == S.completed(b) and len(S.completed(a)) == 8
+    assert records.completed(a) == records.completed(b) and len(records.completed(a)) == 8
     assert np.isfinite(a.expression.sel(cell="E006").values).sum() >= 590

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from chromestore import executors, open_store
-from chromestore import store as S
+from chromestore import executors, open_store, records
 from chromestore.app import ingest_commands
 from chromestore.app.cli import main
 from chromestore.ingest import plan_ingest, run_ingest
@@ -76,7 +75,7 @@ def test_toy_format_on_dask__equals_in_process(tmp_path, genes40, counts_tsv, rn
     assert "ingested 3 (cell, mark)" in str(report)
     a, b = open_store(tmp_path / "p.zarr"), open_store(tmp_path / "d.zarr")
     np.testing.assert_array_equal(a.signal.values, b.signal.values)
-    assert S.completed(a) == S.completed(b)
+    assert records.completed(a) == records.completed(b)
     assert np.isfinite(b.signal.sel(cell="E004", mark="H3K4me3").values).all(axis=1).sum() == 5
 
 

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from chromestore import formats, open_store
-from chromestore import store as S
+from chromestore import formats, open_store, records
 from chromestore.app.cli import main
 from chromestore.errors import InputError
 from tests import toy_format
@@ -41,10 +40,10 @@ def test_toy_format_registered_by_a_test__ingests_exact_values(tmp_path, genes40
         got = ds.signal.sel(cell="E003", mark=mark).values
         np.testing.assert_array_equal(got[5:15], want[:10])
         assert np.isnan(got[:5]).all() and np.isnan(got[15:]).all()
-        prov = S.provenance(ds)[("E003", mark)]
+        prov = records.provenance(ds)[("E003", mark)]
         assert (prov["format"], prov["genes_matched"], prov["genes_unmatched"],
                 prov["genes_in_file"]) == ("counts-tsv", 10, 1, 11)
-    assert S.completed(ds) == {("E003", "H3K4me3"), ("E003", "H3K9me3")}
+    assert records.completed(ds) == {("E003", "H3K4me3"), ("E003", "H3K9me3")}
     assert np.isnan(ds.signal.sel(cell="E003", mark="H3K27me3").values).all()
 
 
@@ -66,7 +65,7 @@ def test_toy_format__bad_line_names_file_and_line_and_store_is_untouched(tmp_pat
     assert res.output.strip().splitlines()[-1] == (
         f"error: {bad}, line 2: count 'many' is not a number")
     assert store_digest(store) == before
-    assert S.completed(open_store(store)) == {("E003", "H3K4me3")}
+    assert records.completed(open_store(store)) == {("E003", "H3K4me3")}
 
 
 def _plugin_path(tmp_path: Path) -> Path:
@@ -160,7 +159,7 @@ def test_reader_giving_the_wrong_shape__error_names_the_format(tmp_path, genes40
             run_ingest(store, samples=sheet(tmp_path, [("E003", "H3K4me3", "short-reader", "f")]))
     finally:
         formats.unregister(entry.name)
-    assert S.completed(open_store(store)) == set()
+    assert records.completed(open_store(store)) == set()
 
 
 def test_samplesheet__unknown_format_lists_registered_ones(tmp_path, counts_tsv):

@@ -13,7 +13,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import chromestore
-from chromestore import store as S
+from chromestore import records
 from chromestore.app.cli import main
 from chromestore.simulate import simulate
 from tests.cluster_fixtures import s3_server  # noqa: F401  (fixture)
@@ -51,7 +51,7 @@ def _assert_same_store(a: xr.Dataset, b: xr.Dataset) -> None:
     xr.testing.assert_identical(a.drop_attrs(deep=False), b.drop_attrs(deep=False))
     strip = {k: v for k, v in a.attrs.items() if k not in TIMESTAMPS}
     assert strip == {k: v for k, v in b.attrs.items() if k not in TIMESTAMPS}
-    assert S.completed(a) == S.completed(b)
+    assert records.completed(a) == records.completed(b)
 
 
 def test_s3_ingest__reads_back_identical_to_local_ingest(stores, s3_server):  # noqa: F811
@@ -76,7 +76,7 @@ def test_s3_simulated_signal__identical_to_local(s3_server, tmp_path):  # noqa: 
     a, b = a.load(), chromestore.open_store("s3://sim/sim.zarr", so).load()
     _assert_same_store(a, b)
     assert np.isfinite(b.signal.values).all() and float(b.signal.sum()) > 0
-    assert len(S.completed(b)) == 2 * 5
+    assert len(records.completed(b)) == 2 * 5
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -27,8 +27,7 @@ import zarr
 from click.testing import CliRunner
 
 import chromestore
-from chromestore import replace
-from chromestore import store as S
+from chromestore import records, replace
 from chromestore.app import pipeline
 from chromestore.app.cli import main
 from chromestore.app.errors import EXIT_INTERRUPTED, ErrorHandlingGroup
@@ -342,7 +341,7 @@ def test_ctrl_c__exit_130_one_line_and_only_written_cells_recorded(tmp_path, wor
     assert delay < 60
     ds = chromestore.open_store(store)
     assert ds.sizes["cell"] == 56
-    done = S.completed(ds)
+    done = records.completed(ds)
     cells = sorted({c for c, _ in done})
     assert len(cells) < 56  # it was stopped, not finished
     for cell in cells:  # every (cell, mark) recorded complete was written in full

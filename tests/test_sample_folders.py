@@ -10,6 +10,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import chromestore
+import chromestore.records
 from chromestore.app.cli import main
 from chromestore.errors import InputError
 from chromestore.formats.csv import centre_crop, deepdiff_files, read_deepdiff_csv
@@ -32,7 +33,7 @@ def test_e003_sample_folder_ingests_from_one_row_with_options_after_the_subcomma
     expected = centre_crop(xr.concat([read_deepdiff_csv(f) for f in files], "gene"), 100)
     got = e003.sel(gene=expected.gene.values).transpose(*expected.dims).values
     np.testing.assert_array_equal(got, expected.values)
-    assert chromestore.store.completion_table(ds).loc["E003"].all()
+    assert chromestore.records.completion_table(ds).loc["E003"].all()
 
 
 def test_deepdiff_folder_reads_its_three_splits_and_not_the_expression_file():

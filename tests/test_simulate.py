@@ -12,10 +12,11 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 import chromestore
-from chromestore import store as S
+from chromestore import records
 from chromestore import variables as V
 from chromestore.app.cli import main
 from chromestore.expression import align_expression, read_rpkm
+from chromestore.records import completed
 from chromestore.simulate import (
     TSS_BINS,
     calibration,
@@ -25,7 +26,7 @@ from chromestore.simulate import (
     published_auc,
 )
 from chromestore.simulate_calibration import KEY_FIGURES, real_down_up_by_strand
-from chromestore.store import completed, open_store
+from chromestore.store import open_store
 from tests.conftest import RPKM
 
 
@@ -89,7 +90,7 @@ def test_simulate__store_validates_and_equals_in_memory(small, tmp_path):
     np.testing.assert_array_equal(ds.expression.values, small.expression.values)
     assert ds.signal.encoding["chunks"] == (1, 128, 5, 100)
     assert completed(ds) == completed(small)
-    prov = S.provenance(ds)[("E004", "H3K4me3")]
+    prov = records.provenance(ds)[("E004", "H3K4me3")]
     assert prov["format"] == "simulated" and prov["seed"] == 0
     assert prov["depth"] == pytest.approx(cell_depth("E004", 0))
     assert np.isnan(ds.peak_max.values).all()

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from chromestore import variables as V
 from chromestore.app.cli import main
+from chromestore.records import completed
 from chromestore.simulate import cell_depth, real_rpkm, simulate
 from chromestore.simulate_emit import (
     READ_LEN,
@@ -16,7 +17,7 @@ from chromestore.simulate_emit import (
     peak_threshold,
     reads_from_counts,
 )
-from chromestore.store import completed, open_store
+from chromestore.store import open_store
 from tests.emit_oracle import expected_ingest
 
 

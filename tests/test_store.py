@@ -12,6 +12,7 @@ import zarr
 from click.testing import CliRunner
 
 import chromestore
+from chromestore import records
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.app.cli import main
@@ -112,12 +113,12 @@ def test_add_cells__appends_without_rewriting_existing(tmp_path, small_genes):
 def test_completion__recorded_per_cell_and_mark(tmp_path, small_genes):
     path = tmp_path / "s.zarr"
     chromestore.create_store(path, small_genes, cells=["E003", "E004"])
-    S.mark_completed(path, "E004", "H3K4me3", {"path": "x.tagAlign.gz", "reads": 10})
+    records.mark_completed(path, "E004", "H3K4me3", {"path": "x.tagAlign.gz", "reads": 10})
     ds = chromestore.open_store(path)
-    assert S.completed(ds) == {("E004", "H3K4me3")}
-    table = S.completion_table(ds)
+    assert records.completed(ds) == {("E004", "H3K4me3")}
+    table = records.completion_table(ds)
     assert table.loc["E004", "H3K4me3"] and not table.loc["E003", "H3K4me3"]
-    assert S.provenance(ds)[("E004", "H3K4me3")]["reads"] == 10
+    assert records.provenance(ds)[("E004", "H3K4me3")]["reads"] == 10
 
 
 def test_frozen_v2_store__still_opens():
@@ -151,7 +152,7 @@ def test_upgrade_store__v1_gets_strands_and_minus_genes_reversed(tmp_path):
     assert ds.attrs["format_version"] == V.FORMAT_VERSION and ds.attrs["orientation"] == "5to3"
     assert ds.attrs["upgraded_from"] == 1 and "upgrade_cells_done" not in ds.attrs
     # v2 → v3: the v1 records are variables now, none left in the attrs
-    assert S.completed(ds) == S.completed(before) == {("E003", "H3K4me3")}
+    assert records.completed(ds) == records.completed(before) == {("E003", "H3K4me3")}
     assert "completed" not in ds.attrs and "provenance" not in ds.attrs
     want = reference_strands().loc[ds.gene.values.astype(object)].to_numpy(object)
     np.testing.assert_array_equal(ds.gene_strand.values.astype(object), want)

@@ -25,7 +25,8 @@ import xarray as xr
 
 from chromestore import runs as R
 from chromestore import variables as V
-from chromestore.store import Store, StoreLike, provenance
+from chromestore.records import provenance
+from chromestore.store import Store, StoreLike
 from chromestore.training import registry
 from chromestore.training import weights as W
 

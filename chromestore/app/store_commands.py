@@ -22,18 +22,19 @@ def _human(n: int) -> str:
 
 def store_info(path: str, storage_options: dict | None = None) -> dict:
     """The facts ``chromestore info`` prints, as a dict."""
+    from chromestore import records
     from chromestore import store as S
     from chromestore import variables as V
     from chromestore.genes import strand_counts
 
     ds = S.open_store(path, storage_options)
-    table = S.completion_table(ds)
+    table = records.completion_table(ds)
     chunks = {
         name: dict(zip(ds[name].dims, ds[name].encoding.get("chunks", ()), strict=False))
         for name in (V.signal.name, V.expression.name, V.peak_max.name)
     }
     expr = ds.attrs.get("expression", {})
-    peaks = S.completed(ds, V.peak_max.name)
+    peaks = records.completed(ds, V.peak_max.name)
     return {
         "path": path,
         "format": f"{ds.attrs['format']} v{ds.attrs['format_version']}",
