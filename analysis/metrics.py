@@ -24,6 +24,7 @@ from chromestore import datasets
 from chromestore import runs as R
 from chromestore import store as S
 from chromestore import variables as V
+from chromestore.integrity import checksummed
 
 #: DeepChrome's published test AUC per epigenome, shipped with the repository.
 PUBLISHED = datasets.epigenomes()
@@ -288,7 +289,7 @@ def write_metrics(
                 out[k] = (v.dims, arr, v.attrs)
     out.attrs = R.jsonable(out.attrs)
     out.to_zarr(target.url, mode="w", zarr_format=3, consolidated=False,
-                storage_options=target.storage_options)
+                encoding=checksummed(out), storage_options=target.storage_options)
     S.consolidate(store, storage_options)
     return R.metrics_group(name)
 

@@ -36,6 +36,13 @@ def compressors(level: int = 3) -> list:
     return [zarr.codecs.ZstdCodec(level=level), zarr.codecs.Crc32cCodec()]
 
 
+def checksummed(ds) -> dict:
+    """A ``to_zarr`` encoding giving every variable and coordinate of ``ds`` the
+    :func:`compressors` (zstd + CRC-32C), for what is written beside the store's own
+    arrays (runs, predictions, metrics)."""
+    return {name: {"compressors": compressors()} for name in ds.variables}
+
+
 def has_checksum(codecs) -> bool:
     """Whether chunks encoded by ``codecs`` (a Zarr array, or its codecs or compressors)
     carry a checksum: crc32c, or zstd's own."""

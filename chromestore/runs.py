@@ -34,6 +34,7 @@ import xarray as xr
 
 from chromestore import variables as V
 from chromestore.attr_codec import decode_attrs, encode_attrs
+from chromestore.integrity import checksummed
 from chromestore.run_merge import MODEL_DICT_ATTRS, merge_runs, model_prefix
 from chromestore.store import Store, StoreLike, consolidate, now_utc, run_files_root
 
@@ -134,7 +135,7 @@ def write_predictions(store: StoreLike, name: str, scores: xr.DataArray,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not recognized as a component")
         new.to_zarr(target.url, mode="w", zarr_format=3, consolidated=False,
-                    storage_options=target.storage_options)
+                    encoding=checksummed(new), storage_options=target.storage_options)
     target.group(mode="r+").attrs.put(attrs)
     return target.url
 
@@ -339,7 +340,7 @@ def _write_arrays(run: Store, ds: xr.Dataset) -> None:
     for var in ds.variables.values():
         var.encoding = {}
     ds.to_zarr(run.url, mode="w-", zarr_format=3, consolidated=False,
-               storage_options=run.storage_options)
+               encoding=checksummed(ds), storage_options=run.storage_options)
     run.group(mode="r+").attrs.put(encode_attrs(jsonable(attrs), keep=frozenset()))
 
 

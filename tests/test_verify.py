@@ -183,3 +183,21 @@ def test_corrupt_chunk__every_reading_command_says_which_in_one_line(store, comm
     assert f"chunk {target} of variable '{target.split('/')[0]}' (cell E004, genes 0–63)" \
         in lines[0]
     assert snapshot(store) == before
+
+
+def test_runs_predictions_and_metrics__carry_checksums_and_verify_names_a_bad_run_chunk(store):
+    from chromestore.analysis.analyze import analyze_run
+    from chromestore.training.trainer import TrainConfig, train
+
+    train(str(store), "r1", "E003", TrainConfig(split="random", epochs=1, batch_size=32),
+          mode="loop", device="cpu", progress=False)
+    analyze_run(str(store), ["r1"])
+    report = verify_store(store)
+    assert report.ok and not report.unchecked, report.unchecked
+    run_arrays = [k for k in snapshot(store) if k.startswith("runs/r1/") and "/c/" in k]
+    assert any(k.startswith("runs/r1/prediction/") for k in run_arrays)
+    assert any("/metrics/" in k for k in run_arrays)
+    bad = next(k for k in run_arrays if k.startswith("runs/r1/prediction/"))
+    flip_bit(store / bad)
+    res = CliRunner().invoke(main, ["verify", str(store)])
+    assert res.exit_code == 1 and bad in res.output, res.output
