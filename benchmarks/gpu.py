@@ -79,7 +79,7 @@ def bench(kind: str, m: int, b: int, steps: int, bf16: bool = False) -> tuple[fl
 
 def end_to_end(store: str, n_cells: int, epochs: int) -> None:
     import chromestore
-    from chromestore.training.scoring import auc
+    from chromestore.analysis.metrics import compute_metrics
     from chromestore.training.trainer import TrainConfig, train
 
     if not chromestore.store.exists(store):
@@ -95,13 +95,8 @@ def end_to_end(store: str, n_cells: int, epochs: int) -> None:
     run = train(store, f"gpu-e2e-{os.getpid()}", "all", cfg, mode="auto", device="auto",
                 progress=True)
     wall = time.perf_counter() - t
-    test = run.split.values[0] == 2
-    aucs = []
-    for cell in run.cell.values:
-        yv = run.target.sel(cell=cell).values
-        p = run.prediction.sel(model="deepchrome", cell=cell, repeat=0).values
-        k = test & np.isfinite(yv) & np.isfinite(p)
-        aucs.append(auc(yv[k], p[k]))
+    metrics = compute_metrics(run, published=None)
+    aucs = metrics.stat_auroc.sel(model="deepchrome", repeat=0).values
     print(f"end to end: {ds.sizes['cell']} epigenomes × {ds.sizes['gene']} genes, mode "
           f"{run.attrs['mode']} on {run.attrs['device']}, up to {epochs} epochs (patience 10): "
           f"{wall:.1f} s; best epochs {np.percentile(run.best_epoch.values, [0, 50, 100])}; "

@@ -201,18 +201,25 @@ def _chromestore_cli() -> list[str]:
 
 
 def _test_aurocs(store: str, run: str) -> np.ndarray:
+    """Each epigenome's test AUROC of the run's DeepChrome (chromestore's own metrics)."""
     import chromestore
-    from chromestore.training.scoring import auc
+    from chromestore.analysis.metrics import compute_metrics
 
-    ds = chromestore.open_run(store, run)
-    test = ds.split.values[0] == 2
-    out = []
-    for cell in ds.cell.values:
-        y = ds.target.sel(cell=cell).values
-        p = ds.prediction.sel(model="deepchrome", cell=cell, repeat=0).values
-        k = test & np.isfinite(y) & np.isfinite(p)
-        out.append(auc(y[k], p[k]))
-    return np.array(out)
+    metrics = compute_metrics(chromestore.open_run(store, run), published=None)
+    return metrics.stat_auroc.sel(model="deepchrome", repeat=0).values
+
+
+def _timed_train(cmd: list[str], store: str, run: str) -> tuple[float, np.ndarray, object]:
+    """Run ``chromestore train`` (``cmd``, writing ``run``) as a command: its wall seconds,
+    test AUROCs and the finished process; the run is removed afterwards."""
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd[1:3])} … failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    aucs = _test_aurocs(store, run)
+    shutil.rmtree(Path(store) / "runs" / run, ignore_errors=True)
+    return wall, aucs, proc
 
 
 def _torch_threads(_=None) -> int:
@@ -267,15 +274,9 @@ def end_to_end(store: str, n_cells: int, n_genes: int, epochs: int, batch: int,
     loads.append(load_avg())
     run = f"bench-e2e-{os.getpid()}"
     cmd = [*_chromestore_cli(), "train", store, "--cells", "all", "--epochs", str(epochs),
-           "--batch-size", str(batch), "--run", run, "--progress"]
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    cli = time.perf_counter() - t
+           "--batch-size", str(batch)]
+    cli, ours, proc = _timed_train([*cmd, "--run", run, "--progress"], store, run)
     loads.append(load_avg())
-    if proc.returncode:
-        sys.exit(f"chromestore train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    ours = _test_aurocs(store, run)
-    shutil.rmtree(Path(store) / "runs" / run, ignore_errors=True)
     pool = pool_start_seconds(cores)
     loads.append(load_avg())
     mode = next((ln for ln in proc.stdout.splitlines() if ln.startswith("mode:")), "mode: ?")
@@ -295,15 +296,9 @@ def end_to_end(store: str, n_cells: int, n_genes: int, epochs: int, batch: int,
           f"{np.nanmean(ours) - plain['test_auroc'].mean():+.4f}")
     if bf16:
         run16 = f"{run}-bf16"
-        t = time.perf_counter()
-        proc = subprocess.run([*cmd[:-3], "--run", run16, "--precision", "bf16"],
-                              capture_output=True, text=True)
-        wall16 = time.perf_counter() - t
+        wall16, ours16, _ = _timed_train([*cmd, "--run", run16, "--precision", "bf16"],
+                                         store, run16)
         loads.append(load_avg())
-        if proc.returncode:
-            sys.exit(f"chromestore train --precision bf16 failed:\n{proc.stderr[-3000:]}")
-        ours16 = _test_aurocs(store, run16)
-        shutil.rmtree(Path(store) / "runs" / run16, ignore_errors=True)
         print(f"  chromestore train --precision bf16  {wall16:>6.1f} s  mean test AUROC "
               f"{np.nanmean(ours16):.4f} (load → {loads[-1]:.2f}); vs plain "
               f"{ratio_text(plain_wall / wall16, (loads[1], loads[-1]), cores)}, vs fp32 "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -18,6 +17,7 @@ from chromestore import store as S
 from chromestore import variables as V
 from chromestore.bins import to_5to3
 from chromestore.errors import InputError
+from chromestore.executors import local_dask
 from chromestore.records import upgrade_records, write_records
 
 
@@ -130,7 +130,7 @@ def write_cell(
     store = S.Store.of(store, storage_options)
     # reads in this process (no nested tasks on the cluster): a task holding the lock that
     # waited on tasks queued behind writers waiting for the lock would deadlock the cluster
-    with store.lock() as held, dask.config.set(scheduler="synchronous"):
+    with store.lock() as held, local_dask(threads=False):
         S.repair_cells(store)  # a cell append a killed writer left half done
         upgrade_records(store)
         ds = store.open()

@@ -19,6 +19,24 @@ from typing import Any
 _local_handlers: dict[str, list[Callable]] = {}
 
 
+@contextmanager
+def local_dask(threads: bool = True) -> Iterator[None]:
+    """Dask computes in this process: on Dask's threads, or in the calling thread
+    (``threads=False``: inside a task or a forked worker, where the parent's thread pool
+    is gone and a cluster's threads are held by the other tasks).
+
+    The scheduler is named as a function: named by a string, or left to Dask, every
+    compute would first import ``distributed`` to look for a client (a third of a second
+    per process), and inside a Dask task it would be sent to the cluster and wait there.
+    """
+    import dask
+    import dask.local
+    import dask.threaded
+
+    with dask.config.set(scheduler=dask.threaded.get if threads else dask.local.get_sync):
+        yield
+
+
 def emit(topic: str, message: Any) -> None:
     """Report ``message`` on ``topic``: a worker event inside a Dask task, else to this
     process's subscribers (``InProcess.subscribe``)."""

@@ -21,6 +21,7 @@ import contextlib
 import errno
 import json
 import os
+import sys
 import threading
 import time
 import uuid
@@ -65,6 +66,10 @@ def locks_url(url: str) -> str:
 
 
 def _active_client():
+    """The Dask client of this process (a worker's, or the default one), if any. Without
+    ``distributed`` imported there can be none: nothing is imported to find out."""
+    if "distributed" not in sys.modules:
+        return None
     try:
         from distributed import get_client
 

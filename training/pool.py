@@ -51,15 +51,12 @@ def guided_groups(cells: Sequence[str], workers: int) -> list[list[str]]:
 
 
 def _fit(store, cells, config, run, storage_options):
-    import dask
-    import dask.local
-
+    from chromestore.executors import local_dask
     from chromestore.training.ensemble import fit_group
 
     # Dask's thread pool of the parent has no threads in a fork (it would wait forever);
-    # this process has one thread to give anyway. (Named as a function: a name would make
-    # Dask import `distributed` first, to look for a client.)
-    with dask.config.set(scheduler=dask.local.get_sync):
+    # this process has one thread to give anyway.
+    with local_dask(threads=False):
         return fit_group(store, cells, config, run, "cpu", storage_options, threads=1)
 
 

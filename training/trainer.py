@@ -39,8 +39,7 @@ __all__ = ["MaskedAdam", "TrainConfig", "assemble", "fit_distributed", "fit_grou
 
 
 def _fit_task(store, cells, config, run, device, storage_options, threads):
-    import dask
-    import dask.local
+    from chromestore.executors import local_dask
 
     dev = device
     if device == "auto":
@@ -48,7 +47,7 @@ def _fit_task(store, cells, config, run, device, storage_options, threads):
     # The loader's reads (labels, splits) run here, synchronously: left to Dask, inside a
     # task they would go to the cluster as new tasks and wait for a free worker thread,
     # which the other groups hold (measured: 48 s per group of the demo, 10× its training)
-    with dask.config.set(scheduler=dask.local.get_sync):
+    with local_dask(threads=False):
         return fit_group(store, cells, config, run, dev, storage_options, threads=threads)
 
 

@@ -123,6 +123,8 @@ def cluster(ctx: click.Context, *, heavy: bool) -> Iterator:
       ``heavy`` (ingest of files, simulate, distributed training, ``run``), else this process.
     """
     if not wants_cluster(ctx, heavy=heavy):
+        from chromestore.executors import local_dask
+
         with local_dask():
             yield None
         return
@@ -134,18 +136,6 @@ def cluster(ctx: click.Context, *, heavy: bool) -> Iterator:
         except KeyboardInterrupt:
             _quiet_teardown()
             raise
-
-
-@contextmanager
-def local_dask() -> Iterator[None]:
-    """Dask work in this process on Dask's threads, named outright: left to find its
-    scheduler, the first compute would import ``distributed`` to look for a client (a
-    third of a second of every command)."""
-    import dask
-    import dask.threaded
-
-    with dask.config.set(scheduler=dask.threaded.get):
-        yield
 
 
 def _quiet_teardown() -> None:

@@ -107,6 +107,7 @@ def train(ctx, store, model, cells, split, seed, run, **values):
     from click.core import ParameterSource
 
     import chromestore
+    from chromestore.executors import local_dask
     from chromestore.labels import require_expression
     from chromestore.training import registry
     from chromestore.training import request as TR
@@ -132,7 +133,7 @@ def train(ctx, store, model, cells, split, seed, run, **values):
                           cells=session.parse_cells(cells, have) or have, split=split,
                           seed=seed, settings=settings, given=given, options=options,
                           storage_options=so, progress=session.progress(ctx))
-    with session.local_dask():
+    with local_dask():
         require_expression(ds, req.cells, store)
         # a local pool of workers may be started unless --workers 0 said no
         req = req.with_settings(local_pool=session.wants_cluster(ctx, heavy=True))

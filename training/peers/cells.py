@@ -31,6 +31,7 @@ import numpy as np
 
 import chromestore
 from chromestore import variables as V
+from chromestore.executors import local_dask
 from chromestore.training.scoring import auc
 
 
@@ -70,11 +71,11 @@ def read_cell_max(store, cell: str, genes, storage_options: Mapping | None = Non
     ds = chromestore.open_store(store, storage_options)
     sub = ds.isel({V.GENE: genes}).sel({V.CELL: cell})
     sig = sub[V.signal.name]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), local_dask(threads=False):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows → NaN
         smax, finite, pk = dask.compute(
             sig.max(V.BIN, skipna=True).data, sig.notnull().all([V.MARK, V.BIN]).data,
-            sub[V.peak_max.name].data, scheduler="synchronous",
+            sub[V.peak_max.name].data,
         )
     pk = np.asarray(pk, dtype=np.float32)
     return {"signal_max": np.asarray(smax, dtype=np.float64), "finite": np.asarray(finite),
