@@ -8,7 +8,8 @@ gzipped tagAlign, then times
 
 * chromestore: ``count_bed`` (gzip decoding + parsing + counting), the whole ingest of
   that file into a fresh store in this process, and ``chromestore ingest`` as a command
-  (a new process: imports, annotation, store creation, counting, writing, completion);
+  (a new process: imports, annotation, store creation, counting by a forked worker
+  meanwhile, writing, completion), and that command on 1,000 reads (its fixed cost);
 * bedtools (when installed): ``bedtobam`` + ``samtools sort`` + ``samtools index`` +
   ``bedtools multicov`` against the 19,802 × 100 bins, the DeepChrome recipe;
 
@@ -149,15 +150,15 @@ def _rss_child(reads: str, store: str) -> None:
     print(f"{base:.1f} {peak:.1f} {seconds:.2f}")
 
 
-def cli_ingest(reads: Path, work: Path) -> float:
-    """Seconds of ``chromestore ingest`` creating ``work/cli.zarr`` from ``reads``, as a
+def cli_ingest(reads: Path, work: Path, name: str = "cli") -> float:
+    """Seconds of ``chromestore ingest`` creating ``work/NAME.zarr`` from ``reads``, as a
     command in a new process."""
-    sheet = work / "cli.csv"
+    sheet = work / f"{name}.csv"
     sheet.write_text(f"cell,mark,format,path\nE003,H3K4me3,,{reads}\n")
     exe = Path(sys.executable).with_name("chromestore")
     cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "chromestore"]
     t0 = time.perf_counter()
-    subprocess.run([*cli, "ingest", str(work / "cli.zarr"), "--genes", str(GENES),
+    subprocess.run([*cli, "ingest", str(work / f"{name}.zarr"), "--genes", str(GENES),
                     "--samples", str(sheet)], check=True, capture_output=True)
     return time.perf_counter() - t0
 
@@ -232,6 +233,10 @@ def main() -> None:
         loads.append(os.getloadavg()[0])
         print(f"chromestore ingest CLI: {t_cli:8.2f} s  (a new process, as a user runs it; "
               f"load {loads[0]:.2f} → {loads[1]:.2f})")
+        make_reads(genes, 1000, work / "small.tagAlign.gz")
+        t_small = cli_ingest(work / "small.tagAlign.gz", work, "small")
+        print(f"  the same, 1,000 reads: {t_small:8.2f} s  (its fixed cost: Python, imports, a "
+              f"new store, the writes; load {os.getloadavg()[0]:.2f})")
         if args.peak_rss:
             base, peak, secs = peak_rss(reads, work)
             print(f"peak RSS (child)      : {peak:8.0f} MiB for the whole ingest of {n:,} reads "

@@ -10,10 +10,14 @@ layout is genome order) and the emitters.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import xarray as xr
 
 from chromestore import variables as V
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 def genome_bin_starts(
@@ -65,6 +69,8 @@ def to_5to3(values: np.ndarray, strand: np.ndarray, axis: int = -1) -> np.ndarra
 
 def bin_coordinates(ds: xr.Dataset) -> xr.DataArray:
     """(gene, bin) genome start of each bin of the store's genes (loads the small coords)."""
+    import xarray as xr
+
     starts = genome_bin_starts(
         ds[V.gene_tss.name].values,
         ds[V.gene_strand.name].values,

@@ -14,7 +14,8 @@ Both terms are prefix sums of histograms of the ranks ``#(E <= start)`` and
 (which leaves both terms exact).
 
 The text path (:func:`count_bed`) runs the compiled passes of
-:mod:`chromestore.count_kernels` over each block of decompressed text.
+:mod:`chromestore.count_kernels` over each block of decompressed text (imported at the first
+block: a :class:`BinLayout` alone does not load numba; :func:`warm_up` loads it ahead).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chromestore import count_kernels as K
 from chromestore.bins import genome_bin_starts
 from chromestore.errors import InputError
 
@@ -164,6 +164,8 @@ class ReadCounter:
         ``line0`` is the file line number of the first line, for error messages;
         ``newlines``, the number of newlines in ``a`` when the caller knows it.
         """
+        from chromestore import count_kernels as K
+
         slot, key_bytes, key_at, buckets, b_off, edges2, screen, s_off = K.kernel_tables(self.layout)
         tab = np.empty((5, K.MAX_NAMES), np.int64)  # hash, at, length, chromosome, reads
         cap = (int(np.count_nonzero(a == 10)) if newlines is None else newlines) + 1
@@ -227,6 +229,17 @@ class ReadCounter:
             c[bins.minus] = c[bins.minus, ::-1]
             out[bins.genes] = c
         return out
+
+
+def warm_up() -> None:
+    """Load the compiled kernels (numba's on-disk cache, about half a second) by counting
+    two reads out of order (every kernel runs, with the argument types of
+    :func:`count_bed`), so that the first file does not wait for them."""
+    layout = BinLayout.from_genes(["chr1"], [10_000], ["+"], 5000, 100)
+    text = bytearray(b"chr1\t14000\t14036\tN\t0\t+\nchr1\t6000\t6036\tN\t0\t-\n")
+    counter = ReadCounter(layout)
+    counter.add_text(np.frombuffer(text, np.uint8), "<warm-up>", 1)
+    counter.counts()
 
 
 def _open(path: str):

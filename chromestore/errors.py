@@ -21,6 +21,9 @@ class InputError(ValueError):
             where += f", line {line}"
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self):  # pickled whole (from worker processes), not as its message
+        return type(self), (self.path, self.line, self.problem)
+
 
 class SchemaError(ValueError):
     """A Dataset or store does not follow the chromestore schema."""

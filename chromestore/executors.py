@@ -4,13 +4,19 @@ The ingest engine submits its tasks, waits for them and hears their events the s
 whichever executor it has (:func:`executor_for`): :class:`OnDask` hands them to a
 ``distributed.Client``; :class:`InProcess` runs each task in this process when the caller
 waits for it, in submission order, with Dask's rules: a task whose input failed fails with
-that input's error. Tasks report through :func:`emit`, which reaches the subscribers
-wherever the task runs.
+that input's error; :class:`Forked` starts the tasks that take no other task's result at
+once, in forked worker processes of this one (a second core without a cluster's start-up),
+and runs the others as :class:`InProcess` does. Tasks report through :func:`emit`, which
+reaches the subscribers wherever the task runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -37,9 +43,17 @@ def local_dask(threads: bool = True) -> Iterator[None]:
         yield
 
 
+#: in a :class:`Forked` worker process: the queue that carries its events to the parent
+_parent_events = None
+
+
 def emit(topic: str, message: Any) -> None:
-    """Report ``message`` on ``topic``: a worker event inside a Dask task, else to this
-    process's subscribers (``InProcess.subscribe``)."""
+    """Report ``message`` on ``topic``: a worker event inside a Dask task, to the parent's
+    subscribers inside a :class:`Forked` worker, else to this process's subscribers
+    (``InProcess.subscribe``)."""
+    if _parent_events is not None:
+        _parent_events.put((topic, message))
+        return
     try:
         from distributed import get_worker
 
@@ -88,9 +102,40 @@ class Deferred:
         return self._error
 
 
+class Pooled:
+    """The future of a task running in a :class:`Forked` worker process."""
+
+    def __init__(self, key: str, future):
+        self.key = key
+        self._future = future
+
+    def _run(self) -> None:
+        self._future.exception()  # waits
+
+    @property
+    def status(self) -> str:
+        return "error" if self._future.exception() is not None else "finished"
+
+    def result(self) -> Any:
+        return self._future.result()
+
+    def exception(self) -> BaseException | None:
+        return self._future.exception()
+
+
+def _has_future(obj) -> bool:
+    if isinstance(obj, Deferred | Pooled):
+        return True
+    if isinstance(obj, list | tuple):
+        return any(_has_future(x) for x in obj)
+    if isinstance(obj, dict):
+        return any(_has_future(x) for x in obj.values())
+    return False
+
+
 def _resolve(obj):
     """Arguments with the results of the deferred tasks in them (lists, tuples, dicts)."""
-    if isinstance(obj, Deferred):
+    if isinstance(obj, Deferred | Pooled):
         return obj.result()
     if isinstance(obj, list | tuple):
         return type(obj)(_resolve(x) for x in obj)
@@ -113,6 +158,12 @@ class InProcess:
             f._run()
             yield f
 
+    def cancel(self, futures: Iterable) -> None:
+        """Drop tasks not yet run (a task already running finishes)."""
+        for f in futures:
+            if isinstance(f, Deferred):
+                f._call = None
+
     @contextmanager
     def subscribe(self, topic: str, handler: Callable) -> Iterator[None]:
         _local_handlers.setdefault(topic, []).append(handler)
@@ -122,6 +173,143 @@ class InProcess:
             _local_handlers[topic].remove(handler)
 
 
+_shared_cache: dict[str, Any] = {}
+
+
+def _load_shared(token: str, path: str) -> Any:
+    """In a :class:`Forked` worker: a shared object, read from its file once."""
+    if token not in _shared_cache:
+        import pickle
+
+        with open(path, "rb") as fh:
+            _shared_cache[token] = pickle.load(fh)
+    return _shared_cache[token]
+
+
+class _SharedRef:
+    """Pickles as a reference to a shared object's file (unpickled: the object itself)."""
+
+    def __init__(self, token: str, path: str):
+        self.token, self.path = token, path
+
+    def __reduce__(self):
+        return _load_shared, (self.token, self.path)
+
+
+def _forked_worker(events, warm: Callable | None) -> None:
+    """Set up a :class:`Forked` worker process: events to the parent, Ctrl-C left to the
+    parent (which stops the workers), then ``warm()`` (imports, compiled code) before the
+    first task arrives."""
+    import signal
+
+    global _parent_events
+    _parent_events = events
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if warm is not None:
+        warm()
+
+
+def can_fork() -> bool:
+    """Whether :class:`Forked` is safe here: Linux (fork is unsafe on macOS, absent on
+    Windows)."""
+    return sys.platform.startswith("linux")
+
+
+class Forked(InProcess):
+    """Tasks that take no other task's result start at submission in ``workers`` forked
+    worker processes of this one; the others run in this process when waited for.
+
+    For small jobs on one machine: a forked worker needs no cluster start-up (seconds) and
+    gives a second core to compiled code that a thread would share with this process's
+    Python (the GIL). The workers fork when it is made: make it before this process starts
+    threads (an embedded cluster, Zarr's I/O loop), and ``warm`` (run in each worker before
+    its first task) loads what the tasks will need meanwhile. Task results and errors are
+    pickled back; :func:`emit` in a worker reaches this process's subscribers. Close it
+    (it is a context manager): workers still running are stopped.
+    """
+
+    def __init__(self, workers: int = 1, warm: Callable | None = None):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("fork")
+        self._events = context.SimpleQueue()
+        self._pool = ProcessPoolExecutor(workers, mp_context=context,
+                                         initializer=_forked_worker,
+                                         initargs=(self._events, warm))
+        self._running = [self._pool.submit(os.getpid)]  # fork the workers now, to warm up
+        self._shared: dict[int, tuple[Any, _SharedRef]] = {}  # id → (object, reference)
+        self._relay = threading.Thread(target=self._relay_events, daemon=True,
+                                       name="chromestore-forked-events")
+        self._relay.start()
+
+    def _relay_events(self) -> None:
+        while True:
+            item = self._events.get()
+            if item is None:
+                return
+            topic, message = item
+            for handler in list(_local_handlers.get(topic, ())):
+                handler((time.time(), message))
+
+    def share(self, obj: Any) -> Any:
+        """One pickled copy in a file for the workers (each reads it once); the tasks
+        given ``obj`` as an argument carry a reference to it."""
+        if id(obj) not in self._shared:
+            import pickle
+            import tempfile
+
+            folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            with tempfile.NamedTemporaryFile("wb", prefix="chromestore-shared-",
+                                             dir=folder, delete=False) as fh:
+                pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            self._shared[id(obj)] = (obj, _SharedRef(os.path.basename(fh.name), fh.name))
+        return obj
+
+    def _refs(self, args: tuple) -> tuple:
+        return tuple(self._shared[id(a)][1] if id(a) in self._shared else a for a in args)
+
+    def submit(self, fn: Callable, *args, **kwargs) -> Deferred | Pooled:
+        if _has_future((args, kwargs)):
+            return Deferred(fn, args, kwargs)
+        key = f"{getattr(fn, '__name__', 'task')}-{next(Deferred._ids)}"
+        self._running.append(self._pool.submit(fn, *self._refs(args), **kwargs))
+        return Pooled(key, self._running[-1])
+
+    def cancel(self, futures: Iterable) -> None:
+        for f in futures:
+            if isinstance(f, Pooled):
+                f._future.cancel()
+        super().cancel(futures)
+
+    def close(self) -> None:
+        """Stop the workers (a task still running is killed) and the event relay."""
+        if self._pool is None:
+            return
+        busy = [f for f in self._running if not f.done()]
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=not busy, cancel_futures=True)
+        if busy:  # Ctrl-C or an error elsewhere: no result is waited for
+            for p in processes:
+                if p.is_alive():
+                    p.terminate()
+            for p in processes:
+                p.join(timeout=5)
+        self._events.put(None)
+        self._relay.join(timeout=5)
+        for _, ref in self._shared.values():
+            with contextlib.suppress(OSError):
+                os.remove(ref.path)
+        self._shared.clear()
+        self._pool = None
+
+    def __enter__(self) -> Forked:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class OnDask:
     """Runs tasks on the cluster of a ``distributed.Client``."""
 
@@ -129,8 +317,10 @@ class OnDask:
         self.client = client
 
     def share(self, obj: Any) -> Any:
-        """One copy on every worker, referenced by the tasks."""
-        return self.client.scatter(obj, broadcast=True)
+        """One copy on every worker, referenced by the tasks. Under a key of its own: a
+        key from the content would be shared with another client's ingest of the same
+        store, and lost to both when that one finishes and releases it."""
+        return self.client.scatter(obj, broadcast=True, hash=False)
 
     def submit(self, fn: Callable, *args, **kwargs):
         return self.client.submit(fn, *args, pure=False, **kwargs)
@@ -139,6 +329,9 @@ class OnDask:
         from distributed import as_completed
 
         return iter(as_completed(list(futures)))
+
+    def cancel(self, futures: Iterable) -> None:
+        self.client.cancel(list(futures))
 
     @contextmanager
     def subscribe(self, topic: str, handler: Callable) -> Iterator[None]:

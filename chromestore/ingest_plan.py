@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
+import xarray as xr
 
 from chromestore import records
 from chromestore import store as S
@@ -30,6 +31,7 @@ class IngestPlan:
     matrix: pd.DataFrame | None = None  # the RPKM matrix, parsed
     expression: str | os.PathLike | None = None  # its path
     cells: Sequence[str] | None = None  # the expression columns to take (None: see run_plan)
+    dataset: xr.Dataset | None = None  # the store as opened while planning (None: absent)
 
     @property
     def input_bytes(self) -> int:
@@ -50,11 +52,14 @@ def completed_keys(ds) -> set[tuple[str, str, str]]:
 
 
 def pending_samples(store: S.StoreLike, samples: Sequence[Sample], force: bool = False,
-                    storage_options: dict | None = None) -> list[Sample]:
-    """The samples with work left: not every (cell, mark) of theirs recorded completed."""
+                    storage_options: dict | None = None, ds: xr.Dataset | None = None
+                    ) -> list[Sample]:
+    """The samples with work left: not every (cell, mark) of theirs recorded completed
+    (``ds``: the store, opened, if at hand)."""
     if force:
         return list(samples)
-    ds = S.Store.of(store, storage_options).open()
+    if ds is None:
+        ds = S.Store.of(store, storage_options).open()
     done = completed_keys(ds)
     marks = [str(m) for m in ds[V.MARK].values]
     return [
@@ -84,12 +89,16 @@ def plan_ingest(
     :class:`chromestore.store.StoreError` on the first problem.
     """
     store = S.Store.of(store, storage_options)
-    exists = store.exists()
-    marks = [str(m) for m in store.open()[V.MARK].values] if exists else list(V.DEFAULT_MARKS)
+    ds = store.open() if store.exists() else None
+    marks = [str(m) for m in ds[V.MARK].values] if ds is not None else list(V.DEFAULT_MARKS)
     sheet = read_samplesheet(samples, marks) if samples else []
     matrix = read_rpkm(expression) if expression else None
+    if matrix is not None and cells is not None:
+        absent = [c for c in cells if c not in matrix.columns]
+        if absent:
+            raise KeyError(f"{os.fspath(expression)}: no column for epigenome(s) {absent}")
     check_store(store, genes, window, bin_size)
-    pending = pending_samples(store, sheet, force) if exists else list(sheet)
+    pending = pending_samples(store, sheet, force, ds=ds) if ds is not None else list(sheet)
     settings = {"window": window, "bin_size": bin_size, "genome": genome,
                 "gene_chunk": gene_chunk}
-    return IngestPlan(store, genes, settings, sheet, pending, matrix, expression, cells)
+    return IngestPlan(store, genes, settings, sheet, pending, matrix, expression, cells, ds)

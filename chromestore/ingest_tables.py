@@ -40,6 +40,8 @@ def open_or_create(
     store: S.StoreLike,
     genes: str | os.PathLike | None,
     *,
+    table: pd.DataFrame | None = None,
+    cells: Sequence[str] = (),
     marks: Sequence[str] = V.DEFAULT_MARKS,
     window: int = 5000,
     bin_size: int = 100,
@@ -47,7 +49,8 @@ def open_or_create(
     gene_chunk: int = S.DEFAULT_GENE_CHUNK,
     storage_options: dict | None = None,
 ) -> tuple[xr.Dataset, bool]:
-    """Open the store, creating it from the ``genes`` annotation if absent.
+    """Open the store, creating it from the ``genes`` annotation if absent (``table``:
+    that annotation already read) with the epigenomes ``cells``.
 
     An existing store must have been built with the same window and bin size.
     Returns the store and whether it was created.
@@ -55,8 +58,9 @@ def open_or_create(
     store = S.Store.of(store, storage_options)
     if check_store(store, genes, window, bin_size):
         return store.open(), False
-    table = read_genes(genes)
-    ds = S.create_store(store, table, marks=marks, window=window, bin_size=bin_size,
+    if table is None:
+        table = read_genes(genes)
+    ds = S.create_store(store, table, cells=list(cells), marks=marks, window=window, bin_size=bin_size,
                         chunks={V.GENE: gene_chunk}, genome=genome)
     S.update_attrs(store, genes_source=os.fspath(genes))
     return ds, True

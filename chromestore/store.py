@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask.array as da
 import fsspec
 import numpy as np
 import pandas as pd
@@ -139,6 +138,8 @@ def bin_offsets(window: int, bin_size: int) -> np.ndarray:
 
 
 def _cell_vars(n_cells: int, n_genes: int, n_marks: int, n_bins: int, gene_chunk: int) -> dict:
+    import dask.array as da  # here: planning an ingest of a new store need not load it
+
     def nan(shape, chunks):
         return da.full(shape, np.nan, dtype=np.float32, chunks=chunks)
 
@@ -152,6 +153,8 @@ def _cell_vars(n_cells: int, n_genes: int, n_marks: int, n_bins: int, gene_chunk
 
 
 def _record_vars(n_cells: int, n_marks: int) -> dict:
+    import dask.array as da
+
     shape = (n_cells, n_marks)
     return {done: ((V.CELL, V.MARK), da.zeros(shape, dtype=bool, chunks=(1, 1)))
             for done in V.RECORDS_OF.values()}

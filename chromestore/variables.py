@@ -7,9 +7,12 @@ Every function in chromestore refers to variables through these specs, and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # the schema itself loads no xarray: counting workers import it
+    import xarray as xr
 
 # --- dimensions ------------------------------------------------------------
 CELL = "cell"

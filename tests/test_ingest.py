@@ -15,7 +15,7 @@ import xarray as xr
 from chromestore import open_store, records
 from chromestore import store as S
 from chromestore.bins import genome_bin_starts
-from chromestore.errors import InputError
+from chromestore.errors import InputError, SchemaError
 from chromestore.formats import read_deepchrome_csv, read_deepdiff_csv
 from chromestore.ingest import read_samplesheet, run_ingest
 from tests.conftest import E003, GENES_BED, RPKM, TOY, sheet, store_digest
@@ -390,10 +390,16 @@ def test_ingest_resume__killed_run_rerun_equals_uninterrupted(
         return [sys.executable, "-m", "chromestore.app.cli", "--workers", "0", "ingest", str(path),
                 "--genes", genes_bed[0], "--samples", str(samples), "--no-progress"]
 
+    def completed_any() -> bool:
+        try:
+            return S.exists(resumed) and bool(records.completed(S.open_store(resumed)))
+        except SchemaError:  # being created: not every array is there yet
+            return False
+
     proc = subprocess.Popen(cmd(resumed), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         while proc.poll() is None:
-            if S.exists(resumed) and records.completed(S.open_store(resumed)):
+            if completed_any():
                 proc.kill()
                 break
     finally:

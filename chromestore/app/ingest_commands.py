@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from chromestore.app import session
 
+if TYPE_CHECKING:
+    from chromestore.executors import Forked
+
 DEFAULT_GENE_CHUNK = 2048  # chromestore.store.DEFAULT_GENE_CHUNK, without importing the store
 
 
-#: below this much input, pending files are counted in this process rather than on an
-#: embedded cluster (starting one takes seconds; counting 50 MB of reads, about one)
+#: below this much input, pending files are counted without a cluster (by a forked worker,
+#: or in this process) rather than on an embedded one (starting it takes seconds; counting
+#: 50 MB of reads, about one)
 SMALL_INPUT_BYTES = 50 * 2**20
 
 
 def counts_in_process(n_files: int, n_bytes: int) -> bool:
     """The small-job rule: without ``--scheduler`` or ``--workers``, one pending file, or
-    pending files of under :data:`SMALL_INPUT_BYTES` in all, are counted in this process
+    pending files of under :data:`SMALL_INPUT_BYTES` in all, are counted without a cluster
     (a cluster cannot share one file's counting among workers, and for little input its
-    start-up costs more than it saves)."""
+    start-up costs more than it saves): by one forked worker (:func:`early_reader`) while
+    this process creates the store."""
     return n_files <= 1 or n_bytes < SMALL_INPUT_BYTES
+
+
+def _warm_reader() -> None:
+    from chromestore.ingest_reads import warm_up
+
+    warm_up()
+
+
+def early_reader(ctx: click.Context, samples) -> Forked | None:
+    """A forked worker that counts this ingest's files if they turn out few or small, made
+    before anything else (a fork of a light process, before any thread), so that it loads
+    the counting code while this process plans and creates the store; None where the files
+    are not counted in this process (``--scheduler``, ``--workers``) or fork is unsafe."""
+    from chromestore.executors import Forked, can_fork
+
+    if not samples or session.workers(ctx) is not None or session.scheduler_address(ctx):
+        return None
+    return Forked(1, warm=_warm_reader) if can_fork() else None
 
 
 class _FormatsHelp(click.Command):
@@ -58,24 +83,33 @@ def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_
     """Create STORE from a gene annotation if absent, then add signal files from a
     samplesheet and expression. Re-running skips what is completed; new epigenomes are
     appended. Files are counted in parallel on Dask (an embedded cluster unless
-    --scheduler; --workers 0: in this process; a small job, one file or under 50 MB,
-    is counted in this process unless --workers or --scheduler is given)."""
+    --scheduler; --workers 0: in this process). A small job, one file or under 50 MB, is
+    counted without a cluster unless --workers or --scheduler is given: by a forked worker
+    process, while this one creates the store."""
     import warnings
+    from contextlib import nullcontext
 
+    reader = early_reader(ctx, samples)
     from chromestore.genes import StrandWarning
     from chromestore.ingest import plan_ingest, run_plan
 
-    with warnings.catch_warnings(record=True) as caught:  # the annotation is read in both
+    with (warnings.catch_warnings(record=True) as caught,  # the annotation is read in both
+          reader or nullcontext()):
         warnings.simplefilter("always", StrandWarning)
         plan = plan_ingest(
             store, genes, samples, expression, cells=session.parse_cells(cells), window=window,
             bin_size=bin_size, genome=genome, gene_chunk=gene_chunk, force=force,
             storage_options=session.storage_options(ctx),
         )
+        heavy = not counts_in_process(len(plan.pending), plan.input_bytes)
         if not plan.pending:  # nothing to count: no cluster
             report = run_plan(plan)
+        elif reader is not None and not heavy:
+            with session.cluster(ctx, heavy=False):  # Dask in this process
+                report = run_plan(plan, executor=reader, progress=session.progress(ctx))
         else:
-            heavy = not counts_in_process(len(plan.pending), plan.input_bytes)
+            if reader is not None:
+                reader.close()
             with session.cluster(ctx, heavy=heavy) as client:
                 report = run_plan(plan, client=client, progress=session.progress(ctx))
     for w in caught:  # genes without a strand: one line
