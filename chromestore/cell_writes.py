@@ -53,7 +53,9 @@ def write_cell(
             unknown = sorted(set(given) - set(marks))
             if unknown:
                 raise S.StoreError(f"{store}: marks {unknown} are not in the store ({marks})")
-            current = ds[name].isel({V.CELL: ci}).values.copy()
+            current = ds[name].isel({V.CELL: ci}).values  # computed now: ours to change
+            if not current.flags.writeable:  # (a copy only where it is not: 40 MB a cell)
+                current = current.copy()
             for mark, values in given.items():
                 current[:, marks.index(mark)] = values
             # numpy, not Dask: the values are in memory, and a Dask write would send them to a
