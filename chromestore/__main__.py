@@ -1,5 +1,5 @@
 """``python -m chromestore``: the command line."""
 
-from chromestore.app.cli import main
+from chromestore.app.cli import run
 
-main(prog_name="chromestore")
+run()

@@ -8,9 +8,6 @@ choices they share (global options, the Dask cluster, ``--cells``) are in
 
 from __future__ import annotations
 
-import os
-import sys
-
 import click
 
 from chromestore.app import session
@@ -46,5 +43,19 @@ def _register() -> None:
 
 _register()
 
+
+def run() -> None:
+    """The console entry (``chromestore``, ``python -m chromestore``): :func:`main`, after
+    which whatever objects are left are frozen out of the garbage collector, so that the
+    interpreter's last collections skip them (with xarray, Dask, pandas and numba loaded,
+    they took about 0.2 s of every command's exit). Finalizers and atexit still run."""
+    import gc
+
+    try:
+        main(prog_name="chromestore")
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main(prog_name=os.path.basename(sys.argv[0]))
+    run()
