@@ -94,13 +94,6 @@ class BinLayout:
     def __getstate__(self):  # tables cached by the counters are rebuilt, not shipped
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
-    @classmethod
-    def from_store(cls, ds) -> BinLayout:
-        return cls.from_genes(
-            ds["gene_chrom"].values, ds["gene_tss"].values, ds["gene_strand"].values,
-            int(ds.attrs["window"]), int(ds.attrs["bin_size"]),
-        )
-
 
 def _sorted_unique(a: np.ndarray) -> np.ndarray:
     """The distinct values of ``a``, sorted: a sort and a mask (numpy 2.4's ``np.unique``

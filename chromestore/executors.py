@@ -277,6 +277,7 @@ class Forked(InProcess):
         return Pooled(key, self._running[-1])
 
     def cancel(self, futures: Iterable) -> None:
+        futures = list(futures)
         for f in futures:
             if isinstance(f, Pooled):
                 f._future.cancel()

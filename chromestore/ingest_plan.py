@@ -14,7 +14,7 @@ from chromestore import records
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.expression import read_rpkm
-from chromestore.ingest_tables import check_store
+from chromestore.ingest_tables import check_columns, check_store
 from chromestore.samplesheet import Sample, read_samplesheet
 
 
@@ -94,9 +94,7 @@ def plan_ingest(
     sheet = read_samplesheet(samples, marks) if samples else []
     matrix = read_rpkm(expression) if expression else None
     if matrix is not None and cells is not None:
-        absent = [c for c in cells if c not in matrix.columns]
-        if absent:
-            raise KeyError(f"{os.fspath(expression)}: no column for epigenome(s) {absent}")
+        check_columns(matrix, cells, expression)
     check_store(store, genes, window, bin_size)
     pending = pending_samples(store, sheet, force, ds=ds) if ds is not None else list(sheet)
     settings = {"window": window, "bin_size": bin_size, "genome": genome,

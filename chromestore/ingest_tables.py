@@ -36,6 +36,13 @@ def check_store(store: S.StoreLike, genes, window: int, bin_size: int,
     return True
 
 
+def check_columns(matrix: pd.DataFrame, cells: Sequence[str], source) -> None:
+    """Raise ``KeyError`` naming the RPKM matrix and the ``cells`` it has no column for."""
+    absent = [c for c in cells if c not in matrix.columns]
+    if absent:
+        raise KeyError(f"{os.fspath(source)}: no column for epigenome(s) {absent}")
+
+
 def open_or_create(
     store: S.StoreLike,
     genes: str | os.PathLike | None,
@@ -85,9 +92,7 @@ def ingest_expression(
         matrix = read_rpkm(matrix_path)
     if cells is None:
         cells = list(matrix.columns)
-    absent = [c for c in cells if c not in matrix.columns]
-    if absent:
-        raise KeyError(f"{os.fspath(matrix_path)}: no column for epigenome(s) {absent}")
+    check_columns(matrix, cells, matrix_path)
     ds = store.open()
     aligned = align_expression(matrix, ds[V.gene_id.name].values, list(cells))
     added = S.add_cells(store, cells)
