@@ -20,6 +20,7 @@ import xarray as xr
 from chromestore import runs as R
 from chromestore import variables as V
 from chromestore.analysis import metrics as M
+from chromestore.store import open_store
 from chromestore.training import registry
 
 
@@ -56,8 +57,8 @@ def model_metrics(run: xr.Dataset) -> dict[str, tuple[xr.DataArray, registry.Mod
 
 def signal_is_simulated(store, cells, storage_options: dict | None = None) -> bool:
     """True when every completed (cell, mark) of ``cells`` came from ``chromestore.simulate``."""
-    from chromestore import records
     from chromestore import store as S
+    from chromestore.store import records
 
     prov = records.provenance(S.open_store(store, storage_options))
     cells = {str(c) for c in cells}
@@ -67,9 +68,8 @@ def signal_is_simulated(store, cells, storage_options: dict | None = None) -> bo
 
 def store_orientation(store, genes, storage_options: dict | None = None) -> dict:
     """The store's bin orientation and how many of ``genes`` have no strand (genome order)."""
-    import chromestore
 
-    ds = chromestore.open_store(store, storage_options)
+    ds = open_store(store, storage_options)
     strand = ds["gene_strand"].sel({V.GENE: genes}).values.astype(object)
     return {"orientation": ds.attrs.get("orientation", "genomic"),
             "genes_strand_unknown": int((strand == ".").sum())}
@@ -147,9 +147,8 @@ def analyze_run(
 
 
 def _bin_offsets(store, storage_options, n_bins: int) -> np.ndarray:
-    import chromestore
 
-    ds = chromestore.open_store(store, storage_options)
+    ds = open_store(store, storage_options)
     offsets = ds["bin_offset"].values
     if len(offsets) != n_bins:
         raise ValueError(f"run has {n_bins} bins, store has {len(offsets)}")

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from chromestore import variables as V
+from chromestore.store import open_store
 from chromestore.training import registry
 from chromestore.training import weights as W
 
@@ -97,9 +98,8 @@ def _feature_map(net, x: np.ndarray) -> np.ndarray:
 
 
 def _cell_task(store, name, model, cell, repeat, genes, y, options, so):
-    import chromestore
 
-    ds = chromestore.open_store(store, so)
+    ds = open_store(store, so)
     signal = ds[V.signal.name].sel({V.CELL: cell}).isel({V.GENE: genes}).values
     net, transform = load_cnn(store, name, model, cell, repeat, so)
     return interpret_cell(net, prepare_input(signal, transform), y, **options)
@@ -167,6 +167,5 @@ def interpret_run(
 
 
 def _store_gene_index(store, storage_options):
-    import chromestore
 
-    return chromestore.open_store(store, storage_options).indexes[V.GENE]
+    return open_store(store, storage_options).indexes[V.GENE]

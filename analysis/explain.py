@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from chromestore import variables as V
+from chromestore.store import open_store
 from chromestore.training import weights as W
 
 SC = "shallowchrome"
@@ -42,10 +43,9 @@ def explain_gene(
     storage_options: dict | None = None,
 ) -> dict:
     """Explanation of ``gene`` (key, Ensembl id or symbol) in each of ``cells``, as a dict."""
-    import chromestore
     from chromestore.query import find_gene
 
-    ds = chromestore.open_store(store, storage_options)
+    ds = open_store(store, storage_options)
     key = find_gene(ds, gene)
     if key not in set(run[V.GENE].values.astype(str)):
         raise KeyError(f"gene {key!r} is not in the run")

@@ -24,7 +24,7 @@ from chromestore import datasets
 from chromestore import runs as R
 from chromestore import store as S
 from chromestore import variables as V
-from chromestore.integrity import checksummed
+from chromestore.store.integrity import checksummed
 
 #: DeepChrome's published test AUC per epigenome, shipped with the repository.
 PUBLISHED = datasets.epigenomes()

@@ -83,7 +83,7 @@ def main() -> None:
     args = p.parse_args()
 
     from chromestore.app.cluster import connect
-    from chromestore.simulate import simulate
+    from chromestore.simulation import simulate
     from chromestore.store import size_on_disk
 
     root = args.out or tempfile.mkdtemp(prefix="chromestore-sim-")

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from chromestore import names
 from chromestore.errors import InputError
+from chromestore.store import names
 from chromestore.textio import open_text
 
 

@@ -35,7 +35,7 @@ def require_expression(ds: xr.Dataset, cells, store: str = "the store") -> None:
                          f"training needs it: add it with {ingest}")
 
 
-def _warn_overwrite(ds: xr.Dataset, names: tuple[str, ...]) -> None:
+def warn_overwrite(ds: xr.Dataset, names: tuple[str, ...]) -> None:
     present = [n for n in names if n in ds.variables]
     if present:
         warnings.warn(f"overwriting existing variable(s) {present}", UserWarning, stacklevel=3)
@@ -67,7 +67,7 @@ def compute_labels(ds: xr.Dataset, rule: str | float = "median") -> xr.Dataset:
     array([0.5, 0.5])
     """
     V.expression.check(ds)
-    _warn_overwrite(ds, ("label", "label_valid", "label_threshold"))
+    warn_overwrite(ds, ("label", "label_valid", "label_threshold"))
     expr = ds[V.expression.name]
     if isinstance(rule, str):
         if rule not in RULES:

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from chromestore import variables as V
-from chromestore.labels import _warn_overwrite
+from chromestore.labels import warn_overwrite
 
 SCHEMES = ("deepchrome", "random", "chromosome")
 
@@ -100,7 +100,7 @@ def assign_splits(
         raise ValueError("repeats must be >= 1")
     if name == "deepchrome" and repeats != 1:
         raise ValueError("the deepchrome split is fixed by file order: it has one repeat")
-    _warn_overwrite(ds, ("split",))
+    warn_overwrite(ds, ("split",))
     n = ds.sizes[V.GENE]
     ref = ds.get(V.expression.name)
     chunks = ref.variable.chunksizes[V.GENE] if ref is not None and ref.chunks is not None else (n,)

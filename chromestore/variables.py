@@ -31,13 +31,13 @@ DEFAULT_MARKS = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
 FORMAT_NAME = "chromestore"
 FORMAT_VERSION = 3
 #: Versions this code can read (2: completion and provenance in group attrs, converted on the
-#: first write by :func:`chromestore.records.upgrade_records`; 3: per-(cell, mark) records).
+#: first write by :func:`chromestore.store.records.upgrade_records`; 3: per-(cell, mark) records).
 READABLE_VERSIONS = (2, 3)
-#: Versions :func:`chromestore.upgrade.upgrade_store` converts to the current one.
+#: Versions :func:`chromestore.store.upgrade.upgrade_store` converts to the current one.
 UPGRADABLE_VERSIONS = (1,)
 #: The first version whose completion is variables and provenance groups (``RECORDS``).
 RECORDS_VERSION = 3
-#: The version that introduced 5'→3' bins; :func:`chromestore.upgrade.upgrade_store` converts a
+#: The version that introduced 5'→3' bins; :func:`chromestore.store.upgrade.upgrade_store` converts a
 #: v1 store's orientation to it, then its records to ``RECORDS_VERSION``.
 ORIENTATION_VERSION = 2
 #: The ``orientation`` attribute of a current store: bins 5'→3' (``-`` genes reversed

@@ -1,4 +1,4 @@
-"""The test oracle of ``chromestore.simulate_emit``: what ingesting an emitted file gives back.
+"""The test oracle of ``chromestore.simulation.emit``: what ingesting an emitted file gives back.
 
 It recomputes, from the simulated counts and independently of the ingest engine, the
 reads (values, peaks) each bin receives, overlapping windows included.
@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from chromestore import variables as V
-from chromestore.simulate_emit import READ_LEN, _coverage, _layout, _peaks_of, reads_from_counts
+from chromestore.simulation.emit import READ_LEN, _coverage, _layout, _peaks_of, reads_from_counts
 
 
 def expected_ingest(ds: xr.Dataset, cell: str, mark: str, fmt: str, seed: int = 0) -> np.ndarray:
@@ -22,7 +22,7 @@ def expected_ingest(ds: xr.Dataset, cell: str, mark: str, fmt: str, seed: int = 
     genes whose window overlaps no other; overlapping windows add their neighbour's
     reads in the shared stretch.
     """
-    from chromestore.simulate import cell_depth
+    from chromestore.simulation import cell_depth
 
     genes, starts = _layout(ds)
     bin_size = int(ds.attrs["bin_size"])

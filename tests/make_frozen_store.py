@@ -12,10 +12,10 @@ import numpy as np
 import xarray as xr
 
 import chromestore
-from chromestore import records
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.genes import read_gene_bed
+from chromestore.store import records
 
 HERE = Path(__file__).parent
 genes = read_gene_bed(HERE.parent / "data" / "gene_windows.hg19.bed.gz").iloc[:12]

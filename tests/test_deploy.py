@@ -425,7 +425,7 @@ def test_slurm__storage_options_are_redacted_when_printed():
 @pytest.mark.timeout(180)
 def test_slurm__steps_get_storage_options_from_the_environment_never_argv(
         certs, s3_server, capfd, monkeypatch):  # noqa: F811
-    from chromestore.simulate import simulate
+    from chromestore.simulation import simulate
 
     rp = _run_pipeline_module()
     s3_server.make_bucket("slurm")

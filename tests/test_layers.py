@@ -1,9 +1,18 @@
-"""Layering: core → training → analysis → app; only the app layer imports upward.
+"""The architecture, checked: packages in layers, each importing only layers below or its own,
+and no import cycle anywhere.
 
-The core (``chromestore`` without its ``training``, ``analysis`` and ``app``
-subpackages) never imports torch; the check reads every import statement, function-level
-ones included, so a lazy import cannot hide a layer violation.
+Layers, lowest first (``LAYERS``): the base (schema, errors, text inputs, embedded data,
+executors) → gene-level building blocks (annotation, bins, labels, splits, read counting)
+→ the store → what reads or writes it (expression, query, runs, formats) → ingest and
+simulation → ``chromestore.training`` (source folder ``training/``) →
+``chromestore.analysis`` (``analysis/``) → the app (``chromestore.app``, the CLI). The core
+(everything below training) never imports torch. Every import statement counts, function-level
+ones included (only ``if TYPE_CHECKING:`` blocks are skipped), so a lazy import cannot hide a
+layer violation or a cycle; a package's lazy public names (``chromestore._lazy.attach``) count
+as imports of the modules that define them.
 """
+
+from __future__ import annotations
 
 import ast
 import subprocess
@@ -13,88 +22,211 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: source folder → (its import name, the layer's rank)
+#: source folder → the package it installs as
+FOLDERS = {"chromestore": "chromestore", "training": "chromestore.training",
+           "analysis": "chromestore.analysis"}
+#: module or package → its layer (a module belongs to the longest prefix that names it)
 LAYERS = {
-    "chromestore": ("chromestore", 0),
-    "training": ("chromestore.training", 1),
-    "analysis": ("chromestore.analysis", 2),
-    "chromestore/app": ("chromestore.app", 3),
+    "chromestore._lazy": 0, "chromestore.errors": 0, "chromestore.variables": 0,
+    "chromestore.textio": 0, "chromestore.datasets": 0, "chromestore.executors": 0,
+    "chromestore.genes": 1, "chromestore.bins": 1, "chromestore.labels": 1,
+    "chromestore.splits": 1, "chromestore.counting": 1,
+    "chromestore.store": 2,
+    "chromestore.expression": 3, "chromestore.query": 3, "chromestore.runs": 3,
+    "chromestore.formats": 3,
+    "chromestore.ingest": 4, "chromestore.simulation": 4,
+    "chromestore.training": 5,
+    "chromestore.analysis": 6,
+    "chromestore.app": 7, "chromestore.__main__": 7,
 }
-RANK = {name: rank for name, rank in LAYERS.values()}
+#: the package's own ``__init__``: an index of public names over every layer, imported by
+#: the app and by users, never by a module of the library
+INDEX = "chromestore"
+CORE_MAX = LAYERS["chromestore.simulation"]
 
 
-def _layer_of_module(name: str) -> int | None:
-    """Rank of the layer an imported module name belongs to (None: not ours)."""
-    best = None
-    for prefix, rank in RANK.items():
-        if name == prefix or name.startswith(prefix + "."):
-            if best is None or len(prefix) > len(best[0]):
-                best = (prefix, rank)
-    return None if best is None else best[1]
+def layer(module: str) -> int | None:
+    """The layer of a module of ours (None: the index, or not ours)."""
+    best = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len,
+               default=None)
+    return None if best is None else LAYERS[best]
 
 
-#: files outside chromestore/app that belong to the app layer
-APP_FILES = {"chromestore/__main__.py"}
-
-
-def _layer_of_file(path: Path) -> int:
-    rel = path.relative_to(ROOT).as_posix()
-    if rel in APP_FILES:
-        return LAYERS["chromestore/app"][1]
-    best = max((folder for folder in LAYERS if rel.startswith(folder + "/")), key=len)
-    return LAYERS[best][1]
-
-
-def _imports(path: Path) -> list[tuple[int, str]]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module))
-            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+def modules() -> dict[str, Path]:
+    """Every module of the installed package, by name."""
+    found = {}
+    for folder, package in FOLDERS.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = [package, *path.relative_to(ROOT / folder).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
     return found
 
 
-def _sources() -> list[Path]:
-    return sorted(p for folder in ("chromestore", "training", "analysis")
-                  for p in (ROOT / folder).rglob("*.py"))
+def _type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
+        or isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _nodes(tree: ast.AST):
+    """Every node, skipping the bodies of ``if TYPE_CHECKING:``."""
+    for child in ast.iter_child_nodes(tree):
+        if _type_checking(child):
+            continue
+        yield child
+        yield from _nodes(child)
+
+
+def _absolute(module: str, is_package: bool, level: int, target: str | None) -> str:
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (level - 1)] if level > 1 else base
+    return ".".join(base + ([target] if target else []))
+
+
+def lazy_exports(module: str, path: Path) -> dict[str, str]:
+    """A package's lazy public names (``attach(__name__, {...})``) → their modules."""
+    out = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "attach"
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Dict)):
+            for key, value in zip(node.args[1].keys, node.args[1].values, strict=True):
+                target = value.value  # ".handle" is relative to the package (one dot)
+                out[key.value] = module + target if target.startswith(".") else target
+    return out
+
+
+def imports(path: Path, module: str = "") -> list[tuple[int, str]]:
+    """(line, name) of everything the import statements of ``path`` import: ``import A.B``
+    gives ``A.B``; ``from A import b`` gives ``A.b`` (a module, or a name of ``A``'s);
+    relative imports are made absolute against ``module``."""
+    found = []
+    for node in _nodes(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = (_absolute(module, path.name == "__init__.py", node.level, node.module)
+                    if node.level else node.module)
+            found += [(node.lineno, f"{base}.{a.name}") for a in node.names]
+    return found
+
+
+def graph() -> dict[str, dict[str, int]]:
+    """module → {module of ours it imports: first line}. ``from A import b`` is an edge to
+    the module ``A.b``, else to the module that defines ``b`` (a lazy name of package ``A``),
+    else to ``A``. A package's ``__init__`` itself imports only what its statements say."""
+    mods = modules()
+    exports = {m: lazy_exports(m, p) for m, p in mods.items() if p.name == "__init__.py"}
+    out: dict[str, dict[str, int]] = {}
+    for module, path in mods.items():
+        edges: dict[str, int] = {}
+        for line, name in imports(path, module):
+            parent, _, attr = name.rpartition(".")
+            if name in mods:
+                target = name
+            elif attr in exports.get(parent, {}):
+                target = exports[parent][attr]
+            elif parent in mods:
+                target = parent
+            else:
+                continue  # not ours
+            if target != module:
+                edges.setdefault(target, line)
+        out[module] = edges
+    return out
+
+
+def cycles(g: dict[str, dict[str, int]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in g.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_layers__every_module_belongs_to_a_layer():
+    homeless = [m for m in modules() if m != INDEX and layer(m) is None]
+    assert not homeless, f"modules outside every layer (add them to LAYERS): {homeless}"
 
 
 def test_layers__no_module_imports_a_layer_above_its_own():
-    bad = []
-    for path in _sources():
-        mine = _layer_of_file(path)
-        for line, name in _imports(path):
-            theirs = _layer_of_module(name)
-            if theirs is not None and theirs > mine:
-                bad.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    mods, g = modules(), graph()
+    bad = [f"{mods[m].relative_to(ROOT)}:{line} imports {t} (layer {layer(t)} > {layer(m)})"
+           for m, edges in g.items() if m != INDEX
+           for t, line in edges.items() if t != INDEX and layer(t) > layer(m)]
     assert not bad, "\n".join(bad)
 
 
-def test_layers__the_checker_sees_function_level_imports(tmp_path):
-    src = ROOT / "chromestore" / "_probe_layers.py"
-    src.write_text("def f():\n    from chromestore.training import registry\n")
-    try:
-        assert (2, "chromestore.training") in _imports(src)
-        assert _layer_of_file(src) == 0 and _layer_of_module("chromestore.training.x") == 1
-    finally:
-        src.unlink()
+def test_layers__only_the_app_imports_the_package_index():
+    mods, g = modules(), graph()
+    bad = [f"{mods[m].relative_to(ROOT)}:{line} imports {INDEX} itself"
+           for m, edges in g.items() if INDEX in edges and m != INDEX
+           and layer(m) < LAYERS["chromestore.app"]
+           for line in [edges[INDEX]]]
+    assert not bad, "\n".join(bad)
+
+
+def test_layers__no_import_cycle():
+    found = cycles(graph())
+    assert not found, "import cycles:\n" + "\n".join(" ↔ ".join(c) for c in found)
+
+
+def test_layers__the_checker_sees_cycles_lazy_names_and_function_level_imports(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                     "    from chromestore.app import cli\n"
+                     "def f():\n    from chromestore.training import registry\n"
+                     "    from .dataset import open_store\n")
+    found = imports(probe, "chromestore.store.probe")
+    assert (5, "chromestore.training.registry") in found
+    assert (6, "chromestore.store.dataset.open_store") in found
+    assert not any(name.startswith("chromestore.app") for _, name in found)
+    assert lazy_exports("chromestore.store", ROOT / "chromestore" / "store" / "__init__.py")[
+        "open_store"] == "chromestore.store.dataset"
+    assert cycles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [
+        ["a", "b", "c"]]
+    assert layer("chromestore.store.records") == 2 and layer("chromestore.training.x") == 5
 
 
 def test_layers__no_bare_training_or_analysis_imports():
     """Everything imports through the one ``chromestore`` namespace."""
-    bad = [f"{p.relative_to(ROOT)}:{line} imports {name}"
-           for p in _sources() + sorted((ROOT / "tests").glob("*.py"))
-           + sorted((ROOT / "benchmarks").glob("*.py"))
-           for line, name in _imports(p)
-           if name.split(".")[0] in ("training", "analysis")]
+    paths = [*modules().values(), *sorted((ROOT / "tests").rglob("*.py")),
+             *sorted((ROOT / "benchmarks").glob("*.py"))]
+    bad = [f"{p.relative_to(ROOT)}:{line} imports {name}" for p in paths
+           for line, name in imports(p) if name.split(".")[0] in ("training", "analysis")]
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("module", ["chromestore", "chromestore.ingest", "chromestore.query",
-                                    "chromestore.simulate", "chromestore.runs"])
+@pytest.mark.parametrize("module", ["chromestore", "chromestore.ingest.run", "chromestore.query",
+                                    "chromestore.simulation.dataset", "chromestore.runs.write",
+                                    "chromestore.store.verify"])
 def test_core__never_imports_torch(module):
     code = (
         f"import sys, {module}\n"

@@ -13,7 +13,7 @@ import xarray as xr
 
 import chromestore
 from chromestore import runs as R
-from chromestore.attr_codec import LEGACY_DICT_ATTRS
+from chromestore.store.attrs import LEGACY_DICT_ATTRS
 
 
 @pytest.fixture(scope="module")

@@ -186,9 +186,9 @@ from run `{spec['source_run']}`.
 Use it:
 
 ```python
-import chromestore
+from chromestore.store.dataset import open_store
 model = chromestore.load_model("this-folder")
-scores = model.predict(chromestore.open_store("your.zarr"))  # (cell, gene)
+scores = model.predict(open_store("your.zarr"))  # (cell, gene)
 ```
 
 or `chromestore predict your.zarr --model-dir this-folder --cells YOURCELL --output scores.csv`.

@@ -28,9 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-import chromestore
 from chromestore import variables as V
-from chromestore.integrity import CheckedArray
+from chromestore.labels import compute_labels
+from chromestore.splits import assign_splits
+from chromestore.store.dataset import open_store
+from chromestore.store.integrity import CheckedArray
 
 TRANSFORMS = ("raw", "log1p")
 
@@ -104,7 +106,7 @@ class ChunkLoader:
             raise ValueError(f"unknown input transform {transform!r}; use one of {TRANSFORMS}")
         self.path, self.transform, self.seed, self.prefetch = (
             os.fspath(store), transform, int(seed), prefetch)
-        ds = chromestore.open_store(self.path, storage_options)
+        ds = open_store(self.path, storage_options)
         all_cells = [str(c) for c in ds[V.CELL].values.astype(object)]
         missing = [c for c in cells if c not in all_cells]
         if missing:
@@ -115,7 +117,7 @@ class ChunkLoader:
         self.marks = [str(m) for m in ds[V.MARK].values.astype(object)]
         self.n_genes, self.n_marks, self.n_bins = (
             ds.sizes[V.GENE], ds.sizes[V.MARK], ds.sizes[V.BIN])
-        ds = chromestore.compute_labels(ds, label_rule)
+        ds = compute_labels(ds, label_rule)
         sub = ds[["label", "label_valid"]].isel({V.CELL: self.cell_index})
         label = sub["label"].values
         valid = sub["label_valid"].values
@@ -136,13 +138,13 @@ class ChunkLoader:
             raise ValueError(f"split_over must be 'all' or 'signal', not {split_over!r}")
         if split_over == "signal":
             keep = np.flatnonzero(~self.excluded.all(axis=0))
-            part = chromestore.assign_splits(ds.isel({V.GENE: keep}), split, seed=seed)
+            part = assign_splits(ds.isel({V.GENE: keep}), split, seed=seed)
             codes = part["split"].values.astype(np.int8)
             self.split = np.full((codes.shape[0], self.n_genes), -1, np.int8)
             self.split[:, keep] = codes
             self.split_attrs = dict(part["split"].attrs, split_over="signal")
         else:
-            part = chromestore.assign_splits(ds, split, seed=seed)
+            part = assign_splits(ds, split, seed=seed)
             self.split = part["split"].values.astype(np.int8)  # (repeat, gene)
             self.split_attrs = dict(part["split"].attrs, split_over="all")
         self.n_repeats = self.split.shape[0]

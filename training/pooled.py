@@ -30,10 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-import chromestore
 from chromestore import runs as R
 from chromestore import variables as V
-from chromestore.store import Store, StoreLike
+from chromestore.labels import compute_labels
+from chromestore.splits import assign_splits
+from chromestore.store import Store, StoreLike, open_store
 from chromestore.training import predict as P
 from chromestore.training import registry
 from chromestore.training import weights as W
@@ -155,8 +156,8 @@ def leave_one_out(store: StoreLike, name: str, cells: Sequence[str],
     n_train = len(train_cells)
     t0 = time.time()
     store = Store.of(store, storage_options)
-    ds = chromestore.compute_labels(store.open().sel({V.CELL: cells}), label_rule)
-    ds = chromestore.assign_splits(ds, split, seed=seed)
+    ds = compute_labels(open_store(store).sel({V.CELL: cells}), label_rule)
+    ds = assign_splits(ds, split, seed=seed)
     signal = ds[V.signal.name].values.astype(np.float32)
     expr = ds[V.expression.name].values.astype(np.float32)
     label, valid = ds["label"].values, ds["label_valid"].values

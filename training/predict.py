@@ -25,8 +25,8 @@ import xarray as xr
 
 from chromestore import runs as R
 from chromestore import variables as V
-from chromestore.records import provenance
-from chromestore.store import Store, StoreLike
+from chromestore.store import Store, StoreLike, open_store
+from chromestore.store.records import provenance
 from chromestore.training import registry
 from chromestore.training import weights as W
 
@@ -246,7 +246,7 @@ def from_run(store: StoreLike, name: str, *, model: str | None = None,
     model, key = choose(run, name, model, from_cell)
     pooled = (run.attrs.get("pooled_models") or {}).get(model, {})
     entry = registry.get(pooled.get("base", model))
-    ds = store.open()
+    ds = open_store(store)
     hp = dict((run.attrs.get("models") or {}).get(model, {}))
     members = []
     for r in range(run.sizes.get(V.REPEAT, 1)):
@@ -278,7 +278,7 @@ def from_run(store: StoreLike, name: str, *, model: str | None = None,
 
 # --- scoring a store ---------------------------------------------------------------------------
 def _score_cell(store: Store, cell: str, predictor: Predictor) -> np.ndarray:
-    ds = store.open()
+    ds = open_store(store)
     sig = predictor.align(ds.sel({V.CELL: [cell]}))
     return predictor.score_array(sig.isel({V.CELL: 0}).values)
 
@@ -290,7 +290,7 @@ def predict_store(store: StoreLike, predictor: Predictor, cells: Sequence[str], 
     import dask
 
     store = Store.of(store, storage_options)
-    ds = store.open()
+    ds = open_store(store)
     have = [str(c) for c in ds[V.CELL].values]
     missing = [c for c in cells if c not in have]
     if missing:

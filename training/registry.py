@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chromestore.run_merge import model_prefix
+from chromestore.runs.merge import model_prefix
 from chromestore.training import weights as W
 from chromestore.variables import Spec
 

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-import chromestore
 from chromestore import runs as R
 from chromestore import variables as V
+from chromestore.store.dataset import open_store
 from chromestore.training import registry
 from chromestore.training.config import MODES, TrainConfig, pick_mode, resolve_device
 from chromestore.training.ensemble import fit_group
@@ -122,7 +122,7 @@ def assemble(results: Sequence[dict], config: TrainConfig, mode: str, wall: floa
 
 def resolve_cells(store: str, cells: str | Sequence[str],
                   storage_options: dict | None = None) -> list[str]:
-    ds = chromestore.open_store(store, storage_options)
+    ds = open_store(store, storage_options)
     have = [str(c) for c in ds[V.CELL].values.astype(object)]
     if isinstance(cells, str):
         if cells == "all":

@@ -30,7 +30,7 @@ def counts_in_process(n_files: int, n_bytes: int) -> bool:
 
 
 def _warm_reader() -> None:
-    from chromestore.ingest_reads import warm_up
+    from chromestore.ingest.reads import warm_up
 
     warm_up()
 
@@ -136,7 +136,7 @@ def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_
 def call_peaks_cmd(samples, out, broad, control, gsize, qvalue, extsize, build_model):
     """Call peaks with MACS3 on the tagAlign/BAM reads of SAMPLES (cell,mark,format,path);
     write OUT/samplesheet.csv for `chromestore ingest --samples` (needs the 'peaks' extra)."""
-    from chromestore.callpeaks import MissingExtra, call_peaks
+    from chromestore.ingest.callpeaks import MissingExtra, call_peaks
 
     try:
         sheet = call_peaks(samples, out, broad=broad, control=control, gsize=gsize,

@@ -91,7 +91,7 @@ class _Stage:
 
 def demo_genes(n: int | None, seed: int) -> list[str] | str:
     """``n`` real gene keys (a seeded sample, keeping the explained gene), or "all"."""
-    from chromestore.simulate import real_genes
+    from chromestore.simulation import real_genes
 
     if n is None:
         return "all"
@@ -107,12 +107,13 @@ def build_e003_store(path: str, overwrite: bool = False) -> list[str]:
     """The real E003 sample as a store of all genes (signal for its 600); returns those genes.
 
     A store already at ``path`` is replaced only with ``overwrite`` (and only if
-    chromestore made it: see :mod:`chromestore.replace`)."""
+    chromestore made it: see :mod:`chromestore.store.safety`)."""
     import xarray as xr
 
-    from chromestore import datasets, open_store, replace
+    from chromestore import datasets, open_store
     from chromestore.formats import read_deepdiff_csv
     from chromestore.ingest import ingest_expression, ingest_signal_array, open_or_create
+    from chromestore.store import safety as replace
 
     sample = datasets.e003_sample()
     replace.prepare(path, overwrite)
@@ -184,8 +185,7 @@ def e003_store_path(store: str) -> str:
 def check_outputs(cfg: RunConfig) -> None:
     """Refuse up front, before anything is written, outputs that ``run`` may not replace:
     anything that is not a chromestore store or report, and those without ``overwrite``."""
-    from chromestore import replace
-
+    from chromestore.store import safety as replace
     e003 = [e003_store_path(cfg.store), held_out_store_path(e003_store_path(cfg.store))]
     for store in [cfg.store] + (e003 if cfg.e003 else []):
         replace.check(store, cfg.overwrite)
@@ -216,8 +216,8 @@ def predict_held_out(store: str, run: str, genes: list[str], overwrite: bool = F
     same genes, no labels used); ``text`` (AUROC against E116's labels and against guessing
     E003's labels) and the ``table`` of scores, for the report."""
     import chromestore
-    from chromestore import replace
-    from chromestore.simulate import simulate
+    from chromestore.simulation import simulate
+    from chromestore.store import safety as replace
     from chromestore.training import predict as P
     from chromestore.training.scoring import auc
 
@@ -258,9 +258,9 @@ def run_all(cfg: RunConfig, *, client=None) -> str:
 
     Existing outputs are checked first (:func:`check_outputs`); a store is replaced only
     with ``cfg.overwrite`` and only if chromestore made it."""
-    from chromestore import replace
     from chromestore.analysis import metrics as M
-    from chromestore.simulate import simulate
+    from chromestore.simulation import simulate
+    from chromestore.store import safety as replace
 
     check_outputs(cfg)
     t0 = time.perf_counter()
@@ -316,7 +316,7 @@ def run_all(cfg: RunConfig, *, client=None) -> str:
 @click.pass_context
 def run_cmd(ctx, store, report_dir, name, cells, genes, epochs, seed, full, e003, overwrite):
     """The whole job: simulate, label, split, train DeepChrome and peers, analyse, report."""
-    from chromestore.simulate import real_rpkm
+    from chromestore.simulation import real_rpkm
 
     picked = session.parse_cells(cells, list(real_rpkm().columns))
     kw = dict(store=store, report=report_dir, name=name, seed=seed, e003=e003,

@@ -168,8 +168,7 @@ def parse_cells(value: str | Sequence[str] | None, available: Sequence[str] | No
         cells = [c.strip() for c in value.split(",") if c.strip()]
     if not cells:
         raise click.BadParameter(f"--cells {value!r}: no {what} named")
-    from chromestore import names
-
+    from chromestore.store import names
     bad = [names.problem(c) for c in cells if names.problem(c)]
     if bad:
         raise click.BadParameter(f"--cells: {bad[0]}")

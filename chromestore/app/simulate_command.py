@@ -30,8 +30,8 @@ DEFAULT_GENE_CHUNK = 2048
 def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, emit_format):
     """Simulate STORE: real genes and RPKM, signal drawn from a model fitted on real E003."""
     from chromestore import variables as V
-    from chromestore.simulate import calibration_report, format_report, real_rpkm
-    from chromestore.simulate import simulate as draw
+    from chromestore.simulation import calibration_report, format_report, real_rpkm
+    from chromestore.simulation import simulate as draw
 
     if calibration:
         click.echo(format_report(calibration_report(seed)))
@@ -54,7 +54,7 @@ def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, 
                 "expression is the real RPKM"
             )
         if emit_dir is not None:
-            from chromestore.simulate_emit import emit
+            from chromestore.simulation.emit import emit
 
             sheet = emit(ds, emit_dir, emit_format, seed=seed)
             click.echo(f"{emit_format} files and samplesheet: {sheet}")

@@ -22,10 +22,10 @@ def _human(n: int) -> str:
 
 def store_info(path: str, storage_options: dict | None = None) -> dict:
     """The facts ``chromestore info`` prints, as a dict."""
-    from chromestore import records
     from chromestore import store as S
     from chromestore import variables as V
     from chromestore.genes import strand_counts
+    from chromestore.store import records
 
     ds = S.open_store(path, storage_options)
     table = records.completion_table(ds)
@@ -59,7 +59,7 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
 
 def _checksums(ds) -> str:
     """"every chunk", "none" or "some arrays": whether the store's chunks carry a checksum."""
-    from chromestore.integrity import has_checksum
+    from chromestore.store.integrity import has_checksum
 
     has = [has_checksum(ds[v].encoding.get("compressors", ())) for v in ds.variables]
     return "every chunk" if all(has) else "none" if not any(has) else "some arrays"
@@ -213,7 +213,7 @@ def labels(ctx, store, rule, fmt):
 def upgrade(ctx, store, genes):
     """Convert STORE from format v1 (bins in genome order) to the current format, in place:
     each gene gets its strand and the bins of minus-strand genes are reversed (5'→3')."""
-    from chromestore.upgrade import upgrade_store
+    from chromestore.store.upgrade import upgrade_store
 
     click.echo(str(upgrade_store(store, genes, session.storage_options(ctx))))
 

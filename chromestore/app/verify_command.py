@@ -22,7 +22,7 @@ def verify(ctx, store):
     Large stores are read on the Dask cluster (--scheduler/--workers), small ones here.
     """
     from chromestore.store import Store, size_on_disk
-    from chromestore.verify import verify_store
+    from chromestore.store.verify import verify_store
 
     handle = Store.of(store, session.storage_options(ctx))
     heavy = size_on_disk(handle) > LARGE_BYTES

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 
-from chromestore.formats.registry import FormatEntry, ReadRequest
+from chromestore.formats.entry import FormatEntry, ReadRequest
 
 
 def count_reads(path: str, request: ReadRequest):
     """BED3+/tagAlign reads per bin (:func:`chromestore.counting.count_bed`)."""
-    from chromestore import counting
-
+    from chromestore.counting import counter as counting
     values, stats = counting.count_bed(path, request.layout, counting.BLOCK_BYTES,
                                        request.progress)
     return values, stats.as_dict()

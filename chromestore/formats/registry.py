@@ -28,79 +28,21 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
-if TYPE_CHECKING:
-    from chromestore.counting import BinLayout
+from chromestore.formats.builtin import BUILTIN
+from chromestore.formats.entry import TARGETS, FormatEntry, ReadRequest
+
+__all__ = ["ENTRY_POINT_GROUP", "TARGETS", "FormatEntry", "FormatPluginWarning", "ReadRequest",
+           "builtin_entries", "entries", "get", "infer_format", "markdown_table", "names",
+           "register", "unregister"]
 
 #: the entry-point group other packages register formats under
 ENTRY_POINT_GROUP = "chromestore.formats"
-#: the store variables a format can fill
-TARGETS = ("signal", "peak_max")
 
 
 class FormatPluginWarning(RuntimeWarning):
     """A format plugin could not be loaded (it is skipped)."""
-
-
-@dataclass(frozen=True)
-class ReadRequest:
-    """What a reader is given besides the file's path."""
-
-    #: the samplesheet row's mark; "" where the row takes every mark the file holds
-    mark: str
-    #: where every store gene's bins lie on the genome (counters need it; ``n_genes``,
-    #: ``n_bins`` and ``bin_size`` size the output)
-    layout: BinLayout
-    #: called with the number of reads counted since the last call, when given
-    progress: Callable[[int], None] | None = None
-
-
-@dataclass(frozen=True)
-class FormatEntry:
-    """One samplesheet format.
-
-    Parameters
-    ----------
-    name
-        The samplesheet ``format`` value (lower case, no spaces or commas).
-    suffixes
-        File name endings that imply this format when the samplesheet leaves it empty
-        (matched case-insensitively, after dropping a ``.gz``); may be empty.
-    target
-        The store variable filled: ``"signal"`` (cell, gene, mark, bin) or
-        ``"peak_max"`` (cell, gene, mark).
-    read
-        ``read(path, request) -> (values, stats)``; see the module docstring. It runs
-        in a Dask worker when ingest runs on a cluster, so it must be importable there.
-    description
-        One line for ``--help`` and the README: what the format is and how it is read.
-    needs_mark
-        Whether a samplesheet row must name a mark (False: the file holds every mark).
-    """
-
-    name: str
-    suffixes: tuple[str, ...]
-    target: str
-    read: Callable[[str, ReadRequest], tuple[Any, dict]]
-    description: str
-    needs_mark: bool = True
-
-    def __post_init__(self):
-        name = str(self.name)
-        if not name or name != name.strip().lower() or any(c in name for c in ", \t"):
-            raise ValueError(f"format name {self.name!r}: use lower case, no spaces or commas")
-        if self.target not in TARGETS:
-            raise ValueError(f"format {name}: target {self.target!r} is not one of {TARGETS}")
-        suffixes = tuple(str(s).lower() for s in self.suffixes)
-        bad = [s for s in suffixes if not s.startswith(".") or s == ".gz"]
-        if bad:
-            raise ValueError(f"format {name}: suffixes {bad} must start with '.' (not '.gz')")
-        if not callable(self.read):
-            raise ValueError(f"format {name}: read must be callable")
-        object.__setattr__(self, "suffixes", suffixes)
 
 
 _entries: dict[str, FormatEntry] = {}
@@ -143,8 +85,6 @@ def _ensure_loaded() -> None:
         if _loaded:
             return
         from importlib.metadata import entry_points
-
-        from chromestore.formats.builtin import BUILTIN
 
         for entry in BUILTIN:
             _add(entry, replace=False)
@@ -205,8 +145,6 @@ def infer_format(path: str) -> str | None:
 
 def builtin_entries() -> list[FormatEntry]:
     """The formats chromestore itself ships (no plugins)."""
-    from chromestore.formats.builtin import BUILTIN
-
     return list(BUILTIN)
 
 

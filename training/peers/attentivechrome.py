@@ -18,7 +18,9 @@ Examples
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +28,6 @@ import xarray as xr
 from torch import nn
 
 from chromestore import variables as V
-from chromestore.training import scorers
 from chromestore.training.config import torch_threads
 from chromestore.training.registry import ModelEntry, ModelMetric
 from chromestore.training.scoring import auc as _auc
@@ -256,10 +257,31 @@ def attention_per_class(run: xr.Dataset) -> xr.DataArray | None:
 
 
 _CR = (V.CELL, V.REPEAT)
+def attentivechrome_scorer(entry, weights: Any, hp: Mapping
+                           ) -> Callable[[np.ndarray], np.ndarray]:
+    """``attentivechrome``: the mean P(class 1) of the member's ensemble of networks."""
+    states = weights if isinstance(weights, list) else [weights]
+    nets = []
+    for state in states:
+        bin_hidden = int(state["bin_rnn.0.weight_hh_l0"].shape[1])
+        mark_hidden = int(state["mark_rnn.weight_hh_l0"].shape[1])
+        n_marks = sum(1 for k in state if k.startswith("bin_rnn.") and k.endswith("weight_hh_l0"))
+        net = AttentiveChrome(n_marks=n_marks, bin_hidden=bin_hidden, mark_hidden=mark_hidden)
+        net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+        nets.append(net)
+    log1p = bool(hp.get("log1p", DEFAULTS.get("log1p", False)))
+
+    def score(x: np.ndarray) -> np.ndarray:
+        t = _prepare(x, log1p)
+        return np.mean([predict(n, t)[0] for n in nets], axis=0).astype(np.float32)
+
+    return score
+
+
 ENTRY = ModelEntry(
     "attentivechrome", kind="arrays", fit_cell=fit_cell, defaults=dict(DEFAULTS),
     weights=TORCH,  # a state dict per ensemble member
-    scorer=scorers.attentivechrome_scorer,
+    scorer=attentivechrome_scorer,
     paper="Singh et al. 2017, AttentiveChrome (NeurIPS)",
     extras=(
         V.Spec("attentivechrome_attention_bin", (*_CR, V.GENE, V.MARK, V.BIN), "f", "float32",

@@ -20,12 +20,13 @@ bin for ``svm-bin``: :func:`svm_fit_bin`; one per epigenome for ``rf-bestbin``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from chromestore import variables as V
-from chromestore.training import scorers
 from chromestore.training.registry import FanOut, ModelEntry, ModelMetric
 from chromestore.training.scoring import auc as _auc
 
@@ -228,9 +229,28 @@ def svm_auc_curve(run):
 
 
 _CR = (V.CELL, V.REPEAT)
+def rf_bestbin_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
+    """``rf-bestbin``: each mark's chosen bin → the fitted random forest."""
+    return lambda x: np.asarray(weights.predict_proba(x), np.float32)
+
+
+def svm_bin_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
+    """``svm-bin``: the chosen bin's log1p, standardised as on its training genes → the SVM's
+    decision function, squashed by a logistic (a ranking score, not a calibrated probability)."""
+    b, model = int(weights["best_bin"]), weights["model"]
+    mean = np.asarray(weights["log1p_mean"], np.float64)
+    scale = np.asarray(weights["log1p_scale"], np.float64)
+
+    def score(x: np.ndarray) -> np.ndarray:
+        z = (np.log1p(np.clip(np.asarray(x[:, :, b], np.float64), 0, None)) - mean) / scale
+        return (0.5 * (1.0 + np.tanh(0.5 * model.decision_function(z)))).astype(np.float32)
+
+    return score
+
+
 SVM_BIN = ModelEntry(
     "svm-bin", kind="arrays", fan_out=FanOut(svm_fit_bins, svm_collect_cell, size=10),
-    scorer=scorers.svm_bin_scorer,
+    scorer=svm_bin_scorer,
     defaults={"grid": {k: list(v) for k, v in SVM_GRID.items()},
               "features": "log1p, standardised"},
     paper="Cheng et al. 2011 (Genome Biology), as DeepChrome ran it",
@@ -251,7 +271,7 @@ SVM_BIN = ModelEntry(
                          label="test AUROC of one bin"),),
 )
 RF_BESTBIN = ModelEntry(
-    "rf-bestbin", kind="arrays", fit_cell=rf_fit_cell, scorer=scorers.rf_bestbin_scorer,
+    "rf-bestbin", kind="arrays", fit_cell=rf_fit_cell, scorer=rf_bestbin_scorer,
     defaults={"trees": list(RF_TREES), "correlation": "pearson with log(RPKM+1)"},
     paper="Dong et al. 2012 (Genome Biology), as DeepChrome ran it",
     extras=(

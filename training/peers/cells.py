@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import dask
 import numpy as np
 
-import chromestore
 from chromestore import variables as V
 from chromestore.executors import local_dask
+from chromestore.store.dataset import open_store
 from chromestore.training.scoring import auc
 
 
@@ -52,7 +52,7 @@ class CellData:
 def read_cell(store, cell: str, genes, storage_options: Mapping | None = None,
               peaks: bool = True) -> dict:
     """One epigenome's ``signal`` (gene, mark, bin) and ``peak_max`` (gene, mark) for ``genes``."""
-    ds = chromestore.open_store(store, storage_options)
+    ds = open_store(store, storage_options)
     sub = ds.isel({V.GENE: genes}).sel({V.CELL: cell})
     out = {"signal": sub[V.signal.name].values.astype(np.float32)}
     pk = sub[V.peak_max.name].values.astype(np.float32) if peaks else None
@@ -68,7 +68,7 @@ def read_cell_max(store, cell: str, genes, storage_options: Mapping | None = Non
     ``peak_max`` (gene, mark) or None when no peaks were ingested. The (gene, mark, bin)
     block is never held whole, only one chunk at a time.
     """
-    ds = chromestore.open_store(store, storage_options)
+    ds = open_store(store, storage_options)
     sub = ds.isel({V.GENE: genes}).sel({V.CELL: cell})
     sig = sub[V.signal.name]
     with warnings.catch_warnings(), local_dask(threads=False):

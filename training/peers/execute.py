@@ -27,9 +27,11 @@ import dask
 import numpy as np
 import xarray as xr
 
-import chromestore
 from chromestore import runs as R
 from chromestore import variables as V
+from chromestore.labels import compute_labels
+from chromestore.splits import assign_splits
+from chromestore.store.dataset import open_store
 from chromestore.training import registry
 from chromestore.training import weights as W
 from chromestore.training.peers.cells import cell_data, fit_estimator, scatter, stack_cells
@@ -116,14 +118,14 @@ def run_peers(
                          f"{[e.name for e in entries if e.task != 'classification']} are not")
     hyper = hyper or {}
     hp = {e.name: {**e.defaults, **hyper.get(e.name, {})} for e in entries}
-    ds = chromestore.open_store(store, storage_options)
+    ds = open_store(store, storage_options)
     all_cells = ds[V.CELL].values.astype(object).tolist()
     if isinstance(cells, str):
         cells = all_cells if cells == "all" else cells.split(",")
     missing = sorted(set(cells) - set(all_cells))
     if missing:
         raise ValueError(f"cells not in the store: {missing}")
-    ds = chromestore.compute_labels(ds.sel({V.CELL: list(cells)}), label_rule)
+    ds = compute_labels(ds.sel({V.CELL: list(cells)}), label_rule)
     gene_names = ds[V.GENE].values.astype(object)
     gidx = slice(None)  # all genes: contiguous reads, no fancy indexing
     if genes is not None:
@@ -135,7 +137,7 @@ def run_peers(
         if not np.array_equal(picked, np.arange(len(gene_names))):
             gidx = picked
         ds = ds.isel({V.GENE: gidx})
-    ds = chromestore.assign_splits(ds, split_scheme, seed=seed)
+    ds = assign_splits(ds, split_scheme, seed=seed)
     label, valid, expr, split = dask.compute(
         ds["label"], ds["label_valid"], ds[V.expression.name], ds["split"])
     label, valid, expr = label.values, valid.values, expr.values

@@ -9,16 +9,16 @@ command-line options, and is the runner of this ``pooled`` entry.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 
-import chromestore
 from chromestore import runs as R
 from chromestore import variables as V
-from chromestore.training import scorers
+from chromestore.splits import assign_splits
+from chromestore.store.dataset import open_store
 from chromestore.training import weights as W
 from chromestore.training.peers.regression import DEFAULTS, cross_epigenome, store_kmers
 from chromestore.training.registry import ModelEntry, ModelOption
@@ -67,8 +67,8 @@ def run_regression(
     """
     t0 = time.time()
     cells = list(dict.fromkeys([*train_cells, *test_cells]))
-    ds = chromestore.open_store(store, storage_options).sel({V.CELL: cells})
-    ds = chromestore.assign_splits(ds, split_scheme, seed=seed)
+    ds = open_store(store, storage_options).sel({V.CELL: cells})
+    ds = assign_splits(ds, split_scheme, seed=seed)
     signal = ds[V.signal.name].values
     expr = ds[V.expression.name].values
     split = ds["split"].values[0]
@@ -137,8 +137,35 @@ def run(request: TrainRequest, client=None) -> str:
     return "\n".join(lines)
 
 
+def regression_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
+    """``deepchrome-regression``: predicted log(RPKM + 1); the epigenome's cell statistics
+    appended when it was trained with them; a model trained with k-mers (``--fasta``) refuses."""
+    from chromestore.training.peers import regression as G
+
+    if hp.get("fasta"):
+        raise ValueError("this deepchrome-regression model reads k-mers of a genome FASTA "
+                         "(--fasta); predict supports models of histone marks only")
+    state = weights["state_dict"]
+    n_channels = int(state["net.conv.weight"].shape[1])
+    n_bins = int(weights.get("n_bins") or hp.get("n_bins") or 100)
+    net = G.DeepChromeRegressor(n_channels, n_bins, float(hp.get("dropout", 0.5)))
+    net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+    net.eval()
+    mean = np.asarray(weights["mean"], np.float32)
+    scale = np.asarray(weights["scale"], np.float32)
+
+    def score(x: np.ndarray) -> np.ndarray:
+        if hp.get("cell_stats"):
+            x = G.with_cell_stats(x)
+        xs = torch.from_numpy(((x - mean) / scale).astype(np.float32))
+        with torch.no_grad():
+            return torch.cat([net(xs[i:i + 1024]) for i in range(0, len(xs), 1024)]).numpy()
+
+    return score
+
+
 ENTRY = ModelEntry(
-    MODEL, kind="pooled", task="regression", runner=__name__, scorer=scorers.regression_scorer,
+    MODEL, kind="pooled", task="regression", runner=__name__, scorer=regression_scorer,
     defaults={**DEFAULTS, "transform": "log1p"},
     paper="Singh et al. 2016 network, regression on log(RPKM + 1)",
     extras=tuple(EXTRAS.values()),

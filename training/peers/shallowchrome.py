@@ -19,12 +19,13 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from chromestore import variables as V
-from chromestore.training import scorers
 from chromestore.training.registry import ModelEntry
 from chromestore.training.scoring import auc
 
@@ -226,10 +227,28 @@ def _extra(what: str, dims: tuple, dtype: str, doc: str) -> V.Spec:
 
 
 _CR = (V.CELL, V.REPEAT)
+def logistic_to_arrays(fit: Any) -> tuple[dict[str, np.ndarray], dict]:
+    """ShallowChrome's logistic fit as arrays (coefficients, intercept) and its statistics."""
+    return ({"coef": np.asarray(fit.coef, np.float64),
+             "intercept": np.asarray([fit.intercept], np.float64),
+             "stderr": np.asarray(fit.stderr, np.float64), "z": np.asarray(fit.z, np.float64),
+             "pvalue": np.asarray(fit.pvalue, np.float64)},
+            {"intercept_stderr": float(fit.intercept_stderr),
+             "intercept_pvalue": float(fit.intercept_pvalue), "n_iter": int(fit.n_iter)})
+
+
+def logistic_from_arrays(arrays: Mapping[str, np.ndarray], rest: Mapping) -> Any:
+    """The inverse of :func:`logistic_to_arrays`."""
+    return LogisticFit(coef=arrays["coef"], intercept=float(arrays["intercept"][0]),
+                       stderr=arrays["stderr"], z=arrays["z"], pvalue=arrays["pvalue"],
+                       intercept_stderr=rest["intercept_stderr"],
+                       intercept_pvalue=rest["intercept_pvalue"], n_iter=rest["n_iter"])
+
+
 ENTRY = ModelEntry(
     "shallowchrome", ShallowChrome, kind="arrays", features=max_signal_features,
     fit_cell=fit_cell, reads="signal_max", defaults=dict(DEFAULTS),
-    to_arrays=scorers.logistic_to_arrays, from_arrays=scorers.logistic_from_arrays,
+    to_arrays=logistic_to_arrays, from_arrays=logistic_from_arrays,
     paper="Frasca et al. 2022, ShallowChrome (Comput. Struct. Biotechnol. J.)",
     extras=(
         _extra("coef", (*_CR, V.MARK), "float64", "Logistic coefficient of each mark's feature."),

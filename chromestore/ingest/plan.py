@@ -1,0 +1,103 @@
+"""Planning an ingest: every input parsed and checked, and the files with work left, before
+anything is written (so a caller can decide where to count them: in process or on Dask)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import xarray as xr
+
+from chromestore import store as S
+from chromestore import variables as V
+from chromestore.expression import read_rpkm
+from chromestore.ingest.samplesheet import Sample, read_samplesheet
+from chromestore.ingest.tables import check_columns, check_store
+from chromestore.store import records
+from chromestore.store.dataset import open_store
+
+
+@dataclass
+class IngestPlan:
+    """What ``chromestore ingest`` will do; made by :func:`plan_ingest`, run by
+    :func:`chromestore.ingest.run_plan`."""
+
+    store: S.Store
+    genes: str | os.PathLike | None  # the annotation that creates the store, if absent
+    settings: dict  # window, bin_size, genome, gene_chunk of a new store
+    sheet: list[Sample] = field(default_factory=list)
+    pending: list[Sample] = field(default_factory=list)  # rows with a (cell, mark) to do
+    matrix: pd.DataFrame | None = None  # the RPKM matrix, parsed
+    expression: str | os.PathLike | None = None  # its path
+    cells: Sequence[str] | None = None  # the expression columns to take (None: see run_plan)
+    dataset: xr.Dataset | None = None  # the store as opened while planning (None: absent)
+
+    @property
+    def input_bytes(self) -> int:
+        """Bytes of the pending files (a folder: of every file in it)."""
+        return sum(_size(s.path) for s in self.pending)
+
+
+def _size(path: str) -> int:
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(path) for f in files)
+
+
+def completed_keys(ds) -> set[tuple[str, str, str]]:
+    """The (cell, mark, target) recorded completed in the store (an opened Dataset)."""
+    return {(c, m, target) for target in V.RECORDS_OF for c, m in records.completed(ds, target)}
+
+
+def pending_samples(store: S.StoreLike, samples: Sequence[Sample], force: bool = False,
+                    storage_options: dict | None = None, ds: xr.Dataset | None = None
+                    ) -> list[Sample]:
+    """The samples with work left: not every (cell, mark) of theirs recorded completed
+    (``ds``: the store, opened, if at hand)."""
+    if force:
+        return list(samples)
+    if ds is None:
+        ds = S.open_store(store, storage_options)
+    done = completed_keys(ds)
+    marks = [str(m) for m in ds[V.MARK].values]
+    return [
+        s for s in samples
+        if any((s.cell, m, s.target) not in done for m in ([s.mark] if s.mark else marks))
+    ]
+
+
+def plan_ingest(
+    store: S.StoreLike,
+    genes: str | os.PathLike | None = None,
+    samples: str | os.PathLike | None = None,
+    expression: str | os.PathLike | None = None,
+    *,
+    cells: Sequence[str] | None = None,
+    window: int = 5000,
+    bin_size: int = 100,
+    genome: str = "hg19",
+    gene_chunk: int = S.DEFAULT_GENE_CHUNK,
+    force: bool = False,
+    storage_options: dict | None = None,
+) -> IngestPlan:
+    """Parse and check every input (samplesheet, files, RPKM matrix, the store's settings)
+    and find the samplesheet rows with work left; writes nothing.
+
+    Raises :class:`chromestore.errors.InputError` (file, line, problem) or
+    :class:`chromestore.store.StoreError` on the first problem.
+    """
+    store = S.Store.of(store, storage_options)
+    ds = open_store(store) if store.exists() else None
+    marks = [str(m) for m in ds[V.MARK].values] if ds is not None else list(V.DEFAULT_MARKS)
+    sheet = read_samplesheet(samples, marks) if samples else []
+    matrix = read_rpkm(expression) if expression else None
+    if matrix is not None and cells is not None:
+        check_columns(matrix, cells, expression)
+    check_store(store, genes, window, bin_size)
+    pending = pending_samples(store, sheet, force, ds=ds) if ds is not None else list(sheet)
+    settings = {"window": window, "bin_size": bin_size, "genome": genome,
+                "gene_chunk": gene_chunk}
+    return IngestPlan(store, genes, settings, sheet, pending, matrix, expression, cells, ds)

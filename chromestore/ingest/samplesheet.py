@@ -1,0 +1,124 @@
+"""Samplesheets: the CSV (``cell,mark,format,path``) that lists the files to ingest.
+
+The formats are those of the registry (:mod:`chromestore.formats`): a row's format names
+one, or is inferred from the file's suffix; what it fills and whether it needs a mark
+come from its entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from chromestore import formats
+from chromestore import variables as V
+from chromestore.errors import InputError
+from chromestore.store import names
+from chromestore.textio import open_text
+
+#: the header of every samplesheet
+SAMPLE_COLUMNS = ("cell", "mark", "format", "path")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One samplesheet row: a file of one cell (and one mark, or every mark the file holds)."""
+
+    cell: str
+    mark: str  # "" for formats that carry all marks
+    format: str
+    path: str
+    line: int = 0
+
+    @property
+    def target(self) -> str:
+        """The store variable the row fills (``signal`` or ``peak_max``)."""
+        return formats.get(self.format).target
+
+
+@dataclass(frozen=True)
+class Row:
+    """A samplesheet row as written, its path made absolute and its format inferred."""
+
+    sheet: str
+    line: int
+    cell: str
+    mark: str
+    format: str  # lower case; from the file name when the row leaves it empty ("": unknown)
+    given_format: str  # the row's format column, as written
+    path: str
+
+    def require_file(self) -> None:
+        """:class:`InputError` unless the row's file exists."""
+        if not os.path.exists(self.path):
+            raise InputError(self.path, None,
+                             f"file not found (samplesheet {self.sheet}, line {self.line})")
+
+
+def sheet_rows(path: str | os.PathLike) -> list[Row]:
+    """The rows of a samplesheet (header ``cell,mark,format,path``; blank lines skipped).
+
+    Paths are relative to the samplesheet's folder. Errors name the samplesheet and line.
+    """
+    path = os.fspath(path)
+    base = os.path.dirname(os.path.abspath(path))
+    with open_text(path) as fh:
+        rows = list(csv.reader(fh))
+    if not rows or [c.strip().lower() for c in rows[0]] != list(SAMPLE_COLUMNS):
+        raise InputError(path, 1, f"expected the header {','.join(SAMPLE_COLUMNS)}")
+    out = []
+    for lineno, row in enumerate(rows[1:], 2):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != 4:
+            raise InputError(path, lineno, f"expected 4 columns, found {len(row)}")
+        cell, mark, fmt, file = (x.strip() for x in row)
+        if names.problem(cell):
+            raise InputError(path, lineno, names.problem(cell))
+        full = file if os.path.isabs(file) else os.path.join(base, file)
+        out.append(Row(path, lineno, cell, mark, fmt.lower() or formats.infer_format(file) or "",
+                       fmt or file, full))
+    return out
+
+
+def read_samplesheet(path: str | os.PathLike, marks: Sequence[str] = V.DEFAULT_MARKS) -> list[Sample]:
+    """Read and validate a samplesheet CSV (header ``cell,mark,format,path``).
+
+    Paths are relative to the samplesheet's folder; an empty format is inferred from
+    the file name. Every file must exist. Errors name the samplesheet and line.
+    """
+    path = os.fspath(path)
+    out: list[Sample] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for row in sheet_rows(path):
+        if row.format not in formats.names():
+            raise InputError(path, row.line, f"unknown format {row.given_format!r} "
+                             f"(known: {', '.join(formats.names())})")
+        entry = formats.get(row.format)
+        if entry.needs_mark and not row.mark:
+            raise InputError(path, row.line, f"format {row.format} needs a mark")
+        if row.mark and row.mark not in marks:
+            raise InputError(path, row.line,
+                             f"mark {row.mark!r} is not in the store ({', '.join(marks)})")
+        row.require_file()
+        for m in [row.mark] if row.mark else marks:
+            key = (row.cell, m, entry.target)
+            if key in seen:
+                hint = ("" if entry.needs_mark else
+                        f"; a {row.format} row without a mark fills every mark: give a "
+                        "sample folder (train/valid/test CSVs) as one row")
+                raise InputError(path, row.line, f"duplicate ({row.cell}, {m}) for "
+                                 f"{entry.target}, first on line {seen[key]}{hint}")
+            seen[key] = row.line
+        out.append(Sample(row.cell, row.mark, row.format, row.path, row.line))
+    return out
+
+
+def write_samplesheet(path: str | os.PathLike, rows: Iterable[Sequence[str]]) -> None:
+    """Write ``(cell, mark, format, path)`` rows under the samplesheet header."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(SAMPLE_COLUMNS)
+        w.writerows(rows)

@@ -1,0 +1,24 @@
+"""A REMC-scale simulator calibrated on real data: real genes and RPKM, simulated signal.
+
+- :mod:`~chromestore.simulation.model`: the real inputs and the model fitted on them;
+- :mod:`~chromestore.simulation.draw`: the seeded, chunk-independent draw of one epigenome;
+- :mod:`~chromestore.simulation.dataset`: :func:`simulate`, a lazy Dataset or a store;
+- :mod:`~chromestore.simulation.calibration`: real vs simulated E003, with tolerances;
+- :mod:`~chromestore.simulation.emit`: the same draw written as the files REMC publishes.
+"""
+
+from chromestore._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "simulate": ".dataset",
+    "BIN_SIZE": ".model", "CALIBRATION_CELL": ".model", "N_LEVELS": ".model",
+    "REGIONS": ".model", "TSS_BINS": ".model", "WINDOW": ".model", "Calibration": ".model",
+    "calibration": ".model", "cell_depth": ".model", "cell_parameters": ".model",
+    "expression_levels": ".model", "expression_percentiles": ".model",
+    "published_auc": ".model", "real_e003_sample": ".model", "real_genes": ".model",
+    "real_rpkm": ".model", "snr_weight": ".model", "window_owner": ".model",
+    "DRAW_BLOCK": ".draw", "CellModel": ".draw", "cell_model": ".draw", "draw_block": ".draw",
+    "draw_cell": ".draw",
+    "calibration_report": ".calibration", "format_report": ".calibration",
+    "emit": ".emit",
+})

@@ -1,0 +1,182 @@
+"""Which (cell, mark) of a store is written, and where its data came from.
+
+Format 3 keeps both where two writers never touch the same object: completion is a bool
+``(cell, mark)`` variable per target (``signal_completed``, ``peak_max_completed``; one
+chunk per pair) and each pair's provenance (file, format, counts, time) the attrs of the
+Zarr group ``records/CELL/MARK``. A writer records a pair only after its data is written,
+the provenance first and the flag last, under the store's write lock
+(:meth:`chromestore.store.Store.lock`). :func:`upgrade_records` converts a format-2
+store, whose records were two JSON blobs in the group attrs; :func:`completed` and
+:func:`provenance` read both layouts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from chromestore import variables as V
+from chromestore.store import integrity
+from chromestore.store.attrs import encode_attrs
+from chromestore.store.dataset import (
+    STORE_ENCODING,
+    cell_index,
+    consolidate,
+    open_store,
+    repair_cells,
+)
+from chromestore.store.handle import Store, StoreLike, ensure_group, now_utc
+from chromestore.store.layout import record_vars
+
+
+def mark_completed(
+    path: StoreLike,
+    cell: str,
+    mark: str,
+    info: Mapping[str, Any],
+    storage_options: dict | None = None,
+    target: str = "signal",
+) -> None:
+    """Record that (cell, mark) of ``target`` was written, with its provenance (file, format,
+    counts); takes the store's write lock. Call it only after the data is written."""
+    record_completed(path, cell, target, {mark: info}, storage_options)
+
+
+def record_completed(path: StoreLike, cell: str, target: str,
+                     infos: Mapping[str, Mapping[str, Any]],
+                     storage_options: dict | None = None) -> None:
+    """:func:`write_records` under the store's write lock, on a freshly opened store."""
+    handle = Store.of(path, storage_options)
+    with handle.lock() as held:
+        repair_cells(handle)
+        upgrade_records(handle)
+        ds = open_store(handle)
+        held.verify()  # a lapsed lease (object stores): another writer may have written
+        write_records(handle, ds, cell, target, infos)
+
+
+def write_records(store: StoreLike, ds: xr.Dataset, cell: str, target: str,
+                  infos: Mapping[str, Mapping[str, Any]]) -> None:
+    """Record the marks of ``infos`` (mark → provenance; a ``completed`` time is added) of
+    ``cell`` as written: each provenance into the attrs of ``records/CELL/MARK`` first, then
+    the ``{target}_completed`` flag (one chunk per (cell, mark)). The caller holds the store's
+    write lock and has written the data; other marks and targets keep theirs."""
+    handle = Store.of(store)
+    ci = cell_index(ds, cell)
+    marks = [str(m) for m in ds[V.MARK].values]
+    flags = zarr.open_array(handle.child(V.RECORDS_OF[target]).url, mode="r+", zarr_format=3,
+                            storage_options=handle.storage_options)  # live metadata
+    for mark, info in infos.items():
+        j = marks.index(mark)
+        _put_provenance(handle, cell, mark, {target: {**info, "completed": now_utc()}})
+        flags[ci, j] = True
+
+
+def _put_provenance(handle: Store, cell: str, mark: str, items: Mapping[str, Any]) -> None:
+    """Merge ``items`` (target → provenance) into the attrs of ``records/CELL/MARK``."""
+    records = handle.child(V.RECORDS_GROUP)
+    for node in (records, records.child(cell)):  # zarr does not create missing parents
+        if not node.exists():
+            ensure_group(node)
+    group = ensure_group(records.child(cell, mark))
+    group.attrs.update(json.loads(json.dumps(dict(items), default=str)))
+
+
+def _legacy_records(attrs: Mapping, target: str) -> dict[str, Any]:
+    """Format-2 records: ``{"cell/mark": provenance}`` of the group attrs."""
+    done_key, prov_key = (("completed", "provenance") if target == V.signal.name
+                          else (f"{target}_completed", f"{target}_provenance"))
+    prov = attrs.get(prov_key, {})
+    return {k: {**prov.get(k, {}), "completed": t} for k, t in attrs.get(done_key, {}).items()}
+
+
+def upgrade_records(path: StoreLike, storage_options: dict | None = None) -> bool:
+    """Convert a format-2 store (records in group attrs) to completion variables and
+    ``records/CELL/MARK`` provenance groups (v3).
+
+    Returns whether anything was converted. Writers call it under the store's write lock;
+    readers need not (:func:`completed` and :func:`provenance` read both layouts).
+    """
+    handle = Store.of(path, storage_options)
+    attrs = handle.attrs()
+    if attrs.get("format_version", V.FORMAT_VERSION) >= V.RECORDS_VERSION:
+        return False
+    ds = open_store(handle)
+    cells = [str(c) for c in ds[V.CELL].values]
+    marks = [str(m) for m in ds[V.MARK].values]
+    part = xr.Dataset(record_vars(len(cells), len(marks))).compute()
+    legacy = {target: _legacy_records(attrs, target) for target in V.RECORDS_OF}
+    for target, done_name in V.RECORDS_OF.items():
+        for key in legacy[target]:
+            cell, mark = key.split("/", 1)
+            part[done_name].values[cells.index(cell), marks.index(mark)] = True
+    part = part.chunk({V.CELL: 1, V.MARK: 1})
+    enc = {spec.name: {"chunks": (1, 1), "compressors": integrity.compressors()}
+           for spec in V.RECORDS}
+    ensure_group(handle.child(V.RECORDS_GROUP))
+    for key in sorted({k for records in legacy.values() for k in records}):
+        cell, mark = key.split("/", 1)
+        _put_provenance(handle, cell, mark, {target: records[key]
+                                             for target, records in legacy.items()
+                                             if key in records})
+    part.to_zarr(handle.url, mode="a", encoding=enc, consolidated=False, zarr_format=3,
+                 storage_options=handle.storage_options)
+    kept = {k: v for k, v in attrs.items()  # to_zarr(mode="a") replaced the group attrs
+            if k not in ("completed", "provenance", "peak_max_completed", "peak_max_provenance")}
+    handle.group("r+").attrs.put(encode_attrs({**kept, "format_version": V.FORMAT_VERSION}))
+    consolidate(handle)
+    return True
+
+
+def completed(ds: xr.Dataset, target: str = "signal") -> set[tuple[str, str]]:
+    """The (cell, mark) pairs of ``target`` (``signal`` or ``peak_max``) recorded as written."""
+    done_name = V.RECORDS_OF[target]
+    if done_name not in ds.variables:  # a format-2 store, not yet converted
+        return {tuple(k.split("/", 1)) for k in _legacy_records(ds.attrs, target)}  # type: ignore[misc]
+    done = np.asarray(ds[done_name].values, dtype=bool)
+    cells = [str(c) for c in ds[V.CELL].values]
+    marks = [str(m) for m in ds[V.MARK].values]
+    return {(cells[i], marks[j]) for i, j in zip(*np.nonzero(done), strict=True)}
+
+
+def provenance(ds: xr.Dataset, target: str = "signal",
+               store: StoreLike | None = None) -> dict[tuple[str, str], dict]:
+    """``{(cell, mark): provenance}`` of every completed (cell, mark) of ``target``.
+
+    The provenance lives in the store (``records/CELL/MARK``): ``store`` defaults to the one
+    ``ds`` was opened from by :func:`open_store`.
+    """
+    if V.RECORDS_OF[target] not in ds.variables:  # a format-2 store, not yet converted
+        return {tuple(k.split("/", 1)): v  # type: ignore[misc]
+                for k, v in _legacy_records(ds.attrs, target).items()}
+    handle = Store.of(store) if store is not None else ds.encoding.get(STORE_ENCODING)
+    if handle is None:
+        raise ValueError("provenance is kept in the store (records/CELL/MARK): pass store=, "
+                         "or open the Dataset with chromestore.open_store")
+    done = sorted(completed(ds, target))
+    fs, root = handle.fs()
+    paths = [f"{root.rstrip('/')}/{V.RECORDS_GROUP}/{c}/{m}/zarr.json" for c, m in done]
+    docs = fs.cat(paths, on_error="return") if paths else {}
+    docs = {fs._strip_protocol(k): v for k, v in docs.items()}
+    out = {}
+    for key, path in zip(done, paths, strict=True):
+        doc = docs.get(fs._strip_protocol(path))
+        attrs = json.loads(doc).get("attributes", {}) if isinstance(doc, bytes) else {}
+        out[key] = attrs.get(target, {})
+    return out
+
+
+def completion_table(ds: xr.Dataset, target: str = "signal") -> pd.DataFrame:
+    """A cell × mark table of booleans: which (cell, mark) of ``target`` is complete."""
+    done = completed(ds, target)
+    cells = [str(c) for c in ds[V.CELL].values]
+    marks = [str(m) for m in ds[V.MARK].values]
+    return pd.DataFrame(
+        [[(c, m) in done for m in marks] for c in cells], index=cells, columns=marks, dtype=bool
+    )

@@ -1,0 +1,120 @@
+"""Replacing a store safely: nothing deletes a path that chromestore did not create.
+
+A path may receive a new store when nothing is there (or an empty folder). An existing
+store is replaced only when asked (``overwrite``) and only when it is one: its root
+``zarr.json`` is a group whose attrs say ``format: chromestore``, and every entry beside
+that ``zarr.json`` is a Zarr node (a folder with its own ``zarr.json``). Anything else at
+the path (a file, a folder of notes, another program's Zarr store) is refused, and
+nothing is changed. :func:`refuse_occupied` is the same rule for every new store
+(:func:`chromestore.create_store`): nothing there, or an empty folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from chromestore import variables as V
+from chromestore.errors import StoreError
+from chromestore.store.handle import Store, StoreLike, drop_run_files
+
+
+def describe(store: StoreLike, storage_options: dict | None = None) -> str:
+    """What is at ``store``: ``"nothing"``, ``"empty"`` (an empty folder), ``"store"`` (a
+    chromestore store and nothing else) or a phrase saying what else is there."""
+    handle = Store.of(store, storage_options)
+    fs, root = handle.fs()
+    root = root.rstrip("/") or "/"
+    if not fs.exists(root):
+        return "nothing"
+    if not fs.isdir(root):
+        return "a file"
+    entries = [e.rstrip("/") for e in fs.ls(root, detail=False)]
+    if not entries:
+        return "empty"
+    names = sorted(os.path.basename(e) for e in entries)
+    if "zarr.json" not in names:
+        return f"a folder holding {_short(names)}"
+    try:
+        doc = json.loads(fs.cat_file(f"{root}/zarr.json"))
+    except (ValueError, UnicodeDecodeError):
+        return "a folder whose zarr.json is not valid JSON"
+    attrs = doc.get("attributes") or {}
+    if doc.get("node_type") != "group" or attrs.get("format") != V.FORMAT_NAME:
+        return f"a Zarr {doc.get('node_type', 'node')} not made by chromestore (no " \
+               f"format={V.FORMAT_NAME!r} attribute)"
+    foreign = [os.path.basename(e) for e in entries if os.path.basename(e) != "zarr.json"
+               and not fs.exists(f"{e}/zarr.json")]
+    if foreign:
+        return f"a chromestore store with other files in it: {_short(sorted(foreign))}"
+    return "store"
+
+
+def check(store: StoreLike, overwrite: bool, storage_options: dict | None = None, *,
+          option: str = "--overwrite") -> bool:
+    """Whether a new store may be written at ``store``; raise :class:`StoreError` if not.
+
+    Returns True when an existing store is there (it will be replaced), False when the
+    path is free. Refuses anything that is not a chromestore store, and a store unless
+    ``overwrite``.
+    """
+    handle = Store.of(store, storage_options)
+    there = describe(handle)
+    if there in ("nothing", "empty"):
+        return False
+    if there != "store":
+        raise StoreError(f"{handle}: exists and is not a chromestore store ({there}); "
+                         "nothing was changed: choose another path")
+    if not overwrite:
+        raise StoreError(f"{handle}: a chromestore store is already there; pass {option} "
+                         "to replace it")
+    return True
+
+
+def remove_store(store: StoreLike, storage_options: dict | None = None) -> None:
+    """Delete the chromestore store at ``store`` (checked again just before deleting)."""
+    handle = Store.of(store, storage_options)
+    if check(handle, overwrite=True):
+        fs, root = handle.fs()
+        fs.rm(root.rstrip("/"), recursive=True)
+        drop_run_files(handle)  # its runs' weights and checkpoints (STORE.weights)
+
+
+def prepare(store: StoreLike, overwrite: bool, storage_options: dict | None = None) -> None:
+    """Make ``store`` free for a new store: remove a chromestore store there when
+    ``overwrite``; refuse anything else (see :func:`check`)."""
+    if check(store, overwrite, storage_options):
+        remove_store(store, storage_options)
+
+
+def missing_bucket(handle: Store) -> str | None:
+    """The bucket of an object-store URL when it does not exist (None otherwise)."""
+    fs, root = handle.fs()
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if not protocols & {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}:
+        return None
+    bucket = root.strip("/").split("/")[0]
+    return None if fs.exists(bucket) else bucket
+
+
+def refuse_occupied(handle: Store) -> None:
+    """Raise :class:`StoreError` unless ``handle`` is free for a new store: nothing there,
+    or an empty folder (and, on an object store, the bucket exists)."""
+    bucket = missing_bucket(handle)
+    if bucket:
+        raise StoreError(f"{handle}: the bucket {bucket!r} does not exist; create it first "
+                         "or fix the URL")
+    fs, root = handle.fs()
+    if not fs.exists(root):
+        return
+    if not fs.isdir(root):
+        raise StoreError(f"{handle}: a file is there, not a store; choose another path")
+    entries = fs.ls(root, detail=False)
+    if entries:
+        shown = ", ".join(sorted(os.path.basename(e.rstrip("/")) for e in entries)[:3])
+        raise StoreError(f"{handle}: the folder is not empty and holds no chromestore store "
+                         f"({shown}{', …' if len(entries) > 3 else ''}); choose another path")
+
+
+def _short(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (", …" if len(names) > n else "")
