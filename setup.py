@@ -15,8 +15,12 @@ packages = find_packages(include=["chromestore", "chromestore.*"])
 for name, folder in FOLDERS.items():
     packages += [name, *(f"{name}.{sub}" for sub in find_packages(folder))]
 # the data folders hold no code: namespace packages, so their files install as package data
-packages += ["chromestore._data", *(f"chromestore._data.{sub}"
-                                    for sub in find_namespace_packages("data"))]
+packages += [
+    "chromestore._data",
+    *(f"chromestore._data.{sub}" for sub in find_namespace_packages("data")),
+]
 
-setup(packages=packages, package_dir={"chromestore": "chromestore", **FOLDERS,
-                                      "chromestore._data": "data"})
+setup(
+    packages=packages,
+    package_dir={"chromestore": "chromestore", **FOLDERS, "chromestore._data": "data"},
+)

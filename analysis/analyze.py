@@ -38,8 +38,9 @@ def open_runs(
     and ``split`` where they overlap. ``attrs["runs"]`` lists ``names``.
     """
     names = list(names)
-    run = R.merge_runs([open_run(store, n, storage_options) for n in names], names=names,
-                       check_labels=True)
+    run = R.merge_runs(
+        [open_run(store, n, storage_options) for n in names], names=names, check_labels=True
+    )
     run.attrs["runs"] = names
     return run
 
@@ -71,8 +72,10 @@ def store_orientation(store, genes, storage_options: dict | None = None) -> dict
 
     ds = open_store(store, storage_options)
     strand = ds["gene_strand"].sel({V.GENE: genes}).values.astype(object)
-    return {"orientation": ds.attrs.get("orientation", "genomic"),
-            "genes_strand_unknown": int((strand == ".").sum())}
+    return {
+        "orientation": ds.attrs.get("orientation", "genomic"),
+        "genes_strand_unknown": int((strand == ".").sum()),
+    }
 
 
 #: DeepChrome's published AUCs are for the 19,802 REMC genes, split by file order.
@@ -87,15 +90,19 @@ def published_mismatch(run: xr.Dataset, simulated: bool) -> str:
     file-order split; a sample of 600 genes or a random split is a different experiment.
     """
     if simulated:
-        return ("The signal of this run is simulated (chromestore.simulate), so its accuracy "
-                "is not compared with DeepChrome's published accuracy.")
+        return (
+            "The signal of this run is simulated (chromestore.simulate), so its accuracy "
+            "is not compared with DeepChrome's published accuracy."
+        )
     n_genes, scheme = run.sizes[V.GENE], str(run.attrs.get("split_scheme", "unknown"))
     if "excluded" in run:  # genes left out of training and scoring (e.g. without signal)
         n_genes = int((~run["excluded"].astype(bool)).any(V.CELL).sum())
     if n_genes != PUBLISHED_GENES or scheme.split(":")[0] != PUBLISHED_SPLIT:
-        return (f"This run covers {n_genes:,} genes with the {scheme} split; DeepChrome's "
-                f"published accuracy is for the {PUBLISHED_GENES:,} REMC genes with its "
-                f"{PUBLISHED_SPLIT} (file-order) split, so it is not compared.")
+        return (
+            f"This run covers {n_genes:,} genes with the {scheme} split; DeepChrome's "
+            f"published accuracy is for the {PUBLISHED_GENES:,} REMC genes with its "
+            f"{PUBLISHED_SPLIT} (file-order) split, so it is not compared."
+        )
     return ""
 
 
@@ -129,8 +136,14 @@ def analyze_run(
     if interpret:
         from chromestore.analysis import cnn
 
-        maps = cnn.interpret_run(store, names, run, client=client,
-                                 storage_options=storage_options, **(interpret_options or {}))
+        maps = cnn.interpret_run(
+            store,
+            names,
+            run,
+            client=client,
+            storage_options=storage_options,
+            **(interpret_options or {}),
+        )
         if maps is not None:
             out = out.merge(maps)
             out.attrs["interpreted_model"] = maps.attrs["interpreted_model"]

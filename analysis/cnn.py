@@ -26,12 +26,16 @@ from chromestore.training import weights as W
 def cnn_models(run: xr.Dataset) -> list[str]:
     """The run's models that are registered ``torch`` classifiers, in registry order."""
     have = {str(m) for m in run[V.MODEL].values}
-    return [e.name for e in registry.entries()
-            if e.name in have and e.kind == "torch" and e.task == "classification"]
+    return [
+        e.name
+        for e in registry.entries()
+        if e.name in have and e.kind == "torch" and e.task == "classification"
+    ]
 
 
-def load_cnn(store, name: str, model: str, cell: str, repeat: int,
-             storage_options: dict | None = None):
+def load_cnn(
+    store, name: str, model: str, cell: str, repeat: int, storage_options: dict | None = None
+):
     """The trained network of (model, cell, repeat) in eval mode, and its input transform.
 
     The weights file is the trainer's: ``state_dict``, ``hparams``, ``n_marks``,
@@ -72,16 +76,18 @@ def interpret_cell(
 
     torch.set_num_threads(1)  # one task per core
     n_marks, n_bins = x.shape[1:]
-    raw = I.class_optimisation(net, n_marks, n_bins, classes=(0, 1), lam=lam, steps=steps,
-                               seed=seed)
+    raw = I.class_optimisation(
+        net, n_marks, n_bins, classes=(0, 1), lam=lam, steps=steps, seed=seed
+    )
     norm, counts, flagged = I.activity(raw)
     return {
         "classopt_map": norm,
         "classopt_active_bins": counts,
         "classopt_flagged": flagged,
         "saliency": I.per_class_mean(I.saliency(net, x), y),
-        "integrated_gradients": I.per_class_mean(I.integrated_gradients(net, x, n_steps=ig_steps),
-                                                 y),
+        "integrated_gradients": I.per_class_mean(
+            I.integrated_gradients(net, x, n_steps=ig_steps), y
+        ),
         "feature_map_bin": _feature_map(net, x),
     }
 
@@ -140,22 +146,35 @@ def interpret_run(
         if len(idx) > max_genes:
             idx = np.sort(rng.choice(idx, max_genes, replace=False))
         genes = store_genes.get_indexer(run[V.GENE].values[idx])
-        tasks.append(dask.delayed(_cell_task, pure=True)(
-            os.fspath(store), name, model, c, 0, genes, y[idx].astype(int), options,
-            storage_options))
+        tasks.append(
+            dask.delayed(_cell_task, pure=True)(
+                os.fspath(store),
+                name,
+                model,
+                c,
+                0,
+                genes,
+                y[idx].astype(int),
+                options,
+                storage_options,
+            )
+        )
     results = client.compute(tasks, sync=True) if client is not None else dask.compute(*tasks)
     marks = run[V.MARK].values if V.MARK in run.coords else np.array(V.DEFAULT_MARKS)
     n_bins = results[0]["feature_map_bin"].shape[0]
-    coords = {V.CELL: cells, V.CLASS: list(V.CLASS_NAMES), V.MARK: marks,
-              V.BIN: np.arange(n_bins)}
+    coords = {V.CELL: cells, V.CLASS: list(V.CLASS_NAMES), V.MARK: marks, V.BIN: np.arange(n_bins)}
     cm = (V.CELL, V.CLASS, V.MARK)
     out = xr.Dataset(
         {
             k: (dims, np.stack([r[k] for r in results]))
-            for k, dims in (("classopt_map", cm + (V.BIN,)), ("classopt_active_bins", cm),
-                            ("classopt_flagged", cm), ("saliency", cm + (V.BIN,)),
-                            ("integrated_gradients", cm + (V.BIN,)),
-                            ("feature_map_bin", (V.CELL, V.BIN)))
+            for k, dims in (
+                ("classopt_map", cm + (V.BIN,)),
+                ("classopt_active_bins", cm),
+                ("classopt_flagged", cm),
+                ("saliency", cm + (V.BIN,)),
+                ("integrated_gradients", cm + (V.BIN,)),
+                ("feature_map_bin", (V.CELL, V.BIN)),
+            )
         },
         coords=coords,
     )

@@ -53,17 +53,28 @@ def explain_gene(
     known = set(run[V.CELL].values.astype(str))
     missing = [c for c in cells if c not in known]
     if missing:
-        raise KeyError(f"cell(s) {', '.join(missing)} not in the run "
-                       f"(run has {', '.join(sorted(known))})")
+        raise KeyError(
+            f"cell(s) {', '.join(missing)} not in the run (run has {', '.join(sorted(known))})"
+        )
     models = [str(m) for m in run[V.MODEL].values]
-    out: dict = {"gene": key, "marks": marks, "models": models, "cnn_model": cnn_model,
-                 "bin_offset": [int(b) for b in ds["bin_offset"].values], "cells": []}
+    out: dict = {
+        "gene": key,
+        "marks": marks,
+        "models": models,
+        "cnn_model": cnn_model,
+        "bin_offset": [int(b) for b in ds["bin_offset"].values],
+        "cells": [],
+    }
     for cell in cells:
         target = float(run["target"].sel({V.CELL: cell, V.GENE: key}))
         expr = float(ds[V.expression.name].sel({V.CELL: cell, V.GENE: key}))
-        rec: dict = {"cell": cell, "label": None if np.isnan(target) else int(target),
-                     "expression_rpkm": None if np.isnan(expr) else expr,
-                     "shallowchrome": None, "integrated_gradients": None}
+        rec: dict = {
+            "cell": cell,
+            "label": None if np.isnan(target) else int(target),
+            "expression_rpkm": None if np.isnan(expr) else expr,
+            "shallowchrome": None,
+            "integrated_gradients": None,
+        }
         r = _test_repeat(run, SC, cell, key)
         if r is not None and f"{SC}_pattern" in run:
             sel = {V.CELL: cell, V.REPEAT: r}
@@ -71,18 +82,24 @@ def explain_gene(
             rec["shallowchrome"] = {
                 "repeat": r,
                 "pattern": dict(zip(marks, map(float, pattern), strict=True)),
-                "coef": dict(zip(marks, map(float, run[f"{SC}_coef"].sel(sel).values),
-                                 strict=True)),
-                "pvalue": dict(zip(marks, map(float, run[f"{SC}_pvalue"].sel(sel).values),
-                                   strict=True)),
+                "coef": dict(
+                    zip(marks, map(float, run[f"{SC}_coef"].sel(sel).values), strict=True)
+                ),
+                "pvalue": dict(
+                    zip(marks, map(float, run[f"{SC}_pvalue"].sel(sel).values), strict=True)
+                ),
                 "bias": float(run[f"{SC}_intercept"].sel(sel)),
-                "probability": float(run["prediction"].sel(
-                    {V.MODEL: SC, V.CELL: cell, V.REPEAT: r, V.GENE: key})),
+                "probability": float(
+                    run["prediction"].sel({V.MODEL: SC, V.CELL: cell, V.REPEAT: r, V.GENE: key})
+                ),
             }
         r = _test_repeat(run, cnn_model, cell, key)
         if r is not None:
-            rec.update(_cnn_explanation(store, run, names, cnn_model, cell, r, key, ds,
-                                        ig_steps, storage_options))
+            rec.update(
+                _cnn_explanation(
+                    store, run, names, cnn_model, cell, r, key, ds, ig_steps, storage_options
+                )
+            )
         out["cells"].append(rec)
     return out
 
@@ -101,12 +118,14 @@ def _cnn_explanation(store, run, names, model, cell, repeat, key, ds, ig_steps, 
     m = float(I.margin(net, x)[0])
     return {
         "deepchrome_repeat": repeat,
-        "deepchrome_probability": float(run["prediction"].sel(
-            {V.MODEL: model, V.CELL: cell, V.REPEAT: repeat, V.GENE: key})),
+        "deepchrome_probability": float(
+            run["prediction"].sel({V.MODEL: model, V.CELL: cell, V.REPEAT: repeat, V.GENE: key})
+        ),
         "deepchrome_margin": m,
         "integrated_gradients": ig.tolist(),
-        "ig_per_mark": dict(zip([str(v) for v in ds[V.MARK].values],
-                                map(float, ig.sum(1)), strict=True)),
+        "ig_per_mark": dict(
+            zip([str(v) for v in ds[V.MARK].values], map(float, ig.sum(1)), strict=True)
+        ),
     }
 
 
@@ -118,34 +137,45 @@ def format_explanation(exp: dict) -> str:
     has_sc = models is None or SC in models
     has_cnn = models is None or exp.get("cnn_model", "deepchrome") in models
     if not has_sc and not has_cnn:
-        lines.append(f"  nothing to explain: the run has no ShallowChrome or "
-                     f"{exp.get('cnn_model', 'deepchrome')} model (models: {', '.join(models)})")
+        lines.append(
+            f"  nothing to explain: the run has no ShallowChrome or "
+            f"{exp.get('cnn_model', 'deepchrome')} model (models: {', '.join(models)})"
+        )
     for c in exp["cells"]:
         label = {None: "unlabelled", 0: "low", 1: "high"}[c["label"]]
         rpkm = c.get("expression_rpkm")
-        lines.append(f"[{c['cell']}] label {label}"
-                     + (f" ({rpkm:g} RPKM)" if rpkm is not None else ""))
+        lines.append(
+            f"[{c['cell']}] label {label}" + (f" ({rpkm:g} RPKM)" if rpkm is not None else "")
+        )
         sc = c["shallowchrome"]
         if sc:
-            lines.append(f"  ShallowChrome (repeat {sc['repeat']}, test gene): "
-                         f"P(high) {sc['probability']:.3f}, bias {sc['bias']:+.3f}")
+            lines.append(
+                f"  ShallowChrome (repeat {sc['repeat']}, test gene): "
+                f"P(high) {sc['probability']:.3f}, bias {sc['bias']:+.3f}"
+            )
             lines.append(f"    {'mark':<9} {'coef×feat':>10} {'coef':>9} {'p-value':>9}")
             for m in marks:
                 star = " *" if sc["pvalue"][m] < 0.05 else ""
-                lines.append(f"    {m:<9} {sc['pattern'][m]:>+10.3f} {sc['coef'][m]:>+9.3f} "
-                             f"{sc['pvalue'][m]:>9.2g}{star}")
+                lines.append(
+                    f"    {m:<9} {sc['pattern'][m]:>+10.3f} {sc['coef'][m]:>+9.3f} "
+                    f"{sc['pvalue'][m]:>9.2g}{star}"
+                )
         elif has_sc:
             lines.append("  ShallowChrome: gene not in a test split of this run")
         if c.get("integrated_gradients") is not None:
-            lines.append(f"  DeepChrome (repeat {c['deepchrome_repeat']}, test gene): "
-                         f"P(high) {c['deepchrome_probability']:.3f}, "
-                         f"margin {c['deepchrome_margin']:+.3f}")
+            lines.append(
+                f"  DeepChrome (repeat {c['deepchrome_repeat']}, test gene): "
+                f"P(high) {c['deepchrome_probability']:.3f}, "
+                f"margin {c['deepchrome_margin']:+.3f}"
+            )
             ig = np.asarray(c["integrated_gradients"])
             off = np.asarray(exp["bin_offset"])
             for i, m in enumerate(marks):
                 top = int(np.argmax(np.abs(ig[i])))
-                lines.append(f"    {m:<9} IG sum {ig[i].sum():>+8.3f}  strongest bin "
-                             f"{off[top]:+d} bp ({ig[i, top]:+.3f})")
+                lines.append(
+                    f"    {m:<9} IG sum {ig[i].sum():>+8.3f}  strongest bin "
+                    f"{off[top]:+d} bp ({ig[i, top]:+.3f})"
+                )
         elif has_cnn:
             lines.append("  DeepChrome: no model with this gene in its test split")
     return "\n".join(lines)

@@ -22,13 +22,18 @@ from chromestore import variables as V  # noqa: E402
 from chromestore.training import registry  # noqa: E402
 
 #: Okabe & Ito (2008), colour-blind safe; black is kept for the published reference.
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442",
-             "#999999")
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#999999")
 PUBLISHED_COLOUR = "#000000"
-plt.rcParams.update({
-    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "figure.dpi": 100,
-    "axes.spines.top": False, "axes.spines.right": False,
-})
+plt.rcParams.update(
+    {
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.labelsize": 10,
+        "figure.dpi": 100,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)
 
 
 def _png(fig) -> str:
@@ -65,23 +70,42 @@ def fig_auc_bars(metrics: xr.Dataset) -> str:
         axes = [ax, ax]
     x = np.arange(len(cells))
     for i, m in enumerate(models):
-        axes[0].bar(x - 0.4 + width * (i + 0.5), auc.sel({V.MODEL: m}).values, width,
-                    color=colours[m], label=m)
+        axes[0].bar(
+            x - 0.4 + width * (i + 0.5),
+            auc.sel({V.MODEL: m}).values,
+            width,
+            color=colours[m],
+            label=m,
+        )
     if published:
         pub = metrics["published_auc"].values
-        axes[0].scatter(x, pub, marker="_", s=160, color=PUBLISHED_COLOUR, linewidths=2,
-                        label="DeepChrome (published)", zorder=3)
+        axes[0].scatter(
+            x,
+            pub,
+            marker="_",
+            s=160,
+            color=PUBLISHED_COLOUR,
+            linewidths=2,
+            label="DeepChrome (published)",
+            zorder=3,
+        )
         diff = metrics["auroc_vs_published"]
         for i, m in enumerate(models):
-            axes[1].bar(x - 0.4 + width * (i + 0.5), diff.sel({V.MODEL: m}).values, width,
-                        color=colours[m])
+            axes[1].bar(
+                x - 0.4 + width * (i + 0.5), diff.sel({V.MODEL: m}).values, width, color=colours[m]
+            )
         axes[1].axhline(0, color=PUBLISHED_COLOUR, lw=1)
         axes[1].set_ylabel("AUROC − published")
     lo = np.nanmin(auc.values) if np.isfinite(auc.values).any() else 0.5
     axes[0].set_ylim(max(0.0, min(0.5, lo - 0.05)), 1.0)
     axes[0].set_ylabel("test AUROC (mean over repeats)")
-    axes[0].legend(ncols=min(n_m + 1, 5), loc="lower center", bbox_to_anchor=(0.5, 1.0),
-                   fontsize=9, frameon=False)
+    axes[0].legend(
+        ncols=min(n_m + 1, 5),
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        fontsize=9,
+        frameon=False,
+    )
     axes[1].set_xticks(x, cells, rotation=90, fontsize=8)
     axes[1].set_xlabel("epigenome")
     fig.tight_layout()
@@ -93,8 +117,7 @@ def fig_auc_distribution(metrics: xr.Dataset) -> str:
     auc = metrics["stat_auroc"].mean(V.REPEAT)
     models = [str(m) for m in metrics[V.MODEL].values]
     colours = _colours(models)
-    data = [auc.sel({V.MODEL: m}).values[np.isfinite(auc.sel({V.MODEL: m}).values)]
-            for m in models]
+    data = [auc.sel({V.MODEL: m}).values[np.isfinite(auc.sel({V.MODEL: m}).values)] for m in models]
     fig, ax = plt.subplots(figsize=(1.4 * len(models) + 2.5, 3.6))
     bp = ax.boxplot(data, patch_artist=True, widths=0.6)
     ax.set_xticks(np.arange(1, len(models) + 1), models)
@@ -102,8 +125,13 @@ def fig_auc_distribution(metrics: xr.Dataset) -> str:
         patch.set_facecolor(colours[m])
         patch.set_alpha(0.8)
     if "published_auc" in metrics:
-        ax.axhline(float(np.nanmean(metrics["published_auc"])), color=PUBLISHED_COLOUR, ls="--",
-                   lw=1, label="DeepChrome published mean")
+        ax.axhline(
+            float(np.nanmean(metrics["published_auc"])),
+            color=PUBLISHED_COLOUR,
+            ls="--",
+            lw=1,
+            label="DeepChrome published mean",
+        )
         ax.legend(frameon=False, fontsize=9)
     ax.set_ylabel("test AUROC per epigenome")
     ax.set_title("Distribution over epigenomes")
@@ -117,8 +145,15 @@ def _heat(ax, data: np.ndarray, marks, offsets, title: str, cmap: str, diverging
     extent = (kb[0], kb[-1] + step, len(marks) - 0.5, -0.5)  # bin edges in kb
     v = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
     lims = (-(v or 1.0), v or 1.0) if diverging else (0, v or 1.0)
-    im = ax.imshow(data, aspect="auto", cmap=cmap, vmin=lims[0], vmax=lims[1],
-                   interpolation="nearest", extent=extent)
+    im = ax.imshow(
+        data,
+        aspect="auto",
+        cmap=cmap,
+        vmin=lims[0],
+        vmax=lims[1],
+        interpolation="nearest",
+        extent=extent,
+    )
     ax.set_yticks(np.arange(len(marks)), marks)
     ax.axvline(0, color="#999999", lw=0.6, ls=":")
     ax.set_xlabel("position relative to TSS (kb, 5'→3')")
@@ -132,9 +167,15 @@ def fig_class_maps(metrics: xr.Dataset) -> str:
     marks = [str(m) for m in metrics[V.MARK].values]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.2), sharey=True)
     for ax, k in zip(axes, ("high", "low"), strict=True):
-        im = _heat(ax, maps.sel({V.CLASS: k}).values, marks, metrics.bin_offset.values,
-                   f"{k} expression (mean over {metrics.sizes[V.CELL]} epigenomes)", "cividis",
-                   False)
+        im = _heat(
+            ax,
+            maps.sel({V.CLASS: k}).values,
+            marks,
+            metrics.bin_offset.values,
+            f"{k} expression (mean over {metrics.sizes[V.CELL]} epigenomes)",
+            "cividis",
+            False,
+        )
     fig.colorbar(im, ax=axes, label="normalised input", shrink=0.9)
     return _png(fig)
 
@@ -147,8 +188,9 @@ def fig_active_bins(metrics: xr.Dataset) -> str:
     for ax, k, colour in zip(axes, ("high", "low"), (OKABE_ITO[4], OKABE_ITO[3]), strict=True):
         c = counts.sel({V.CLASS: k})
         ax.bar(marks, c.mean(V.CELL).values, yerr=c.std(V.CELL).values, color=colour, capsize=3)
-        ax.axhline(float(c.mean().values), color=PUBLISHED_COLOUR, ls="--", lw=1,
-                   label="mean over marks")
+        ax.axhline(
+            float(c.mean().values), color=PUBLISHED_COLOUR, ls="--", lw=1, label="mean over marks"
+        )
         ax.set_title(f"{k} expression: active bins (> 0.25) per mark")
         ax.tick_params(axis="x", rotation=30)
         ax.legend(frameon=False, fontsize=9)
@@ -168,8 +210,15 @@ def fig_pair_counts(metrics: xr.Dataset) -> str:
         im = ax.imshow(c, cmap="cividis", vmin=0, vmax=n)
         for i in range(len(marks)):
             for j in range(len(marks)):
-                ax.text(j, i, str(int(c[i, j])), ha="center", va="center", fontsize=9,
-                        color="white" if c[i, j] < 0.6 * n else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(c[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if c[i, j] < 0.6 * n else "black",
+                )
         ax.set_xticks(range(len(marks)), marks, rotation=40, ha="right")
         ax.set_yticks(range(len(marks)), marks)
         ax.set_title(f"{k} expression: marks flagged together (of {n})")
@@ -179,7 +228,9 @@ def fig_pair_counts(metrics: xr.Dataset) -> str:
 
 def model_metrics(metrics: xr.Dataset, plot: str) -> list:
     """The registered models' metrics of kind ``plot`` that ``metrics`` holds, in registry order."""
-    return [m for e in registry.entries() for m in e.metrics if m.plot == plot and m.name in metrics]
+    return [
+        m for e in registry.entries() for m in e.metrics if m.plot == plot and m.name in metrics
+    ]
 
 
 def _quantile_over_cells(values: xr.DataArray, q: float) -> np.ndarray:
@@ -206,8 +257,14 @@ def fig_bin_influence(metrics: xr.Dataset) -> str:
     if has_fm:
         ax = axes[0, -1]
         fm = metrics["feature_map_bin"]
-        ax.fill_between(kb, _quantile_over_cells(fm, 0.1), _quantile_over_cells(fm, 0.9),
-                        color=OKABE_ITO[0], alpha=0.3, label="10–90% of epigenomes")
+        ax.fill_between(
+            kb,
+            _quantile_over_cells(fm, 0.1),
+            _quantile_over_cells(fm, 0.9),
+            color=OKABE_ITO[0],
+            alpha=0.3,
+            label="10–90% of epigenomes",
+        )
         ax.plot(kb, fm.mean(V.CELL).values, color=OKABE_ITO[4], lw=2, label="mean")
         ax.set_ylabel("mean first-layer activation")
         ax.set_title(f"{metrics.attrs.get('interpreted_model', 'CNN')}: first-layer feature map")
@@ -225,8 +282,15 @@ def fig_attribution(metrics: xr.Dataset, var: str, label: str, diverging: bool) 
     marks = [str(m) for m in metrics[V.MARK].values]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.2), sharey=True)
     for ax, k in zip(axes, ("high", "low"), strict=True):
-        im = _heat(ax, data.sel({V.CLASS: k}).values, marks, metrics.bin_offset.values,
-                   f"genes of {k} expression", "PuOr_r" if diverging else "cividis", diverging)
+        im = _heat(
+            ax,
+            data.sel({V.CLASS: k}).values,
+            marks,
+            metrics.bin_offset.values,
+            f"genes of {k} expression",
+            "PuOr_r" if diverging else "cividis",
+            diverging,
+        )
     fig.colorbar(im, ax=axes, label=label, shrink=0.9)
     return _png(fig)
 
@@ -246,16 +310,28 @@ def fig_explained(gene: dict) -> str:
             for i, m in enumerate(marks):
                 p = sc["pvalue"].get(m)
                 if p is not None and p < 0.05:
-                    ax.text(vals[i], i, " *" if vals[i] >= 0 else "* ", va="center",
-                            ha="left" if vals[i] >= 0 else "right")
+                    ax.text(
+                        vals[i],
+                        i,
+                        " *" if vals[i] >= 0 else "* ",
+                        va="center",
+                        ha="left" if vals[i] >= 0 else "right",
+                    )
             ax.axvline(0, color="black", lw=0.8)
-            ax.set_title(f"{c['cell']}: ShallowChrome (bias {sc['bias']:+.2f},\n"
-                         f"P(high) {sc['probability']:.2f}, label {c.get('label', '?')})",
-                         fontsize=9)
+            ax.set_title(
+                f"{c['cell']}: ShallowChrome (bias {sc['bias']:+.2f},\n"
+                f"P(high) {sc['probability']:.2f}, label {c.get('label', '?')})",
+                fontsize=9,
+            )
             ax.set_xlabel("coef × feature (* p < 0.05)")
         else:
-            ax.text(0.5, 0.5, "gene not in a ShallowChrome test split", ha="center",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "gene not in a ShallowChrome test split",
+                ha="center",
+                transform=ax.transAxes,
+            )
             ax.set_axis_off()
         ax = axes[1, j]
         ig = c.get("integrated_gradients")
@@ -263,12 +339,12 @@ def fig_explained(gene: dict) -> str:
             arr = np.asarray(ig, dtype=float)
             im = _heat(ax, arr, marks, gene["bin_offset"], "", "PuOr_r", True)
             ax.set_xlabel("kb from TSS")
-            ax.set_title(f"DeepChrome IG (P(high) {c['deepchrome_probability']:.2f})",
-                         fontsize=9)
+            ax.set_title(f"DeepChrome IG (P(high) {c['deepchrome_probability']:.2f})", fontsize=9)
             fig.colorbar(im, ax=ax, shrink=0.8)
         else:
-            ax.text(0.5, 0.5, "gene not in a DeepChrome test split", ha="center",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5, 0.5, "gene not in a DeepChrome test split", ha="center", transform=ax.transAxes
+            )
             ax.set_axis_off()
     fig.suptitle(f"{gene['gene']}", fontsize=12)
     fig.tight_layout()
@@ -284,8 +360,13 @@ def fig_cross_vs_within(table) -> str:
     fig, ax = plt.subplots(figsize=(4.8, 4.6))
     ax.scatter(table["within_auroc"], table["cross_auroc"], color=OKABE_ITO[2], zorder=3)
     for row in table.itertuples():
-        ax.annotate(row.cell, (row.within_auroc, row.cross_auroc), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
+        ax.annotate(
+            row.cell,
+            (row.within_auroc, row.cross_auroc),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     values = np.r_[table["within_auroc"].values, table["cross_auroc"].values]
     lo = max(0.0, float(np.nanmin(values)) - 0.05) if len(values) else 0.5
     ax.plot([lo, 1], [lo, 1], color=PUBLISHED_COLOUR, lw=1)

@@ -118,8 +118,11 @@ def top_pairs(counts: xr.DataArray, n: int = 3) -> dict[str, list[tuple[str, str
     marks = [str(m) for m in counts[V.MARK].values]
     for k in counts[V.CLASS].values:
         c = counts.sel({V.CLASS: k}).values
-        pairs = [(marks[i], marks[j], int(c[i, j])) for i in range(len(marks))
-                 for j in range(i + 1, len(marks))]
+        pairs = [
+            (marks[i], marks[j], int(c[i, j]))
+            for i in range(len(marks))
+            for j in range(i + 1, len(marks))
+        ]
         out[str(k)] = sorted(pairs, key=lambda p: -p[2])[:n]
     return out
 
@@ -155,9 +158,11 @@ def integrated_gradients(
     from captum.attr import IntegratedGradients
 
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    base = torch.zeros_like(x) if baseline is None else torch.as_tensor(
-        np.asarray(baseline, dtype=np.float32)
-    ).expand_as(x)
+    base = (
+        torch.zeros_like(x)
+        if baseline is None
+        else torch.as_tensor(np.asarray(baseline, dtype=np.float32)).expand_as(x)
+    )
     out = []
     with frozen(model):
         ig = IntegratedGradients(Margin(model))
@@ -165,8 +170,10 @@ def integrated_gradients(
             out.append(
                 ig.attribute(
                     x[i : i + batch_size].clone().requires_grad_(True),
-                    base[i : i + batch_size], n_steps=n_steps,
-                    method="gausslegendre", internal_batch_size=max(batch_size, 1) * 4,
+                    base[i : i + batch_size],
+                    n_steps=n_steps,
+                    method="gausslegendre",
+                    internal_batch_size=max(batch_size, 1) * 4,
                 ).detach()
             )
     return torch.cat(out).numpy() if out else np.zeros(x.shape, np.float32)

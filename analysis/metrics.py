@@ -207,15 +207,19 @@ def summary_table(metrics: xr.Dataset) -> pd.DataFrame:
         beats = metrics["n_beats_published"].to_series()
         n_pub = int(np.isfinite(metrics["published_auc"]).sum())
         df["beats_published"] = [
-            f"{int(beats[m])}/{n_pub}" if s == "mean" else ""
-            for m, s in df.index
+            f"{int(beats[m])}/{n_pub}" if s == "mean" else "" for m, s in df.index
         ]
     cells = metrics.sizes[V.CELL]
-    df.insert(0, "epigenomes", [
-        int(np.isfinite(metrics[f"stat_{stats[0]}"].sel({V.MODEL: m}).mean(V.REPEAT)).sum())
-        if s == "mean" else cells
-        for m, s in df.index
-    ])
+    df.insert(
+        0,
+        "epigenomes",
+        [
+            int(np.isfinite(metrics[f"stat_{stats[0]}"].sel({V.MODEL: m}).mean(V.REPEAT)).sum())
+            if s == "mean"
+            else cells
+            for m, s in df.index
+        ],
+    )
     # over one epigenome median, min and max only repeat the mean: keep the mean row alone
     single = {m for m, s in df.index if s == "mean" and df.loc[(m, s), "epigenomes"] <= 1}
     return df[[s == "mean" or m not in single for m, s in df.index]]
@@ -288,8 +292,14 @@ def write_metrics(
             else:
                 out[k] = (v.dims, arr, v.attrs)
     out.attrs = R.jsonable(out.attrs)
-    out.to_zarr(target.url, mode="w", zarr_format=3, consolidated=False,
-                encoding=checksummed(out), storage_options=target.storage_options)
+    out.to_zarr(
+        target.url,
+        mode="w",
+        zarr_format=3,
+        consolidated=False,
+        encoding=checksummed(out),
+        storage_options=target.storage_options,
+    )
     S.consolidate(store, storage_options)
     return R.metrics_group(name)
 
@@ -297,8 +307,9 @@ def write_metrics(
 def read_metrics(store: str | Path, name: str, storage_options: dict | None = None) -> xr.Dataset:
     """The reductions written by :func:`write_metrics`, loaded."""
     target = R.metrics_store(store, name, storage_options)
-    return xr.open_zarr(target.url, zarr_format=3, consolidated=False,
-                        storage_options=target.storage_options).load()
+    return xr.open_zarr(
+        target.url, zarr_format=3, consolidated=False, storage_options=target.storage_options
+    ).load()
 
 
 def cross_vs_within(cross: dict[str, float], within: dict[str, float]) -> pd.DataFrame:
@@ -311,9 +322,14 @@ def cross_vs_within(cross: dict[str, float], within: dict[str, float]) -> pd.Dat
     [['E003', 0.81, 0.86, 0.05]]
     """
     cells = [c for c in within if c in cross]
-    return pd.DataFrame({"cell": cells, "within_auroc": [within[c] for c in cells],
-                         "cross_auroc": [cross[c] for c in cells],
-                         "cross_minus_within": [cross[c] - within[c] for c in cells]})
+    return pd.DataFrame(
+        {
+            "cell": cells,
+            "within_auroc": [within[c] for c in cells],
+            "cross_auroc": [cross[c] for c in cells],
+            "cross_minus_within": [cross[c] - within[c] for c in cells],
+        }
+    )
 
 
 def cross_vs_within_of(metrics: xr.Dataset) -> pd.DataFrame | None:
@@ -323,8 +339,11 @@ def cross_vs_within_of(metrics: xr.Dataset) -> pd.DataFrame | None:
     if "stat_auroc" not in metrics:
         return None
     models = [str(m) for m in metrics[V.MODEL].values]
-    pairs = [(m.removesuffix("-pooled"), m) for m in models
-             if m.endswith("-pooled") and m.removesuffix("-pooled") in models]
+    pairs = [
+        (m.removesuffix("-pooled"), m)
+        for m in models
+        if m.endswith("-pooled") and m.removesuffix("-pooled") in models
+    ]
     if not pairs:
         return None
     within_model, cross_model = pairs[0]

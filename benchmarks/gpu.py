@@ -63,8 +63,9 @@ def bench(kind: str, m: int, b: int, steps: int, bf16: bool = False) -> tuple[fl
             masks = (torch.rand(m, b, net.n_flat, device=dev) >= 0.5).float() * 2
             with cast:
                 logits = net(x, masks)
-            F.cross_entropy(logits.float().reshape(-1, 2), y.reshape(-1),
-                            reduction="sum").div(b).backward()
+            F.cross_entropy(logits.float().reshape(-1, 2), y.reshape(-1), reduction="sum").div(
+                b
+            ).backward()
             opt.step(active)
 
     for _ in range(3):
@@ -88,20 +89,24 @@ def end_to_end(store: str, n_cells: int, epochs: int) -> None:
         print(f"simulated {n_cells} epigenomes × all genes in {time.perf_counter() - t:.0f} s")
     ds = chromestore.open_store(store)
     # 56 × 19,802 genes of signal are 2.2 GB: keep them in memory, not streamed every epoch
-    cfg = TrainConfig(split="deepchrome", epochs=epochs, patience=10, batch_size=128,
-                      memory_budget=16 << 30)
+    cfg = TrainConfig(
+        split="deepchrome", epochs=epochs, patience=10, batch_size=128, memory_budget=16 << 30
+    )
     torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    run = train(store, f"gpu-e2e-{os.getpid()}", "all", cfg, mode="auto", device="auto",
-                progress=True)
+    run = train(
+        store, f"gpu-e2e-{os.getpid()}", "all", cfg, mode="auto", device="auto", progress=True
+    )
     wall = time.perf_counter() - t
     metrics = compute_metrics(run, published=None)
     aucs = metrics.stat_auroc.sel(model="deepchrome", repeat=0).values
-    print(f"end to end: {ds.sizes['cell']} epigenomes × {ds.sizes['gene']} genes, mode "
-          f"{run.attrs['mode']} on {run.attrs['device']}, up to {epochs} epochs (patience 10): "
-          f"{wall:.1f} s; best epochs {np.percentile(run.best_epoch.values, [0, 50, 100])}; "
-          f"mean test AUROC {np.nanmean(aucs):.4f}; peak GPU memory "
-          f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    print(
+        f"end to end: {ds.sizes['cell']} epigenomes × {ds.sizes['gene']} genes, mode "
+        f"{run.attrs['mode']} on {run.attrs['device']}, up to {epochs} epochs (patience 10): "
+        f"{wall:.1f} s; best epochs {np.percentile(run.best_epoch.values, [0, 50, 100])}; "
+        f"mean test AUROC {np.nanmean(aucs):.4f}; peak GPU memory "
+        f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+    )
 
 
 def main() -> None:
@@ -127,8 +132,10 @@ def main() -> None:
     for name, (sps, gib) in rows.items():
         print(f"{name:<14} {sps:>10.0f} {sps / base:>7.1f}× {gib:>9.2f}")
     ok = rows["stacked"][0] / base >= 20
-    print(f"stacked vs loop: {rows['stacked'][0] / base:.1f}× (target ≥ 20×: "
-          f"{'met' if ok else 'NOT met'})")
+    print(
+        f"stacked vs loop: {rows['stacked'][0] / base:.1f}× (target ≥ 20×: "
+        f"{'met' if ok else 'NOT met'})"
+    )
     if not a.skip_e2e:
         end_to_end(a.store, a.cells, a.epochs)
 

@@ -50,12 +50,30 @@ from chromestore.ingest import run_ingest  # noqa: E402
 
 GENES = ROOT / "data" / "gene_windows.hg19.bed.gz"
 HG19 = {  # chromosome sizes (UCSC hg19)
-    "chr1": 249250621, "chr2": 243199373, "chr3": 198022430, "chr4": 191154276,
-    "chr5": 180915260, "chr6": 171115067, "chr7": 159138663, "chr8": 146364022,
-    "chr9": 141213431, "chr10": 135534747, "chr11": 135006516, "chr12": 133851895,
-    "chr13": 115169878, "chr14": 107349540, "chr15": 102531392, "chr16": 90354753,
-    "chr17": 81195210, "chr18": 78077248, "chr19": 59128983, "chr20": 63025520,
-    "chr21": 48129895, "chr22": 51304566, "chrX": 155270560, "chrY": 59373566,
+    "chr1": 249250621,
+    "chr2": 243199373,
+    "chr3": 198022430,
+    "chr4": 191154276,
+    "chr5": 180915260,
+    "chr6": 171115067,
+    "chr7": 159138663,
+    "chr8": 146364022,
+    "chr9": 141213431,
+    "chr10": 135534747,
+    "chr11": 135006516,
+    "chr12": 133851895,
+    "chr13": 115169878,
+    "chr14": 107349540,
+    "chr15": 102531392,
+    "chr16": 90354753,
+    "chr17": 81195210,
+    "chr18": 78077248,
+    "chr19": 59128983,
+    "chr20": 63025520,
+    "chr21": 48129895,
+    "chr22": 51304566,
+    "chrX": 155270560,
+    "chrY": 59373566,
 }
 
 
@@ -77,11 +95,14 @@ def make_reads(genes, n: int, path: Path, seed: int = 0) -> None:
     with gzip.open(path, "wt", compresslevel=6) as fh:
         step = 1 << 20
         for i in range(0, n, step):
-            fh.write("".join(
-                f"{c}\t{s}\t{s + 36}\tN\t1000\t{d}\n"
-                for c, s, d in zip(chrom[i:i + step], start[i:i + step], strand[i:i + step],
-                                   strict=True)
-            ))
+            fh.write(
+                "".join(
+                    f"{c}\t{s}\t{s + 36}\tN\t1000\t{d}\n"
+                    for c, s, d in zip(
+                        chrom[i : i + step], start[i : i + step], strand[i : i + step], strict=True
+                    )
+                )
+            )
 
 
 def bedtools_counts(genes, reads: Path, work: Path) -> tuple[np.ndarray, float, float]:
@@ -115,7 +136,9 @@ def peak_rss(reads: Path, work: Path) -> tuple[float, float, float]:
     fresh child process."""
     out = subprocess.run(
         [sys.executable, __file__, "--rss-child", str(reads), str(work / "rss.zarr")],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     return float(out[-3]), float(out[-2]), float(out[-1])
 
@@ -158,8 +181,19 @@ def cli_ingest(reads: Path, work: Path, name: str = "cli") -> float:
     exe = Path(sys.executable).with_name("chromestore")
     cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "chromestore"]
     t0 = time.perf_counter()
-    subprocess.run([*cli, "ingest", str(work / f"{name}.zarr"), "--genes", str(GENES),
-                    "--samples", str(sheet)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *cli,
+            "ingest",
+            str(work / f"{name}.zarr"),
+            "--genes",
+            str(GENES),
+            "--samples",
+            str(sheet),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -190,10 +224,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reads", type=float, default=4, help="millions of reads (default 4)")
     ap.add_argument("--skip-bedtools", action="store_true")
-    ap.add_argument("--peak-rss", action="store_true",
-                    help="also measure the peak memory of the ingest in a child process")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="write the reads K times (concatenated gzip members); skips bedtools")
+    ap.add_argument(
+        "--peak-rss",
+        action="store_true",
+        help="also measure the peak memory of the ingest in a child process",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="write the reads K times (concatenated gzip members); skips bedtools",
+    )
     ap.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
@@ -213,8 +254,10 @@ def main() -> None:
                 for _ in range(args.repeat - 1):
                     fh.write(one)
             n *= args.repeat
-        print(f"{n:,} reads, {os.path.getsize(reads) / 2**20:.0f} MiB gz, written in "
-              f"{time.perf_counter() - t0:.1f} s; bins: {len(genes):,} genes x 100")
+        print(
+            f"{n:,} reads, {os.path.getsize(reads) / 2**20:.0f} MiB gz, written in "
+            f"{time.perf_counter() - t0:.1f} s; bins: {len(genes):,} genes x 100"
+        )
         count_bed(reads, layout, block_bytes=1 << 16)  # load the compiled kernel once
         t0, c0 = time.perf_counter(), time.process_time()
         ours, stats = count_bed(reads, layout)
@@ -223,27 +266,43 @@ def main() -> None:
         t0 = time.perf_counter()
         run_ingest(work / "b.zarr", GENES, work / "s.csv")
         t_ingest = time.perf_counter() - t0
-        print(f"chromestore count_bed : {t_count:8.2f} s wall {c_count:8.2f} s CPU  "
-              f"{n / c_count / 1e6:6.2f} M reads per CPU-second (incl. gzip), "
-              f"{n / t_count / 1e6:.2f} M/s wall  {stats.in_windows:,} reads in windows")
-        print(f"chromestore ingest    : {t_ingest:8.2f} s  (in this process: new store + count + "
-              "write + completion)")
+        print(
+            f"chromestore count_bed : {t_count:8.2f} s wall {c_count:8.2f} s CPU  "
+            f"{n / c_count / 1e6:6.2f} M reads per CPU-second (incl. gzip), "
+            f"{n / t_count / 1e6:.2f} M/s wall  {stats.in_windows:,} reads in windows"
+        )
+        print(
+            f"chromestore ingest    : {t_ingest:8.2f} s  (in this process: new store + count + "
+            "write + completion)"
+        )
         loads = [os.getloadavg()[0]]
         t_cli = cli_ingest(reads, work)
         loads.append(os.getloadavg()[0])
-        print(f"chromestore ingest CLI: {t_cli:8.2f} s  (a new process, as a user runs it; "
-              f"load {loads[0]:.2f} → {loads[1]:.2f})")
+        print(
+            f"chromestore ingest CLI: {t_cli:8.2f} s  (a new process, as a user runs it; "
+            f"load {loads[0]:.2f} → {loads[1]:.2f})"
+        )
         make_reads(genes, 1000, work / "small.tagAlign.gz")
         t_small = cli_ingest(work / "small.tagAlign.gz", work, "small")
-        print(f"  the same, 1,000 reads: {t_small:8.2f} s  (its fixed cost: Python, imports, a "
-              f"new store, the writes; load {os.getloadavg()[0]:.2f})")
+        print(
+            f"  the same, 1,000 reads: {t_small:8.2f} s  (its fixed cost: Python, imports, a "
+            f"new store, the writes; load {os.getloadavg()[0]:.2f})"
+        )
         if args.peak_rss:
             base, peak, secs = peak_rss(reads, work)
-            print(f"peak RSS (child)      : {peak:8.0f} MiB for the whole ingest of {n:,} reads "
-                  f"({base:.0f} MiB after imports; ingest {secs:.1f} s)")
-        skip = ("--skip-bedtools" if args.skip_bedtools else "--repeat" if args.repeat > 1
-                else None if shutil.which("bedtools") and shutil.which("samtools")
-                else "bedtools/samtools not installed")
+            print(
+                f"peak RSS (child)      : {peak:8.0f} MiB for the whole ingest of {n:,} reads "
+                f"({base:.0f} MiB after imports; ingest {secs:.1f} s)"
+            )
+        skip = (
+            "--skip-bedtools"
+            if args.skip_bedtools
+            else "--repeat"
+            if args.repeat > 1
+            else None
+            if shutil.which("bedtools") and shutil.which("samtools")
+            else "bedtools/samtools not installed"
+        )
         if skip:
             print(f"bedtools              : not run ({skip})")
             return
@@ -252,13 +311,17 @@ def main() -> None:
         same = np.array_equal(ours, theirs)
         stored = stored_counts(work / "cli.zarr")
         same_cli = np.array_equal(stored, theirs)
-        print(f"bedtools recipe       : {t_bt:8.2f} s wall {c_bt:8.2f} s CPU  "
-              f"(bedtobam + sort + index + multicov; load → {loads[-1]:.2f})")
+        print(
+            f"bedtools recipe       : {t_bt:8.2f} s wall {c_bt:8.2f} s CPU  "
+            f"(bedtobam + sort + index + multicov; load → {loads[-1]:.2f})"
+        )
         cores = os.cpu_count() or 1
-        print(f"ratio bedtools / ours : {c_bt / c_count:.1f}x CPU (count); wall: "
-              f"{_ratio(t_bt / t_count, loads, cores)} (count), "
-              f"{_ratio(t_bt / t_ingest, loads, cores)} (whole ingest in process), "
-              f"{_ratio(t_bt / t_cli, loads, cores)} (chromestore ingest CLI, end to end)")
+        print(
+            f"ratio bedtools / ours : {c_bt / c_count:.1f}x CPU (count); wall: "
+            f"{_ratio(t_bt / t_count, loads, cores)} (count), "
+            f"{_ratio(t_bt / t_ingest, loads, cores)} (whole ingest in process), "
+            f"{_ratio(t_bt / t_cli, loads, cores)} (chromestore ingest CLI, end to end)"
+        )
         print(f"identical counts      : count_bed {same}, CLI store {same_cli}")
         if not (same and same_cli):
             sys.exit(1)

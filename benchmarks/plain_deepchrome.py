@@ -54,8 +54,9 @@ def scores(net: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     return p
 
 
-def fit_one(x: np.ndarray, y: np.ndarray, epochs: int, batch: int, seed: int) -> tuple[float,
-                                                                                       float]:
+def fit_one(
+    x: np.ndarray, y: np.ndarray, epochs: int, batch: int, seed: int
+) -> tuple[float, float]:
     """Best validation AUROC and the test AUROC at that epoch, for one epigenome."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -69,7 +70,7 @@ def fit_one(x: np.ndarray, y: np.ndarray, epochs: int, batch: int, seed: int) ->
     for _ in range(epochs):
         order = rng.permutation(tr)
         for s in range(0, len(order), batch):
-            b = torch.from_numpy(order[s:s + batch])
+            b = torch.from_numpy(order[s : s + batch])
             opt.zero_grad()
             F.cross_entropy(net(xt[b]), yt[b]).backward()
             opt.step()
@@ -89,8 +90,12 @@ def run(store: str, epochs: int = 5, batch: int = 128, seed: int = 0) -> dict:
         v, t = fit_one(x[i], y[i], epochs, batch, seed)
         valid.append(v)
         test.append(t)
-    return {"seconds": time.perf_counter() - t0, "cells": cells,
-            "valid_auroc": np.array(valid), "test_auroc": np.array(test)}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cells": cells,
+        "valid_auroc": np.array(valid),
+        "test_auroc": np.array(test),
+    }
 
 
 def main() -> None:
@@ -105,10 +110,13 @@ def main() -> None:
         import json
 
         with open(a.json, "w") as f:
-            json.dump({k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                       for k, v in res.items()}, f)
-    print(f"plain script: {len(res['cells'])} epigenomes, {a.epochs} epochs, "
-          f"{res['seconds']:.1f} s; mean test AUROC {res['test_auroc'].mean():.4f}")
+            json.dump(
+                {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()}, f
+            )
+    print(
+        f"plain script: {len(res['cells'])} epigenomes, {a.epochs} epochs, "
+        f"{res['seconds']:.1f} s; mean test AUROC {res['test_auroc'].mean():.4f}"
+    )
 
 
 if __name__ == "__main__":

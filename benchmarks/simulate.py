@@ -90,8 +90,7 @@ def main() -> None:
     path = os.path.join(root, "simulated.zarr")
     shutil.rmtree(path, ignore_errors=True)
     cluster = (
-        contextlib.nullcontext() if args.threads
-        else connect(workers=args.workers, quiet=True)
+        contextlib.nullcontext() if args.threads else connect(workers=args.workers, quiet=True)
     )
     with cluster:
         with PeakRSS() as mem:
@@ -100,16 +99,22 @@ def main() -> None:
             wall = time.perf_counter() - t0
     n = ds.sizes
     dense = n["cell"] * n["gene"] * n["mark"] * n["bin"] * 4
-    print(f"simulate {n['cell']} epigenomes × {n['gene']} genes × {n['mark']} marks × "
-          f"{n['bin']} bins on {'threads' if args.threads else f'{args.workers} workers'} "
-          f"({os.cpu_count()} cores)")
+    print(
+        f"simulate {n['cell']} epigenomes × {n['gene']} genes × {n['mark']} marks × "
+        f"{n['bin']} bins on {'threads' if args.threads else f'{args.workers} workers'} "
+        f"({os.cpu_count()} cores)"
+    )
     print(f"  wall time            {wall:8.1f} s  ({wall / n['cell']:.2f} s per epigenome)")
     print(f"  values per second    {dense / 4 / wall / 1e6:8.1f} M")
-    print(f"  CPU time (all procs) {mem.cpu_seconds:8.1f} s  (wall if the cores were ours alone: "
-          f"~{mem.cpu_seconds / (1 if args.threads else args.workers):.0f} s; load average "
-          f"during the run {os.getloadavg()[1]:.1f} on {os.cpu_count()} cores)")
-    print(f"  peak RSS (all procs) {mem.peak / 2**30:8.2f} GiB "
-          f"(baseline before the run {mem.baseline / 2**30:.2f} GiB)")
+    print(
+        f"  CPU time (all procs) {mem.cpu_seconds:8.1f} s  (wall if the cores were ours alone: "
+        f"~{mem.cpu_seconds / (1 if args.threads else args.workers):.0f} s; load average "
+        f"during the run {os.getloadavg()[1]:.1f} on {os.cpu_count()} cores)"
+    )
+    print(
+        f"  peak RSS (all procs) {mem.peak / 2**30:8.2f} GiB "
+        f"(baseline before the run {mem.baseline / 2**30:.2f} GiB)"
+    )
     print(f"  dense signal size    {dense / 2**30:8.2f} GiB (float32)")
     print(f"  store on disk        {size_on_disk(path) / 2**30:8.2f} GiB")
     last = ds["cell"].values.astype(object)[-1]

@@ -63,8 +63,7 @@ def _data(m: int, b: int, seed: int = 0):
     return x, y
 
 
-def bench_loop(m: int, b: int, steps: int, threads: int | None = None,
-               bf16: bool = False) -> float:
+def bench_loop(m: int, b: int, steps: int, threads: int | None = None, bf16: bool = False) -> float:
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -109,8 +108,7 @@ def bench_stacked(m: int, b: int, steps: int, threads: int | None = None) -> flo
     return m * b * steps / (time.perf_counter() - t)
 
 
-def bench_distributed(m: int, b: int, steps: int, workers: int,
-                      fn=bench_stacked) -> float:
+def bench_distributed(m: int, b: int, steps: int, workers: int, fn=bench_stacked) -> float:
     """``fn`` (a per-worker benchmark) on each worker's share of the models, all at once."""
     from chromestore.app.cluster import connect
 
@@ -139,7 +137,6 @@ def ratio_text(ratio: float, loads: tuple[float, ...], cores: int) -> str:
     return f"{ratio:.2f}×"
 
 
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", type=int, default=56)
@@ -147,16 +144,29 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--genes", type=int, default=6601, help="training genes per model (epoch)")
-    p.add_argument("--e2e", action="store_true",
-                   help="end to end: plain script vs chromestore train (builds --store)")
-    p.add_argument("--store", default="/tmp/chromestore-bench-56x2048.zarr",
-                   help="simulated store of the end-to-end run (made when absent)")
+    p.add_argument(
+        "--e2e",
+        action="store_true",
+        help="end to end: plain script vs chromestore train (builds --store)",
+    )
+    p.add_argument(
+        "--store",
+        default="/tmp/chromestore-bench-56x2048.zarr",
+        help="simulated store of the end-to-end run (made when absent)",
+    )
     p.add_argument("--cells", type=int, default=56, help="epigenomes simulated")
-    p.add_argument("--simulate-genes", type=int, default=2048,
-                   help="genes of the store simulated when --store does not exist")
+    p.add_argument(
+        "--simulate-genes",
+        type=int,
+        default=2048,
+        help="genes of the store simulated when --store does not exist",
+    )
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--bf16", action="store_true",
-                   help="with --e2e: also chromestore train --precision bf16 (time and AUROC)")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="with --e2e: also chromestore train --precision bf16 (time and AUROC)",
+    )
     a = p.parse_args()
     if a.e2e:
         end_to_end(a.store, a.cells, a.simulate_genes, a.epochs, a.batch, a.bf16)
@@ -170,9 +180,11 @@ def compute_only(a: argparse.Namespace) -> None:
     before = load_avg()
     peak = matmul_peak()
     flop = 3 * flops_per_sample()
-    print(f"torch {torch.__version__}, {threads} threads, {cores} cores; {a.models} models × "
-          f"batch {a.batch}, {a.steps} timed steps each; matmul peak {peak:.1f} GFLOP/s; "
-          f"{flop / 1e6:.2f} MFLOP per training sample; load {before:.2f}")
+    print(
+        f"torch {torch.__version__}, {threads} threads, {cores} cores; {a.models} models × "
+        f"batch {a.batch}, {a.steps} timed steps each; matmul peak {peak:.1f} GFLOP/s; "
+        f"{flop / 1e6:.2f} MFLOP per training sample; load {before:.2f}"
+    )
     res = {}
     res["loop"] = bench_loop(a.models, a.batch, a.steps, threads)
     res["loop bf16"] = bench_loop(a.models, a.batch, a.steps, threads, bf16=True)
@@ -181,17 +193,20 @@ def compute_only(a: argparse.Namespace) -> None:
         res["stacked 1t"] = bench_stacked(a.models, a.batch, a.steps, 1)
     torch.set_num_threads(threads)
     res[f"{a.workers}w stacked"] = bench_distributed(a.models, a.batch, a.steps, a.workers)
-    res[f"{a.workers}w loop"] = bench_distributed(a.models, a.batch, a.steps, a.workers,
-                                                   bench_loop)
+    res[f"{a.workers}w loop"] = bench_distributed(a.models, a.batch, a.steps, a.workers, bench_loop)
     after = load_avg()
     base = res["loop"]
-    print(f"{'path':<14} {'samples/s':>10} {'vs loop':>8} {'GFLOP/s':>8} {'of peak':>8} "
-          f"{'epoch (s)':>10}")
+    print(
+        f"{'path':<14} {'samples/s':>10} {'vs loop':>8} {'GFLOP/s':>8} {'of peak':>8} "
+        f"{'epoch (s)':>10}"
+    )
     for name, sps in res.items():
         gf = sps * flop / 1e9
         epoch = a.models * a.genes / sps
-        print(f"{name:<14} {sps:>10.0f} {ratio_text(sps / base, (before, after), cores):>8} "
-              f"{gf:>8.1f} {gf / peak:>7.0%} {epoch:>10.0f}")
+        print(
+            f"{name:<14} {sps:>10.0f} {ratio_text(sps / base, (before, after), cores):>8} "
+            f"{gf:>8.1f} {gf / peak:>7.0%} {epoch:>10.0f}"
+        )
     print(f"load average: {before:.2f} before, {after:.2f} after ({cores} cores)")
 
 
@@ -248,62 +263,102 @@ def pool_start_seconds(workers: int) -> dict[str, float]:
     return out
 
 
-def end_to_end(store: str, n_cells: int, n_genes: int, epochs: int, batch: int,
-               bf16: bool = False) -> None:
+def end_to_end(
+    store: str, n_cells: int, n_genes: int, epochs: int, batch: int, bf16: bool = False
+) -> None:
     import chromestore
 
     cores = os.cpu_count() or 1
     if not chromestore.store.exists(store):
         t = time.perf_counter()
         chromestore.simulate(store, cells=n_cells, genes=n_genes, seed=0)
-        print(f"simulated {n_cells} epigenomes × {n_genes} genes in "
-              f"{time.perf_counter() - t:.0f} s: {store}")
+        print(
+            f"simulated {n_cells} epigenomes × {n_genes} genes in "
+            f"{time.perf_counter() - t:.0f} s: {store}"
+        )
     n_cells = chromestore.open_store(store).sizes["cell"]
-    print(f"end to end: {n_cells} epigenomes × {n_genes} genes, deepchrome split, {epochs} "
-          f"epochs, batch {batch}, validation AUROC every epoch, best-epoch test AUROC; "
-          f"torch {torch.__version__}, {cores} cores")
+    print(
+        f"end to end: {n_cells} epigenomes × {n_genes} genes, deepchrome split, {epochs} "
+        f"epochs, batch {batch}, validation AUROC every epoch, best-epoch test AUROC; "
+        f"torch {torch.__version__}, {cores} cores"
+    )
     loads = [load_avg()]
     out = Path(store).with_suffix(".plain.json")
     t = time.perf_counter()
-    subprocess.run([sys.executable, str(Path(__file__).with_name("plain_deepchrome.py")), store,
-                    "--epochs", str(epochs), "--batch", str(batch), "--json", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("plain_deepchrome.py")),
+            store,
+            "--epochs",
+            str(epochs),
+            "--batch",
+            str(batch),
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     plain_wall = time.perf_counter() - t
     plain = json.loads(out.read_text())
     plain["test_auroc"] = np.array(plain["test_auroc"])
     loads.append(load_avg())
     run = f"bench-e2e-{os.getpid()}"
-    cmd = [*_chromestore_cli(), "train", store, "--cells", "all", "--epochs", str(epochs),
-           "--batch-size", str(batch)]
+    cmd = [
+        *_chromestore_cli(),
+        "train",
+        store,
+        "--cells",
+        "all",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(batch),
+    ]
     cli, ours, proc = _timed_train([*cmd, "--run", run, "--progress"], store, run)
     loads.append(load_avg())
     pool = pool_start_seconds(cores)
     loads.append(load_avg())
     mode = next((ln for ln in proc.stdout.splitlines() if ln.startswith("mode:")), "mode: ?")
-    timing = next((ln for ln in proc.stderr.splitlines() if ln.startswith("time in groups")),
-                  "time in groups: not reported")
-    print(f"  plain script       {plain_wall:>6.1f} s  mean test AUROC "
-          f"{plain['test_auroc'].mean():.4f}   (load {loads[0]:.2f} → {loads[1]:.2f}; "
-          f"{plain['seconds']:.1f} s after its imports)")
-    print(f"  chromestore train  {cli:>6.1f} s  mean test AUROC {np.nanmean(ours):.4f}   "
-          f"(load {loads[1]:.2f} → {loads[2]:.2f})")
+    timing = next(
+        (ln for ln in proc.stderr.splitlines() if ln.startswith("time in groups")),
+        "time in groups: not reported",
+    )
+    print(
+        f"  plain script       {plain_wall:>6.1f} s  mean test AUROC "
+        f"{plain['test_auroc'].mean():.4f}   (load {loads[0]:.2f} → {loads[1]:.2f}; "
+        f"{plain['seconds']:.1f} s after its imports)"
+    )
+    print(
+        f"  chromestore train  {cli:>6.1f} s  mean test AUROC {np.nanmean(ours):.4f}   "
+        f"(load {loads[1]:.2f} → {loads[2]:.2f})"
+    )
     print(f"    {mode}")
     print(f"    {timing}")
-    print(f"    {cores} worker processes, start + torch + close: "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in pool.items()) + f" (load {loads[3]:.2f})")
-    print(f"  speed-up (both as commands, imports included): {ratio_text(plain_wall / cli, tuple(loads[:3]), cores)}; "
-          f"AUROC difference (chromestore − plain) "
-          f"{np.nanmean(ours) - plain['test_auroc'].mean():+.4f}")
+    print(
+        f"    {cores} worker processes, start + torch + close: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in pool.items())
+        + f" (load {loads[3]:.2f})"
+    )
+    print(
+        f"  speed-up (both as commands, imports included): {ratio_text(plain_wall / cli, tuple(loads[:3]), cores)}; "
+        f"AUROC difference (chromestore − plain) "
+        f"{np.nanmean(ours) - plain['test_auroc'].mean():+.4f}"
+    )
     if bf16:
         run16 = f"{run}-bf16"
-        wall16, ours16, _ = _timed_train([*cmd, "--run", run16, "--precision", "bf16"],
-                                         store, run16)
+        wall16, ours16, _ = _timed_train(
+            [*cmd, "--run", run16, "--precision", "bf16"], store, run16
+        )
         loads.append(load_avg())
-        print(f"  chromestore train --precision bf16  {wall16:>6.1f} s  mean test AUROC "
-              f"{np.nanmean(ours16):.4f} (load → {loads[-1]:.2f}); vs plain "
-              f"{ratio_text(plain_wall / wall16, (loads[1], loads[-1]), cores)}, vs fp32 "
-              f"{ratio_text(cli / wall16, (loads[1], loads[-1]), cores)}; AUROC − fp32 "
-              f"{np.nanmean(ours16) - np.nanmean(ours):+.4f}")
+        print(
+            f"  chromestore train --precision bf16  {wall16:>6.1f} s  mean test AUROC "
+            f"{np.nanmean(ours16):.4f} (load → {loads[-1]:.2f}); vs plain "
+            f"{ratio_text(plain_wall / wall16, (loads[1], loads[-1]), cores)}, vs fp32 "
+            f"{ratio_text(cli / wall16, (loads[1], loads[-1]), cores)}; AUROC − fp32 "
+            f"{np.nanmean(ours16) - np.nanmean(ours):+.4f}"
+        )
 
 
 if __name__ == "__main__":

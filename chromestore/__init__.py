@@ -12,33 +12,36 @@ use, so ``import chromestore`` (and ``chromestore --help``) stays fast.
 
 from chromestore._lazy import attach
 
-_attached, __dir__, __all__ = attach(__name__, {
-    "DEFAULT_MARKS": ".variables",
-    "validate": ".variables",
-    "SchemaError": ".errors",
-    "StoreError": ".errors",
-    "InputError": ".errors",
-    "Store": ".store.handle",
-    "add_cells": ".store.cells",
-    "create_store": ".store.dataset",
-    "open_store": ".store.dataset",
-    "align_expression": ".expression",
-    "read_rpkm": ".expression",
-    "read_gene_bed": ".genes",
-    "read_genes": ".genes",
-    "read_gtf": ".genes",
-    "compute_labels": ".labels",
-    "label_summary": ".labels",
-    "assign_splits": ".splits",
-    "split_sizes": ".splits",
-    "list_runs": ".runs.dataset",
-    "open_run": ".runs.dataset",
-    "write_run": ".runs.write",
-    "simulate": ".simulation.dataset",
-    "datasets": ".datasets",
-    "load_model": ".training.export",
-}, modules=("datasets",))
-
+_attached, __dir__, __all__ = attach(
+    __name__,
+    {
+        "DEFAULT_MARKS": ".variables",
+        "validate": ".variables",
+        "SchemaError": ".errors",
+        "StoreError": ".errors",
+        "InputError": ".errors",
+        "Store": ".store.handle",
+        "add_cells": ".store.cells",
+        "create_store": ".store.dataset",
+        "open_store": ".store.dataset",
+        "align_expression": ".expression",
+        "read_rpkm": ".expression",
+        "read_gene_bed": ".genes",
+        "read_genes": ".genes",
+        "read_gtf": ".genes",
+        "compute_labels": ".labels",
+        "label_summary": ".labels",
+        "assign_splits": ".splits",
+        "split_sizes": ".splits",
+        "list_runs": ".runs.dataset",
+        "open_run": ".runs.dataset",
+        "write_run": ".runs.write",
+        "simulate": ".simulation.dataset",
+        "datasets": ".datasets",
+        "load_model": ".training.export",
+    },
+    modules=("datasets",),
+)
 
 
 def __getattr__(name: str):

@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 
 
-def attach(package: str, exports: Mapping[str, str], modules: Iterable[str] = ()
-           ) -> tuple[Callable[[str], object], Callable[[], list[str]], list[str]]:
+def attach(
+    package: str, exports: Mapping[str, str], modules: Iterable[str] = ()
+) -> tuple[Callable[[str], object], Callable[[], list[str]], list[str]]:
     """``(__getattr__, __dir__, __all__)`` for ``package``.
 
     ``exports`` maps each public name to the module defining it, absolute or relative to

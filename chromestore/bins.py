@@ -78,6 +78,8 @@ def bin_coordinates(ds: xr.Dataset) -> xr.DataArray:
         int(ds.attrs["bin_size"]),
     )
     return xr.DataArray(
-        starts, dims=(V.GENE, V.BIN), coords={V.GENE: ds[V.GENE], V.BIN: ds[V.BIN]},
+        starts,
+        dims=(V.GENE, V.BIN),
+        coords={V.GENE: ds[V.GENE], V.BIN: ds[V.BIN]},
         name="bin_start",
     )

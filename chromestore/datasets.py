@@ -23,7 +23,8 @@ _PACKAGE = "chromestore._data"
 #: name → file (or folder) inside the data package, with what it holds
 FILES = {
     "gene_windows": (
-        "gene_windows.hg19.bed.gz", "the 19,802 REMC gene windows with their strands (hg19, BED6)"
+        "gene_windows.hg19.bed.gz",
+        "the 19,802 REMC gene windows with their strands (hg19, BED6)",
     ),
     "rpkm": ("rpkm.56epigenomes.tsv.gz", "RPKM of the 19,802 genes in the 56 epigenomes"),
     "epigenomes": ("epigenomes.tsv", "the 56 REMC epigenomes and DeepChrome's published AUC"),

@@ -234,13 +234,14 @@ class Forked(InProcess):
 
         context = multiprocessing.get_context("fork")
         self._events = context.SimpleQueue()
-        self._pool = ProcessPoolExecutor(workers, mp_context=context,
-                                         initializer=_forked_worker,
-                                         initargs=(self._events, warm))
+        self._pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_forked_worker, initargs=(self._events, warm)
+        )
         self._running = [self._pool.submit(os.getpid)]  # fork the workers now, to warm up
         self._shared: dict[int, tuple[Any, _SharedRef]] = {}  # id → (object, reference)
-        self._relay = threading.Thread(target=self._relay_events, daemon=True,
-                                       name="chromestore-forked-events")
+        self._relay = threading.Thread(
+            target=self._relay_events, daemon=True, name="chromestore-forked-events"
+        )
         self._relay.start()
 
     def _relay_events(self) -> None:
@@ -260,8 +261,9 @@ class Forked(InProcess):
             import tempfile
 
             folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            with tempfile.NamedTemporaryFile("wb", prefix="chromestore-shared-",
-                                             dir=folder, delete=False) as fh:
+            with tempfile.NamedTemporaryFile(
+                "wb", prefix="chromestore-shared-", dir=folder, delete=False
+            ) as fh:
                 pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
             self._shared[id(obj)] = (obj, _SharedRef(os.path.basename(fh.name), fh.name))
         return obj

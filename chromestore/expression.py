@@ -42,9 +42,7 @@ def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
                 continue
             f = line.rstrip("\r\n").split("\t")
             if len(f) != len(header):
-                raise InputError(
-                    path, lineno, f"expected {len(header)} columns, found {len(f)}"
-                )
+                raise InputError(path, lineno, f"expected {len(header)} columns, found {len(f)}")
             ids.append(f[0])
             values.append(f[1:])
     if not ids:

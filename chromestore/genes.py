@@ -85,7 +85,8 @@ def read_gene_bed(path: str | os.PathLike) -> pd.DataFrame:
         warnings.warn(
             f"{os.fspath(path)}: {no_strand_column} of {len(rows)} genes have no strand "
             "column (BED4); their bins stay in genome order, not 5'→3' (give a BED6 or GTF)",
-            StrandWarning, stacklevel=2,
+            StrandWarning,
+            stacklevel=2,
         )
     return _table(rows, path)
 
@@ -110,8 +111,9 @@ def reference_strands(by: str = "gene") -> pd.Series:
         warnings.simplefilter("ignore", StrandWarning)
         genes = read_gene_bed(datasets.gene_windows())
     table = genes.drop_duplicates(by) if by == "gene_id" else genes
-    return pd.Series(table["strand"].to_numpy(object), index=table[by].to_numpy(object),
-                     name="strand")
+    return pd.Series(
+        table["strand"].to_numpy(object), index=table[by].to_numpy(object), name="strand"
+    )
 
 
 _ATTR = re.compile(r'(\S+) "([^"]*)"')

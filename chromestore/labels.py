@@ -25,14 +25,18 @@ def require_expression(ds: xr.Dataset, cells, store: str = "the store") -> None:
 
     ingest = f"`chromestore ingest {store} --expression RPKM.tsv`"
     if not len(cells):
-        raise StoreError(f"{store}: no epigenomes in the store yet; add them with {ingest} "
-                         "(and --samples SHEET for their signal)")
+        raise StoreError(
+            f"{store}: no epigenomes in the store yet; add them with {ingest} "
+            "(and --samples SHEET for their signal)"
+        )
     has = ds[V.expression.name].sel({V.CELL: list(cells)}).notnull().any(V.GENE).values
     missing = [str(c) for c, ok in zip(cells, has, strict=True) if not ok]
     if missing:
         shown = ", ".join(missing[:6]) + (f", … ({len(missing)})" if len(missing) > 6 else "")
-        raise StoreError(f"{store}: no expression for {shown}; labels come from it, so "
-                         f"training needs it: add it with {ingest}")
+        raise StoreError(
+            f"{store}: no expression for {shown}; labels come from it, so "
+            f"training needs it: add it with {ingest}"
+        )
 
 
 def warn_overwrite(ds: xr.Dataset, names: tuple[str, ...]) -> None:
@@ -73,8 +77,13 @@ def compute_labels(ds: xr.Dataset, rule: str | float = "median") -> xr.Dataset:
         if rule not in RULES:
             raise ValueError(f"unknown label rule {rule!r}; use one of {RULES} or a number")
         data = expr.chunk({V.GENE: -1}) if expr.chunks is not None else expr
-        threshold = xr.apply_ufunc(_median_or_nan, data, input_core_dims=[[V.GENE]],
-                                   dask="parallelized", output_dtypes=[np.float32])
+        threshold = xr.apply_ufunc(
+            _median_or_nan,
+            data,
+            input_core_dims=[[V.GENE]],
+            dask="parallelized",
+            output_dtypes=[np.float32],
+        )
         label = expr >= threshold if rule == "median-ge" else expr > threshold
     else:
         value = float(rule)

@@ -31,8 +31,10 @@ def pick(ds: xr.Dataset, dim: str, names) -> list[str]:
     have = [str(v) for v in ds[dim].values]
     missing = [n for n in names if n not in set(have)]
     if missing:
-        raise KeyError(f"{dim} {', '.join(missing)} not in the store "
-                       f"({dim}s there: {', '.join(have) or 'none'})")
+        raise KeyError(
+            f"{dim} {', '.join(missing)} not in the store "
+            f"({dim}s there: {', '.join(have) or 'none'})"
+        )
     return names
 
 

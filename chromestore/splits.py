@@ -112,15 +112,20 @@ def assign_splits(
             xr.apply_ufunc(
                 _by_chromosome,
                 chrom,
-                kwargs=dict(seed=seed, repeat=r, test_chroms=test_chroms, valid_chroms=valid_chroms),
+                kwargs=dict(
+                    seed=seed, repeat=r, test_chroms=test_chroms, valid_chroms=valid_chroms
+                ),
                 dask="parallelized",
                 output_dtypes=[np.int8],
             )
             for r in range(repeats)
         ]
         split = xr.concat(parts, dim=V.REPEAT).drop_vars(
-            [c for c in ("gene_id", "gene_name", "gene_chrom", "gene_tss", "gene_strand")
-             if c in ds.coords]
+            [
+                c
+                for c in ("gene_id", "gene_name", "gene_chrom", "gene_tss", "gene_strand")
+                if c in ds.coords
+            ]
         )
         if split.chunks is not None:
             split = split.chunk({V.GENE: chunks})

@@ -92,10 +92,14 @@ gene = Spec(
 gene_id = Spec("gene_id", (GENE,), "UOT", None, "Ensembl gene id, e.g. ENSG00000000003.")
 gene_name = Spec("gene_name", (GENE,), "UOT", None, "Gene symbol, e.g. TSPAN6.")
 gene_chrom = Spec("gene_chrom", (GENE,), "UOT", None, "Chromosome of the TSS, e.g. chrX.")
-gene_tss = Spec("gene_tss", (GENE,), "i", "int64", "TSS position, 0-based genome coordinate.",
-                units="bp")
+gene_tss = Spec(
+    "gene_tss", (GENE,), "i", "int64", "TSS position, 0-based genome coordinate.", units="bp"
+)
 gene_strand = Spec(
-    "gene_strand", (GENE,), "UOT", None,
+    "gene_strand",
+    (GENE,),
+    "UOT",
+    None,
     "Strand of the gene: '+', '-' (bins reversed against the genome: 5'->3'), or '.' "
     "(unknown: bins in genome order).",
 )
@@ -121,7 +125,11 @@ signal = Spec(
     units="reads per bin (bigWig sources: mean signal per bin)",
 )
 expression = Spec(
-    "expression", (CELL, GENE), "f", "float32", "Expression in RPKM; NaN where not measured.",
+    "expression",
+    (CELL, GENE),
+    "f",
+    "float32",
+    "Expression in RPKM; NaN where not measured.",
     units="RPKM",
 )
 peak_max = Spec(
@@ -220,78 +228,139 @@ stat_spearman = _stat(
     "stat_spearman", "Test-split Spearman rho (regression, scipy.stats.spearmanr)."
 )
 stat_n_test = Spec(
-    "stat_n_test", (MODEL, CELL, REPEAT), "i", "int64",
-    "Genes scored: test split, prediction and target defined, not excluded.", required=False,
+    "stat_n_test",
+    (MODEL, CELL, REPEAT),
+    "i",
+    "int64",
+    "Genes scored: test split, prediction and target defined, not excluded.",
+    required=False,
 )
 stat_summary = Spec(
-    "stat_summary", (MODEL, STAT, SUMMARY), "f", "float64",
+    "stat_summary",
+    (MODEL, STAT, SUMMARY),
+    "f",
+    "float64",
     "Mean/median/min/max over epigenomes of each statistic's mean over repeats.",
     required=False,
 )
 published_auc = Spec(
-    "published_auc", (CELL,), "f", "float64",
+    "published_auc",
+    (CELL,),
+    "f",
+    "float64",
     "DeepChrome's published test AUC per epigenome (data/epigenomes.tsv); NaN if absent.",
     required=False,
 )
 auroc_vs_published = Spec(
-    "auroc_vs_published", (MODEL, CELL), "f", "float64",
-    "Mean AUROC over repeats minus DeepChrome's published AUC.", required=False,
+    "auroc_vs_published",
+    (MODEL, CELL),
+    "f",
+    "float64",
+    "Mean AUROC over repeats minus DeepChrome's published AUC.",
+    required=False,
 )
 n_beats_published = Spec(
-    "n_beats_published", (MODEL,), "i", "int64",
+    "n_beats_published",
+    (MODEL,),
+    "i",
+    "int64",
     "Epigenomes where the model's mean AUROC exceeds DeepChrome's published AUC.",
     required=False,
 )
 classopt_map = Spec(
-    "classopt_map", (CELL, CLASS, MARK, BIN), "f", "float32",
+    "classopt_map",
+    (CELL, CLASS, MARK, BIN),
+    "f",
+    "float32",
     "DeepChrome class-optimisation input (§3.3): negatives clamped to 0, divided by its max.",
     required=False,
 )
 classopt_active_bins = Spec(
-    "classopt_active_bins", (CELL, CLASS, MARK), "i", "int64",
+    "classopt_active_bins",
+    (CELL, CLASS, MARK),
+    "i",
+    "int64",
     "Bins of the class-optimisation map above the activity threshold (0.25), per mark.",
     required=False,
 )
 classopt_flagged = Spec(
-    "classopt_flagged", (CELL, CLASS, MARK), "b", "bool",
-    "Mark's active-bin count is above the mean count over marks.", required=False,
+    "classopt_flagged",
+    (CELL, CLASS, MARK),
+    "b",
+    "bool",
+    "Mark's active-bin count is above the mean count over marks.",
+    required=False,
 )
 classopt_pair_count = Spec(
-    "classopt_pair_count", (CLASS, MARK, MARK2), "i", "int64",
+    "classopt_pair_count",
+    (CLASS, MARK, MARK2),
+    "i",
+    "int64",
     "Epigenomes in which both marks are flagged (DeepChrome's combinatorial counts).",
     required=False,
 )
 saliency = Spec(
-    "saliency", (CELL, CLASS, MARK, BIN), "f", "float32",
+    "saliency",
+    (CELL, CLASS, MARK, BIN),
+    "f",
+    "float32",
     "Mean |gradient| of the logit margin (high - low) w.r.t. the input over test genes per class.",
     required=False,
 )
 integrated_gradients = Spec(
-    "integrated_gradients", (CELL, CLASS, MARK, BIN), "f", "float32",
+    "integrated_gradients",
+    (CELL, CLASS, MARK, BIN),
+    "f",
+    "float32",
     "Mean integrated gradients (zero baseline) of the logit margin over test genes per class.",
     required=False,
 )
 svmbin_auc_curve = Spec(
-    "svmbin_auc_curve", (BIN,), "f", "float64",
+    "svmbin_auc_curve",
+    (BIN,),
+    "f",
+    "float64",
     "svm-bin per-bin test AUC averaged over epigenomes and repeats (DeepChrome Fig. 4a).",
     required=False,
 )
 feature_map_bin = Spec(
-    "feature_map_bin", (CELL, BIN), "f", "float32",
+    "feature_map_bin",
+    (CELL, BIN),
+    "f",
+    "float32",
     "Mean first-layer activation over filters and test genes, at each conv window's centre bin"
     " (Fig. 4b); NaN where no window is centred.",
     required=False,
 )
 attention_class = Spec(
-    "attention_class", (CELL, CLASS, MARK, BIN), "f", "float32",
+    "attention_class",
+    (CELL, CLASS, MARK, BIN),
+    "f",
+    "float32",
     "AttentiveChrome bin-level attention averaged over test genes per class and repeats.",
     required=False,
 )
 ANALYSIS = (
-    stat_auroc, stat_auprc, stat_f1, stat_mse, stat_pearson, stat_spearman, stat_n_test,
-    stat_summary, published_auc, auroc_vs_published, n_beats_published, classopt_map,
-    classopt_active_bins, classopt_flagged, classopt_pair_count, saliency,
-    integrated_gradients, svmbin_auc_curve, feature_map_bin, attention_class,
+    stat_auroc,
+    stat_auprc,
+    stat_f1,
+    stat_mse,
+    stat_pearson,
+    stat_spearman,
+    stat_n_test,
+    stat_summary,
+    published_auc,
+    auroc_vs_published,
+    n_beats_published,
+    classopt_map,
+    classopt_active_bins,
+    classopt_flagged,
+    classopt_pair_count,
+    saliency,
+    integrated_gradients,
+    svmbin_auc_curve,
+    feature_map_bin,
+    attention_class,
 )
 ALL.update({s.name: s for s in ANALYSIS})
 
@@ -300,8 +369,15 @@ EPOCH = "epoch"
 #: attrs of a run: task, models (model → hyper-parameters incl. input transform),
 #: split_scheme, seed, label_rule, versions, wall_seconds (model → s), mode, device.
 RUN_ATTRS = (
-    "task", "models", "split_scheme", "seed", "label_rule", "versions", "wall_seconds",
-    "mode", "device",
+    "task",
+    "models",
+    "split_scheme",
+    "seed",
+    "label_rule",
+    "versions",
+    "wall_seconds",
+    "mode",
+    "device",
 )
 prediction = Spec(
     "prediction",

@@ -99,9 +99,18 @@ class DaskProcs:
         sfile = self.directory / "scheduler.json"
         log = self.directory / "scheduler.log"
         cmd = [
-            str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-            "--protocol", self.protocol, "--dashboard-address", f"127.0.0.1:{free_port()}",
-            "--scheduler-file", str(sfile),
+            str(BIN / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--protocol",
+            self.protocol,
+            "--dashboard-address",
+            f"127.0.0.1:{free_port()}",
+            "--scheduler-file",
+            str(sfile),
         ]
         self.scheduler = _spawn(cmd, log, self.env)
         _wait(sfile.exists, timeout, "the scheduler file", self.scheduler, log)
@@ -111,20 +120,38 @@ class DaskProcs:
         self.dashboard_port = int(info["services"]["dashboard"])
         return self.address
 
-    def start_worker(self, name: str, resources: str | None = None, nthreads: int = 1,
-                     timeout: float = 60) -> subprocess.Popen:
+    def start_worker(
+        self, name: str, resources: str | None = None, nthreads: int = 1, timeout: float = 60
+    ) -> subprocess.Popen:
         log = self.directory / f"worker-{name}.log"
         cmd = [
-            str(BIN / "dask"), "worker", self.address, "--host", "127.0.0.1", "--name", name,
-            "--nthreads", str(nthreads), "--no-nanny", "--no-dashboard",
-            "--memory-limit", "3GiB", "--local-directory", str(self.directory / f"w-{name}"),
+            str(BIN / "dask"),
+            "worker",
+            self.address,
+            "--host",
+            "127.0.0.1",
+            "--name",
+            name,
+            "--nthreads",
+            str(nthreads),
+            "--no-nanny",
+            "--no-dashboard",
+            "--memory-limit",
+            "3GiB",
+            "--local-directory",
+            str(self.directory / f"w-{name}"),
         ]
         if resources:
             cmd += ["--resources", resources]
         proc = _spawn(cmd, log, self.env)
         self.workers[name] = proc
-        _wait(lambda: b"Registered to" in log.read_bytes(), timeout,
-              f"worker {name} registering", proc, log)
+        _wait(
+            lambda: b"Registered to" in log.read_bytes(),
+            timeout,
+            f"worker {name} registering",
+            proc,
+            log,
+        )
         return proc
 
     def kill_worker(self, name: str) -> None:
@@ -205,19 +232,30 @@ def s3_server(tmp_path_factory) -> Iterator[S3Server]:
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     proc = _spawn(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log,
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        log,
         {"INITIAL_NO_AUTH_ACTION_COUNT": "3"},
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: _answers(endpoint + "/moto-api/"), 60, "moto_server answering", proc, log)
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
+        )
         iam.create_user(UserName="chromestore")
         iam.put_user_policy(
-            UserName="chromestore", PolicyName="s3-all",
-            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
+            UserName="chromestore",
+            PolicyName="s3-all",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+                }
+            ),
         )
         key = iam.create_access_key(UserName="chromestore")["AccessKey"]
         yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
@@ -241,9 +279,15 @@ def chromium() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
-def screenshot(url: str, out: Path, profile: Path, size: tuple[int, int] = (1280, 900),
-               ready_js: str = "document.readyState === 'complete'", settle_s: float = 1.5,
-               timeout: float = 90) -> Path:
+def screenshot(
+    url: str,
+    out: Path,
+    profile: Path,
+    size: tuple[int, int] = (1280, 900),
+    ready_js: str = "document.readyState === 'complete'",
+    settle_s: float = 1.5,
+    timeout: float = 90,
+) -> Path:
     """A PNG of ``url`` from headless Chromium, taken once ``ready_js`` is true in the page.
 
     Pages that fill themselves over a websocket (the Bokeh dashboard) are not drawn when
@@ -254,15 +298,25 @@ def screenshot(url: str, out: Path, profile: Path, size: tuple[int, int] = (1280
     if exe is None:
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
     cmd = [
-        exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
-        "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", url,
+        exe,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        f"--window-size={size[0]},{size[1]}",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        url,
     ]
     log = Path(profile).with_suffix(".log")
     proc = _spawn(cmd, log, None)
     try:
         port_file = Path(profile) / "DevToolsActivePort"
-        _wait(lambda: port_file.exists() and port_file.read_text().strip(), timeout,
-              "chromium's DevTools port", proc, log)
+        _wait(
+            lambda: port_file.exists() and port_file.read_text().strip(),
+            timeout,
+            "chromium's DevTools port",
+            proc,
+            log,
+        )
         port = int(port_file.read_text().split()[0])
         png = _cdp_capture(port, url, ready_js, settle_s, timeout)
     finally:
@@ -300,8 +354,9 @@ def _cdp_capture(port: int, url: str, ready_js: str, settle_s: float, timeout: f
 
         deadline = time.monotonic() + timeout
         while True:
-            res = await call("Runtime.evaluate", expression=f"Boolean({ready_js})",
-                             returnByValue=True)
+            res = await call(
+                "Runtime.evaluate", expression=f"Boolean({ready_js})", returnByValue=True
+            )
             if res["result"].get("value") is True:
                 break
             if time.monotonic() > deadline:

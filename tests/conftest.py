@@ -11,6 +11,9 @@ import pytest
 
 from chromestore.genes import read_gene_bed
 
+#: fixtures of real Dask clusters, an S3 server and a headless browser, for every test module
+pytest_plugins = ["tests.cluster_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 GENES_BED = DATA / "gene_windows.hg19.bed.gz"
@@ -104,8 +107,12 @@ def genes40(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     """40 real genes as a BED6 of ±10 kb windows, and their table."""
     table = read_gene_bed(GENES_BED).iloc[:40].reset_index(drop=True)
     path = tmp_path_factory.mktemp("genes") / "genes40.bed"
-    path.write_text("".join(f"{g.chrom}\t{g.tss - 10000}\t{g.tss + 10000}\t{g.gene}\t0\t"
-                            f"{g.strand}\n" for g in table.itertuples()))
+    path.write_text(
+        "".join(
+            f"{g.chrom}\t{g.tss - 10000}\t{g.tss + 10000}\t{g.gene}\t0\t{g.strand}\n"
+            for g in table.itertuples()
+        )
+    )
     return path, table
 
 

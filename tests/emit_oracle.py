@@ -38,8 +38,9 @@ def expected_ingest(ds: xr.Dataset, cell: str, mark: str, fmt: str, seed: int = 
         out = np.zeros(len(genes), dtype=np.float32)
         lo, hi = starts.min(axis=1), starts.max(axis=1) + bin_size
         for i in range(len(genes)):
-            p = peaks[(peaks["chrom"] == chroms[i]) & (peaks["start"] < hi[i])
-                      & (peaks["end"] > lo[i])]
+            p = peaks[
+                (peaks["chrom"] == chroms[i]) & (peaks["start"] < hi[i]) & (peaks["end"] > lo[i])
+            ]
             out[i] = p["signal"].max() if len(p) else 0.0
         return out
     out = np.zeros(starts.shape, dtype=np.float64)
@@ -55,8 +56,10 @@ def expected_ingest(ds: xr.Dataset, cell: str, mark: str, fmt: str, seed: int = 
             )
         elif fmt == "bigwig":
             seg = _coverage(
-                np.repeat(d_chroms[src], counts.shape[1]), d_starts[src].reshape(-1),
-                counts[src].reshape(-1), bin_size,
+                np.repeat(d_chroms[src], counts.shape[1]),
+                d_starts[src].reshape(-1),
+                counts[src].reshape(-1),
+                bin_size,
             )[chrom]
             seg_s, seg_e, val = seg
             # integral of the track from -inf to x, at any x
@@ -74,5 +77,3 @@ def expected_ingest(ds: xr.Dataset, cell: str, mark: str, fmt: str, seed: int = 
         else:
             raise ValueError(f"no expectation for format {fmt!r}")
     return out.astype(np.float32)
-
-

@@ -28,7 +28,9 @@ sig[0] = np.arange(6000, dtype=np.float32).reshape(12, 5, 100)
 expr = np.stack([np.zeros(12), np.arange(12)]).astype(np.float32)
 S.write_region(
     path,
-    xr.Dataset({"signal": (("cell", "gene", "mark", "bin"), sig), "expression": (("cell", "gene"), expr)}),
+    xr.Dataset(
+        {"signal": (("cell", "gene", "mark", "bin"), sig), "expression": (("cell", "gene"), expr)}
+    ),
     {"cell": slice(0, 2)},
 )
 records.mark_completed(path, "E003", "H3K4me3", {"path": "synthetic", "format": "test"})

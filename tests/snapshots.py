@@ -12,8 +12,9 @@ def snapshot(path: Path) -> dict[str, bytes]:
         return {".": path.read_bytes()}
     if not path.exists():
         return {}
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
 
 
 def flip_bit(path: Path, offset: int = 20, bit: int = 0) -> None:

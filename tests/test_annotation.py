@@ -20,7 +20,9 @@ def test_gene_bed__real_gene_list(real_genes):
     assert len(real_genes) == 19802
     first = real_genes.iloc[0]
     assert (first.gene, first.gene_id, first.gene_name) == (
-        "ENSG00000000003_TSPAN6", "ENSG00000000003", "TSPAN6",
+        "ENSG00000000003_TSPAN6",
+        "ENSG00000000003",
+        "TSPAN6",
     )
     assert first.chrom == "chrX" and first.tss == 99884988 + 10000
     # 7 Ensembl ids appear twice with two symbols: the key stays unique
@@ -39,8 +41,10 @@ def test_gene_bed__shipped_annotation_is_bed6_with_gencode_strands(real_genes):
 
 def test_gene_bed__strand_column_plus_minus_and_unknown(tmp_path):
     bed = tmp_path / "g.bed"
-    bed.write_text("chr1\t0\t20000\tENSG1_A\t0\t-\nchr2\t100\t20100\tENSG2_B\t0\t+\n"
-                   "chr3\t0\t20000\tENSG3_C\t0\t.\n")
+    bed.write_text(
+        "chr1\t0\t20000\tENSG1_A\t0\t-\nchr2\t100\t20100\tENSG2_B\t0\t+\n"
+        "chr3\t0\t20000\tENSG3_C\t0\t.\n"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a BED6 warns about nothing
         genes = chromestore.read_genes(bed)

@@ -24,14 +24,7 @@ import yaml
 from distributed import Client, Security
 
 from chromestore.app.cli import main as cli_main
-from tests.cluster_fixtures import (  # noqa: F401
-    DaskProcs,
-    _spawn,
-    _wait,
-    dask_procs,
-    s3_server,
-    stop,
-)
+from tests.cluster_fixtures import _spawn, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -114,8 +107,12 @@ def test_compose__services_ports_and_image():
         assert (DEPLOY / s[name]["build"]["context"] / s[name]["build"]["dockerfile"]).exists()
     assert "tls://scheduler:8786" in s["worker"]["command"]
     assert s["worker"]["deploy"]["replicas"] == 2
-    assert compose({"MINIO_ROOT_PASSWORD": "pw", "CPU_WORKERS": "8"})["services"]["worker"][
-        "deploy"]["replicas"] == 8
+    assert (
+        compose({"MINIO_ROOT_PASSWORD": "pw", "CPU_WORKERS": "8"})["services"]["worker"]["deploy"][
+            "replicas"
+        ]
+        == 8
+    )
 
 
 def test_compose__nothing_published_beyond_loopback():
@@ -139,7 +136,9 @@ def test_compose__minio_holds_the_store_and_password_is_required():
     w = c["services"]["worker"]
     assert w["environment"]["AWS_SECRET_ACCESS_KEY"] == "pw"
     assert c["services"]["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == "pw"
-    assert "mc mb --ignore-existing store/chromestore" in c["services"]["createbucket"]["entrypoint"]
+    assert (
+        "mc mb --ignore-existing store/chromestore" in c["services"]["createbucket"]["entrypoint"]
+    )
     assert "$MINIO_ROOT_PASSWORD" in c["services"]["createbucket"]["entrypoint"]
     with pytest.raises(KeyError, match="MINIO_ROOT_PASSWORD"):
         compose({})
@@ -186,8 +185,11 @@ def test_kubernetes__tls_config_is_the_compose_one_and_job_targets_the_scheduler
     env = {e["name"]: e["value"] for e in job["env"]}
     assert env["CHROMESTORE_SCHEDULER"] == scheduler
     # Every step of the submitted run is a real chromestore command.
-    steps = [shlex.split(line.strip().rstrip("\\"))
-             for line in job["args"][0].splitlines() if line.strip().startswith("chromestore ")]
+    steps = [
+        shlex.split(line.strip().rstrip("\\"))
+        for line in job["args"][0].splitlines()
+        if line.strip().startswith("chromestore ")
+    ]
     assert steps and all(s[1] in cli_main.commands for s in steps), steps
 
 
@@ -198,8 +200,12 @@ def test_kubernetes__tls_config_is_the_compose_one_and_job_targets_the_scheduler
 def certs(tmp_path_factory) -> Path:
     """make-certs.sh's output folder: ``ca/`` (the CA key) and ``dask/`` (what is mounted)."""
     out = tmp_path_factory.mktemp("tls") / "certs"
-    subprocess.run([str(DEPLOY / "tls" / "make-certs.sh"), str(out)], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [str(DEPLOY / "tls" / "make-certs.sh"), str(out)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return out
 
 
@@ -225,7 +231,8 @@ ROLES = ("scheduler", "worker", "client")
 def test_make_certs__a_certificate_per_role_keys_0600_ca_key_apart(certs):
     mounted = certs / "dask"
     assert sorted(p.name for p in mounted.iterdir()) == sorted(
-        ["ca.pem"] + [f"{r}{s}.pem" for r in ROLES for s in ("", "-key")])
+        ["ca.pem"] + [f"{r}{s}.pem" for r in ROLES for s in ("", "-key")]
+    )
     assert sorted(p.name for p in (certs / "ca").iterdir()) == ["ca-key.pem", "ca.pem"]
     for key in [certs / "ca" / "ca-key.pem", *mounted.glob("*-key.pem")]:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
@@ -233,19 +240,34 @@ def test_make_certs__a_certificate_per_role_keys_0600_ca_key_apart(certs):
     subjects = set()
     for role in ROLES:
         cert = mounted / f"{role}.pem"
-        ok = subprocess.run(["openssl", "verify", "-CAfile", str(mounted / "ca.pem"), str(cert)],
-                            capture_output=True, text=True)
+        ok = subprocess.run(
+            ["openssl", "verify", "-CAfile", str(mounted / "ca.pem"), str(cert)],
+            capture_output=True,
+            text=True,
+        )
         assert ok.returncode == 0 and ok.stdout.strip().endswith(": OK"), ok.stdout + ok.stderr
-        text = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-subject",
-                               "-ext", "extendedKeyUsage"], capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["openssl", "x509", "-in", str(cert), "-noout", "-subject", "-ext", "extendedKeyUsage"],
+            capture_output=True,
+            text=True,
+        ).stdout
         assert f"CN=chromestore-dask-{role}" in text.replace(" ", "")
         assert ("TLS Web Server Authentication" in text) == (role != "client")
         subjects.add(text)
         # each certificate carries its own key (the key's public half matches it)
-        pub = [subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-pubkey"],
-                              capture_output=True, text=True).stdout, None]
-        pub[1] = subprocess.run(["openssl", "pkey", "-in", str(mounted / f"{role}-key.pem"),
-                                 "-pubout"], capture_output=True, text=True).stdout
+        pub = [
+            subprocess.run(
+                ["openssl", "x509", "-in", str(cert), "-noout", "-pubkey"],
+                capture_output=True,
+                text=True,
+            ).stdout,
+            None,
+        ]
+        pub[1] = subprocess.run(
+            ["openssl", "pkey", "-in", str(mounted / f"{role}-key.pem"), "-pubout"],
+            capture_output=True,
+            text=True,
+        ).stdout
         assert pub[0] == pub[1] and pub[0]
     assert len(subjects) == 3
     keys = {(mounted / f"{r}-key.pem").read_bytes() for r in ROLES}
@@ -254,11 +276,17 @@ def test_make_certs__a_certificate_per_role_keys_0600_ca_key_apart(certs):
 
 def test_make_certs__never_overwrites_existing_certificates(certs):
     before = {p: p.read_bytes() for p in certs.rglob("*") if p.is_file()}
-    res = subprocess.run([str(DEPLOY / "tls" / "make-certs.sh"), str(certs)],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [str(DEPLOY / "tls" / "make-certs.sh"), str(certs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 1
-    assert res.stderr.strip() == (f"make-certs.sh: {certs}/ca already exists; nothing was "
-                                  "changed (remove it or choose another DIR)")
+    assert res.stderr.strip() == (
+        f"make-certs.sh: {certs}/ca already exists; nothing was "
+        "changed (remove it or choose another DIR)"
+    )
     assert {p: p.read_bytes() for p in certs.rglob("*") if p.is_file()} == before
 
 
@@ -270,13 +298,16 @@ def test_compose__containers_mount_role_certificates_never_the_ca_key():
         assert mounts["/etc/dask/tls"] == "./tls/certs/dask"
         assert not any("ca-key" in v or v.rstrip("/").endswith("/ca") for v in svc["volumes"])
         assert svc["user"] == "1000:1000"
-    custom = compose({"MINIO_ROOT_PASSWORD": "pw", "CHROMESTORE_UID": "1234",
-                      "CHROMESTORE_CERTS": "/srv/certs"})["services"]["worker"]
+    custom = compose(
+        {"MINIO_ROOT_PASSWORD": "pw", "CHROMESTORE_UID": "1234", "CHROMESTORE_CERTS": "/srv/certs"}
+    )["services"]["worker"]
     assert custom["user"] == "1234:1000" and "/srv/certs/dask:/etc/dask/tls:ro" in custom["volumes"]
     tls = yaml.safe_load((DEPLOY / "tls" / "dask-tls.yaml").read_text())["distributed"]["comm"]
     for role in ROLES:
-        assert tls["tls"][role] == {"cert": f"/etc/dask/tls/{role}.pem",
-                                    "key": f"/etc/dask/tls/{role}-key.pem"}
+        assert tls["tls"][role] == {
+            "cert": f"/etc/dask/tls/{role}.pem",
+            "key": f"/etc/dask/tls/{role}-key.pem",
+        }
 
 
 def _pods(obj) -> list[dict]:
@@ -312,8 +343,12 @@ def test_kubernetes__each_pod_gets_only_its_role_key_and_never_the_ca_key():
 @pytest.mark.timeout(180)
 def test_tls_settings__real_scheduler_and_worker_speak_tls_only(certs, dask_procs, tmp_path):  # noqa: F811
     other = tmp_path / "other-ca"
-    subprocess.run([str(DEPLOY / "tls" / "make-certs.sh"), str(other)], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [str(DEPLOY / "tls" / "make-certs.sh"), str(other)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     # Each process holds only its role's certificate and key, as the pods do.
     for role in ("scheduler", "worker"):
         mount = _role_mount(certs, role, tmp_path / f"{role}-tls")
@@ -337,8 +372,10 @@ def test_tls_settings__real_scheduler_and_worker_speak_tls_only(certs, dask_proc
 def _client_security(certs: Path) -> Security:
     d = certs / "dask"
     return Security(
-        tls_ca_file=str(d / "ca.pem"), tls_client_cert=str(d / "client.pem"),
-        tls_client_key=str(d / "client-key.pem"), require_encryption=True,
+        tls_ca_file=str(d / "ca.pem"),
+        tls_client_cert=str(d / "client.pem"),
+        tls_client_key=str(d / "client-key.pem"),
+        require_encryption=True,
     )
 
 
@@ -346,7 +383,9 @@ def _client_security(certs: Path) -> Security:
 
 
 def _run_pipeline_module():
-    spec = importlib.util.spec_from_file_location("run_pipeline", DEPLOY / "slurm" / "run_pipeline.py")
+    spec = importlib.util.spec_from_file_location(
+        "run_pipeline", DEPLOY / "slurm" / "run_pipeline.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -406,8 +445,13 @@ def test_deploy_readme__names_every_file():
 
 def test_slurm__storage_options_are_redacted_when_printed():
     rp = _run_pipeline_module()
-    so = {"endpoint_url": "http://minio:9000", "key": "AKIAEXAMPLE", "secret": "s3cr3t",
-          "client_kwargs": {"aws_session_token": "T0KEN-VALUE"}, "anon": False}
+    so = {
+        "endpoint_url": "http://minio:9000",
+        "key": "AKIAEXAMPLE",
+        "secret": "s3cr3t",
+        "client_kwargs": {"aws_session_token": "T0KEN-VALUE"},
+        "anon": False,
+    }
     args, options = rp.split_step(f"info s3://lab/x.zarr --storage-options '{json.dumps(so)}'")
     assert args == ["info", "s3://lab/x.zarr"] and json.loads(options) == so
     quoted = shlex.quote(json.dumps(so))
@@ -415,16 +459,23 @@ def test_slurm__storage_options_are_redacted_when_printed():
     shown = rp.shown(args, options)
     assert "AKIAEXAMPLE" not in shown and "s3cr3t" not in shown and "T0KEN" not in shown
     assert json.loads(shlex.split(shown)[-1]) == {
-        "endpoint_url": "http://minio:9000", "key": "***", "secret": "***",
-        "client_kwargs": {"aws_session_token": "***"}, "anon": False}
-    assert rp.shown(args, "{not json, secret}") == "info s3://lab/x.zarr --storage-options " \
+        "endpoint_url": "http://minio:9000",
+        "key": "***",
+        "secret": "***",
+        "client_kwargs": {"aws_session_token": "***"},
+        "anon": False,
+    }
+    assert (
+        rp.shown(args, "{not json, secret}") == "info s3://lab/x.zarr --storage-options "
         "'<not shown>'"
+    )
 
 
 @pytest.mark.cluster
 @pytest.mark.timeout(180)
 def test_slurm__steps_get_storage_options_from_the_environment_never_argv(
-        certs, s3_server, capfd, monkeypatch):  # noqa: F811
+    certs, s3_server, capfd, monkeypatch
+):  # noqa: F811
     from chromestore.simulation import simulate
 
     rp = _run_pipeline_module()
@@ -442,14 +493,18 @@ def test_slurm__steps_get_storage_options_from_the_environment_never_argv(
 
     monkeypatch.setattr(rp.subprocess, "run", spy)
     opt = shlex.quote(json.dumps(so))
-    rc = rp.run_steps("tls://127.0.0.1:1", [
-        f"info s3://slurm/s.zarr --format json --storage-options {opt}",
-        f"info s3://slurm/absent.zarr --storage-options {opt}",
-        "info s3://slurm/s.zarr",  # never runs: the step before failed
-    ], certs)
+    rc = rp.run_steps(
+        "tls://127.0.0.1:1",
+        [
+            f"info s3://slurm/s.zarr --format json --storage-options {opt}",
+            f"info s3://slurm/absent.zarr --storage-options {opt}",
+            "info s3://slurm/s.zarr",  # never runs: the step before failed
+        ],
+        certs,
+    )
     out, err = capfd.readouterr()
     assert rc == 1 and len(calls) == 2
-    assert json.loads(out[out.index("\n{\n"):out.index("\n}\n") + 2])["cells"] == ["E003"]
+    assert json.loads(out[out.index("\n{\n") : out.index("\n}\n") + 2])["cells"] == ["E003"]
     assert "error: s3://slurm/absent.zarr: no chromestore store here" in err
     assert "step failed (exit 1): chromestore info s3://slurm/absent.zarr" in err
     for secret in (so["key"], so["secret"]):

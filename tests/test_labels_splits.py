@@ -126,7 +126,9 @@ def test_splits__random_repeats_are_disjoint_deterministic_and_differ(real_store
 
 def test_splits__chromosome_keeps_each_chromosome_in_one_split(real_store):
     ds = chromestore.assign_splits(chromestore.open_store(real_store), "chromosome", seed=0)
-    frame = pd.DataFrame({"chrom": ds.gene_chrom.values.astype(object), "split": ds.split.values[0]})
+    frame = pd.DataFrame(
+        {"chrom": ds.gene_chrom.values.astype(object), "split": ds.split.values[0]}
+    )
     per_chrom = frame.groupby("chrom").split.nunique()
     assert (per_chrom == 1).all()
     sizes = frame.split.value_counts(normalize=True)
@@ -136,7 +138,10 @@ def test_splits__chromosome_keeps_each_chromosome_in_one_split(real_store):
 
 def test_splits__explicit_chromosomes(real_store):
     ds = chromestore.assign_splits(
-        chromestore.open_store(real_store), "chromosome", test_chroms=["chr1"], valid_chroms=["chr2"]
+        chromestore.open_store(real_store),
+        "chromosome",
+        test_chroms=["chr1"],
+        valid_chroms=["chr2"],
     )
     chrom = ds.gene_chrom.values.astype(object)
     split = ds.split.values[0]

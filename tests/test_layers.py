@@ -23,21 +23,35 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: source folder → the package it installs as
-FOLDERS = {"chromestore": "chromestore", "training": "chromestore.training",
-           "analysis": "chromestore.analysis"}
+FOLDERS = {
+    "chromestore": "chromestore",
+    "training": "chromestore.training",
+    "analysis": "chromestore.analysis",
+}
 #: module or package → its layer (a module belongs to the longest prefix that names it)
 LAYERS = {
-    "chromestore._lazy": 0, "chromestore.errors": 0, "chromestore.variables": 0,
-    "chromestore.textio": 0, "chromestore.datasets": 0, "chromestore.executors": 0,
-    "chromestore.genes": 1, "chromestore.bins": 1, "chromestore.labels": 1,
-    "chromestore.splits": 1, "chromestore.counting": 1,
+    "chromestore._lazy": 0,
+    "chromestore.errors": 0,
+    "chromestore.variables": 0,
+    "chromestore.textio": 0,
+    "chromestore.datasets": 0,
+    "chromestore.executors": 0,
+    "chromestore.genes": 1,
+    "chromestore.bins": 1,
+    "chromestore.labels": 1,
+    "chromestore.splits": 1,
+    "chromestore.counting": 1,
     "chromestore.store": 2,
-    "chromestore.expression": 3, "chromestore.query": 3, "chromestore.runs": 3,
+    "chromestore.expression": 3,
+    "chromestore.query": 3,
+    "chromestore.runs": 3,
     "chromestore.formats": 3,
-    "chromestore.ingest": 4, "chromestore.simulation": 4,
+    "chromestore.ingest": 4,
+    "chromestore.simulation": 4,
     "chromestore.training": 5,
     "chromestore.analysis": 6,
-    "chromestore.app": 7, "chromestore.__main__": 7,
+    "chromestore.app": 7,
+    "chromestore.__main__": 7,
 }
 #: the package's own ``__init__``: an index of public names over every layer, imported by
 #: the app and by users, never by a module of the library
@@ -47,8 +61,9 @@ CORE_MAX = LAYERS["chromestore.simulation"]
 
 def layer(module: str) -> int | None:
     """The layer of a module of ours (None: the index, or not ours)."""
-    best = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len,
-               default=None)
+    best = max(
+        (p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None
+    )
     return None if best is None else LAYERS[best]
 
 
@@ -67,8 +82,11 @@ def modules() -> dict[str, Path]:
 def _type_checking(node: ast.AST) -> bool:
     test = getattr(node, "test", None)
     return isinstance(node, ast.If) and (
-        isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
-        or isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Name)
+        and test.id == "TYPE_CHECKING"
+        or isinstance(test, ast.Attribute)
+        and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _nodes(tree: ast.AST):
@@ -90,8 +108,12 @@ def lazy_exports(module: str, path: Path) -> dict[str, str]:
     """A package's lazy public names (``attach(__name__, {...})``) → their modules."""
     out = {}
     for node in ast.walk(ast.parse(path.read_text())):
-        if (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "attach"
-                and len(node.args) > 1 and isinstance(node.args[1], ast.Dict)):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", "") == "attach"
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Dict)
+        ):
             for key, value in zip(node.args[1].keys, node.args[1].values, strict=True):
                 target = value.value  # ".handle" is relative to the package (one dot)
                 out[key.value] = module + target if target.startswith(".") else target
@@ -107,8 +129,11 @@ def imports(path: Path, module: str = "") -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = (_absolute(module, path.name == "__init__.py", node.level, node.module)
-                    if node.level else node.module)
+            base = (
+                _absolute(module, path.name == "__init__.py", node.level, node.module)
+                if node.level
+                else node.module
+            )
             found += [(node.lineno, f"{base}.{a.name}") for a in node.names]
     return found
 
@@ -178,18 +203,24 @@ def test_layers__every_module_belongs_to_a_layer():
 
 def test_layers__no_module_imports_a_layer_above_its_own():
     mods, g = modules(), graph()
-    bad = [f"{mods[m].relative_to(ROOT)}:{line} imports {t} (layer {layer(t)} > {layer(m)})"
-           for m, edges in g.items() if m != INDEX
-           for t, line in edges.items() if t != INDEX and layer(t) > layer(m)]
+    bad = [
+        f"{mods[m].relative_to(ROOT)}:{line} imports {t} (layer {layer(t)} > {layer(m)})"
+        for m, edges in g.items()
+        if m != INDEX
+        for t, line in edges.items()
+        if t != INDEX and layer(t) > layer(m)
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_layers__only_the_app_imports_the_package_index():
     mods, g = modules(), graph()
-    bad = [f"{mods[m].relative_to(ROOT)}:{line} imports {INDEX} itself"
-           for m, edges in g.items() if INDEX in edges and m != INDEX
-           and layer(m) < LAYERS["chromestore.app"]
-           for line in [edges[INDEX]]]
+    bad = [
+        f"{mods[m].relative_to(ROOT)}:{line} imports {INDEX} itself"
+        for m, edges in g.items()
+        if INDEX in edges and m != INDEX and layer(m) < LAYERS["chromestore.app"]
+        for line in [edges[INDEX]]
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -200,33 +231,53 @@ def test_layers__no_import_cycle():
 
 def test_layers__the_checker_sees_cycles_lazy_names_and_function_level_imports(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                     "    from chromestore.app import cli\n"
-                     "def f():\n    from chromestore.training import registry\n"
-                     "    from .dataset import open_store\n")
+    probe.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from chromestore.app import cli\n"
+        "def f():\n    from chromestore.training import registry\n"
+        "    from .dataset import open_store\n"
+    )
     found = imports(probe, "chromestore.store.probe")
     assert (5, "chromestore.training.registry") in found
     assert (6, "chromestore.store.dataset.open_store") in found
     assert not any(name.startswith("chromestore.app") for _, name in found)
-    assert lazy_exports("chromestore.store", ROOT / "chromestore" / "store" / "__init__.py")[
-        "open_store"] == "chromestore.store.dataset"
-    assert cycles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [
-        ["a", "b", "c"]]
+    assert (
+        lazy_exports("chromestore.store", ROOT / "chromestore" / "store" / "__init__.py")[
+            "open_store"
+        ]
+        == "chromestore.store.dataset"
+    )
+    assert cycles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [["a", "b", "c"]]
     assert layer("chromestore.store.records") == 2 and layer("chromestore.training.x") == 5
 
 
 def test_layers__no_bare_training_or_analysis_imports():
     """Everything imports through the one ``chromestore`` namespace."""
-    paths = [*modules().values(), *sorted((ROOT / "tests").rglob("*.py")),
-             *sorted((ROOT / "benchmarks").glob("*.py"))]
-    bad = [f"{p.relative_to(ROOT)}:{line} imports {name}" for p in paths
-           for line, name in imports(p) if name.split(".")[0] in ("training", "analysis")]
+    paths = [
+        *modules().values(),
+        *sorted((ROOT / "tests").rglob("*.py")),
+        *sorted((ROOT / "benchmarks").glob("*.py")),
+    ]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line} imports {name}"
+        for p in paths
+        for line, name in imports(p)
+        if name.split(".")[0] in ("training", "analysis")
+    ]
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("module", ["chromestore", "chromestore.ingest.run", "chromestore.query",
-                                    "chromestore.simulation.dataset", "chromestore.runs.write",
-                                    "chromestore.store.verify"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "chromestore",
+        "chromestore.ingest.run",
+        "chromestore.query",
+        "chromestore.simulation.dataset",
+        "chromestore.runs.write",
+        "chromestore.store.verify",
+    ],
+)
 def test_core__never_imports_torch(module):
     code = (
         f"import sys, {module}\n"

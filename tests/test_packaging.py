@@ -24,10 +24,17 @@ def wheel(tmp_path_factory) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "chromestore", "training", "analysis", "data"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
-        copy(ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
-                                          if (ROOT / name).is_dir() else {}))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
-                    str(src)], check=True, capture_output=True, text=True)
+        copy(
+            ROOT / name,
+            src / name,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}),
+        )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     (path,) = out.glob("chromestore-*.whl")
     return path
 
@@ -36,43 +43,80 @@ def test_wheel__has_no_top_level_package_but_chromestore(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
     assert top == {"chromestore"}
-    for inside in ("chromestore/training/trainer.py", "chromestore/analysis/report.py",
-                   "chromestore/app/cli.py", "chromestore/_data/rpkm.56epigenomes.tsv.gz",
-                   "chromestore/_data/gene_windows.hg19.bed.gz",
-                   "chromestore/_data/samples/deepdiff_E003/E003.train.csv"):
+    for inside in (
+        "chromestore/training/trainer.py",
+        "chromestore/analysis/report.py",
+        "chromestore/app/cli.py",
+        "chromestore/_data/rpkm.56epigenomes.tsv.gz",
+        "chromestore/_data/gene_windows.hg19.bed.gz",
+        "chromestore/_data/samples/deepdiff_E003/E003.train.csv",
+    ):
         assert inside in names, inside
 
 
-def test_wheel__installed_non_editable__simulate_train_analyze_from_another_folder(
-        wheel, tmp_path):
+def test_wheel__installed_non_editable__simulate_train_analyze_from_another_folder(wheel, tmp_path):
     """A fresh virtualenv (this environment's dependencies, the wheel itself installed)."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
-    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                              "['purelib'])"], check=True, capture_output=True,
-                             text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # dependencies from this environment, but not its (editable) chromestore
     (Path(purelib) / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
-                    "--no-deps", str(wheel)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "-q",
+            "--no-deps",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
     def cli(*args: str) -> str:
-        res = subprocess.run([str(py), "-m", "chromestore", "--workers", "0", *args], cwd=work,
-                             env=env, capture_output=True, text=True, timeout=600)
+        res = subprocess.run(
+            [str(py), "-m", "chromestore", "--workers", "0", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         return res.stdout
 
-    where = subprocess.run([str(py), "-c", "import chromestore, chromestore.training as t; "
-                            "print(chromestore.__file__, t.__file__)"], cwd=work, env=env,
-                           capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [
+            str(py),
+            "-c",
+            "import chromestore, chromestore.training as t; "
+            "print(chromestore.__file__, t.__file__)",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(ROOT) not in where and "site-packages" in where
     cli("simulate", "s.zarr", "--cells", "2", "--genes", "256", "--gene-chunk", "128")
-    out = cli("train", "s.zarr", "--run", "r", "--split", "random", "--epochs", "2",
-              "--batch-size", "32")
+    out = cli(
+        "train", "s.zarr", "--run", "r", "--split", "random", "--epochs", "2", "--batch-size", "32"
+    )
     assert "run r: 2 epigenome(s)" in out
     out = cli("analyze", "s.zarr", "--run", "r", "--report", "rep", "--no-interpret")
     assert "deepchrome" in out and (work / "rep" / "index.html").stat().st_size > 10_000

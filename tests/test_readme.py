@@ -28,9 +28,15 @@ def test_readme_module_map__every_listed_path_exists():
 
 def test_readme_module_map__lists_every_module():
     listed = set(_module_map())
-    modules = sorted(p.relative_to(ROOT).as_posix() for pkg in PACKAGES
-                     for p in (ROOT / pkg).rglob("*.py")
-                     if p.name != "__init__.py" and "__pycache__" not in p.parts)
-    unlisted = [m for m in modules
-                if m not in listed and not any(m.startswith(d) for d in listed if d.endswith("/"))]
+    modules = sorted(
+        p.relative_to(ROOT).as_posix()
+        for pkg in PACKAGES
+        for p in (ROOT / pkg).rglob("*.py")
+        if p.name != "__init__.py" and "__pycache__" not in p.parts
+    )
+    unlisted = [
+        m
+        for m in modules
+        if m not in listed and not any(m.startswith(d) for d in listed if d.endswith("/"))
+    ]
     assert not unlisted, unlisted

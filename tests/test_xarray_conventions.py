@@ -26,16 +26,28 @@ def small_store(tmp_path_factory):
 def _run_ds(model: str = "deepchrome") -> xr.Dataset:
     genes = [f"G{i}" for i in range(4)]
     return R.create_run_dataset(
-        models=[model], cells=["E003"], genes=genes,
-        prediction=np.full((1, 1, 1, 4), 0.5), target=[[0, 1, 0, 1]], split=[[0, 1, 2, 2]],
-        history_loss=[[[[0.5, 0.4]]]], history_valid_auc=[[[[0.6, 0.7]]]], best_epoch=[[[1]]],
+        models=[model],
+        cells=["E003"],
+        genes=genes,
+        prediction=np.full((1, 1, 1, 4), 0.5),
+        target=[[0, 1, 0, 1]],
+        split=[[0, 1, 2, 2]],
+        history_loss=[[[[0.5, 0.4]]]],
+        history_valid_auc=[[[[0.6, 0.7]]]],
+        best_epoch=[[[1]]],
         excluded=[[False] * 4],
-        attrs={"task": "classification", "models": {model: {"lr": 0.001}},
-               "wall_seconds": {model: 1.5}, "stats": ["auc", "ap"]})
+        attrs={
+            "task": "classification",
+            "models": {model: {"lr": 0.001}},
+            "wall_seconds": {model: 1.5},
+            "stats": ["auc", "ap"],
+        },
+    )
 
 
 def test_plain_xarray_opens_groups_filters_and_writes_netcdf_without_any_warning(
-        small_store, tmp_path):
+    small_store, tmp_path
+):
     script = textwrap.dedent(f"""
         import xarray as xr
         import chromestore
@@ -59,8 +71,9 @@ def test_plain_xarray_opens_groups_filters_and_writes_netcdf_without_any_warning
         assert back.expression.attrs["units"] == "RPKM"
         back.close()
     """)
-    done = subprocess.run([sys.executable, "-W", "error", "-c", script],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Warning" not in done.stderr
 
@@ -162,10 +175,12 @@ def test_accessor_profile_is_the_mean_signal_per_class_around_the_tss(small_stor
     assert dict(prof.sizes) == {"cell": 2, "class": 2, "bin": 100}
     sig = ds.signal.sel(cell="E004", mark="H3K4me3").values
     label = labelled.label.sel(cell="E004").values
-    np.testing.assert_allclose(prof.sel(cell="E004", **{"class": "high"}).values,
-                               sig[label].mean(0), rtol=1e-5)
-    np.testing.assert_allclose(prof.sel(cell="E004", **{"class": "low"}).values,
-                               sig[~label].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(
+        prof.sel(cell="E004", **{"class": "high"}).values, sig[label].mean(0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        prof.sel(cell="E004", **{"class": "low"}).values, sig[~label].mean(0), rtol=1e-5
+    )
     with pytest.raises(KeyError, match="marks: H3K27me3"):
         ds.chromestore.profile("H3K27ac")
 

@@ -22,10 +22,14 @@ def read_counts_tsv(path, request):
                 raise InputError(path, lineno, f"count {count!r} is not a number") from None
     values = np.array(list(genes.values()), np.float32).reshape(len(genes), n_bins)
     return xr.DataArray(values, dims=("gene", "bin"), coords={"gene": list(genes)}), {
-        "genes_in_file": len(genes)}
+        "genes_in_file": len(genes)
+    }
 
 
 COUNTS_TSV = FormatEntry(
-    "counts-tsv", (".counts.tsv",), "signal", read_counts_tsv,
+    "counts-tsv",
+    (".counts.tsv",),
+    "signal",
+    read_counts_tsv,
     "reads per bin as `gene<TAB>bin<TAB>count` lines, bins 1..N 5'→3'",
 )

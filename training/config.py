@@ -74,8 +74,13 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def pick_mode(mode: str, device: str, cluster: bool = False, local_pool: bool = False,
-              cores: int | None = None) -> tuple[str, str]:
+def pick_mode(
+    mode: str,
+    device: str,
+    cluster: bool = False,
+    local_pool: bool = False,
+    cores: int | None = None,
+) -> tuple[str, str]:
     """Resolve ``auto`` to what is fastest where it runs. Returns (mode, reason).
 
     - a CUDA GPU: ``stacked`` (one kernel launch per layer for all the models);
@@ -95,8 +100,10 @@ def pick_mode(mode: str, device: str, cluster: bool = False, local_pool: bool = 
         return "distributed", "a Dask cluster was given: groups of epigenomes handed to its workers"
     cores = cores or usable_cores()
     if local_pool and cores > 1 and "fork" in mp.get_all_start_methods():
-        return "percore", (f"CPU only: {cores} forked single-threaded processes, "
-                           "each stepping its share of the models one at a time")
+        return "percore", (
+            f"CPU only: {cores} forked single-threaded processes, "
+            "each stepping its share of the models one at a time"
+        )
     return "loop", "CPU only, no worker pool: the models stepped one at a time in this process"
 
 

@@ -41,12 +41,20 @@ SMALL_STEP = 2048
 _ARRAYS = ("best_auc", "best_epoch", "since", "hist_loss", "hist_auc")
 
 
-def init_models(entry: registry.ModelEntry, models: Sequence[tuple[str, int]], seed: int,
-                n_marks: int, n_bins: int, hparams: dict) -> list[torch.nn.Module]:
+def init_models(
+    entry: registry.ModelEntry,
+    models: Sequence[tuple[str, int]],
+    seed: int,
+    n_marks: int,
+    n_bins: int,
+    hparams: dict,
+) -> list[torch.nn.Module]:
     """One freshly initialised model per (cell, repeat), each from its own seed."""
     out = []
     for cell, repeat in models:
-        torch.manual_seed(int(np.random.default_rng([seed, cell_key(cell), repeat]).integers(2**62)))
+        torch.manual_seed(
+            int(np.random.default_rng([seed, cell_key(cell), repeat]).integers(2**62))
+        )
         out.append(entry.build(n_marks=n_marks, n_bins=n_bins, **hparams))
     return out
 
@@ -72,8 +80,9 @@ def _autocast(precision: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def _predict(net, loader: ChunkLoader, codes, batch_size: int, device, labelled=True,
-             precision: str = "fp32") -> np.ndarray:
+def _predict(
+    net, loader: ChunkLoader, codes, batch_size: int, device, labelled=True, precision: str = "fp32"
+) -> np.ndarray:
     """Class-1 probabilities (M, genes), NaN outside ``codes``."""
     out = np.full((len(loader.models), loader.n_genes), np.nan, np.float32)
     net.eval()
@@ -100,8 +109,10 @@ def checkpoint_tag(cells: Sequence[str]) -> str:
 
 
 def _save_checkpoint(target, state: dict) -> None:
-    state = {k: torch.from_numpy(np.ascontiguousarray(v)) if k in _ARRAYS else v
-             for k, v in state.items()}
+    state = {
+        k: torch.from_numpy(np.ascontiguousarray(v)) if k in _ARRAYS else v
+        for k, v in state.items()
+    }
     W.write_bytes(target, W.TORCH.dump(state))
 
 
@@ -154,32 +165,45 @@ def fit_group(
     if not threads and dev.type == "cpu" and per_step < SMALL_STEP:
         threads = 1
     with torch_threads(threads):
-        return _fit_group(store, cells, config, run, dev, storage_options, progress, stop_after,
-                          zarr_store)
+        return _fit_group(
+            store, cells, config, run, dev, storage_options, progress, stop_after, zarr_store
+        )
 
 
-def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_after,
-               zarr_store) -> dict:
+def _fit_group(
+    store, cells, config, run, dev, storage_options, progress, stop_after, zarr_store
+) -> dict:
     entry = registry.get(config.model)
     if entry.kind != "torch":
         raise ValueError(f"model {config.model!r} is of kind {entry.kind!r}, not a torch network")
     t0 = time.perf_counter()
     clock = _Clock()
-    loader = ChunkLoader(store, cells, split=config.split, seed=config.seed,
-                         label_rule=config.label_rule, transform=config.transform,
-                         storage_options=storage_options, memory_budget=config.memory_budget,
-                         zarr_store=zarr_store, split_over=config.split_over)
+    loader = ChunkLoader(
+        store,
+        cells,
+        split=config.split,
+        seed=config.seed,
+        label_rule=config.label_rule,
+        transform=config.transform,
+        storage_options=storage_options,
+        memory_budget=config.memory_budget,
+        zarr_store=zarr_store,
+        split_over=config.split_over,
+    )
     n_models = len(loader.models)
     clock.lap("load")
     if (loader.n_train() == 0).any():
         empty = sorted({loader.models[m][0] for m in np.flatnonzero(loader.n_train() == 0)})
         raise ValueError(f"cells {empty} have no training genes with signal and a label")
     hp = {**entry.defaults, **config.hparams}
-    net = stack(entry, init_models(entry, loader.models, config.seed, loader.n_marks,
-                                   loader.n_bins, config.hparams)).to(dev)
+    net = stack(
+        entry,
+        init_models(
+            entry, loader.models, config.seed, loader.n_marks, loader.n_bins, config.hparams
+        ),
+    ).to(dev)
     # per-model steps where the stacked module offers them (DeepChrome's does)
-    net.per_model = (resolve_steps(config.steps, dev) == "per-model"
-                     and hasattr(net, "per_model"))
+    net.per_model = resolve_steps(config.steps, dev) == "per-model" and hasattr(net, "per_model")
     params = list(net.parameters())
     opt = MaskedAdam(params, config.lr, n_models)
     best = [p.detach().clone() for p in params]
@@ -191,16 +215,21 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     # each model's validation predictions at its best epoch (reused for the result)
     best_valid = np.full((n_models, loader.n_genes), np.nan, np.float32)
     start = 0
-    ckpt = (R.checkpoint_store(store, run, config.model, checkpoint_tag(cells), storage_options)
-            if run else None)
+    ckpt = (
+        R.checkpoint_store(store, run, config.model, checkpoint_tag(cells), storage_options)
+        if run
+        else None
+    )
     if run:
         R.ensure_runs_group(store, storage_options)
     have_ckpt = False
     if ckpt and (state := _load_checkpoint(ckpt)) is not None:
         have_ckpt = True
         if state["config"] != config.key():
-            raise ValueError(f"checkpoint {ckpt.url} was written with other settings; "
-                             "remove it or use another run name")
+            raise ValueError(
+                f"checkpoint {ckpt.url} was written with other settings; "
+                "remove it or use another run name"
+            )
         with torch.no_grad():
             for p, s, b, sb in zip(params, state["params"], best, state["best"], strict=True):
                 p.copy_(s)
@@ -221,8 +250,9 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
         gens = []
         for c, r in loader.models:
             g = torch.Generator(device=dev)
-            g.manual_seed(int(np.random.default_rng([config.seed, cell_key(c), r, epoch, 1])
-                              .integers(2**62)))
+            g.manual_seed(
+                int(np.random.default_rng([config.seed, cell_key(c), r, epoch, 1]).integers(2**62))
+            )
             gens.append(g)
         net.train()
         loss_sum, n_steps = np.zeros(n_models), np.zeros(n_models)
@@ -239,8 +269,9 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
                     masks[m] = (keep >= p_drop).float() / (1 - p_drop)
             with _autocast(config.precision, dev):
                 logits = net(x, masks, active.to(dev)) if net.per_model else net(x, masks)
-            per = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                  reduction="none").view_as(w)
+            per = F.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none"
+            ).view_as(w)
             per_model = (per * w * active.to(dev).view(-1, 1)).sum(1)
             per_model.sum().backward()
             opt.step(active.to(dev))
@@ -248,8 +279,9 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
             loss_sum[act] += per_model.detach().cpu().numpy()[act]
             n_steps[act] += 1
         clock.lap("train steps")
-        prob = _predict(net, loader, (V.VALID,), eval_batch, dev, labelled=False,
-                        precision=config.precision)
+        prob = _predict(
+            net, loader, (V.VALID,), eval_batch, dev, labelled=False, precision=config.precision
+        )
         aucs = _valid_aucs(loader, prob)
         clock.lap("validation")
         hist_loss[running, epoch] = (loss_sum / np.maximum(n_steps, 1))[running]
@@ -272,13 +304,24 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
         # the last epoch is saved only over an older checkpoint (no stale one is left)
         if ckpt and (stopping or (due and not last) or (last and have_ckpt)):
             saved_at, have_ckpt = time.perf_counter(), True
-            _save_checkpoint(ckpt, {
-                "config": config.key(), "epoch": epoch,
-                "params": [p.detach().cpu() for p in params], "best": [b.cpu() for b in best],
-                "opt": {k: ([t.cpu() for t in v] if isinstance(v, list) else v)
-                        for k, v in opt.state().items()},
-                "best_auc": best_auc, "best_epoch": best_epoch, "since": since_best,
-                "hist_loss": hist_loss, "hist_auc": hist_auc})
+            _save_checkpoint(
+                ckpt,
+                {
+                    "config": config.key(),
+                    "epoch": epoch,
+                    "params": [p.detach().cpu() for p in params],
+                    "best": [b.cpu() for b in best],
+                    "opt": {
+                        k: ([t.cpu() for t in v] if isinstance(v, list) else v)
+                        for k, v in opt.state().items()
+                    },
+                    "best_auc": best_auc,
+                    "best_epoch": best_epoch,
+                    "since": since_best,
+                    "hist_loss": hist_loss,
+                    "hist_auc": hist_auc,
+                },
+            )
         clock.lap("checkpoints")
         if progress:
             progress(epoch, aucs)
@@ -291,31 +334,62 @@ def _fit_group(store, cells, config, run, dev, storage_options, progress, stop_a
     if start > 0 or (best_epoch < 0).any():
         # resumed (earlier epochs' validation predictions are not kept) or a model never
         # scored: predict the validation genes again with the best weights
-        prediction = _predict(net, loader, (V.VALID, V.TEST), eval_batch, dev,
-                              labelled=False, precision=config.precision)
+        prediction = _predict(
+            net,
+            loader,
+            (V.VALID, V.TEST),
+            eval_batch,
+            dev,
+            labelled=False,
+            precision=config.precision,
+        )
     else:
         # the validation genes' predictions of the best epoch are those weights' own
-        prediction = _predict(net, loader, (V.TEST,), eval_batch, dev, labelled=False,
-                              precision=config.precision)
+        prediction = _predict(
+            net, loader, (V.TEST,), eval_batch, dev, labelled=False, precision=config.precision
+        )
         valid = np.isnan(prediction) & ~np.isnan(best_valid)
         prediction[valid] = best_valid[valid]
     clock.lap("prediction")
     finished = done >= config.epochs or not (since_best < (config.patience or 10**9)).any()
     if run and finished:
         for m, (c, r) in enumerate(loader.models):
-            W.save_weights(store, run, config.model, c, r, {
-                "model": config.model, "hparams": hp, "n_marks": loader.n_marks,
-                "n_bins": loader.n_bins, "transform": config.transform,
-                "best_epoch": int(best_epoch[m]), "state_dict": net.state_dict_of(m)},
-                entry.codec, storage_options)
+            W.save_weights(
+                store,
+                run,
+                config.model,
+                c,
+                r,
+                {
+                    "model": config.model,
+                    "hparams": hp,
+                    "n_marks": loader.n_marks,
+                    "n_bins": loader.n_bins,
+                    "transform": config.transform,
+                    "best_epoch": int(best_epoch[m]),
+                    "state_dict": net.state_dict_of(m),
+                },
+                entry.codec,
+                storage_options,
+            )
     clock.lap("weights")
     return {
-        "models": loader.models, "cells": loader.cells, "prediction": prediction,
-        "history_loss": hist_loss, "history_valid_auc": hist_auc, "best_epoch": best_epoch,
-        "target": loader.target, "excluded": loader.excluded, "split": loader.split,
-        "split_attrs": loader.split_attrs, "genes": loader.genes, "epochs_run": done,
-        "finished": finished, "seconds": time.perf_counter() - t0,
+        "models": loader.models,
+        "cells": loader.cells,
+        "prediction": prediction,
+        "history_loss": hist_loss,
+        "history_valid_auc": hist_auc,
+        "best_epoch": best_epoch,
+        "target": loader.target,
+        "excluded": loader.excluded,
+        "split": loader.split,
+        "split_attrs": loader.split_attrs,
+        "genes": loader.genes,
+        "epochs_run": done,
+        "finished": finished,
+        "seconds": time.perf_counter() - t0,
         "timings": clock.laps,
-        "excluded_report": loader.exclusion_report(), "device": str(dev),
+        "excluded_report": loader.exclusion_report(),
+        "device": str(dev),
         "n_repeats": loader.n_repeats,
     }

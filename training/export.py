@@ -57,7 +57,8 @@ def _flatten(obj: Any, path: str, arrays: dict[str, np.ndarray], model: str) -> 
     raise ExportError(
         f"model {model!r} keeps its weights as {type(obj).__module__}.{type(obj).__name__}, "
         "which export cannot write without pickle (its registry entry has no to_arrays); "
-        "only models with array weights export")
+        "only models with array weights export"
+    )
 
 
 def _unflatten(obj: Any, arrays: Mapping[str, np.ndarray]) -> Any:
@@ -75,23 +76,39 @@ def spec_of(predictor: P.Predictor) -> dict:
     from importlib.metadata import version
 
     s = predictor.spec
-    return R.jsonable({
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "chromestore_version": version("chromestore"),
-        "model": predictor.model, "task": predictor.task, "hyperparameters": predictor.hparams,
-        "marks": list(predictor.marks), "n_bins": predictor.n_bins,
-        "bin_offset": list(predictor.bin_offset), "window": s.get("window"),
-        "bin_size": s.get("bin_size"), "genome": s.get("genome"),
-        "orientation": s.get("orientation") or ORIENTATION,
-        "input_transform": predictor.transform, "normalisation": predictor.normalisation,
-        "label_rule": {"training_labels": s.get("label_rule"),
-                       "prediction": "label = score >= 0.5 (P(high expression))"
-                       if predictor.task == "classification" else "none (regression)"},
-        "training_cells": list(predictor.train_cells), "source_run": s.get("run"),
-        "split_scheme": s.get("split_scheme"), "seed": s.get("seed"),
-        "provenance": s.get("provenance"), "training_versions": s.get("versions"),
-        "n_members": len(predictor.members),
-    }, nonfinite_as_str=True)
+    return R.jsonable(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "chromestore_version": version("chromestore"),
+            "model": predictor.model,
+            "task": predictor.task,
+            "hyperparameters": predictor.hparams,
+            "marks": list(predictor.marks),
+            "n_bins": predictor.n_bins,
+            "bin_offset": list(predictor.bin_offset),
+            "window": s.get("window"),
+            "bin_size": s.get("bin_size"),
+            "genome": s.get("genome"),
+            "orientation": s.get("orientation") or ORIENTATION,
+            "input_transform": predictor.transform,
+            "normalisation": predictor.normalisation,
+            "label_rule": {
+                "training_labels": s.get("label_rule"),
+                "prediction": "label = score >= 0.5 (P(high expression))"
+                if predictor.task == "classification"
+                else "none (regression)",
+            },
+            "training_cells": list(predictor.train_cells),
+            "source_run": s.get("run"),
+            "split_scheme": s.get("split_scheme"),
+            "seed": s.get("seed"),
+            "provenance": s.get("provenance"),
+            "training_versions": s.get("versions"),
+            "n_members": len(predictor.members),
+        },
+        nonfinite_as_str=True,
+    )
 
 
 def export_predictor(predictor: P.Predictor, out: str | os.PathLike) -> Path:
@@ -117,11 +134,17 @@ def export_predictor(predictor: P.Predictor, out: str | os.PathLike) -> Path:
     return out
 
 
-def export_model(store: StoreLike, run: str, out: str | os.PathLike, *, cell: str | None = None,
-                 model: str | None = None, storage_options: Mapping | None = None) -> Path:
+def export_model(
+    store: StoreLike,
+    run: str,
+    out: str | os.PathLike,
+    *,
+    cell: str | None = None,
+    model: str | None = None,
+    storage_options: Mapping | None = None,
+) -> Path:
     """Export one model of run ``run`` (``cell``: which epigenome's) to folder ``out``."""
-    predictor = P.from_run(store, run, model=model, from_cell=cell,
-                           storage_options=storage_options)
+    predictor = P.from_run(store, run, model=model, from_cell=cell, storage_options=storage_options)
     return export_predictor(predictor, out)
 
 
@@ -144,44 +167,60 @@ def load_model(path: str | os.PathLike) -> P.Predictor:
         raise ExportError(f"{spec_path}: format is {spec.get('format')!r}, not {FORMAT!r}")
     version = spec.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ExportError(f"{spec_path}: model format version {version} is newer than this "
-                          f"chromestore reads ({FORMAT_VERSION}); upgrade chromestore")
+        raise ExportError(
+            f"{spec_path}: model format version {version} is newer than this "
+            f"chromestore reads ({FORMAT_VERSION}); upgrade chromestore"
+        )
     entry = registry.get(spec["model"])
     arrays = load_file(str(path / WEIGHTS_FILE))
     members = []
     for m in spec["members"]:
         if isinstance(m, dict) and "to_arrays" in m and entry.from_arrays is not None:
-            flat = {k.removeprefix(m["prefix"]): v for k, v in arrays.items()
-                    if k.startswith(m["prefix"])}
+            flat = {
+                k.removeprefix(m["prefix"]): v
+                for k, v in arrays.items()
+                if k.startswith(m["prefix"])
+            }
             members.append(entry.from_arrays(flat, m["to_arrays"]))
         else:
             members.append(_unflatten(m, arrays))
     return P.Predictor(
-        model=spec["model"], task=spec["task"], marks=list(spec["marks"]),
-        bin_offset=list(spec["bin_offset"]), transform=spec["input_transform"],
-        hparams=dict(spec.get("hyperparameters") or {}), members=members,
+        model=spec["model"],
+        task=spec["task"],
+        marks=list(spec["marks"]),
+        bin_offset=list(spec["bin_offset"]),
+        transform=spec["input_transform"],
+        hparams=dict(spec.get("hyperparameters") or {}),
+        members=members,
         train_cells=list(spec.get("training_cells") or []),
         normalisation=spec.get("normalisation"),
-        spec={"run": spec.get("source_run"), "label_rule": spec["label_rule"]["training_labels"],
-              "window": spec.get("window"), "bin_size": spec.get("bin_size"),
-              "genome": spec.get("genome"), "provenance": spec.get("provenance"),
-              "orientation": spec.get("orientation"),
-              "split_scheme": spec.get("split_scheme"), "seed": spec.get("seed"),
-              "versions": spec.get("training_versions")})
+        spec={
+            "run": spec.get("source_run"),
+            "label_rule": spec["label_rule"]["training_labels"],
+            "window": spec.get("window"),
+            "bin_size": spec.get("bin_size"),
+            "genome": spec.get("genome"),
+            "provenance": spec.get("provenance"),
+            "orientation": spec.get("orientation"),
+            "split_scheme": spec.get("split_scheme"),
+            "seed": spec.get("seed"),
+            "versions": spec.get("training_versions"),
+        },
+    )
 
 
 def _readme(spec: dict) -> str:
     cells = ", ".join(spec["training_cells"])
-    return f"""# {spec['model']} trained on {cells}
+    return f"""# {spec["model"]} trained on {cells}
 
-Exported by chromestore {spec['chromestore_version']} (model format {spec['format_version']})
-from run `{spec['source_run']}`.
+Exported by chromestore {spec["chromestore_version"]} (model format {spec["format_version"]})
+from run `{spec["source_run"]}`.
 
-- `{WEIGHTS_FILE}`: weights ({spec['n_members']} member(s), scores averaged), safetensors.
-- `{SPEC_FILE}`: marks in input order ({', '.join(spec['marks'])}), {spec['n_bins']} bins of
-  {spec['bin_size']} bp over ±{spec['window']} bp of the TSS ({spec['genome']}), oriented
-  {spec['orientation']}; input transform `{spec['input_transform']}`; normalisation
-  `{json.dumps(spec['normalisation'])}`; training labels `{spec['label_rule']['training_labels']}`.
+- `{WEIGHTS_FILE}`: weights ({spec["n_members"]} member(s), scores averaged), safetensors.
+- `{SPEC_FILE}`: marks in input order ({", ".join(spec["marks"])}), {spec["n_bins"]} bins of
+  {spec["bin_size"]} bp over ±{spec["window"]} bp of the TSS ({spec["genome"]}), oriented
+  {spec["orientation"]}; input transform `{spec["input_transform"]}`; normalisation
+  `{json.dumps(spec["normalisation"])}`; training labels `{spec["label_rule"]["training_labels"]}`.
 
 Use it:
 
@@ -192,6 +231,9 @@ scores = model.predict(open_store("your.zarr"))  # (cell, gene)
 ```
 
 or `chromestore predict your.zarr --model-dir this-folder --cells YOURCELL --output scores.csv`.
-Scores are {'P(high expression); label = score >= 0.5' if spec['task'] == 'classification'
-            else 'predicted log(RPKM+1)'}.
+Scores are {
+        "P(high expression); label = score >= 0.5"
+        if spec["task"] == "classification"
+        else "predicted log(RPKM+1)"
+    }.
 """

@@ -105,7 +105,11 @@ class ChunkLoader:
         if transform not in TRANSFORMS:
             raise ValueError(f"unknown input transform {transform!r}; use one of {TRANSFORMS}")
         self.path, self.transform, self.seed, self.prefetch = (
-            os.fspath(store), transform, int(seed), prefetch)
+            os.fspath(store),
+            transform,
+            int(seed),
+            prefetch,
+        )
         ds = open_store(self.path, storage_options)
         all_cells = [str(c) for c in ds[V.CELL].values.astype(object)]
         missing = [c for c in cells if c not in all_cells]
@@ -116,22 +120,29 @@ class ChunkLoader:
         self.genes = ds[V.GENE].values.astype(object)
         self.marks = [str(m) for m in ds[V.MARK].values.astype(object)]
         self.n_genes, self.n_marks, self.n_bins = (
-            ds.sizes[V.GENE], ds.sizes[V.MARK], ds.sizes[V.BIN])
+            ds.sizes[V.GENE],
+            ds.sizes[V.MARK],
+            ds.sizes[V.BIN],
+        )
         ds = compute_labels(ds, label_rule)
         sub = ds[["label", "label_valid"]].isel({V.CELL: self.cell_index})
         label = sub["label"].values
         valid = sub["label_valid"].values
         self.target = np.where(valid, label.astype(np.float32), np.nan).astype(np.float32)
-        group = zarr.open_group(zarr_store if zarr_store is not None else self.path, mode="r",
-                                zarr_format=3, storage_options=None if zarr_store is not None
-                                else storage_options)
+        group = zarr.open_group(
+            zarr_store if zarr_store is not None else self.path,
+            mode="r",
+            zarr_format=3,
+            storage_options=None if zarr_store is not None else storage_options,
+        )
         # a chunk that fails its checksum raises ChunkError naming the chunk and the cell
         self.signal = CheckedArray(group[V.signal.name], self.path, all_cells)
         self.gene_chunk = int(self.signal.chunks[1])
         self.n_chunks = -(-self.n_genes // self.gene_chunk)
         cell_bytes = self.n_genes * self.n_marks * self.n_bins * 4
         self._cache: dict[tuple[int, int], np.ndarray] | None = (
-            {} if cell_bytes * len(self.cells) <= memory_budget else None)
+            {} if cell_bytes * len(self.cells) <= memory_budget else None
+        )
         self.chunk_reads = 0
         self.excluded = self._scan_missing()
         if split_over not in ("all", "signal"):
@@ -250,14 +261,16 @@ class ChunkLoader:
             yield from emit(final=False)
         yield from emit(final=True)
 
-    def _eval_stream(self, codes: Sequence[int], batch_size: int,
-                     labelled: bool) -> Iterator[EvalBatch]:
+    def _eval_stream(
+        self, codes: Sequence[int], batch_size: int, labelled: bool
+    ) -> Iterator[EvalBatch]:
         n_models = len(self.models)
         for j, blocks in self._blocks(range(self.n_chunks)):
             g0 = j * self.gene_chunk
-            rows = [np.sort(np.concatenate([self._chunk_rows(m, j, code, labelled)
-                                            for code in codes]))
-                    for m in range(n_models)]
+            rows = [
+                np.sort(np.concatenate([self._chunk_rows(m, j, code, labelled) for code in codes]))
+                for m in range(n_models)
+            ]
             longest = max(len(r) for r in rows)
             for s in range(0, longest, batch_size):
                 width = min(batch_size, longest - s)  # no all-padding columns to evaluate
@@ -273,8 +286,9 @@ class ChunkLoader:
         """Epoch ``epoch``'s shuffled training batches, prefetched in a background thread."""
         return _prefetched(self._train_stream(epoch, batch_size), self.prefetch)
 
-    def eval_batches(self, codes: Sequence[int], batch_size: int,
-                     labelled: bool = True) -> Iterator[EvalBatch]:
+    def eval_batches(
+        self, codes: Sequence[int], batch_size: int, labelled: bool = True
+    ) -> Iterator[EvalBatch]:
         """The genes of splits ``codes`` in store order (no shuffling), prefetched."""
         return _prefetched(self._eval_stream(codes, batch_size, labelled), self.prefetch)
 

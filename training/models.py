@@ -75,8 +75,14 @@ class DeepChrome(nn.Module):
 
 #: Parameter names of DeepChrome in a fixed order (the stacked tensors follow it).
 PARAM_NAMES = (
-    "conv.weight", "conv.bias", "fc1.weight", "fc1.bias",
-    "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias",
+    "conv.weight",
+    "conv.bias",
+    "fc1.weight",
+    "fc1.bias",
+    "fc2.weight",
+    "fc2.bias",
+    "fc3.weight",
+    "fc3.bias",
 )
 
 
@@ -89,18 +95,28 @@ class StackedDeepChrome(nn.Module):
     ``(M, B, 900)`` already scaled by ``1/(1-p)``; it returns logits ``(M, B, 2)``.
     """
 
-    def __init__(self, n_models: int, n_marks: int = 5, n_bins: int = 100,
-                 dropout: float = 0.5) -> None:
+    def __init__(
+        self, n_models: int, n_marks: int = 5, n_bins: int = 100, dropout: float = 0.5
+    ) -> None:
         super().__init__()
-        self.n_models, self.n_marks, self.n_bins, self.dropout_p = n_models, n_marks, n_bins, dropout
+        self.n_models, self.n_marks, self.n_bins, self.dropout_p = (
+            n_models,
+            n_marks,
+            n_bins,
+            dropout,
+        )
         self.n_flat = N_FILTERS * conv_length(n_bins)
         #: Step the models one at a time (see :meth:`forward`) instead of batched.
         self.per_model = False
         shapes = {
-            "conv.weight": (N_FILTERS, n_marks, KERNEL), "conv.bias": (N_FILTERS,),
-            "fc1.weight": (HIDDEN[0], self.n_flat), "fc1.bias": (HIDDEN[0],),
-            "fc2.weight": (HIDDEN[1], HIDDEN[0]), "fc2.bias": (HIDDEN[1],),
-            "fc3.weight": (N_CLASSES, HIDDEN[1]), "fc3.bias": (N_CLASSES,),
+            "conv.weight": (N_FILTERS, n_marks, KERNEL),
+            "conv.bias": (N_FILTERS,),
+            "fc1.weight": (HIDDEN[0], self.n_flat),
+            "fc1.bias": (HIDDEN[0],),
+            "fc2.weight": (HIDDEN[1], HIDDEN[0]),
+            "fc2.bias": (HIDDEN[1],),
+            "fc3.weight": (N_CLASSES, HIDDEN[1]),
+            "fc3.bias": (N_CLASSES,),
         }
         for name in PARAM_NAMES:
             self.register_parameter(
@@ -119,8 +135,9 @@ class StackedDeepChrome(nn.Module):
 
     def state_dict_of(self, i: int) -> dict[str, torch.Tensor]:
         """Model ``i`` as a plain :class:`DeepChrome` state dict (on CPU)."""
-        return {n: getattr(self, n.replace(".", "_"))[i].detach().cpu().clone()
-                for n in PARAM_NAMES}
+        return {
+            n: getattr(self, n.replace(".", "_"))[i].detach().cpu().clone() for n in PARAM_NAMES
+        }
 
     def to_models(self) -> list[DeepChrome]:
         models = []
@@ -130,8 +147,9 @@ class StackedDeepChrome(nn.Module):
             models.append(m)
         return models
 
-    def forward(self, x: torch.Tensor, masks: torch.Tensor | None = None,
-                active: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, masks: torch.Tensor | None = None, active: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits ``(M, B, 2)``: one stacked pass, or one pass per model when
         :attr:`per_model` is set (then models not ``active`` give zeros and no gradient)."""
         if self.per_model:
@@ -152,8 +170,9 @@ class StackedDeepChrome(nn.Module):
         h = F.relu(torch.baddbmm(self.fc2_bias.unsqueeze(1), h, self.fc2_weight.transpose(1, 2)))
         return torch.baddbmm(self.fc3_bias.unsqueeze(1), h, self.fc3_weight.transpose(1, 2))
 
-    def _forward_each(self, x: torch.Tensor, masks: torch.Tensor | None,
-                      active: torch.Tensor | None) -> torch.Tensor:
+    def _forward_each(
+        self, x: torch.Tensor, masks: torch.Tensor | None, active: torch.Tensor | None
+    ) -> torch.Tensor:
         # One small model at a time (as a plain per-model loop): on a CPU core this beats
         # the batched matmuls. ``unbind`` keeps the stacked parameters: its backward stacks
         # the per-model gradients once, so the optimiser still sees (M, ...) tensors.
@@ -175,6 +194,10 @@ class StackedDeepChrome(nn.Module):
 
 
 ENTRY = ModelEntry(
-    "deepchrome", DeepChrome, kind="torch", stacked=StackedDeepChrome.from_models,
-    defaults={"dropout": 0.5}, paper="Singh et al. 2016, DeepChrome (Bioinformatics)",
+    "deepchrome",
+    DeepChrome,
+    kind="torch",
+    stacked=StackedDeepChrome.from_models,
+    defaults={"dropout": 0.5},
+    paper="Singh et al. 2016, DeepChrome (Bioinformatics)",
 )

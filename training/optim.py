@@ -55,9 +55,21 @@ class MaskedAdam:
                 for out, x in zip(views, (p[i], p.grad[i], m[i], v[i], t[i]), strict=True):
                     out.append(x)
         ps, gs, ms, vs, steps = views
-        torch._fused_adam_(ps, gs, ms, vs, [], steps, lr=self.lr, beta1=BETAS[0],
-                           beta2=BETAS[1], weight_decay=0.0, eps=EPS, amsgrad=False,
-                           maximize=False)
+        torch._fused_adam_(
+            ps,
+            gs,
+            ms,
+            vs,
+            [],
+            steps,
+            lr=self.lr,
+            beta1=BETAS[0],
+            beta2=BETAS[1],
+            weight_decay=0.0,
+            eps=EPS,
+            amsgrad=False,
+            maximize=False,
+        )
 
     def _elementwise_step(self, active: torch.Tensor) -> None:
         b1, b2 = BETAS

@@ -45,7 +45,7 @@ def guided_groups(cells: Sequence[str], workers: int) -> list[list[str]]:
     out, start = [], 0
     while start < len(cells):
         size = max(1, -(-(len(cells) - start) // (2 * workers)))
-        out.append(cells[start:start + size])
+        out.append(cells[start : start + size])
         start += size
     return out
 
@@ -60,9 +60,15 @@ def _fit(store, cells, config, run, storage_options):
         return fit_group(store, cells, config, run, "cpu", storage_options, threads=1)
 
 
-def fit_per_core(store: str, cells: Sequence[str], config: TrainConfig, run: str | None,
-                 storage_options: dict | None = None, workers: int | None = None,
-                 on_done: Callable[[dict], None] | None = None) -> list[dict]:
+def fit_per_core(
+    store: str,
+    cells: Sequence[str],
+    config: TrainConfig,
+    run: str | None,
+    storage_options: dict | None = None,
+    workers: int | None = None,
+    on_done: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Fit ``cells`` in one forked single-threaded process per core (``workers``), which
     take :func:`guided_groups` as they finish; the groups' results in the order of
     ``cells``."""
@@ -75,8 +81,12 @@ def fit_per_core(store: str, cells: Sequence[str], config: TrainConfig, run: str
         return gather(futures, as_completed, cells, on_done)
 
 
-def gather(futures, completed: Callable, cells: Sequence[str],
-           on_done: Callable[[dict], None] | None = None) -> list[dict]:
+def gather(
+    futures,
+    completed: Callable,
+    cells: Sequence[str],
+    on_done: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Group results as ``completed(futures)`` yields them (``on_done`` called on each),
     returned in the order of ``cells``; for process pools and Dask alike."""
     results = []

@@ -42,12 +42,16 @@ from chromestore.training.scoring import auc
 
 #: The registered entry (``chromestore train --model pooled --pool MODEL``).
 MODEL = "pooled"
-NORMALISATION = {"kind": "per-epigenome",
-                 "doc": "each mark x bin standardised by the epigenome's own mean and std "
-                        "over its genes with signal, after the input transform"}
-SCALE_NORMALISATION = {"kind": "per-epigenome-scale",
-                       "doc": "each mark x bin divided by the epigenome's own mean over its "
-                              "genes with signal, after the input transform"}
+NORMALISATION = {
+    "kind": "per-epigenome",
+    "doc": "each mark x bin standardised by the epigenome's own mean and std "
+    "over its genes with signal, after the input transform",
+}
+SCALE_NORMALISATION = {
+    "kind": "per-epigenome-scale",
+    "doc": "each mark x bin divided by the epigenome's own mean over its "
+    "genes with signal, after the input transform",
+}
 
 
 def _inputs(signal: np.ndarray, transform: str, normalisation: dict) -> np.ndarray:
@@ -71,8 +75,7 @@ class Fold:
     expression: np.ndarray
 
 
-def _fit_torch(entry, fold: Fold, hp: dict, *, epochs: int, seed: int, lr: float,
-               batch_size: int):
+def _fit_torch(entry, fold: Fold, hp: dict, *, epochs: int, seed: int, lr: float, batch_size: int):
     """The network on the pooled training samples; the epoch best on pooled validation AUROC.
     Returns (weights, best epoch, [(loss, valid AUROC) per epoch])."""
     torch.manual_seed(seed)
@@ -89,9 +92,10 @@ def _fit_torch(entry, fold: Fold, hp: dict, *, epochs: int, seed: int, lr: float
         order = rng.permutation(len(x))
         total = 0.0
         for i in range(0, len(x), batch_size):
-            idx = order[i:i + batch_size]
-            loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(x[idx])),
-                                                     torch.from_numpy(y[idx]))
+            idx = order[i : i + batch_size]
+            loss = torch.nn.functional.cross_entropy(
+                net(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -104,8 +108,13 @@ def _fit_torch(entry, fold: Fold, hp: dict, *, epochs: int, seed: int, lr: float
         if a > best_auc or best is None:
             best_auc, best_epoch = a, epoch
             best = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    weights = {"model": entry.name, "hparams": R.jsonable(hp), "n_marks": x.shape[1],
-               "n_bins": x.shape[2], "state_dict": best}
+    weights = {
+        "model": entry.name,
+        "hparams": R.jsonable(hp),
+        "n_marks": x.shape[1],
+        "n_bins": x.shape[2],
+        "state_dict": best,
+    }
     return weights, best_epoch, history
 
 
@@ -115,15 +124,21 @@ def _fit_arrays(entry, fold: Fold, hp: dict, *, seed: int, **_):
     from chromestore.training.peers.execute import _fit_cell
     from chromestore.training.peers.shallowchrome import max_signal_features
 
-    data = CellData(cell="pooled", y=fold.y.astype(int), split=fold.split[None],
-                    keep=np.ones(len(fold.y), bool),
-                    signal=fold.x if entry.reads == "signal" else None,
-                    signal_max=max_signal_features(fold.x) if entry.reads == "signal_max"
-                    else None, expression=fold.expression)
+    data = CellData(
+        cell="pooled",
+        y=fold.y.astype(int),
+        split=fold.split[None],
+        keep=np.ones(len(fold.y), bool),
+        signal=fold.x if entry.reads == "signal" else None,
+        signal_max=max_signal_features(fold.x) if entry.reads == "signal_max" else None,
+        expression=fold.expression,
+    )
     if entry.fan_out is not None:
         size, n_bins = entry.fan_out.size, fold.x.shape[2]
-        parts = [entry.fan_out.fit(data, range(b, min(b + size, n_bins)), hp)
-                 for b in range(0, n_bins, size)]
+        parts = [
+            entry.fan_out.fit(data, range(b, min(b + size, n_bins)), hp)
+            for b in range(0, n_bins, size)
+        ]
         res = entry.fan_out.collect(parts, data, hp)
     else:
         res = _fit_cell(entry)(data, hp, seed)
@@ -133,18 +148,32 @@ def _fit_arrays(entry, fold: Fold, hp: dict, *, seed: int, **_):
     return res["weights"][0], 0, history
 
 
-def leave_one_out(store: StoreLike, name: str, cells: Sequence[str],
-                  test_cells: Sequence[str] = (), *, model: str = "deepchrome",
-                  split: str = "random", seed: int = 0, epochs: int = 20, lr: float = 1e-3,
-                  batch_size: int = 128, transform: str = "raw", label_rule: str = "median",
-                  hyper: Mapping | None = None, storage_options: Mapping | None = None):
+def leave_one_out(
+    store: StoreLike,
+    name: str,
+    cells: Sequence[str],
+    test_cells: Sequence[str] = (),
+    *,
+    model: str = "deepchrome",
+    split: str = "random",
+    seed: int = 0,
+    epochs: int = 20,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    transform: str = "raw",
+    label_rule: str = "median",
+    hyper: Mapping | None = None,
+    storage_options: Mapping | None = None,
+):
     """Leave-one-epigenome-out ``model`` over ``cells`` and the pooled model on all of them,
     which also scores ``test_cells``; writes run ``name`` (model ``<model>-pooled``) and
     returns it. ``model``: a classifier of kind ``torch`` or ``arrays``."""
     base = registry.get(model)
     if base.kind not in ("torch", "arrays") or base.task != "classification":
-        raise ValueError(f"model {model!r} ({base.kind}, {base.task}) cannot be pooled; "
-                         "pool a torch or arrays classifier")
+        raise ValueError(
+            f"model {model!r} ({base.kind}, {base.task}) cannot be pooled; "
+            "pool a torch or arrays classifier"
+        )
     pooled_name = f"{model}-pooled"
     normalisation = normalisation_of(base)
     hp = {**base.defaults, **(hyper or {})}
@@ -167,10 +196,12 @@ def leave_one_out(store: StoreLike, name: str, cells: Sequence[str],
 
     def fold(of: Sequence[int]) -> Fold:
         idx = [np.flatnonzero(keep[c] & ((part == V.TRAIN) | (part == V.VALID))) for c in of]
-        return Fold(np.concatenate([x[c][i] for c, i in zip(of, idx, strict=True)]),
-                    np.concatenate([label[c][i] for c, i in zip(of, idx, strict=True)]),
-                    np.concatenate([part[i] for i in idx]),
-                    np.concatenate([expr[c][i] for c, i in zip(of, idx, strict=True)]))
+        return Fold(
+            np.concatenate([x[c][i] for c, i in zip(of, idx, strict=True)]),
+            np.concatenate([label[c][i] for c, i in zip(of, idx, strict=True)]),
+            np.concatenate([part[i] for i in idx]),
+            np.concatenate([expr[c][i] for c, i in zip(of, idx, strict=True)]),
+        )
 
     def score(weights, c: int) -> None:
         test = np.flatnonzero(keep[c] & (part == V.TEST))
@@ -184,30 +215,52 @@ def leave_one_out(store: StoreLike, name: str, cells: Sequence[str],
     hist = np.full((len(cells), n_epochs, 2), np.nan, np.float32)
     for h in range(n_train):
         weights, best_epoch[h], history = fit(
-            base, fold([c for c in range(n_train) if c != h]), hp, **opts)
-        hist[h, :len(history)] = history
+            base, fold([c for c in range(n_train) if c != h]), hp, **opts
+        )
+        hist[h, : len(history)] = history
         score(weights, h)
     pooled, _, _ = fit(base, fold(range(n_train)), hp, **opts)
     for h in range(n_train, len(cells)):
         score(pooled, h)
     key = "+".join(train_cells)
-    info = {**R.jsonable(hp, nonfinite_as_str=True), "transform": transform,
-            "pooled": "leave-one-epigenome-out", "base_model": model, "paper": base.paper}
+    info = {
+        **R.jsonable(hp, nonfinite_as_str=True),
+        "transform": transform,
+        "pooled": "leave-one-epigenome-out",
+        "base_model": model,
+        "paper": base.paper,
+    }
     if base.kind == "torch":
         info.update(lr=lr, batch_size=batch_size, epochs=epochs, optimizer="Adam")
     run = R.create_run_dataset(
-        models=[pooled_name], cells=cells, genes=ds[V.GENE].values.astype(object),
-        prediction=pred[None, :, None], target=np.where(valid, label, np.nan), split=part[None],
-        history_loss=hist[None, :, None, :, 0], history_valid_auc=hist[None, :, None, :, 1],
-        best_epoch=best_epoch[None, :, None], excluded=~np.isfinite(signal).all(axis=(2, 3)),
-        attrs={"task": "classification", "models": {pooled_name: info}, "split_scheme": split,
-               "seed": int(seed), "label_rule": str(label_rule),
-               "versions": R.versions("torch", "scikit-learn"),
-               "wall_seconds": {pooled_name: time.time() - t0},
-               "mode": "pooled", "device": "cpu", "evaluation": "leave-one-epigenome-out",
-               "train_cells": train_cells, "test_cells": list(test_cells),
-               "pooled_models": {pooled_name: {"key": key, "base": model,
-                                               "normalisation": normalisation}}})
+        models=[pooled_name],
+        cells=cells,
+        genes=ds[V.GENE].values.astype(object),
+        prediction=pred[None, :, None],
+        target=np.where(valid, label, np.nan),
+        split=part[None],
+        history_loss=hist[None, :, None, :, 0],
+        history_valid_auc=hist[None, :, None, :, 1],
+        best_epoch=best_epoch[None, :, None],
+        excluded=~np.isfinite(signal).all(axis=(2, 3)),
+        attrs={
+            "task": "classification",
+            "models": {pooled_name: info},
+            "split_scheme": split,
+            "seed": int(seed),
+            "label_rule": str(label_rule),
+            "versions": R.versions("torch", "scikit-learn"),
+            "wall_seconds": {pooled_name: time.time() - t0},
+            "mode": "pooled",
+            "device": "cpu",
+            "evaluation": "leave-one-epigenome-out",
+            "train_cells": train_cells,
+            "test_cells": list(test_cells),
+            "pooled_models": {
+                pooled_name: {"key": key, "base": model, "normalisation": normalisation}
+            },
+        },
+    )
     R.write_run(store, name, run)
     if base.kind == "torch":
         pooled = {**pooled, "transform": transform}
@@ -240,22 +293,33 @@ def run(request, client=None) -> str:
     train = opts.get("train_cells") or request.cells
     test = [c for c in (opts.get("test_cells") or []) if c not in train]
     base = opts.get("pool") or "deepchrome"
-    out = leave_one_out(request.store, request.run, train, test, model=base,
-                        split=request.split,
-                        seed=request.seed, epochs=int(request.setting("epochs")),
-                        lr=float(request.setting("lr")),
-                        batch_size=int(request.setting("batch_size")),
-                        transform=str(request.setting("transform")),
-                        storage_options=request.storage_options)
+    out = leave_one_out(
+        request.store,
+        request.run,
+        train,
+        test,
+        model=base,
+        split=request.split,
+        seed=request.seed,
+        epochs=int(request.setting("epochs")),
+        lr=float(request.setting("lr")),
+        batch_size=int(request.setting("batch_size")),
+        transform=str(request.setting("transform")),
+        storage_options=request.storage_options,
+    )
     scores = test_auroc(out)
     pooled_name = f"{base}-pooled"
-    lines = [f"run {request.run}: {pooled_name} over {len(train)} epigenome(s), "
-             f"{out.attrs['wall_seconds'][pooled_name]:.1f} s; test AUROC of each epigenome "
-             "held out:"]
-    lines += [f"  {c} ({'unseen' if c in test else 'left out'}): {a:.4f}"
-              for c, a in scores.items()]
-    lines.append(f"predict with: chromestore predict {request.store} --run {request.run} "
-                 "--cells CELLS")
+    lines = [
+        f"run {request.run}: {pooled_name} over {len(train)} epigenome(s), "
+        f"{out.attrs['wall_seconds'][pooled_name]:.1f} s; test AUROC of each epigenome "
+        "held out:"
+    ]
+    lines += [
+        f"  {c} ({'unseen' if c in test else 'left out'}): {a:.4f}" for c, a in scores.items()
+    ]
+    lines.append(
+        f"predict with: chromestore predict {request.store} --run {request.run} --cells CELLS"
+    )
     return "\n".join(lines)
 
 
@@ -263,14 +327,20 @@ def _entry():
     from chromestore.training.registry import ModelEntry, ModelOption
 
     return ModelEntry(
-        MODEL, kind="pooled", runner=__name__,
+        MODEL,
+        kind="pooled",
+        runner=__name__,
         paper="one classifier pooled over epigenomes, per-epigenome normalisation, "
-              "leave-one-epigenome-out",
+        "leave-one-epigenome-out",
         options=(
-            ModelOption("--pool", "The classifier to pool (default deepchrome): deepchrome, "
-                        "shallowchrome, svm-bin, rf-bestbin, attentivechrome."),
-            ModelOption("--train-cells", "Epigenomes to train one model on (E003,E004,…).",
-                        type="cells"),
+            ModelOption(
+                "--pool",
+                "The classifier to pool (default deepchrome): deepchrome, "
+                "shallowchrome, svm-bin, rf-bestbin, attentivechrome.",
+            ),
+            ModelOption(
+                "--train-cells", "Epigenomes to train one model on (E003,E004,…).", type="cells"
+            ),
             ModelOption("--test-cells", "Unseen epigenomes to evaluate it on.", type="cells"),
         ),
     )

@@ -55,10 +55,15 @@ def torch_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.
         out = []
         with torch.no_grad():
             for start in range(0, len(x), 1024):
-                y = net(torch.as_tensor(x[start:start + 1024], dtype=torch.float32))
+                y = net(torch.as_tensor(x[start : start + 1024], dtype=torch.float32))
                 y = y[0] if isinstance(y, tuple) else y
-                out.append((torch.softmax(y, -1)[:, 1] if y.ndim == 2 and y.shape[1] == 2
-                            else y.reshape(len(y))).numpy())
+                out.append(
+                    (
+                        torch.softmax(y, -1)[:, 1]
+                        if y.ndim == 2 and y.shape[1] == 2
+                        else y.reshape(len(y))
+                    ).numpy()
+                )
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     return score
@@ -84,8 +89,10 @@ def scorer_of(entry) -> Callable:
     """The scorer factory of ``entry``: its own, else its kind's; a clear error when none."""
     found = getattr(entry, "scorer", None) or DEFAULT_SCORERS.get(entry.kind)
     if found is None:
-        raise PredictError(f"model {entry.name!r} (kind {entry.kind!r}) cannot predict: its "
-                           "registry entry has no scorer")
+        raise PredictError(
+            f"model {entry.name!r} (kind {entry.kind!r}) cannot predict: its "
+            "registry entry has no scorer"
+        )
     return found
 
 
@@ -131,22 +138,29 @@ class Predictor:
         have = [str(m) for m in sig[V.MARK].values]
         missing = [m for m in self.marks if m not in have]
         if missing:
-            raise PredictError(f"the dataset lacks mark(s) {missing} that model {self.model!r} "
-                               f"reads (it has {have}; the model needs {self.marks})")
+            raise PredictError(
+                f"the dataset lacks mark(s) {missing} that model {self.model!r} "
+                f"reads (it has {have}; the model needs {self.marks})"
+            )
         if sig.sizes[V.BIN] != self.n_bins:
-            raise PredictError(f"bin layout mismatch: the dataset has {sig.sizes[V.BIN]} bins, "
-                               f"model {self.model!r} was trained on {self.n_bins}")
+            raise PredictError(
+                f"bin layout mismatch: the dataset has {sig.sizes[V.BIN]} bins, "
+                f"model {self.model!r} was trained on {self.n_bins}"
+            )
         if V.bin_offset.name in ds.variables:
             offsets = [int(v) for v in ds[V.bin_offset.name].values]
             if offsets != list(self.bin_offset):
                 raise PredictError(
                     f"bin layout mismatch: the dataset's bins start at {offsets[:2]}… "
                     f"(bin size {_step(offsets)}), model {self.model!r} was trained on bins at "
-                    f"{list(self.bin_offset[:2])}… (bin size {_step(self.bin_offset)})")
+                    f"{list(self.bin_offset[:2])}… (bin size {_step(self.bin_offset)})"
+                )
         mine, theirs = self.spec.get("orientation"), ds.attrs.get("orientation")
         if mine and theirs and mine != theirs:
-            raise PredictError(f"bin orientation mismatch: the dataset's bins are {theirs!r}, "
-                               f"model {self.model!r} was trained on {mine!r} bins")
+            raise PredictError(
+                f"bin orientation mismatch: the dataset's bins are {theirs!r}, "
+                f"model {self.model!r} was trained on {mine!r} bins"
+            )
         return sig.sel({V.MARK: self.marks}).transpose(V.CELL, V.GENE, V.MARK, V.BIN)
 
     def score_array(self, signal: np.ndarray, cell: str | None = None) -> np.ndarray:
@@ -167,9 +181,13 @@ class Predictor:
     def predict(self, dataset: xr.Dataset) -> xr.DataArray:
         """Scores ``(cell, gene)`` of every epigenome of ``dataset`` (computed here)."""
         sig = self.align(dataset)
-        values = np.stack([self.score_array(sig.isel({V.CELL: i}).values)
-                           for i in range(sig.sizes[V.CELL])]) if sig.sizes[V.CELL] else \
-            np.zeros((0, sig.sizes[V.GENE]), np.float32)
+        values = (
+            np.stack(
+                [self.score_array(sig.isel({V.CELL: i}).values) for i in range(sig.sizes[V.CELL])]
+            )
+            if sig.sizes[V.CELL]
+            else np.zeros((0, sig.sizes[V.GENE]), np.float32)
+        )
         return score_array(values, sig[V.CELL].values, sig[V.GENE].values, self)
 
 
@@ -196,12 +214,20 @@ def normalise(x: np.ndarray, normalisation: dict | None) -> np.ndarray:
 def score_array(values: np.ndarray, cells, genes, predictor: Predictor) -> xr.DataArray:
     """The ``score`` DataArray laid out by :data:`chromestore.variables.score`."""
     return xr.DataArray(
-        np.asarray(values, np.float32), dims=V.score.dims,
-        coords={V.CELL: np.asarray([str(c) for c in cells], object),
-                V.GENE: np.asarray([str(g) for g in genes], object)},
+        np.asarray(values, np.float32),
+        dims=V.score.dims,
+        coords={
+            V.CELL: np.asarray([str(c) for c in cells], object),
+            V.GENE: np.asarray([str(g) for g in genes], object),
+        },
         name=V.score.name,
-        attrs={"description": V.score.doc, "model": predictor.model, "task": predictor.task,
-               "train_cells": list(predictor.train_cells)})
+        attrs={
+            "description": V.score.doc,
+            "model": predictor.model,
+            "task": predictor.task,
+            "train_cells": list(predictor.train_cells),
+        },
+    )
 
 
 # --- a predictor from a run -----------------------------------------------------------------
@@ -221,24 +247,37 @@ def run_models(run: xr.Dataset) -> list[tuple[str, str]]:
     return pairs
 
 
-def choose(run: xr.Dataset, name: str, model: str | None, from_cell: str | None
-           ) -> tuple[str, str]:
+def choose(run: xr.Dataset, name: str, model: str | None, from_cell: str | None) -> tuple[str, str]:
     """The one (model, weights key) that ``--model``/``--from-cell`` name in run ``name``."""
     pairs = run_models(run)
-    hits = [(m, c) for m, c in pairs if (model is None or m == model)
-            and (from_cell is None or c == from_cell or from_cell in c.split("+"))]
+    hits = [
+        (m, c)
+        for m, c in pairs
+        if (model is None or m == model)
+        and (from_cell is None or c == from_cell or from_cell in c.split("+"))
+    ]
     if len(hits) == 1:
         return hits[0]
     listing = ", ".join(f"{m} from {c}" for m, c in pairs)
     if not hits:
-        raise PredictError(f"run {name!r} has no model {model or ''} from "
-                           f"{from_cell or 'any epigenome'}; it has: {listing}")
-    raise PredictError(f"run {name!r} holds {len(hits)} models; choose one with --from-cell "
-                       f"(or --model): {listing}")
+        raise PredictError(
+            f"run {name!r} has no model {model or ''} from "
+            f"{from_cell or 'any epigenome'}; it has: {listing}"
+        )
+    raise PredictError(
+        f"run {name!r} holds {len(hits)} models; choose one with --from-cell "
+        f"(or --model): {listing}"
+    )
 
 
-def from_run(store: StoreLike, name: str, *, model: str | None = None,
-             from_cell: str | None = None, storage_options: Mapping | None = None) -> Predictor:
+def from_run(
+    store: StoreLike,
+    name: str,
+    *,
+    model: str | None = None,
+    from_cell: str | None = None,
+    storage_options: Mapping | None = None,
+) -> Predictor:
     """The predictor of one model in run ``name`` (``from_cell``: which epigenome's, in a
     per-epigenome run; a pooled model needs none). All its repeats are members."""
     store = Store.of(store, storage_options)
@@ -255,25 +294,42 @@ def from_run(store: StoreLike, name: str, *, model: str | None = None,
         except FileNotFoundError:
             break
     if not members:
-        raise PredictError(f"run {name!r} keeps no weights of {model} from {key} (was it "
-                           "trained to the end, with a run name?)")
+        raise PredictError(
+            f"run {name!r} keeps no weights of {model} from {key} (was it "
+            "trained to the end, with a run name?)"
+        )
     first = members[0] if isinstance(members[0], dict) else {}
     return Predictor(
-        model=entry.name, task=entry.task,
+        model=entry.name,
+        task=entry.task,
         marks=[str(m) for m in ds[V.MARK].values],
         bin_offset=[int(v) for v in ds[V.bin_offset.name].values],
         transform=str(first.get("transform", hp.get("transform", "raw"))),
-        hparams=R.jsonable(hp, nonfinite_as_str=True), members=members,
-        train_cells=key.split("+"), normalisation=pooled.get("normalisation"),
-        spec={"run": name, "run_model": model, "label_rule": run.attrs.get("label_rule"),
-              "split_scheme": run.attrs.get("split_scheme"), "seed": run.attrs.get("seed"),
-              "window": ds.attrs.get("window"), "bin_size": ds.attrs.get("bin_size"),
-              "genome": ds.attrs.get("genome"), "orientation": ds.attrs.get("orientation"),
-              "provenance": {"store": store.url, "created": ds.attrs.get("created"),
-                             "genes_source": ds.attrs.get("genes_source"),
-                             "signal": {f"{c}/{m}": v for (c, m), v in provenance(ds).items()
-                                        if c in key.split("+")}},
-              "versions": run.attrs.get("versions")})
+        hparams=R.jsonable(hp, nonfinite_as_str=True),
+        members=members,
+        train_cells=key.split("+"),
+        normalisation=pooled.get("normalisation"),
+        spec={
+            "run": name,
+            "run_model": model,
+            "label_rule": run.attrs.get("label_rule"),
+            "split_scheme": run.attrs.get("split_scheme"),
+            "seed": run.attrs.get("seed"),
+            "window": ds.attrs.get("window"),
+            "bin_size": ds.attrs.get("bin_size"),
+            "genome": ds.attrs.get("genome"),
+            "orientation": ds.attrs.get("orientation"),
+            "provenance": {
+                "store": store.url,
+                "created": ds.attrs.get("created"),
+                "genes_source": ds.attrs.get("genes_source"),
+                "signal": {
+                    f"{c}/{m}": v for (c, m), v in provenance(ds).items() if c in key.split("+")
+                },
+            },
+            "versions": run.attrs.get("versions"),
+        },
+    )
 
 
 # --- scoring a store ---------------------------------------------------------------------------
@@ -283,8 +339,13 @@ def _score_cell(store: Store, cell: str, predictor: Predictor) -> np.ndarray:
     return predictor.score_array(sig.isel({V.CELL: 0}).values)
 
 
-def predict_store(store: StoreLike, predictor: Predictor, cells: Sequence[str], client=None,
-                  storage_options: Mapping | None = None) -> xr.DataArray:
+def predict_store(
+    store: StoreLike,
+    predictor: Predictor,
+    cells: Sequence[str],
+    client=None,
+    storage_options: Mapping | None = None,
+) -> xr.DataArray:
     """Scores ``(cell, gene)`` of ``cells`` of a store: one Dask task per epigenome, on
     ``client`` when given, else this process's threads."""
     import dask
@@ -297,14 +358,22 @@ def predict_store(store: StoreLike, predictor: Predictor, cells: Sequence[str], 
         raise PredictError(f"cells {missing} are not in {store.url} (cells: {have})")
     predictor.align(ds)  # fail here, not in a worker
     tasks = [dask.delayed(_score_cell)(store, c, predictor) for c in cells]
-    values = (client.gather(client.compute(tasks)) if client is not None
-              else dask.compute(*tasks, scheduler="threads"))
-    return score_array(np.stack(values) if values else np.zeros((0, ds.sizes[V.GENE])),
-                       cells, ds[V.GENE].values, predictor)
+    values = (
+        client.gather(client.compute(tasks))
+        if client is not None
+        else dask.compute(*tasks, scheduler="threads")
+    )
+    return score_array(
+        np.stack(values) if values else np.zeros((0, ds.sizes[V.GENE])),
+        cells,
+        ds[V.GENE].values,
+        predictor,
+    )
 
 
-def write_predictions(store: StoreLike, name: str, scores: xr.DataArray,
-                      storage_options: Mapping | None = None) -> str:
+def write_predictions(
+    store: StoreLike, name: str, scores: xr.DataArray, storage_options: Mapping | None = None
+) -> str:
     """Keep ``scores`` at ``runs/NAME/predictions`` (cells already there are replaced)."""
     return R.write_predictions(store, name, scores, storage_options)
 

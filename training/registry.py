@@ -59,8 +59,7 @@ TASKS = ("classification", "regression")
 PLOTS = ("profile", "class_map")
 GROUP = "chromestore.models"
 #: Modules that run each kind (``plan`` and ``run``); a ``pooled`` entry names its own.
-RUNNERS = {"torch": "chromestore.training.trainer",
-           "arrays": "chromestore.training.peers.execute"}
+RUNNERS = {"torch": "chromestore.training.trainer", "arrays": "chromestore.training.peers.execute"}
 #: The built-in entries, in the order analysis and the report list them.
 BUILTIN = (
     "chromestore.training.models:ENTRY",
@@ -182,22 +181,30 @@ class ModelEntry:
             raise ValueError(f"{where}: unknown kind {self.kind!r}; use one of {KINDS}")
         if self.task not in TASKS:
             raise ValueError(f"{where}: unknown task {self.task!r}; use one of {TASKS}")
-        needs = {"torch": self.factory, "arrays": self.fit_cell or self.fan_out or self.factory,
-                 "pooled": self.runner}[self.kind]
+        needs = {
+            "torch": self.factory,
+            "arrays": self.fit_cell or self.fan_out or self.factory,
+            "pooled": self.runner,
+        }[self.kind]
         if needs is None:
-            what = {"torch": "a factory", "arrays": "fit_cell, fan_out or a factory",
-                    "pooled": "a runner module"}[self.kind]
+            what = {
+                "torch": "a factory",
+                "arrays": "fit_cell, fan_out or a factory",
+                "pooled": "a runner module",
+            }[self.kind]
             raise ValueError(f"{where}: kind {self.kind!r} needs {what}")
         if self.reads not in ("signal", "signal_max"):
             raise ValueError(f"{where}: reads must be 'signal' or 'signal_max'")
         for spec in self.extras:
             if not spec.name.startswith(self.prefix):
-                raise ValueError(f"{where}: extra variable {spec.name!r} must start with "
-                                 f"{self.prefix!r}")
+                raise ValueError(
+                    f"{where}: extra variable {spec.name!r} must start with {self.prefix!r}"
+                )
         for metric in self.metrics:
             if metric.plot not in PLOTS:
-                raise ValueError(f"{where}: metric {metric.name!r} has plot {metric.plot!r}; "
-                                 f"use one of {PLOTS}")
+                raise ValueError(
+                    f"{where}: metric {metric.name!r} has plot {metric.plot!r}; use one of {PLOTS}"
+                )
         for option in self.options:
             if not option.name.startswith("--"):
                 raise ValueError(f"{where}: option {option.name!r} must start with '--'")
@@ -208,8 +215,13 @@ _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
 
 
-def register(entry: ModelEntry | str, factory: Callable[..., Any] | None = None, *,
-             replace: bool = False, **fields: Any) -> ModelEntry:
+def register(
+    entry: ModelEntry | str,
+    factory: Callable[..., Any] | None = None,
+    *,
+    replace: bool = False,
+    **fields: Any,
+) -> ModelEntry:
     """Register a model: an entry, or a name with the entry's fields.
 
     Examples
@@ -296,8 +308,12 @@ def load_plugins(entry_points: Iterable | None = None) -> list[str]:
             _add(ep.load(), f"plugin {ep.name!r}")
         except Exception as e:  # a broken plugin must not break chromestore
             msg = str(e).splitlines()[0] if str(e) else ""
-            warnings.warn(f"chromestore model plugin {ep.name!r} ({ep.value}) was not loaded: "
-                          f"{type(e).__name__}: {msg}", PluginWarning, stacklevel=2)
+            warnings.warn(
+                f"chromestore model plugin {ep.name!r} ({ep.value}) was not loaded: "
+                f"{type(e).__name__}: {msg}",
+                PluginWarning,
+                stacklevel=2,
+            )
     return [n for n in _REGISTRY if n not in before]
 
 

@@ -23,8 +23,17 @@ import numpy as np
 from chromestore.training import registry
 
 #: The options every model shares, with their defaults (the trainer's own).
-SETTINGS = {"epochs": 100, "patience": 10, "batch_size": 128, "lr": 1e-3, "transform": "raw",
-            "mode": "auto", "device": "auto", "group_size": 0, "precision": "fp32"}
+SETTINGS = {
+    "epochs": 100,
+    "patience": 10,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "transform": "raw",
+    "mode": "auto",
+    "device": "auto",
+    "group_size": 0,
+    "precision": "fp32",
+}
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,9 @@ def run(request: TrainRequest, client=None) -> str:
 def validation_summary(ds, request: TrainRequest, head: str) -> str:
     """``run NAME: HEAD, N s; best validation AUC mean …``: one line about a classifier's run."""
     best = ds.history_valid_auc.max("epoch").mean("repeat").sel(model=request.model).values
-    return (f"run {request.run}: {head}, {ds.attrs['wall_seconds'][request.model]:.1f} s; "
-            f"best validation AUC mean {np.nanmean(best):.4f} (min {np.nanmin(best):.4f}, "
-            f"max {np.nanmax(best):.4f}); open with "
-            f"chromestore.open_run({request.store!r}, {request.run!r})")
+    return (
+        f"run {request.run}: {head}, {ds.attrs['wall_seconds'][request.model]:.1f} s; "
+        f"best validation AUC mean {np.nanmean(best):.4f} (min {np.nanmin(best):.4f}, "
+        f"max {np.nanmax(best):.4f}); open with "
+        f"chromestore.open_run({request.store!r}, {request.run!r})"
+    )

@@ -47,5 +47,7 @@ class StackedModules(nn.Module):
 
     def state_dict_of(self, i: int) -> dict[str, torch.Tensor]:
         """Model ``i``'s state dict, loadable into the original module (on CPU)."""
-        return {n: getattr(self, _attr(n))[i].detach().cpu().clone()
-                for n in self._params + self._buffers_names}
+        return {
+            n: getattr(self, _attr(n))[i].detach().cpu().clone()
+            for n in self._params + self._buffers_names
+        }

@@ -34,8 +34,18 @@ from chromestore.training.ensemble import fit_group
 from chromestore.training.optim import MaskedAdam
 from chromestore.training.request import TrainRequest, validation_summary
 
-__all__ = ["MaskedAdam", "TrainConfig", "assemble", "fit_distributed", "fit_group", "pick_mode",
-           "plan", "resolve_device", "run", "train"]
+__all__ = [
+    "MaskedAdam",
+    "TrainConfig",
+    "assemble",
+    "fit_distributed",
+    "fit_group",
+    "pick_mode",
+    "plan",
+    "resolve_device",
+    "run",
+    "train",
+]
 
 
 def _fit_task(store, cells, config, run, device, storage_options, threads):
@@ -51,10 +61,18 @@ def _fit_task(store, cells, config, run, device, storage_options, threads):
         return fit_group(store, cells, config, run, dev, storage_options, threads=threads)
 
 
-def fit_distributed(client, store: str, cells: Sequence[str], config: TrainConfig, run: str | None,
-                    device: str = "auto", storage_options: dict | None = None,
-                    group_size: int = 0, threads: int | None = None,
-                    on_done: Callable[[dict], None] | None = None) -> list[dict]:
+def fit_distributed(
+    client,
+    store: str,
+    cells: Sequence[str],
+    config: TrainConfig,
+    run: str | None,
+    device: str = "auto",
+    storage_options: dict | None = None,
+    group_size: int = 0,
+    threads: int | None = None,
+    on_done: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """One Dask task per ``group_size`` cells; tasks go to ``GPU`` workers when any exist.
 
     ``group_size`` 0: one group per GPU worker, or on CPU workers groups that shrink as
@@ -66,12 +84,15 @@ def fit_distributed(client, store: str, cells: Sequence[str], config: TrainConfi
     from chromestore.training.pool import gather, guided_groups
 
     info = client.scheduler_info()
-    gpu_workers = [w for w in info.get("workers", {}).values()
-                   if w.get("resources", {}).get("GPU", 0) >= 1]
+    gpu_workers = [
+        w for w in info.get("workers", {}).values() if w.get("resources", {}).get("GPU", 0) >= 1
+    ]
     resources = {"GPU": 1} if gpu_workers else None
     if device == "cuda" and not gpu_workers:
-        raise ValueError("--device cuda with --mode distributed needs workers started with "
-                         "--resources GPU=1; the cluster has none")
+        raise ValueError(
+            "--device cuda with --mode distributed needs workers started with "
+            "--resources GPU=1; the cluster has none"
+        )
     if group_size <= 0 and not gpu_workers:
         groups = guided_groups(cells, len(info.get("workers", {})) or 1)
     else:
@@ -79,9 +100,19 @@ def fit_distributed(client, store: str, cells: Sequence[str], config: TrainConfi
             group_size = -(-len(cells) // len(gpu_workers))
         groups = [list(cells[i : i + group_size]) for i in range(0, len(cells), group_size)]
     futures = [
-        client.submit(_fit_task, store, g, config, run, device if gpu_workers else "cpu",
-                      storage_options, threads, resources=resources, pure=False,
-                      key=f"fit-{config.model}-{'-'.join(g)}-{config.key()}")
+        client.submit(
+            _fit_task,
+            store,
+            g,
+            config,
+            run,
+            device if gpu_workers else "cpu",
+            storage_options,
+            threads,
+            resources=resources,
+            pure=False,
+            key=f"fit-{config.model}-{'-'.join(g)}-{config.key()}",
+        )
         for g in groups
     ]
     return gather(futures, as_completed, cells, on_done)
@@ -93,35 +124,55 @@ def assemble(results: Sequence[dict], config: TrainConfig, mode: str, wall: floa
     n_rep = results[0]["n_repeats"]
 
     def per_model(key):
-        return np.concatenate([r[key].reshape(len(r["cells"]), n_rep, *r[key].shape[1:])
-                               for r in results])[None]
+        return np.concatenate(
+            [r[key].reshape(len(r["cells"]), n_rep, *r[key].shape[1:]) for r in results]
+        )[None]
 
     entry = registry.get(config.model)
-    hp = {**entry.defaults, **config.hparams, "transform": config.transform, "lr": config.lr,
-          "batch_size": config.batch_size, "epochs": config.epochs, "patience": config.patience,
-          "optimizer": "Adam", "paper": entry.paper}
+    hp = {
+        **entry.defaults,
+        **config.hparams,
+        "transform": config.transform,
+        "lr": config.lr,
+        "batch_size": config.batch_size,
+        "epochs": config.epochs,
+        "patience": config.patience,
+        "optimizer": "Adam",
+        "paper": entry.paper,
+    }
     ds = R.create_run_dataset(
-        models=[config.model], cells=cells, genes=results[0]["genes"],
+        models=[config.model],
+        cells=cells,
+        genes=results[0]["genes"],
         prediction=per_model("prediction"),
-        target=np.concatenate([r["target"] for r in results]), split=results[0]["split"],
-        history_loss=per_model("history_loss"), history_valid_auc=per_model("history_valid_auc"),
+        target=np.concatenate([r["target"] for r in results]),
+        split=results[0]["split"],
+        history_loss=per_model("history_loss"),
+        history_valid_auc=per_model("history_valid_auc"),
         best_epoch=per_model("best_epoch"),
         excluded=np.concatenate([r["excluded"] for r in results]),
         attrs={
-            "task": entry.task, "models": {config.model: hp}, "split_scheme": config.split,
-            "seed": config.seed, "label_rule": str(config.label_rule),
-            "versions": R.versions("torch"), "wall_seconds": {config.model: round(wall, 3)},
-            "mode": mode, "device": results[0]["device"],
+            "task": entry.task,
+            "models": {config.model: hp},
+            "split_scheme": config.split,
+            "seed": config.seed,
+            "label_rule": str(config.label_rule),
+            "versions": R.versions("torch"),
+            "wall_seconds": {config.model: round(wall, 3)},
+            "mode": mode,
+            "device": results[0]["device"],
             "excluded_genes": {c: n for r in results for c, n in r["excluded_report"].items()},
         },
     )
-    ds["split"].attrs.update({k: v for k, v in results[0]["split_attrs"].items()
-                              if k != "description"})
+    ds["split"].attrs.update(
+        {k: v for k, v in results[0]["split_attrs"].items() if k != "description"}
+    )
     return ds
 
 
-def resolve_cells(store: str, cells: str | Sequence[str],
-                  storage_options: dict | None = None) -> list[str]:
+def resolve_cells(
+    store: str, cells: str | Sequence[str], storage_options: dict | None = None
+) -> list[str]:
     ds = open_store(store, storage_options)
     have = [str(c) for c in ds[V.CELL].values.astype(object)]
     if isinstance(cells, str):
@@ -186,8 +237,10 @@ def train(
         from chromestore.training.pool import fit_per_core, groups
 
         if device.startswith("cuda"):
-            raise ValueError("--mode percore trains on the CPU cores; use --mode stacked "
-                             "(or auto) for --device cuda")
+            raise ValueError(
+                "--mode percore trains on the CPU cores; use --mode stacked "
+                "(or auto) for --device cuda"
+            )
         n = len(groups(cells, usable_cores()))
         say(f"mode: percore ({why}); {len(cells)} epigenome(s) in {n} process(es)")
         bar = _bar(len(cells), progress, unit="cell")
@@ -198,26 +251,34 @@ def train(
         results = fit_per_core(store, cells, config, run, storage_options, on_done=done)
         bar.close()
     else:
-        per = f"{group_size} per task" if group_size > 0 else "groups shrinking as the work runs out"
+        per = (
+            f"{group_size} per task" if group_size > 0 else "groups shrinking as the work runs out"
+        )
         say(f"mode: distributed ({why}); {len(cells)} epigenome(s), {per}")
         bar = _bar(len(cells), progress, unit="cell")
 
         def done(res):
             bar.update(len(res["cells"]))
-            best = [np.nanmax(h) if np.isfinite(h).any() else np.nan
-                    for h in res["history_valid_auc"]]
+            best = [
+                np.nanmax(h) if np.isfinite(h).any() else np.nan for h in res["history_valid_auc"]
+            ]
             bar.set_postfix_str(_auc_text(res["cells"], np.array(best)))
 
         if client is None:
-            raise ValueError("mode 'distributed' needs a Dask cluster: give --scheduler "
-                             "ADDRESS or --workers N")
-        results = fit_distributed(client, store, cells, config, run, device,
-                                  storage_options, group_size, on_done=done)
+            raise ValueError(
+                "mode 'distributed' needs a Dask cluster: give --scheduler ADDRESS or --workers N"
+            )
+        results = fit_distributed(
+            client, store, cells, config, run, device, storage_options, group_size, on_done=done
+        )
         bar.close()
     say(timing_text(results))
     excluded = {c: n for r in results for c, n in r["excluded_report"].items() if n}
     if excluded:
-        say("excluded for missing signal: " + ", ".join(f"{c} {n} genes" for c, n in excluded.items()))
+        say(
+            "excluded for missing signal: "
+            + ", ".join(f"{c} {n} genes" for c, n in excluded.items())
+        )
     ds = assemble(results, config, mode, time.perf_counter() - t0)
     return R.write_run(store, run, ds, storage_options)
 
@@ -255,22 +316,41 @@ def plan(request: TrainRequest, cluster: bool) -> tuple[TrainRequest, bool]:
     ``local_pool`` (set by the app): a local pool of workers may be started (not
     ``--workers 0``), which ``auto`` uses on a CPU with several cores.
     """
-    mode, why = pick_mode(request.setting("mode"), request.setting("device"), cluster,
-                          local_pool=bool(request.setting("local_pool")))
+    mode, why = pick_mode(
+        request.setting("mode"),
+        request.setting("device"),
+        cluster,
+        local_pool=bool(request.setting("local_pool")),
+    )
     return request.with_settings(mode=mode, mode_reason=why), mode == "distributed"
 
 
 def run(request: TrainRequest, client=None) -> str:
     """Train as ``request`` says; the summary."""
     s = request.setting
-    config = TrainConfig(model=request.model, split=request.split, seed=request.seed,
-                         epochs=s("epochs"), patience=s("patience") or None,
-                         batch_size=s("batch_size"), lr=s("lr"), transform=s("transform"),
-                         precision=s("precision") or "fp32",
-                         hparams={k: v for k, v in request.options.items() if v is not None})
-    ds = train(request.store, request.run, request.cells, config, mode=s("mode"),
-               device=s("device"), storage_options=request.storage_options,
-               group_size=s("group_size"), client=client, progress=request.progress)
-    head = (f"{ds.sizes['cell']} epigenome(s), mode {ds.attrs['mode']} on "
-            f"{ds.attrs['device']}")
+    config = TrainConfig(
+        model=request.model,
+        split=request.split,
+        seed=request.seed,
+        epochs=s("epochs"),
+        patience=s("patience") or None,
+        batch_size=s("batch_size"),
+        lr=s("lr"),
+        transform=s("transform"),
+        precision=s("precision") or "fp32",
+        hparams={k: v for k, v in request.options.items() if v is not None},
+    )
+    ds = train(
+        request.store,
+        request.run,
+        request.cells,
+        config,
+        mode=s("mode"),
+        device=s("device"),
+        storage_options=request.storage_options,
+        group_size=s("group_size"),
+        client=client,
+        progress=request.progress,
+    )
+    head = f"{ds.sizes['cell']} epigenome(s), mode {ds.attrs['mode']} on {ds.attrs['device']}"
     return f"mode: {s('mode')} ({s('mode_reason')})\n" + validation_summary(ds, request, head)

@@ -83,15 +83,30 @@ def read_bytes(target: Store) -> bytes | None:
         return f.read()
 
 
-def save_weights(store: StoreLike, run: str, model: str, cell: str, repeat: int, obj: Any,
-                 codec: Codec, storage_options: Mapping | None = None) -> str:
+def save_weights(
+    store: StoreLike,
+    run: str,
+    model: str,
+    cell: str,
+    repeat: int,
+    obj: Any,
+    codec: Codec,
+    storage_options: Mapping | None = None,
+) -> str:
     """Write one fitted model of a run; returns its URL."""
     target = R.weights_store(store, run, model, cell, repeat, codec.ext, storage_options)
     return write_bytes(target, codec.dump(obj))
 
 
-def load_weights(store: StoreLike, run: str, model: str, cell: str, repeat: int, codec: Codec,
-                 storage_options: Mapping | None = None) -> Any:
+def load_weights(
+    store: StoreLike,
+    run: str,
+    model: str,
+    cell: str,
+    repeat: int,
+    codec: Codec,
+    storage_options: Mapping | None = None,
+) -> Any:
     """One fitted model of a run, as :func:`save_weights` wrote it."""
     target = R.weights_store(store, run, model, cell, repeat, codec.ext, storage_options)
     data = read_bytes(target)
@@ -100,8 +115,9 @@ def load_weights(store: StoreLike, run: str, model: str, cell: str, repeat: int,
     return codec.load(data)
 
 
-def has_weights(store: StoreLike, run: str, model: str,
-                storage_options: Mapping | None = None) -> bool:
+def has_weights(
+    store: StoreLike, run: str, model: str, storage_options: Mapping | None = None
+) -> bool:
     """Whether run ``run`` keeps any weights of ``model``."""
     fs, path = R.weights_store(store, run, model, storage_options=storage_options).fs()
     return fs.exists(path)

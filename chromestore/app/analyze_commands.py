@@ -38,27 +38,37 @@ def analyze_command(
 
     stages = _Stages(1 + (len(explain_genes) + 1 if report_dir else 0), progress)
     stages.start("scoring" + (" and interpreting" if interpret else ""))
-    run, out = analyze_run(store, runs, client=client, interpret=interpret,
-                           interpret_options=interpret_options, storage_options=storage_options)
+    run, out = analyze_run(
+        store,
+        runs,
+        client=client,
+        interpret=interpret,
+        interpret_options=interpret_options,
+        storage_options=storage_options,
+    )
     lines = []
     if fmt == "json":
         lines.append(json.dumps(M.records(out), indent=1))
     else:
-        lines.append(f"runs/{runs[0]}: {out.sizes['model']} models × {out.sizes['cell']} "
-                     f"epigenomes × {out.sizes['repeat']} repeat(s), test split")
+        lines.append(
+            f"runs/{runs[0]}: {out.sizes['model']} models × {out.sizes['cell']} "
+            f"epigenomes × {out.sizes['repeat']} repeat(s), test split"
+        )
         lines.append(M.format_table(out))
         lines.append(f"reductions written to {M.metrics_group(runs[0])}")
     if report_dir:
         from chromestore.analysis.explain import explain_gene
         from chromestore.analysis.report import write_report
 
-        cells = (explain_cells.split(",") if explain_cells
-                 else [str(c) for c in run["cell"].values[:3]])
+        cells = (
+            explain_cells.split(",") if explain_cells else [str(c) for c in run["cell"].values[:3]]
+        )
         explained = []
         for g in explain_genes:
             stages.start(f"explaining {g}")
-            explained.append(explain_gene(store, run, g, cells, names=runs,
-                                          storage_options=storage_options))
+            explained.append(
+                explain_gene(store, run, g, cells, names=runs, storage_options=storage_options)
+            )
         stages.start("writing the report")
         path = write_report(run, out, report_dir, name=", ".join(runs), explained=explained)
         stages.close()
@@ -79,8 +89,13 @@ class _Stages:
 
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, unit="stage", file=sys.stderr, dynamic_ncols=True,
-                            bar_format="{desc} {n}/{total} stages [{elapsed}]")
+            self.bar = tqdm(
+                total=total,
+                unit="stage",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                bar_format="{desc} {n}/{total} stages [{elapsed}]",
+            )
         self.begun = False
 
     def start(self, name: str) -> None:
@@ -127,29 +142,62 @@ def explain_command(
 
 @click.command()
 @click.argument("store")
-@click.option("--run", "runs", required=True, multiple=True,
-              help="Run name (runs/NAME); repeat to analyse runs of several models together.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="table: summary rows per model; json: one record per "
-              "model × cell.")
-@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
-              help="Write a self-contained DIR/index.html with figures and CSV/JSON.")
-@click.option("--interpret/--no-interpret", default=True, show_default=True,
-              help="Class-optimisation, saliency and IG maps of the stored CNNs.")
-@click.option("--explain-gene", "explain_genes", multiple=True,
-              help="Gene(s) to explain in the report (key, Ensembl id or symbol).")
-@click.option("--explain-cells", default=None, help="Comma-separated epigenomes for "
-              "--explain-gene (default: the first three of the run).")
+@click.option(
+    "--run",
+    "runs",
+    required=True,
+    multiple=True,
+    help="Run name (runs/NAME); repeat to analyse runs of several models together.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table: summary rows per model; json: one record per model × cell.",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write a self-contained DIR/index.html with figures and CSV/JSON.",
+)
+@click.option(
+    "--interpret/--no-interpret",
+    default=True,
+    show_default=True,
+    help="Class-optimisation, saliency and IG maps of the stored CNNs.",
+)
+@click.option(
+    "--explain-gene",
+    "explain_genes",
+    multiple=True,
+    help="Gene(s) to explain in the report (key, Ensembl id or symbol).",
+)
+@click.option(
+    "--explain-cells",
+    default=None,
+    help="Comma-separated epigenomes for --explain-gene (default: the first three of the run).",
+)
 @session.command_options
 @click.pass_context
 def analyze(ctx, store, runs, fmt, report_dir, interpret, explain_genes, explain_cells):
     """Metrics of a run (written to runs/NAME/metrics), printed, and optionally a report."""
     with session.cluster(ctx, heavy=False) as client:
-        text = analyze_command(store, list(runs), fmt=fmt, report_dir=report_dir,
-                               interpret=interpret, explain_genes=list(explain_genes),
-                               explain_cells=explain_cells, client=client,
-                               storage_options=session.storage_options(ctx),
-                               progress=session.progress(ctx))
+        text = analyze_command(
+            store,
+            list(runs),
+            fmt=fmt,
+            report_dir=report_dir,
+            interpret=interpret,
+            explain_genes=list(explain_genes),
+            explain_cells=explain_cells,
+            client=client,
+            storage_options=session.storage_options(ctx),
+            progress=session.progress(ctx),
+        )
     click.echo(text)
 
 
@@ -158,16 +206,27 @@ def analyze(ctx, store, runs, fmt, report_dir, interpret, explain_genes, explain
 @click.option("--run", "runs", required=True, multiple=True, help="Run name (runs/NAME).")
 @click.option("--gene", required=True, help="Gene key (ENSGID_SYMBOL), Ensembl id or symbol.")
 @click.option("--cells", required=True, help="Comma-separated epigenomes, e.g. E003,E116,E123.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("--plot", default=None, type=click.Path(dir_okay=False),
-              help="Also save the figure (PNG) here.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--plot", default=None, type=click.Path(dir_okay=False), help="Also save the figure (PNG) here."
+)
 @session.command_options
 @click.pass_context
 def explain(ctx, store, runs, gene, cells, fmt, plot):
     """ShallowChrome's regulative pattern and DeepChrome's integrated gradients for a gene."""
-    click.echo(explain_command(store, list(runs), gene, session.parse_cells(cells), fmt=fmt,
-                               plot=plot, storage_options=session.storage_options(ctx)))
+    click.echo(
+        explain_command(
+            store,
+            list(runs),
+            gene,
+            session.parse_cells(cells),
+            fmt=fmt,
+            plot=plot,
+            storage_options=session.storage_options(ctx),
+        )
+    )
 
 
 COMMANDS = (analyze, explain)

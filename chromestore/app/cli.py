@@ -35,8 +35,16 @@ def _register() -> None:
         verify_command,
     )
 
-    for module in (store_commands, ingest_commands, simulate_command, train_command,
-                   analyze_commands, pipeline, verify_command, predict_commands):
+    for module in (
+        store_commands,
+        ingest_commands,
+        simulate_command,
+        train_command,
+        analyze_commands,
+        pipeline,
+        verify_command,
+        predict_commands,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 

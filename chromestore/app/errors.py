@@ -22,9 +22,15 @@ ENV_TRACEBACK = "CHROMESTORE_TRACEBACK"
 #: exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
 EXIT_INTERRUPTED = 130
 #: botocore/aiohttp errors that mean the endpoint did not answer (not that it refused us)
-_UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
-                "ReadTimeoutError", "ClientConnectorError", "ServerDisconnectedError",
-                "ProxyConnectionError")
+_UNREACHABLE = (
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "ReadTimeoutError",
+    "ClientConnectorError",
+    "ServerDisconnectedError",
+    "ProxyConnectionError",
+)
 
 
 class ErrorHandlingGroup(click.Group):
@@ -94,17 +100,21 @@ def _endpoint(ctx: click.Context, environment: bool = True) -> str | None:
 def _unreachable(ctx: click.Context, e: BaseException) -> str:
     """One line for an object store (or scheduler) that did not answer at all."""
     where = _endpoint(ctx)
-    return (f"cannot reach the object store{f' at {where}' if where else ''} "
-            f"({type(e).__name__}: {e}); check that it is running and that endpoint_url in "
-            "--storage-options (or AWS_ENDPOINT_URL_S3) points at it")
+    return (
+        f"cannot reach the object store{f' at {where}' if where else ''} "
+        f"({type(e).__name__}: {e}); check that it is running and that endpoint_url in "
+        "--storage-options (or AWS_ENDPOINT_URL_S3) points at it"
+    )
 
 
 def _permission(e: PermissionError) -> str:
     where = str(e.filename)
     if re.search(r"\.[0-9a-f]{32}\.partial$", where):  # zarr's temporary file of a write:
-        where = os.path.dirname(where)                   # name the folder written to
-    return (f"{where}: permission denied; the store or folder is read-only for this "
-            "user (check its permissions, or write to a copy)")
+        where = os.path.dirname(where)  # name the folder written to
+    return (
+        f"{where}: permission denied; the store or folder is read-only for this "
+        "user (check its permissions, or write to a copy)"
+    )
 
 
 def _access_denied(ctx: click.Context, e: Exception) -> str:
@@ -113,6 +123,6 @@ def _access_denied(ctx: click.Context, e: Exception) -> str:
     return (
         f"the object store{f' at {where}' if where else ''} refused access "
         f"({type(e).__name__}: {e}); check the credentials: AWS_ACCESS_KEY_ID/"
-        "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or \"key\"/\"secret\" in --storage-options, "
+        'AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or "key"/"secret" in --storage-options, '
         "and that they may use this bucket"
     )

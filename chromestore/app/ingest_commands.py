@@ -54,32 +54,45 @@ class _FormatsHelp(click.Command):
         from chromestore import formats
 
         with formatter.section("Formats (samplesheet format column; empty: from the suffix)"):
-            formatter.write_dl([
-                (e.name, f"→ {e.target}"
-                 + (f" ({', '.join('*' + s for s in e.suffixes)})" if e.suffixes else "")
-                 + f": {e.description}")
-                for e in formats.entries()
-            ])
+            formatter.write_dl(
+                [
+                    (
+                        e.name,
+                        f"→ {e.target}"
+                        + (f" ({', '.join('*' + s for s in e.suffixes)})" if e.suffixes else "")
+                        + f": {e.description}",
+                    )
+                    for e in formats.entries()
+                ]
+            )
         super().format_epilog(ctx, formatter)
 
 
 @click.command(cls=_FormatsHelp)
 @click.argument("store")
-@click.option("--genes", type=click.Path(exists=False), help="Gene annotation (BED windows or GTF).")
+@click.option(
+    "--genes", type=click.Path(exists=False), help="Gene annotation (BED windows or GTF)."
+)
 @click.option("--expression", "expression", default=None, help="RPKM matrix (REMC layout).")
 @click.option("--cells", default=None, help="Comma-separated epigenomes to take (default: all).")
 @click.option("--window", type=int, default=5000, show_default=True, help="bp each side of TSS.")
 @click.option("--bin-size", type=int, default=100, show_default=True)
 @click.option("--genome", default="hg19", show_default=True)
-@click.option("--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK,
-              show_default=True)
-@click.option("--samples", default=None, type=click.Path(),
-              help="Samplesheet CSV: cell,mark,format,path (paths relative to it).")
+@click.option(
+    "--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK, show_default=True
+)
+@click.option(
+    "--samples",
+    default=None,
+    type=click.Path(),
+    help="Samplesheet CSV: cell,mark,format,path (paths relative to it).",
+)
 @click.option("--force", is_flag=True, help="Redo (cell, mark) pairs already completed.")
 @session.command_options
 @click.pass_context
-def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_chunk,
-           samples, force):
+def ingest(
+    ctx, store, genes, expression, cells, window, bin_size, genome, gene_chunk, samples, force
+):
     """Create STORE from a gene annotation if absent, then add signal files from a
     samplesheet and expression. Re-running skips what is completed; new epigenomes are
     appended. Files are counted in parallel on Dask (an embedded cluster unless
@@ -93,12 +106,22 @@ def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_
     from chromestore.genes import StrandWarning
     from chromestore.ingest import plan_ingest, run_plan
 
-    with (warnings.catch_warnings(record=True) as caught,  # the annotation is read in both
-          reader or nullcontext()):
+    with (
+        warnings.catch_warnings(record=True) as caught,  # the annotation is read in both
+        reader or nullcontext(),
+    ):
         warnings.simplefilter("always", StrandWarning)
         plan = plan_ingest(
-            store, genes, samples, expression, cells=session.parse_cells(cells), window=window,
-            bin_size=bin_size, genome=genome, gene_chunk=gene_chunk, force=force,
+            store,
+            genes,
+            samples,
+            expression,
+            cells=session.parse_cells(cells),
+            window=window,
+            bin_size=bin_size,
+            genome=genome,
+            gene_chunk=gene_chunk,
+            force=force,
             storage_options=session.storage_options(ctx),
         )
         heavy = not counts_in_process(len(plan.pending), plan.input_bytes)
@@ -124,14 +147,28 @@ def ingest(ctx, store, genes, expression, cells, window, bin_size, genome, gene_
 @click.argument("samples", type=click.Path(exists=True, dir_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--broad", is_flag=True, help="Broad peaks (broadPeak) instead of narrowPeak.")
-@click.option("--control", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Control reads for cells without an input/control row in SAMPLES.")
+@click.option(
+    "--control",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Control reads for cells without an input/control row in SAMPLES.",
+)
 @click.option("--gsize", default="hs", show_default=True, help="MACS3 effective genome size.")
 @click.option("--qvalue", type=float, default=0.05, show_default=True)
-@click.option("--extsize", type=int, default=200, show_default=True,
-              help="Fragment length when MACS3 builds no shifting model.")
-@click.option("--model/--nomodel", "build_model", default=False, show_default=True,
-              help="Let MACS3 build its shifting model.")
+@click.option(
+    "--extsize",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Fragment length when MACS3 builds no shifting model.",
+)
+@click.option(
+    "--model/--nomodel",
+    "build_model",
+    default=False,
+    show_default=True,
+    help="Let MACS3 build its shifting model.",
+)
 @session.command_options
 def call_peaks_cmd(samples, out, broad, control, gsize, qvalue, extsize, build_model):
     """Call peaks with MACS3 on the tagAlign/BAM reads of SAMPLES (cell,mark,format,path);
@@ -139,8 +176,16 @@ def call_peaks_cmd(samples, out, broad, control, gsize, qvalue, extsize, build_m
     from chromestore.ingest.callpeaks import MissingExtra, call_peaks
 
     try:
-        sheet = call_peaks(samples, out, broad=broad, control=control, gsize=gsize,
-                           qvalue=qvalue, extsize=extsize, build_model=build_model)
+        sheet = call_peaks(
+            samples,
+            out,
+            broad=broad,
+            control=control,
+            gsize=gsize,
+            qvalue=qvalue,
+            extsize=extsize,
+            build_model=build_model,
+        )
     except MissingExtra as e:
         session.fail(str(e))
     click.echo(f"peaks and samplesheet: {sheet}")

@@ -52,12 +52,15 @@ class RunConfig:
     split: str = "random"
     seed: int = 0
     peers: tuple[str, ...] = PEERS
-    peer_hyper: dict = field(default_factory=lambda: {
-        "svm-bin": {"grid": {"C": [1.0], "gamma": [0.01]}},
-        "rf-bestbin": {"trees": [50]},
-    })
-    interpret: dict = field(default_factory=lambda: {
-        "steps": 150, "ig_steps": 16, "max_genes": 100})
+    peer_hyper: dict = field(
+        default_factory=lambda: {
+            "svm-bin": {"grid": {"C": [1.0], "gamma": [0.01]}},
+            "rf-bestbin": {"trees": [50]},
+        }
+    )
+    interpret: dict = field(
+        default_factory=lambda: {"steps": 150, "ig_steps": 16, "max_genes": 100}
+    )
     e003: bool = True
     progress: bool = True
     #: replace the stores and report of an earlier run (only what chromestore made)
@@ -66,8 +69,14 @@ class RunConfig:
     @classmethod
     def paper(cls, **kw) -> RunConfig:
         """DeepChrome's protocol: all genes, file-order thirds, 100 epochs (patience 10)."""
-        base = dict(genes=None, epochs=100, patience=10, split="deepchrome", peer_hyper={},
-                    interpret={"steps": 300, "ig_steps": 64, "max_genes": 500})
+        base = dict(
+            genes=None,
+            epochs=100,
+            patience=10,
+            split="deepchrome",
+            peer_hyper={},
+            interpret={"steps": 300, "ig_steps": 64, "max_genes": 500},
+        )
         return cls(**{**base, **kw})
 
 
@@ -128,21 +137,38 @@ def build_e003_store(path: str, overwrite: bool = False) -> list[str]:
     return [str(g) for g in ds.gene.values[has]]
 
 
-def _train_all(store: str, name: str, cells, cfg: RunConfig, *, split: str, split_over: str,
-               genes, client) -> None:
+def _train_all(
+    store: str, name: str, cells, cfg: RunConfig, *, split: str, split_over: str, genes, client
+) -> None:
     from chromestore.training.peers.execute import run_peers
     from chromestore.training.trainer import TrainConfig, train
 
-    tc = TrainConfig(split=split, seed=cfg.seed, epochs=cfg.epochs, patience=cfg.patience,
-                     split_over=split_over)
+    tc = TrainConfig(
+        split=split, seed=cfg.seed, epochs=cfg.epochs, patience=cfg.patience, split_over=split_over
+    )
     n = "all" if cells == "all" else len(cells.split(",") if isinstance(cells, str) else cells)
     with _Stage(f"DeepChrome: {n} epigenome(s), up to {cfg.epochs} epochs"):
         # auto: stacked on a GPU, else groups handed to the cluster's workers (or a loop here)
-        train(store, name, cells if isinstance(cells, str) else ",".join(cells), tc,
-              mode="auto", progress=cfg.progress, client=client)
+        train(
+            store,
+            name,
+            cells if isinstance(cells, str) else ",".join(cells),
+            tc,
+            mode="auto",
+            progress=cfg.progress,
+            client=client,
+        )
     with _Stage(f"peers ({', '.join(cfg.peers)}) as Dask tasks"):
-        run_peers(store, f"{name}-peers", list(cfg.peers), cells, genes=genes,
-                  split_scheme=split, seed=cfg.seed, hyper=cfg.peer_hyper)
+        run_peers(
+            store,
+            f"{name}-peers",
+            list(cfg.peers),
+            cells,
+            genes=genes,
+            split_scheme=split,
+            seed=cfg.seed,
+            hyper=cfg.peer_hyper,
+        )
 
 
 def _explain_target(run, gene: str, cells) -> str | None:
@@ -159,8 +185,7 @@ def _explain_target(run, gene: str, cells) -> str | None:
     return keys[idx[0]] if len(idx) else None
 
 
-def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig, client,
-             **extra):
+def _analyse(store: str, name: str, report: str, cells_explained, cfg: RunConfig, client, **extra):
     from chromestore.analysis.analyze import analyze_run
     from chromestore.analysis.explain import explain_gene
     from chromestore.analysis.report import write_report
@@ -186,6 +211,7 @@ def check_outputs(cfg: RunConfig) -> None:
     """Refuse up front, before anything is written, outputs that ``run`` may not replace:
     anything that is not a chromestore store or report, and those without ``overwrite``."""
     from chromestore.store import safety as replace
+
     e003 = [e003_store_path(cfg.store), held_out_store_path(e003_store_path(cfg.store))]
     for store in [cfg.store] + (e003 if cfg.e003 else []):
         replace.check(store, cfg.overwrite)
@@ -199,11 +225,14 @@ def _check_report_dir(path: Path, overwrite: bool) -> None:
         return
     index = path / "index.html"
     if not (path.is_dir() and index.is_file() and REPORT_TITLE in index.read_text()[:2000]):
-        raise StoreError(f"{path}: the report folder exists and holds no chromestore report; "
-                         "nothing was changed: choose another --report folder")
+        raise StoreError(
+            f"{path}: the report folder exists and holds no chromestore report; "
+            "nothing was changed: choose another --report folder"
+        )
     if not overwrite:
-        raise StoreError(f"{path}: a chromestore report is already there; pass --overwrite "
-                         "to replace it")
+        raise StoreError(
+            f"{path}: a chromestore report is already there; pass --overwrite to replace it"
+        )
 
 
 def held_out_store_path(e003_store: str) -> str:
@@ -223,14 +252,17 @@ def predict_held_out(store: str, run: str, genes: list[str], overwrite: bool = F
 
     other = held_out_store_path(store)
     replace.prepare(other, overwrite)
-    truth = chromestore.compute_labels(simulate(other, cells=["E116"], genes=genes,
-                                                seed=1)).label.values[0]
+    truth = chromestore.compute_labels(
+        simulate(other, cells=["E116"], genes=genes, seed=1)
+    ).label.values[0]
     scores = P.predict_store(other, P.from_run(store, run, from_cell="E003"), ["E116"])
     P.write_predictions(other, run, scores)
     guess = chromestore.compute_labels(chromestore.open_store(store).sel(gene=genes))
-    text = (f"held-out epigenome E116 (never trained on) predicted by E003's DeepChrome: "
-            f"AUROC {auc(truth, scores.values[0]):.3f} (guessing E003's labels: "
-            f"{auc(truth, guess.label.values[0]):.3f}); scores in {other}/runs/{run}/predictions")
+    text = (
+        f"held-out epigenome E116 (never trained on) predicted by E003's DeepChrome: "
+        f"AUROC {auc(truth, scores.values[0]):.3f} (guessing E003's labels: "
+        f"{auc(truth, guess.label.values[0]):.3f}); scores in {other}/runs/{run}/predictions"
+    )
     return {"text": text, "table": P.to_table(scores)}
 
 
@@ -245,10 +277,12 @@ def leave_one_out_table(cfg: RunConfig, n: int = 4):
     if len(cells) < 2:
         return None
     with _Stage(f"pooled DeepChrome, leave one epigenome out over {', '.join(cells)}"):
-        cross = pooled.leave_one_out(cfg.store, f"{cfg.name}-loeo", cells, split=cfg.split,
-                                     seed=cfg.seed, epochs=cfg.epochs)
-    within = pooled.test_auroc(chromestore.open_run(cfg.store, cfg.name).sel(cell=cells),
-                               "deepchrome")
+        cross = pooled.leave_one_out(
+            cfg.store, f"{cfg.name}-loeo", cells, split=cfg.split, seed=cfg.seed, epochs=cfg.epochs
+        )
+    within = pooled.test_auroc(
+        chromestore.open_run(cfg.store, cfg.name).sel(cell=cells), "deepchrome"
+    )
     return cross_vs_within(pooled.test_auroc(cross), within)
 
 
@@ -269,49 +303,111 @@ def run_all(cfg: RunConfig, *, client=None) -> str:
         e003_store = e003_store_path(cfg.store)
         with _Stage(f"real E003 sample → {e003_store}"):
             genes = build_e003_store(e003_store, overwrite=cfg.overwrite)
-        _train_all(e003_store, "e003", ["E003"], cfg, split="random", split_over="signal",
-                   genes=genes, client=client)
+        _train_all(
+            e003_store,
+            "e003",
+            ["E003"],
+            cfg,
+            split="random",
+            split_over="signal",
+            genes=genes,
+            client=client,
+        )
         with _Stage("E003's DeepChrome predicts a held-out epigenome (E116)"):
             held_out = predict_held_out(e003_store, "e003", genes, cfg.overwrite)
-        out, path = _analyse(e003_store, "e003", str(Path(cfg.report) / "e003"), ["E003"],
-                             cfg, client, held_out=held_out)
-        lines += ["real E003 sample (600 genes, test split):", M.format_table(out),
-                  f"report: {path}", held_out["text"], ""]
-    with _Stage(f"simulate {cfg.cells} epigenomes × "
-                f"{cfg.genes or 'all'} genes → {cfg.store}"):
+        out, path = _analyse(
+            e003_store,
+            "e003",
+            str(Path(cfg.report) / "e003"),
+            ["E003"],
+            cfg,
+            client,
+            held_out=held_out,
+        )
+        lines += [
+            "real E003 sample (600 genes, test split):",
+            M.format_table(out),
+            f"report: {path}",
+            held_out["text"],
+            "",
+        ]
+    with _Stage(f"simulate {cfg.cells} epigenomes × {cfg.genes or 'all'} genes → {cfg.store}"):
         replace.prepare(cfg.store, cfg.overwrite)
-        simulate(cfg.store, cells=cfg.cells, genes=demo_genes(cfg.genes, cfg.seed),
-                             seed=cfg.seed, progress=cfg.progress)
-    _train_all(cfg.store, cfg.name, cfg.cells, cfg, split=cfg.split, split_over="all",
-               genes=None, client=client)
+        simulate(
+            cfg.store,
+            cells=cfg.cells,
+            genes=demo_genes(cfg.genes, cfg.seed),
+            seed=cfg.seed,
+            progress=cfg.progress,
+        )
+    _train_all(
+        cfg.store,
+        cfg.name,
+        cfg.cells,
+        cfg,
+        split=cfg.split,
+        split_over="all",
+        genes=None,
+        client=client,
+    )
     cross_within = leave_one_out_table(cfg)
-    out, path = _analyse(cfg.store, cfg.name, cfg.report, EXPLAIN_CELLS, cfg, client,
-                         cross_within=cross_within)
+    out, path = _analyse(
+        cfg.store, cfg.name, cfg.report, EXPLAIN_CELLS, cfg, client, cross_within=cross_within
+    )
     n_cells = out.sizes["cell"]
-    lines += [f"simulated REMC: {n_cells} epigenomes, test split:", M.format_table(out),
-              f"report: {Path(path).resolve()}",
-              f"total {time.perf_counter() - t0:.0f} s"]
+    lines += [
+        f"simulated REMC: {n_cells} epigenomes, test split:",
+        M.format_table(out),
+        f"report: {Path(path).resolve()}",
+        f"total {time.perf_counter() - t0:.0f} s",
+    ]
     return "\n".join(lines)
 
 
 @click.command("run")
 @click.argument("store", default="demo-store.zarr")
-@click.option("--report", "report_dir", default="demo-report", show_default=True,
-              type=click.Path(file_okay=False), help="Report directory (index.html).")
+@click.option(
+    "--report",
+    "report_dir",
+    default="demo-report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Report directory (index.html).",
+)
 @click.option("--name", default="demo", show_default=True, help="Run name (runs/NAME).")
-@click.option("--cells", default="all", show_default=True,
-              help="Epigenomes to simulate: all (56), N, or a comma-separated list.")
-@click.option("--genes", type=int, default=None,
-              help="Genes to simulate (a seeded sample; default 1500, --full: all 19,802).")
+@click.option(
+    "--cells",
+    default="all",
+    show_default=True,
+    help="Epigenomes to simulate: all (56), N, or a comma-separated list.",
+)
+@click.option(
+    "--genes",
+    type=int,
+    default=None,
+    help="Genes to simulate (a seeded sample; default 1500, --full: all 19,802).",
+)
 @click.option("--epochs", type=int, default=None, help="Max epochs (default 12, --full: 100).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--full", is_flag=True, help="The paper's protocol: all genes, DeepChrome's "
-              "file-order split, 100 epochs with patience 10, full SVM/RF grids.")
-@click.option("--e003/--no-e003", default=True, show_default=True,
-              help="Also train and report on the real E003 sample.")
-@click.option("--overwrite", is_flag=True, help="Replace STORE, its -e003 sibling and the "
-              "report of an earlier run. Only what chromestore made is replaced; anything "
-              "else at those paths is refused, with or without this flag.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="The paper's protocol: all genes, DeepChrome's "
+    "file-order split, 100 epochs with patience 10, full SVM/RF grids.",
+)
+@click.option(
+    "--e003/--no-e003",
+    default=True,
+    show_default=True,
+    help="Also train and report on the real E003 sample.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace STORE, its -e003 sibling and the "
+    "report of an earlier run. Only what chromestore made is replaced; anything "
+    "else at those paths is refused, with or without this flag.",
+)
 @session.command_options
 @click.pass_context
 def run_cmd(ctx, store, report_dir, name, cells, genes, epochs, seed, full, e003, overwrite):
@@ -319,10 +415,16 @@ def run_cmd(ctx, store, report_dir, name, cells, genes, epochs, seed, full, e003
     from chromestore.simulation import real_rpkm
 
     picked = session.parse_cells(cells, list(real_rpkm().columns))
-    kw = dict(store=store, report=report_dir, name=name, seed=seed, e003=e003,
-              overwrite=overwrite,
-              cells="all" if picked is None else ",".join(picked),
-              progress=session.progress(ctx))
+    kw = dict(
+        store=store,
+        report=report_dir,
+        name=name,
+        seed=seed,
+        e003=e003,
+        overwrite=overwrite,
+        cells="all" if picked is None else ",".join(picked),
+        progress=session.progress(ctx),
+    )
     if genes is not None:
         kw["genes"] = genes
     if epochs is not None:

@@ -16,17 +16,30 @@ from chromestore.app import session
 @click.command()
 @click.argument("store")
 @click.option("--run", "run", default=None, help="Run whose model predicts (runs/NAME).")
-@click.option("--from-cell", default=None,
-              help="Which epigenome's model, in a run of one model per epigenome.")
+@click.option(
+    "--from-cell",
+    default=None,
+    help="Which epigenome's model, in a run of one model per epigenome.",
+)
 @click.option("--model", "model", default=None, help="Which model, in a run of several.")
-@click.option("--model-dir", default=None, type=click.Path(file_okay=False),
-              help="An exported model folder instead of --run.")
-@click.option("--name", default=None,
-              help="With --model-dir: write to runs/NAME/predictions (default: the folder's "
-                   "name).")
+@click.option(
+    "--model-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="An exported model folder instead of --run.",
+)
+@click.option(
+    "--name",
+    default=None,
+    help="With --model-dir: write to runs/NAME/predictions (default: the folder's name).",
+)
 @click.option("--cells", required=True, help="Epigenomes to score: all or E003,E123,…")
-@click.option("--output", default=None, type=click.Path(dir_okay=False),
-              help="Also write cell,gene,score,label to this CSV.")
+@click.option(
+    "--output",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write cell,gene,score,label to this CSV.",
+)
 @session.command_options
 @click.pass_context
 def predict(ctx, store, run, from_cell, model, model_dir, name, cells, output):
@@ -47,8 +60,7 @@ def predict(ctx, store, run, from_cell, model, model_dir, name, cells, output):
             predictor = X.load_model(model_dir)
             target = name or Path(model_dir).resolve().name
         else:
-            predictor = P.from_run(store, run, model=model, from_cell=from_cell,
-                                   storage_options=so)
+            predictor = P.from_run(store, run, model=model, from_cell=from_cell, storage_options=so)
             target = run
         with session.cluster(ctx, heavy=False) as client:
             scores = P.predict_store(store, predictor, chosen, client, so)
@@ -61,9 +73,11 @@ def predict(ctx, store, run, from_cell, model, model_dir, name, cells, output):
     for cell in chosen:
         rows = table[table["cell"] == cell]
         high = int((rows["label"] == 1).sum()) if predictor.task == "classification" else 0
-        click.echo(f"{cell}: {len(rows)} genes scored by {predictor.model} from "
-                   f"{'+'.join(predictor.train_cells)}"
-                   + (f", {high} predicted high" if predictor.task == "classification" else ""))
+        click.echo(
+            f"{cell}: {len(rows)} genes scored by {predictor.model} from "
+            f"{'+'.join(predictor.train_cells)}"
+            + (f", {high} predicted high" if predictor.task == "classification" else "")
+        )
     click.echo(f"scores → {url}" + (f" and {output}" if output else ""))
 
 
@@ -72,8 +86,12 @@ def predict(ctx, store, run, from_cell, model, model_dir, name, cells, output):
 @click.option("--run", "run", required=True, help="Run holding the model.")
 @click.option("--cell", default=None, help="Which epigenome's model (per-epigenome runs).")
 @click.option("--model", "model", default=None, help="Which model, in a run of several.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Folder to write (safetensors weights, model.json, README.md).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write (safetensors weights, model.json, README.md).",
+)
 @session.command_options
 @click.pass_context
 def export(ctx, store, run, cell, model, out):
@@ -82,8 +100,9 @@ def export(ctx, store, run, cell, model, out):
     from chromestore.training import predict as P
 
     try:
-        path = X.export_model(store, run, out, cell=cell, model=model,
-                              storage_options=session.storage_options(ctx))
+        path = X.export_model(
+            store, run, out, cell=cell, model=model, storage_options=session.storage_options(ctx)
+        )
     except (P.PredictError, X.ExportError) as e:
         session.fail(str(e))
     click.echo(f"exported → {path}")

@@ -41,8 +41,9 @@ def _store_option(ctx: click.Context, param: click.Parameter, value):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as e:
-            raise click.BadParameter(f"not valid JSON ({e.msg} at character {e.pos}): "
-                                     f"{value!r}", ctx, param) from None
+            raise click.BadParameter(
+                f"not valid JSON ({e.msg} at character {e.pos}): {value!r}", ctx, param
+            ) from None
         if not isinstance(value, dict):
             raise click.BadParameter(f"a JSON object is expected, got {value!r}", ctx, param)
     _state(ctx)[param.name] = value
@@ -52,21 +53,37 @@ def _store_option(ctx: click.Context, param: click.Parameter, value):
 def _global_options(hidden: bool) -> list[Callable]:
     kw = {"expose_value": False, "callback": _store_option, "hidden": hidden}
     return [
-        click.option("--scheduler", default=None, **kw,
-                     help=f"Dask scheduler address (tcp://HOST:8786; or ${ENV_SCHEDULER}). "
-                     "Default: heavy commands start an embedded LocalCluster on 127.0.0.1 "
-                     "and print its dashboard address; light ones run in this process."),
-        click.option("--workers", type=click.IntRange(min=0), default=None, **kw,
-                     help="Worker processes of the embedded cluster; 0 runs everything in "
-                     "this process."),
-        click.option("--storage-options", default=None, **kw,
-                     # the group's option alone reads the variable, so that a value given
-                     # on the command line is never replaced by the environment's
-                     envvar=None if hidden else ENV_STORAGE_OPTIONS,
-                     help='JSON fsspec options for remote stores, e.g. '
-                     '\'{"endpoint_url": "http://..."}\' (or $' + ENV_STORAGE_OPTIONS + ').'),
-        click.option("--progress/--no-progress", default=None, **kw,
-                     help="Progress bars (default: only when stderr is a terminal)."),
+        click.option(
+            "--scheduler",
+            default=None,
+            **kw,
+            help=f"Dask scheduler address (tcp://HOST:8786; or ${ENV_SCHEDULER}). "
+            "Default: heavy commands start an embedded LocalCluster on 127.0.0.1 "
+            "and print its dashboard address; light ones run in this process.",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=0),
+            default=None,
+            **kw,
+            help="Worker processes of the embedded cluster; 0 runs everything in this process.",
+        ),
+        click.option(
+            "--storage-options",
+            default=None,
+            **kw,
+            # the group's option alone reads the variable, so that a value given
+            # on the command line is never replaced by the environment's
+            envvar=None if hidden else ENV_STORAGE_OPTIONS,
+            help="JSON fsspec options for remote stores, e.g. "
+            '\'{"endpoint_url": "http://..."}\' (or $' + ENV_STORAGE_OPTIONS + ").",
+        ),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            **kw,
+            help="Progress bars (default: only when stderr is a terminal).",
+        ),
     ]
 
 
@@ -147,8 +164,12 @@ def _quiet_teardown() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
-def parse_cells(value: str | Sequence[str] | None, available: Sequence[str] | None = None,
-                *, what: str = "epigenomes") -> list[str] | None:
+def parse_cells(
+    value: str | Sequence[str] | None,
+    available: Sequence[str] | None = None,
+    *,
+    what: str = "epigenomes",
+) -> list[str] | None:
     """The one ``--cells`` parser: ``all``/None → None (every cell), ``N`` → the first N of
     ``available``, else a comma-separated list, checked against ``available`` when given."""
     if value is None:
@@ -169,6 +190,7 @@ def parse_cells(value: str | Sequence[str] | None, available: Sequence[str] | No
     if not cells:
         raise click.BadParameter(f"--cells {value!r}: no {what} named")
     from chromestore.store import names
+
     bad = [names.problem(c) for c in cells if names.problem(c)]
     if bad:
         raise click.BadParameter(f"--cells: {bad[0]}")
@@ -179,6 +201,8 @@ def parse_cells(value: str | Sequence[str] | None, available: Sequence[str] | No
         have = set(available)
         missing = [c for c in cells if c not in have]
         if missing:
-            raise click.BadParameter(f"--cells: {', '.join(missing)} not in the store "
-                                     f"({what} there: {', '.join(available) or 'none'})")
+            raise click.BadParameter(
+                f"--cells: {', '.join(missing)} not in the store "
+                f"({what} there: {', '.join(available) or 'none'})"
+            )
     return cells

@@ -11,20 +11,39 @@ DEFAULT_GENE_CHUNK = 2048
 
 @click.command()
 @click.argument("store", required=False)
-@click.option("--cells", default="all", show_default=True,
-              help="all, the first N epigenomes, or a comma-separated list (E003,E004).")
-@click.option("--genes", default="all", show_default=True,
-              help="all (19,802 real genes) or the first N.")
+@click.option(
+    "--cells",
+    default="all",
+    show_default=True,
+    help="all, the first N epigenomes, or a comma-separated list (E003,E004).",
+)
+@click.option(
+    "--genes", default="all", show_default=True, help="all (19,802 real genes) or the first N."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK,
-              show_default=True)
-@click.option("--calibration", is_flag=True,
-              help="Print real vs simulated E003 statistics on the real sample's 600 genes.")
-@click.option("--emit", "emit_dir", default=None, type=click.Path(file_okay=False),
-              help="Also write the same draw as real files (and a samplesheet) in this folder.")
-@click.option("--format", "emit_format", default="tagalign", show_default=True,
-              type=click.Choice(["tagalign", "bigwig", "narrowpeak", "deepchrome-csv"]),
-              help="File format for --emit.")
+@click.option(
+    "--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK, show_default=True
+)
+@click.option(
+    "--calibration",
+    is_flag=True,
+    help="Print real vs simulated E003 statistics on the real sample's 600 genes.",
+)
+@click.option(
+    "--emit",
+    "emit_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Also write the same draw as real files (and a samplesheet) in this folder.",
+)
+@click.option(
+    "--format",
+    "emit_format",
+    default="tagalign",
+    show_default=True,
+    type=click.Choice(["tagalign", "bigwig", "narrowpeak", "deepchrome-csv"]),
+    help="File format for --emit.",
+)
 @session.command_options
 @click.pass_context
 def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, emit_format):
@@ -43,8 +62,12 @@ def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, 
     genes_arg = int(genes) if genes.isdigit() else genes
     with session.cluster(ctx, heavy=True):
         ds = draw(
-            store, "all" if cell_list is None else cell_list, genes_arg, seed=seed,
-            gene_chunk=gene_chunk, storage_options=session.storage_options(ctx),
+            store,
+            "all" if cell_list is None else cell_list,
+            genes_arg,
+            seed=seed,
+            gene_chunk=gene_chunk,
+            storage_options=session.storage_options(ctx),
             progress=store is not None and session.progress(ctx),
         )
         if store is not None:

@@ -43,22 +43,24 @@ def store_info(path: str, storage_options: dict | None = None) -> dict:
         "genome": ds.attrs.get("genome"),
         "window": ds.attrs.get("window"),
         "bin_size": ds.attrs.get("bin_size"),
-        "dims": {k: int(ds.sizes[k]) for k in sorted(ds.sizes, key=lambda d: _DIM_ORDER.index(d) if d in _DIM_ORDER else 9)},
+        "dims": {
+            k: int(ds.sizes[k])
+            for k in sorted(ds.sizes, key=lambda d: _DIM_ORDER.index(d) if d in _DIM_ORDER else 9)
+        },
         "cells": [str(c) for c in ds[V.CELL].values],
         "marks": [str(m) for m in ds[V.MARK].values],
         "chunks": chunks,
         "size_bytes": S.size_on_disk(path, storage_options),
         "signal_completed": {c: [m for m in table.columns if table.loc[c, m]] for c in table.index},
         "expression_cells": sorted(expr),
-        "peaks_completed": {c: [m for m in table.columns if (c, m) in peaks]
-                            for c in table.index},
+        "peaks_completed": {c: [m for m in table.columns if (c, m) in peaks] for c in table.index},
         "runs": run_summaries(path, storage_options),
         "checksums": _checksums(ds),
     }
 
 
 def _checksums(ds) -> str:
-    """"every chunk", "none" or "some arrays": whether the store's chunks carry a checksum."""
+    """ "every chunk", "none" or "some arrays": whether the store's chunks carry a checksum."""
     from chromestore.store.integrity import has_checksum
 
     has = [has_checksum(ds[v].encoding.get("compressors", ())) for v in ds.variables]
@@ -76,12 +78,14 @@ def run_summaries(path: str, storage_options: dict | None = None) -> list[dict]:
     for name in R.list_runs(path, storage_options):
         run = R.open_run(path, name, storage_options)
         attrs = run.attrs
-        out.append({
-            "name": name,
-            "models": sorted(attrs.get("models", {})),
-            "cells": [str(c) for c in run["cell"].values],
-            "created": attrs.get("created") or attrs.get("finished") or "",
-        })
+        out.append(
+            {
+                "name": name,
+                "models": sorted(attrs.get("models", {})),
+                "cells": [str(c) for c in run["cell"].values],
+                "created": attrs.get("created") or attrs.get("finished") or "",
+            }
+        )
     return out
 
 
@@ -97,18 +101,23 @@ def info(ctx, store, fmt):
         click.echo(json.dumps(facts, indent=2))
         return
     d = facts["dims"]
-    click.echo(f"{store}: {facts['format']}, {facts['genome']}, TSS ± {facts['window']} bp "
-               f"in {d['bin']} bins of {facts['bin_size']} bp")
+    click.echo(
+        f"{store}: {facts['format']}, {facts['genome']}, TSS ± {facts['window']} bp "
+        f"in {d['bin']} bins of {facts['bin_size']} bp"
+    )
     click.echo("dims: " + ", ".join(f"{k}={v}" for k, v in d.items()))
     st = facts["strands"]
-    click.echo(f"bins 5'→3' ({facts['orientation']}): genes on + {st['+']:,}, on - {st['-']:,}, "
-               f"strand unknown {st['.']:,} (bins in genome order)")
+    click.echo(
+        f"bins 5'→3' ({facts['orientation']}): genes on + {st['+']:,}, on - {st['-']:,}, "
+        f"strand unknown {st['.']:,} (bins in genome order)"
+    )
     click.echo(f"marks: {', '.join(facts['marks'])}")
     for name, ch in facts["chunks"].items():
         click.echo(f"chunks {name}: " + " × ".join(f"{k} {v}" for k, v in ch.items()))
     click.echo(f"size on disk: {_human(facts['size_bytes'])}")
-    click.echo(f"checksums: {facts['checksums']} (`chromestore verify {store}` reads every "
-               "chunk back)")
+    click.echo(
+        f"checksums: {facts['checksums']} (`chromestore verify {store}` reads every chunk back)"
+    )
     n_expr = len(facts["expression_cells"])
     click.echo(f"cells: {len(facts['cells'])} ({n_expr} with expression)")
     if facts["cells"]:
@@ -127,17 +136,22 @@ def info(ctx, store, fmt):
             click.echo("  cell  " + " ".join(m.rjust(width) for m in marks))
             for c in facts["cells"]:
                 done = set(peaks[c])
-                click.echo(f"  {c:<5} " + " ".join(("done" if m in done else "-").rjust(width)
-                                                   for m in marks))
+                click.echo(
+                    f"  {c:<5} "
+                    + " ".join(("done" if m in done else "-").rjust(width) for m in marks)
+                )
         else:
             click.echo("peaks: none ingested")
     runs = facts["runs"]
     click.echo(f"runs: {len(runs) or 'none'}")
     for r in runs:
-        cells = ", ".join(r["cells"][:6]) + (f" … ({len(r['cells'])})" if len(r["cells"]) > 6
-                                             else "")
-        click.echo(f"  {r['name']}: {', '.join(r['models'])} on {cells}"
-                   + (f", {r['created']}" if r["created"] else ""))
+        cells = ", ".join(r["cells"][:6]) + (
+            f" … ({len(r['cells'])})" if len(r["cells"]) > 6 else ""
+        )
+        click.echo(
+            f"  {r['name']}: {', '.join(r['models'])} on {cells}"
+            + (f", {r['created']}" if r["created"] else "")
+        )
 
 
 @click.command()
@@ -175,8 +189,12 @@ def query(ctx, store, gene, cell, mark):
 
 @click.command()
 @click.argument("store")
-@click.option("--rule", default="median", show_default=True,
-              help="median (> median, DeepChrome), median-ge (>=, ShallowChrome) or an RPKM value.")
+@click.option(
+    "--rule",
+    default="median",
+    show_default=True,
+    help="median (> median, DeepChrome), median-ge (>=, ShallowChrome) or an RPKM value.",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @session.command_options
 @click.pass_context
@@ -199,15 +217,17 @@ def labels(ctx, store, rule, fmt):
             f"  {cell:<6} {int(row.genes):>6} {int(row.positives):>10} "
             f"{row.positive_fraction:>9.4f} {row.threshold:>15.3f}"
         )
-    click.echo(
-        f"  {len(df)} epigenomes, mean positive fraction {df.positive_fraction.mean():.4f}"
-    )
+    click.echo(f"  {len(df)} epigenomes, mean positive fraction {df.positive_fraction.mean():.4f}")
 
 
 @click.command()
 @click.argument("store")
-@click.option("--genes", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Annotation (BED6 or GTF) giving the strands; default the shipped one.")
+@click.option(
+    "--genes",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Annotation (BED6 or GTF) giving the strands; default the shipped one.",
+)
 @session.command_options
 @click.pass_context
 def upgrade(ctx, store, genes):

@@ -7,8 +7,16 @@
 
 from chromestore._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "BLOCK_BYTES": ".counter", "BinLayout": ".counter", "ChromBins": ".counter",
-    "CountStats": ".counter", "ReadCounter": ".counter", "chrom_key": ".counter",
-    "count_bed": ".counter", "warm_up": ".counter",
-})
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "BLOCK_BYTES": ".counter",
+        "BinLayout": ".counter",
+        "ChromBins": ".counter",
+        "CountStats": ".counter",
+        "ReadCounter": ".counter",
+        "chrom_key": ".counter",
+        "count_bed": ".counter",
+        "warm_up": ".counter",
+    },
+)

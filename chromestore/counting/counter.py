@@ -78,7 +78,9 @@ class BinLayout:
         for key in dict.fromkeys(keys):
             genes = np.flatnonzero(keys == key)
             first = lowest[genes]
-            edges = _sorted_unique(first[:, None] + np.arange(n_bins + 1, dtype=np.int64) * bin_size)
+            edges = _sorted_unique(
+                first[:, None] + np.arange(n_bins + 1, dtype=np.int64) * bin_size
+            )
             order = np.argsort(first, kind="stable")
             ws, we = first[order], first[order] + n_bins * bin_size
             # merge overlapping windows
@@ -145,10 +147,12 @@ class ReadCounter:
         self._h_off = np.cumsum([0] + [len(c.edges) + 1 for c in chroms]).astype(np.int64)
         self._hist = np.zeros((self._h_off[-1], 2), np.int64)
         # per-chromosome views into the flat histograms
-        self._hist_start = {k: self._hist[self._h_off[i]:self._h_off[i + 1], 0]
-                            for k, i in self._index.items()}
-        self._hist_end = {k: self._hist[self._h_off[i]:self._h_off[i + 1], 1]
-                          for k, i in self._index.items()}
+        self._hist_start = {
+            k: self._hist[self._h_off[i] : self._h_off[i + 1], 0] for k, i in self._index.items()
+        }
+        self._hist_end = {
+            k: self._hist[self._h_off[i] : self._h_off[i + 1], 1] for k, i in self._index.items()
+        }
         self._cand = self._tmp = None  # candidate reads of a block and sort scratch
 
     def add_text(self, a: np.ndarray, path, line0: int, newlines: int | None = None) -> int:
@@ -158,13 +162,24 @@ class ReadCounter:
         ``newlines``, the number of newlines in ``a`` when the caller knows it.
         """
         from chromestore.counting import kernels as K
-        slot, key_bytes, key_at, buckets, b_off, edges2, screen, s_off = K.kernel_tables(self.layout)
+
+        slot, key_bytes, key_at, buckets, b_off, edges2, screen, s_off = K.kernel_tables(
+            self.layout
+        )
         tab = np.empty((5, K.MAX_NAMES), np.int64)  # hash, at, length, chromosome, reads
         cap = (int(np.count_nonzero(a == 10)) if newlines is None else newlines) + 1
         if self._cand is None or self._cand.shape[1] < cap:
             self._cand = np.empty((4, cap), np.int64)
         reads, k, ordered, n_tab, lines, err, cols = K.scan_lines(
-            a, slot, key_bytes, key_at, b_off, screen, s_off, tab, self._cand,
+            a,
+            slot,
+            key_bytes,
+            key_at,
+            b_off,
+            screen,
+            s_off,
+            tab,
+            self._cand,
         )
         cand = self._cand
         if not ordered:  # unsorted file: sort the candidates by bucket for cache locality
@@ -172,12 +187,22 @@ class ReadCounter:
                 self._tmp = np.empty_like(cand)
             cand = K.radix_sort(cand, k, self._tmp, len(buckets))
         self.stats.reads += int(reads)
-        self.stats.in_windows += int(K.count_candidates(
-            cand, k, self._e_off, edges2, b_off, buckets, K.BUCKET_SHIFT, self._h_off, self._hist,
-        ))
+        self.stats.in_windows += int(
+            K.count_candidates(
+                cand,
+                k,
+                self._e_off,
+                edges2,
+                b_off,
+                buckets,
+                K.BUCKET_SHIFT,
+                self._h_off,
+                self._hist,
+            )
+        )
         for t in range(n_tab):
             if tab[3, t] < 0 and tab[4, t] > 0:
-                name = a[tab[1, t]:tab[1, t] + tab[2, t]].tobytes().decode("utf-8", "replace")
+                name = a[tab[1, t] : tab[1, t] + tab[2, t]].tobytes().decode("utf-8", "replace")
                 self.stats.skipped[name] = self.stats.skipped.get(name, 0) + int(tab[4, t])
         if err:
             raise InputError(path, line0 + int(lines), K.ERRORS[err].format(cols=cols))
@@ -214,8 +239,10 @@ class ReadCounter:
             end_le = np.cumsum(self._hist_end[key])  # [k]: #(end <= edges[k])
             if key not in ranks:  # each bin's edges' ranks
                 lo = bins.first[:, None] + offs
-                ranks[key] = (np.searchsorted(bins.edges, lo).astype(np.int32),
-                              np.searchsorted(bins.edges, lo + lay.bin_size).astype(np.int32))
+                ranks[key] = (
+                    np.searchsorted(bins.edges, lo).astype(np.int32),
+                    np.searchsorted(bins.edges, lo + lay.bin_size).astype(np.int32),
+                )
             ia, ib = ranks[key]
             c = (start_lt[ib] - end_le[ia]).astype(np.float32)
             c[bins.minus] = c[bins.minus, ::-1]
@@ -301,7 +328,7 @@ class _BlockReader:
                 buf = self.free.get()
                 if len(buf) < max(self.block, 2 * len(rest)):
                     buf = bytearray(max(self.block, 2 * len(rest)))
-                buf[:len(rest)] = rest
+                buf[: len(rest)] = rest
                 got = len(rest)
                 view = memoryview(buf)
                 while got < len(buf):  # fill the buffer (readinto may return less)

@@ -81,7 +81,9 @@ def kernel_tables(layout):
         screens.append(np.packbits(bits, bitorder="little"))
         s_off.append(s_off[-1] + 8 * len(screens[-1]))
     layout.__dict__["_kernel"] = tables = (
-        slot, key_bytes, key_at,
+        slot,
+        key_bytes,
+        key_at,
         np.concatenate(buckets or [np.zeros(1, np.int64)]).astype(np.int32),
         np.asarray(b_off, np.int64),
         np.concatenate(edges2 or [np.zeros(0, np.int64)]),
@@ -237,8 +239,10 @@ def scan_lines(a, slot, key_bytes, key_at, b_off, screen, s_off, tab, cand):
             # (a read starting past the chromosome's last bucket lies past its last edge)
             q = s >> SCREEN_SHIFT
             so = s_off[c]
-            if q < s_off[c + 1] - so and (s >> BUCKET_SHIFT) < b_off[c + 1] - b_off[c] - 1 and (
-                (e >> SCREEN_SHIFT) != q or (screen[(so + q) >> 3] >> ((so + q) & 7)) & 1
+            if (
+                q < s_off[c + 1] - so
+                and (s >> BUCKET_SHIFT) < b_off[c + 1] - b_off[c] - 1
+                and ((e >> SCREEN_SHIFT) != q or (screen[(so + q) >> 3] >> ((so + q) & 7)) & 1)
             ):
                 key = b_off[c] + (s >> BUCKET_SHIFT)
                 ordered = ordered and key >= last_key[c]  # ascending per chromosome

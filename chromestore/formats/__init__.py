@@ -15,12 +15,27 @@ Every name below loads on first use, and the registry loads nothing heavy
 
 from chromestore._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "TARGETS": ".entry", "FormatEntry": ".entry", "ReadRequest": ".entry",
-    "ENTRY_POINT_GROUP": ".registry", "FormatPluginWarning": ".registry",
-    "builtin_entries": ".registry", "entries": ".registry", "get": ".registry",
-    "infer_format": ".registry", "markdown_table": ".registry", "names": ".registry",
-    "register": ".registry", "unregister": ".registry",
-    "DEEPCHROME_MARKS": ".csv", "DEEPDIFF_MARKS": ".csv", "centre_crop": ".csv",
-    "deepchrome_gene_id": ".csv", "read_deepchrome_csv": ".csv", "read_deepdiff_csv": ".csv",
-})
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "TARGETS": ".entry",
+        "FormatEntry": ".entry",
+        "ReadRequest": ".entry",
+        "ENTRY_POINT_GROUP": ".registry",
+        "FormatPluginWarning": ".registry",
+        "builtin_entries": ".registry",
+        "entries": ".registry",
+        "get": ".registry",
+        "infer_format": ".registry",
+        "markdown_table": ".registry",
+        "names": ".registry",
+        "register": ".registry",
+        "unregister": ".registry",
+        "DEEPCHROME_MARKS": ".csv",
+        "DEEPDIFF_MARKS": ".csv",
+        "centre_crop": ".csv",
+        "deepchrome_gene_id": ".csv",
+        "read_deepchrome_csv": ".csv",
+        "read_deepdiff_csv": ".csv",
+    },
+)

@@ -53,7 +53,7 @@ def mean_bigwig(path: str | os.PathLike, layout: BinLayout) -> tuple[np.ndarray,
                 vals = np.zeros(width, dtype=np.float64)
                 if b > a:
                     got = np.asarray(bw.values(name, a, b, numpy=True), dtype=np.float64)
-                    vals[a - lo:b - lo] = np.nan_to_num(got, nan=0.0)
+                    vals[a - lo : b - lo] = np.nan_to_num(got, nan=0.0)
                     stats.in_windows += int(np.count_nonzero(got == got))
                 means = vals.reshape(layout.n_bins, layout.bin_size).mean(axis=1)
                 out[g] = means[::-1] if minus else means

@@ -14,8 +14,8 @@ from chromestore.formats.entry import FormatEntry, ReadRequest
 def count_reads(path: str, request: ReadRequest):
     """BED3+/tagAlign reads per bin (:func:`chromestore.counting.count_bed`)."""
     from chromestore.counting import counter as counting
-    values, stats = counting.count_bed(path, request.layout, counting.BLOCK_BYTES,
-                                       request.progress)
+
+    values, stats = counting.count_bed(path, request.layout, counting.BLOCK_BYTES, request.progress)
     return values, stats.as_dict()
 
 
@@ -59,32 +59,77 @@ def deepdiff_signal(path: str, request: ReadRequest):
     return read_deepdiff_csv(path, GENOME), {}
 
 
-_MULTICOV = ("reads per bin, exactly `bedtools multicov` (a read counts in every bin it "
-             "overlaps by ≥ 1 bp), bins 5'→3'")
+_MULTICOV = (
+    "reads per bin, exactly `bedtools multicov` (a read counts in every bin it "
+    "overlaps by ≥ 1 bp), bins 5'→3'"
+)
 _PEAKS = "max `signalValue` of the {} peaks overlapping the window; 0 where none"
-_CSV = ("the dataset's binned counts of all marks (mark column empty, or one mark); wider "
-        "windows are centre-cropped")
+_CSV = (
+    "the dataset's binned counts of all marks (mark column empty, or one mark); wider "
+    "windows are centre-cropped"
+)
 
 BUILTIN: tuple[FormatEntry, ...] = (
-    FormatEntry("tagalign", (".tagalign",), "signal", count_reads,
-                f"tagAlign (BED6) reads, gz or plain: {_MULTICOV}"),
-    FormatEntry("bed", (".bed",), "signal", count_reads,
-                "BED3+ reads, gz or plain, counted as `tagalign`"),
-    FormatEntry("bam", (".bam",), "signal", count_bam_reads,
-                "BAM reads via pysam, counted as `tagalign`, skipping unmapped, secondary, "
-                "QC-fail and duplicate reads"),
-    FormatEntry("bigwig", (".bw", ".bigwig"), "signal", mean_signal,
-                "exact mean per bin from full-resolution values (bases without data count 0)"),
-    FormatEntry("narrowpeak", (".narrowpeak",), "peak_max",
-                functools.partial(max_peak, "narrowpeak"), _PEAKS.format("MACS2 narrowPeak")),
-    FormatEntry("broadpeak", (".broadpeak",), "peak_max",
-                functools.partial(max_peak, "broadpeak"), _PEAKS.format("MACS2 broadPeak")),
-    FormatEntry("gappedpeak", (".gappedpeak",), "peak_max",
-                functools.partial(max_peak, "gappedpeak"), _PEAKS.format("MACS2 gappedPeak")),
-    FormatEntry("deepchrome-csv", (), "signal", deepchrome_signal,
-                f"DeepChrome CSV, or an epigenome folder of them (Zenodo layout): {_CSV}",
-                needs_mark=False),
-    FormatEntry("deepdiff-csv", (), "signal", deepdiff_signal,
-                f"DeepDiff CSV, or a sample folder of {{E003.}}{{train,valid,test}}.csv: {_CSV}",
-                needs_mark=False),
+    FormatEntry(
+        "tagalign",
+        (".tagalign",),
+        "signal",
+        count_reads,
+        f"tagAlign (BED6) reads, gz or plain: {_MULTICOV}",
+    ),
+    FormatEntry(
+        "bed", (".bed",), "signal", count_reads, "BED3+ reads, gz or plain, counted as `tagalign`"
+    ),
+    FormatEntry(
+        "bam",
+        (".bam",),
+        "signal",
+        count_bam_reads,
+        "BAM reads via pysam, counted as `tagalign`, skipping unmapped, secondary, "
+        "QC-fail and duplicate reads",
+    ),
+    FormatEntry(
+        "bigwig",
+        (".bw", ".bigwig"),
+        "signal",
+        mean_signal,
+        "exact mean per bin from full-resolution values (bases without data count 0)",
+    ),
+    FormatEntry(
+        "narrowpeak",
+        (".narrowpeak",),
+        "peak_max",
+        functools.partial(max_peak, "narrowpeak"),
+        _PEAKS.format("MACS2 narrowPeak"),
+    ),
+    FormatEntry(
+        "broadpeak",
+        (".broadpeak",),
+        "peak_max",
+        functools.partial(max_peak, "broadpeak"),
+        _PEAKS.format("MACS2 broadPeak"),
+    ),
+    FormatEntry(
+        "gappedpeak",
+        (".gappedpeak",),
+        "peak_max",
+        functools.partial(max_peak, "gappedpeak"),
+        _PEAKS.format("MACS2 gappedPeak"),
+    ),
+    FormatEntry(
+        "deepchrome-csv",
+        (),
+        "signal",
+        deepchrome_signal,
+        f"DeepChrome CSV, or an epigenome folder of them (Zenodo layout): {_CSV}",
+        needs_mark=False,
+    ),
+    FormatEntry(
+        "deepdiff-csv",
+        (),
+        "signal",
+        deepdiff_signal,
+        f"DeepDiff CSV, or a sample folder of {{E003.}}{{train,valid,test}}.csv: {_CSV}",
+        needs_mark=False,
+    ),
 )

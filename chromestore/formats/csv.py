@@ -65,7 +65,9 @@ def _scan_lines(path, data: bytes, n_cols: int, number_cols: range, int_cols: tu
             try:
                 value = float(f[c])
             except ValueError:
-                raise InputError(path, lineno, f"column {c + 1}: {f[c]!r} is not a number") from None
+                raise InputError(
+                    path, lineno, f"column {c + 1}: {f[c]!r} is not a number"
+                ) from None
             if not np.isfinite(value):
                 raise InputError(path, lineno, f"column {c + 1}: {f[c]!r} is not a finite number")
         for c in int_cols:
@@ -127,9 +129,7 @@ def _check_bins(path, keys: np.ndarray, bins: np.ndarray, line0: int = 1) -> tup
     wrong = np.flatnonzero(bins != expected)
     if wrong.size:
         i = int(wrong[0])
-        raise InputError(
-            path, i + line0, f"bin {bins[i]} where bin {expected[i]} was expected"
-        )
+        raise InputError(path, i + line0, f"bin {bins[i]} where bin {expected[i]} was expected")
     genes = keys[starts]
     uniq, counts = np.unique(genes, return_counts=True)
     if (counts > 1).any():
@@ -193,11 +193,18 @@ def deepdiff_files(path: str | os.PathLike) -> list[Path]:
         return [p]
     prefixes = sorted({f.name[: -len("train.csv")] for f in p.glob("*train.csv")})
     if not prefixes:
-        raise InputError(p, None, "no DeepDiff CSVs here (expected train.csv, valid.csv, "
-                         "test.csv or E003.train.csv ...)")
+        raise InputError(
+            p,
+            None,
+            "no DeepDiff CSVs here (expected train.csv, valid.csv, test.csv or E003.train.csv ...)",
+        )
     if len(prefixes) > 1:
-        raise InputError(p, None, "several samples in one folder "
-                         f"({', '.join(x + 'train.csv' for x in prefixes)}); give one file per row")
+        raise InputError(
+            p,
+            None,
+            "several samples in one folder "
+            f"({', '.join(x + 'train.csv' for x in prefixes)}); give one file per row",
+        )
     files = [p / f"{prefixes[0]}{s}.csv" for s in DEEPCHROME_SPLITS]
     missing = [f.name for f in files if not f.exists()]
     if missing:
@@ -239,14 +246,16 @@ def _read_deepdiff_file(path: Path, strand: pd.Series | str = SHIPPED) -> xr.Dat
     bad = ~key_bin[2].str.isdigit() | (key_bin[0] == "")
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(
-            path, i + 1, f"first column {frame[0].iloc[i]!r} is not ENSGID_SYMBOL_BIN"
-        )
+        raise InputError(path, i + 1, f"first column {frame[0].iloc[i]!r} is not ENSGID_SYMBOL_BIN")
     keys = key_bin[0].to_numpy(dtype=object)
     genes, n_bins = _check_bins(path, keys, key_bin[2].astype(np.int64).to_numpy())
     values = frame[list(range(1, 6))].to_numpy(np.float32)
     out = _to_array(
-        values, genes, V.DEFAULT_MARKS, DEEPDIFF_MARKS, n_bins,
+        values,
+        genes,
+        V.DEFAULT_MARKS,
+        DEEPDIFF_MARKS,
+        n_bins,
         {"source": os.fspath(path), "format": "deepdiff-csv", "gene_key": V.GENE},
     )
     gene_ids = [g.partition("_")[0] for g in genes]
@@ -293,8 +302,12 @@ def read_deepchrome_csv(
             i = int(np.flatnonzero(~np.isin(per_gene, (0, 1)) | (per_gene != per_gene[:, :1]))[0])
             raise InputError(f, i + 1, "label must be 0 or 1 and the same on every bin of a gene")
         sig = _to_array(
-            frame[list(range(2, 7))].to_numpy(np.float32), genes, V.DEFAULT_MARKS,
-            DEEPCHROME_MARKS, n_bins, {},
+            frame[list(range(2, 7))].to_numpy(np.float32),
+            genes,
+            V.DEFAULT_MARKS,
+            DEEPCHROME_MARKS,
+            n_bins,
+            {},
         )
         ids = [deepchrome_gene_id(g) for g in genes]
         signals.append(sig.assign_coords({V.GENE: ids}))
@@ -327,8 +340,11 @@ def centre_crop(signal: xr.DataArray, n_bins: int, path=None) -> xr.DataArray:
             path or signal.attrs.get("source"),
             None,
             f"has {have} bins per gene, the store needs {n_bins} "
-            + ("(a narrower window cannot be widened)" if have < n_bins else
-               "(cannot centre: the difference is odd)"),
+            + (
+                "(a narrower window cannot be widened)"
+                if have < n_bins
+                else "(cannot centre: the difference is odd)"
+            ),
         )
     lo = (have - n_bins) // 2
     out = signal.isel({V.BIN: slice(lo, lo + n_bins)})

@@ -14,8 +14,9 @@ def need_extra(module: str, reading: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(f"reading {reading} needs {module}: "
-                          "pip install 'chromestore[formats]'") from None
+        raise ImportError(
+            f"reading {reading} needs {module}: pip install 'chromestore[formats]'"
+        ) from None
 
 
 def existing_file(path: str | os.PathLike) -> str:

@@ -31,8 +31,11 @@ def read_peaks(path: str | os.PathLike, fmt: str) -> dict[str, tuple[np.ndarray,
             except ValueError:
                 raise InputError(path, lineno, "start/end are not integers") from None
             if start < 0 or end < start:
-                raise InputError(path, lineno, f"end {end} < start {start}" if end < start
-                                 else f"negative start {start}")
+                raise InputError(
+                    path,
+                    lineno,
+                    f"end {end} < start {start}" if end < start else f"negative start {start}",
+                )
             try:
                 value = float(f[col])
             except ValueError:

@@ -33,9 +33,21 @@ from collections.abc import Iterable
 from chromestore.formats.builtin import BUILTIN
 from chromestore.formats.entry import TARGETS, FormatEntry, ReadRequest
 
-__all__ = ["ENTRY_POINT_GROUP", "TARGETS", "FormatEntry", "FormatPluginWarning", "ReadRequest",
-           "builtin_entries", "entries", "get", "infer_format", "markdown_table", "names",
-           "register", "unregister"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "TARGETS",
+    "FormatEntry",
+    "FormatPluginWarning",
+    "ReadRequest",
+    "builtin_entries",
+    "entries",
+    "get",
+    "infer_format",
+    "markdown_table",
+    "names",
+    "register",
+    "unregister",
+]
 
 #: the entry-point group other packages register formats under
 ENTRY_POINT_GROUP = "chromestore.formats"
@@ -58,8 +70,10 @@ def _add(entry: FormatEntry, replace: bool) -> None:
     for other in _entries.values():
         shared = set(entry.suffixes) & set(other.suffixes)
         if other.name != entry.name and shared:
-            raise ValueError(f"format {entry.name!r}: suffix {sorted(shared)[0]} is already "
-                             f"format {other.name!r}'s")
+            raise ValueError(
+                f"format {entry.name!r}: suffix {sorted(shared)[0]} is already "
+                f"format {other.name!r}'s"
+            )
     _entries[entry.name] = entry
 
 
@@ -71,7 +85,9 @@ def _load_plugin(ep) -> None:
         warnings.warn_explicit(
             f"chromestore format plugin {ep.name!r} ({ep.value}) skipped: "
             f"{type(e).__name__}: {problem}",
-            FormatPluginWarning, filename=f"<entry point {ENTRY_POINT_GROUP}>", lineno=0,
+            FormatPluginWarning,
+            filename=f"<entry point {ENTRY_POINT_GROUP}>",
+            lineno=0,
             module=__name__,
         )
 

@@ -14,16 +14,31 @@
 
 from chromestore._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "run_ingest": ".run", "run_plan": ".run",
-    "IngestPlan": ".plan", "plan_ingest": ".plan", "pending_samples": ".plan",
-    "SAMPLE_COLUMNS": ".samplesheet", "Sample": ".samplesheet",
-    "read_samplesheet": ".samplesheet", "write_samplesheet": ".samplesheet",
-    "Bins": ".engine", "SampleReads": ".engine", "count_sample": ".engine",
-    "ingest_samples": ".engine",
-    "align_genes": ".writes", "ingest_signal_array": ".writes", "write_cell": ".writes",
-    "ingest_expression": ".tables", "open_or_create": ".tables",
-    "PROGRESS_TOPIC": ".progress", "ReadsProgress": ".progress",
-    "Done": ".report", "IngestReport": ".report",
-    "infer_format": "chromestore.formats",
-})
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "run_ingest": ".run",
+        "run_plan": ".run",
+        "IngestPlan": ".plan",
+        "plan_ingest": ".plan",
+        "pending_samples": ".plan",
+        "SAMPLE_COLUMNS": ".samplesheet",
+        "Sample": ".samplesheet",
+        "read_samplesheet": ".samplesheet",
+        "write_samplesheet": ".samplesheet",
+        "Bins": ".engine",
+        "SampleReads": ".engine",
+        "count_sample": ".engine",
+        "ingest_samples": ".engine",
+        "align_genes": ".writes",
+        "ingest_signal_array": ".writes",
+        "write_cell": ".writes",
+        "ingest_expression": ".tables",
+        "open_or_create": ".tables",
+        "PROGRESS_TOPIC": ".progress",
+        "ReadsProgress": ".progress",
+        "Done": ".report",
+        "IngestReport": ".report",
+        "infer_format": "chromestore.formats",
+    },
+)

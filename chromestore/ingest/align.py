@@ -33,8 +33,12 @@ class GeneKeys:
 
     @classmethod
     def from_store(cls, ds: xr.Dataset) -> GeneKeys:
-        return cls(ds[V.GENE].values.astype(object), ds[V.gene_id.name].values.astype(object),
-                   ds.sizes[V.BIN], ds[V.gene_strand.name].values.astype(object))
+        return cls(
+            ds[V.GENE].values.astype(object),
+            ds[V.gene_id.name].values.astype(object),
+            ds.sizes[V.BIN],
+            ds[V.gene_strand.name].values.astype(object),
+        )
 
 
 @dataclass
@@ -66,15 +70,19 @@ def align_genes(keys: GeneKeys, source: xr.DataArray) -> Aligned:
     have = pos >= 0
     values = np.full((len(store_keys),) + source.shape[1:], np.nan, dtype=np.float32)
     values[have] = source.values[pos[have]]
-    if (source.attrs.get("orientation") == "genome" and keys.strand is not None
-            and V.BIN in source.dims):
+    if (
+        source.attrs.get("orientation") == "genome"
+        and keys.strand is not None
+        and V.BIN in source.dims
+    ):
         values = to_5to3(values, keys.strand, axis=source.dims.index(V.BIN))
     unmatched = [str(g) for g in labels[~labels.isin(store_keys)]]
     return Aligned(values, int(have.sum()), unmatched)
 
 
-def per_mark(values, keys: GeneKeys, target: str, mark: str, path: str, fmt: str
-             ) -> tuple[dict[str, np.ndarray], dict]:
+def per_mark(
+    values, keys: GeneKeys, target: str, mark: str, path: str, fmt: str
+) -> tuple[dict[str, np.ndarray], dict]:
     """A reader's ``values`` as ``{mark: array on the store's genes}``, and alignment stats.
 
     ``values`` is an array already on the store's genes (the row's ``mark``), or an
@@ -85,13 +93,17 @@ def per_mark(values, keys: GeneKeys, target: str, mark: str, path: str, fmt: str
     if not hasattr(values, "dims"):  # an array (not an xr.DataArray)
         values = np.asarray(values, dtype=np.float32)
         if values.shape != (len(keys.gene),) + ((keys.n_bins,) if want else ()):
-            raise ValueError(f"format {fmt}: its reader gave shape {values.shape} for {path}, "
-                             f"not (genes{', bins' if want else ''}) of the store")
+            raise ValueError(
+                f"format {fmt}: its reader gave shape {values.shape} for {path}, "
+                f"not (genes{', bins' if want else ''}) of the store"
+            )
         return {mark: values}, {}
     dims = set(values.dims)
     if V.GENE not in dims or dims - {V.GENE, V.MARK, V.BIN} or (V.BIN in dims) != bool(want):
-        raise ValueError(f"format {fmt}: its reader gave dims {values.dims} for {path}, not "
-                         f"('gene'[, 'mark']{', ' + repr(V.BIN) if want else ''}) for {target}")
+        raise ValueError(
+            f"format {fmt}: its reader gave dims {values.dims} for {path}, not "
+            f"('gene'[, 'mark']{', ' + repr(V.BIN) if want else ''}) for {target}"
+        )
     if want:
         from chromestore.formats.csv import centre_crop
 

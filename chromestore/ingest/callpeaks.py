@@ -47,8 +47,10 @@ def macs3_command() -> list[str]:
     exe = Path(sys.executable).with_name("macs3")
     found = str(exe) if exe.exists() else shutil.which("macs3")
     if found is None:
-        raise MissingExtra("MACS3 is importable but its 'macs3' script is not on PATH; "
-                           "reinstall the 'peaks' extra: pip install 'chromestore[peaks]'")
+        raise MissingExtra(
+            "MACS3 is importable but its 'macs3' script is not on PATH; "
+            "reinstall the 'peaks' extra: pip install 'chromestore[peaks]'"
+        )
     return [sys.executable, found]
 
 
@@ -68,19 +70,45 @@ def read_reads_sheet(path: str | os.PathLike) -> list[Reads]:
     rows = []
     for row in sheet_rows(path):
         if row.format not in READ_FORMATS:
-            raise InputError(path, row.line, f"format {row.format or '?'!r}: call-peaks reads "
-                             f"{', '.join(READ_FORMATS)}")
+            raise InputError(
+                path,
+                row.line,
+                f"format {row.format or '?'!r}: call-peaks reads {', '.join(READ_FORMATS)}",
+            )
         row.require_file()
         rows.append(Reads(row.cell, row.mark, row.format, Path(row.path)))
     return rows
 
 
-def callpeak_args(treatment: Reads, controls: list[Path], out: Path, *, broad: bool,
-                  gsize: str, qvalue: float, extsize: int, build_model: bool) -> list[str]:
+def callpeak_args(
+    treatment: Reads,
+    controls: list[Path],
+    out: Path,
+    *,
+    broad: bool,
+    gsize: str,
+    qvalue: float,
+    extsize: int,
+    build_model: bool,
+) -> list[str]:
     """MACS3 ``callpeak`` arguments for one (cell, mark)."""
-    args = ["callpeak", "-t", str(treatment.path), "-f", READ_FORMATS[treatment.fmt],
-            "-g", gsize, "-n", f"{treatment.cell}.{treatment.mark}", "--outdir", str(out),
-            "-q", str(qvalue), "--verbose", "1"]
+    args = [
+        "callpeak",
+        "-t",
+        str(treatment.path),
+        "-f",
+        READ_FORMATS[treatment.fmt],
+        "-g",
+        gsize,
+        "-n",
+        f"{treatment.cell}.{treatment.mark}",
+        "--outdir",
+        str(out),
+        "-q",
+        str(qvalue),
+        "--verbose",
+        "1",
+    ]
     if controls:
         args += ["-c", *map(str, controls)]
     if not build_model:  # histone marks rarely give MACS3 enough paired peaks for its model
@@ -118,8 +146,16 @@ def call_peaks(
         if r.mark.lower() in CONTROL_MARKS:
             continue
         ctrl = controls.get(r.cell) or ([Path(control)] if control else [])
-        cmd = macs3 + callpeak_args(r, ctrl, out, broad=broad, gsize=gsize, qvalue=qvalue,
-                                    extsize=extsize, build_model=build_model)
+        cmd = macs3 + callpeak_args(
+            r,
+            ctrl,
+            out,
+            broad=broad,
+            gsize=gsize,
+            qvalue=qvalue,
+            extsize=extsize,
+            build_model=build_model,
+        )
         done = subprocess.run(cmd, capture_output=True, text=True)
         peaks = out / f"{r.cell}.{r.mark}_peaks.{suffix}"
         if done.returncode != 0 or not peaks.exists():

@@ -26,16 +26,22 @@ from chromestore.ingest.samplesheet import Sample
 from chromestore.ingest.writes import write_cell
 from chromestore.store.dataset import open_store
 
-__all__ = ["Bins", "SampleReads", "SampleResult", "count_sample", "ingest_samples",
-           "record_results", "write_results"]
+__all__ = [
+    "Bins",
+    "SampleReads",
+    "SampleResult",
+    "count_sample",
+    "ingest_samples",
+    "record_results",
+    "write_results",
+]
 
 
 def _info(r: SampleResult) -> dict:
     return {"file": r.sample.path, "format": r.sample.format, **r.stats}
 
 
-def write_results(store: S.Store, cell: str, results: Sequence[SampleResult]
-                  ) -> list[SampleResult]:
+def write_results(store: S.Store, cell: str, results: Sequence[SampleResult]) -> list[SampleResult]:
     """The writer of one cell: writes every result's marks in one region write, then
     records each (cell, mark) completed with its provenance, all under the store's lock."""
     signal = {m: v for r in results if r.target == V.signal.name for m, v in r.values.items()}
@@ -49,8 +55,9 @@ def write_results(store: S.Store, cell: str, results: Sequence[SampleResult]
 
 def record_results(results: Sequence[SampleResult]) -> list[Done]:
     """What a finished writer did, one :class:`Done` per (cell, mark)."""
-    return [Done(r.sample.cell, m, r.target, r.sample.path, r.stats)
-            for r in results for m in r.values]
+    return [
+        Done(r.sample.cell, m, r.target, r.sample.path, r.stats) for r in results for m in r.values
+    ]
 
 
 class SampleReads:
@@ -70,8 +77,7 @@ class SampleReads:
         from tqdm import tqdm
 
         self.ex, self.samples, self.bins, self.progress = ex, list(samples), bins, progress
-        self.bar = tqdm(total=len(self.samples), unit="file", disable=not progress,
-                        desc="ingest")
+        self.bar = tqdm(total=len(self.samples), unit="file", disable=not progress, desc="ingest")
         self.shown = ReadsProgress(self.bar if progress else None)
         self.run = uuid.uuid4().hex  # this ingest's events, should others share the scheduler
         self._stack = ExitStack()
@@ -118,8 +124,12 @@ class SampleReads:
             elif f.status == "error":
                 errors.append(f.exception())
             else:  # cancelled or lost on a cluster: no exception to raise
-                errors.append(RuntimeError(f"the writer of epigenome {what} was {f.status} "
-                                           "on the cluster; run the ingest again"))
+                errors.append(
+                    RuntimeError(
+                        f"the writer of epigenome {what} was {f.status} "
+                        "on the cluster; run the ingest again"
+                    )
+                )
         self.reads = []
         self.close()
         if errors:

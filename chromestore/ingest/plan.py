@@ -43,8 +43,9 @@ class IngestPlan:
 def _size(path: str) -> int:
     if not os.path.isdir(path):
         return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(root, f))
-               for root, _, files in os.walk(path) for f in files)
+    return sum(
+        os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files
+    )
 
 
 def completed_keys(ds) -> set[tuple[str, str, str]]:
@@ -52,9 +53,13 @@ def completed_keys(ds) -> set[tuple[str, str, str]]:
     return {(c, m, target) for target in V.RECORDS_OF for c, m in records.completed(ds, target)}
 
 
-def pending_samples(store: S.StoreLike, samples: Sequence[Sample], force: bool = False,
-                    storage_options: dict | None = None, ds: xr.Dataset | None = None
-                    ) -> list[Sample]:
+def pending_samples(
+    store: S.StoreLike,
+    samples: Sequence[Sample],
+    force: bool = False,
+    storage_options: dict | None = None,
+    ds: xr.Dataset | None = None,
+) -> list[Sample]:
     """The samples with work left: not every (cell, mark) of theirs recorded completed
     (``ds``: the store, opened, if at hand)."""
     if force:
@@ -64,7 +69,8 @@ def pending_samples(store: S.StoreLike, samples: Sequence[Sample], force: bool =
     done = completed_keys(ds)
     marks = [str(m) for m in ds[V.MARK].values]
     return [
-        s for s in samples
+        s
+        for s in samples
         if any((s.cell, m, s.target) not in done for m in ([s.mark] if s.mark else marks))
     ]
 
@@ -98,6 +104,5 @@ def plan_ingest(
         check_columns(matrix, cells, expression)
     check_store(store, genes, window, bin_size)
     pending = pending_samples(store, sheet, force, ds=ds) if ds is not None else list(sheet)
-    settings = {"window": window, "bin_size": bin_size, "genome": genome,
-                "gene_chunk": gene_chunk}
+    settings = {"window": window, "bin_size": bin_size, "genome": genome, "gene_chunk": gene_chunk}
     return IngestPlan(store, genes, settings, sheet, pending, matrix, expression, cells, ds)

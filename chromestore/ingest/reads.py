@@ -46,13 +46,16 @@ class Bins:
     def of(cls, gene, gene_id, chrom, tss, strand, window: int, bin_size: int) -> Bins:
         from chromestore.counting import BinLayout
 
-        gene, gene_id, chrom, strand = (np.asarray(a).astype(object)
-                                        for a in (gene, gene_id, chrom, strand))
+        gene, gene_id, chrom, strand = (
+            np.asarray(a).astype(object) for a in (gene, gene_id, chrom, strand)
+        )
         tss = np.asarray(tss, dtype=np.int64)
         n_bins = 2 * int(window) // int(bin_size)
-        return cls(BinLayout.from_genes(chrom, tss, strand, int(window), int(bin_size)),
-                   GeneKeys(gene, gene_id, n_bins, strand),
-                   fingerprint(gene, gene_id, chrom, tss, strand, window, bin_size))
+        return cls(
+            BinLayout.from_genes(chrom, tss, strand, int(window), int(bin_size)),
+            GeneKeys(gene, gene_id, n_bins, strand),
+            fingerprint(gene, gene_id, chrom, tss, strand, window, bin_size),
+        )
 
     @classmethod
     def from_store(cls, ds) -> Bins:
@@ -62,14 +65,27 @@ class Bins:
     def from_genes(cls, table, window: int, bin_size: int) -> Bins:
         """The bins of a store that :func:`chromestore.store.create_store` would make from
         the gene table (:func:`chromestore.genes.read_genes`)."""
-        return cls.of(table["gene"], table["gene_id"], table["chrom"], table["tss"],
-                      table["strand"], window, bin_size)
+        return cls.of(
+            table["gene"],
+            table["gene_id"],
+            table["chrom"],
+            table["tss"],
+            table["strand"],
+            window,
+            bin_size,
+        )
 
 
 def _gene_coords(ds) -> tuple:
-    return (ds[V.GENE].values, ds[V.gene_id.name].values, ds[V.gene_chrom.name].values,
-            ds[V.gene_tss.name].values, ds[V.gene_strand.name].values,
-            ds.attrs["window"], ds.attrs["bin_size"])
+    return (
+        ds[V.GENE].values,
+        ds[V.gene_id.name].values,
+        ds[V.gene_chrom.name].values,
+        ds[V.gene_tss.name].values,
+        ds[V.gene_strand.name].values,
+        ds.attrs["window"],
+        ds.attrs["bin_size"],
+    )
 
 
 def fingerprint(gene, gene_id, chrom, tss, strand, window: int, bin_size: int) -> str:
@@ -87,16 +103,15 @@ def store_fingerprint(ds) -> str:
     return fingerprint(*_gene_coords(ds))
 
 
-def count_sample(sample: Sample, entry: formats.FormatEntry, bins: Bins,
-                 progress=None) -> SampleResult:
+def count_sample(
+    sample: Sample, entry: formats.FormatEntry, bins: Bins, progress=None
+) -> SampleResult:
     """Read one file with its format's reader, onto the store's genes (no store access).
 
     ``progress(n_reads)`` is passed to the reader (BED/tagAlign report per block)."""
     t0 = time.perf_counter()
-    values, stats = entry.read(sample.path, formats.ReadRequest(sample.mark, bins.layout,
-                                                                progress))
-    out, aligned = per_mark(values, bins.keys, entry.target, sample.mark, sample.path,
-                            entry.name)
+    values, stats = entry.read(sample.path, formats.ReadRequest(sample.mark, bins.layout, progress))
+    out, aligned = per_mark(values, bins.keys, entry.target, sample.mark, sample.path, entry.name)
     stats = {**aligned, **stats}
     stats.setdefault("seconds", round(time.perf_counter() - t0, 3))
     return SampleResult(sample, entry.target, out, stats)

@@ -30,13 +30,17 @@ class Done:
         head = f"  {self.cell:<6} {self.mark:<9} {self.target:<8}"
         tail = f"{s.get('seconds', 0):.2f} s  {os.path.basename(self.file)}"
         if "reads" not in s:
-            return (f"{head} genes matched {s.get('genes_matched')}, unmatched "
-                    f"{s.get('genes_unmatched')}, {tail}")
+            return (
+                f"{head} genes matched {s.get('genes_matched')}, unmatched "
+                f"{s.get('genes_unmatched')}, {tail}"
+            )
         skipped = s.get("skipped_chromosomes", {})
         sk = ", ".join(f"{k} {v}" for k, v in list(skipped.items())[:4])
         sk += " …" if len(skipped) > 4 else ""
-        return (f"{head} {s['reads']:>11,} seen {s['reads_in_windows']:>11,} in windows "
-                f"{s.get('skipped_reads', 0):>9,} skipped{' (' + sk + ')' if sk else ''}  {tail}")
+        return (
+            f"{head} {s['reads']:>11,} seen {s['reads_in_windows']:>11,} in windows "
+            f"{s.get('skipped_reads', 0):>9,} skipped{' (' + sk + ')' if sk else ''}  {tail}"
+        )
 
 
 @dataclass
@@ -55,6 +59,5 @@ class IngestReport:
         if self.expression is not None:
             out.append(self.expression.summary())
             if self.expression.missing_genes:
-                out.append("genes without expression: "
-                           + short_list(self.expression.missing_genes))
+                out.append("genes without expression: " + short_list(self.expression.missing_genes))
         return "\n".join(out + self.lines)

@@ -34,8 +34,9 @@ def _expression_cells(plan: IngestPlan, have: list[str]) -> tuple[list[str] | No
     return [c for c in wanted if c in columns], [c for c in wanted if c not in columns]
 
 
-def run_plan(plan: IngestPlan, *, client=None, executor=None,
-             progress: bool = False) -> IngestReport:
+def run_plan(
+    plan: IngestPlan, *, client=None, executor=None, progress: bool = False
+) -> IngestReport:
     """Carry out a plan: create the store if absent, fill ``expression``, then ingest the
     pending samplesheet rows.
 
@@ -63,29 +64,34 @@ def run_plan(plan: IngestPlan, *, client=None, executor=None,
         if plan.matrix is not None:
             initial = _expression_cells(plan, [])[0] or list(plan.matrix.columns)
         initial = list(dict.fromkeys(initial + [s.cell for s in plan.pending]))
-        ds, report.created = open_or_create(store, plan.genes, table=table, cells=initial,
-                                            **plan.settings)
+        ds, report.created = open_or_create(
+            store, plan.genes, table=table, cells=initial, **plan.settings
+        )
         if report.created:
             report.cells_added += initial
         if plan.matrix is not None:
             cells, absent = _expression_cells(plan, [str(c) for c in ds[V.CELL].values])
             if absent:
-                report.lines.append(f"epigenomes without a column in {plan.expression}: "
-                                    f"{short_list(absent)}")
+                report.lines.append(
+                    f"epigenomes without a column in {plan.expression}: {short_list(absent)}"
+                )
             report.expression, added = ingest_expression(store, plan.matrix, cells)
             report.cells_added += added
         if plan.sheet:
             skipped = len(plan.sheet) - len(plan.pending)
             if skipped:
-                report.lines.append(f"{skipped} of {len(plan.sheet)} files already ingested "
-                                    "(skipped; --force redoes them)")
+                report.lines.append(
+                    f"{skipped} of {len(plan.sheet)} files already ingested "
+                    "(skipped; --force redoes them)"
+                )
         if plan.pending:
             missing = [s.cell for s in plan.pending if s.cell not in ds.indexes[V.CELL]]
             if missing:  # the cells this ingest added (another may add some of them at once)
                 report.cells_added += sorted(S.add_cells(store, missing))
             done = reads.finish(store, ds)
-            report.lines.append(f"ingested {len(done)} (cell, mark) in "
-                                f"{time.perf_counter() - t0:.1f} s:")
+            report.lines.append(
+                f"ingested {len(done)} (cell, mark) in {time.perf_counter() - t0:.1f} s:"
+            )
             report.lines += [d.line() for d in done]
     return report
 

@@ -53,8 +53,9 @@ class Row:
     def require_file(self) -> None:
         """:class:`InputError` unless the row's file exists."""
         if not os.path.exists(self.path):
-            raise InputError(self.path, None,
-                             f"file not found (samplesheet {self.sheet}, line {self.line})")
+            raise InputError(
+                self.path, None, f"file not found (samplesheet {self.sheet}, line {self.line})"
+            )
 
 
 def sheet_rows(path: str | os.PathLike) -> list[Row]:
@@ -78,12 +79,23 @@ def sheet_rows(path: str | os.PathLike) -> list[Row]:
         if names.problem(cell):
             raise InputError(path, lineno, names.problem(cell))
         full = file if os.path.isabs(file) else os.path.join(base, file)
-        out.append(Row(path, lineno, cell, mark, fmt.lower() or formats.infer_format(file) or "",
-                       fmt or file, full))
+        out.append(
+            Row(
+                path,
+                lineno,
+                cell,
+                mark,
+                fmt.lower() or formats.infer_format(file) or "",
+                fmt or file,
+                full,
+            )
+        )
     return out
 
 
-def read_samplesheet(path: str | os.PathLike, marks: Sequence[str] = V.DEFAULT_MARKS) -> list[Sample]:
+def read_samplesheet(
+    path: str | os.PathLike, marks: Sequence[str] = V.DEFAULT_MARKS
+) -> list[Sample]:
     """Read and validate a samplesheet CSV (header ``cell,mark,format,path``).
 
     Paths are relative to the samplesheet's folder; an empty format is inferred from
@@ -94,23 +106,34 @@ def read_samplesheet(path: str | os.PathLike, marks: Sequence[str] = V.DEFAULT_M
     seen: dict[tuple[str, str, str], int] = {}
     for row in sheet_rows(path):
         if row.format not in formats.names():
-            raise InputError(path, row.line, f"unknown format {row.given_format!r} "
-                             f"(known: {', '.join(formats.names())})")
+            raise InputError(
+                path,
+                row.line,
+                f"unknown format {row.given_format!r} (known: {', '.join(formats.names())})",
+            )
         entry = formats.get(row.format)
         if entry.needs_mark and not row.mark:
             raise InputError(path, row.line, f"format {row.format} needs a mark")
         if row.mark and row.mark not in marks:
-            raise InputError(path, row.line,
-                             f"mark {row.mark!r} is not in the store ({', '.join(marks)})")
+            raise InputError(
+                path, row.line, f"mark {row.mark!r} is not in the store ({', '.join(marks)})"
+            )
         row.require_file()
         for m in [row.mark] if row.mark else marks:
             key = (row.cell, m, entry.target)
             if key in seen:
-                hint = ("" if entry.needs_mark else
-                        f"; a {row.format} row without a mark fills every mark: give a "
-                        "sample folder (train/valid/test CSVs) as one row")
-                raise InputError(path, row.line, f"duplicate ({row.cell}, {m}) for "
-                                 f"{entry.target}, first on line {seen[key]}{hint}")
+                hint = (
+                    ""
+                    if entry.needs_mark
+                    else f"; a {row.format} row without a mark fills every mark: give a "
+                    "sample folder (train/valid/test CSVs) as one row"
+                )
+                raise InputError(
+                    path,
+                    row.line,
+                    f"duplicate ({row.cell}, {m}) for "
+                    f"{entry.target}, first on line {seen[key]}{hint}",
+                )
             seen[key] = row.line
         out.append(Sample(row.cell, row.mark, row.format, row.path, row.line))
     return out

@@ -17,8 +17,9 @@ from chromestore.genes import read_genes
 from chromestore.store.dataset import open_store
 
 
-def check_store(store: S.StoreLike, genes, window: int, bin_size: int,
-                storage_options: dict | None = None) -> bool:
+def check_store(
+    store: S.StoreLike, genes, window: int, bin_size: int, storage_options: dict | None = None
+) -> bool:
     """Whether a store is at ``store``; raises when ingest could not go on there.
 
     An existing store must have been built with the same window and bin size; where
@@ -32,8 +33,10 @@ def check_store(store: S.StoreLike, genes, window: int, bin_size: int,
     attrs = store.attrs()
     for key, want in (("window", window), ("bin_size", bin_size)):
         if int(attrs[key]) != int(want):
-            raise S.StoreError(f"{store}: store has {key}={attrs[key]}, not {want}; "
-                               "use the store's settings or a new store")
+            raise S.StoreError(
+                f"{store}: store has {key}={attrs[key]}, not {want}; "
+                "use the store's settings or a new store"
+            )
     return True
 
 
@@ -68,8 +71,16 @@ def open_or_create(
         return open_store(store), False
     if table is None:
         table = read_genes(genes)
-    ds = S.create_store(store, table, cells=list(cells), marks=marks, window=window, bin_size=bin_size,
-                        chunks={V.GENE: gene_chunk}, genome=genome)
+    ds = S.create_store(
+        store,
+        table,
+        cells=list(cells),
+        marks=marks,
+        window=window,
+        bin_size=bin_size,
+        chunks={V.GENE: gene_chunk},
+        genome=genome,
+    )
     S.update_attrs(store, genes_source=os.fspath(genes))
     return ds, True
 
@@ -108,15 +119,21 @@ def ingest_expression(
             stop += 1
         rows = order[start:stop]
         lo = index[rows[0]]
-        part = xr.Dataset(
-            {V.expression.name: (V.expression.dims, aligned.values[rows])}
-        ).chunk({V.CELL: 1, V.GENE: ds.attrs["gene_chunk"]})
+        part = xr.Dataset({V.expression.name: (V.expression.dims, aligned.values[rows])}).chunk(
+            {V.CELL: 1, V.GENE: ds.attrs["gene_chunk"]}
+        )
         S.write_region(store, part, {V.CELL: slice(lo, lo + len(rows)), V.GENE: slice(None)})
         start = stop
     matched = int(aligned.values.shape[1] - len(aligned.missing_genes))
-    S.update_attrs(store, expression={
-        c: {"source": os.fspath(matrix_path), "genes_matched": matched,
-            "genes_missing": len(aligned.missing_genes)}
-        for c in cells
-    })
+    S.update_attrs(
+        store,
+        expression={
+            c: {
+                "source": os.fspath(matrix_path),
+                "genes_matched": matched,
+                "genes_missing": len(aligned.missing_genes),
+            }
+            for c in cells
+        },
+    )
     return aligned, added

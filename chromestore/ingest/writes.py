@@ -16,8 +16,7 @@ from chromestore.executors import local_dask
 from chromestore.ingest.align import Aligned, GeneKeys, align_genes, per_mark
 from chromestore.store.dataset import open_store
 
-__all__ = ["Aligned", "GeneKeys", "align_genes", "ingest_signal_array", "per_mark",
-           "write_cell"]
+__all__ = ["Aligned", "GeneKeys", "align_genes", "ingest_signal_array", "per_mark", "write_cell"]
 from chromestore.store.records import upgrade_records, write_records
 
 
@@ -91,9 +90,17 @@ def ingest_signal_array(
     aligned = align_genes(keys, source.transpose(V.GENE, V.MARK, V.BIN))
     S.add_cells(store, [cell])
     marks = [str(m) for m in source[V.MARK].values]
-    provenance = {"source": source.attrs.get("source"), "format": source.attrs.get("format"),
-                  "genes_matched": aligned.matched, "genes_unmatched": len(aligned.unmatched),
-                  **(info or {})}
-    write_cell(store, cell, {m: aligned.values[:, i] for i, m in enumerate(marks)},
-               records={V.signal.name: {m: provenance for m in marks}})
+    provenance = {
+        "source": source.attrs.get("source"),
+        "format": source.attrs.get("format"),
+        "genes_matched": aligned.matched,
+        "genes_unmatched": len(aligned.unmatched),
+        **(info or {}),
+    }
+    write_cell(
+        store,
+        cell,
+        {m: aligned.values[:, i] for i, m in enumerate(marks)},
+        records={V.signal.name: {m: provenance for m in marks}},
+    )
     return aligned

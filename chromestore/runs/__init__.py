@@ -10,15 +10,31 @@
 
 from chromestore._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "RUNS": ".paths", "RunError": ".paths", "run_store": ".paths", "run_path": ".paths",
-    "run_files_store": ".paths", "weights_store": ".paths", "checkpoint_store": ".paths",
-    "metrics_group": ".paths", "metrics_store": ".paths", "predictions_store": ".paths",
-    "ensure_runs_group": ".paths",
-    "create_run_dataset": ".dataset", "versions": ".dataset", "list_runs": ".dataset",
-    "open_run": ".dataset", "validate_run": ".dataset",
-    "write_run": ".write",
-    "MODEL_DICT_ATTRS": ".merge", "merge_runs": ".merge", "model_prefix": ".merge",
-    "write_predictions": ".predictions", "open_predictions": ".predictions",
-    "jsonable": "chromestore.store.attrs",
-})
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "RUNS": ".paths",
+        "RunError": ".paths",
+        "run_store": ".paths",
+        "run_path": ".paths",
+        "run_files_store": ".paths",
+        "weights_store": ".paths",
+        "checkpoint_store": ".paths",
+        "metrics_group": ".paths",
+        "metrics_store": ".paths",
+        "predictions_store": ".paths",
+        "ensure_runs_group": ".paths",
+        "create_run_dataset": ".dataset",
+        "versions": ".dataset",
+        "list_runs": ".dataset",
+        "open_run": ".dataset",
+        "validate_run": ".dataset",
+        "write_run": ".write",
+        "MODEL_DICT_ATTRS": ".merge",
+        "merge_runs": ".merge",
+        "model_prefix": ".merge",
+        "write_predictions": ".predictions",
+        "open_predictions": ".predictions",
+        "jsonable": "chromestore.store.attrs",
+    },
+)

@@ -56,19 +56,32 @@ def create_run_dataset(
     >>> dict(ds.prediction.sizes), str(ds.split.dtype)
     ({'model': 1, 'cell': 1, 'repeat': 1, 'gene': 2}, 'int8')
     """
-    values = {"prediction": prediction, "target": target, "split": split,
-              "history_loss": history_loss, "history_valid_auc": history_valid_auc,
-              "best_epoch": best_epoch, "excluded": excluded}
+    values = {
+        "prediction": prediction,
+        "target": target,
+        "split": split,
+        "history_loss": history_loss,
+        "history_valid_auc": history_valid_auc,
+        "best_epoch": best_epoch,
+        "excluded": excluded,
+    }
     specs = [(spec, values[spec.name]) for spec in V.RUN_VARS]
     specs += list((extras or {}).items())
-    data = {spec.name: xr.Variable(spec.dims, np.asarray(value, dtype=spec.dtype),
-                                   {"description": spec.doc})
-            for spec, value in specs}
+    data = {
+        spec.name: xr.Variable(
+            spec.dims, np.asarray(value, dtype=spec.dtype), {"description": spec.doc}
+        )
+        for spec, value in specs
+    }
     n_repeats, n_epochs = data["split"].shape[0], data["history_loss"].shape[-1]
-    all_coords = {V.MODEL: np.array(list(models), dtype=object),
-                  V.CELL: np.array(list(cells), dtype=object),
-                  V.REPEAT: np.arange(n_repeats), V.GENE: np.asarray(genes, dtype=object),
-                  V.EPOCH: np.arange(n_epochs), **(coords or {})}
+    all_coords = {
+        V.MODEL: np.array(list(models), dtype=object),
+        V.CELL: np.array(list(cells), dtype=object),
+        V.REPEAT: np.arange(n_repeats),
+        V.GENE: np.asarray(genes, dtype=object),
+        V.EPOCH: np.arange(n_epochs),
+        **(coords or {}),
+    }
     return xr.Dataset(data, coords=all_coords, attrs=dict(attrs or {}))
 
 
@@ -82,8 +95,11 @@ def versions(*packages: str) -> dict[str, str]:
         except PackageNotFoundError:
             return "unknown"
 
-    return {"python": platform.python_version(), "chromestore": of("chromestore"),
-            **{p: of(p) for p in packages}}
+    return {
+        "python": platform.python_version(),
+        "chromestore": of("chromestore"),
+        **{p: of(p) for p in packages},
+    }
 
 
 # --- reading and writing -------------------------------------------------------------
@@ -115,8 +131,9 @@ def open_run(store: StoreLike, name: str, storage_options: Mapping | None = None
         raise RunError(f"no run {name!r} in {Store.of(store).url} (runs: {have or 'none'})")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not recognized as a component")
-        ds = xr.open_zarr(run.url, consolidated=False, zarr_format=3,
-                          storage_options=run.storage_options)
+        ds = xr.open_zarr(
+            run.url, consolidated=False, zarr_format=3, storage_options=run.storage_options
+        )
     for coord in (V.CELL, V.GENE, V.MODEL):
         if coord in ds.coords and ds[coord].dtype.kind == "T":
             ds = ds.assign_coords({coord: ds[coord].values.astype(object)})
@@ -132,5 +149,3 @@ def validate_run(ds: xr.Dataset) -> xr.Dataset:
         if key not in ds.attrs:
             raise V.SchemaError(f"run is missing attribute {key!r}")
     return ds
-
-

@@ -57,8 +57,11 @@ def _drop_replaced(runs: list[xr.Dataset]) -> list[xr.Dataset]:
         later = {m for r in runs[i + 1 :] for m in _models(r)}
         gone = [m for m in _models(run) if m in later]
         if gone:
-            extras = [v for v in run.data_vars if V.MODEL not in run[v].dims
-                      and model_of(v, _models(run)) in gone]
+            extras = [
+                v
+                for v in run.data_vars
+                if V.MODEL not in run[v].dims and model_of(v, _models(run)) in gone
+            ]
             run = run.drop_vars(extras).drop_sel({V.MODEL: gone})
         out.append(run)
     return out
@@ -83,8 +86,9 @@ def _spread(da: xr.DataArray, index: dict) -> tuple[xr.DataArray, xr.DataArray]:
     return full, has
 
 
-def _overlay(name: Hashable, parts: list[tuple[str, xr.DataArray]], index: dict,
-             check: bool) -> xr.DataArray:
+def _overlay(
+    name: Hashable, parts: list[tuple[str, xr.DataArray]], index: dict, check: bool
+) -> xr.DataArray:
     out = covered = first = None
     for run_name, da in parts:
         full, has = _spread(da, index)
@@ -92,10 +96,13 @@ def _overlay(name: Hashable, parts: list[tuple[str, xr.DataArray]], index: dict,
             out, covered, first = full, has, run_name
             continue
         both = covered & has
-        if check and not np.array_equal(out.where(both).values, full.where(both).values,
-                                        equal_nan=True):
-            raise ValueError(f"run {run_name!r} has a different {name!r} from run {first!r}; "
-                             "runs analysed together need the same labels and splits")
+        if check and not np.array_equal(
+            out.where(both).values, full.where(both).values, equal_nan=True
+        ):
+            raise ValueError(
+                f"run {run_name!r} has a different {name!r} from run {first!r}; "
+                "runs analysed together need the same labels and splits"
+            )
         out = full.where(has, out).astype(da.dtype)
         covered = covered | has
     return out
@@ -120,7 +127,7 @@ def _check_tasks(runs: Sequence[xr.Dataset], names: Sequence[str]) -> None:
 
 def _merged_attrs(runs: Sequence[xr.Dataset], keep: str) -> dict:
     attrs: dict = {}
-    for run in (runs if keep == "last" else runs[::-1]):
+    for run in runs if keep == "last" else runs[::-1]:
         attrs.update({k: v for k, v in run.attrs.items() if k not in MODEL_DICT_ATTRS})
     for key in MODEL_DICT_ATTRS:
         if any(key in r.attrs for r in runs):
@@ -159,17 +166,22 @@ def merge_runs(
     runs = [_normalise(r, n_epochs) for r in _drop_replaced(runs)]
     cells = list(dict.fromkeys(c for r in runs for c in r[V.CELL].values.tolist()))
     n_repeats = max(r.sizes.get(V.REPEAT, 1) for r in runs)
-    index = {V.GENE: runs[0].indexes[V.GENE], V.CELL: np.array(cells, dtype=object),
-             V.REPEAT: np.arange(n_repeats)}
+    index = {
+        V.GENE: runs[0].indexes[V.GENE],
+        V.CELL: np.array(cells, dtype=object),
+        V.REPEAT: np.arange(n_repeats),
+    }
     per_model = []
     for run in runs:
         part = run[[v for v in run.data_vars if V.MODEL in run[v].dims]]
         if part.sizes.get(V.MODEL, 0):
             idx = {d: v for d, v in index.items() if d in part.dims}
-            per_model.append(part.reindex(idx, fill_value={
-                v: _fill(part[v].dtype) for v in part.data_vars}))
-    out = xr.concat(per_model, dim=V.MODEL, data_vars="all", coords="minimal",
-                    compat="override", join="outer")
+            per_model.append(
+                part.reindex(idx, fill_value={v: _fill(part[v].dtype) for v in part.data_vars})
+            )
+    out = xr.concat(
+        per_model, dim=V.MODEL, data_vars="all", coords="minimal", compat="override", join="outer"
+    )
     shared: dict[Hashable, list] = {}
     for name, run in zip(names, runs, strict=True):
         for v in run.data_vars:

@@ -44,9 +44,15 @@ def run_files_store(store: StoreLike, name: str, storage_options: Mapping | None
     return run_files_root(store, storage_options).child(name)
 
 
-def weights_store(store: StoreLike, name: str, model: str, cell: str | None = None,
-                  repeat: int | None = None, ext: str = "pt",
-                  storage_options: Mapping | None = None) -> Store:
+def weights_store(
+    store: StoreLike,
+    name: str,
+    model: str,
+    cell: str | None = None,
+    repeat: int | None = None,
+    ext: str = "pt",
+    storage_options: Mapping | None = None,
+) -> Store:
     """``STORE.weights/NAME/<model>[/<cell>[/<repeat>.<ext>]]``: a model's fitted weights."""
     parts = [model]
     if cell is not None:
@@ -56,8 +62,9 @@ def weights_store(store: StoreLike, name: str, model: str, cell: str | None = No
     return run_files_store(store, name, storage_options).child(*parts)
 
 
-def checkpoint_store(store: StoreLike, name: str, model: str, tag: str,
-                     storage_options: Mapping | None = None) -> Store:
+def checkpoint_store(
+    store: StoreLike, name: str, model: str, tag: str, storage_options: Mapping | None = None
+) -> Store:
     """``STORE.weights/NAME/.checkpoints/<model>/<tag>.pt``: a group's last finished epoch."""
     return run_files_store(store, name, storage_options).child(CHECKPOINTS, model, f"{tag}.pt")
 
@@ -72,11 +79,9 @@ def metrics_store(store: StoreLike, name: str, storage_options: Mapping | None =
     return run_store(store, name, storage_options).child(METRICS)
 
 
-def predictions_store(store: StoreLike, name: str,
-                      storage_options: Mapping | None = None) -> Store:
+def predictions_store(store: StoreLike, name: str, storage_options: Mapping | None = None) -> Store:
     """``runs/NAME/predictions``: a model's scores for epigenomes (``chromestore predict``)."""
     return run_store(store, name, storage_options).child(PREDICTIONS)
-
 
 
 def ensure_runs_group(store: StoreLike, storage_options: Mapping | None = None) -> None:
@@ -92,5 +97,3 @@ def ensure_runs_group(store: StoreLike, storage_options: Mapping | None = None) 
         runs.group(mode="a")
     except ContainsGroupError:
         runs.group(mode="r")
-
-

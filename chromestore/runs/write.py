@@ -25,8 +25,9 @@ from chromestore.store.handle import Store, StoreLike, now_utc
 from chromestore.store.integrity import checksummed
 
 
-def write_run(store: StoreLike, name: str, ds: xr.Dataset,
-              storage_options: Mapping | None = None) -> xr.Dataset:
+def write_run(
+    store: StoreLike, name: str, ds: xr.Dataset, storage_options: Mapping | None = None
+) -> xr.Dataset:
     """Write (or merge into) run ``name`` and return the run as stored, reopened.
 
     Models of ``ds`` already in the run are replaced; other models are kept
@@ -43,10 +44,13 @@ def write_run(store: StoreLike, name: str, ds: xr.Dataset,
             _recover(run)
         if run.exists():
             old = open_run(store, name, storage_options).load()
-            if not np.array_equal(old[V.GENE].values.astype(object),
-                                  ds[V.GENE].values.astype(object)):
-                raise ValueError(f"cannot merge into run {name!r} a model over other genes "
-                                 "(a run holds one gene set)")
+            if not np.array_equal(
+                old[V.GENE].values.astype(object), ds[V.GENE].values.astype(object)
+            ):
+                raise ValueError(
+                    f"cannot merge into run {name!r} a model over other genes "
+                    "(a run holds one gene set)"
+                )
             ds = merge_runs([old, ds], names=[f"{name} (stored)", "new"], attrs="last")
         validate_run(ds)
         ensure_runs_group(store, storage_options)
@@ -67,8 +71,14 @@ def _write_arrays(run: Store, ds: xr.Dataset) -> None:
     ds.attrs = {}
     for var in ds.variables.values():
         var.encoding = {}
-    ds.to_zarr(run.url, mode="w-", zarr_format=3, consolidated=False,
-               encoding=checksummed(ds), storage_options=run.storage_options)
+    ds.to_zarr(
+        run.url,
+        mode="w-",
+        zarr_format=3,
+        consolidated=False,
+        encoding=checksummed(ds),
+        storage_options=run.storage_options,
+    )
     run.group(mode="r+").attrs.put(encode_attrs(jsonable(attrs), keep=frozenset()))
 
 
@@ -135,10 +145,12 @@ def _recover(run: Store) -> None:
             arrays = set(_array_names(Store.of(tmp)))
             for entry in fs.ls(tmp, detail=False):
                 child = entry.rstrip("/").rsplit("/", 1)[-1]
-                if child != "zarr.json" and child not in arrays and not fs.exists(
-                        f"{root}/{child}"):
+                if (
+                    child != "zarr.json"
+                    and child not in arrays
+                    and not fs.exists(f"{root}/{child}")
+                ):
                     os.rename(entry.rstrip("/"), f"{root}/{child}")
     for leftover in fs.ls(parent, detail=False):
-        if leftover.rstrip("/").rsplit("/", 1)[-1].startswith((f".{name}.tmp-",
-                                                                f".{name}.old-")):
+        if leftover.rstrip("/").rsplit("/", 1)[-1].startswith((f".{name}.tmp-", f".{name}.old-")):
             fs.rm(leftover.rstrip("/"), recursive=True)

@@ -9,16 +9,35 @@
 
 from chromestore._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, {
-    "simulate": ".dataset",
-    "BIN_SIZE": ".model", "CALIBRATION_CELL": ".model", "N_LEVELS": ".model",
-    "REGIONS": ".model", "TSS_BINS": ".model", "WINDOW": ".model", "Calibration": ".model",
-    "calibration": ".model", "cell_depth": ".model", "cell_parameters": ".model",
-    "expression_levels": ".model", "expression_percentiles": ".model",
-    "published_auc": ".model", "real_e003_sample": ".model", "real_genes": ".model",
-    "real_rpkm": ".model", "snr_weight": ".model", "window_owner": ".model",
-    "DRAW_BLOCK": ".draw", "CellModel": ".draw", "cell_model": ".draw", "draw_block": ".draw",
-    "draw_cell": ".draw",
-    "calibration_report": ".calibration", "format_report": ".calibration",
-    "emit": ".emit",
-})
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "simulate": ".dataset",
+        "BIN_SIZE": ".model",
+        "CALIBRATION_CELL": ".model",
+        "N_LEVELS": ".model",
+        "REGIONS": ".model",
+        "TSS_BINS": ".model",
+        "WINDOW": ".model",
+        "Calibration": ".model",
+        "calibration": ".model",
+        "cell_depth": ".model",
+        "cell_parameters": ".model",
+        "expression_levels": ".model",
+        "expression_percentiles": ".model",
+        "published_auc": ".model",
+        "real_e003_sample": ".model",
+        "real_genes": ".model",
+        "real_rpkm": ".model",
+        "snr_weight": ".model",
+        "window_owner": ".model",
+        "DRAW_BLOCK": ".draw",
+        "CellModel": ".draw",
+        "cell_model": ".draw",
+        "draw_block": ".draw",
+        "draw_cell": ".draw",
+        "calibration_report": ".calibration",
+        "format_report": ".calibration",
+        "emit": ".emit",
+    },
+)

@@ -30,8 +30,12 @@ FLANKS = np.r_[30:45, 55:70]
 ABSOLUTE = {"auc": 0.05}
 RELATIVE = 0.25
 #: The figures the strand issue names: (mark, statistic).
-KEY_FIGURES = (("H3K36me3", "down_up"), ("H3K27me3", "ratio"), ("H3K9me3", "ratio"),
-               ("H3K4me1", "flank_tss"))
+KEY_FIGURES = (
+    ("H3K36me3", "down_up"),
+    ("H3K27me3", "ratio"),
+    ("H3K9me3", "ratio"),
+    ("H3K4me1", "flank_tss"),
+)
 
 
 def _stats(counts: np.ndarray, high: np.ndarray, marks: Sequence[str]) -> pd.DataFrame:
@@ -127,8 +131,9 @@ def real_down_up_by_strand(mark: str = "H3K36me3") -> dict[str, float]:
     sample = real_e003_sample().sel({V.MARK: mark})
     strand = reference_strands().reindex(sample[V.GENE].values.astype(object)).to_numpy(object)
     x = sample.values
-    return {s: _ratio(x[strand == s][:, DOWNSTREAM], x[strand == s][:, UPSTREAM])
-            for s in ("+", "-")}
+    return {
+        s: _ratio(x[strand == s][:, DOWNSTREAM], x[strand == s][:, UPSTREAM]) for s in ("+", "-")
+    }
 
 
 def format_report(report: pd.DataFrame) -> str:

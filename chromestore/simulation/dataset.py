@@ -160,17 +160,34 @@ def simulate(
         ds.attrs.update(simulated=True)
         return ds
     return _simulate_store(
-        os.fspath(path), sub, cell_list, genes_idx, pct, expr_all, seed, gene_chunk,
-        storage_options, provenance, progress,
+        os.fspath(path),
+        sub,
+        cell_list,
+        genes_idx,
+        pct,
+        expr_all,
+        seed,
+        gene_chunk,
+        storage_options,
+        provenance,
+        progress,
     )
 
 
 def _simulate_store(
-    path, sub, cells, genes_idx, pct, expr_all, seed, gene_chunk, storage_options,
-    provenance, progress,
+    path,
+    sub,
+    cells,
+    genes_idx,
+    pct,
+    expr_all,
+    seed,
+    gene_chunk,
+    storage_options,
+    provenance,
+    progress,
 ) -> xr.Dataset:
-    S.create_store(path, sub, cells, chunks={V.GENE: gene_chunk},
-                   storage_options=storage_options)
+    S.create_store(path, sub, cells, chunks={V.GENE: gene_chunk}, storage_options=storage_options)
     S.update_attrs(path, storage_options, simulated=True, simulation_seed=int(seed))
     marks = list(V.DEFAULT_MARKS)
     iterator = range(len(cells))
@@ -180,9 +197,7 @@ def _simulate_store(
         iterator = tqdm(iterator, desc="simulating epigenomes", unit="cell")
     for i in iterator:
         cell = cells[i]
-        signal = _lazy_signal(
-            [cell], window_owner()[genes_idx], pct[i : i + 1], seed, gene_chunk
-        )
+        signal = _lazy_signal([cell], window_owner()[genes_idx], pct[i : i + 1], seed, gene_chunk)
         expr = da.from_array(expr_all[i : i + 1, genes_idx], chunks=(1, gene_chunk))
         part = xr.Dataset(
             {
@@ -190,14 +205,14 @@ def _simulate_store(
                 V.expression.name: (V.expression.dims, expr),
             }
         )
-        S.write_region(
-            path, part, {V.CELL: slice(i, i + 1), V.GENE: slice(None)}, storage_options
-        )
+        S.write_region(path, part, {V.CELL: slice(i, i + 1), V.GENE: slice(None)}, storage_options)
         info = dict(provenance, depth=cell_depth(cell, seed), snr_weight=snr_weight(cell))
-        records.record_completed(path, cell, V.signal.name, {m: info for m in marks},
-                           storage_options)
+        records.record_completed(
+            path, cell, V.signal.name, {m: info for m in marks}, storage_options
+        )
     S.update_attrs(
-        path, storage_options,
+        path,
+        storage_options,
         expression={c: {"source": os.fspath(RPKM), "simulated": False} for c in cells},
     )
     return S.open_store(path, storage_options)

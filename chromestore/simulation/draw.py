@@ -84,7 +84,11 @@ def cell_model(cell: str, seed: int = 0) -> CellModel:
 
 
 def draw_cell(
-    model: CellModel, genes_idx: np.ndarray, levels: np.ndarray, base: int, n_total: int,
+    model: CellModel,
+    genes_idx: np.ndarray,
+    levels: np.ndarray,
+    base: int,
+    n_total: int,
     seed: int,
 ) -> np.ndarray:
     """Signal (gene, mark, bin) float32 of one cell at positions ``genes_idx`` of the full list.
@@ -102,11 +106,14 @@ def draw_cell(
         hi = min(lo + DRAW_BLOCK, n_total)
         rng = np.random.default_rng([seed, cell_key(model.cell), int(b)])
         counts = draw_block(
-            levels[lo - base : hi - base], model.profiles, model.quantiles, model.chol,
-            model.dispersion, model.depth, rng,
+            levels[lo - base : hi - base],
+            model.profiles,
+            model.quantiles,
+            model.chol,
+            model.dispersion,
+            model.depth,
+            rng,
         )
         sel = blocks == b
         out[sel] = counts[genes_idx[sel] - lo]
     return out
-
-

@@ -58,8 +58,10 @@ def _layout(ds: xr.Dataset) -> tuple[pd.DataFrame, np.ndarray]:
         }
     )
     starts = genome_bin_starts(
-        genes["tss"].to_numpy(), genes["strand"].to_numpy(),
-        int(ds.attrs["window"]), int(ds.attrs["bin_size"]),
+        genes["tss"].to_numpy(),
+        genes["strand"].to_numpy(),
+        int(ds.attrs["window"]),
+        int(ds.attrs["bin_size"]),
     )
     genes["distinct"] = ~genes.duplicated(["chrom", "tss", "strand"])
     return genes, starts
@@ -119,7 +121,10 @@ def _write_tagalign(path: Path, chrom, start, minus) -> int:
         }
     ).sort_values(["chrom", "start"], kind="stable")
     frame.to_csv(
-        path, sep="\t", header=False, index=False,
+        path,
+        sep="\t",
+        header=False,
+        index=False,
         compression={"method": "gzip", "compresslevel": 1},
     )
     return len(frame)
@@ -159,9 +164,7 @@ def _write_bigwig(path: Path, tracks: dict) -> None:
         for chrom, _ in header:
             s, e, v = tracks[chrom]
             if len(s):
-                bw.addEntries(
-                    [chrom] * len(s), s.tolist(), ends=e.tolist(), values=v.tolist()
-                )
+                bw.addEntries([chrom] * len(s), s.tolist(), ends=e.tolist(), values=v.tolist())
     finally:
         bw.close()
 

@@ -190,8 +190,9 @@ def calibration() -> Calibration:
     x = sample.values  # gene, mark, bin
     keys = [str(k) for k in sample[V.GENE].values]
     genes = real_genes()
-    pct_all = expression_percentiles(aligned_rpkm(genes["gene_id"].to_numpy(object),
-                                                   [CALIBRATION_CELL]))[0]
+    pct_all = expression_percentiles(
+        aligned_rpkm(genes["gene_id"].to_numpy(object), [CALIBRATION_CELL])
+    )[0]
     pos = pd.Index(genes["gene"]).get_indexer(keys)
     if (pos < 0).any():
         raise InputError(E003_SAMPLE, None, "sample genes missing from the gene list")
@@ -228,9 +229,7 @@ def calibration() -> Calibration:
             sel = cls == i
             inv_r = ((c[sel] - m[sel]) ** 2 - m[sel]).sum() / (m[sel] ** 2).sum()
             dispersion[j, :, i] = np.log(m[sel].mean()), max(inv_r, 1e-4)
-    return Calibration(
-        tuple(sample[V.MARK].values), profiles, quantiles, rho, dispersion, len(x)
-    )
+    return Calibration(tuple(sample[V.MARK].values), profiles, quantiles, rho, dispersion, len(x))
 
 
 def snr_weight(cell: str) -> float:
@@ -253,9 +252,7 @@ def cell_depth(cell: str, seed: int = 0) -> float:
     return float(np.exp(rng.normal(0.0, DEPTH_SD)))
 
 
-def cell_parameters(
-    cal: Calibration, weight: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cell_parameters(cal: Calibration, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Profiles, multiplier quantile functions and copula correlations of an epigenome.
 
     Level-specific parameters are moved away from the expression-independent ones
@@ -279,5 +276,3 @@ def _cholesky(corr: np.ndarray) -> np.ndarray:
     d = np.sqrt(np.diagonal(fixed, axis1=-2, axis2=-1))
     fixed = fixed / d[..., :, None] / d[..., None, :]
     return np.linalg.cholesky(fixed)
-
-

@@ -63,11 +63,15 @@ class ChromestoreAccessor:
             ds = self.labels(rule)
         signal = ds[V.signal.name].sel({V.MARK: mark}, drop=True)
         valid = ds["label_valid"]
-        parts = [signal.where(valid & (ds["label"] == high)).mean(V.GENE, skipna=True)
-                 for high in (False, True)]
+        parts = [
+            signal.where(valid & (ds["label"] == high)).mean(V.GENE, skipna=True)
+            for high in (False, True)
+        ]
         out = xr.concat(parts, dim=xr.Variable(V.CLASS, list(CLASSES)))
         out = out.transpose(V.CELL, V.CLASS, V.BIN)
         out.name = f"{mark}_profile"
-        out.attrs = {"description": f"mean {mark} signal per bin over the genes of each class",
-                     "units": ds[V.signal.name].attrs.get("units", "")}
+        out.attrs = {
+            "description": f"mean {mark} signal per bin over the genes of each class",
+            "units": ds[V.signal.name].attrs.get("units", ""),
+        }
         return out.assign_coords({V.CLASS: np.array(CLASSES, dtype=object)})

@@ -18,8 +18,9 @@ import numpy as np
 
 #: Store attrs that stay dicts for now: completion records, which are moving into
 #: variables (they are never written to a netCDF slice once they do).
-LEGACY_DICT_ATTRS = frozenset({"completed", "provenance", "peak_max_completed",
-                               "peak_max_provenance"})
+LEGACY_DICT_ATTRS = frozenset(
+    {"completed", "provenance", "peak_max_completed", "peak_max_provenance"}
+)
 
 
 def _flat(value: list | tuple) -> bool:
@@ -67,5 +68,3 @@ def jsonable(value: Any, nonfinite_as_str: bool = False) -> Any:
     if nonfinite_as_str and isinstance(value, float) and not np.isfinite(value):
         return str(value)
     return value
-
-

@@ -31,7 +31,6 @@ def add_cells(
         return _add_cells(handle, cells)
 
 
-
 def _add_cells(handle: Store, cells: Sequence[str]) -> list[str]:
     ds = open_store(handle)
     have = set(ds[V.CELL].values.tolist())
@@ -56,5 +55,3 @@ def _add_cells(handle: Store, cells: Sequence[str]) -> list[str]:
     )
     consolidate(handle)
     return new
-
-

@@ -120,9 +120,14 @@ def consolidate(path: StoreLike, storage_options: dict | None = None) -> None:
         return
     with handle.lock(), warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 spec"
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
-        zarr.consolidate_metadata(zarr.storage.FsspecStore.from_url(
-            handle.url, storage_options=handle.options, read_only=False)
-            if "://" in handle.url else handle.url, zarr_format=3)
+        zarr.consolidate_metadata(
+            zarr.storage.FsspecStore.from_url(
+                handle.url, storage_options=handle.options, read_only=False
+            )
+            if "://" in handle.url
+            else handle.url,
+            zarr_format=3,
+        )
 
 
 def open_store(
@@ -136,21 +141,33 @@ def open_store(
     handle = Store.of(path, storage_options)
     if not handle.exists():
         bucket = missing_bucket(handle)
-        raise StoreError(f"{handle}: " + (f"the bucket {bucket!r} does not exist" if bucket
-                                          else "no chromestore store here (no zarr.json)"))
+        raise StoreError(
+            f"{handle}: "
+            + (
+                f"the bucket {bucket!r} does not exist"
+                if bucket
+                else "no chromestore store here (no zarr.json)"
+            )
+        )
     for attempt in range(20):
         try:
-            ds = xr.open_zarr(handle.url, consolidated=False,
-                              storage_options=handle.storage_options, zarr_format=3)
+            ds = xr.open_zarr(
+                handle.url,
+                consolidated=False,
+                storage_options=handle.storage_options,
+                zarr_format=3,
+            )
             arrays = _cell_arrays(ds, handle)
             break
         except ValueError as err:  # a writer is appending cells: variables differ by a moment
             if "conflicting sizes" not in str(err):
                 raise
             if attempt == 19:
-                raise StoreError(f"{handle}: its arrays differ in their number of cells ({err})"
-                                 "; a writer was killed while adding cells, and the store "
-                                 "could not be repaired here (read-only?)") from None
+                raise StoreError(
+                    f"{handle}: its arrays differ in their number of cells ({err})"
+                    "; a writer was killed while adding cells, and the store "
+                    "could not be repaired here (read-only?)"
+                ) from None
             if attempt >= 2:  # under the lock no append is running: a killed one is undone
                 with contextlib.suppress(OSError):
                     with handle.lock():
@@ -179,8 +196,10 @@ def _cell_arrays(ds: xr.Dataset, handle: Store) -> dict[str, zarr.Array]:
     arrays = {name: group[name] for name in CELL_VARS if name in ds.data_vars}
     for name, array in arrays.items():
         if tuple(array.shape) != tuple(ds[name].shape):
-            raise ValueError(f"conflicting sizes for {name}: {tuple(array.shape)} on disk, "
-                             f"{tuple(ds[name].shape)} opened (cells being appended)")
+            raise ValueError(
+                f"conflicting sizes for {name}: {tuple(array.shape)} on disk, "
+                f"{tuple(ds[name].shape)} opened (cells being appended)"
+            )
     return arrays
 
 
@@ -194,9 +213,12 @@ def eager_coords(ds: xr.Dataset, store: StoreLike) -> xr.Dataset:
     if not lazy:
         return ds
     group = Store.of(store).group("r")
-    return ds.assign_coords({
-        name: xr.Variable(ds[name].dims, group[name][...], ds[name].attrs, ds[name].encoding)
-        for name in lazy})
+    return ds.assign_coords(
+        {
+            name: xr.Variable(ds[name].dims, group[name][...], ds[name].attrs, ds[name].encoding)
+            for name in lazy
+        }
+    )
 
 
 def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
@@ -209,8 +231,12 @@ def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
     arrays = {}
     for name in (V.CELL, *CELL_VARS, *V.RECORDS_OF.values()):
         try:
-            arrays[name] = zarr.open_array(handle.child(name).url, mode="r+", zarr_format=3,
-                                           storage_options=handle.storage_options)
+            arrays[name] = zarr.open_array(
+                handle.child(name).url,
+                mode="r+",
+                zarr_format=3,
+                storage_options=handle.storage_options,
+            )
         except FileNotFoundError:  # a format-2 store has no completion arrays yet
             continue
     shortest = min((a.shape[0] for a in arrays.values()), default=0)
@@ -220,8 +246,6 @@ def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
     if cut:
         consolidate(handle)
     return bool(cut)
-
-
 
 
 def cell_index(ds: xr.Dataset, cell: str) -> int:
@@ -256,9 +280,7 @@ def write_region(
     )
 
 
-def update_attrs(
-    path: StoreLike, storage_options: dict | None = None, **items: Any
-) -> None:
+def update_attrs(path: StoreLike, storage_options: dict | None = None, **items: Any) -> None:
     """Merge ``items`` into the store's group attrs (dict values are merged one level deep).
 
     Holds the store's write lock: concurrent updates are serialised, none lost.
@@ -279,7 +301,3 @@ def _update_attrs(handle: Store, items: Mapping[str, Any]) -> None:
         else:
             attrs[key] = value
     group.attrs.put(encode_attrs(attrs))
-
-
-
-

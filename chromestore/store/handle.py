@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
@@ -26,6 +26,7 @@ STR = np.dtypes.StringDType()
 WRITE_LOCK = "write"
 
 
+@dataclass(frozen=True)
 class Store:
     """Where a store lives: a local path or fsspec URL and the storage options to reach it.
 
@@ -48,8 +49,9 @@ class Store:
         """``store`` as a handle (a ``Store`` keeps its own options unless others are given)."""
         if isinstance(store, Store):
             return store if storage_options is None else cls(store.url, dict(storage_options))
-        return cls(os.fspath(store).rstrip("/") or "/", dict(storage_options) if storage_options
-                   else None)
+        return cls(
+            os.fspath(store).rstrip("/") or "/", dict(storage_options) if storage_options else None
+        )
 
     def __str__(self) -> str:
         return self.url
@@ -73,8 +75,9 @@ class Store:
         return fs.exists(f"{root.rstrip('/')}/zarr.json")
 
     def group(self, mode: str = "r") -> zarr.Group:
-        return zarr.open_group(self.url, mode=mode, zarr_format=3,
-                               storage_options=self.storage_options)
+        return zarr.open_group(
+            self.url, mode=mode, zarr_format=3, storage_options=self.storage_options
+        )
 
     def attrs(self) -> dict:
         """The group attrs as Python values (JSON-string attrs decoded)."""
@@ -106,10 +109,8 @@ def exists(path: StoreLike, storage_options: dict | None = None) -> bool:
     return Store.of(path, storage_options).exists()
 
 
-
 def read_attrs(path: StoreLike, storage_options: dict | None = None) -> dict:
     return Store.of(path, storage_options).attrs()
-
 
 
 def ensure_group(handle: Store) -> zarr.Group:

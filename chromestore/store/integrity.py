@@ -108,8 +108,13 @@ def read_chunk(array: zarr.Array, coords: Sequence[int]) -> BaseException | None
     return None
 
 
-def chunk_error(store: str, array: zarr.Array, coords: Sequence[int],
-                cells: Sequence[str] | None, e: BaseException) -> ChunkError:
+def chunk_error(
+    store: str,
+    array: zarr.Array,
+    coords: Sequence[int],
+    cells: Sequence[str] | None,
+    e: BaseException,
+) -> ChunkError:
     """The :class:`ChunkError` of a chunk that failed with ``e``."""
     where = chunk_where(array, coords, cells)
     return ChunkError(
@@ -186,8 +191,9 @@ class CheckedArray:
         return e
 
 
-def checked_variables(ds, group: zarr.Group | Mapping[str, zarr.Array], store: str,
-                      names: Sequence[str]):
+def checked_variables(
+    ds, group: zarr.Group | Mapping[str, zarr.Array], store: str, names: Sequence[str]
+):
     """``ds`` with the Dask arrays of ``names`` reading through :class:`CheckedArray`
     (same chunks, dtype, attrs and encoding; nothing is read)."""
     import dask.array as da
@@ -199,7 +205,11 @@ def checked_variables(ds, group: zarr.Group | Mapping[str, zarr.Array], store: s
             continue
         old = ds[name].data
         wrapped = CheckedArray(group[name], store, cells)
-        new = da.from_array(wrapped, chunks=old.chunks, name=old.name,
-                            meta=np.empty((0,) * old.ndim, dtype=old.dtype))
+        new = da.from_array(
+            wrapped,
+            chunks=old.chunks,
+            name=old.name,
+            meta=np.empty((0,) * old.ndim, dtype=old.dtype),
+        )
         replaced[name] = ds[name].copy(data=new)
     return ds.assign(replaced) if replaced else ds

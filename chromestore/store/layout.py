@@ -38,7 +38,6 @@ def bin_offsets(window: int, bin_size: int) -> np.ndarray:
     return np.arange(-window, window, bin_size, dtype=np.int64)
 
 
-
 def cell_vars(n_cells: int, n_genes: int, n_marks: int, n_bins: int, gene_chunk: int) -> dict:
     import dask.array as da  # here: planning an ingest of a new store need not load it
 
@@ -58,8 +57,10 @@ def record_vars(n_cells: int, n_marks: int) -> dict:
     import dask.array as da
 
     shape = (n_cells, n_marks)
-    return {done: ((V.CELL, V.MARK), da.zeros(shape, dtype=bool, chunks=(1, 1)))
-            for done in V.RECORDS_OF.values()}
+    return {
+        done: ((V.CELL, V.MARK), da.zeros(shape, dtype=bool, chunks=(1, 1)))
+        for done in V.RECORDS_OF.values()
+    }
 
 
 def template(

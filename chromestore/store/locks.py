@@ -116,8 +116,9 @@ def _storage_lock(store, name: str, timeout: float):
 
         folder = locks_url(root)
         os.makedirs(folder, exist_ok=True)
-        return _filelock(filelock.FileLock(os.path.join(folder, f"{name}.lock")), store, name,
-                         timeout)
+        return _filelock(
+            filelock.FileLock(os.path.join(folder, f"{name}.lock")), store, name, timeout
+        )
     if protocol == "memory":
         return _local_locks.setdefault(f"{store.url}:{name}", threading.RLock())
     return ObjectLock(fs, f"{locks_url(root)}/{name}", timeout=timeout)
@@ -130,8 +131,10 @@ def _filelock(lock, store, name: str, timeout: float) -> Iterator[None]:
     try:
         lock.acquire(timeout=timeout)
     except filelock.Timeout:
-        raise LockTimeout(f"{store}: lock {name!r} not acquired in {timeout:.0f} s "
-                          f"(held through {lock.lock_file})") from None
+        raise LockTimeout(
+            f"{store}: lock {name!r} not acquired in {timeout:.0f} s "
+            f"(held through {lock.lock_file})"
+        ) from None
     try:
         yield
     finally:
@@ -153,8 +156,9 @@ class ObjectLock:
     and waiting for the holder ends with :class:`LockTimeout` after ``timeout`` seconds.
     """
 
-    def __init__(self, fs: Any, path: str, lease: float = 120.0, timeout: float = 600.0,
-                 poll: float = 0.2) -> None:
+    def __init__(
+        self, fs: Any, path: str, lease: float = 120.0, timeout: float = 600.0, poll: float = 0.2
+    ) -> None:
         self.fs, self.path, self.lease, self.timeout, self.poll = fs, path, lease, timeout, poll
         self.owner = uuid.uuid4().hex
         self._stop = threading.Event()
@@ -186,8 +190,7 @@ class ObjectLock:
             raise
         except OSError as err:
             if not _exists_error(err):
-                raise LockError(f"lock {self.path}: cannot create the lock object ({err})"
-                                ) from err
+                raise LockError(f"lock {self.path}: cannot create the lock object ({err})") from err
             # "exists": another holder's, or ours when a retried PUT lost its first answer
             held = self._read()
             if held is None or held.get("owner") != self.owner:
@@ -216,8 +219,9 @@ class ObjectLock:
                 took_over = True
                 continue
             if time.monotonic() > deadline:
-                raise LockTimeout(f"lock {self.path} not acquired in {self.timeout:.0f} s "
-                                  f"(held by {held})")
+                raise LockTimeout(
+                    f"lock {self.path} not acquired in {self.timeout:.0f} s (held by {held})"
+                )
             time.sleep(self.poll)
         self._lost = None
         self._stop.clear()
@@ -245,9 +249,11 @@ class ObjectLock:
         if self._lost is None and time.time() > self._expires:
             self._lost = "its lease lapsed before it was renewed"
         if self._lost is not None:
-            raise LockLost(f"lock {self.path} was lost while held ({self._lost}): another "
-                           "writer may have written meanwhile; nothing was recorded, run "
-                           "the command again")
+            raise LockLost(
+                f"lock {self.path} was lost while held ({self._lost}): another "
+                "writer may have written meanwhile; nothing was recorded, run "
+                "the command again"
+            )
 
     def release(self) -> None:
         self._stop.set()

@@ -48,9 +48,13 @@ def mark_completed(
     record_completed(path, cell, target, {mark: info}, storage_options)
 
 
-def record_completed(path: StoreLike, cell: str, target: str,
-                     infos: Mapping[str, Mapping[str, Any]],
-                     storage_options: dict | None = None) -> None:
+def record_completed(
+    path: StoreLike,
+    cell: str,
+    target: str,
+    infos: Mapping[str, Mapping[str, Any]],
+    storage_options: dict | None = None,
+) -> None:
     """:func:`write_records` under the store's write lock, on a freshly opened store."""
     handle = Store.of(path, storage_options)
     with handle.lock() as held:
@@ -61,8 +65,9 @@ def record_completed(path: StoreLike, cell: str, target: str,
         write_records(handle, ds, cell, target, infos)
 
 
-def write_records(store: StoreLike, ds: xr.Dataset, cell: str, target: str,
-                  infos: Mapping[str, Mapping[str, Any]]) -> None:
+def write_records(
+    store: StoreLike, ds: xr.Dataset, cell: str, target: str, infos: Mapping[str, Mapping[str, Any]]
+) -> None:
     """Record the marks of ``infos`` (mark → provenance; a ``completed`` time is added) of
     ``cell`` as written: each provenance into the attrs of ``records/CELL/MARK`` first, then
     the ``{target}_completed`` flag (one chunk per (cell, mark)). The caller holds the store's
@@ -70,8 +75,12 @@ def write_records(store: StoreLike, ds: xr.Dataset, cell: str, target: str,
     handle = Store.of(store)
     ci = cell_index(ds, cell)
     marks = [str(m) for m in ds[V.MARK].values]
-    flags = zarr.open_array(handle.child(V.RECORDS_OF[target]).url, mode="r+", zarr_format=3,
-                            storage_options=handle.storage_options)  # live metadata
+    flags = zarr.open_array(
+        handle.child(V.RECORDS_OF[target]).url,
+        mode="r+",
+        zarr_format=3,
+        storage_options=handle.storage_options,
+    )  # live metadata
     for mark, info in infos.items():
         j = marks.index(mark)
         _put_provenance(handle, cell, mark, {target: {**info, "completed": now_utc()}})
@@ -90,8 +99,11 @@ def _put_provenance(handle: Store, cell: str, mark: str, items: Mapping[str, Any
 
 def _legacy_records(attrs: Mapping, target: str) -> dict[str, Any]:
     """Format-2 records: ``{"cell/mark": provenance}`` of the group attrs."""
-    done_key, prov_key = (("completed", "provenance") if target == V.signal.name
-                          else (f"{target}_completed", f"{target}_provenance"))
+    done_key, prov_key = (
+        ("completed", "provenance")
+        if target == V.signal.name
+        else (f"{target}_completed", f"{target}_provenance")
+    )
     prov = attrs.get(prov_key, {})
     return {k: {**prov.get(k, {}), "completed": t} for k, t in attrs.get(done_key, {}).items()}
 
@@ -117,18 +129,31 @@ def upgrade_records(path: StoreLike, storage_options: dict | None = None) -> boo
             cell, mark = key.split("/", 1)
             part[done_name].values[cells.index(cell), marks.index(mark)] = True
     part = part.chunk({V.CELL: 1, V.MARK: 1})
-    enc = {spec.name: {"chunks": (1, 1), "compressors": integrity.compressors()}
-           for spec in V.RECORDS}
+    enc = {
+        spec.name: {"chunks": (1, 1), "compressors": integrity.compressors()} for spec in V.RECORDS
+    }
     ensure_group(handle.child(V.RECORDS_GROUP))
     for key in sorted({k for records in legacy.values() for k in records}):
         cell, mark = key.split("/", 1)
-        _put_provenance(handle, cell, mark, {target: records[key]
-                                             for target, records in legacy.items()
-                                             if key in records})
-    part.to_zarr(handle.url, mode="a", encoding=enc, consolidated=False, zarr_format=3,
-                 storage_options=handle.storage_options)
-    kept = {k: v for k, v in attrs.items()  # to_zarr(mode="a") replaced the group attrs
-            if k not in ("completed", "provenance", "peak_max_completed", "peak_max_provenance")}
+        _put_provenance(
+            handle,
+            cell,
+            mark,
+            {target: records[key] for target, records in legacy.items() if key in records},
+        )
+    part.to_zarr(
+        handle.url,
+        mode="a",
+        encoding=enc,
+        consolidated=False,
+        zarr_format=3,
+        storage_options=handle.storage_options,
+    )
+    kept = {
+        k: v
+        for k, v in attrs.items()  # to_zarr(mode="a") replaced the group attrs
+        if k not in ("completed", "provenance", "peak_max_completed", "peak_max_provenance")
+    }
     handle.group("r+").attrs.put(encode_attrs({**kept, "format_version": V.FORMAT_VERSION}))
     consolidate(handle)
     return True
@@ -145,20 +170,25 @@ def completed(ds: xr.Dataset, target: str = "signal") -> set[tuple[str, str]]:
     return {(cells[i], marks[j]) for i, j in zip(*np.nonzero(done), strict=True)}
 
 
-def provenance(ds: xr.Dataset, target: str = "signal",
-               store: StoreLike | None = None) -> dict[tuple[str, str], dict]:
+def provenance(
+    ds: xr.Dataset, target: str = "signal", store: StoreLike | None = None
+) -> dict[tuple[str, str], dict]:
     """``{(cell, mark): provenance}`` of every completed (cell, mark) of ``target``.
 
     The provenance lives in the store (``records/CELL/MARK``): ``store`` defaults to the one
     ``ds`` was opened from by :func:`open_store`.
     """
     if V.RECORDS_OF[target] not in ds.variables:  # a format-2 store, not yet converted
-        return {tuple(k.split("/", 1)): v  # type: ignore[misc]
-                for k, v in _legacy_records(ds.attrs, target).items()}
+        return {
+            tuple(k.split("/", 1)): v  # type: ignore[misc]
+            for k, v in _legacy_records(ds.attrs, target).items()
+        }
     handle = Store.of(store) if store is not None else ds.encoding.get(STORE_ENCODING)
     if handle is None:
-        raise ValueError("provenance is kept in the store (records/CELL/MARK): pass store=, "
-                         "or open the Dataset with chromestore.open_store")
+        raise ValueError(
+            "provenance is kept in the store (records/CELL/MARK): pass store=, "
+            "or open the Dataset with chromestore.open_store"
+        )
     done = sorted(completed(ds, target))
     fs, root = handle.fs()
     paths = [f"{root.rstrip('/')}/{V.RECORDS_GROUP}/{c}/{m}/zarr.json" for c, m in done]

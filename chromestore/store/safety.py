@@ -41,17 +41,27 @@ def describe(store: StoreLike, storage_options: dict | None = None) -> str:
         return "a folder whose zarr.json is not valid JSON"
     attrs = doc.get("attributes") or {}
     if doc.get("node_type") != "group" or attrs.get("format") != V.FORMAT_NAME:
-        return f"a Zarr {doc.get('node_type', 'node')} not made by chromestore (no " \
-               f"format={V.FORMAT_NAME!r} attribute)"
-    foreign = [os.path.basename(e) for e in entries if os.path.basename(e) != "zarr.json"
-               and not fs.exists(f"{e}/zarr.json")]
+        return (
+            f"a Zarr {doc.get('node_type', 'node')} not made by chromestore (no "
+            f"format={V.FORMAT_NAME!r} attribute)"
+        )
+    foreign = [
+        os.path.basename(e)
+        for e in entries
+        if os.path.basename(e) != "zarr.json" and not fs.exists(f"{e}/zarr.json")
+    ]
     if foreign:
         return f"a chromestore store with other files in it: {_short(sorted(foreign))}"
     return "store"
 
 
-def check(store: StoreLike, overwrite: bool, storage_options: dict | None = None, *,
-          option: str = "--overwrite") -> bool:
+def check(
+    store: StoreLike,
+    overwrite: bool,
+    storage_options: dict | None = None,
+    *,
+    option: str = "--overwrite",
+) -> bool:
     """Whether a new store may be written at ``store``; raise :class:`StoreError` if not.
 
     Returns True when an existing store is there (it will be replaced), False when the
@@ -63,11 +73,14 @@ def check(store: StoreLike, overwrite: bool, storage_options: dict | None = None
     if there in ("nothing", "empty"):
         return False
     if there != "store":
-        raise StoreError(f"{handle}: exists and is not a chromestore store ({there}); "
-                         "nothing was changed: choose another path")
+        raise StoreError(
+            f"{handle}: exists and is not a chromestore store ({there}); "
+            "nothing was changed: choose another path"
+        )
     if not overwrite:
-        raise StoreError(f"{handle}: a chromestore store is already there; pass {option} "
-                         "to replace it")
+        raise StoreError(
+            f"{handle}: a chromestore store is already there; pass {option} to replace it"
+        )
     return True
 
 
@@ -102,8 +115,9 @@ def refuse_occupied(handle: Store) -> None:
     or an empty folder (and, on an object store, the bucket exists)."""
     bucket = missing_bucket(handle)
     if bucket:
-        raise StoreError(f"{handle}: the bucket {bucket!r} does not exist; create it first "
-                         "or fix the URL")
+        raise StoreError(
+            f"{handle}: the bucket {bucket!r} does not exist; create it first or fix the URL"
+        )
     fs, root = handle.fs()
     if not fs.exists(root):
         return
@@ -112,8 +126,10 @@ def refuse_occupied(handle: Store) -> None:
     entries = fs.ls(root, detail=False)
     if entries:
         shown = ", ".join(sorted(os.path.basename(e.rstrip("/")) for e in entries)[:3])
-        raise StoreError(f"{handle}: the folder is not empty and holds no chromestore store "
-                         f"({shown}{', …' if len(entries) > 3 else ''}); choose another path")
+        raise StoreError(
+            f"{handle}: the folder is not empty and holds no chromestore store "
+            f"({shown}{', …' if len(entries) > 3 else ''}); choose another path"
+        )
 
 
 def _short(names: list[str], n: int = 3) -> str:

@@ -138,10 +138,15 @@ def upgrade_store(
     group[V.gene_strand.name][:] = np.array(list(strand), dtype=STR)
     attrs = dict(group.attrs)
     attrs.pop(_PROGRESS, None)
-    attrs.update(format_version=V.ORIENTATION_VERSION, orientation=V.ORIENTATION,
-                 upgraded_from=int(version), upgraded=now_utc())
+    attrs.update(
+        format_version=V.ORIENTATION_VERSION,
+        orientation=V.ORIENTATION,
+        upgraded_from=int(version),
+        upgraded=now_utc(),
+    )
     group.attrs.put(attrs)
     with handle.lock():  # v2 → v3: completion and provenance from attrs to variables
         records.upgrade_records(handle)
-    return UpgradeReport(int(version), int(mask.any(axis=(0, 2)).sum()), strand_counts(strand),
-                         len(done))
+    return UpgradeReport(
+        int(version), int(mask.any(axis=(0, 2)).sum()), strand_counts(strand), len(done)
+    )

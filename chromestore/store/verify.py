@@ -55,12 +55,16 @@ class Report:
 
     def lines(self) -> list[str]:
         """The report as printed by ``chromestore verify``."""
-        out = [f"{self.store}: {self.arrays} arrays, {self.chunks} chunks "
-               f"({_human(self.bytes)}) read back"]
+        out = [
+            f"{self.store}: {self.arrays} arrays, {self.chunks} chunks "
+            f"({_human(self.bytes)}) read back"
+        ]
         if self.unchecked:
-            out.append(f"{len(self.unchecked)} arrays carry no checksum (written before "
-                       "chromestore stored checksums; a changed value there reads back "
-                       f"unnoticed): {_short(self.unchecked)}")
+            out.append(
+                f"{len(self.unchecked)} arrays carry no checksum (written before "
+                "chromestore stored checksums; a changed value there reads back "
+                f"unnoticed): {_short(self.unchecked)}"
+            )
         out += [f"bad: {b.line()}" for b in self.bad]
         n = len(self.bad)
         out.append(f"{n} bad chunk{'s' if n > 1 else ''}" if n else "every chunk reads back")
@@ -74,8 +78,9 @@ class _Array:
     bytes: int
 
 
-def verify_store(store: StoreLike, storage_options: dict | None = None, *, client=None,
-                 progress: bool = False) -> Report:
+def verify_store(
+    store: StoreLike, storage_options: dict | None = None, *, client=None, progress: bool = False
+) -> Report:
     """Read every chunk of every array in ``store`` (runs included) and report the bad ones.
 
     Parameters
@@ -117,28 +122,40 @@ def _run(handle: Store, tasks, cells, client) -> Iterator[tuple[int, list[BadChu
     if client is not None:
         from distributed import as_completed
 
-        futures = [client.submit(check_chunks, handle, path, batch, cells.get(_parent(path)),
-                                 pure=False) for path, batch in tasks]
+        futures = [
+            client.submit(check_chunks, handle, path, batch, cells.get(_parent(path)), pure=False)
+            for path, batch in tasks
+        ]
         for fut in as_completed(futures):
             yield fut.result()
         return
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         yield from pool.map(
-            lambda t: check_chunks(handle, t[0], t[1], cells.get(_parent(t[0]))), tasks)
+            lambda t: check_chunks(handle, t[0], t[1], cells.get(_parent(t[0]))), tasks
+        )
 
 
-def check_chunks(handle: Store, path: str, coords: Sequence[tuple[int, ...]],
-                 cells: Sequence[str] | None) -> tuple[int, list[BadChunk]]:
+def check_chunks(
+    handle: Store, path: str, coords: Sequence[tuple[int, ...]], cells: Sequence[str] | None
+) -> tuple[int, list[BadChunk]]:
     """Read the chunks ``coords`` of array ``path``; return how many and the bad ones."""
-    array = zarr.open_array(handle.child(path).url if path else handle.url, mode="r",
-                            zarr_format=3, storage_options=handle.storage_options)
+    array = zarr.open_array(
+        handle.child(path).url if path else handle.url,
+        mode="r",
+        zarr_format=3,
+        storage_options=handle.storage_options,
+    )
     bad = []
     for c in coords:
         failure = integrity.read_chunk(array, c)
         if failure is not None:
-            bad.append(BadChunk(integrity.chunk_key(array, c, path),
-                                integrity.chunk_where(array, c, cells),
-                                integrity.describe_failure(failure)))
+            bad.append(
+                BadChunk(
+                    integrity.chunk_key(array, c, path),
+                    integrity.chunk_where(array, c, cells),
+                    integrity.describe_failure(failure),
+                )
+            )
     return len(coords), bad
 
 
@@ -149,8 +166,10 @@ def _inventory(handle: Store, report: Report) -> tuple[list[_Array], dict[str, l
     root = root.rstrip("/")
     if not handle.exists():
         open_store(handle, validate=False)  # raises the StoreError that says why
-    files = {name[len(root):].lstrip("/"): (name, info)
-             for name, info in fs.find(root, detail=True).items()}
+    files = {
+        name[len(root) :].lstrip("/"): (name, info)
+        for name, info in fs.find(root, detail=True).items()
+    }
     meta: dict[str, dict] = {}
     for rel, (name, _) in files.items():
         if rel == "zarr.json" or rel.endswith("/zarr.json"):
@@ -167,8 +186,8 @@ def _inventory(handle: Store, report: Report) -> tuple[list[_Array], dict[str, l
         ndim = len(doc.get("shape", ()))
         coords, size = [], 0
         for rel, (_, info) in files.items():
-            if rel.startswith(prefix) and _is_chunk(rel[len(prefix):], ndim):
-                coords.append(tuple(int(p) for p in rel[len(prefix):].split("/")[1:]))
+            if rel.startswith(prefix) and _is_chunk(rel[len(prefix) :], ndim):
+                coords.append(tuple(int(p) for p in rel[len(prefix) :].split("/")[1:]))
                 size += int(info.get("size") or 0)
         arrays.append(_Array(node, tuple(sorted(coords)), size))
         if not _doc_has_checksum(doc):
@@ -178,9 +197,15 @@ def _inventory(handle: Store, report: Report) -> tuple[list[_Array], dict[str, l
         cell = f"{node}/cell" if node else "cell"
         if cell in meta:
             try:
-                cells[node] = [str(c) for c in zarr.open_array(
-                    handle.child(cell).url, mode="r", zarr_format=3,
-                    storage_options=handle.storage_options)[:]]
+                cells[node] = [
+                    str(c)
+                    for c in zarr.open_array(
+                        handle.child(cell).url,
+                        mode="r",
+                        zarr_format=3,
+                        storage_options=handle.storage_options,
+                    )[:]
+                ]
             except Exception as e:
                 if integrity.is_access_error(e):
                     raise
@@ -208,7 +233,7 @@ def _parent(path: str) -> str:
 
 def _batches(items: Sequence, n: int) -> Iterator[list]:
     for i in range(0, len(items), n):
-        yield list(items[i: i + n])
+        yield list(items[i : i + n])
 
 
 def _short(names: Sequence[str], n: int = 6) -> str:

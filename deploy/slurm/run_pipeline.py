@@ -77,8 +77,11 @@ def security(certs: str | os.PathLike) -> Security:
     d = Path(certs) / "dask"
     return Security(
         tls_ca_file=str(d / "ca.pem"),
-        **{f"tls_{role}_{k}": str(d / f"{role}{suffix}.pem")
-           for role in ROLES for k, suffix in (("cert", ""), ("key", "-key"))},
+        **{
+            f"tls_{role}_{k}": str(d / f"{role}{suffix}.pem")
+            for role in ROLES
+            for k, suffix in (("cert", ""), ("key", "-key"))
+        },
         require_encryption=True,
     )
 
@@ -138,7 +141,9 @@ def gpu_job_options(cluster: SLURMCluster, **overrides) -> dict:
 
 
 def gpu_job_script(cluster: SLURMCluster, **overrides) -> str:
-    job = SLURMJob(cluster.scheduler.address, name="dummy-name", **gpu_job_options(cluster, **overrides))
+    job = SLURMJob(
+        cluster.scheduler.address, name="dummy-name", **gpu_job_options(cluster, **overrides)
+    )
     return job.job_script()
 
 
@@ -164,14 +169,19 @@ def run_steps(address: str, steps: list[str], certs: str | os.PathLike) -> int:
         print("+ chromestore " + shown(args, options), flush=True)
         rc = subprocess.run(cmd, env=env).returncode
         if rc:
-            print(f"step failed (exit {rc}): chromestore {shown(args, options)}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"step failed (exit {rc}): chromestore {shown(args, options)}",
+                file=sys.stderr,
+                flush=True,
+            )
             return rc
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("steps", nargs="*", help="chromestore commands to run, one quoted string each")
     p.add_argument("--jobs", type=int, default=2, help="CPU worker jobs")
     p.add_argument("--gpu-jobs", type=int, default=0, help="GPU worker jobs (resources GPU=1)")
@@ -195,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             print(cluster.job_script())
             print(gpu_job_script(cluster, **gpu))
             return 0
-        print(f"scheduler {cluster.scheduler.address}; dashboard {cluster.dashboard_link}", flush=True)
+        print(
+            f"scheduler {cluster.scheduler.address}; dashboard {cluster.dashboard_link}", flush=True
+        )
         cluster.scale(jobs=a.jobs)
         if a.gpu_jobs:
             add_gpu_jobs(cluster, a.gpu_jobs, **gpu)

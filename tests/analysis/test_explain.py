@@ -31,8 +31,14 @@ def cnn_store(peer_store):
     from chromestore.training.trainer import TrainConfig, train
 
     path, _ = peer_store
-    train(path, "dc", ",".join(CELLS), TrainConfig(split="random:2", seed=0, epochs=2),
-          mode="stacked", progress=False)
+    train(
+        path,
+        "dc",
+        ",".join(CELLS),
+        TrainConfig(split="random:2", seed=0, epochs=2),
+        mode="stacked",
+        progress=False,
+    )
     return path
 
 
@@ -57,8 +63,7 @@ def test_explain__pattern_is_coef_times_feature_from_test_repeat(peer_store):
         assert sc["repeat"] == 1  # the only repeat in which the gene was a test gene
         coef = run.shallowchrome_coef.sel(cell=c["cell"], repeat=1).values
         feat = run.shallowchrome_feature.sel(cell=c["cell"], gene=key).values
-        np.testing.assert_allclose([sc["pattern"][m] for m in exp["marks"]], coef * feat,
-                                   rtol=1e-5)
+        np.testing.assert_allclose([sc["pattern"][m] for m in exp["marks"]], coef * feat, rtol=1e-5)
         # ShallowChrome's pattern + bias is the gene's log-odds of high expression
         log_odds = sum(sc["pattern"].values()) + sc["bias"]
         assert 1 / (1 + np.exp(-log_odds)) == pytest.approx(sc["probability"], abs=1e-5)
@@ -70,18 +75,34 @@ def test_explain__cli_text_json_and_plot(peer_store, tmp_path):
     path, run = peer_store
     key = _gene_tested_in_repeat1_only(run)
     runner = CliRunner()
-    res = runner.invoke(cli_main, ["explain", path, "--run", "peers", "--gene", key,
-                                   "--cells", "E003,E123", "--plot", str(tmp_path / "g.png")])
+    res = runner.invoke(
+        cli_main,
+        [
+            "explain",
+            path,
+            "--run",
+            "peers",
+            "--gene",
+            key,
+            "--cells",
+            "E003,E123",
+            "--plot",
+            str(tmp_path / "g.png"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "ShallowChrome (repeat 1, test gene)" in res.output
     assert res.output.count("H3K4me3") == 2 and (tmp_path / "g.png").stat().st_size > 10_000
-    res = runner.invoke(cli_main, ["explain", path, "--run", "peers", "--gene", key,
-                                   "--cells", "E116", "--format", "json"])
+    res = runner.invoke(
+        cli_main,
+        ["explain", path, "--run", "peers", "--gene", key, "--cells", "E116", "--format", "json"],
+    )
     assert res.exit_code == 0, res.output
     exp = json.loads(res.output.strip().splitlines()[-1])
     assert exp["cells"][0]["shallowchrome"]["repeat"] == 1
-    res = runner.invoke(cli_main, ["explain", path, "--run", "peers", "--gene", key,
-                                   "--cells", "E999"])
+    res = runner.invoke(
+        cli_main, ["explain", path, "--run", "peers", "--gene", key, "--cells", "E999"]
+    )
     assert res.exit_code == 1 and "E999" in res.output
 
 
@@ -91,12 +112,13 @@ def test_analyze__cli_table_json_and_stored_metrics(peer_store, tmp_path):
     path, run = peer_store
     res = CliRunner().invoke(cli_main, ["analyze", path, "--run", "peers", "--format", "json"])
     assert res.exit_code == 0, res.output
-    recs = json.loads(res.output[res.output.index("["):])
+    recs = json.loads(res.output[res.output.index("[") :])
     assert len(recs) == 3 and {r["model"] for r in recs} == {"shallowchrome"}
     stored = read_metrics(path, "peers")
     e003 = next(r for r in recs if r["cell"] == "E003")
     assert e003["auroc"] == pytest.approx(
-        float(stored.stat_auroc.sel(model="shallowchrome", cell="E003").mean()), abs=1e-6)
+        float(stored.stat_auroc.sel(model="shallowchrome", cell="E003").mean()), abs=1e-6
+    )
     # simulated signal: accuracy is never set against DeepChrome's published AUC
     assert "published_auc" not in e003 and stored.attrs["signal"] == "simulated"
     res = CliRunner().invoke(cli_main, ["analyze", path, "--run", "peers"])
@@ -118,7 +140,8 @@ def test_explain__cnn_integrated_gradients_of_the_test_repeat_model(cnn_store):
     assert ig.shape == (5, 100)
     # the stored prediction is this model's softmax: the right weights were loaded
     assert 1 / (1 + np.exp(-c["deepchrome_margin"])) == pytest.approx(
-        c["deepchrome_probability"], abs=1e-4)
+        c["deepchrome_probability"], abs=1e-4
+    )
     # completeness: attributions add up to margin(x) - margin(zero signal)
     net, transform = cnn.load_cnn(cnn_store, "dc", "deepchrome", "E116", 1)
     zero = float(I.margin(net, np.zeros((1, 5, 100), np.float32))[0])
@@ -128,14 +151,15 @@ def test_explain__cnn_integrated_gradients_of_the_test_repeat_model(cnn_store):
 def test_analyze__interprets_the_stored_cnns(cnn_store):
     from chromestore.analysis.analyze import analyze_run
 
-    _, out = analyze_run(cnn_store, ["dc", "peers"], interpret_options={
-        "steps": 60, "ig_steps": 8, "max_genes": 40})
+    _, out = analyze_run(
+        cnn_store, ["dc", "peers"], interpret_options={"steps": 60, "ig_steps": 8, "max_genes": 40}
+    )
     assert out.classopt_map.dims == ("cell", "class", "mark", "bin")
     assert out.classopt_map.shape == (3, 2, 5, 100)
     assert float(out.classopt_map.max()) == pytest.approx(1.0)  # each map scaled to max 1
     assert (out.classopt_active_bins.values == (out.classopt_map.values > 0.25).sum(-1)).all()
-    assert int(out.classopt_pair_count.sel({"class": "high", "mark": "H3K4me3",
-                                            "mark2": "H3K4me3"})) == int(
-        out.classopt_flagged.sel({"class": "high", "mark": "H3K4me3"}).sum())
+    assert int(
+        out.classopt_pair_count.sel({"class": "high", "mark": "H3K4me3", "mark2": "H3K4me3"})
+    ) == int(out.classopt_flagged.sel({"class": "high", "mark": "H3K4me3"}).sum())
     assert np.isfinite(out.integrated_gradients.values).all()
     assert set(map(str, out.model.values)) == {"deepchrome", "shallowchrome"}

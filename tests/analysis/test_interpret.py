@@ -73,8 +73,11 @@ def test_pair_counts__counts_epigenomes_with_both_marks():
     f[:3, 1, 0] = f[:3, 1, 1] = True  # 3 cells flag marks 0 and 1 for high
     f[3, 1, 0] = True
     f[:, 0, 2] = True
-    da = xr.DataArray(f, dims=(V.CELL, V.CLASS, V.MARK),
-                      coords={V.CLASS: list(V.CLASS_NAMES), V.MARK: ["a", "b", "c"]})
+    da = xr.DataArray(
+        f,
+        dims=(V.CELL, V.CLASS, V.MARK),
+        coords={V.CLASS: list(V.CLASS_NAMES), V.MARK: ["a", "b", "c"]},
+    )
     c = I.pair_counts(da)
     assert int(c.sel(**{V.CLASS: "high", V.MARK: "a", V.MARK2: "b"})) == 3
     assert int(c.sel(**{V.CLASS: "high", V.MARK: "a", V.MARK2: "a"})) == 4
@@ -85,8 +88,13 @@ def test_pair_counts__counts_epigenomes_with_both_marks():
 def small_cnn(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv1d(5, 6, 10), nn.ReLU(), nn.MaxPool1d(5), nn.Flatten(),
-        nn.Linear(6 * 18, 16), nn.ReLU(), nn.Linear(16, 2),
+        nn.Conv1d(5, 6, 10),
+        nn.ReLU(),
+        nn.MaxPool1d(5),
+        nn.Flatten(),
+        nn.Linear(6 * 18, 16),
+        nn.ReLU(),
+        nn.Linear(16, 2),
     )
 
 

@@ -62,11 +62,7 @@ def make_run(
 
 def _expected(run, m, c, r):
     sel = run.sel({V.MODEL: m, V.CELL: c, V.REPEAT: r})
-    keep = (
-        (sel.split.values == V.TEST)
-        & np.isfinite(sel.prediction.values)
-        & ~sel.excluded.values
-    )
+    keep = (sel.split.values == V.TEST) & np.isfinite(sel.prediction.values) & ~sel.excluded.values
     return sel.target.values[keep], sel.prediction.values[keep].astype(np.float64)
 
 
@@ -135,7 +131,9 @@ def test_metrics__records_one_per_model_and_cell(rng):
     r0 = recs[0]
     assert (r0["model"], r0["cell"]) == ("deepchrome", "E003")
     assert r0["auroc"] == pytest.approx(
-        float(np.mean([skm.roc_auc_score(*_expected(run, "deepchrome", "E003", r)) for r in range(3)])),
+        float(
+            np.mean([skm.roc_auc_score(*_expected(run, "deepchrome", "E003", r)) for r in range(3)])
+        ),
         abs=1e-6,
     )
     assert r0["published_auc"] == pytest.approx(0.77)

@@ -32,8 +32,12 @@ def interpretation(metrics: xr.Dataset, rng: np.random.Generator) -> xr.Dataset:
     raw[:, 1, marks.index("H3K4me3"), 40:60] += 3
     norm, counts, flagged = I.activity(raw)
     cm = (V.CELL, V.CLASS, V.MARK)
-    coords = {V.CLASS: list(V.CLASS_NAMES), V.MARK: marks, V.BIN: np.arange(N_BINS),
-              "bin_offset": (V.BIN, np.arange(-5000, 5000, 100))}
+    coords = {
+        V.CLASS: list(V.CLASS_NAMES),
+        V.MARK: marks,
+        V.BIN: np.arange(N_BINS),
+        "bin_offset": (V.BIN, np.arange(-5000, 5000, 100)),
+    }
     out = metrics.assign_coords(coords).assign(
         classopt_map=(cm + (V.BIN,), norm),
         classopt_active_bins=(cm, counts),
@@ -41,9 +45,11 @@ def interpretation(metrics: xr.Dataset, rng: np.random.Generator) -> xr.Dataset:
         integrated_gradients=(cm + (V.BIN,), rng.normal(0, 1, raw.shape).astype(np.float32)),
         saliency=(cm + (V.BIN,), np.abs(rng.normal(0, 1, raw.shape)).astype(np.float32)),
         feature_map_bin=((V.CELL, V.BIN), rng.random((len(CELLS), N_BINS)).astype(np.float32)),
-        svmbin_auc_curve=((V.BIN,), 0.5 + 0.3 * np.exp(-((np.arange(N_BINS) - 50) / 15) ** 2)),
-        attention_class=(cm + (V.BIN,), rng.dirichlet(np.ones(N_BINS), raw.shape[:3])
-                         .astype(np.float32)),
+        svmbin_auc_curve=((V.BIN,), 0.5 + 0.3 * np.exp(-(((np.arange(N_BINS) - 50) / 15) ** 2))),
+        attention_class=(
+            cm + (V.BIN,),
+            rng.dirichlet(np.ones(N_BINS), raw.shape[:3]).astype(np.float32),
+        ),
     )
     return out.assign(classopt_pair_count=I.pair_counts(out.classopt_flagged))
 
@@ -51,18 +57,29 @@ def interpretation(metrics: xr.Dataset, rng: np.random.Generator) -> xr.Dataset:
 def explained_gene() -> dict:
     marks = list(V.DEFAULT_MARKS)
     return {
-        "gene": "ENSG00000196092_PAX5", "marks": marks,
+        "gene": "ENSG00000196092_PAX5",
+        "marks": marks,
         "bin_offset": list(range(-5000, 5000, 100)),
         "cells": [
-            {"cell": "E003", "label": 0, "deepchrome_probability": 0.2,
-             "integrated_gradients": np.linspace(-1, 1, 5 * N_BINS).reshape(5, N_BINS).tolist(),
-             "shallowchrome": {"pattern": dict(zip(marks, [-1.0, 0.3, 0.2, 0.5, -0.4],
-                                                   strict=True)),
-                               "pvalue": dict(zip(marks, [0.001, 0.2, 0.5, 0.01, 0.03],
-                                                  strict=True)),
-                               "bias": -0.2, "probability": 0.3}},
-            {"cell": "E116", "label": 1, "deepchrome_probability": 0.9,
-             "integrated_gradients": None, "shallowchrome": None},
+            {
+                "cell": "E003",
+                "label": 0,
+                "deepchrome_probability": 0.2,
+                "integrated_gradients": np.linspace(-1, 1, 5 * N_BINS).reshape(5, N_BINS).tolist(),
+                "shallowchrome": {
+                    "pattern": dict(zip(marks, [-1.0, 0.3, 0.2, 0.5, -0.4], strict=True)),
+                    "pvalue": dict(zip(marks, [0.001, 0.2, 0.5, 0.01, 0.03], strict=True)),
+                    "bias": -0.2,
+                    "probability": 0.3,
+                },
+            },
+            {
+                "cell": "E116",
+                "label": 1,
+                "deepchrome_probability": 0.9,
+                "integrated_gradients": None,
+                "shallowchrome": None,
+            },
         ],
     }
 
@@ -70,8 +87,9 @@ def explained_gene() -> dict:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     rng = np.random.default_rng(0)
-    run = make_run(rng, models=("deepchrome", "shallowchrome", "svm-bin", "rf-bestbin"),
-                   cells=CELLS, repeats=2)
+    run = make_run(
+        rng, models=("deepchrome", "shallowchrome", "svm-bin", "rf-bestbin"), cells=CELLS, repeats=2
+    )
     metrics = interpretation(M.compute_metrics(run), rng)
     out = tmp_path_factory.mktemp("report")
     path = R.write_report(run, metrics, out, name="test", explained=[explained_gene()])
@@ -83,9 +101,12 @@ def _chromium(args: list[str], url: str, profile) -> tuple[bytes, object]:
     exe = chromium()
     if exe is None:
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    proc = subprocess.Popen([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=300)
     finally:
@@ -133,8 +154,11 @@ def test_report__images_decode_and_numbers_written(report):
 
 def test_report__renders_in_headless_chromium(report, tmp_path):
     path, _ = report
-    shot = _chromium(["--window-size=1280,2000", f"--screenshot={tmp_path / 'shot.png'}"],
-                     path.as_uri(), tmp_path / "profile")[1]
+    shot = _chromium(
+        ["--window-size=1280,2000", f"--screenshot={tmp_path / 'shot.png'}"],
+        path.as_uri(),
+        tmp_path / "profile",
+    )[1]
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert img.shape == (2000, 1280)
     non_white = (img < 235).mean()
@@ -142,15 +166,18 @@ def test_report__renders_in_headless_chromium(report, tmp_path):
 
     # the browser itself decodes every image: a probe copy reports naturalWidth == 0 ones
     probe = path.with_name("probe.html")
-    probe.write_text(path.read_text().replace(
-        "</body>",
-        "<script>window.addEventListener('load',()=>{const b=[...document.images]"
-        ".filter(i=>!i.complete||i.naturalWidth===0).length;const d=document.createElement"
-        "('div');d.id='probe';d.textContent='images='+document.images.length+' broken='+b;"
-        "document.body.appendChild(d);});</script></body>",
-    ))
-    dom, _ = _chromium(["--virtual-time-budget=4000", "--dump-dom"], probe.as_uri(),
-                       tmp_path / "p2")
+    probe.write_text(
+        path.read_text().replace(
+            "</body>",
+            "<script>window.addEventListener('load',()=>{const b=[...document.images]"
+            ".filter(i=>!i.complete||i.naturalWidth===0).length;const d=document.createElement"
+            "('div');d.id='probe';d.textContent='images='+document.images.length+' broken='+b;"
+            "document.body.appendChild(d);});</script></body>",
+        )
+    )
+    dom, _ = _chromium(
+        ["--virtual-time-budget=4000", "--dump-dom"], probe.as_uri(), tmp_path / "p2"
+    )
     found = re.search(r'id="probe">images=(\d+) broken=(\d+)<', dom.decode())
     assert found, dom.decode()[-500:]
     assert (int(found.group(1)), int(found.group(2))) == (10, 0)

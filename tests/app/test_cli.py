@@ -16,8 +16,16 @@ def built(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "s.zarr"
     res = CliRunner().invoke(
         main,
-        ["ingest", str(path), "--genes", str(GENES_BED), "--expression", str(RPKM),
-         "--cells", "E003,E116"],
+        [
+            "ingest",
+            str(path),
+            "--genes",
+            str(GENES_BED),
+            "--expression",
+            str(RPKM),
+            "--cells",
+            "E003,E116",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "added 2 epigenomes: E003, E116" in res.output
@@ -77,7 +85,8 @@ def test_ingest__bad_expression_leaves_no_store(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("gene_id\tE003\nENSG00000000003\tx\n")
     res = CliRunner().invoke(
-        main, ["ingest", str(tmp_path / "s.zarr"), "--genes", str(GENES_BED), "--expression", str(bad)]
+        main,
+        ["ingest", str(tmp_path / "s.zarr"), "--genes", str(GENES_BED), "--expression", str(bad)],
     )
     assert res.exit_code == 1 and "bad.tsv, line 2: column E003: 'x' is not a number" in res.output
     assert not (tmp_path / "s.zarr").exists()

@@ -21,27 +21,24 @@ from distributed import Client
 
 import chromestore
 from chromestore.store import records
-from tests.cluster_fixtures import (  # noqa: F401  (fixtures)
-    BOKEH_RENDERED,
-    DaskProcs,
-    dask_cluster,
-    dask_procs,
-    http_status,
-    s3_server,
-    screenshot,
-)
+from tests.cluster_fixtures import BOKEH_RENDERED, http_status, screenshot
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 TIMESTAMPS = ("created", "completed")
 
 
-def chromestore_cli(*args: str, env: dict | None = None, timeout: float = 240,
-                    **popen) -> subprocess.CompletedProcess:
+def chromestore_cli(
+    *args: str, env: dict | None = None, timeout: float = 240, **popen
+) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k != "CHROMESTORE_SCHEDULER"}
     return subprocess.run(
-        [sys.executable, "-m", "chromestore.app.cli", *args], env={**clean, **(env or {})},
-        capture_output=True, text=True, timeout=timeout, **popen,
+        [sys.executable, "-m", "chromestore.app.cli", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **popen,
     )
 
 
@@ -68,8 +65,10 @@ def assert_same_store(a: xr.Dataset, b: xr.Dataset) -> None:
 
 def _provenance(ds: xr.Dataset) -> dict:
     """Per (cell, mark) provenance without its run time and completion time."""
-    return {k: {f: v for f, v in p.items() if f not in ("seconds", "completed")}
-            for k, p in records.provenance(ds).items()}
+    return {
+        k: {f: v for f, v in p.items() if f not in ("seconds", "completed")}
+        for k, p in records.provenance(ds).items()
+    }
 
 
 SIM = ["--cells", "3", "--genes", "1500", "--gene-chunk", "256"]
@@ -106,8 +105,15 @@ def test_simulate_on_cluster__store_equals_embedded_run(embedded_store, cluster_
 def test_labels_through_scheduler_env__equal_embedded(dask_cluster, cluster_store):  # noqa: F811
     local = _ok(chromestore_cli("labels", str(cluster_store), "--format", "json"))
     before = _tasks_done(dask_cluster.address)
-    remote = _ok(chromestore_cli("labels", str(cluster_store), "--format", "json",
-                                 env={"CHROMESTORE_SCHEDULER": dask_cluster.address}))
+    remote = _ok(
+        chromestore_cli(
+            "labels",
+            str(cluster_store),
+            "--format",
+            "json",
+            env={"CHROMESTORE_SCHEDULER": dask_cluster.address},
+        )
+    )
     assert _tasks_done(dask_cluster.address) > before
     assert json.loads(remote.stdout) == json.loads(local.stdout)
     rows = json.loads(remote.stdout)
@@ -115,18 +121,35 @@ def test_labels_through_scheduler_env__equal_embedded(dask_cluster, cluster_stor
     assert all(r["genes"] == 1500 and r["positives"] == 750 for r in rows)
 
 
-def test_s3_store_on_cluster__workers_open_it_themselves(dask_cluster, s3_server,  # noqa: F811
-                                                         embedded_store):
+def test_s3_store_on_cluster__workers_open_it_themselves(
+    dask_cluster,
+    s3_server,  # noqa: F811
+    embedded_store,
+):
     """Workers read and write s3:// with the options they were given: equal to local."""
     s3_server.make_bucket("cluster")
     so = json.dumps(s3_server.options())
     url = "s3://cluster/sim.zarr"
-    _ok(chromestore_cli("--scheduler", dask_cluster.address, "--storage-options", so,
-                        "simulate", url, *SIM))
-    assert_same_store(chromestore.open_store(embedded_store),
-                      chromestore.open_store(url, s3_server.options()))
-    remote = _ok(chromestore_cli("--scheduler", dask_cluster.address, "--storage-options", so,
-                                 "labels", url, "--format", "json"))
+    _ok(
+        chromestore_cli(
+            "--scheduler", dask_cluster.address, "--storage-options", so, "simulate", url, *SIM
+        )
+    )
+    assert_same_store(
+        chromestore.open_store(embedded_store), chromestore.open_store(url, s3_server.options())
+    )
+    remote = _ok(
+        chromestore_cli(
+            "--scheduler",
+            dask_cluster.address,
+            "--storage-options",
+            so,
+            "labels",
+            url,
+            "--format",
+            "json",
+        )
+    )
     local = _ok(chromestore_cli("labels", str(embedded_store), "--format", "json"))
     assert json.loads(remote.stdout) == json.loads(local.stdout)
 
@@ -144,17 +167,36 @@ def _wait_for(predicate, timeout: float, what: str):
 def test_dashboard__status_answers_and_renders_while_a_job_runs(dask_cluster, tmp_path):  # noqa: F811
     store = tmp_path / "busy.zarr"
     job = subprocess.Popen(
-        [sys.executable, "-m", "chromestore.app.cli", "--scheduler", dask_cluster.address,
-         "simulate", str(store), "--cells", "4", "--genes", "3000", "--gene-chunk", "128"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "chromestore.app.cli",
+            "--scheduler",
+            dask_cluster.address,
+            "simulate",
+            str(store),
+            "--cells",
+            "4",
+            "--genes",
+            "3000",
+            "--gene-chunk",
+            "128",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         with Client(dask_cluster.address, timeout=30) as client:
             _wait_for(lambda: any(client.processing().values()), 120, "tasks on the workers")
             status = http_status(f"{dask_cluster.dashboard}/status")
             running = job.poll() is None
-        png = screenshot(f"{dask_cluster.dashboard}/status", tmp_path / "status.png",
-                         tmp_path / "chromium-profile", ready_js=BOKEH_RENDERED)
+        png = screenshot(
+            f"{dask_cluster.dashboard}/status",
+            tmp_path / "status.png",
+            tmp_path / "chromium-profile",
+            ready_js=BOKEH_RENDERED,
+        )
         out, _ = job.communicate(timeout=240)
     finally:
         if job.poll() is None:
@@ -178,8 +220,11 @@ def test_dashboard__listens_on_loopback_only(dask_cluster):  # noqa: F811
     import psutil
 
     pid = dask_cluster.scheduler.pid
-    addrs = {c.laddr.ip for c in psutil.Process(pid).net_connections("inet")
-             if c.status == psutil.CONN_LISTEN}
+    addrs = {
+        c.laddr.ip
+        for c in psutil.Process(pid).net_connections("inet")
+        if c.status == psutil.CONN_LISTEN
+    }
     assert addrs == {"127.0.0.1"}, addrs
 
 
@@ -192,8 +237,9 @@ def emitted(tmp_path_factory) -> Path:
     from chromestore.simulation import simulate
     from chromestore.simulation.emit import emit
 
-    return emit(simulate(cells=3, genes=400, gene_chunk=200),
-                tmp_path_factory.mktemp("emit"), "tagalign")
+    return emit(
+        simulate(cells=3, genes=400, gene_chunk=200), tmp_path_factory.mktemp("emit"), "tagalign"
+    )
 
 
 INGEST = ["--genes", str(Path(__file__).resolve().parents[2] / "data" / "gene_windows.hg19.bed.gz")]
@@ -202,44 +248,83 @@ INGEST = ["--genes", str(Path(__file__).resolve().parents[2] / "data" / "gene_wi
 @pytest.fixture(scope="module")
 def embedded_ingest(emitted, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ingest") / "remc.zarr"
-    _ok(chromestore_cli("--workers", "2", "ingest", str(path), *INGEST, "--samples", str(emitted),
-                        "--no-progress"))
+    _ok(
+        chromestore_cli(
+            "--workers",
+            "2",
+            "ingest",
+            str(path),
+            *INGEST,
+            "--samples",
+            str(emitted),
+            "--no-progress",
+        )
+    )
     return path
 
 
-def test_worker_loss_during_ingest__survivors_finish_same_store(dask_procs, emitted,  # noqa: F811
-                                                                embedded_ingest, tmp_path):
+def test_worker_loss_during_ingest__survivors_finish_same_store(
+    dask_procs,
+    emitted,  # noqa: F811
+    embedded_ingest,
+    tmp_path,
+):
     dask_procs.start_scheduler()
     dask_procs.start_worker("a")
     dask_procs.start_worker("victim")
     store = tmp_path / "remc.zarr"
     job = subprocess.Popen(
-        [sys.executable, "-m", "chromestore.app.cli", "--scheduler", dask_procs.address,
-         "ingest", str(store), *INGEST, "--samples", str(emitted), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "chromestore.app.cli",
+            "--scheduler",
+            dask_procs.address,
+            "ingest",
+            str(store),
+            *INGEST,
+            "--samples",
+            str(emitted),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         with Client(dask_procs.address, timeout=30) as client:
-            victim = next(a for a, w in client.scheduler_info()["workers"].items()
-                          if w["name"] == "victim")
+            victim = next(
+                a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "victim"
+            )
+
             def counted() -> int:
                 """Files counted so far (count_sample results held by the cluster)."""
-                return client.run_on_scheduler(lambda dask_scheduler: sum(
-                    1 for ts in dask_scheduler.tasks.values()
-                    if ts.prefix.name == "count_sample" and ts.state == "memory"))
+                return client.run_on_scheduler(
+                    lambda dask_scheduler: sum(
+                        1
+                        for ts in dask_scheduler.tasks.values()
+                        if ts.prefix.name == "count_sample" and ts.state == "memory"
+                    )
+                )
 
             # Mid-run: some files counted, the victim counting another one.
             def mid_run():
                 assert job.poll() is None, "the ingest ended before a worker could be killed"
-                busy = [k for k in client.processing().get(victim, ())
-                        if str(k).startswith("count_sample")]
+                busy = [
+                    k
+                    for k in client.processing().get(victim, ())
+                    if str(k).startswith("count_sample")
+                ]
                 return busy and 1 <= counted() < 15
 
             _wait_for(mid_run, 180, "a counted file and a count on the victim")
             done_at_kill = counted()
             dask_procs.kill_worker("victim")
-            _wait_for(lambda: len(client.scheduler_info()["workers"]) == 1, 60,
-                      "the scheduler noticing the loss")
+            _wait_for(
+                lambda: len(client.scheduler_info()["workers"]) == 1,
+                60,
+                "the scheduler noticing the loss",
+            )
         out, _ = job.communicate(timeout=240)
     finally:
         if job.poll() is None:
@@ -277,9 +362,21 @@ def test_worker_loss_during_training__gpu_workers_finish_same_run(dask_procs, tr
     dask_procs.start_worker("gpu-a", resources="GPU=1")
     dask_procs.start_worker("gpu-victim", resources="GPU=1")
     job = subprocess.Popen(
-        [sys.executable, "-m", "chromestore.app.cli", "--scheduler", dask_procs.address,
-         "train", str(train_store), *TRAIN, "--run", "lossy"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "chromestore.app.cli",
+            "--scheduler",
+            dask_procs.address,
+            "train",
+            str(train_store),
+            *TRAIN,
+            "--run",
+            "lossy",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         with Client(dask_procs.address, timeout=30) as client:
@@ -289,8 +386,11 @@ def test_worker_loss_during_training__gpu_workers_finish_same_run(dask_procs, tr
 
             def fitting() -> set[str]:
                 """Names of the workers running a fit task now (and remember them)."""
-                now = {names[a] for a, keys in client.processing().items()
-                       if any(str(k).startswith("fit-") for k in keys)}
+                now = {
+                    names[a]
+                    for a, keys in client.processing().items()
+                    if any(str(k).startswith("fit-") for k in keys)
+                }
                 fit_workers.update(now)
                 return now
 
@@ -302,8 +402,14 @@ def test_worker_loss_during_training__gpu_workers_finish_same_run(dask_procs, tr
             time.sleep(2)  # well inside the fit: data loaded, epochs under way
             dask_procs.kill_worker("gpu-victim")
             assert victim not in _wait_for(
-                lambda: client.scheduler_info()["workers"].keys() if len(
-                    client.scheduler_info()["workers"]) == 2 else None, 60, "the loss noticed")
+                lambda: (
+                    client.scheduler_info()["workers"].keys()
+                    if len(client.scheduler_info()["workers"]) == 2
+                    else None
+                ),
+                60,
+                "the loss noticed",
+            )
             while job.poll() is None:
                 fitting()
                 time.sleep(0.1)
@@ -323,8 +429,7 @@ def test_worker_loss_during_training__gpu_workers_finish_same_run(dask_procs, tr
 
 
 def test_analyze_through_scheduler__equals_embedded(dask_cluster, train_store):  # noqa: F811
-    args = ["analyze", str(train_store), "--run", "embedded", "--format", "json",
-            "--no-interpret"]
+    args = ["analyze", str(train_store), "--run", "embedded", "--format", "json", "--no-interpret"]
     local = _ok(chromestore_cli("--workers", "2", *args))
     before = _tasks_done(dask_cluster.address)
     remote = _ok(chromestore_cli("--scheduler", dask_cluster.address, *args))

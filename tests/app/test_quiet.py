@@ -18,18 +18,41 @@ from chromestore.labels import compute_labels
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     """``chromestore ARGS`` as a user runs it, output piped (not a terminal)."""
-    return subprocess.run([sys.executable, "-m", "chromestore", *args], capture_output=True,
-                          text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "chromestore", *args], capture_output=True, text=True
+    )
 
 
 def test_simulate_train_analyze_explain_print_no_warning(tmp_path):
     store = str(tmp_path / "q.zarr")
     steps = [
-        ("simulate", store, "--cells", "E003,E004", "--genes", "240", "--seed", "1",
-         "--workers", "0"),
+        (
+            "simulate",
+            store,
+            "--cells",
+            "E003,E004",
+            "--genes",
+            "240",
+            "--seed",
+            "1",
+            "--workers",
+            "0",
+        ),
         ("labels", store),
-        ("train", store, "--split", "random", "--epochs", "2", "--batch-size", "32",
-         "--run", "dc", "--workers", "0"),
+        (
+            "train",
+            store,
+            "--split",
+            "random",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--run",
+            "dc",
+            "--workers",
+            "0",
+        ),
         ("analyze", store, "--run", "dc", "--report", str(tmp_path / "rep"), "--workers", "0"),
     ]
     output = ""
@@ -64,8 +87,9 @@ def test_labels_of_a_cell_without_expression_are_quiet_and_nan(tmp_path, small_g
 
 
 def _run(n_genes: int, scheme: str, excluded: np.ndarray | None = None) -> xr.Dataset:
-    ds = xr.Dataset(coords={"gene": np.arange(n_genes), "cell": ["E003"]},
-                    attrs={"split_scheme": scheme})
+    ds = xr.Dataset(
+        coords={"gene": np.arange(n_genes), "cell": ["E003"]}, attrs={"split_scheme": scheme}
+    )
     if excluded is not None:
         ds["excluded"] = (("cell", "gene"), excluded[None])
     return ds
@@ -84,8 +108,13 @@ def test_published_accuracy_is_compared_only_for_the_published_genes_and_split()
 def test_summary_of_one_epigenome_is_one_row_per_model(rng):
     def metrics(n_cells: int) -> xr.Dataset:
         stats = rng.random((2, n_cells, 1, 3))
-        ds = xr.Dataset(coords={"model": ["a", "b"], "cell": [f"E{i:03d}" for i in range(n_cells)],
-                                "repeat": [0]})
+        ds = xr.Dataset(
+            coords={
+                "model": ["a", "b"],
+                "cell": [f"E{i:03d}" for i in range(n_cells)],
+                "repeat": [0],
+            }
+        )
         for i, s in enumerate(("auroc", "auprc", "f1")):
             ds[f"stat_{s}"] = (("model", "cell", "repeat"), stats[..., i])
         ds["stat_n_test"] = (("model", "cell", "repeat"), np.full((2, n_cells, 1), 10))
@@ -100,10 +129,22 @@ def test_summary_of_one_epigenome_is_one_row_per_model(rng):
 
 
 def test_explain_text_names_only_the_models_the_run_has():
-    exp = {"gene": "G", "marks": ["H3K4me3"], "models": ["svm-bin"], "cnn_model": "deepchrome",
-           "bin_offset": [0], "cells": [{"cell": "E003", "label": 1, "expression_rpkm": 3.0,
-                                         "shallowchrome": None,
-                                         "integrated_gradients": None}]}
+    exp = {
+        "gene": "G",
+        "marks": ["H3K4me3"],
+        "models": ["svm-bin"],
+        "cnn_model": "deepchrome",
+        "bin_offset": [0],
+        "cells": [
+            {
+                "cell": "E003",
+                "label": 1,
+                "expression_rpkm": 3.0,
+                "shallowchrome": None,
+                "integrated_gradients": None,
+            }
+        ],
+    }
     text = format_explanation(exp)
     assert "ShallowChrome: gene not in a test split" not in text
     assert "DeepChrome: no model" not in text

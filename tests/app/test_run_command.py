@@ -15,9 +15,15 @@ def test_run__real_e003_and_simulated_reports_show_every_model(tmp_path):
     from chromestore.app.cluster import connect
     from chromestore.app.pipeline import RunConfig, run_all
 
-    cfg = RunConfig(store=str(tmp_path / "sim.zarr"), report=str(tmp_path / "report"),
-                    cells="E003,E116,E123", genes=300, epochs=2, progress=False,
-                    interpret={"steps": 30, "ig_steps": 8, "max_genes": 30})
+    cfg = RunConfig(
+        store=str(tmp_path / "sim.zarr"),
+        report=str(tmp_path / "report"),
+        cells="E003,E116,E123",
+        genes=300,
+        epochs=2,
+        progress=False,
+        interpret={"steps": 30, "ig_steps": 8, "max_genes": 30},
+    )
     with connect(workers=2, quiet=True) as client:
         text = run_all(cfg, client=client)
     assert text.count("report: ") == 2

@@ -29,20 +29,25 @@ def test_ingest_tagalign__matches_bedtools_multicov(tmp_path, small_genes, rng):
     # reads ending exactly on, or starting exactly at, bin edges
     edge = genes.tss.values[gi] + rng.integers(-50, 50, n) * 100
     start[: n // 4] = edge[: n // 4]
-    start[n // 4: n // 2] = edge[n // 4: n // 2] - length[n // 4: n // 2]
+    start[n // 4 : n // 2] = edge[n // 4 : n // 2] - length[n // 4 : n // 2]
     start = np.maximum(start, 0)
     reads = tmp_path / "r.tagAlign.gz"
     with gzip.open(reads, "wt") as fh:
-        fh.write("".join(f"{c}\t{s}\t{s + w}\tN\t1000\t+\n"
-                         for c, s, w in zip(chrom, start, length, strict=True)))
+        fh.write(
+            "".join(
+                f"{c}\t{s}\t{s + w}\tN\t1000\t+\n"
+                for c, s, w in zip(chrom, start, length, strict=True)
+            )
+        )
     # the oracle's bins, written out by hand: bin 0 is 5 kb upstream of the TSS on the
     # gene's strand, i.e. the window's highest 100 bp on the minus strand
     tss = genes.tss.values[:, None]
     b = np.arange(100)[None, :]
     minus = (genes.strand.values == "-")[:, None]
     starts = np.where(minus, tss + 5000 - (b + 1) * 100, tss - 5000 + b * 100)
-    np.testing.assert_array_equal(starts, genome_bin_starts(genes.tss.values,
-                                                            genes.strand.values, 5000, 100))
+    np.testing.assert_array_equal(
+        starts, genome_bin_starts(genes.tss.values, genes.strand.values, 5000, 100)
+    )
     with open(tmp_path / "bins.bed", "w") as fh:
         for g, c in enumerate(genes.chrom.values.astype(object)):
             fh.write("".join(f"{c}\t{s}\t{s + 100}\t{g}\t{b}\n" for b, s in enumerate(starts[g])))
@@ -51,7 +56,9 @@ def test_ingest_tagalign__matches_bedtools_multicov(tmp_path, small_genes, rng):
     subprocess.run(
         "bedtools bedtobam -i r.tagAlign.gz -g g.txt > r.bam && samtools sort -o s.bam r.bam "
         "&& samtools index s.bam && bedtools multicov -bams s.bam -bed bins.bed > counts.bed",
-        shell=True, check=True, cwd=tmp_path,
+        shell=True,
+        check=True,
+        cwd=tmp_path,
     )
     g, b, c = np.loadtxt(tmp_path / "counts.bed", usecols=(3, 4, 5), dtype=np.int64, unpack=True)
     theirs = np.zeros(starts.shape, dtype=np.float32)

@@ -23,10 +23,10 @@ def awkward_reads(genes, rng, n, window, bin_size):
     edge = tss + rng.integers(-window // bin_size - 2, window // bin_size + 2, n) * bin_size
     q = n // 6
     start[:q] = edge[:q]  # starting on an edge
-    start[q:2 * q] = edge[q:2 * q] - length[q:2 * q]  # ending on an edge
-    start[2 * q:3 * q] = edge[2 * q:3 * q] + rng.integers(-1, 2, q)  # around an edge
-    start[3 * q:3 * q + 50] = 0
-    start[3 * q + 50:3 * q + 100] = 3_000_000_000  # past every window
+    start[q : 2 * q] = edge[q : 2 * q] - length[q : 2 * q]  # ending on an edge
+    start[2 * q : 3 * q] = edge[2 * q : 3 * q] + rng.integers(-1, 2, q)  # around an edge
+    start[3 * q : 3 * q + 50] = 0
+    start[3 * q + 50 : 3 * q + 100] = 3_000_000_000  # past every window
     start = np.maximum(start, 0)
     end = start + length
     chrom[-200:-100] = "chrUn_gl000220"  # not in the layout
@@ -45,8 +45,9 @@ def reference(layout, chrom, start, end):
 
 @pytest.mark.parametrize("window,bin_size", [(5000, 100), (40_000, 8000), (2000, 7)])
 @pytest.mark.parametrize("order", ["unsorted", "sorted"])
-def test_count_bed__equals_numpy_path_on_awkward_reads(tmp_path, small_genes, rng, window,
-                                                       bin_size, order):
+def test_count_bed__equals_numpy_path_on_awkward_reads(
+    tmp_path, small_genes, rng, window, bin_size, order
+):
     genes = small_genes
     chrom, start, end = awkward_reads(genes, rng, 40_000, window, bin_size)
     if order == "sorted":
@@ -55,10 +56,17 @@ def test_count_bed__equals_numpy_path_on_awkward_reads(tmp_path, small_genes, rn
     path = tmp_path / "r.tagAlign"
     with open(path, "w") as fh:
         fh.write("track name=x\n# comment\n\n")
-        fh.write("".join(f"{c}\t{s}\t{e}\tN\t1000\t+\n"
-                         for c, s, e in zip(chrom, start, end, strict=True)))
+        fh.write(
+            "".join(
+                f"{c}\t{s}\t{e}\tN\t1000\t+\n" for c, s, e in zip(chrom, start, end, strict=True)
+            )
+        )
         fh.write(f"{chrom[0]}\t{start[0]}\t{end[0]}")  # no final newline
-    chrom, start, end = np.append(chrom, chrom[0]), np.append(start, start[0]), np.append(end, end[0])
+    chrom, start, end = (
+        np.append(chrom, chrom[0]),
+        np.append(start, start[0]),
+        np.append(end, end[0]),
+    )
     layout = BinLayout.from_genes(genes.chrom, genes.tss, genes.strand, window, bin_size)
     want, want_stats = reference(layout, chrom, start, end)
     assert want.sum() > 0 and 0 < want_stats.in_windows < len(chrom)
@@ -66,7 +74,10 @@ def test_count_bed__equals_numpy_path_on_awkward_reads(tmp_path, small_genes, rn
         got, stats = count_bed(path, layout, block_bytes=block)
         np.testing.assert_array_equal(got, want)
         assert (stats.reads, stats.in_windows, stats.skipped) == (
-            want_stats.reads, want_stats.in_windows, want_stats.skipped)
+            want_stats.reads,
+            want_stats.in_windows,
+            want_stats.skipped,
+        )
     assert stats.skipped == {"chrUn_gl000220": 100}
 
 
@@ -112,6 +123,20 @@ def test_kernels__no_out_of_bounds_access_under_numba_boundscheck(tmp_path):
 
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "nb")}
     res = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-         "-k", "not boundscheck"], env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+            "-k",
+            "not boundscheck",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout[-3000:]

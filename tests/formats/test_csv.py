@@ -67,8 +67,9 @@ def test_read_csv__genome_keeps_the_published_order_for_ingestion_to_orient():
 def test_published_csv_layout__is_genome_order_and_reads_5_to_3():
     """In genome order H3K36me3 rises towards higher coordinates on + genes and lower ones on
     - genes; read 5'→3' it rises into the gene body on both strands."""
-    sample = xr.concat([read_deepdiff_csv(E003 / f"E003.{s}.csv") for s in ("train", "valid",
-                                                                             "test")], "gene")
+    sample = xr.concat(
+        [read_deepdiff_csv(E003 / f"E003.{s}.csv") for s in ("train", "valid", "test")], "gene"
+    )
     k36 = sample.sel(mark="H3K36me3").values[:, 50:150]  # TSS ± 5 kb
     strand = reference_strands().loc[sample.gene.values.astype(object)].to_numpy()
     genome = to_genome_order(k36, strand)

@@ -20,10 +20,24 @@ from tests.conftest import E003, GENES_BED, RPKM, TOY, sheet
 def test_e003_sample_folder_ingests_from_one_row_with_options_after_the_subcommand(tmp_path):
     rows = [("E003", "", "deepdiff-csv", str(E003))]
     store = tmp_path / "e003.zarr"
-    res = CliRunner().invoke(main, [
-        "ingest", str(store), "--genes", str(GENES_BED), "--expression", str(RPKM),
-        "--cells", "E003", "--samples", str(sheet(tmp_path, rows)),
-        "--workers", "0", "--no-progress"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "ingest",
+            str(store),
+            "--genes",
+            str(GENES_BED),
+            "--expression",
+            str(RPKM),
+            "--cells",
+            "E003",
+            "--samples",
+            str(sheet(tmp_path, rows)),
+            "--workers",
+            "0",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     ds = chromestore.open_store(store)
     e003 = ds.signal.sel(cell="E003")
@@ -38,7 +52,10 @@ def test_e003_sample_folder_ingests_from_one_row_with_options_after_the_subcomma
 
 def test_deepdiff_folder_reads_its_three_splits_and_not_the_expression_file():
     assert [f.name for f in deepdiff_files(E003)] == [
-        "E003.train.csv", "E003.valid.csv", "E003.test.csv"]
+        "E003.train.csv",
+        "E003.valid.csv",
+        "E003.test.csv",
+    ]
     assert read_deepdiff_csv(E003).sizes["gene"] == 600
 
 
@@ -62,9 +79,23 @@ def test_deepchrome_zenodo_epigenome_folder_ingests_from_one_row(tmp_path):
         shutil.copy(TOY / f"{split}.csv", epigenome / f"{split}.csv")
     rows = [("E003", "", "deepchrome-csv", str(tmp_path / "E003"))]
     store = tmp_path / "toy.zarr"
-    res = CliRunner().invoke(main, [
-        "ingest", str(store), "--genes", str(GENES_BED), "--expression", str(RPKM),
-        "--cells", "E003", "--samples", str(sheet(tmp_path, rows)), "--workers", "0"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "ingest",
+            str(store),
+            "--genes",
+            str(GENES_BED),
+            "--expression",
+            str(RPKM),
+            "--cells",
+            "E003",
+            "--samples",
+            str(sheet(tmp_path, rows)),
+            "--workers",
+            "0",
+        ],
+    )
     assert res.exit_code == 0, res.output
     ds = chromestore.open_store(store)
     has_signal = ds.signal.sel(cell="E003").notnull().all(("mark", "bin")).compute()
@@ -72,7 +103,9 @@ def test_deepchrome_zenodo_epigenome_folder_ingests_from_one_row(tmp_path):
 
 
 def test_three_rows_of_one_sample_say_to_give_the_folder(tmp_path):
-    rows = [("E003", "", "deepdiff-csv", str(E003 / f"E003.{s}.csv"))
-            for s in ("train", "valid", "test")]
+    rows = [
+        ("E003", "", "deepdiff-csv", str(E003 / f"E003.{s}.csv"))
+        for s in ("train", "valid", "test")
+    ]
     with pytest.raises(InputError, match="give a sample folder"):
         chromestore.ingest.samplesheet.read_samplesheet(sheet(tmp_path, rows))

@@ -15,13 +15,22 @@ from chromestore.ingest.callpeaks import Reads, callpeak_args, read_reads_sheet
 
 def test_callpeak_args__narrow_broad_and_control(tmp_path):
     r = Reads("E003", "H3K4me3", "tagalign", tmp_path / "r.tagAlign.gz")
-    args = callpeak_args(r, [], tmp_path, broad=False, gsize="hs", qvalue=0.05, extsize=200,
-                         build_model=False)
+    args = callpeak_args(
+        r, [], tmp_path, broad=False, gsize="hs", qvalue=0.05, extsize=200, build_model=False
+    )
     assert args[:5] == ["callpeak", "-t", str(r.path), "-f", "BED"]
     assert "--nomodel" in args and "--broad" not in args and "-c" not in args
     bam = Reads("E003", "H3K4me3", "bam", tmp_path / "r.bam")
-    args = callpeak_args(bam, [tmp_path / "in.bam"], tmp_path, broad=True, gsize="hs",
-                         qvalue=0.01, extsize=200, build_model=True)
+    args = callpeak_args(
+        bam,
+        [tmp_path / "in.bam"],
+        tmp_path,
+        broad=True,
+        gsize="hs",
+        qvalue=0.01,
+        extsize=200,
+        build_model=True,
+    )
     assert args[args.index("-f") + 1] == "BAM" and args[args.index("-c") + 1].endswith("in.bam")
     assert "--broad" in args and "--nomodel" not in args
 
@@ -40,8 +49,23 @@ def test_call_peaks__simulated_reads_to_peak_max(tmp_path):
     runner = CliRunner()
     reads = tmp_path / "reads"
     sim = tmp_path / "sim.zarr"
-    out = runner.invoke(main, ["--workers", "0", "simulate", str(sim), "--cells", "E003,E112",
-                               "--genes", "60", "--emit", str(reads), "--format", "tagalign"])
+    out = runner.invoke(
+        main,
+        [
+            "--workers",
+            "0",
+            "simulate",
+            str(sim),
+            "--cells",
+            "E003,E112",
+            "--genes",
+            "60",
+            "--emit",
+            str(reads),
+            "--format",
+            "tagalign",
+        ],
+    )
     assert out.exit_code == 0, out.output
     peaks = tmp_path / "peaks"
     out = runner.invoke(main, ["call-peaks", str(reads / "samplesheet.csv"), str(peaks)])
@@ -52,8 +76,18 @@ def test_call_peaks__simulated_reads_to_peak_max(tmp_path):
     # ingest the peaks into the simulated store: peak_max is filled from MACS3's signalValue
     before = chromestore.open_store(sim).peak_max.values
     assert np.isnan(before).all()
-    out = runner.invoke(main, ["--workers", "0", "ingest", str(sim), "--samples",
-                               str(peaks / "samplesheet.csv"), "--no-progress"])
+    out = runner.invoke(
+        main,
+        [
+            "--workers",
+            "0",
+            "ingest",
+            str(sim),
+            "--samples",
+            str(peaks / "samplesheet.csv"),
+            "--no-progress",
+        ],
+    )
     assert out.exit_code == 0, out.output
     ds = chromestore.open_store(sim)
     pm = ds.peak_max.values  # (cell, gene, mark)
@@ -73,24 +107,42 @@ def test_call_peaks__simulated_reads_to_peak_max(tmp_path):
     from chromestore.formats.peaks import read_peaks
 
     broad = tmp_path / "broad"
-    control = reads / next(r for r in csv.DictReader(open(reads / "samplesheet.csv"))
-                           if r["cell"] == "E003" and r["mark"] == "H3K36me3")["path"]
-    out = runner.invoke(main, ["call-peaks", str(reads / "samplesheet.csv"), str(broad),
-                               "--broad", "--control", str(control)])
+    control = (
+        reads
+        / next(
+            r
+            for r in csv.DictReader(open(reads / "samplesheet.csv"))
+            if r["cell"] == "E003" and r["mark"] == "H3K36me3"
+        )["path"]
+    )
+    out = runner.invoke(
+        main,
+        [
+            "call-peaks",
+            str(reads / "samplesheet.csv"),
+            str(broad),
+            "--broad",
+            "--control",
+            str(control),
+        ],
+    )
     assert out.exit_code == 0, out.output
     with open(broad / "samplesheet.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 10 and {r["format"] for r in rows} == {"broadpeak"}
-    assert sum(len(v[0]) for r in rows
-               for v in read_peaks(broad / r["path"], "broadpeak").values()) > 0
+    assert (
+        sum(len(v[0]) for r in rows for v in read_peaks(broad / r["path"], "broadpeak").values())
+        > 0
+    )
 
 
 def test_cli_call_peaks__names_the_extra_when_macs3_is_missing(tmp_path, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "MACS3" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "MACS3" else real(name, *a)
+    )
     sheet = tmp_path / "s.csv"
     sheet.write_text("cell,mark,format,path\n")
     out = CliRunner().invoke(main, ["call-peaks", str(sheet), str(tmp_path / "out")])

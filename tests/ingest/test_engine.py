@@ -135,12 +135,19 @@ def test_toy_format_on_dask__equals_in_process(tmp_path, genes40, counts_tsv, rn
     bed, table = genes40
     write_counts(tmp_path / "a.counts.tsv", list(table.gene.iloc[:6]), rng)
     write_counts(tmp_path / "b.counts.tsv", list(table.gene.iloc[4:9]), rng)
-    rows = [("E003", "H3K4me3", "", "a.counts.tsv"), ("E003", "H3K9me3", "", "b.counts.tsv"),
-            ("E004", "H3K4me3", "", "b.counts.tsv")]
+    rows = [
+        ("E003", "H3K4me3", "", "a.counts.tsv"),
+        ("E003", "H3K9me3", "", "b.counts.tsv"),
+        ("E004", "H3K4me3", "", "b.counts.tsv"),
+    ]
     samples = sheet(tmp_path, rows)
     run_ingest(tmp_path / "p.zarr", bed, samples)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         report = run_ingest(tmp_path / "d.zarr", bed, samples, client=client)
     assert "ingested 3 (cell, mark)" in str(report)
     a, b = open_store(tmp_path / "p.zarr"), open_store(tmp_path / "d.zarr")
@@ -173,13 +180,17 @@ def _cli(*args):
     return res.output
 
 
-def test_cli_ingest__small_jobs_are_counted_without_a_cluster(tmp_path, genes40, counts_tsv,
-                                                             clusters, rng, monkeypatch):
+def test_cli_ingest__small_jobs_are_counted_without_a_cluster(
+    tmp_path, genes40, counts_tsv, clusters, rng, monkeypatch
+):
     bed, table = genes40
     for name in ("a", "b"):
         write_counts(tmp_path / f"{name}.counts.tsv", list(table.gene.iloc[:5]), rng)
-    two = sheet(tmp_path, [("E003", "H3K4me3", "", "a.counts.tsv"),
-                           ("E003", "H3K9me3", "", "b.counts.tsv")], "two.csv")
+    two = sheet(
+        tmp_path,
+        [("E003", "H3K4me3", "", "a.counts.tsv"), ("E003", "H3K9me3", "", "b.counts.tsv")],
+        "two.csv",
+    )
     store = tmp_path / "s.zarr"
     _cli("ingest", store, "--genes", bed, "--samples", two)  # 2 files, a few kB in all
     assert clusters == []
@@ -195,12 +206,14 @@ def test_cli_ingest__small_jobs_are_counted_without_a_cluster(tmp_path, genes40,
     assert clusters == [None, 3]
 
 
-def test_plan_ingest__writes_nothing_and_lists_the_pending_files(tmp_path, genes40, counts_tsv,
-                                                                 rng):
+def test_plan_ingest__writes_nothing_and_lists_the_pending_files(
+    tmp_path, genes40, counts_tsv, rng
+):
     bed, table = genes40
     write_counts(tmp_path / "a.counts.tsv", list(table.gene.iloc[:5]), rng)
-    samples = sheet(tmp_path, [("E003", "H3K4me3", "", "a.counts.tsv"),
-                               ("E003", "H3K9me3", "", "a.counts.tsv")])
+    samples = sheet(
+        tmp_path, [("E003", "H3K4me3", "", "a.counts.tsv"), ("E003", "H3K9me3", "", "a.counts.tsv")]
+    )
     store = tmp_path / "s.zarr"
     plan = plan_ingest(store, bed, samples)
     assert not store.exists()
@@ -212,11 +225,17 @@ def test_plan_ingest__writes_nothing_and_lists_the_pending_files(tmp_path, genes
 
 
 def test_ingest_help__lists_formats_without_loading_heavy_libraries():
-    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "chromestore.app.cli",
-                          "ingest", "--help"], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "chromestore.app.cli", "ingest", "--help"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
-    loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0]
-              for line in res.stderr.splitlines() if line.startswith("import time:")}
+    loaded = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        for line in res.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert "chromestore" in loaded
     assert not loaded & {"xarray", "dask", "zarr", "pandas", "numba", "pysam", "torch"}
     assert "deepdiff-csv" in res.stdout and "narrowpeak" in res.stdout
@@ -243,8 +262,14 @@ class _EagerReads(executors.InProcess):
 def _two_files(tmp_path, table, rng):
     a = write_counts(tmp_path / "a.counts.tsv", list(table.gene.iloc[:6]), rng)
     b = write_counts(tmp_path / "b.counts.tsv", list(table.gene.iloc[10:14]), rng)
-    return sheet(tmp_path, [("E003", "H3K4me3", "", "a.counts.tsv"),
-                            ("E004", "H3K9me3", "", "b.counts.tsv")]), a, b
+    return (
+        sheet(
+            tmp_path,
+            [("E003", "H3K4me3", "", "a.counts.tsv"), ("E004", "H3K9me3", "", "b.counts.tsv")],
+        ),
+        a,
+        b,
+    )
 
 
 def test_run_plan__reads_the_files_before_the_store_exists(tmp_path, genes40, counts_tsv, rng):
@@ -263,7 +288,8 @@ def test_run_plan__reads_the_files_before_the_store_exists(tmp_path, genes40, co
 
 
 def test_run_plan__reads_again_when_the_store_was_made_from_other_genes_meanwhile(
-        tmp_path, genes40, counts_tsv, rng):
+    tmp_path, genes40, counts_tsv, rng
+):
     bed, table = genes40
     samples, a, b = _two_files(tmp_path, table, rng)
     store = tmp_path / "s.zarr"
@@ -277,13 +303,16 @@ def test_run_plan__reads_again_when_the_store_was_made_from_other_genes_meanwhil
     ds = open_store(store)
     assert list(ds.gene.values[:2]) == list(table.gene.iloc[[39, 38]])
     np.testing.assert_array_equal(
-        ds.signal.sel(cell="E003", mark="H3K4me3", gene=list(table.gene.iloc[:6])).values, a)
+        ds.signal.sel(cell="E003", mark="H3K4me3", gene=list(table.gene.iloc[:6])).values, a
+    )
     np.testing.assert_array_equal(
-        ds.signal.sel(cell="E004", mark="H3K9me3", gene=list(table.gene.iloc[10:14])).values, b)
+        ds.signal.sel(cell="E004", mark="H3K9me3", gene=list(table.gene.iloc[10:14])).values, b
+    )
 
 
 def test_cli_ingest__small_job_counted_by_a_forked_worker_equals_in_process(
-        tmp_path, genes40, clusters, rng, monkeypatch):
+    tmp_path, genes40, clusters, rng, monkeypatch
+):
     from tests.test_ingest import reads_from_counts, write_tagalign
 
     bed, table = genes40
@@ -307,13 +336,21 @@ def test_cli_ingest__small_job_counted_by_a_forked_worker_equals_in_process(
     assert len(made) == 1  # --workers 0: everything in this process
     f, p = open_store(tmp_path / "f.zarr"), open_store(tmp_path / "p.zarr")
     np.testing.assert_array_equal(f.signal.values, p.signal.values)
-    assert records.completed(f) == records.completed(p) == {("E003", "H3K27me3"),
-                                                            ("E004", "H3K27me3")}
+    assert (
+        records.completed(f) == records.completed(p) == {("E003", "H3K27me3"), ("E004", "H3K27me3")}
+    )
     bad = tmp_path / "bad.tagAlign"
     bad.write_text("chr1\t100\t136\tN\t0\t+\nchr1\t200\n")
-    res = CliRunner().invoke(main, ["ingest", str(tmp_path / "f.zarr"), "--samples",
-                                    str(sheet(tmp_path, [("E005", "H3K4me3", "", "bad.tagAlign")],
-                                              "bad.csv")), "--no-progress"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "ingest",
+            str(tmp_path / "f.zarr"),
+            "--samples",
+            str(sheet(tmp_path, [("E005", "H3K4me3", "", "bad.tagAlign")], "bad.csv")),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code != 0 and len(made) == 2
     assert f"{bad}, line 2:" in res.output
     assert "E005" not in {c for c, _ in records.completed(open_store(tmp_path / "f.zarr"))}

@@ -95,8 +95,10 @@ def store(tmp_path, genes_bed):
 
 
 def test_ingest_deepdiff_csv__exact_values_centre_100_bins(tmp_path, store, e003_counts):
-    rows = [("E003", "", "deepdiff-csv", str(E003 / f"E003.{s}.csv"))
-            for s in ("train", "valid", "test")]
+    rows = [
+        ("E003", "", "deepdiff-csv", str(E003 / f"E003.{s}.csv"))
+        for s in ("train", "valid", "test")
+    ]
     with pytest.raises(InputError, match="duplicate"):  # three files, same cell: all marks twice
         read_samplesheet(sheet(tmp_path, rows))
     run_ingest(store, samples=sheet(tmp_path, rows[:1]))
@@ -109,15 +111,17 @@ def test_ingest_deepdiff_csv__exact_values_centre_100_bins(tmp_path, store, e003
     genome = read_deepdiff_csv(E003 / "E003.train.csv", pd.Series(dtype=object))
     minus = strand.loc[first.gene.values.astype(object)].to_numpy() == "-"
     assert minus.any() and (~minus).any()
-    np.testing.assert_array_equal(got.values[minus],
-                                  genome.sel(mark=MARKS).values[minus][:, :, 149:49:-1])
+    np.testing.assert_array_equal(
+        got.values[minus], genome.sel(mark=MARKS).values[minus][:, :, 149:49:-1]
+    )
     assert records.completed(ds) == {("E003", m) for m in MARKS}
     others = ~ds.gene.isin(first.gene.values).values
     assert np.isnan(ds.signal.sel(cell="E003").values[others]).all()
 
 
-def test_ingest_tagalign__reads_from_real_counts_rebin_exactly(tmp_path, store, genes_bed,
-                                                                 e003_counts, rng):
+def test_ingest_tagalign__reads_from_real_counts_rebin_exactly(
+    tmp_path, store, genes_bed, e003_counts, rng
+):
     _, genes = genes_bed
     rows = []
     for mark in ("H3K4me3", "H3K9me3"):
@@ -180,13 +184,15 @@ def test_ingest_bigwig__exact_per_bin_means(tmp_path, store, genes_bed, rng):
     got = ds.signal.sel(cell="E003", mark="H3K4me1").values
     starts = genome_bin_starts(genes.tss.values, genes.strand.values, 5000, 100)
     for i, (lo, sig) in truth.items():
-        want = [sig[s - lo:s - lo + 100].mean() for s in starts[i]]
+        want = [sig[s - lo : s - lo + 100].mean() for s in starts[i]]
         np.testing.assert_allclose(got[i], want, rtol=1e-6)
     assert len(truth) > 50
 
 
-@pytest.mark.parametrize("fmt, ext", [("narrowpeak", "narrowPeak"), ("broadpeak", "broadPeak"),
-                                      ("gappedpeak", "gappedPeak")])
+@pytest.mark.parametrize(
+    "fmt, ext",
+    [("narrowpeak", "narrowPeak"), ("broadpeak", "broadPeak"), ("gappedpeak", "gappedPeak")],
+)
 def test_ingest_peaks__peak_max_is_max_overlapping_signal(tmp_path, store, genes_bed, fmt, ext):
     _, genes = genes_bed
     g0, g1 = genes.iloc[1], genes.iloc[2]
@@ -213,7 +219,9 @@ def test_ingest_peaks__peak_max_is_max_overlapping_signal(tmp_path, store, genes
     assert pm[1] == 7.5 and pm[2] == 2.0
     assert (pm[~near & (genes.chrom.values != g1.chrom)] == 0).all()
     assert np.isnan(ds.peak_max.sel(cell="E003", mark="H3K9me3").values).all()
-    assert records.provenance(ds, "peak_max")[("E003", "H3K4me3")]["skipped_chromosomes"] == {"chrUn_x": 1}
+    assert records.provenance(ds, "peak_max")[("E003", "H3K4me3")]["skipped_chromosomes"] == {
+        "chrUn_x": 1
+    }
     assert records.completed(ds) == set()  # peaks are not signal
 
 
@@ -251,11 +259,13 @@ def test_ingest_bam__matches_tagalign_counts(tmp_path, store, genes_bed, e003_co
 @pytest.fixture
 def used_store(tmp_path, store, genes_bed, e003_counts, rng):
     """The store with E003 H3K4me3 ingested from a tagAlign (something to keep intact)."""
-    chrom, s, e = reads_from_counts(genes_bed[1], e003_counts.sel(mark="H3K9me3").values[:, 50:150],
-                                    rng)
+    chrom, s, e = reads_from_counts(
+        genes_bed[1], e003_counts.sel(mark="H3K9me3").values[:, 50:150], rng
+    )
     write_tagalign(tmp_path / "good.tagAlign.gz", chrom, s, e)
-    run_ingest(store, samples=sheet(tmp_path, [("E003", "H3K4me3", "", "good.tagAlign.gz")],
-                                    "good.csv"))
+    run_ingest(
+        store, samples=sheet(tmp_path, [("E003", "H3K4me3", "", "good.tagAlign.gz")], "good.csv")
+    )
     return store
 
 
@@ -268,16 +278,25 @@ def _bad_file(tmp_path, name, text: str | bytes):
 GOOD = "chr1\t1000\t1036\tN\t1000\t+\n"
 BAD_FILES = [
     ("too-few.tagAlign", GOOD + "chr1\t1000\n", "line 2: expected at least 3 columns, found 2"),
-    ("not-int.tagAlign", GOOD * 2 + "chr1\t10x0\t1036\tN\t1000\t+\n",
-     "line 3: start is not a non-negative integer"),
+    (
+        "not-int.tagAlign",
+        GOOD * 2 + "chr1\t10x0\t1036\tN\t1000\t+\n",
+        "line 3: start is not a non-negative integer",
+    ),
     ("not-int-end.bed", GOOD + "chr1\t1000\t1e3\n", "line 2: end is not a non-negative integer"),
     ("end-before.tagAlign", GOOD + "chr1\t1000\t999\tN\t1000\t+\n", "line 2: end < start"),
-    ("truncated.tagAlign.gz", gzip.compress((GOOD * 5000).encode())[:-200],
-     "unreadable or truncated gzip"),
+    (
+        "truncated.tagAlign.gz",
+        gzip.compress((GOOD * 5000).encode())[:-200],
+        "unreadable or truncated gzip",
+    ),
     ("not-gzip.tagAlign.gz", b"\x1f\x8b" + b"garbage" * 10, "unreadable or truncated gzip"),
     ("short.csv", "ENSG00000000003_TSPAN6_1,0,1,1,0\n", "line 1: expected 6 columns, found 5"),
-    ("narrow.csv", "".join(f"ENSG00000000003_TSPAN6_{b},0,1,1,0,2\n" for b in range(1, 51)),
-     "has 50 bins per gene, the store needs 100"),
+    (
+        "narrow.csv",
+        "".join(f"ENSG00000000003_TSPAN6_{b},0,1,1,0,2\n" for b in range(1, 51)),
+        "has 50 bins per gene, the store needs 100",
+    ),
 ]
 
 
@@ -304,8 +323,10 @@ BAD_SHEETS = [
     ([("E003", "H3K27me3", "wig", "good.tagAlign.gz")], "line 2: unknown format 'wig'"),
     ([("E003", "H3K27me3", "", "good.txt")], "line 2: unknown format 'good.txt'"),
     ([("E003", "", "", "good.tagAlign.gz")], "line 2: format tagalign needs a mark"),
-    ([("E003", "H3K27me3", "", "good.tagAlign.gz")] * 2,
-     r"line 3: duplicate \(E003, H3K27me3\) for signal, first on line 2"),
+    (
+        [("E003", "H3K27me3", "", "good.tagAlign.gz")] * 2,
+        r"line 3: duplicate \(E003, H3K27me3\) for signal, first on line 2",
+    ),
     ([("E003", "H3K99", "", "good.tagAlign.gz")], "line 2: mark 'H3K99' is not in the store"),
 ]
 
@@ -335,8 +356,9 @@ def test_cli_ingest__bad_input_is_one_line_and_nonzero(tmp_path, used_store):
 
     _bad_file(tmp_path, "e.tagAlign", GOOD + "chr1\t5\t4\n")
     rows = [("E003", "H3K27me3", "", "e.tagAlign")]
-    res = CliRunner().invoke(main, ["--workers", "0", "ingest", str(used_store), "--samples",
-                                    str(sheet(tmp_path, rows))])
+    res = CliRunner().invoke(
+        main, ["--workers", "0", "ingest", str(used_store), "--samples", str(sheet(tmp_path, rows))]
+    )
     assert res.exit_code == 1
     assert res.output.strip().splitlines()[-1] == (
         f"error: {tmp_path / 'e.tagAlign'}, line 2: end < start"
@@ -357,8 +379,11 @@ def _cells_sheet(tmp_path, genes, counts, rng, cells, name):
 
 
 def _cell_chunks(path, cell_index: int) -> dict[str, str]:
-    return {k: v for k, v in store_digest(path).items()
-            if f"{os.sep}c{os.sep}{cell_index}{os.sep}" in k or k.endswith(f"c{os.sep}{cell_index}")}
+    return {
+        k: v
+        for k, v in store_digest(path).items()
+        if f"{os.sep}c{os.sep}{cell_index}{os.sep}" in k or k.endswith(f"c{os.sep}{cell_index}")
+    }
 
 
 def test_ingest_append__second_epigenome_leaves_first_byte_identical(
@@ -374,8 +399,9 @@ def test_ingest_append__second_epigenome_leaves_first_byte_identical(
     assert _cell_chunks(store, 0) == first
     ok = isolated(genes_bed[1])
     for cell in ("E003", "E004"):
-        np.testing.assert_array_equal(ds.signal.sel(cell=cell, mark="H3K4me3").values[ok],
-                                      counts[ok])
+        np.testing.assert_array_equal(
+            ds.signal.sel(cell=cell, mark="H3K4me3").values[ok], counts[ok]
+        )
 
 
 @pytest.mark.slow
@@ -389,8 +415,20 @@ def test_ingest_resume__killed_run_rerun_equals_uninterrupted(
     run_ingest(ref, genes_bed[0], samples)
 
     def cmd(path):
-        return [sys.executable, "-m", "chromestore.app.cli", "--workers", "0", "ingest", str(path),
-                "--genes", genes_bed[0], "--samples", str(samples), "--no-progress"]
+        return [
+            sys.executable,
+            "-m",
+            "chromestore.app.cli",
+            "--workers",
+            "0",
+            "ingest",
+            str(path),
+            "--genes",
+            genes_bed[0],
+            "--samples",
+            str(samples),
+            "--no-progress",
+        ]
 
     def completed_any() -> bool:
         with warnings.catch_warnings():  # being created: zarr meets a group not yet there
@@ -418,8 +456,9 @@ def test_ingest_resume__killed_run_rerun_equals_uninterrupted(
     assert records.completed(a) == records.completed(b)
 
 
-def test_cli_ingest__on_a_local_dask_cluster_matches_in_process(tmp_path, genes_bed, e003_counts,
-                                                               rng):
+def test_cli_ingest__on_a_local_dask_cluster_matches_in_process(
+    tmp_path, genes_bed, e003_counts, rng
+):
     from click.testing import CliRunner
 
     from chromestore.app.cli import main
@@ -428,9 +467,22 @@ def test_cli_ingest__on_a_local_dask_cluster_matches_in_process(tmp_path, genes_
     samples = _cells_sheet(tmp_path, genes_bed[1], counts, rng, ["E003", "E004", "E005"], "s.csv")
     with open(samples, "a") as fh:
         fh.write(f"E006,,deepdiff-csv,{E003 / 'E003.train.csv'}\n")
-    res = CliRunner().invoke(main, ["--workers", "2", "ingest", str(tmp_path / "d.zarr"),
-                                    "--genes", genes_bed[0], "--samples", str(samples),
-                                    "--expression", str(RPKM), "--no-progress"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "--workers",
+            "2",
+            "ingest",
+            str(tmp_path / "d.zarr"),
+            "--genes",
+            genes_bed[0],
+            "--samples",
+            str(samples),
+            "--expression",
+            str(RPKM),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "ingested 8 (cell, mark)" in res.output
     run_ingest(tmp_path / "p.zarr", genes_bed[0], samples, RPKM)

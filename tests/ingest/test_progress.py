@@ -27,8 +27,12 @@ def one_file(tmp_path, rng):
     s = genes.tss.values[gi] + rng.integers(-6000, 6000, n)
     reads = tmp_path / "r.tagAlign.gz"
     with gzip.open(reads, "wt") as fh:
-        fh.write("".join(f"{c}\t{a}\t{a + 36}\tN\t1000\t+\n"
-                         for c, a in zip(genes.chrom.values[gi], s, strict=True)))
+        fh.write(
+            "".join(
+                f"{c}\t{a}\t{a + 36}\tN\t1000\t+\n"
+                for c, a in zip(genes.chrom.values[gi], s, strict=True)
+            )
+        )
     sheet = tmp_path / "s.csv"
     sheet.write_text(f"cell,mark,format,path\nE003,H3K4me3,,{reads.name}\n")
     return gene_bed, sheet, n
@@ -52,8 +56,9 @@ def test_ingest_in_process__reads_shown_per_block(tmp_path, one_file, monkeypatc
     monkeypatch.setattr(counting, "BLOCK_BYTES", 8192)
     seen = []
     block = I.ReadsProgress.block
-    monkeypatch.setattr(I.ReadsProgress, "block",
-                        lambda self, i, k: (seen.append(k), block(self, i, k)))
+    monkeypatch.setattr(
+        I.ReadsProgress, "block", lambda self, i, k: (seen.append(k), block(self, i, k))
+    )
     I.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, progress=True)
     assert len(seen) > 5 and sum(seen) == n
 
@@ -63,13 +68,16 @@ def test_ingest_dask__workers_report_reads_per_block(tmp_path, one_file, monkeyp
 
     gene_bed, sheet, n = one_file
     monkeypatch.setattr(counting, "BLOCK_BYTES", 8192)  # threads: the workers see it
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         events = []
         client.subscribe_topic(I.PROGRESS_TOPIC, lambda e: events.append(e[1]))
         with Client(cluster) as ingest_client:  # one topic handler per client: not the test's
-            I.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, client=ingest_client,
-                         progress=True)
+            I.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, client=ingest_client, progress=True)
         deadline = time.monotonic() + 60  # events travel asynchronously
         while sum(e[2] for e in events) < n and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -29,10 +29,21 @@ def _run(model: str, cells=("E003", "E004"), n_genes: int = 6, seed: int = 0) ->
             "best_epoch": (("model", "cell", "repeat"), np.full((1, n_c, 1), 2, np.int16)),
             "excluded": (("cell", "gene"), np.zeros((n_c, n_genes), bool)),
         },
-        coords={"model": [model], "cell": list(cells), "repeat": [0],
-                "gene": [f"G{i}" for i in range(n_genes)], "epoch": np.arange(n_e)},
-        attrs={"task": "classification", "models": {model: {"lr": 0.001}}, "seed": 0,
-               "wall_seconds": {model: 1.5}, "split_scheme": "deepchrome", "mode": "stacked"},
+        coords={
+            "model": [model],
+            "cell": list(cells),
+            "repeat": [0],
+            "gene": [f"G{i}" for i in range(n_genes)],
+            "epoch": np.arange(n_e),
+        },
+        attrs={
+            "task": "classification",
+            "models": {model: {"lr": 0.001}},
+            "seed": 0,
+            "wall_seconds": {model: 1.5},
+            "split_scheme": "deepchrome",
+            "mode": "stacked",
+        },
     )
 
 
@@ -61,10 +72,12 @@ def test_write_run__merges_models_and_keeps_child_folders(tmp_path):
     assert list(back.cell.values) == ["E003", "E004"]
     sc = back.prediction.sel(model="shallowchrome")
     assert np.isnan(sc.sel(cell="E003")).all()
-    np.testing.assert_array_equal(sc.sel(cell="E004").values,
-                                  _run("shallowchrome", ("E004",), seed=1).prediction.values[0, 0])
-    np.testing.assert_array_equal(back.prediction.sel(model="deepchrome").values,
-                                  _run("deepchrome").prediction.values[0])
+    np.testing.assert_array_equal(
+        sc.sel(cell="E004").values, _run("shallowchrome", ("E004",), seed=1).prediction.values[0, 0]
+    )
+    np.testing.assert_array_equal(
+        back.prediction.sel(model="deepchrome").values, _run("deepchrome").prediction.values[0]
+    )
     assert back.best_epoch.dtype == np.int16
     assert set(back.attrs["wall_seconds"]) == {"deepchrome", "shallowchrome"}
     assert (weights / "0.pt").read_bytes() == b"w"
@@ -72,8 +85,10 @@ def test_write_run__merges_models_and_keeps_child_folders(tmp_path):
     R.write_run(store, "a", _run("deepchrome", seed=5))
     back = chromestore.open_run(store, "a").load()
     assert back.sizes["model"] == 2
-    np.testing.assert_array_equal(back.prediction.sel(model="deepchrome").values,
-                                  _run("deepchrome", seed=5).prediction.values[0])
+    np.testing.assert_array_equal(
+        back.prediction.sel(model="deepchrome").values,
+        _run("deepchrome", seed=5).prediction.values[0],
+    )
 
 
 def test_open_run__missing_run_names_what_exists(tmp_path):
@@ -93,13 +108,16 @@ def test_write_run__crash_before_swap_leaves_old_run_readable(tmp_path, monkeypa
     monkeypatch.setattr(RW, "_swap_in", crash)
     with pytest.raises(KeyboardInterrupt):
         R.write_run(store, "a", _run("deepchrome", seed=7))
-    np.testing.assert_array_equal(chromestore.open_run(store, "a").prediction.values,
-                                  _run("deepchrome").prediction.values)
+    np.testing.assert_array_equal(
+        chromestore.open_run(store, "a").prediction.values, _run("deepchrome").prediction.values
+    )
     assert chromestore.list_runs(store) == ["a"]  # the half-written one is not a run
     monkeypatch.undo()
     R.write_run(store, "a", _run("deepchrome", seed=7))  # the next write clears the leftover
-    np.testing.assert_array_equal(chromestore.open_run(store, "a").prediction.values,
-                                  _run("deepchrome", seed=7).prediction.values)
+    np.testing.assert_array_equal(
+        chromestore.open_run(store, "a").prediction.values,
+        _run("deepchrome", seed=7).prediction.values,
+    )
     assert sorted(p.name for p in (tmp_path / "s.zarr" / "runs").iterdir()) == ["a", "zarr.json"]
 
 
@@ -124,7 +142,9 @@ def test_write_run__crash_between_renames_is_rolled_forward_by_next_write(tmp_pa
     monkeypatch.undo()
     assert renames and chromestore.list_runs(store) == []
     RW._recover(R.run_store(store, "a"))  # what the next write_run does first
-    np.testing.assert_array_equal(chromestore.open_run(store, "a").prediction.values,
-                                  _run("deepchrome", seed=7).prediction.values)  # rolled forward
+    np.testing.assert_array_equal(
+        chromestore.open_run(store, "a").prediction.values,
+        _run("deepchrome", seed=7).prediction.values,
+    )  # rolled forward
     assert (tmp_path / "s.zarr" / "runs" / "a" / "metrics").is_dir()  # children came along
     assert sorted(p.name for p in (tmp_path / "s.zarr" / "runs").iterdir()) == ["a", "zarr.json"]

@@ -46,17 +46,31 @@ def overlapping(sim):
 def _ingest(tmp_path, sim, sheet):
     bed = tmp_path / "genes.bed"
     window = 2 * int(sim.attrs["window"])
-    strands = dict(zip(sim.gene.values.astype(object), sim.gene_strand.values.astype(object),
-                       strict=True))
+    strands = dict(
+        zip(sim.gene.values.astype(object), sim.gene_strand.values.astype(object), strict=True)
+    )
     with open(bed, "w") as fh:
-        for g, c, t in zip(sim.gene.values.astype(object), sim.gene_chrom.values.astype(object),
-                           sim.gene_tss.values, strict=True):
+        for g, c, t in zip(
+            sim.gene.values.astype(object),
+            sim.gene_chrom.values.astype(object),
+            sim.gene_tss.values,
+            strict=True,
+        ):
             fh.write(f"{c}\t{t - window}\t{t + window}\t{g}\t0\t{strands[g]}\n")
     store = tmp_path / "roundtrip.zarr"
     out = CliRunner().invoke(
         main,
-        ["--workers", "0", "ingest", str(store), "--genes", str(bed), "--samples", str(sheet),
-         "--no-progress"],
+        [
+            "--workers",
+            "0",
+            "ingest",
+            str(store),
+            "--genes",
+            str(bed),
+            "--samples",
+            str(sheet),
+            "--no-progress",
+        ],
     )
     assert out.exit_code == 0, out.output
     ds = open_store(store)
@@ -87,12 +101,15 @@ def test_emit_ingest__bigwig_means_to_float_precision(tmp_path, sim, overlapping
     sheet = emit(sim, tmp_path / "files", "bigwig")
     got = _ingest(tmp_path, sim, sheet)
     want = sim.signal.sel(cell=got.cell.values).values
-    np.testing.assert_allclose(got.signal.values[:, ~overlapping], want[:, ~overlapping],
-                               rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(
+        got.signal.values[:, ~overlapping], want[:, ~overlapping], rtol=1e-6, atol=1e-5
+    )
     for mark in V.DEFAULT_MARKS:
         np.testing.assert_allclose(
             got.signal.sel(cell="E112", mark=mark).values,
-            expected_ingest(sim, "E112", mark, "bigwig"), rtol=1e-6, atol=1e-4,
+            expected_ingest(sim, "E112", mark, "bigwig"),
+            rtol=1e-6,
+            atol=1e-4,
         )
 
 
@@ -133,8 +150,21 @@ def test_emit_ingest__minus_strand_bins_map_back_5_to_3(tmp_path, fmt):
 def test_cli_simulate_emit__same_draw_as_library(tmp_path):
     out = CliRunner().invoke(
         main,
-        ["--workers", "0", "simulate", "--emit", str(tmp_path / "csv"), "--format",
-         "deepchrome-csv", "--cells", "E005", "--genes", "30", "--seed", "2"],
+        [
+            "--workers",
+            "0",
+            "simulate",
+            "--emit",
+            str(tmp_path / "csv"),
+            "--format",
+            "deepchrome-csv",
+            "--cells",
+            "E005",
+            "--genes",
+            "30",
+            "--seed",
+            "2",
+        ],
     )
     assert out.exit_code == 0, out.output
     sheet = (tmp_path / "csv" / "samplesheet.csv").read_text().splitlines()

@@ -47,8 +47,9 @@ def test_simulate__small_is_valid_lazy_and_integer_counts(small):
 
 
 def test_simulate__expression_is_the_real_rpkm(small, real_genes):
-    want = align_expression(read_rpkm(RPKM), real_genes["gene_id"].iloc[:500].to_numpy(object),
-                            ["E003", "E004", "E005"]).values
+    want = align_expression(
+        read_rpkm(RPKM), real_genes["gene_id"].iloc[:500].to_numpy(object), ["E003", "E004", "E005"]
+    ).values
     np.testing.assert_array_equal(small.expression.values, want)
     assert small.gene.values.astype(object).tolist() == real_genes["gene"].iloc[:500].tolist()
     labels = chromestore.compute_labels(small).label.values
@@ -136,8 +137,9 @@ def _key_figures_ok(report) -> bool:
     """The strand issue's figures: H3K36me3 downstream/upstream within 25 % of the real,
     H3K27me3 high/low in the ±500 bp within 0.15."""
     k36, k27 = report.loc[("H3K36me3", "down_up")], report.loc[("H3K27me3", "ratio")]
-    return (abs(k36.simulated - k36.real) <= 0.25 * k36.real
-            and abs(k27.simulated - k27.real) <= 0.15)
+    return (
+        abs(k36.simulated - k36.real) <= 0.25 * k36.real and abs(k27.simulated - k27.real) <= 0.15
+    )
 
 
 def test_calibration__oriented_e003_shape_along_the_gene_is_reproduced():

@@ -24,7 +24,6 @@ from chromestore.genes import read_gene_bed
 from chromestore.ingest import run_ingest
 from chromestore.ingest.writes import write_cell
 from chromestore.store import records
-from tests.cluster_fixtures import dask_cluster, s3_server  # noqa: F401  (fixtures)
 from tests.conftest import GENES_BED, sheet
 
 pytestmark = pytest.mark.timeout(600)
@@ -44,8 +43,10 @@ def _tagalign(path: Path, genes, seed: int, n: int = N_READS) -> Path:
     start = genes["tss"].to_numpy()[g] + rng.integers(-6000, 6000, n)
     strand = np.where(rng.random(n) < 0.5, "+", "-")
     chrom = genes["chrom"].to_numpy()[g]
-    lines = [f"{c}\t{s}\t{s + 36}\tN\t1000\t{d}\n"
-             for c, s, d in zip(chrom, np.maximum(start, 0), strand, strict=True)]
+    lines = [
+        f"{c}\t{s}\t{s + 36}\tN\t1000\t{d}\n"
+        for c, s, d in zip(chrom, np.maximum(start, 0), strand, strict=True)
+    ]
     path.write_text("".join(lines))
     return path
 
@@ -57,8 +58,12 @@ def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("concurrency")
     genes = read_gene_bed(GENES_BED).iloc[:40].reset_index(drop=True)
     bed = root / "genes40.bed"
-    bed.write_text("".join(f"{g.chrom}\t{g.tss - 10000}\t{g.tss + 10000}\t{g.gene}\t0\t"
-                           f"{g.strand}\n" for g in genes.itertuples()))
+    bed.write_text(
+        "".join(
+            f"{g.chrom}\t{g.tss - 10000}\t{g.tss + 10000}\t{g.gene}\t0\t{g.strand}\n"
+            for g in genes.itertuples()
+        )
+    )
     empty = root / "empty.zarr"
     run_ingest(empty, bed)
     sheets = []
@@ -75,14 +80,19 @@ def inputs(tmp_path_factory):
 def _canonical(path) -> dict:
     """What must match: cells, signal per cell, completion and provenance (no times)."""
     ds = S.open_store(path).load()
-    prov = {k: {f: v for f, v in p.items() if f not in ("completed", "seconds")}
-            for k, p in records.provenance(ds).items()}
+    prov = {
+        k: {f: v for f, v in p.items() if f not in ("completed", "seconds")}
+        for k, p in records.provenance(ds).items()
+    }
     for p in prov.values():  # paths differ between copies of the inputs
         p["file"] = os.path.basename(p["file"])
     order = ds.sortby(V.CELL)
-    return {"cells": sorted(str(c) for c in ds[V.CELL].values),
-            "signal": order[V.signal.name], "completed": records.completed(ds),
-            "provenance": prov}
+    return {
+        "cells": sorted(str(c) for c in ds[V.CELL].values),
+        "signal": order[V.signal.name],
+        "completed": records.completed(ds),
+        "provenance": prov,
+    }
 
 
 def _assert_same(got: dict, want: dict) -> None:
@@ -94,9 +104,21 @@ def _assert_same(got: dict, want: dict) -> None:
 
 def _cli(store, samples, *extra) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "chromestore", "ingest", str(store), "--samples", str(samples),
-         "--workers", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "chromestore",
+            "ingest",
+            str(store),
+            "--samples",
+            str(samples),
+            "--workers",
+            "0",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -112,8 +134,10 @@ def _finish(procs: list[subprocess.Popen], timeout: float = WRITER_TIMEOUT) -> l
         for p in procs:
             if p.poll() is None:
                 p.kill()
-        outs = [out if out is not None else p.communicate()[0]
-                for out, p in zip(outs, procs, strict=True)]
+        outs = [
+            out if out is not None else p.communicate()[0]
+            for out, p in zip(outs, procs, strict=True)
+        ]
         pytest.fail(f"writers still running after {timeout:.0f} s:\n" + "\n".join(outs))
     return [out or "" for out in outs]
 
@@ -158,8 +182,9 @@ def test_writer_killed_mid_write__other_finishes_rerun_completes(inputs, tmp_pat
     _assert_same(_canonical(store), want)
 
 
-def _stop_while_writing(proc: subprocess.Popen, store: Path, job: tuple[str, str],
-                        limit: float = 120) -> bool:
+def _stop_while_writing(
+    proc: subprocess.Popen, store: Path, job: tuple[str, str], limit: float = 120
+) -> bool:
     """SIGSTOP ``proc`` at a moment it holds the store's write lock with ``job``'s cell in the
     store and ``job`` not recorded (checked again once it is stopped, so the moment is
     exact); True when caught so (it stays stopped), False when it exited first."""
@@ -224,7 +249,8 @@ def test_open_zarr__sees_no_lock_files(tmp_path, small_genes):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert list(xr.open_zarr(store.url, zarr_format=3, consolidated=False).cell.values) == [
-            "E003"]
+            "E003"
+        ]
         import zarr
 
         assert "signal_completed" in zarr.open_group(store.url, mode="r")
@@ -252,7 +278,8 @@ def test_format2_store__converted_on_first_write_records_kept(tmp_path):
 @pytest.mark.cluster
 @pytest.mark.parametrize("trials", [1, pytest.param(TRIALS, marks=pytest.mark.slow)])
 def test_four_ingest_processes_at_once_on_s3__equal_one_sequential_ingest(
-        inputs, s3_server, trials):  # noqa: F811
+    inputs, s3_server, trials
+):  # noqa: F811
     empty, sheets, want = inputs
     bucket = f"concurrency{trials}"
     s3_server.make_bucket(bucket)
@@ -270,21 +297,41 @@ def test_four_ingest_processes_at_once_on_s3__equal_one_sequential_ingest(
 @pytest.mark.cluster
 @pytest.mark.parametrize("trials", [1, pytest.param(TRIALS, marks=pytest.mark.slow)])
 def test_two_clients_through_one_scheduler__equal_one_sequential_ingest(
-        inputs, dask_cluster, tmp_path, trials):  # noqa: F811
+    inputs, dask_cluster, tmp_path, trials
+):  # noqa: F811
     empty, sheets, want = inputs
     for trial in range(trials):
         store = tmp_path / f"trial{trial}.zarr"
         shutil.copytree(empty, store)
-        both = sheet(sheets[0].parent, [line.split(",") for s in sheets[:2]
-                                        for line in s.read_text().splitlines()[1:]],
-                     f"first{trial}.csv")
-        rest = sheet(sheets[0].parent, [line.split(",") for s in sheets[2:]
-                                        for line in s.read_text().splitlines()[1:]],
-                     f"rest{trial}.csv")
-        procs = [subprocess.Popen(
-            [sys.executable, "-m", "chromestore", "--scheduler", dask_cluster.address, "ingest",
-             str(store), "--samples", str(s)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True) for s in (both, rest)]
+        both = sheet(
+            sheets[0].parent,
+            [line.split(",") for s in sheets[:2] for line in s.read_text().splitlines()[1:]],
+            f"first{trial}.csv",
+        )
+        rest = sheet(
+            sheets[0].parent,
+            [line.split(",") for s in sheets[2:] for line in s.read_text().splitlines()[1:]],
+            f"rest{trial}.csv",
+        )
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "chromestore",
+                    "--scheduler",
+                    dask_cluster.address,
+                    "ingest",
+                    str(store),
+                    "--samples",
+                    str(s),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for s in (both, rest)
+        ]
         outs = _finish(procs)
         assert [p.returncode for p in procs] == [0, 0], "\n".join(outs) + dask_cluster.logs()
         _assert_same(_canonical(store), want)
@@ -322,8 +369,10 @@ class _AnswerLost:
             raise PermissionError(13, "Access Denied")
         self.fs.pipe_file(path, data, mode=mode)
         if mode == "create":
-            raise OSError(errno.EINVAL, "PreconditionFailed: At least one of the pre-conditions"
-                                        " you specified did not hold")
+            raise OSError(
+                errno.EINVAL,
+                "PreconditionFailed: At least one of the pre-conditions you specified did not hold",
+            )
 
     def __getattr__(self, name):
         return getattr(self.fs, name)
@@ -354,8 +403,9 @@ def test_object_lock__storage_error_is_raised_at_once_not_waited_on(tmp_path):
 
     from chromestore.store.locks import LockError, ObjectLock
 
-    lock = ObjectLock(_AnswerLost(fsspec.filesystem("file"), broken=True), _lock_path(tmp_path),
-                      timeout=600)
+    lock = ObjectLock(
+        _AnswerLost(fsspec.filesystem("file"), broken=True), _lock_path(tmp_path), timeout=600
+    )
     started = time.monotonic()
     with pytest.raises(LockError, match="cannot create the lock object .*Access Denied"):
         lock.acquire()
@@ -389,8 +439,12 @@ def test_cell_append_left_half_done__undone_then_readers_and_writers_work(tmp_pa
 
     store = S.Store.of(tmp_path / "s.zarr")
     S.create_store(store, small_genes, ["E003"])
-    write_cell(store, "E003", {"H3K4me3": np.ones((len(small_genes), 100), np.float32)},
-               records={"signal": {"H3K4me3": {"format": "test"}}})
+    write_cell(
+        store,
+        "E003",
+        {"H3K4me3": np.ones((len(small_genes), 100), np.float32)},
+        records={"signal": {"H3K4me3": {"format": "test"}}},
+    )
     for name in ("cell", "signal"):  # the append had resized these two when it was killed
         array = zarr.open_array(f"{store.url}/{name}", mode="r+")
         array.resize((2, *array.shape[1:]))

@@ -79,9 +79,12 @@ def test_open_store__refuses_unknown_version_on_disk(tmp_path, small_genes):
     path = tmp_path / "s.zarr"
     chromestore.create_store(path, small_genes)
     S.update_attrs(path, format_version=V.FORMAT_VERSION + 1)
-    with pytest.raises(V.SchemaError, match=f"s.zarr: store format version {V.FORMAT_VERSION + 1} "
-                       "is not supported.*"
-                       "upgrade chromestore"):
+    with pytest.raises(
+        V.SchemaError,
+        match=f"s.zarr: store format version {V.FORMAT_VERSION + 1} "
+        "is not supported.*"
+        "upgrade chromestore",
+    ):
         chromestore.open_store(path)
 
 
@@ -93,9 +96,9 @@ def test_open_store__missing_path_is_clear(tmp_path):
 def test_add_cells__appends_without_rewriting_existing(tmp_path, small_genes):
     path = tmp_path / "s.zarr"
     chromestore.create_store(path, small_genes, cells=["E003"], chunks={"gene": 128})
-    part = xr.Dataset(
-        {"signal": (V.signal.dims, np.ones((1, 300, 5, 100), np.float32))}
-    ).chunk({"gene": 128})
+    part = xr.Dataset({"signal": (V.signal.dims, np.ones((1, 300, 5, 100), np.float32))}).chunk(
+        {"gene": 128}
+    )
     S.write_region(path, part, {"cell": slice(0, 1)})
     chunk_files = sorted((path / "signal" / "c" / "0").rglob("*"))
     before = {p: p.read_bytes() for p in chunk_files if p.is_file()}
@@ -126,14 +129,18 @@ def test_frozen_v2_store__still_opens():
     assert dict(ds.sizes) == {"cell": 2, "gene": 12, "mark": 5, "bin": 100}
     assert ds.attrs["orientation"] == "5to3"
     assert ds.gene_strand.values[0] == "-" and ds.gene_strand.values[1] == "+"  # TSPAN6, TNMD
-    np.testing.assert_array_equal(ds.signal.sel(cell="E003").values,
-                                  np.arange(6000).reshape(12, 5, 100))
+    np.testing.assert_array_equal(
+        ds.signal.sel(cell="E003").values, np.arange(6000).reshape(12, 5, 100)
+    )
     assert float(ds.expression.sel(cell="E004").sum()) == pytest.approx(float(np.arange(12).sum()))
 
 
 def test_frozen_v1_store__refused_with_the_way_to_convert_it():
-    with pytest.raises(V.SchemaError, match="frozen_v1.zarr: store format version 1 holds every "
-                       "gene's bins in genome order.*chromestore upgrade STORE"):
+    with pytest.raises(
+        V.SchemaError,
+        match="frozen_v1.zarr: store format version 1 holds every "
+        "gene's bins in genome order.*chromestore upgrade STORE",
+    ):
         chromestore.open_store(FROZEN_V1)
     out = CliRunner().invoke(main, ["info", str(FROZEN_V1)])
     assert out.exit_code == 1
@@ -173,7 +180,10 @@ def test_upgrade_store__cli_says_what_it_did(tmp_path):
     shutil.copytree(FROZEN_V1, path)
     out = CliRunner().invoke(main, ["upgrade", str(path)])
     assert out.exit_code == 0, out.output
-    assert f"from format v1 to v{V.FORMAT_VERSION}" in out.output and "bins of 7 genes reversed" in out.output
+    assert (
+        f"from format v1 to v{V.FORMAT_VERSION}" in out.output
+        and "bins of 7 genes reversed" in out.output
+    )
     out = CliRunner().invoke(main, ["info", str(path)])
     assert out.exit_code == 0 and "genes on + 5, on - 7, strand unknown 0" in out.output
 
@@ -181,8 +191,13 @@ def test_upgrade_store__cli_says_what_it_did(tmp_path):
 def test_upgrade_flip_mask__csv_data_was_genome_order_whatever_the_stored_strand():
     ds = chromestore.open_store(FROZEN_V1, validate=False)
     ds = ds.assign_coords(gene_strand=("gene", np.array(["-"] + ["+"] * 11, dtype=object)))
-    ds.attrs = dict(ds.attrs, provenance={"E003/H3K4me3": {"format": "deepdiff-csv"},
-                                          "E003/H3K9me3": {"format": "tagalign"}})
+    ds.attrs = dict(
+        ds.attrs,
+        provenance={
+            "E003/H3K4me3": {"format": "deepdiff-csv"},
+            "E003/H3K9me3": {"format": "tagalign"},
+        },
+    )
     new = np.array(["-", "-"] + ["+"] * 10, dtype=object)
     mask = flip_mask(ds, new)  # cell, gene, mark
     k4, k9 = list(ds.mark.values).index("H3K4me3"), list(ds.mark.values).index("H3K9me3")

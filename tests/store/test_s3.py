@@ -16,7 +16,6 @@ import chromestore
 from chromestore.app.cli import main
 from chromestore.simulation import simulate
 from chromestore.store import records
-from tests.cluster_fixtures import s3_server  # noqa: F401  (fixture)
 from tests.conftest import GENES_BED, RPKM
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -29,8 +28,19 @@ def _ingest(path: str, storage_options: dict | None = None):
     extra = ["--storage-options", json.dumps(storage_options)] if storage_options else []
     return CliRunner().invoke(
         main,
-        [*extra, "ingest", path, "--genes", str(GENES_BED), "--expression", str(RPKM),
-         "--cells", "E003,E116", "--gene-chunk", "4096"],
+        [
+            *extra,
+            "ingest",
+            path,
+            "--genes",
+            str(GENES_BED),
+            "--expression",
+            str(RPKM),
+            "--cells",
+            "E003,E116",
+            "--gene-chunk",
+            "4096",
+        ],
     )
 
 
@@ -71,8 +81,7 @@ def test_s3_simulated_signal__identical_to_local(s3_server, tmp_path):  # noqa: 
     s3_server.make_bucket("sim")
     so = s3_server.options()
     a = simulate(str(tmp_path / "sim.zarr"), cells=2, genes=300, gene_chunk=128)
-    b = simulate("s3://sim/sim.zarr", cells=2, genes=300, gene_chunk=128,
-                             storage_options=so)
+    b = simulate("s3://sim/sim.zarr", cells=2, genes=300, gene_chunk=128, storage_options=so)
     a, b = a.load(), chromestore.open_store("s3://sim/sim.zarr", so).load()
     _assert_same_store(a, b)
     assert np.isfinite(b.signal.values).all() and float(b.signal.sum()) > 0
@@ -82,8 +91,11 @@ def test_s3_simulated_signal__identical_to_local(s3_server, tmp_path):  # noqa: 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     return subprocess.run(
-        [sys.executable, "-m", "chromestore.app.cli", *args], env={**clean, **env},
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "chromestore.app.cli", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -130,13 +142,24 @@ def _bucket_listing(s3_server) -> list[str]:  # noqa: F811
     return sorted(fs.find(BUCKET))
 
 
-@pytest.mark.parametrize("command", [
-    ["info", "s3://no-such-bucket/remc.zarr"],
-    ["verify", "s3://no-such-bucket/remc.zarr"],
-    ["ingest", "s3://no-such-bucket/remc.zarr", "--genes", str(GENES_BED)],
-    ["simulate", "s3://no-such-bucket/remc.zarr", "--cells", "1", "--genes", "50",
-     "--workers", "0"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["info", "s3://no-such-bucket/remc.zarr"],
+        ["verify", "s3://no-such-bucket/remc.zarr"],
+        ["ingest", "s3://no-such-bucket/remc.zarr", "--genes", str(GENES_BED)],
+        [
+            "simulate",
+            "s3://no-such-bucket/remc.zarr",
+            "--cells",
+            "1",
+            "--genes",
+            "50",
+            "--workers",
+            "0",
+        ],
+    ],
+)
 def test_s3_missing_bucket__one_line_naming_the_bucket(stores, s3_server, command):  # noqa: F811
     before = _bucket_listing(s3_server)
     so = json.dumps(s3_server.options())
@@ -144,8 +167,9 @@ def test_s3_missing_bucket__one_line_naming_the_bucket(stores, s3_server, comman
     assert res.exit_code == 1
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in res.output, res.output
-    assert lines[0].startswith("error: s3://no-such-bucket/remc.zarr: the bucket "
-                               "'no-such-bucket' does not exist")
+    assert lines[0].startswith(
+        "error: s3://no-such-bucket/remc.zarr: the bucket 'no-such-bucket' does not exist"
+    )
     assert _bucket_listing(s3_server) == before
 
 
@@ -154,12 +178,15 @@ def test_s3_dead_endpoint__one_line_saying_it_cannot_be_reached(stores):
 
     dead = f"http://127.0.0.1:{free_port()}"  # a closed loopback port: connection refused
     so = json.dumps({"endpoint_url": dead, "key": "k", "secret": "s"})
-    for command in (["info", "s3://chromestore/remc.zarr"],
-                    ["ingest", "s3://chromestore/new.zarr", "--genes", str(GENES_BED)]):
+    for command in (
+        ["info", "s3://chromestore/remc.zarr"],
+        ["ingest", "s3://chromestore/new.zarr", "--genes", str(GENES_BED)],
+    ):
         res = CliRunner().invoke(main, ["--storage-options", so, *command])
         assert res.exit_code == 1
         lines = res.output.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in res.output, res.output
-        assert lines[0].startswith(f"error: cannot reach the object store at {dead} "
-                                   "(EndpointConnectionError")
+        assert lines[0].startswith(
+            f"error: cannot reach the object store at {dead} (EndpointConnectionError"
+        )
         assert "refused access" not in lines[0] and "credentials" not in lines[0]

@@ -49,8 +49,13 @@ def _one_error_line(res) -> str:
 
 
 def _cli(args: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chromestore.app.cli", *args],
-                          capture_output=True, text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "chromestore.app.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +82,16 @@ def notes(tmp_path) -> Path:
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
 def test_run__refuses_a_folder_that_is_not_a_store_and_changes_nothing(notes, overwrite):
     before = snapshot(notes.parent)
-    res = CliRunner().invoke(main, ["run", str(notes), "--report", str(notes.parent / "rep"),
-                                    "--workers", "0", *overwrite])
+    res = CliRunner().invoke(
+        main,
+        ["run", str(notes), "--report", str(notes.parent / "rep"), "--workers", "0", *overwrite],
+    )
     assert res.exit_code == 1
     line = _one_error_line(res)
-    assert line == (f"error: {notes}: exists and is not a chromestore store (a folder holding "
-                    "notes.txt, plots); nothing was changed: choose another path")
+    assert line == (
+        f"error: {notes}: exists and is not a chromestore store (a folder holding "
+        "notes.txt, plots); nothing was changed: choose another path"
+    )
     assert snapshot(notes.parent) == before  # no sibling, no report, notes intact
 
 
@@ -90,8 +99,18 @@ def test_run__refuses_a_user_folder_where_the_e003_store_would_go(tmp_path, note
     sibling = tmp_path / "demo-e003.zarr"
     notes.rename(sibling)
     before = snapshot(tmp_path)
-    res = CliRunner().invoke(main, ["run", str(tmp_path / "demo.zarr"), "--report",
-                                    str(tmp_path / "rep"), "--overwrite", "--workers", "0"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(tmp_path / "demo.zarr"),
+            "--report",
+            str(tmp_path / "rep"),
+            "--overwrite",
+            "--workers",
+            "0",
+        ],
+    )
     assert res.exit_code == 1
     assert f"error: {sibling}: exists and is not a chromestore store" in _one_error_line(res)
     assert snapshot(tmp_path) == before
@@ -99,12 +118,15 @@ def test_run__refuses_a_user_folder_where_the_e003_store_would_go(tmp_path, note
 
 def test_run__refuses_a_report_folder_that_holds_no_report(tmp_path, notes):
     before = snapshot(tmp_path)
-    res = CliRunner().invoke(main, ["run", str(tmp_path / "new.zarr"), "--report", str(notes),
-                                    "--workers", "0"])
+    res = CliRunner().invoke(
+        main, ["run", str(tmp_path / "new.zarr"), "--report", str(notes), "--workers", "0"]
+    )
     assert res.exit_code == 1
-    assert _one_error_line(res) == (f"error: {notes}: the report folder exists and holds no "
-                                    "chromestore report; nothing was changed: choose another "
-                                    "--report folder")
+    assert _one_error_line(res) == (
+        f"error: {notes}: the report folder exists and holds no "
+        "chromestore report; nothing was changed: choose another "
+        "--report folder"
+    )
     assert snapshot(tmp_path) == before
 
 
@@ -112,12 +134,26 @@ def test_run__existing_store_needs_overwrite_then_one_cell_runs_through(sim_stor
     store = tmp_path / "demo.zarr"
     shutil.copytree(sim_store, store)
     before = snapshot(store)
-    args = ["run", str(store), "--report", str(tmp_path / "rep"), "--no-e003", "--cells", "1",
-            "--genes", "200", "--epochs", "1", "--workers", "0"]
+    args = [
+        "run",
+        str(store),
+        "--report",
+        str(tmp_path / "rep"),
+        "--no-e003",
+        "--cells",
+        "1",
+        "--genes",
+        "200",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+    ]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 1
-    assert _one_error_line(res) == (f"error: {store}: a chromestore store is already there; "
-                                    "pass --overwrite to replace it")
+    assert _one_error_line(res) == (
+        f"error: {store}: a chromestore store is already there; pass --overwrite to replace it"
+    )
     assert snapshot(store) == before
     res = CliRunner().invoke(main, [*args, "--overwrite"])
     assert res.exit_code == 0, res.output
@@ -138,8 +174,7 @@ def test_e003_store__replaced_only_with_overwrite(tmp_path):
     assert len(genes) == 600
     (tmp_path / "x-e003.zarr" / "expression" / "zarr.json").touch()  # still a store
     before = snapshot(tmp_path)
-    with pytest.raises(StoreError, match="a chromestore store is already there; pass "
-                       "--overwrite"):
+    with pytest.raises(StoreError, match="a chromestore store is already there; pass --overwrite"):
         pipeline.build_e003_store(path)
     assert snapshot(tmp_path) == before
     assert pipeline.build_e003_store(path, overwrite=True) == genes
@@ -173,11 +208,16 @@ def test_replace__what_counts_as_a_chromestore_store(tmp_path, sim_store):
 # --- one line for each error a user can cause ----------------------------------------------
 
 
-@pytest.mark.parametrize("command", [
-    ["ingest", "{p}", "--genes", str(GENES_BED), "--expression", str(RPKM), "--cells", "E003"],
-    ["simulate", "{p}", "--cells", "1", "--genes", "50", "--workers", "0"],
-    ["info", "{p}"], ["verify", "{p}"], ["labels", "{p}"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ingest", "{p}", "--genes", str(GENES_BED), "--expression", str(RPKM), "--cells", "E003"],
+        ["simulate", "{p}", "--cells", "1", "--genes", "50", "--workers", "0"],
+        ["info", "{p}"],
+        ["verify", "{p}"],
+        ["labels", "{p}"],
+    ],
+)
 def test_store_path_is_a_file__one_line_and_file_unchanged(tmp_path, command):
     path = tmp_path / "store.txt"
     path.write_text("not a store\n")
@@ -193,8 +233,10 @@ def test_new_store_in_a_folder_of_other_files__refused(notes):
     before = snapshot(notes)
     res = CliRunner().invoke(main, ["ingest", str(notes), "--genes", str(GENES_BED)])
     assert res.exit_code == 1
-    assert _one_error_line(res) == (f"error: {notes}: the folder is not empty and holds no "
-                                    "chromestore store (notes.txt, plots); choose another path")
+    assert _one_error_line(res) == (
+        f"error: {notes}: the folder is not empty and holds no "
+        "chromestore store (notes.txt, plots); choose another path"
+    )
     assert snapshot(notes) == before
 
 
@@ -216,44 +258,78 @@ def test_read_only_store__one_line_and_bytes_unchanged(sim_store, tmp_path):
         p.chmod(0o555 if p.is_dir() else 0o444)
     try:
         before = snapshot(store)
-        res = _cli(["ingest", str(store), "--expression", str(RPKM), "--cells", "E003,E116"],
-                   preexec_fn=_without_root_powers if os.geteuid() == 0 else None)
+        res = _cli(
+            ["ingest", str(store), "--expression", str(RPKM), "--cells", "E003,E116"],
+            preexec_fn=_without_root_powers if os.geteuid() == 0 else None,
+        )
         assert res.returncode == 1
         line = _one_error_line(res)
         assert line.startswith(f"error: {store}") and ".partial" not in line
-        assert line.endswith(": permission denied; the store or folder is read-only for this "
-                             "user (check its permissions, or write to a copy)")
+        assert line.endswith(
+            ": permission denied; the store or folder is read-only for this "
+            "user (check its permissions, or write to a copy)"
+        )
         assert snapshot(store) == before
     finally:
         for p in [store, *store.rglob("*")]:
             p.chmod(0o755)
 
 
-@pytest.mark.parametrize("name,why", [
-    ("E003/x", "contains '/'"), ("../E003", "contains '/'"),
-    (".hidden", "must start with a letter or a digit"), ("E 003", "contains ' '"),
-])
+@pytest.mark.parametrize(
+    "name,why",
+    [
+        ("E003/x", "contains '/'"),
+        ("../E003", "contains '/'"),
+        (".hidden", "must start with a letter or a digit"),
+        ("E 003", "contains ' '"),
+    ],
+)
 def test_cell_names__refused_up_front_everywhere_they_enter(tmp_path, sim_store, name, why):
     # --cells
-    res = CliRunner().invoke(main, ["ingest", str(tmp_path / "a.zarr"), "--genes",
-                                    str(GENES_BED), "--expression", str(RPKM), "--cells", name])
+    res = CliRunner().invoke(
+        main,
+        [
+            "ingest",
+            str(tmp_path / "a.zarr"),
+            "--genes",
+            str(GENES_BED),
+            "--expression",
+            str(RPKM),
+            "--cells",
+            name,
+        ],
+    )
     assert res.exit_code == 2 and f"cell name {name!r} {why}" in res.output
     assert not (tmp_path / "a.zarr").exists()
     # a samplesheet: file and line named, no store created
     sheet = tmp_path / "sheet.csv"
     (tmp_path / "r.bed").write_text("chr1\t10\t20\tN\t0\t+\n")
     sheet.write_text(f"cell,mark,format,path\n{name},H3K4me3,bed,r.bed\n")
-    res = CliRunner().invoke(main, ["ingest", str(tmp_path / "b.zarr"), "--genes",
-                                    str(GENES_BED), "--samples", str(sheet), "--workers", "0"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "ingest",
+            str(tmp_path / "b.zarr"),
+            "--genes",
+            str(GENES_BED),
+            "--samples",
+            str(sheet),
+            "--workers",
+            "0",
+        ],
+    )
     assert res.exit_code == 1
     assert _one_error_line(res) == f"error: {sheet}, line 2: cell name {name!r} {why}" + (
-        "; use letters, digits and . _ + - only" if "contains" in why else "")
+        "; use letters, digits and . _ + - only" if "contains" in why else ""
+    )
     assert not (tmp_path / "b.zarr").exists()
     # an RPKM header
     rpkm = tmp_path / "rpkm.tsv"
     rpkm.write_text(f"gene_id\tE003\t{name}\nENSG00000000003\t1.0\t2.0\n")
-    res = CliRunner().invoke(main, ["ingest", str(tmp_path / "c.zarr"), "--genes",
-                                    str(GENES_BED), "--expression", str(rpkm)])
+    res = CliRunner().invoke(
+        main,
+        ["ingest", str(tmp_path / "c.zarr"), "--genes", str(GENES_BED), "--expression", str(rpkm)],
+    )
     assert res.exit_code == 1
     assert _one_error_line(res).startswith(f"error: {rpkm}, line 1: cell name {name!r} {why}")
     assert not (tmp_path / "c.zarr").exists()
@@ -274,16 +350,19 @@ def test_train_without_expression__says_to_add_expression(tmp_path):
     assert res.exit_code == 1
     assert _one_error_line(res) == (
         f"error: {store}: no epigenomes in the store yet; add them with `chromestore ingest "
-        f"{store} --expression RPKM.tsv` (and --samples SHEET for their signal)")
+        f"{store} --expression RPKM.tsv` (and --samples SHEET for their signal)"
+    )
     chromestore.add_cells(store, ["E003", "E116"])
     before = snapshot(store)
     for model in ("deepchrome", "shallowchrome"):
-        res = CliRunner().invoke(main, ["train", str(store), "--model", model, "--run", "x",
-                                        "--workers", "0"])
+        res = CliRunner().invoke(
+            main, ["train", str(store), "--model", model, "--run", "x", "--workers", "0"]
+        )
         assert res.exit_code == 1
         assert _one_error_line(res) == (
             f"error: {store}: no expression for E003, E116; labels come from it, so training "
-            f"needs it: add it with `chromestore ingest {store} --expression RPKM.tsv`")
+            f"needs it: add it with `chromestore ingest {store} --expression RPKM.tsv`"
+        )
     assert snapshot(store) == before
 
 
@@ -313,9 +392,25 @@ def _interrupt(store: Path, workers: str) -> tuple[subprocess.CompletedProcess, 
     """Start a long `simulate`, press Ctrl-C (SIGINT to its whole process group, as a
     terminal does) once the store exists; return the finished process and its delay."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chromestore.app.cli", "simulate", str(store), "--cells", "all",
-         "--genes", "all", "--workers", workers, "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "chromestore.app.cli",
+            "simulate",
+            str(store),
+            "--cells",
+            "all",
+            "--genes",
+            "all",
+            "--workers",
+            workers,
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (store / "zarr.json").exists() and time.monotonic() < deadline:
@@ -324,8 +419,9 @@ def _interrupt(store: Path, workers: str) -> tuple[subprocess.CompletedProcess, 
         os.killpg(proc.pid, signal.SIGINT)
         t0 = time.monotonic()
         out, err = proc.communicate(timeout=120)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), \
-            time.monotonic() - t0
+        return subprocess.CompletedProcess(
+            proc.args, proc.returncode, out, err
+        ), time.monotonic() - t0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -357,10 +453,22 @@ def test_dask_worker_errors__only_the_one_line_reaches_the_terminal(tmp_path):
     (tmp_path / "bad.tagAlign").write_text("chr1\t100\tnotanumber\tN\t1000\t+\n")
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("cell,mark,format,path\nE003,H3K4me3,tagalign,bad.tagAlign\n")
-    res = _cli(["ingest", str(tmp_path / "s.zarr"), "--genes", str(GENES_BED), "--samples",
-                str(sheet), "--workers", "1", "--no-progress"])
+    res = _cli(
+        [
+            "ingest",
+            str(tmp_path / "s.zarr"),
+            "--genes",
+            str(GENES_BED),
+            "--samples",
+            str(sheet),
+            "--workers",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert res.returncode == 1
-    assert _one_error_line(res) == (f"error: {tmp_path / 'bad.tagAlign'}, line 1: end is not "
-                                    "a non-negative integer")
+    assert _one_error_line(res) == (
+        f"error: {tmp_path / 'bad.tagAlign'}, line 1: end is not a non-negative integer"
+    )
     assert "Compute Failed" not in res.stderr and "distributed.worker" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 2  # the dashboard line, the error

@@ -62,16 +62,20 @@ def test_flipped_bit__read_raises_naming_variable_cell_and_chunk(store):
     assert "chunk signal/c/1/2/0/0 of variable 'signal' (cell E004, genes 128–149)" in msg
     assert "checksum mismatch" in msg and f"chromestore verify {store}" in msg
     # the other chunks of that cell and the other cells read back unchanged
-    np.testing.assert_array_equal(ds.signal.sel(cell="E004").isel(gene=slice(0, 128)).values,
-                                  before[:128])
+    np.testing.assert_array_equal(
+        ds.signal.sel(cell="E004").isel(gene=slice(0, 128)).values, before[:128]
+    )
     assert np.isfinite(ds.signal.sel(cell="E005").values).all()
 
 
 def test_flipped_bit__a_single_gene_read_names_the_chunk_too(store):
     flip_bit(store / "expression" / "c" / "2" / "1")
     ds = chromestore.open_store(store)
-    with pytest.raises(ChunkError, match=r"expression/c/2/1 of variable 'expression' "
-                       r"\(cell E005, genes 64–127\)"):
+    with pytest.raises(
+        ChunkError,
+        match=r"expression/c/2/1 of variable 'expression' "
+        r"\(cell E005, genes 64–127\)",
+    ):
         float(ds.expression.sel(cell="E005").isel(gene=70))
 
 
@@ -82,8 +86,17 @@ def test_flipped_bit__dask_worker_process_raises_the_same_error(store):
 
     flip_bit(store / "signal" / "c" / "0" / "0" / "0" / "0")
     ds = chromestore.open_store(store)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=50) as cluster, Client(cluster):
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=50,
+        ) as cluster,
+        Client(cluster),
+    ):
         with pytest.raises(ChunkError, match=r"signal/c/0/0/0/0 .*\(cell E003, genes 0–63\)"):
             ds.signal.mean().compute()
 
@@ -108,7 +121,10 @@ def test_verify__names_each_bad_chunk_and_exits_1(store):
     assert res.exit_code == 1
     bad = [line for line in res.output.splitlines() if line.startswith("bad: ")]
     assert [b.split(":")[1].strip().split(" (")[0] for b in bad] == [
-        "expression/c/0/1", "signal/c/1/1/0/0", "signal/c/2/0/0/0"]
+        "expression/c/0/1",
+        "signal/c/1/1/0/0",
+        "signal/c/2/0/0/0",
+    ]
     assert "(cell E003, genes 64–127): checksum mismatch" in bad[0]
     assert "(cell E004, genes 64–127): checksum mismatch" in bad[1]
     assert "(cell E005, genes 0–63): checksum mismatch" in bad[2]
@@ -120,8 +136,12 @@ def test_verify__on_dask_gives_the_same_report(store):
     from distributed import Client, LocalCluster
 
     flip_bit(store / "signal" / "c" / "1" / "0" / "0" / "0")
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         on_dask = verify_store(store, client=client)
     here = verify_store(store)
     assert on_dask.bad == here.bad and len(here.bad) == 1
@@ -163,15 +183,23 @@ def test_info__says_every_chunk_carries_a_checksum(store):
     res = CliRunner().invoke(main, ["info", str(store)])
     assert res.exit_code == 0, res.output
     assert f"checksums: every chunk (`chromestore verify {store}`" in res.output
-    assert json.loads(CliRunner().invoke(main, ["info", str(store), "--format", "json"])
-                      .output)["checksums"] == "every chunk"
+    assert (
+        json.loads(CliRunner().invoke(main, ["info", str(store), "--format", "json"]).output)[
+            "checksums"
+        ]
+        == "every chunk"
+    )
 
 
-@pytest.mark.parametrize("command", [
-    ["labels"], ["query", "--gene", "TSPAN6", "--cell", "E004"],
-    ["train", "--model", "shallowchrome", "--run", "sc", "--split", "random"],
-    ["train", "--model", "deepchrome", "--epochs", "1", "--run", "dc", "--split", "random"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["labels"],
+        ["query", "--gene", "TSPAN6", "--cell", "E004"],
+        ["train", "--model", "shallowchrome", "--run", "sc", "--split", "random"],
+        ["train", "--model", "deepchrome", "--epochs", "1", "--run", "dc", "--split", "random"],
+    ],
+)
 def test_corrupt_chunk__every_reading_command_says_which_in_one_line(store, command):
     target = {"labels": "expression/c/1/0"}.get(command[0], "signal/c/1/0/0/0")
     flip_bit(store / target)
@@ -180,8 +208,9 @@ def test_corrupt_chunk__every_reading_command_says_which_in_one_line(store, comm
     assert res.exit_code == 1
     lines = [line for line in res.output.strip().splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and "Traceback" not in res.output, res.output
-    assert f"chunk {target} of variable '{target.split('/')[0]}' (cell E004, genes 0–63)" \
-        in lines[0]
+    assert (
+        f"chunk {target} of variable '{target.split('/')[0]}' (cell E004, genes 0–63)" in lines[0]
+    )
     assert snapshot(store) == before
 
 
@@ -189,8 +218,15 @@ def test_runs_predictions_and_metrics__carry_checksums_and_verify_names_a_bad_ru
     from chromestore.analysis.analyze import analyze_run
     from chromestore.training.trainer import TrainConfig, train
 
-    train(str(store), "r1", "E003", TrainConfig(split="random", epochs=1, batch_size=32),
-          mode="loop", device="cpu", progress=False)
+    train(
+        str(store),
+        "r1",
+        "E003",
+        TrainConfig(split="random", epochs=1, batch_size=32),
+        mode="loop",
+        device="cpu",
+        progress=False,
+    )
     analyze_run(str(store), ["r1"])
     report = verify_store(store)
     assert report.ok and not report.unchecked, report.unchecked

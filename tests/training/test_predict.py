@@ -26,9 +26,14 @@ RUN = "predict-dc"
 @pytest.fixture(scope="module")
 def trained(e003_store):
     """DeepChrome on E003's 200 training genes (random thirds over the 600 with signal)."""
-    train(e003_store, RUN, ["E003"], TrainConfig(split="random", seed=0, epochs=30,
-                                                 split_over="signal"),
-          mode="stacked", progress=False)
+    train(
+        e003_store,
+        RUN,
+        ["E003"],
+        TrainConfig(split="random", seed=0, epochs=30, split_over="signal"),
+        mode="stacked",
+        progress=False,
+    )
     ds = chromestore.open_store(e003_store)
     has = np.isfinite(ds.signal.sel(cell="E003").isel(mark=0, bin=0).values)
     return e003_store, [str(g) for g in ds.gene.values[has]]
@@ -43,7 +48,8 @@ def other(tmp_path_factory, trained):
 
 
 def test_deepchrome_from_e003_reads_another_epigenomes_marks_better_than_e003s_labels(
-        trained, other):
+    trained, other
+):
     store, genes = trained
     model = P.from_run(store, RUN, from_cell="E003")
     scores = P.predict_store(other, model, ["E116"])
@@ -76,8 +82,9 @@ def test_exported_model_reloads_and_gives_the_same_scores(trained, other, tmp_pa
     np.testing.assert_allclose(loaded.predict(flipped).values, direct.values, atol=1e-5)
 
 
-def test_load_model_names_a_missing_mark_a_bin_mismatch_and_a_newer_format(trained, other,
-                                                                            tmp_path):
+def test_load_model_names_a_missing_mark_a_bin_mismatch_and_a_newer_format(
+    trained, other, tmp_path
+):
     store, _ = trained
     out = X.export_model(store, RUN, tmp_path / "m", cell="E003")
     model = chromestore.load_model(out)
@@ -97,14 +104,33 @@ def test_predict_cli_scores_a_store_without_expression(trained, other, tmp_path)
     bare = tmp_path / "bare.zarr"
     open_or_create(bare, GENES_BED)  # genes, no expression ingested
     sig = chromestore.open_store(other).signal.sel(cell="E116").load()
-    ingest_signal_array(bare, "NEW1", xr.DataArray(sig.values, dims=sig.dims, coords={
-        "gene": sig.gene.values, "mark": sig.mark.values, "bin": sig.bin.values}))
+    ingest_signal_array(
+        bare,
+        "NEW1",
+        xr.DataArray(
+            sig.values,
+            dims=sig.dims,
+            coords={"gene": sig.gene.values, "mark": sig.mark.values, "bin": sig.bin.values},
+        ),
+    )
     assert np.isnan(chromestore.open_store(bare).expression.values).all()
     X.export_model(store, RUN, tmp_path / "dc", cell="E003")
     csv = tmp_path / "scores.csv"
-    res = CliRunner().invoke(main, ["--workers", "0", "predict", str(bare), "--model-dir",
-                                    str(tmp_path / "dc"), "--cells", "NEW1", "--output",
-                                    str(csv)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "--workers",
+            "0",
+            "predict",
+            str(bare),
+            "--model-dir",
+            str(tmp_path / "dc"),
+            "--cells",
+            "NEW1",
+            "--output",
+            str(csv),
+        ],
+    )
     assert res.exit_code == 0, res.output
     table = pd.read_csv(csv)
     assert list(table.columns) == ["cell", "gene", "score", "label"]
@@ -112,14 +138,30 @@ def test_predict_cli_scores_a_store_without_expression(trained, other, tmp_path)
     assert (table.label == (table.score >= 0.5)).all()
     kept = chromestore.runs.open_predictions(bare, "dc")
     expected = P.predict_store(other, chromestore.load_model(tmp_path / "dc"), ["E116"])
-    np.testing.assert_allclose(kept.sel(cell="NEW1", gene=genes).values,
-                               expected.sel(cell="E116", gene=genes).values, atol=1e-5)
+    np.testing.assert_allclose(
+        kept.sel(cell="NEW1", gene=genes).values,
+        expected.sel(cell="E116", gene=genes).values,
+        atol=1e-5,
+    )
 
 
 def test_predict_cli_with_a_run_writes_runs_predictions(trained, other):
     store, genes = trained
-    res = CliRunner().invoke(main, ["--workers", "0", "predict", str(store), "--run", RUN,
-                                    "--from-cell", "E003", "--cells", "E003"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "--workers",
+            "0",
+            "predict",
+            str(store),
+            "--run",
+            RUN,
+            "--from-cell",
+            "E003",
+            "--cells",
+            "E003",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "E003: 600 genes scored by deepchrome from E003" in res.output
     kept = chromestore.runs.open_predictions(store, RUN)
@@ -129,9 +171,16 @@ def test_predict_cli_with_a_run_writes_runs_predictions(trained, other):
 def test_choosing_a_model_in_a_run_of_several_epigenomes_lists_them(tmp_path):
     path = tmp_path / "sim.zarr"
     chromestore.simulate(path, cells=["E003", "E004"], genes=120, seed=0)
-    train(path, "two", ["E003", "E004"], TrainConfig(split="random", epochs=1),
-          mode="stacked", progress=False)
-    with pytest.raises(P.PredictError, match="--from-cell.*deepchrome from E003, "
-                                             "deepchrome from E004"):
+    train(
+        path,
+        "two",
+        ["E003", "E004"],
+        TrainConfig(split="random", epochs=1),
+        mode="stacked",
+        progress=False,
+    )
+    with pytest.raises(
+        P.PredictError, match="--from-cell.*deepchrome from E003, deepchrome from E004"
+    ):
         P.from_run(path, "two")
     assert P.from_run(path, "two", from_cell="E004").train_cells == ["E004"]

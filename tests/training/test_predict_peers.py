@@ -23,10 +23,16 @@ def stores(tmp_path_factory):
 @pytest.mark.parametrize("model", ["shallowchrome", "rf-bestbin", "svm-bin", "attentivechrome"])
 def test_a_peer_trained_on_one_epigenome_scores_another_better_than_chance(stores, model):
     a, b = stores
-    hyper = {"attentivechrome": {"epochs": 3}, "svm-bin": {"grid": {"C": [1.0],
-                                                                    "gamma": [0.1]}}}
-    run_peers(a, f"p-{model}", [model], cells=["E003"], split_scheme="random", seed=0,
-              hyper={model: hyper[model]} if model in hyper else None)
+    hyper = {"attentivechrome": {"epochs": 3}, "svm-bin": {"grid": {"C": [1.0], "gamma": [0.1]}}}
+    run_peers(
+        a,
+        f"p-{model}",
+        [model],
+        cells=["E003"],
+        split_scheme="random",
+        seed=0,
+        hyper={model: hyper[model]} if model in hyper else None,
+    )
     scores = P.predict_store(b, P.from_run(a, f"p-{model}", from_cell="E003"), ["E116"])
     truth = chromestore.compute_labels(chromestore.open_store(b)).label.sel(cell="E116").values
     ok = np.isfinite(scores.values[0])
@@ -53,13 +59,22 @@ def test_exporting_a_scikit_learn_forest_refuses_naming_pickle(stores, tmp_path)
 
 @pytest.mark.parametrize("cell_stats", [False, True])
 def test_regression_model_predicts_log_rpkm_of_an_unseen_epigenome_as_its_run_did(
-        tmp_path, cell_stats):
+    tmp_path, cell_stats
+):
     from chromestore.training.peers.regression_run import run_regression
 
     path = tmp_path / "r.zarr"
     chromestore.simulate(path, cells=["E003", "E004", "E116"], genes=300, seed=0)
-    run = run_regression(path, "reg", ["E003", "E004"], ["E116"], use_cell_stats=cell_stats,
-                         split_scheme="random", seed=0, epochs=2)
+    run = run_regression(
+        path,
+        "reg",
+        ["E003", "E004"],
+        ["E116"],
+        use_cell_stats=cell_stats,
+        split_scheme="random",
+        seed=0,
+        epochs=2,
+    )
     model = P.from_run(path, "reg")
     assert model.task == "regression" and model.train_cells == ["E003", "E004"]
     scores = P.predict_store(path, model, ["E116"])

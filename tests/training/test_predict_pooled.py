@@ -19,8 +19,14 @@ def runs(tmp_path_factory):
     path = tmp_path_factory.mktemp("loeo") / "sim.zarr"
     chromestore.simulate(path, cells=CELLS, genes=400, seed=0)
     cross = pooled.leave_one_out(path, "loeo", CELLS, split="random", seed=0, epochs=8)
-    within = train(path, "within", CELLS, TrainConfig(split="random", seed=0, epochs=8),
-                   mode="stacked", progress=False)
+    within = train(
+        path,
+        "within",
+        CELLS,
+        TrainConfig(split="random", seed=0, epochs=8),
+        mode="stacked",
+        progress=False,
+    )
     return path, cross, within
 
 
@@ -47,25 +53,56 @@ def test_a_pooled_run_predicts_without_from_cell_with_per_epigenome_normalisatio
     np.testing.assert_allclose(model.predict(deeper).values, scores.values, atol=1e-4)
 
 
-def test_train_cli_pools_epigenomes_scores_unseen_ones_and_predict_needs_no_from_cell(runs,
-                                                                                      tmp_path):
+def test_train_cli_pools_epigenomes_scores_unseen_ones_and_predict_needs_no_from_cell(
+    runs, tmp_path
+):
     from click.testing import CliRunner
 
     from chromestore.app.cli import main
 
     path, _, _ = runs
-    res = CliRunner().invoke(main, ["--workers", "0", "train", str(path), "--model",
-                                    "pooled", "--cells", "E003,E005", "--test-cells",
-                                    "E116", "--epochs", "2", "--split", "random",
-                                    "--run", "cli-pooled"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "--workers",
+            "0",
+            "train",
+            str(path),
+            "--model",
+            "pooled",
+            "--cells",
+            "E003,E005",
+            "--test-cells",
+            "E116",
+            "--epochs",
+            "2",
+            "--split",
+            "random",
+            "--run",
+            "cli-pooled",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "E116 (unseen)" in res.output and "E003 (left out)" in res.output
     run = chromestore.open_run(path, "cli-pooled")
     assert run.attrs["test_cells"] == ["E116"] and run.attrs["train_cells"] == ["E003", "E005"]
     assert np.isfinite(run.prediction.sel(model="deepchrome-pooled", cell="E116")).sum() > 100
     csv = tmp_path / "p.csv"
-    res = CliRunner().invoke(main, ["--workers", "0", "predict", str(path), "--run",
-                                    "cli-pooled", "--cells", "E116", "--output", str(csv)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "--workers",
+            "0",
+            "predict",
+            str(path),
+            "--run",
+            "cli-pooled",
+            "--cells",
+            "E116",
+            "--output",
+            str(csv),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "deepchrome from E003+E005" in res.output
     assert len(csv.read_text().splitlines()) == 401
@@ -73,20 +110,42 @@ def test_train_cli_pools_epigenomes_scores_unseen_ones_and_predict_needs_no_from
 
 @pytest.mark.parametrize("model", ["shallowchrome", "rf-bestbin"])
 def test_an_arrays_classifier_pools_near_its_per_epigenome_fit_and_its_pooled_model_predicts(
-        runs, model):
+    runs, model
+):
     path, _, _ = runs
-    cross = pooled.leave_one_out(path, f"loeo-{model}", CELLS, model=model, split="random",
-                                 seed=0, hyper={"trees": [50]} if model == "rf-bestbin" else None)
+    cross = pooled.leave_one_out(
+        path,
+        f"loeo-{model}",
+        CELLS,
+        model=model,
+        split="random",
+        seed=0,
+        hyper={"trees": [50]} if model == "rf-bestbin" else None,
+    )
     assert str(cross.model.values[0]) == f"{model}-pooled"
     from chromestore.training.peers.execute import run_peers
 
     hyper = {"trees": [50]} if model == "rf-bestbin" else {}
-    within = pooled.test_auroc(run_peers(path, f"within-{model}", [model], cells=CELLS,
-                                         split_scheme="random", seed=0,
-                                         hyper={model: hyper}), model)
+    within = pooled.test_auroc(
+        run_peers(
+            path,
+            f"within-{model}",
+            [model],
+            cells=CELLS,
+            split_scheme="random",
+            seed=0,
+            hyper={model: hyper},
+        ),
+        model,
+    )
     aucs = pooled.test_auroc(cross)
-    print(model, "cross", {c: round(a, 3) for c, a in aucs.items()},
-          "within", {c: round(a, 3) for c, a in within.items()})
+    print(
+        model,
+        "cross",
+        {c: round(a, 3) for c, a in aucs.items()},
+        "within",
+        {c: round(a, 3) for c, a in within.items()},
+    )
     assert all(a > 0.6 for a in aucs.values())
     # rf-bestbin pools as well as it fits one epigenome; ShallowChrome's max-over-bins
     # logistic loses more (measured mean 0.714 pooled against 0.821 within)
@@ -102,8 +161,9 @@ def test_analyze_of_a_run_and_its_pooled_run_reports_cross_against_within(runs, 
     from chromestore.app.analyze_commands import analyze_command
 
     path, cross, within = runs
-    text = analyze_command(str(path), ["within", "loeo"], report_dir=str(tmp_path / "r"),
-                           interpret=False)
+    text = analyze_command(
+        str(path), ["within", "loeo"], report_dir=str(tmp_path / "r"), interpret=False
+    )
     assert "deepchrome-pooled" in text and "deepchrome " in text
     page = (tmp_path / "r" / "index.html").read_text()
     assert "Cross- against within-epigenome AUROC" in page
@@ -112,12 +172,12 @@ def test_analyze_of_a_run_and_its_pooled_run_reports_cross_against_within(runs, 
     expected_within = pooled.test_auroc(within, "deepchrome")
     assert list(table.cell) == CELLS and (table.model == "deepchrome").all()
     np.testing.assert_allclose(table.cross_auroc, [expected_cross[c] for c in CELLS], atol=1e-6)
-    np.testing.assert_allclose(table.within_auroc, [expected_within[c] for c in CELLS],
-                               atol=1e-6)
+    np.testing.assert_allclose(table.within_auroc, [expected_within[c] for c in CELLS], atol=1e-6)
 
 
 def test_a_pooled_model_exports_with_its_normalisation_and_reloads_to_the_same_scores(
-        runs, tmp_path):
+    runs, tmp_path
+):
     import json
 
     from chromestore.training import export as X

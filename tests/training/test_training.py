@@ -39,10 +39,14 @@ def test_deepchrome__layer_shapes_and_parameter_count_match_the_paper():
     m = DeepChrome()
     shapes = {n: tuple(p.shape) for n, p in m.named_parameters()}
     assert shapes == {
-        "conv.weight": (50, 5, 10), "conv.bias": (50,),
-        "fc1.weight": (625, 900), "fc1.bias": (625,),
-        "fc2.weight": (125, 625), "fc2.bias": (125,),
-        "fc3.weight": (2, 125), "fc3.bias": (2,),
+        "conv.weight": (50, 5, 10),
+        "conv.bias": (50,),
+        "fc1.weight": (625, 900),
+        "fc1.bias": (625,),
+        "fc2.weight": (125, 625),
+        "fc2.bias": (125,),
+        "fc3.weight": (2, 125),
+        "fc3.bias": (2,),
     }
     assert sum(p.numel() for p in m.parameters()) == 644_177  # 2,550 + 563,125 + 78,250 + 252
     assert m(torch.zeros(7, 5, 100)).shape == (7, 2)
@@ -130,8 +134,7 @@ class CountingStore(zarr.storage.WrapperStore):
 
 def test_loader__reads_only_its_cells_chunks(sim_store):
     counting = CountingStore(zarr.storage.LocalStore(sim_store, read_only=True))
-    loader = ChunkLoader(sim_store, ["E004"], split="random", memory_budget=0,
-                         zarr_store=counting)
+    loader = ChunkLoader(sim_store, ["E004"], split="random", memory_budget=0, zarr_store=counting)
     signal_reads = [k for k in counting.keys if k.startswith("signal/c/")]
     # the scan for missing signal: exactly the 5 chunks of cell 1 (E004), once each
     assert sorted(signal_reads) == [f"signal/c/1/{j}/0/0" for j in range(5)]
@@ -195,13 +198,17 @@ def test_fit_group__resume_after_interruption_gives_the_same_model(sim_store):
 
 def test_train__writes_run_and_group_membership_does_not_change_a_model(sim_store):
     cfg = TrainConfig(split="random", epochs=2, batch_size=32)
-    run = train(sim_store, "both", "E003,E005", cfg, mode="stacked", device="cpu",
-                progress=False)
+    run = train(sim_store, "both", "E003,E005", cfg, mode="stacked", device="cpu", progress=False)
     alone = fit_group(sim_store, ["E005"], cfg)
     np.testing.assert_allclose(
         run.prediction.sel(model="deepchrome", cell="E005", repeat=0).values,
-        alone["prediction"][0], rtol=1e-4, atol=1e-5)
-    assert run.attrs["mode"] == "stacked" and run.attrs["models"]["deepchrome"]["transform"] == "raw"
+        alone["prediction"][0],
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    assert (
+        run.attrs["mode"] == "stacked" and run.attrs["models"]["deepchrome"]["transform"] == "raw"
+    )
     split = run.split.values[0]
     pred = run.prediction.values[0, :, 0]
     assert np.isnan(pred[:, split == 0]).all() and not np.isnan(pred[:, split == 2]).any()
@@ -215,8 +222,15 @@ def test_train__cuda_without_gpu_is_a_clear_error(sim_store):
     with pytest.raises(ValueError, match="no CUDA GPU"):
         resolve_device("cuda")
     with pytest.raises(ValueError, match="no CUDA GPU"):
-        train(sim_store, "x", "E003", TrainConfig(epochs=1), mode="stacked", device="cuda",
-              progress=False)
+        train(
+            sim_store,
+            "x",
+            "E003",
+            TrainConfig(epochs=1),
+            mode="stacked",
+            device="cuda",
+            progress=False,
+        )
 
 
 @pytest.mark.cluster
@@ -224,11 +238,18 @@ def test_distributed__two_worker_cluster_matches_stacked(sim_store):
     from chromestore.app.cluster import connect
 
     cfg = TrainConfig(split="random", epochs=3, batch_size=32)
-    stacked = train(sim_store, "st", "E003,E004", cfg, mode="stacked", device="cpu",
-                    progress=False)
+    stacked = train(sim_store, "st", "E003,E004", cfg, mode="stacked", device="cpu", progress=False)
     with connect(workers=2, quiet=True) as client:
-        dist = train(sim_store, "di", "E003,E004", cfg, mode="distributed", device="cpu",
-                     progress=False, client=client)
+        dist = train(
+            sim_store,
+            "di",
+            "E003,E004",
+            cfg,
+            mode="distributed",
+            device="cpu",
+            progress=False,
+            client=client,
+        )
         assert len(client.scheduler_info()["workers"]) == 2
     assert dist.attrs["mode"] == "distributed"
     for cell in ("E003", "E004"):
@@ -243,10 +264,10 @@ def test_distributed__two_worker_cluster_matches_stacked(sim_store):
 
 
 def test_e003__deepchrome_test_auc_at_least_0_80(e003_store):
-    cfg = TrainConfig(split="random", seed=0, epochs=60, patience=15, batch_size=64,
-                      split_over="signal")
-    run = train(str(e003_store), "e003", "E003", cfg, mode="stacked", device="cpu",
-                progress=False)
+    cfg = TrainConfig(
+        split="random", seed=0, epochs=60, patience=15, batch_size=64, split_over="signal"
+    )
+    run = train(str(e003_store), "e003", "E003", cfg, mode="stacked", device="cpu", progress=False)
     excluded = run.excluded.sel(cell="E003").values
     assert (~excluded).sum() == 600
     split = run.split.values[0]
@@ -272,9 +293,12 @@ def _test_aucs(result: dict, cells) -> np.ndarray:
 
 def test_fit_group__per_model_steps_train_the_same_models_as_stacked_steps(sim_store):
     cells = ["E003", "E004"]
-    runs = {steps: fit_group(sim_store, cells, TrainConfig(split="random", epochs=3,
-                                                           batch_size=32, steps=steps))
-            for steps in ("stacked", "per-model")}
+    runs = {
+        steps: fit_group(
+            sim_store, cells, TrainConfig(split="random", epochs=3, batch_size=32, steps=steps)
+        )
+        for steps in ("stacked", "per-model")
+    }
     a, b = runs["stacked"], runs["per-model"]
     np.testing.assert_allclose(a["history_loss"], b["history_loss"], rtol=1e-3)
     np.testing.assert_allclose(a["prediction"], b["prediction"], atol=1e-3)
@@ -284,8 +308,15 @@ def test_fit_group__per_model_steps_train_the_same_models_as_stacked_steps(sim_s
 
 def test_fit_group__bf16_autocast_keeps_test_auroc_within_0_02(sim_store):
     cells = ["E003", "E004", "E005"]
-    aucs = {p: _test_aucs(fit_group(sim_store, cells, TrainConfig(
-        split="random", epochs=4, batch_size=32, precision=p)), cells) for p in ("fp32", "bf16")}
+    aucs = {
+        p: _test_aucs(
+            fit_group(
+                sim_store, cells, TrainConfig(split="random", epochs=4, batch_size=32, precision=p)
+            ),
+            cells,
+        )
+        for p in ("fp32", "bf16")
+    }
     assert aucs["fp32"].mean() > 0.6
     assert abs(aucs["bf16"].mean() - aucs["fp32"].mean()) <= 0.02, aucs
 
@@ -324,8 +355,10 @@ def test_fit_group__short_finished_run_leaves_no_checkpoint_and_a_stopped_one_do
 
 def test_train__loop_mode_writes_the_same_run_as_stacked(sim_store):
     cfg = TrainConfig(split="random", epochs=2, batch_size=32)
-    runs = [train(sim_store, f"m-{mode}", "E003,E005", cfg, mode=mode, device="cpu",
-                  progress=False) for mode in ("stacked", "loop")]
+    runs = [
+        train(sim_store, f"m-{mode}", "E003,E005", cfg, mode=mode, device="cpu", progress=False)
+        for mode in ("stacked", "loop")
+    ]
     assert [r.attrs["mode"] for r in runs] == ["stacked", "loop"]
     np.testing.assert_allclose(runs[0].prediction.values, runs[1].prediction.values, atol=1e-3)
 
@@ -369,9 +402,18 @@ def test_gpu__bf16_on_cuda_keeps_test_auroc_within_0_02(sim_store):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     cells = ["E003", "E004", "E005"]
-    aucs = [_test_aucs(fit_group(sim_store, cells, TrainConfig(
-        split="random", epochs=4, batch_size=32, precision=p), device="cuda"), cells).mean()
-        for p in ("fp32", "bf16")]
+    aucs = [
+        _test_aucs(
+            fit_group(
+                sim_store,
+                cells,
+                TrainConfig(split="random", epochs=4, batch_size=32, precision=p),
+                device="cuda",
+            ),
+            cells,
+        ).mean()
+        for p in ("fp32", "bf16")
+    ]
     assert abs(aucs[0] - aucs[1]) <= 0.02, aucs
 
 

@@ -158,14 +158,20 @@ def fit_attentivechrome(
     if unknown:
         raise ValueError(f"unknown AttentiveChrome hyper-parameters {sorted(unknown)}")
     with torch_threads(threads):
-        fits = [_fit(signal, y, split, seed + k * MEMBER_SEED_STEP, hp)
-                for k in range(max(1, int(hp["ensemble"])))]
+        fits = [
+            _fit(signal, y, split, seed + k * MEMBER_SEED_STEP, hp)
+            for k in range(max(1, int(hp["ensemble"])))
+        ]
     first = fits[0]
     y = np.asarray(y)
     va = np.asarray(split) == V.VALID
     score = np.mean([f.score for f in fits], axis=0)
     return AttentiveFit(
-        first.model, first.best_epoch, first.history_loss, first.history_valid_auc, score,
+        first.model,
+        first.best_epoch,
+        first.history_loss,
+        first.history_valid_auc,
+        score,
         np.mean([f.bin_attention for f in fits], axis=0),
         np.mean([f.mark_attention for f in fits], axis=0),
         valid_auc=_auc(y[va], score[va]),
@@ -214,22 +220,47 @@ def _fit(signal, y, split, seed: int, hp: dict) -> AttentiveFit:
     if best_state is not None:
         model.load_state_dict(best_state)
     score, bw, mw = predict(model, x)
-    return AttentiveFit(model, best_epoch, np.array(losses), np.array(aucs), score, bw, mw,
-                        valid_auc=best_auc, models=[model])
+    return AttentiveFit(
+        model,
+        best_epoch,
+        np.array(losses),
+        np.array(aucs),
+        score,
+        bw,
+        mw,
+        valid_auc=best_auc,
+        models=[model],
+    )
 
 
 # --- in the run layout (the peer executor's ``fit_cell``) -------------------------------
 def fit_cell(data, hp: dict, seed: int) -> dict:
     """AttentiveChrome on one epigenome, every split repeat (seed ``seed + repeat``)."""
-    out: dict = {k: [] for k in ("prediction", "attention_bin", "attention_mark", "valid_auc",
-                                 "history_loss", "history_valid_auc", "best_epoch", "weights")}
+    out: dict = {
+        k: []
+        for k in (
+            "prediction",
+            "attention_bin",
+            "attention_mark",
+            "valid_auc",
+            "history_loss",
+            "history_valid_auc",
+            "best_epoch",
+            "weights",
+        )
+    }
     for r, split in enumerate(data.split):
         fit = fit_attentivechrome(data.signal, data.y, split, seed=seed + r, **hp)
-        values = {"prediction": fit.score, "attention_bin": fit.bin_attention,
-                  "attention_mark": fit.mark_attention, "valid_auc": fit.valid_auc,
-                  "history_loss": fit.history_loss, "history_valid_auc": fit.history_valid_auc,
-                  "best_epoch": fit.best_epoch,
-                  "weights": [m.state_dict() for m in fit.models]}  # one per ensemble member
+        values = {
+            "prediction": fit.score,
+            "attention_bin": fit.bin_attention,
+            "attention_mark": fit.mark_attention,
+            "valid_auc": fit.valid_auc,
+            "history_loss": fit.history_loss,
+            "history_valid_auc": fit.history_valid_auc,
+            "best_epoch": fit.best_epoch,
+            "weights": [m.state_dict() for m in fit.models],
+        }  # one per ensemble member
         for k, v in values.items():
             out[k].append(v)
     return out
@@ -250,15 +281,21 @@ def attention_per_class(run: xr.Dataset) -> xr.DataArray | None:
             if sel.any():
                 out[ci, k] = a[sel].mean(0)
     return xr.DataArray(
-        out, dims=(V.CELL, V.CLASS, V.MARK, V.BIN),
-        coords={V.CELL: run[V.CELL].values, V.CLASS: list(V.CLASS_NAMES),
-                V.MARK: att[V.MARK].values, V.BIN: att[V.BIN].values},
+        out,
+        dims=(V.CELL, V.CLASS, V.MARK, V.BIN),
+        coords={
+            V.CELL: run[V.CELL].values,
+            V.CLASS: list(V.CLASS_NAMES),
+            V.MARK: att[V.MARK].values,
+            V.BIN: att[V.BIN].values,
+        },
     )
 
 
 _CR = (V.CELL, V.REPEAT)
-def attentivechrome_scorer(entry, weights: Any, hp: Mapping
-                           ) -> Callable[[np.ndarray], np.ndarray]:
+
+
+def attentivechrome_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
     """``attentivechrome``: the mean P(class 1) of the member's ensemble of networks."""
     states = weights if isinstance(weights, list) else [weights]
     nets = []
@@ -279,20 +316,48 @@ def attentivechrome_scorer(entry, weights: Any, hp: Mapping
 
 
 ENTRY = ModelEntry(
-    "attentivechrome", kind="arrays", fit_cell=fit_cell, defaults=dict(DEFAULTS),
+    "attentivechrome",
+    kind="arrays",
+    fit_cell=fit_cell,
+    defaults=dict(DEFAULTS),
     weights=TORCH,  # a state dict per ensemble member
     scorer=attentivechrome_scorer,
     paper="Singh et al. 2017, AttentiveChrome (NeurIPS)",
     extras=(
-        V.Spec("attentivechrome_attention_bin", (*_CR, V.GENE, V.MARK, V.BIN), "f", "float32",
-               "Bin-level attention of each gene and mark (ensemble mean).", required=False),
-        V.Spec("attentivechrome_attention_mark", (*_CR, V.GENE, V.MARK), "f", "float32",
-               "Mark-level attention of each gene (ensemble mean).", required=False),
+        V.Spec(
+            "attentivechrome_attention_bin",
+            (*_CR, V.GENE, V.MARK, V.BIN),
+            "f",
+            "float32",
+            "Bin-level attention of each gene and mark (ensemble mean).",
+            required=False,
+        ),
+        V.Spec(
+            "attentivechrome_attention_mark",
+            (*_CR, V.GENE, V.MARK),
+            "f",
+            "float32",
+            "Mark-level attention of each gene (ensemble mean).",
+            required=False,
+        ),
         # history_* and best_epoch are the first member's; this is the ensemble's
-        V.Spec("attentivechrome_valid_auc", _CR, "f", "float32",
-               "Validation AUC of the ensemble.", required=False),
+        V.Spec(
+            "attentivechrome_valid_auc",
+            _CR,
+            "f",
+            "float32",
+            "Validation AUC of the ensemble.",
+            required=False,
+        ),
     ),
-    metrics=(ModelMetric("attention_class", attention_per_class, V.attention_class.doc,
-                         plot="class_map", title="AttentiveChrome attention",
-                         label="attention weight"),),
+    metrics=(
+        ModelMetric(
+            "attention_class",
+            attention_per_class,
+            V.attention_class.doc,
+            plot="class_map",
+            title="AttentiveChrome attention",
+            label="attention weight",
+        ),
+    ),
 )

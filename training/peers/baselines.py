@@ -181,25 +181,49 @@ def rf_bestbin(
 # --- in the run layout (the peer executor's kernels) -------------------------------------
 def svm_fit_bins(data, bins, hp: dict) -> list[list[SvmBinFit]]:
     """``svm-bin``'s part of one epigenome: each of ``bins``, every split repeat."""
-    return [[svm_fit_bin(data.signal[:, :, b], data.y, split, hp["grid"]) for split in data.split]
-            for b in bins]
+    return [
+        [svm_fit_bin(data.signal[:, :, b], data.y, split, hp["grid"]) for split in data.split]
+        for b in bins
+    ]
 
 
 def svm_collect_cell(parts: list[list[list[SvmBinFit]]], data, hp: dict) -> dict:
     """The parts of one epigenome (in bin order) → per-bin AUCs and the best bin's scores."""
     per_bin = [fit for part in parts for fit in part]
-    out: dict = {k: [] for k in ("prediction", "valid_auc_bin", "test_auc_bin", "best_bin", "C",
-                                 "gamma", "valid_auc", "loss", "weights")}
+    out: dict = {
+        k: []
+        for k in (
+            "prediction",
+            "valid_auc_bin",
+            "test_auc_bin",
+            "best_bin",
+            "C",
+            "gamma",
+            "valid_auc",
+            "loss",
+            "weights",
+        )
+    }
     for r, split in enumerate(data.split):
         fits = [b[r] for b in per_bin]
         res = svm_collect(fits, data.y, split)
         best = fits[res.best_bin]
-        values = {"prediction": res.score, "valid_auc_bin": res.valid_auc,
-                  "test_auc_bin": res.test_auc, "best_bin": res.best_bin,
-                  "C": [f.C for f in fits], "gamma": [f.gamma for f in fits],
-                  "valid_auc": res.valid_auc[res.best_bin], "loss": np.nan,
-                  "weights": {"best_bin": res.best_bin, "model": best.model,
-                              "log1p_mean": best.mean, "log1p_scale": best.scale}}
+        values = {
+            "prediction": res.score,
+            "valid_auc_bin": res.valid_auc,
+            "test_auc_bin": res.test_auc,
+            "best_bin": res.best_bin,
+            "C": [f.C for f in fits],
+            "gamma": [f.gamma for f in fits],
+            "valid_auc": res.valid_auc[res.best_bin],
+            "loss": np.nan,
+            "weights": {
+                "best_bin": res.best_bin,
+                "model": best.model,
+                "log1p_mean": best.mean,
+                "log1p_scale": best.scale,
+            },
+        }
         for k, v in values.items():
             out[k].append(v)
     return out
@@ -207,14 +231,23 @@ def svm_collect_cell(parts: list[list[list[SvmBinFit]]], data, hp: dict) -> dict
 
 def rf_fit_cell(data, hp: dict, seed: int) -> dict:
     """``rf-bestbin`` on one epigenome, every split repeat."""
-    out: dict = {k: [] for k in ("prediction", "bin", "n_trees", "importance", "valid_auc",
-                                 "loss", "weights")}
+    out: dict = {
+        k: []
+        for k in ("prediction", "bin", "n_trees", "importance", "valid_auc", "loss", "weights")
+    }
     for r, split in enumerate(data.split):
-        res = rf_bestbin(data.signal, data.y, split, data.expression, trees=tuple(hp["trees"]),
-                         seed=seed + r)
-        values = {"prediction": res.score, "bin": res.bins, "n_trees": res.n_trees,
-                  "importance": res.importance, "valid_auc": res.valid_auc, "loss": np.nan,
-                  "weights": res}
+        res = rf_bestbin(
+            data.signal, data.y, split, data.expression, trees=tuple(hp["trees"]), seed=seed + r
+        )
+        values = {
+            "prediction": res.score,
+            "bin": res.bins,
+            "n_trees": res.n_trees,
+            "importance": res.importance,
+            "valid_auc": res.valid_auc,
+            "loss": np.nan,
+            "weights": res,
+        }
         for k, v in values.items():
             out[k].append(v)
     return out
@@ -229,6 +262,8 @@ def svm_auc_curve(run):
 
 
 _CR = (V.CELL, V.REPEAT)
+
+
 def rf_bestbin_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
     """``rf-bestbin``: each mark's chosen bin → the fitted random forest."""
     return lambda x: np.asarray(weights.predict_proba(x), np.float32)
@@ -249,38 +284,86 @@ def svm_bin_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndarray
 
 
 SVM_BIN = ModelEntry(
-    "svm-bin", kind="arrays", fan_out=FanOut(svm_fit_bins, svm_collect_cell, size=10),
+    "svm-bin",
+    kind="arrays",
+    fan_out=FanOut(svm_fit_bins, svm_collect_cell, size=10),
     scorer=svm_bin_scorer,
-    defaults={"grid": {k: list(v) for k, v in SVM_GRID.items()},
-              "features": "log1p, standardised"},
+    defaults={"grid": {k: list(v) for k, v in SVM_GRID.items()}, "features": "log1p, standardised"},
     paper="Cheng et al. 2011 (Genome Biology), as DeepChrome ran it",
     extras=(
-        V.Spec("svm_bin_valid_auc_bin", (*_CR, V.BIN), "f", "float32",
-               "Validation AUC of each bin's tuned SVM.", required=False),
-        V.Spec("svm_bin_test_auc_bin", (*_CR, V.BIN), "f", "float32",
-               "Test AUC of each bin's tuned SVM.", required=False),
-        V.Spec("svm_bin_C", (*_CR, V.BIN), "f", "float32", "C chosen for each bin.",
-               required=False),
-        V.Spec("svm_bin_gamma", (*_CR, V.BIN), "f", "float32", "gamma chosen for each bin.",
-               required=False),
-        V.Spec("svm_bin_best_bin", _CR, "i", "int16",
-               "The bin best on validation, whose SVM predicts.", required=False),
+        V.Spec(
+            "svm_bin_valid_auc_bin",
+            (*_CR, V.BIN),
+            "f",
+            "float32",
+            "Validation AUC of each bin's tuned SVM.",
+            required=False,
+        ),
+        V.Spec(
+            "svm_bin_test_auc_bin",
+            (*_CR, V.BIN),
+            "f",
+            "float32",
+            "Test AUC of each bin's tuned SVM.",
+            required=False,
+        ),
+        V.Spec(
+            "svm_bin_C", (*_CR, V.BIN), "f", "float32", "C chosen for each bin.", required=False
+        ),
+        V.Spec(
+            "svm_bin_gamma",
+            (*_CR, V.BIN),
+            "f",
+            "float32",
+            "gamma chosen for each bin.",
+            required=False,
+        ),
+        V.Spec(
+            "svm_bin_best_bin",
+            _CR,
+            "i",
+            "int16",
+            "The bin best on validation, whose SVM predicts.",
+            required=False,
+        ),
     ),
-    metrics=(ModelMetric("svmbin_auc_curve", svm_auc_curve, V.svmbin_auc_curve.doc,
-                         plot="profile", title="svm-bin: AUROC of each bin alone",
-                         label="test AUROC of one bin"),),
+    metrics=(
+        ModelMetric(
+            "svmbin_auc_curve",
+            svm_auc_curve,
+            V.svmbin_auc_curve.doc,
+            plot="profile",
+            title="svm-bin: AUROC of each bin alone",
+            label="test AUROC of one bin",
+        ),
+    ),
 )
 RF_BESTBIN = ModelEntry(
-    "rf-bestbin", kind="arrays", fit_cell=rf_fit_cell, scorer=rf_bestbin_scorer,
+    "rf-bestbin",
+    kind="arrays",
+    fit_cell=rf_fit_cell,
+    scorer=rf_bestbin_scorer,
     defaults={"trees": list(RF_TREES), "correlation": "pearson with log(RPKM+1)"},
     paper="Dong et al. 2012 (Genome Biology), as DeepChrome ran it",
     extras=(
-        V.Spec("rf_bestbin_bin", (*_CR, V.MARK), "i", "int16",
-               "Each mark's bin most correlated with expression on the training genes.",
-               required=False),
-        V.Spec("rf_bestbin_importance", (*_CR, V.MARK), "f", "float32",
-               "Random-forest importance of each mark's feature.", required=False),
-        V.Spec("rf_bestbin_n_trees", _CR, "i", "int16", "Trees chosen on validation.",
-               required=False),
+        V.Spec(
+            "rf_bestbin_bin",
+            (*_CR, V.MARK),
+            "i",
+            "int16",
+            "Each mark's bin most correlated with expression on the training genes.",
+            required=False,
+        ),
+        V.Spec(
+            "rf_bestbin_importance",
+            (*_CR, V.MARK),
+            "f",
+            "float32",
+            "Random-forest importance of each mark's feature.",
+            required=False,
+        ),
+        V.Spec(
+            "rf_bestbin_n_trees", _CR, "i", "int16", "Trees chosen on validation.", required=False
+        ),
     ),
 )

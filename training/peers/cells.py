@@ -49,8 +49,9 @@ class CellData:
     expression: np.ndarray | None = None  # (kept,) RPKM
 
 
-def read_cell(store, cell: str, genes, storage_options: Mapping | None = None,
-              peaks: bool = True) -> dict:
+def read_cell(
+    store, cell: str, genes, storage_options: Mapping | None = None, peaks: bool = True
+) -> dict:
     """One epigenome's ``signal`` (gene, mark, bin) and ``peak_max`` (gene, mark) for ``genes``."""
     ds = open_store(store, storage_options)
     sub = ds.isel({V.GENE: genes}).sel({V.CELL: cell})
@@ -74,29 +75,43 @@ def read_cell_max(store, cell: str, genes, storage_options: Mapping | None = Non
     with warnings.catch_warnings(), local_dask(threads=False):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows → NaN
         smax, finite, pk = dask.compute(
-            sig.max(V.BIN, skipna=True).data, sig.notnull().all([V.MARK, V.BIN]).data,
+            sig.max(V.BIN, skipna=True).data,
+            sig.notnull().all([V.MARK, V.BIN]).data,
             sub[V.peak_max.name].data,
         )
     pk = np.asarray(pk, dtype=np.float32)
-    return {"signal_max": np.asarray(smax, dtype=np.float64), "finite": np.asarray(finite),
-            "peak_max": pk if np.isfinite(pk).any() else None}
+    return {
+        "signal_max": np.asarray(smax, dtype=np.float64),
+        "finite": np.asarray(finite),
+        "peak_max": pk if np.isfinite(pk).any() else None,
+    }
 
 
-def cell_data(store, cell: str, genes, label: np.ndarray, valid: np.ndarray, split: np.ndarray,
-              expression: np.ndarray | None, reads: str,
-              storage_options: Mapping | None = None) -> CellData:
+def cell_data(
+    store,
+    cell: str,
+    genes,
+    label: np.ndarray,
+    valid: np.ndarray,
+    split: np.ndarray,
+    expression: np.ndarray | None,
+    reads: str,
+    storage_options: Mapping | None = None,
+) -> CellData:
     """Read one epigenome and keep its genes with complete signal and a label."""
     if reads == "signal_max":  # only the max over bins is needed: reduce while reading
         raw = read_cell_max(store, cell, genes, storage_options)
         keep = raw["finite"] & valid
-        data = CellData(cell, label[keep].astype(int), split[:, keep], keep,
-                        signal_max=raw["signal_max"][keep])
+        data = CellData(
+            cell, label[keep].astype(int), split[:, keep], keep, signal_max=raw["signal_max"][keep]
+        )
         data.peak_max = None if raw["peak_max"] is None else raw["peak_max"][keep]
     else:
         raw = read_cell(store, cell, genes, storage_options, peaks=False)
         keep = np.isfinite(raw["signal"]).all(axis=(1, 2)) & valid
-        data = CellData(cell, label[keep].astype(int), split[:, keep], keep,
-                        signal=raw["signal"][keep])
+        data = CellData(
+            cell, label[keep].astype(int), split[:, keep], keep, signal=raw["signal"][keep]
+        )
     data.expression = None if expression is None else expression[keep]
     return data
 
@@ -126,8 +141,9 @@ def flatten(signal: np.ndarray) -> np.ndarray:
     return np.asarray(signal, dtype=np.float64).reshape(len(signal), -1)
 
 
-def fit_estimator(factory: Callable, features: Callable | None, data: CellData, hp: dict,
-                  seed: int) -> dict:
+def fit_estimator(
+    factory: Callable, features: Callable | None, data: CellData, hp: dict, seed: int
+) -> dict:
     """``fit_cell`` of an entry given as a scikit-learn-style estimator ``factory(**hp)``.
 
     For each repeat: fit on the training genes' ``features(signal)`` (or of

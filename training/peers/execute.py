@@ -53,8 +53,21 @@ def _fit_cell(entry: registry.ModelEntry):
     return functools.partial(fit_estimator, entry.factory, entry.features)
 
 
-def _cell_task(fit, reads, gene_outputs, store, cell, genes, label, valid, split, hp, seed,
-               expression, storage_options):
+def _cell_task(
+    fit,
+    reads,
+    gene_outputs,
+    store,
+    cell,
+    genes,
+    label,
+    valid,
+    split,
+    hp,
+    seed,
+    expression,
+    storage_options,
+):
     """One (model, cell) task: read, keep genes with signal and a label, fit, put back."""
     data = cell_data(store, cell, genes, label, valid, split, expression, reads, storage_options)
     return scatter(fit(data, hp, seed), data.keep, gene_outputs)
@@ -71,13 +84,18 @@ def _tasks(entry, store, cells, gidx, label, valid, expr, split, n_bins, hp, see
     for ci, c in enumerate(cells):
         args = (store, c, gidx, label[ci], valid[ci], split)
         if entry.fan_out is None:
-            out.append(dask.delayed(_cell_task)(_fit_cell(entry), entry.reads, outputs, *args,
-                                                hp, seed, expr[ci], so))
+            out.append(
+                dask.delayed(_cell_task)(
+                    _fit_cell(entry), entry.reads, outputs, *args, hp, seed, expr[ci], so
+                )
+            )
             continue
         data = dask.delayed(cell_data)(*args, expr[ci], entry.reads, so)
         size = entry.fan_out.size
-        parts = [dask.delayed(entry.fan_out.fit)(data, range(b, min(b + size, n_bins)), hp)
-                 for b in range(0, n_bins, size)]
+        parts = [
+            dask.delayed(entry.fan_out.fit)(data, range(b, min(b + size, n_bins)), hp)
+            for b in range(0, n_bins, size)
+        ]
         out.append(dask.delayed(_collect_task)(entry.fan_out.collect, outputs, parts, data, hp))
     return out
 
@@ -110,12 +128,16 @@ def run_peers(
     store = os.fspath(store)
     entries = [registry.find(m) for m in models]
     if any(e is None or e.kind != "arrays" for e in entries):
-        unknown = [m for m, e in zip(models, entries, strict=True) if e is None or e.kind != "arrays"]
+        unknown = [
+            m for m, e in zip(models, entries, strict=True) if e is None or e.kind != "arrays"
+        ]
         have = sorted(e.name for e in registry.entries() if e.kind == "arrays")
         raise ValueError(f"unknown peer model(s) {unknown}; choose from {have}")
     if any(e.task != "classification" for e in entries):
-        raise ValueError("the peer executor fits classifiers; "
-                         f"{[e.name for e in entries if e.task != 'classification']} are not")
+        raise ValueError(
+            "the peer executor fits classifiers; "
+            f"{[e.name for e in entries if e.task != 'classification']} are not"
+        )
     hyper = hyper or {}
     hp = {e.name: {**e.defaults, **hyper.get(e.name, {})} for e in entries}
     ds = open_store(store, storage_options)
@@ -139,23 +161,43 @@ def run_peers(
         ds = ds.isel({V.GENE: gidx})
     ds = assign_splits(ds, split_scheme, seed=seed)
     label, valid, expr, split = dask.compute(
-        ds["label"], ds["label_valid"], ds[V.expression.name], ds["split"])
+        ds["label"], ds["label_valid"], ds[V.expression.name], ds["split"]
+    )
     label, valid, expr = label.values, valid.values, expr.values
     split = split.values.astype(np.int8)
-    tasks = {e.name: _tasks(e, store, list(cells), gidx, label, valid, expr, split,
-                            ds.sizes[V.BIN], hp[e.name], seed, storage_options)
-             for e in entries}
+    tasks = {
+        e.name: _tasks(
+            e,
+            store,
+            list(cells),
+            gidx,
+            label,
+            valid,
+            expr,
+            split,
+            ds.sizes[V.BIN],
+            hp[e.name],
+            seed,
+            storage_options,
+        )
+        for e in entries
+    }
     flat = dask.compute(*[t for m in tasks.values() for t in m])
-    results = {m: list(flat[i * len(cells):(i + 1) * len(cells)]) for i, m in enumerate(tasks)}
+    results = {m: list(flat[i * len(cells) : (i + 1) * len(cells)]) for i, m in enumerate(tasks)}
     run = assemble(entries, results, list(cells), ds, label, valid, split)
     run.attrs.update(
         task="classification",
-        models={e.name: {"paper": e.paper, **R.jsonable(hp[e.name], nonfinite_as_str=True)}
-                for e in entries},
-        split_scheme=split_scheme, seed=int(seed), label_rule=str(label_rule),
+        models={
+            e.name: {"paper": e.paper, **R.jsonable(hp[e.name], nonfinite_as_str=True)}
+            for e in entries
+        },
+        split_scheme=split_scheme,
+        seed=int(seed),
+        label_rule=str(label_rule),
         versions=R.versions("scikit-learn", "numpy", "xarray"),
         wall_seconds={e.name: float(time.time() - t0) for e in entries},
-        mode="peers", device="cpu",
+        mode="peers",
+        device="cpu",
     )
     for e in entries:
         for what in dict.fromkeys(k for res in results[e.name] for k in res.get("attrs", {})):
@@ -183,12 +225,14 @@ def _history(res: dict, n_repeats: int, n_epochs: int) -> tuple[np.ndarray, ...]
     return loss, valid, best
 
 
-def assemble(entries, results: dict, cells: list[str], ds: xr.Dataset, label, valid,
-             split) -> xr.Dataset:
+def assemble(
+    entries, results: dict, cells: list[str], ds: xr.Dataset, label, valid, split
+) -> xr.Dataset:
     """The run Dataset of the per-(model, cell) results, extras laid out by the entries' specs."""
     n_repeats = split.shape[0]
-    n_epochs = max([1] + [len(h) for m in results for res in results[m]
-                          for h in res.get("history_loss", [])])
+    n_epochs = max(
+        [1] + [len(h) for m in results for res in results[m] for h in res.get("history_loss", [])]
+    )
     histories = [[_history(res, n_repeats, n_epochs) for res in results[e.name]] for e in entries]
     excluded = np.ones(label.shape, bool)
     for e in entries:
@@ -197,30 +241,38 @@ def assemble(entries, results: dict, cells: list[str], ds: xr.Dataset, label, va
     extras = {}
     for e in entries:
         for spec in e.extras:
-            extras[spec] = stack_cells(results[e.name], spec.name.removeprefix(e.prefix),
-                                       spec.dtype)
+            extras[spec] = stack_cells(
+                results[e.name], spec.name.removeprefix(e.prefix), spec.dtype
+            )
     return R.create_run_dataset(
-        models=[e.name for e in entries], cells=cells, genes=ds[V.GENE].values.astype(object),
-        prediction=np.stack([stack_cells(results[e.name], "prediction", np.float32)
-                             for e in entries]),
-        target=np.where(valid, label.astype(np.float32), np.nan), split=split,
+        models=[e.name for e in entries],
+        cells=cells,
+        genes=ds[V.GENE].values.astype(object),
+        prediction=np.stack(
+            [stack_cells(results[e.name], "prediction", np.float32) for e in entries]
+        ),
+        target=np.where(valid, label.astype(np.float32), np.nan),
+        split=split,
         history_loss=[[h[0] for h in hs] for hs in histories],
         history_valid_auc=[[h[1] for h in hs] for hs in histories],
         best_epoch=[[h[2] for h in hs] for hs in histories],
-        excluded=excluded, extras=extras,
+        excluded=excluded,
+        extras=extras,
         coords={V.MARK: ds[V.MARK].values.astype(object), V.BIN: np.arange(ds.sizes[V.BIN])},
     )
 
 
-def save_weights(entries, results: dict, cells: list[str], store: str, name: str,
-                 storage_options=None) -> list[str]:
+def save_weights(
+    entries, results: dict, cells: list[str], store: str, name: str, storage_options=None
+) -> list[str]:
     """Fitted models beside the run: ``weights/<model>/<cell>/<repeat>.<ext>``."""
     written = []
     for e in entries:
         for c, res in zip(cells, results[e.name], strict=True):
             for r, w in enumerate(res.get("weights", [])):
-                written.append(W.save_weights(store, name, e.name, c, r, w, e.codec,
-                                              storage_options))
+                written.append(
+                    W.save_weights(store, name, e.name, c, r, w, e.codec, storage_options)
+                )
     return written
 
 
@@ -232,8 +284,14 @@ def plan(request: TrainRequest, cluster: bool) -> tuple[TrainRequest, bool]:
 
 def run(request: TrainRequest, client=None) -> str:
     """Fit the model as ``request`` says (:meth:`TrainRequest.hyperparameters`); the summary."""
-    ds = run_peers(request.store, request.run, [request.model], request.cells,
-                   split_scheme=request.split, seed=request.seed,
-                   hyper={request.model: request.hyperparameters()},
-                   storage_options=request.storage_options)
+    ds = run_peers(
+        request.store,
+        request.run,
+        [request.model],
+        request.cells,
+        split_scheme=request.split,
+        seed=request.seed,
+        hyper={request.model: request.hyperparameters()},
+        storage_options=request.storage_options,
+    )
     return validation_summary(ds, request, f"{request.model} on {ds.sizes['cell']} epigenome(s)")

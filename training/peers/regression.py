@@ -129,8 +129,9 @@ class RegressionFit:
     def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         self.model.eval()
         xs = torch.from_numpy(((x - self.mean) / self.scale).astype(np.float32))
-        return torch.cat([self.model(xs[i : i + batch_size])
-                          for i in range(0, len(xs), batch_size)]).numpy()
+        return torch.cat(
+            [self.model(xs[i : i + batch_size]) for i in range(0, len(xs), batch_size)]
+        ).numpy()
 
 
 def fit_regression(
@@ -200,8 +201,12 @@ def regression_scores(pred: np.ndarray, target: np.ndarray) -> dict:
     p, t = pred[ok], target[ok]
     from scipy import stats
 
-    return {"mse": float(np.mean((p - t) ** 2)), "pearson": float(stats.pearsonr(p, t)[0]),
-            "spearman": float(stats.spearmanr(p, t)[0]), "n": int(ok.sum())}
+    return {
+        "mse": float(np.mean((p - t) ** 2)),
+        "pearson": float(stats.pearsonr(p, t)[0]),
+        "spearman": float(stats.spearmanr(p, t)[0]),
+        "n": int(ok.sum()),
+    }
 
 
 @dataclass
@@ -247,21 +252,31 @@ def cross_epigenome(
     ok = np.isfinite(y)
 
     def samples(cells, code):
-        return np.concatenate([ci * n_genes + np.flatnonzero((split == code) & ok[ci])
-                               for ci in cells])
+        return np.concatenate(
+            [ci * n_genes + np.flatnonzero((split == code) & ok[ci]) for ci in cells]
+        )
 
     flat_x = x.reshape(-1, *x.shape[2:])
     flat_y = y.reshape(-1)
-    fit = fit_regression(flat_x, flat_y, samples(train_cells, V.TRAIN),
-                         samples(train_cells, V.VALID), seed=seed, **hyper)
+    fit = fit_regression(
+        flat_x,
+        flat_y,
+        samples(train_cells, V.TRAIN),
+        samples(train_cells, V.VALID),
+        seed=seed,
+        **hyper,
+    )
     pred = np.full((len(test_cells), n_genes), np.nan, np.float32)
     test = split == V.TEST
     for i, ci in enumerate(test_cells):
         pred[i, test] = fit.predict(x[ci][test])
-    scores = {int(ci): regression_scores(pred[i], np.where(test, y[ci], np.nan))
-              for i, ci in enumerate(test_cells)}
-    scores["all"] = regression_scores(pred.ravel(), np.where(test, y[list(test_cells)], np.nan)
-                                      .ravel())
+    scores = {
+        int(ci): regression_scores(pred[i], np.where(test, y[ci], np.nan))
+        for i, ci in enumerate(test_cells)
+    }
+    scores["all"] = regression_scores(
+        pred.ravel(), np.where(test, y[list(test_cells)], np.nan).ravel()
+    )
     return CrossResult(fit, pred, scores)
 
 

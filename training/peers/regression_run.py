@@ -33,10 +33,16 @@ def _extra(what: str, dims: tuple, kind: str, dtype: str, doc: str) -> V.Spec:
 
 
 EXTRAS = {
-    "history_valid_mse": _extra("history_valid_mse", (V.EPOCH,), "f", "float32",
-                                "Validation MSE of each epoch (one model for all epigenomes)."),
-    "unseen": _extra("unseen", (V.CELL,), "b", "bool",
-                     "The epigenome was not among the training epigenomes."),
+    "history_valid_mse": _extra(
+        "history_valid_mse",
+        (V.EPOCH,),
+        "f",
+        "float32",
+        "Validation MSE of each epoch (one model for all epigenomes).",
+    ),
+    "unseen": _extra(
+        "unseen", (V.CELL,), "b", "bool", "The epigenome was not among the training epigenomes."
+    ),
     "mse": _extra("mse", (V.CELL,), "f", "float64", "Test-split MSE of log(RPKM + 1)."),
     "pearson": _extra("pearson", (V.CELL,), "f", "float64", "Test-split Pearson r."),
     "spearman": _extra("spearman", (V.CELL,), "f", "float64", "Test-split Spearman rho."),
@@ -74,39 +80,76 @@ def run_regression(
     split = ds["split"].values[0]
     extra = store_kmers(ds, fasta) if fasta else None
     tr = [cells.index(c) for c in train_cells]
-    res = cross_epigenome(signal, expr, split, tr, list(range(len(cells))),
-                          use_cell_stats=use_cell_stats, extra=extra, seed=seed,
-                          transform=transform, **hyper)
+    res = cross_epigenome(
+        signal,
+        expr,
+        split,
+        tr,
+        list(range(len(cells))),
+        use_cell_stats=use_cell_stats,
+        extra=extra,
+        seed=seed,
+        transform=transform,
+        **hyper,
+    )
     target = np.log1p(expr).astype(np.float32)
     excluded = ~np.isfinite(signal).all(axis=(2, 3)) | ~np.isfinite(target)
     pred = np.where(excluded, np.nan, res.prediction).astype(np.float32)
     n_ep, n_cells = len(res.fit.history_loss), len(cells)
-    hp = {**DEFAULTS, **hyper, "cell_stats": use_cell_stats, "fasta": fasta, "transform": transform,
-          "kmer_k": 3 if fasta else None, "n_channels": int(res.fit.model.net.conv.in_channels)}
-    values = {"history_valid_mse": res.fit.history_valid_mse,
-              "unseen": [c not in train_cells for c in cells],
-              **{stat: [res.scores[i][stat] for i in range(n_cells)]
-                 for stat in ("mse", "pearson", "spearman")}}
+    hp = {
+        **DEFAULTS,
+        **hyper,
+        "cell_stats": use_cell_stats,
+        "fasta": fasta,
+        "transform": transform,
+        "kmer_k": 3 if fasta else None,
+        "n_channels": int(res.fit.model.net.conv.in_channels),
+    }
+    values = {
+        "history_valid_mse": res.fit.history_valid_mse,
+        "unseen": [c not in train_cells for c in cells],
+        **{
+            stat: [res.scores[i][stat] for i in range(n_cells)]
+            for stat in ("mse", "pearson", "spearman")
+        },
+    }
     run = R.create_run_dataset(
-        models=[MODEL], cells=cells, genes=ds[V.GENE].values.astype(object),
-        prediction=pred[None, :, None], target=target, split=split[None],
+        models=[MODEL],
+        cells=cells,
+        genes=ds[V.GENE].values.astype(object),
+        prediction=pred[None, :, None],
+        target=target,
+        split=split[None],
         history_loss=np.broadcast_to(res.fit.history_loss, (1, n_cells, 1, n_ep)),
         history_valid_auc=np.full((1, n_cells, 1, n_ep), np.nan),
         best_epoch=np.full((1, n_cells, 1), res.fit.best_epoch),
-        excluded=excluded, extras={EXTRAS[k]: v for k, v in values.items()},
-        attrs=dict(task="regression", models={MODEL: R.jsonable(hp, nonfinite_as_str=True)},
-                   split_scheme=split_scheme, seed=int(seed), label_rule="log(RPKM + 1)",
-                   versions=R.versions("torch", "scikit-learn", "numpy", "xarray"),
-                   wall_seconds={MODEL: float(time.time() - t0)}, mode="peers", device="cpu",
-                   train_cells=list(train_cells), test_cells=list(test_cells)),
+        excluded=excluded,
+        extras={EXTRAS[k]: v for k, v in values.items()},
+        attrs=dict(
+            task="regression",
+            models={MODEL: R.jsonable(hp, nonfinite_as_str=True)},
+            split_scheme=split_scheme,
+            seed=int(seed),
+            label_rule="log(RPKM + 1)",
+            versions=R.versions("torch", "scikit-learn", "numpy", "xarray"),
+            wall_seconds={MODEL: float(time.time() - t0)},
+            mode="peers",
+            device="cpu",
+            train_cells=list(train_cells),
+            test_cells=list(test_cells),
+        ),
     )
     if write:
         R.write_run(store, name, run, storage_options)
-        state = {"state_dict": res.fit.model.state_dict(),
-                 "mean": torch.from_numpy(res.fit.mean), "scale": torch.from_numpy(res.fit.scale)}
+        state = {
+            "state_dict": res.fit.model.state_dict(),
+            "mean": torch.from_numpy(res.fit.mean),
+            "scale": torch.from_numpy(res.fit.scale),
+        }
         # one model for all training epigenomes: weights/<model>/<E003+E004+...>/0.pt
-        W.save_weights(store, name, MODEL, "+".join(train_cells), 0, state, ENTRY.codec,
-                       storage_options)
+        W.save_weights(
+            store, name, MODEL, "+".join(train_cells), 0, state, ENTRY.codec, storage_options
+        )
     return run
 
 
@@ -122,18 +165,31 @@ def run(request: TrainRequest, client=None) -> str:
     hyper = request.hyper(ENTRY.defaults)
     transform = hyper.pop("transform", ENTRY.defaults["transform"])
     train = opts.get("train_cells") or request.cells
-    out = run_regression(request.store, request.run, train, opts.get("test_cells") or [],
-                         use_cell_stats=bool(opts.get("cell_stats")), fasta=opts.get("fasta"),
-                         split_scheme=request.split, seed=request.seed, transform=transform,
-                         storage_options=request.storage_options, **hyper)
-    lines = [f"run {request.run}: {MODEL} trained on {len(train)} epigenome(s) "
-             f"({out.attrs['models'][MODEL]['n_channels']} channels), "
-             f"{out.attrs['wall_seconds'][MODEL]:.1f} s"]
+    out = run_regression(
+        request.store,
+        request.run,
+        train,
+        opts.get("test_cells") or [],
+        use_cell_stats=bool(opts.get("cell_stats")),
+        fasta=opts.get("fasta"),
+        split_scheme=request.split,
+        seed=request.seed,
+        transform=transform,
+        storage_options=request.storage_options,
+        **hyper,
+    )
+    lines = [
+        f"run {request.run}: {MODEL} trained on {len(train)} epigenome(s) "
+        f"({out.attrs['models'][MODEL]['n_channels']} channels), "
+        f"{out.attrs['wall_seconds'][MODEL]:.1f} s"
+    ]
     for c in out[V.CELL].values:
         seen = "unseen" if bool(out[PREFIX + "unseen"].sel({V.CELL: c})) else "seen"
         score = {s: float(out[PREFIX + s].sel({V.CELL: c})) for s in ("mse", "pearson", "spearman")}
-        lines.append(f"  {c} ({seen}): test MSE {score['mse']:.4f}, "
-                     f"Pearson {score['pearson']:.4f}, Spearman {score['spearman']:.4f}")
+        lines.append(
+            f"  {c} ({seen}): test MSE {score['mse']:.4f}, "
+            f"Pearson {score['pearson']:.4f}, Spearman {score['spearman']:.4f}"
+        )
     return "\n".join(lines)
 
 
@@ -143,8 +199,10 @@ def regression_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndar
     from chromestore.training.peers import regression as G
 
     if hp.get("fasta"):
-        raise ValueError("this deepchrome-regression model reads k-mers of a genome FASTA "
-                         "(--fasta); predict supports models of histone marks only")
+        raise ValueError(
+            "this deepchrome-regression model reads k-mers of a genome FASTA "
+            "(--fasta); predict supports models of histone marks only"
+        )
     state = weights["state_dict"]
     n_channels = int(state["net.conv.weight"].shape[1])
     n_bins = int(weights.get("n_bins") or hp.get("n_bins") or 100)
@@ -159,23 +217,34 @@ def regression_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndar
             x = G.with_cell_stats(x)
         xs = torch.from_numpy(((x - mean) / scale).astype(np.float32))
         with torch.no_grad():
-            return torch.cat([net(xs[i:i + 1024]) for i in range(0, len(xs), 1024)]).numpy()
+            return torch.cat([net(xs[i : i + 1024]) for i in range(0, len(xs), 1024)]).numpy()
 
     return score
 
 
 ENTRY = ModelEntry(
-    MODEL, kind="pooled", task="regression", runner=__name__, scorer=regression_scorer,
+    MODEL,
+    kind="pooled",
+    task="regression",
+    runner=__name__,
+    scorer=regression_scorer,
     defaults={**DEFAULTS, "transform": "log1p"},
     paper="Singh et al. 2016 network, regression on log(RPKM + 1)",
     extras=tuple(EXTRAS.values()),
     options=(
-        ModelOption("--cell-stats", "Append each epigenome's per-mark, per-bin mean and std over "
-                    "genes as channels (5 → 15).", flag=True, default=False),
-        ModelOption("--fasta", "Genome FASTA; adds 3-mer counts per bin (64 channels).",
-                    type="path"),
-        ModelOption("--train-cells", "Epigenomes to train one model on (E003,E004,…).",
-                    type="cells"),
+        ModelOption(
+            "--cell-stats",
+            "Append each epigenome's per-mark, per-bin mean and std over "
+            "genes as channels (5 → 15).",
+            flag=True,
+            default=False,
+        ),
+        ModelOption(
+            "--fasta", "Genome FASTA; adds 3-mer counts per bin (64 channels).", type="path"
+        ),
+        ModelOption(
+            "--train-cells", "Epigenomes to train one model on (E003,E004,…).", type="cells"
+        ),
         ModelOption("--test-cells", "Unseen epigenomes to evaluate it on.", type="cells"),
     ),
 )

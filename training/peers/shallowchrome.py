@@ -140,8 +140,9 @@ class ShallowChrome:
     ``(n, 2)`` like scikit-learn; ``result_`` holds the :class:`LogisticFit`.
     """
 
-    def __init__(self, tol: float = DEFAULTS["tol"], max_iter: int = DEFAULTS["max_iter"],
-                 **_ignored) -> None:
+    def __init__(
+        self, tol: float = DEFAULTS["tol"], max_iter: int = DEFAULTS["max_iter"], **_ignored
+    ) -> None:
         self.tol, self.max_iter = tol, max_iter
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> ShallowChrome:
@@ -202,19 +203,40 @@ def fit_cell(data, hp: dict, seed: int) -> dict:
     else:
         X, source = data.signal_max, "max over bins of signal"
     y, eps = data.y, 1e-12
-    out: dict = {k: [] for k in ("prediction", "coef", "stderr", "pvalue", "intercept",
-                                 "intercept_stderr", "intercept_pvalue", "pattern",
-                                 "valid_auc", "loss", "weights")}
+    out: dict = {
+        k: []
+        for k in (
+            "prediction",
+            "coef",
+            "stderr",
+            "pvalue",
+            "intercept",
+            "intercept_stderr",
+            "intercept_pvalue",
+            "pattern",
+            "valid_auc",
+            "loss",
+            "weights",
+        )
+    }
     for split in data.split:
         tr, va = split == V.TRAIN, split == V.VALID
         fit = fit_logistic(X[tr], y[tr], tol=hp["tol"], max_iter=hp["max_iter"])
         p = fit.predict_proba(X)
         loss = -np.mean(y[tr] * np.log(p[tr] + eps) + (1 - y[tr]) * np.log(1 - p[tr] + eps))
-        values = {"prediction": p, "coef": fit.coef, "stderr": fit.stderr, "pvalue": fit.pvalue,
-                  "intercept": fit.intercept, "intercept_stderr": fit.intercept_stderr,
-                  "intercept_pvalue": fit.intercept_pvalue,
-                  "pattern": regulative_patterns(fit, X)[0], "valid_auc": auc(y[va], p[va]),
-                  "loss": loss, "weights": fit}
+        values = {
+            "prediction": p,
+            "coef": fit.coef,
+            "stderr": fit.stderr,
+            "pvalue": fit.pvalue,
+            "intercept": fit.intercept,
+            "intercept_stderr": fit.intercept_stderr,
+            "intercept_pvalue": fit.intercept_pvalue,
+            "pattern": regulative_patterns(fit, X)[0],
+            "valid_auc": auc(y[va], p[va]),
+            "loss": loss,
+            "weights": fit,
+        }
         for k, v in values.items():
             out[k].append(v)
     out["feature"] = X
@@ -227,28 +249,50 @@ def _extra(what: str, dims: tuple, dtype: str, doc: str) -> V.Spec:
 
 
 _CR = (V.CELL, V.REPEAT)
+
+
 def logistic_to_arrays(fit: Any) -> tuple[dict[str, np.ndarray], dict]:
     """ShallowChrome's logistic fit as arrays (coefficients, intercept) and its statistics."""
-    return ({"coef": np.asarray(fit.coef, np.float64),
-             "intercept": np.asarray([fit.intercept], np.float64),
-             "stderr": np.asarray(fit.stderr, np.float64), "z": np.asarray(fit.z, np.float64),
-             "pvalue": np.asarray(fit.pvalue, np.float64)},
-            {"intercept_stderr": float(fit.intercept_stderr),
-             "intercept_pvalue": float(fit.intercept_pvalue), "n_iter": int(fit.n_iter)})
+    return (
+        {
+            "coef": np.asarray(fit.coef, np.float64),
+            "intercept": np.asarray([fit.intercept], np.float64),
+            "stderr": np.asarray(fit.stderr, np.float64),
+            "z": np.asarray(fit.z, np.float64),
+            "pvalue": np.asarray(fit.pvalue, np.float64),
+        },
+        {
+            "intercept_stderr": float(fit.intercept_stderr),
+            "intercept_pvalue": float(fit.intercept_pvalue),
+            "n_iter": int(fit.n_iter),
+        },
+    )
 
 
 def logistic_from_arrays(arrays: Mapping[str, np.ndarray], rest: Mapping) -> Any:
     """The inverse of :func:`logistic_to_arrays`."""
-    return LogisticFit(coef=arrays["coef"], intercept=float(arrays["intercept"][0]),
-                       stderr=arrays["stderr"], z=arrays["z"], pvalue=arrays["pvalue"],
-                       intercept_stderr=rest["intercept_stderr"],
-                       intercept_pvalue=rest["intercept_pvalue"], n_iter=rest["n_iter"])
+    return LogisticFit(
+        coef=arrays["coef"],
+        intercept=float(arrays["intercept"][0]),
+        stderr=arrays["stderr"],
+        z=arrays["z"],
+        pvalue=arrays["pvalue"],
+        intercept_stderr=rest["intercept_stderr"],
+        intercept_pvalue=rest["intercept_pvalue"],
+        n_iter=rest["n_iter"],
+    )
 
 
 ENTRY = ModelEntry(
-    "shallowchrome", ShallowChrome, kind="arrays", features=max_signal_features,
-    fit_cell=fit_cell, reads="signal_max", defaults=dict(DEFAULTS),
-    to_arrays=logistic_to_arrays, from_arrays=logistic_from_arrays,
+    "shallowchrome",
+    ShallowChrome,
+    kind="arrays",
+    features=max_signal_features,
+    fit_cell=fit_cell,
+    reads="signal_max",
+    defaults=dict(DEFAULTS),
+    to_arrays=logistic_to_arrays,
+    from_arrays=logistic_from_arrays,
     paper="Frasca et al. 2022, ShallowChrome (Comput. Struct. Biotechnol. J.)",
     extras=(
         _extra("coef", (*_CR, V.MARK), "float64", "Logistic coefficient of each mark's feature."),
@@ -257,9 +301,17 @@ ENTRY = ModelEntry(
         _extra("intercept", _CR, "float64", "Intercept (bias) of the logistic regression."),
         _extra("intercept_stderr", _CR, "float64", "Standard error of the intercept."),
         _extra("intercept_pvalue", _CR, "float64", "Two-sided Wald p-value of the intercept."),
-        _extra("pattern", (*_CR, V.GENE, V.MARK), "float32",
-               "Regulative pattern: coefficient x feature per gene and mark."),
-        _extra("feature", (V.CELL, V.GENE, V.MARK), "float32",
-               "The feature of each gene and mark: max peak signalValue or max signal."),
+        _extra(
+            "pattern",
+            (*_CR, V.GENE, V.MARK),
+            "float32",
+            "Regulative pattern: coefficient x feature per gene and mark.",
+        ),
+        _extra(
+            "feature",
+            (V.CELL, V.GENE, V.MARK),
+            "float32",
+            "The feature of each gene and mark: max peak signalValue or max signal.",
+        ),
     ),
 )

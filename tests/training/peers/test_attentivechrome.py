@@ -42,8 +42,10 @@ def test_fit_attentivechrome__ensemble_averages_members_from_distinct_seeds(rng)
     signal, y, split = _simulated(rng, n_genes=90, n_bins=12)
     kw = {"epochs": 2, "patience": 2}
     ens = fit_attentivechrome(signal, y, split, seed=3, ensemble=2, **kw)
-    members = [fit_attentivechrome(signal, y, split, seed=3 + k * MEMBER_SEED_STEP, ensemble=1, **kw)
-               for k in range(2)]
+    members = [
+        fit_attentivechrome(signal, y, split, seed=3 + k * MEMBER_SEED_STEP, ensemble=1, **kw)
+        for k in range(2)
+    ]
     assert len(ens.models) == 2
     assert not np.allclose(members[0].score, members[1].score)
     np.testing.assert_allclose(ens.score, (members[0].score + members[1].score) / 2, rtol=1e-6)
@@ -52,5 +54,6 @@ def test_fit_attentivechrome__ensemble_averages_members_from_distinct_seeds(rng)
     np.testing.assert_array_equal(ens.history_valid_auc, members[0].history_valid_auc)
     va = split == 1
     assert ens.valid_auc == roc_auc_score(y[va], ens.score[va])
-    np.testing.assert_allclose(ens.members_valid_auc,
-                               [m.history_valid_auc[m.best_epoch] for m in members])
+    np.testing.assert_allclose(
+        ens.members_valid_auc, [m.history_valid_auc[m.best_epoch] for m in members]
+    )

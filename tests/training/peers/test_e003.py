@@ -28,8 +28,15 @@ def _test_auc(run, model):
 
 
 def test_e003__shallowchrome_and_rf_bestbin_reach_their_test_auc(e003_store, sample_genes):
-    run = run_peers(e003_store, "e003-fast", ["shallowchrome", "rf-bestbin"], cells=["E003"],
-                    genes=sample_genes, split_scheme="random", seed=0)
+    run = run_peers(
+        e003_store,
+        "e003-fast",
+        ["shallowchrome", "rf-bestbin"],
+        cells=["E003"],
+        genes=sample_genes,
+        split_scheme="random",
+        seed=0,
+    )
     assert np.bincount(run.split[0].values).tolist() == [200, 200, 200]
     assert not run.excluded.any()
     auc_sc = _test_auc(run, "shallowchrome")
@@ -45,14 +52,24 @@ def test_e003__shallowchrome_and_rf_bestbin_reach_their_test_auc(e003_store, sam
 
 @pytest.mark.slow
 def test_e003__svm_bin_best_bin_reaches_075(e003_store, sample_genes):
-    run = run_peers(e003_store, "e003-svm", ["svm-bin"], cells=["E003"], genes=sample_genes,
-                    split_scheme="random", seed=0)
+    run = run_peers(
+        e003_store,
+        "e003-svm",
+        ["svm-bin"],
+        cells=["E003"],
+        genes=sample_genes,
+        split_scheme="random",
+        seed=0,
+    )
     per_bin = run.svm_bin_test_auc_bin.sel(cell="E003")[0].values
-    print(f"E003 svm-bin: validation-chosen bin {_test_auc(run, 'svm-bin'):.3f}, "
-          f"best bin {per_bin.max():.3f}, mean {per_bin.mean():.3f}")
+    print(
+        f"E003 svm-bin: validation-chosen bin {_test_auc(run, 'svm-bin'):.3f}, "
+        f"best bin {per_bin.max():.3f}, mean {per_bin.mean():.3f}"
+    )
     assert per_bin.max() >= 0.75
     assert _test_auc(run, "svm-bin") == pytest.approx(
-        per_bin[run.svm_bin_best_bin.sel(cell="E003").item()])
+        per_bin[run.svm_bin_best_bin.sel(cell="E003").item()]
+    )
 
 
 @pytest.mark.slow
@@ -60,8 +77,15 @@ def test_e003__attentivechrome_reaches_078(e003_store, sample_genes):
     # defaults: an ensemble of 5 seeds, each kept at its best validation epoch, averaged
     # (a single model scored 0.762 here, 0.750-0.786 over seeds: too much variance for
     # 200 training genes); the configuration was chosen on validation AUC only.
-    run = run_peers(e003_store, "e003-att", ["attentivechrome"], cells=["E003"],
-                    genes=sample_genes, split_scheme="random", seed=0)
+    run = run_peers(
+        e003_store,
+        "e003-att",
+        ["attentivechrome"],
+        cells=["E003"],
+        genes=sample_genes,
+        split_scheme="random",
+        seed=0,
+    )
     auc = _test_auc(run, "attentivechrome")
     valid = run.attentivechrome_valid_auc.sel(cell="E003")[0].item()
     print(f"E003 attentivechrome test AUC {auc:.3f} (ensemble validation AUC {valid:.3f})")

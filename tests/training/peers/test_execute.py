@@ -31,8 +31,11 @@ def run(sim_store):
 def _cell_data(store, cell):
     ds = chromestore.compute_labels(chromestore.open_store(store))
     ds = chromestore.assign_splits(ds, "random", seed=0)
-    return (ds.signal.sel(cell=cell).values, ds.label.sel(cell=cell).values.astype(int),
-            ds.split.values[0])
+    return (
+        ds.signal.sel(cell=cell).values,
+        ds.label.sel(cell=cell).values.astype(int),
+        ds.split.values[0],
+    )
 
 
 def test_run_peers__writes_the_shared_run_layout(run, sim_store):
@@ -58,10 +61,12 @@ def test_run_peers__shallowchrome_matches_the_kernel(run, sim_store):
     X = SC.max_signal_features(signal)
     fit = SC.fit_logistic(X[split == 0], y[split == 0])
     np.testing.assert_allclose(run.shallowchrome_coef.sel(cell="E003")[0], fit.coef, rtol=1e-6)
-    np.testing.assert_allclose(run.shallowchrome_pvalue.sel(cell="E003")[0], fit.pvalue,
-                               rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(run.prediction.sel(model="shallowchrome", cell="E003")[0],
-                               fit.predict_proba(X), rtol=1e-5)
+    np.testing.assert_allclose(
+        run.shallowchrome_pvalue.sel(cell="E003")[0], fit.pvalue, rtol=1e-5, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        run.prediction.sel(model="shallowchrome", cell="E003")[0], fit.predict_proba(X), rtol=1e-5
+    )
     patterns = run.shallowchrome_pattern.sel(cell="E003")[0].values
     np.testing.assert_allclose(patterns, X * fit.coef, rtol=1e-5)
 
@@ -69,26 +74,33 @@ def test_run_peers__shallowchrome_matches_the_kernel(run, sim_store):
 def test_run_peers__svm_bin_tasks_per_bin_match_the_serial_kernel(run, sim_store):
     signal, y, split = _cell_data(sim_store, "E003")
     ref = BL.svm_bin(signal, y, split, grid=SMALL["svm-bin"]["grid"])
-    np.testing.assert_allclose(run.svm_bin_test_auc_bin.sel(cell="E003")[0], ref.test_auc,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        run.svm_bin_test_auc_bin.sel(cell="E003")[0], ref.test_auc, rtol=1e-6
+    )
     assert run.svm_bin_best_bin.sel(cell="E003").item() == ref.best_bin
 
 
 def test_run_peers__weights_reload_and_reproduce_predictions(run, sim_store):
     signal, _, _ = _cell_data(sim_store, "E003")
     fit = joblib.load(Path(f"{sim_store}.weights") / "peers/shallowchrome/E003/0.joblib")
-    np.testing.assert_allclose(fit.predict_proba(SC.max_signal_features(signal)),
-                               run.prediction.sel(model="shallowchrome", cell="E003")[0],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        fit.predict_proba(SC.max_signal_features(signal)),
+        run.prediction.sel(model="shallowchrome", cell="E003")[0],
+        rtol=1e-5,
+    )
     rf = joblib.load(Path(f"{sim_store}.weights") / "peers/rf-bestbin/E003/0.joblib")
-    np.testing.assert_allclose(rf.predict_proba(signal),
-                               run.prediction.sel(model="rf-bestbin", cell="E003")[0], rtol=1e-6)
+    np.testing.assert_allclose(
+        rf.predict_proba(signal), run.prediction.sel(model="rf-bestbin", cell="E003")[0], rtol=1e-6
+    )
     assert rf.n_trees == run.rf_bestbin_n_trees.sel(cell="E003").item()
     np.testing.assert_array_equal(rf.bins, run.rf_bestbin_bin.sel(cell="E003")[0])
     svm = joblib.load(Path(f"{sim_store}.weights") / "peers/svm-bin/E003/0.joblib")
     xb = (np.log1p(signal[:, :, svm["best_bin"]]) - svm["log1p_mean"]) / svm["log1p_scale"]
-    np.testing.assert_allclose(svm["model"].decision_function(xb),
-                               run.prediction.sel(model="svm-bin", cell="E003")[0], rtol=1e-5)
+    np.testing.assert_allclose(
+        svm["model"].decision_function(xb),
+        run.prediction.sel(model="svm-bin", cell="E003")[0],
+        rtol=1e-5,
+    )
 
 
 def test_run_peers__rejects_unknown_model_and_cell(sim_store):
@@ -103,8 +115,21 @@ def test_cli_train__runs_a_peer_model_into_the_run_layout(sim_store):
 
     from chromestore.app.cli import main
 
-    result = CliRunner().invoke(main, ["train", str(sim_store), "--model", "shallowchrome",
-                                       "--cells", "E003", "--split", "random", "--run", "cli"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(sim_store),
+            "--model",
+            "shallowchrome",
+            "--cells",
+            "E003",
+            "--split",
+            "random",
+            "--run",
+            "cli",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "run cli: shallowchrome on 1 epigenome(s)" in result.output
     run = chromestore.open_run(sim_store, "cli")

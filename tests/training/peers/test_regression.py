@@ -82,8 +82,9 @@ def test_cross_epigenome__predicts_only_test_genes_of_unseen_cells(rng):
     expr = rng.gamma(1.0, 10.0, size=(n_cells, n_genes)).astype(np.float32)
     signal = rng.poisson(1 + np.log1p(expr)[:, :, None, None] * np.ones((1, 1, 5, 20)))
     split = np.arange(n_genes) % 3
-    res = cross_epigenome(signal, expr, split, [0, 1], [2, 3], use_cell_stats=True,
-                          epochs=3, seed=0)
+    res = cross_epigenome(
+        signal, expr, split, [0, 1], [2, 3], use_cell_stats=True, epochs=3, seed=0
+    )
     assert res.prediction.shape == (2, n_genes)
     assert np.isfinite(res.prediction[:, split == 2]).all()
     assert np.isnan(res.prediction[:, split != 2]).all()
@@ -98,14 +99,22 @@ def test_store_kmers__use_the_store_coordinates(fasta):
 
     path, _ = fasta
     ds = xr.Dataset(
-        coords={"gene": ["a", "b"], "gene_chrom": ("gene", ["chr1", "chr1"]),
-                "gene_tss": ("gene", [10, 30]), "gene_strand": ("gene", ["+", "-"]),
-                "bin_offset": ("bin", [-10, 0])},
+        coords={
+            "gene": ["a", "b"],
+            "gene_chrom": ("gene", ["chr1", "chr1"]),
+            "gene_tss": ("gene", [10, 30]),
+            "gene_strand": ("gene", ["+", "-"]),
+            "bin_offset": ("bin", [-10, 0]),
+        },
         attrs={"bin_size": 10},
     )
     out = store_kmers(ds, path)
-    np.testing.assert_array_equal(out[0], kmer_channels(path, ["chr1"], [10], ["+"], [-10, 0], 10)[0])
-    np.testing.assert_array_equal(out[1], kmer_channels(path, ["chr1"], [30], ["-"], [-10, 0], 10)[0])
+    np.testing.assert_array_equal(
+        out[0], kmer_channels(path, ["chr1"], [10], ["+"], [-10, 0], 10)[0]
+    )
+    np.testing.assert_array_equal(
+        out[1], kmer_channels(path, ["chr1"], [30], ["-"], [-10, 0], 10)[0]
+    )
 
 
 def test_cli_train__deepchrome_regression_across_epigenomes(tmp_path):
@@ -116,9 +125,23 @@ def test_cli_train__deepchrome_regression_across_epigenomes(tmp_path):
 
     store = tmp_path / "sim.zarr"
     chromestore.simulate(store, cells=3, genes=240, seed=0)
-    args = ["train", str(store), "--model", "deepchrome-regression", "--cell-stats",
-            "--train-cells", "E003,E004", "--test-cells", "E005", "--split", "random",
-            "--epochs", "2", "--run", "reg"]
+    args = [
+        "train",
+        str(store),
+        "--model",
+        "deepchrome-regression",
+        "--cell-stats",
+        "--train-cells",
+        "E003,E004",
+        "--test-cells",
+        "E005",
+        "--split",
+        "random",
+        "--epochs",
+        "2",
+        "--run",
+        "reg",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "E005 (unseen): test MSE" in result.output
@@ -148,8 +171,9 @@ def test_cross_epigenome__cell_stats_follow_the_input_transform(rng):
     logged = cross_epigenome(signal, expr, split, [0], [1], **kw)
     # the standardisation is fitted on cell 0's samples: its stats channels are constant
     np.testing.assert_allclose(raw.fit.mean[5:10, 0], cell_stats(signal[0])[:5].mean(-1), rtol=1e-5)
-    np.testing.assert_allclose(logged.fit.mean[5:10, 0],
-                               cell_stats(np.log1p(signal[0]))[:5].mean(-1), rtol=1e-5)
+    np.testing.assert_allclose(
+        logged.fit.mean[5:10, 0], cell_stats(np.log1p(signal[0]))[:5].mean(-1), rtol=1e-5
+    )
     with pytest.raises(ValueError, match="transform"):
         cross_epigenome(signal, expr, split, [0], [1], transform="sqrt", epochs=1)
 
@@ -167,14 +191,27 @@ def test_cross_epigenome__cell_stats_beat_no_cell_stats_on_unseen_epigenomes():
     import chromestore
 
     cells = ["E098", "E004", "E003", "E016", "E053", "E070", "E105"]
-    ds = chromestore.assign_splits(chromestore.simulate(cells=cells, genes=1500, seed=0),
-                                   "random", seed=0)
+    ds = chromestore.assign_splits(
+        chromestore.simulate(cells=cells, genes=1500, seed=0), "random", seed=0
+    )
     signal, expr, split = ds.signal.values, ds.expression.values, ds.split.values[0]
     mse = {
-        cs: cross_epigenome(signal, expr, split, range(5), [5, 6], use_cell_stats=cs, seed=0,
-                            transform="raw", epochs=40, patience=8).scores["all"]["mse"]
+        cs: cross_epigenome(
+            signal,
+            expr,
+            split,
+            range(5),
+            [5, 6],
+            use_cell_stats=cs,
+            seed=0,
+            transform="raw",
+            epochs=40,
+            patience=8,
+        ).scores["all"]["mse"]
         for cs in (False, True)
     }
-    print(f"cross-epigenome test MSE, raw counts: {mse[False]:.3f} without cell stats, "
-          f"{mse[True]:.3f} with")
+    print(
+        f"cross-epigenome test MSE, raw counts: {mse[False]:.3f} without cell stats, "
+        f"{mse[True]:.3f} with"
+    )
     assert mse[True] < 0.97 * mse[False]
