@@ -251,6 +251,20 @@ def test_layers__the_checker_sees_cycles_lazy_names_and_function_level_imports(t
     assert layer("chromestore.store.records") == 2 and layer("chromestore.training.x") == 5
 
 
+def test_layers__no_public_name_shadows_a_submodule():
+    """A lazy name equal to a submodule's name would turn into that module once the submodule
+    is imported (``chromestore.simulation.calibration`` once did)."""
+    mods = modules()
+    bad = [
+        f"{pkg}.{name}"
+        for pkg, path in mods.items()
+        if path.name == "__init__.py"
+        for name in lazy_exports(pkg, path)
+        if f"{pkg}.{name}" in mods
+    ]
+    assert not bad, bad
+
+
 def test_layers__no_bare_training_or_analysis_imports():
     """Everything imports through the one ``chromestore`` namespace."""
     paths = [

@@ -22,7 +22,15 @@ def wheel(tmp_path_factory) -> Path:
     # a copy of the sources, so the build leaves no build/ folder in the checkout
     src = out / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md", "chromestore", "training", "analysis", "data"):
+    for name in (
+        "pyproject.toml",
+        "setup.py",
+        "README.md",
+        "chromestore",
+        "training",
+        "analysis",
+        "data",
+    ):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
         copy(
             ROOT / name,

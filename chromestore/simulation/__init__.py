@@ -3,7 +3,7 @@
 - :mod:`~chromestore.simulation.model`: the real inputs and the model fitted on them;
 - :mod:`~chromestore.simulation.draw`: the seeded, chunk-independent draw of one epigenome;
 - :mod:`~chromestore.simulation.dataset`: :func:`simulate`, a lazy Dataset or a store;
-- :mod:`~chromestore.simulation.calibration`: real vs simulated E003, with tolerances;
+- :mod:`~chromestore.simulation.report`: real vs simulated E003, with tolerances;
 - :mod:`~chromestore.simulation.emit`: the same draw written as the files REMC publishes.
 """
 
@@ -36,8 +36,7 @@ __getattr__, __dir__, __all__ = attach(
         "cell_model": ".draw",
         "draw_block": ".draw",
         "draw_cell": ".draw",
-        "calibration_report": ".calibration",
-        "format_report": ".calibration",
-        "emit": ".emit",
+        "calibration_report": ".report",
+        "format_report": ".report",
     },
 )

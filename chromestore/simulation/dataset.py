@@ -9,7 +9,7 @@ central 100 bins, minus-strand genes reversed). The modules:
 
 * :mod:`chromestore.simulation.model`: the real inputs and the model fitted on them;
 * :mod:`chromestore.simulation.draw`: the seeded, chunk-independent draw of one epigenome;
-* :mod:`chromestore.simulation.calibration`: real vs simulated E003, with tolerances;
+* :mod:`chromestore.simulation.report`: real vs simulated E003, with tolerances;
 * this module: :func:`simulate`, a lazy Dataset or a store;
 * :mod:`chromestore.simulation.emit`: the same draw written as the files REMC publishes.
 
@@ -44,6 +44,7 @@ from chromestore.simulation.model import (
     snr_weight,
     window_owner,
 )
+from chromestore.store import accessor as _accessor  # noqa: F401  (registers ds.chromestore)
 from chromestore.store import records
 
 

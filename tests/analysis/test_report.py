@@ -18,8 +18,8 @@ from chromestore import variables as V
 from chromestore.analysis import interpret as I
 from chromestore.analysis import metrics as M
 from chromestore.analysis import report as R
+from tests.analysis.test_metrics import make_run
 from tests.cluster_fixtures import CHROMIUM_FLAGS, chromium, stop
-from tests.test_analysis_metrics import make_run
 
 CELLS = ("E003", "E004", "E005", "E116", "E123")
 N_BINS = 100

@@ -313,7 +313,7 @@ def test_run_plan__reads_again_when_the_store_was_made_from_other_genes_meanwhil
 def test_cli_ingest__small_job_counted_by_a_forked_worker_equals_in_process(
     tmp_path, genes40, clusters, rng, monkeypatch
 ):
-    from tests.test_ingest import reads_from_counts, write_tagalign
+    from tests.ingest.test_ingest import reads_from_counts, write_tagalign
 
     bed, table = genes40
     rows = []

@@ -23,7 +23,7 @@ from chromestore.simulation import (
     format_report,
     published_auc,
 )
-from chromestore.simulation.calibration import KEY_FIGURES, real_down_up_by_strand
+from chromestore.simulation.report import KEY_FIGURES, real_down_up_by_strand
 from chromestore.store import open_store, records
 from chromestore.store.records import completed
 from tests.conftest import RPKM
