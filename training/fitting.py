@@ -216,7 +216,8 @@ class EpochLoop:
         self.best_epoch[better] = epoch
         if predictions is not None:
             if self.best_prediction is None:
-                self.best_prediction = np.full(predictions.shape, np.nan, predictions.dtype)
+                dtype = np.result_type(predictions.dtype, np.float32)  # NaN: not yet scored
+                self.best_prediction = np.full(predictions.shape, np.nan, dtype)
             self.best_prediction[better] = predictions[better]
         if better.any():
             hooks.keep_best(better)
