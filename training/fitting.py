@@ -176,9 +176,12 @@ class EpochLoop:
         stop_after: int | None = None,
         progress: Callable[[int, np.ndarray], None] | None = None,
     ) -> EpochLoop:
-        """Run the epochs left (resuming from ``checkpoint`` when it holds one), then put
-        each model's best weights back. ``stop_after``: stop after that many epochs of
-        this call (a checkpoint is saved); ``progress(epoch, scores)`` after each epoch."""
+        """Run the epochs left, then put each model's best weights back.
+
+        ``checkpoint``: resume from it when it holds one, and save to it (``hooks`` are
+        then :class:`CheckpointHooks`); ``stop_after``: stop after that many epochs of
+        this call (a checkpoint is saved); ``progress(epoch, scores)`` after each epoch.
+        """
         saved = False
         if checkpoint is not None and (state := checkpoint.read()) is not None:
             hooks.load_state(state)
