@@ -38,6 +38,7 @@ from chromestore.store import Store, StoreLike, open_store
 from chromestore.training import predict as P
 from chromestore.training import registry
 from chromestore.training import weights as W
+from chromestore.training.fitting import EpochLoop, minibatch_epoch
 from chromestore.training.scoring import auc
 
 #: The registered entry (``chromestore train --model pooled --pool MODEL``).
@@ -79,43 +80,59 @@ def _fit_torch(entry, fold: Fold, hp: dict, *, epochs: int, seed: int, lr: float
     """The network on the pooled training samples; the epoch best on pooled validation AUROC.
     Returns (weights, best epoch, [(loss, valid AUROC) per epoch])."""
     torch.manual_seed(seed)
-    tr, va = fold.split == V.TRAIN, fold.split == V.VALID
-    x, y = fold.x[tr], fold.y[tr].astype(np.int64)
-    vx, vy = fold.x[va], fold.y[va]
+    tr = fold.split == V.TRAIN
+    x = fold.x[tr]
     own = {k: v for k, v in hp.items() if k in entry.defaults}
     net = entry.build(n_marks=x.shape[1], n_bins=x.shape[2], **own)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    rng = np.random.default_rng(seed)
-    best, best_auc, best_epoch, history = None, -np.inf, 0, []
-    for epoch in range(epochs):
-        net.train()
-        order = rng.permutation(len(x))
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
-            loss = torch.nn.functional.cross_entropy(
-                net(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        net.eval()
-        with torch.no_grad():
-            p = torch.softmax(net(torch.from_numpy(vx)), -1)[:, 1].numpy()
-        a = auc(vy, p)
-        history.append((total / len(x), a))
-        if a > best_auc or best is None:
-            best_auc, best_epoch = a, epoch
-            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    hooks = _Pooled(net, fold, lr=lr, batch_size=batch_size, rng=np.random.default_rng(seed))
+    loop = EpochLoop(1, epochs).fit(hooks)
     weights = {
         "model": entry.name,
         "hparams": R.jsonable(hp),
         "n_marks": x.shape[1],
         "n_bins": x.shape[2],
-        "state_dict": best,
+        "state_dict": hooks.best,
     }
-    return weights, best_epoch, history
+    history = list(zip(loop.history_loss[0], loop.history_score[0], strict=True))
+    return weights, int(loop.best_epoch[0]), history
+
+
+class _Pooled:
+    """The loop's hooks (:mod:`chromestore.training.fitting`): cross-entropy steps on the
+    pooled training samples in ``rng``'s order, the pooled validation AUROC."""
+
+    def __init__(self, net, fold: Fold, *, lr: float, batch_size: int, rng) -> None:
+        tr, va = fold.split == V.TRAIN, fold.split == V.VALID
+        self.x, self.y = fold.x[tr], fold.y[tr].astype(np.int64)
+        self.vx, self.vy = fold.x[va], fold.y[va]
+        self.net, self.batch_size, self.rng = net, batch_size, rng
+        self.opt = torch.optim.Adam(net.parameters(), lr=lr)
+        self.best: dict | None = None
+
+    def train_epoch(self, epoch: int, running: np.ndarray) -> np.ndarray:
+        self.net.train()
+        loss = minibatch_epoch(
+            self.opt,
+            lambda idx: torch.nn.functional.cross_entropy(
+                self.net(torch.from_numpy(self.x[idx])), torch.from_numpy(self.y[idx])
+            ),
+            self.rng.permutation(len(self.x)),
+            self.batch_size,
+        )
+        return np.array([loss])
+
+    def validate(self, epoch: int, running: np.ndarray) -> tuple[np.ndarray, None]:
+        self.net.eval()
+        with torch.no_grad():
+            p = torch.softmax(self.net(torch.from_numpy(self.vx)), -1)[:, 1].numpy()
+        return np.array([auc(self.vy, p)]), None
+
+    def keep_best(self, better: np.ndarray) -> None:
+        self.best = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def restore_best(self) -> None:
+        if self.best is not None:
+            self.net.load_state_dict(self.best)
 
 
 def _fit_arrays(entry, fold: Fold, hp: dict, *, seed: int, **_):
