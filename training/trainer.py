@@ -27,7 +27,7 @@ import xarray as xr
 
 from chromestore import runs as R
 from chromestore import variables as V
-from chromestore.store.dataset import open_store
+from chromestore.store import open_store, select_cells
 from chromestore.training import registry
 from chromestore.training.config import MODES, TrainConfig, pick_mode, resolve_device
 from chromestore.training.ensemble import fit_group
@@ -171,18 +171,11 @@ def assemble(results: Sequence[dict], config: TrainConfig, mode: str, wall: floa
 
 
 def resolve_cells(
-    store: str, cells: str | Sequence[str], storage_options: dict | None = None
+    store: str, cells: str | int | Sequence[str], storage_options: dict | None = None
 ) -> list[str]:
+    """The store's epigenomes that ``cells`` picks (:func:`chromestore.store.select_cells`)."""
     ds = open_store(store, storage_options)
-    have = [str(c) for c in ds[V.CELL].values.astype(object)]
-    if isinstance(cells, str):
-        if cells == "all":
-            return have
-        cells = [c.strip() for c in cells.split(",") if c.strip()]
-    missing = [c for c in cells if c not in have]
-    if missing:
-        raise KeyError(f"cells {missing} are not in {store} (cells: {', '.join(have)})")
-    return list(cells)
+    return select_cells(cells, [str(c) for c in ds[V.CELL].values.astype(object)])
 
 
 def train(

@@ -8,10 +8,11 @@ import click
 
 from chromestore.app import session
 
+# the layout's defaults (chromestore.store.layout loads only numpy and the schema)
+from chromestore.store import DEFAULT_BIN_SIZE, DEFAULT_GENE_CHUNK, DEFAULT_GENOME, DEFAULT_WINDOW
+
 if TYPE_CHECKING:
     from chromestore.executors import Forked
-
-DEFAULT_GENE_CHUNK = 2048  # chromestore.store.DEFAULT_GENE_CHUNK, without importing the store
 
 
 #: below this much input, pending files are counted without a cluster (by a forked worker,
@@ -75,9 +76,11 @@ class _FormatsHelp(click.Command):
 )
 @click.option("--expression", "expression", default=None, help="RPKM matrix (REMC layout).")
 @click.option("--cells", default=None, help="Comma-separated epigenomes to take (default: all).")
-@click.option("--window", type=int, default=5000, show_default=True, help="bp each side of TSS.")
-@click.option("--bin-size", type=int, default=100, show_default=True)
-@click.option("--genome", default="hg19", show_default=True)
+@click.option(
+    "--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="bp each side of TSS."
+)
+@click.option("--bin-size", type=int, default=DEFAULT_BIN_SIZE, show_default=True)
+@click.option("--genome", default=DEFAULT_GENOME, show_default=True)
 @click.option(
     "--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK, show_default=True
 )
