@@ -182,18 +182,17 @@ def run_peers(
     results = {m: list(flat[i * len(cells) : (i + 1) * len(cells)]) for i, m in enumerate(tasks)}
     run = assemble(entries, results, list(cells), ds, label, valid, split)
     run.attrs.update(
-        task="classification",
-        models={
-            e.name: {"paper": e.paper, **R.jsonable(hp[e.name], nonfinite_as_str=True)}
-            for e in entries
-        },
-        split_scheme=split_scheme,
-        seed=int(seed),
-        label_rule=str(label_rule),
-        versions=R.versions("scikit-learn", "numpy", "xarray"),
-        wall_seconds={e.name: float(time.time() - t0) for e in entries},
-        mode="peers",
-        device="cpu",
+        R.run_attrs(
+            task="classification",
+            models={e.name: {"paper": e.paper, **hp[e.name]} for e in entries},
+            split_scheme=split_scheme,
+            seed=seed,
+            label_rule=label_rule,
+            packages=("scikit-learn", "numpy", "xarray"),
+            wall_seconds={e.name: time.time() - t0 for e in entries},
+            mode="peers",
+            device="cpu",
+        )
     )
     for e in entries:
         for what in dict.fromkeys(k for res in results[e.name] for k in res.get("attrs", {})):
