@@ -92,6 +92,11 @@ def test_training_defaults__config_request_trainer_and_cli_agree():
     assert {k: sig[k].default for k in ("mode", "device", "group_size")} == {
         k: DEFAULTS[k] for k in ("mode", "device", "group_size")
     }
+    from chromestore.training.loader import ChunkLoader
+
+    sig = inspect.signature(ChunkLoader).parameters
+    keys = ("split", "seed", "label_rule", "transform", "memory_budget")
+    assert {k: sig[k].default for k in keys} == {k: DEFAULTS[k] for k in keys}
     params = _params("train")
     shared = [*request.SETTINGS, "model", "split", "seed"]
     assert {k: params[k].default for k in shared} == {k: DEFAULTS[k] for k in shared}
