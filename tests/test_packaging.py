@@ -54,6 +54,9 @@ def test_wheel__has_no_top_level_package_but_chromestore(wheel):
     for inside in (
         "chromestore/training/trainer.py",
         "chromestore/analysis/report.py",
+        "chromestore/analysis/templates/report.html.j2",
+        "chromestore/analysis/templates/macros.html.j2",
+        "chromestore/analysis/templates/report.css",
         "chromestore/app/cli.py",
         "chromestore/_data/rpkm.56epigenomes.tsv.gz",
         "chromestore/_data/gene_windows.hg19.bed.gz",
@@ -127,7 +130,9 @@ def test_wheel__installed_non_editable__simulate_train_analyze_from_another_fold
     )
     assert "run r: 2 epigenome(s)" in out
     out = cli("analyze", "s.zarr", "--run", "r", "--report", "rep", "--no-interpret")
-    assert "deepchrome" in out and (work / "rep" / "index.html").stat().st_size > 10_000
+    page = (work / "rep" / "index.html").read_text()
+    assert "deepchrome" in out and len(page) > 10_000  # the installed templates, filled
+    assert page.startswith("<!doctype html>") and "<h2>Summary over epigenomes</h2>" in page
 
 
 def _third_party_imports() -> dict[str, str]:

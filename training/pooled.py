@@ -260,23 +260,23 @@ def leave_one_out(
         history_valid_auc=hist[None, :, None, :, 1],
         best_epoch=best_epoch[None, :, None],
         excluded=~np.isfinite(signal).all(axis=(2, 3)),
-        attrs={
-            "task": "classification",
-            "models": {pooled_name: info},
-            "split_scheme": split,
-            "seed": int(seed),
-            "label_rule": str(label_rule),
-            "versions": R.versions("torch", "scikit-learn"),
-            "wall_seconds": {pooled_name: time.time() - t0},
-            "mode": "pooled",
-            "device": "cpu",
-            "evaluation": "leave-one-epigenome-out",
-            "train_cells": train_cells,
-            "test_cells": list(test_cells),
-            "pooled_models": {
+        attrs=R.run_attrs(
+            task="classification",
+            models={pooled_name: info},
+            split_scheme=split,
+            seed=seed,
+            label_rule=label_rule,
+            packages=("torch", "scikit-learn"),
+            wall_seconds={pooled_name: time.time() - t0},
+            mode="pooled",
+            device="cpu",
+            evaluation="leave-one-epigenome-out",
+            train_cells=train_cells,
+            test_cells=list(test_cells),
+            pooled_models={
                 pooled_name: {"key": key, "base": model, "normalisation": normalisation}
             },
-        },
+        ),
     )
     R.write_run(store, name, run)
     if base.kind == "torch":

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from chromestore.app import session
-
-DEFAULT_GENE_CHUNK = 2048
+from chromestore.store import DEFAULT_GENE_CHUNK  # light: numpy and the schema
 
 
 @click.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from chromestore.app import session
+from chromestore.training.config import DEFAULTS  # the one place of the training defaults
 
 #: click types of :attr:`ModelOption.type` ("cells" are parsed like ``--cells`` afterwards)
 TYPES = {
@@ -86,34 +87,37 @@ class ModelOptionsCommand(click.Command):
 @click.command(cls=ModelOptionsCommand)
 @click.argument("store")
 @click.option(
-    "--model", default="deepchrome", show_default=True, help="Registered model (listed below)."
+    "--model", default=DEFAULTS["model"], show_default=True, help="Registered model (listed below)."
 )
 @click.option("--cells", default="all", show_default=True, help="all or E003,E123,…")
 @click.option(
-    "--split", default="deepchrome", show_default=True, help="deepchrome, random[:K] or chromosome."
+    "--split",
+    default=DEFAULTS["split"],
+    show_default=True,
+    help="deepchrome, random[:K] or chromosome.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True)
+@click.option("--epochs", type=int, default=DEFAULTS["epochs"], show_default=True)
 @click.option(
     "--patience",
     type=int,
-    default=10,
+    default=DEFAULTS["patience"],
     show_default=True,
     help="Stop a model after this many epochs without a better validation AUC.",
 )
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True)
+@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True)
 @click.option(
     "--transform",
     type=click.Choice(["raw", "log1p"]),
-    default="raw",
+    default=DEFAULTS["transform"],
     show_default=True,
     help="Input transform (raw counts as in the paper).",
 )
 @click.option(
     "--mode",
     type=click.Choice(["auto", "stacked", "loop", "percore", "distributed"]),
-    default="auto",
+    default=DEFAULTS["mode"],
     show_default=True,
     help="auto: stacked on a GPU; on CPU percore (distributed with --scheduler or "
     "--workers N, loop with --workers 0). stacked: one batched ensemble here; loop: "
@@ -123,15 +127,15 @@ class ModelOptionsCommand(click.Command):
 @click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16"]),
-    default="fp32",
+    default=DEFAULTS["precision"],
     show_default=True,
     help="bf16: bfloat16 autocast (CPUs with avx512_bf16, GPUs).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--device", default=DEFAULTS["device"], show_default=True, help="auto, cpu or cuda.")
 @click.option(
     "--group-size",
     type=int,
-    default=0,
+    default=DEFAULTS["group_size"],
     show_default=True,
     help="Epigenomes per Dask task (distributed mode); 0: groups that shrink as the "
     "work runs out (one stacked group per GPU worker).",

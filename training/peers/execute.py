@@ -31,6 +31,7 @@ from chromestore import runs as R
 from chromestore import variables as V
 from chromestore.labels import compute_labels
 from chromestore.splits import assign_splits
+from chromestore.store import select_cells
 from chromestore.store.dataset import open_store
 from chromestore.training import registry
 from chromestore.training import weights as W
@@ -141,12 +142,7 @@ def run_peers(
     hyper = hyper or {}
     hp = {e.name: {**e.defaults, **hyper.get(e.name, {})} for e in entries}
     ds = open_store(store, storage_options)
-    all_cells = ds[V.CELL].values.astype(object).tolist()
-    if isinstance(cells, str):
-        cells = all_cells if cells == "all" else cells.split(",")
-    missing = sorted(set(cells) - set(all_cells))
-    if missing:
-        raise ValueError(f"cells not in the store: {missing}")
+    cells = select_cells(cells, ds[V.CELL].values.astype(object).tolist())
     ds = compute_labels(ds.sel({V.CELL: list(cells)}), label_rule)
     gene_names = ds[V.GENE].values.astype(object)
     gidx = slice(None)  # all genes: contiguous reads, no fancy indexing
@@ -186,18 +182,17 @@ def run_peers(
     results = {m: list(flat[i * len(cells) : (i + 1) * len(cells)]) for i, m in enumerate(tasks)}
     run = assemble(entries, results, list(cells), ds, label, valid, split)
     run.attrs.update(
-        task="classification",
-        models={
-            e.name: {"paper": e.paper, **R.jsonable(hp[e.name], nonfinite_as_str=True)}
-            for e in entries
-        },
-        split_scheme=split_scheme,
-        seed=int(seed),
-        label_rule=str(label_rule),
-        versions=R.versions("scikit-learn", "numpy", "xarray"),
-        wall_seconds={e.name: float(time.time() - t0) for e in entries},
-        mode="peers",
-        device="cpu",
+        R.run_attrs(
+            task="classification",
+            models={e.name: {"paper": e.paper, **hp[e.name]} for e in entries},
+            split_scheme=split_scheme,
+            seed=seed,
+            label_rule=label_rule,
+            packages=("scikit-learn", "numpy", "xarray"),
+            wall_seconds={e.name: time.time() - t0 for e in entries},
+            mode="peers",
+            device="cpu",
+        )
     )
     for e in entries:
         for what in dict.fromkeys(k for res in results[e.name] for k in res.get("attrs", {})):
