@@ -73,7 +73,9 @@ def main() -> None:
         with_plugin = timed(["train", "--help"], plugged, opts.repeat)
         model_help = timed(["train", "--model", "hgb-sums", "--help"], plugged, opts.repeat)
     after = os.getloadavg()[0]
-    print(f"median of {opts.repeat} runs each, {os.cpu_count()} cores, load {load:.2f} → {after:.2f}")
+    print(
+        f"median of {opts.repeat} runs each, {os.cpu_count()} cores, load {load:.2f} → {after:.2f}"
+    )
     print(f"{'command':44} {'seconds':>8} {'vs chromestore --help':>22}")
     for what, seconds in (
         ("chromestore --help (the peer)", group),

@@ -176,7 +176,10 @@ class ArrayCodec:
 class ModelEntry:
     """What every kind of model entry has (see the module docstring); not made itself."""
 
+    #: its kind's name (``torch``, ``arrays``, ``pooled``)
     kind: ClassVar[str] = ""
+    #: the codec of :mod:`chromestore.training.weights` its weights are kept with by default
+    default_codec: ClassVar[str] = "TORCH"
     name: str
     _: KW_ONLY
     task: str = "classification"
@@ -226,12 +229,9 @@ class ModelEntry:
 
         return getattr(self, "weights", None) or getattr(weights, self.default_codec)
 
-    default_codec: ClassVar[str] = "TORCH"
-    #: The module that trains it (``plan`` and ``run``), for the kinds with a shared one.
-    runner: ClassVar[str] = ""
-
     def runner_module(self):
-        """The module that trains it (``plan`` and ``run``)."""
+        """The module that trains it (``plan`` and ``run``): its kind's, or a pooled model's
+        own ``runner``."""
         return importlib.import_module(self.runner)
 
     def _options_name_defaults(self) -> None:
