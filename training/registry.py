@@ -20,6 +20,8 @@ without importing torch, scikit-learn or a plugin.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
@@ -76,14 +78,69 @@ _failed: dict[Listing, str] = {}  # plugin → why it did not load
 
 
 def _plugins() -> list[Listing]:
-    from importlib.metadata import entry_points
+    """The ``chromestore.models`` entry points of the distributions on ``sys.path``.
 
-    out = []
-    for ep in entry_points(group=GROUP):
-        meta = ep.dist.metadata if getattr(ep, "dist", None) is not None else {}
-        package = meta.get("Name") or ep.module.split(".")[0]
-        summary = (meta.get("Summary") or "").strip()
-        out.append(Listing(ep.name, ep.value, None, summary, package, meta.get("Version")))
+    These are the files ``importlib.metadata`` reads (``*.dist-info/entry_points.txt`` and
+    ``METADATA``, or an ``*.egg-info``'s ``PKG-INFO``; the first distribution of a name
+    wins), read here as text: importing ``importlib.metadata`` (with ``email`` and
+    ``socket``) would cost ``chromestore train --help`` about 0.1 s of its 0.3 s.
+    """
+    out, seen = [], set()
+    for place in sys.path:
+        try:
+            folders = sorted(os.listdir(place or "."))
+        except OSError:
+            continue
+        for folder in folders:
+            if not folder.endswith((".dist-info", ".egg-info")):
+                continue
+            stem, _, kind = folder.rpartition(".")
+            project = stem.partition("-")[0].lower().replace("_", "-").replace(".", "-")
+            if project in seen:
+                continue
+            seen.add(project)
+            path = os.path.join(place or ".", folder)
+            points = _section(os.path.join(path, "entry_points.txt"), GROUP)
+            if not points:
+                continue
+            meta = _headers(os.path.join(path, "METADATA" if kind == "dist-info" else "PKG-INFO"))
+            package = meta.get("name") or project
+            for name, target in points:
+                out.append(Listing(name, target, None, meta.get("summary", ""), package,
+                                   meta.get("version")))  # fmt: skip
+    return out
+
+
+def _section(path: str, group: str) -> list[tuple[str, str]]:
+    """``(name, value)`` of the entry points of ``group`` in an ``entry_points.txt``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    found, inside = [], False
+    for line in (raw.strip() for raw in lines):
+        if line.startswith("["):
+            inside = line == f"[{group}]"
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            name, _, value = line.partition("=")
+            found.append((name.strip(), value.strip()))
+    return found
+
+
+def _headers(path: str) -> dict[str, str]:
+    """The first ``Name``, ``Version`` and ``Summary`` headers of a core-metadata file."""
+    out: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the headers end at the first blank line
+                key, _, value = line.partition(":")
+                if key.lower() in ("name", "version", "summary"):
+                    out.setdefault(key.lower(), value.strip())
+    except OSError:
+        pass
     return out
 
 

@@ -332,6 +332,31 @@ def test_readme_plugin__trains_with_its_options_predicts_and_exports(install, st
     assert np.isfinite(direct.values).sum() > 150
 
 
+def test_listing__reads_the_entry_points_importlib_metadata_finds(install, tmp_path, monkeypatch):
+    from importlib.metadata import entry_points
+
+    install_readme_plugin(install, "second = chromestore_logistic_mean:ENTRY\n")
+    egg = tmp_path / "eggs" / "chromestore_egg_model.egg-info"  # a setuptools develop install
+    egg.mkdir(parents=True)
+    (egg / "PKG-INFO").write_text("Metadata-Version: 1.2\nName: chromestore-egg-model\n"
+                                  "Version: 2.0\nSummary: an egg\n\nBody: not a header\n")  # fmt: skip
+    (egg / "entry_points.txt").write_text("[console_scripts]\nx = y:z\n[chromestore.models]\n"
+                                          "egg-model = chromestore_egg_model:ENTRY\n")  # fmt: skip
+    shadowed = tmp_path / "later"  # the same distribution again, later on sys.path: not read
+    shadowed.mkdir()
+    write_plugin(shadowed, "chromestore_logistic_mean", "", package="chromestore-logistic-mean",
+                 summary="shadowed", entry_points="[chromestore.models]\nold = x:y\n")  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path / "eggs"))
+    monkeypatch.setattr(sys, "path", [*sys.path, str(shadowed)])
+    expected = sorted(
+        (ep.name, ep.value, ep.dist.metadata["Name"], ep.dist.version, ep.dist.metadata["Summary"])
+        for ep in entry_points(group=registry.GROUP)
+    )
+    found = sorted((p.name, p.target, p.package, p.version, p.summary) for p in registry._plugins())
+    assert found == expected
+    assert [f[0] for f in found] == ["egg-model", "logistic-mean", "second"]
+
+
 def test_a_broken_plugin__warns_once_on_one_line_and_its_use_names_the_cause(install):
     install_readme_plugin(
         install,
