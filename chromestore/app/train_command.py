@@ -27,8 +27,10 @@ TYPES = {
     "cells": click.STRING,
     "model": click.STRING,
 }
-#: where the command keeps the entries named on its command line (``ctx.meta``)
+#: where the command keeps the entries named on its command line, and their click options
+#: (``ctx.meta``)
 CHOSEN = "chromestore.train.models"
+OWN = "chromestore.train.own-options"
 HELP_FLAGS = ("--help", "-h")
 
 
@@ -115,10 +117,13 @@ class ModelOptionsCommand(click.Command):
         return {p.name for p in self.params}
 
     def _own(self, ctx: click.Context) -> list[tuple[object, list[click.Option]]]:
-        return own_options(ctx.meta.get(CHOSEN, []), self._shared())
+        if OWN not in ctx.meta:  # made once: click looks its parameters up several times
+            ctx.meta[OWN] = own_options(ctx.meta.get(CHOSEN, []), self._shared())
+        return ctx.meta[OWN]
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta[CHOSEN] = choose(args)
+        ctx.meta.pop(OWN, None)
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as e:
@@ -161,7 +166,7 @@ class ModelOptionsCommand(click.Command):
                 "A model's own options: chromestore train --model NAME --help "
                 "(--model pooled --pool NAME: also NAME's own options)."
             )
-        for (flag, _), (entry, opts) in zip(ctx.meta[CHOSEN], own, strict=True):
+        for (flag, _), (entry, opts) in zip(ctx.meta.get(CHOSEN, []), own, strict=True):
             records = [r for opt in opts if (r := opt.get_help_record(ctx))]
             if records:
                 how = "" if flag == "--model" else f" (named by {flag} of --model {own[0][0].name})"

@@ -266,8 +266,8 @@ def readme_plugin() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def install_readme_plugin(install, extra_entry_points: str = "") -> None:
-    install(
+def install_readme_plugin(install, extra_entry_points: str = "") -> Path:
+    return install(
         module="chromestore_logistic_mean",
         source=readme_plugin(),
         package="chromestore-logistic-mean",
@@ -277,8 +277,10 @@ def install_readme_plugin(install, extra_entry_points: str = "") -> None:
     )
 
 
-def test_readme_plugin__trains_with_its_options_predicts_and_exports(install, store, tmp_path):
-    install_readme_plugin(install)
+def test_readme_plugin__trains_with_its_options_predicts_and_exports(
+    install, store, tmp_path, monkeypatch
+):
+    site = install_readme_plugin(install)
     assert "chromestore_logistic_mean" not in sys.modules  # listed, not imported
     listing = registry.source("logistic-mean")
     assert (listing.package, listing.kind) == ("chromestore-logistic-mean", None)
@@ -324,12 +326,19 @@ def test_readme_plugin__trains_with_its_options_predicts_and_exports(install, st
     readme = (out / "README.md").read_text()
     assert "plugin package `chromestore-logistic-mean`" in readme
     assert "pip install chromestore-logistic-mean" in readme
+    from chromestore.training import export as X
     from chromestore.training import predict as P
 
     direct = P.predict_store(store, P.from_run(store, "lm", from_cell="E004"), ["E003"])
     again = chromestore.load_model(out).predict(chromestore.open_store(store).sel(cell=["E003"]))
     np.testing.assert_allclose(again.values, direct.values, atol=1e-6)
     assert np.isfinite(direct.values).sum() > 150
+    # where the plugin is not installed, the folder says which package to install
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(site)])
+    registry._listed, registry._entries = None, {}
+    with pytest.raises(X.ExportError, match="comes from the plugin package chromestore-logistic"
+                       "-mean 0.1: pip install chromestore-logistic-mean"):  # fmt: skip
+        chromestore.load_model(out)
 
 
 def test_listing__reads_the_entry_points_importlib_metadata_finds(install, tmp_path, monkeypatch):
