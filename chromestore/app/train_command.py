@@ -193,10 +193,7 @@ def _describe(listing) -> str:
 )
 @click.option("--cells", default="all", show_default=True, help="all or E003,E123,…")
 @click.option(
-    "--split",
-    default="deepchrome",
-    show_default=True,
-    help="deepchrome, random[:K] or chromosome.",
+    "--split", default="deepchrome", show_default=True, help="deepchrome, random[:K] or chromosome."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--epochs", type=int, default=100, show_default=True)
