@@ -3,8 +3,9 @@
 Its peer is ``chromestore --help`` (the command group alone): ``train --help`` lists every
 model, plugins included, from the registry's listing without importing any model (no
 torch, no scikit-learn, no plugin), so it should cost about what the group's help does.
-Each command is started ``--repeat`` times as a fresh process; the median wall time is
-printed with the load average before and after, and the ratio to the peer.
+Each command is started ``--repeat`` times as a fresh process, the commands taking turns
+(so a change of load hits them alike); the median wall time is printed with the load
+average before and after, and the ratio to the peer.
 
 The plugin is the tests' second plugin (``tests/training/plugin_hgb_sums.py``, which
 imports scikit-learn), installed as a dist-info with a ``chromestore.models`` entry point
@@ -28,14 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMESTORE = Path(sys.executable).with_name("chromestore")
 
 
-def timed(args: list[str], env: dict[str, str], repeat: int) -> float:
-    """Median wall seconds of ``chromestore ARGS`` as a fresh process."""
-    times = []
+def timed(commands: list[tuple[list[str], dict[str, str]]], repeat: int) -> list[float]:
+    """Median wall seconds of each ``chromestore ARGS`` (with its environment) as a fresh
+    process, the commands run in turn ``repeat`` times."""
+    times: list[list[float]] = [[] for _ in commands]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        subprocess.run([str(CHROMESTORE), *args], env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for i, (args, env) in enumerate(commands):
+            t0 = time.perf_counter()
+            subprocess.run([str(CHROMESTORE), *args], env=env, check=True, capture_output=True)
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def install_plugin(root: Path) -> None:
@@ -68,10 +71,15 @@ def main() -> None:
             [str(CHROMESTORE), "train", "--help"], env=plugged, capture_output=True, text=True
         ).stdout
         assert "hgb-sums" in listed, "the plugin is not listed"
-        group = timed(["--help"], plain, opts.repeat)
-        bare = timed(["train", "--help"], plain, opts.repeat)
-        with_plugin = timed(["train", "--help"], plugged, opts.repeat)
-        model_help = timed(["train", "--model", "hgb-sums", "--help"], plugged, opts.repeat)
+        group, bare, with_plugin, model_help = timed(
+            [
+                (["--help"], plain),
+                (["train", "--help"], plain),
+                (["train", "--help"], plugged),
+                (["train", "--model", "hgb-sums", "--help"], plugged),
+            ],
+            opts.repeat,
+        )
     after = os.getloadavg()[0]
     print(
         f"median of {opts.repeat} runs each, {os.cpu_count()} cores, load {load:.2f} → {after:.2f}"
