@@ -26,7 +26,8 @@ LAYOUT = {
 
 
 def _literal_layout_defaults(path: Path) -> list[str]:
-    """``name=<literal>`` defaults of layout parameters in the functions of ``path``."""
+    """``name=<literal>`` defaults (other than None) of layout parameters in the functions of
+    ``path``."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -40,7 +41,12 @@ def _literal_layout_defaults(path: Path) -> list[str]:
             (a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None
         ]
         for arg, default in pairs:
-            if arg.arg in LAYOUT and isinstance(default, ast.Constant):
+            # None means "not given: read off the data" (e.g. WindowLayout.from_offsets)
+            if (
+                arg.arg in LAYOUT
+                and isinstance(default, ast.Constant)
+                and default.value is not None
+            ):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} {arg.arg}={default.value!r}")
     return found
 

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+from chromestore.training.registry import DEFAULT_MODEL
+
 MODES = ("auto", "stacked", "loop", "percore", "distributed")
 DEVICES = ("auto", "cpu", "cuda")
 #: How a group's models take their training steps: ``stacked`` (batched matmuls over the
@@ -35,7 +37,7 @@ PRECISIONS = ("fp32", "bf16")
 class TrainConfig:
     """Hyper-parameters and data choices of a training run (recorded in the run)."""
 
-    model: str = "deepchrome"
+    model: str = DEFAULT_MODEL
     split: str = "deepchrome"
     seed: int = 0
     epochs: int = 100

@@ -32,12 +32,14 @@ import torch
 
 from chromestore import runs as R
 from chromestore import variables as V
+from chromestore.bins import WindowLayout
 from chromestore.labels import compute_labels
 from chromestore.splits import assign_splits
 from chromestore.store import Store, StoreLike, open_store
 from chromestore.training import predict as P
 from chromestore.training import registry
 from chromestore.training import weights as W
+from chromestore.training.entry import ArraysModel, ModelOption, PooledModel, TorchModel
 from chromestore.training.fitting import EpochLoop, minibatch_epoch
 from chromestore.training.scoring import auc
 
@@ -63,17 +65,19 @@ def _inputs(signal: np.ndarray, transform: str, normalisation: dict) -> np.ndarr
 def normalisation_of(entry) -> dict:
     """Networks get each epigenome standardised; ``arrays`` models (whose features assume
     non-negative signal, e.g. svm-bin's log1p) each epigenome divided by its own mean."""
-    return NORMALISATION if entry.kind == "torch" else SCALE_NORMALISATION
+    return NORMALISATION if isinstance(entry, TorchModel) else SCALE_NORMALISATION
 
 
 @dataclass
 class Fold:
-    """The pooled samples of some epigenomes: inputs, labels, split codes, expression."""
+    """The pooled samples of some epigenomes: inputs, labels, split codes, expression, and
+    the store's bins around the TSS."""
 
     x: np.ndarray
     y: np.ndarray
     split: np.ndarray
     expression: np.ndarray
+    layout: WindowLayout | None = None
 
 
 def _fit_torch(entry, fold: Fold, hp: dict, *, epochs: int, seed: int, lr: float, batch_size: int):
@@ -135,11 +139,9 @@ class _Pooled:
             self.net.load_state_dict(self.best)
 
 
-def _fit_arrays(entry, fold: Fold, hp: dict, *, seed: int, **_):
+def _fit_arrays(entry: ArraysModel, fold: Fold, hp: dict, *, seed: int, **_):
     """The ``arrays`` model's own fit on the pooled samples, as if they were one epigenome."""
-    from chromestore.training.peers.cells import CellData
-    from chromestore.training.peers.execute import _fit_cell
-    from chromestore.training.peers.shallowchrome import max_signal_features
+    from chromestore.training.peers.cells import CellData, max_over_bins
 
     data = CellData(
         cell="pooled",
@@ -147,18 +149,11 @@ def _fit_arrays(entry, fold: Fold, hp: dict, *, seed: int, **_):
         split=fold.split[None],
         keep=np.ones(len(fold.y), bool),
         signal=fold.x if entry.reads == "signal" else None,
-        signal_max=max_signal_features(fold.x) if entry.reads == "signal_max" else None,
+        signal_max=max_over_bins(fold.x) if entry.reads == "signal_max" else None,
         expression=fold.expression,
+        layout=fold.layout,
     )
-    if entry.fan_out is not None:
-        size, n_bins = entry.fan_out.size, fold.x.shape[2]
-        parts = [
-            entry.fan_out.fit(data, range(b, min(b + size, n_bins)), hp)
-            for b in range(0, n_bins, size)
-        ]
-        res = entry.fan_out.collect(parts, data, hp)
-    else:
-        res = _fit_cell(entry)(data, hp, seed)
+    res = entry.fit_cell(data, hp, seed)
     if not res.get("weights"):
         raise ValueError(f"model {entry.name!r} keeps no weights, so it cannot be pooled")
     history = [(float(np.nan), float(res.get("valid_auc", [np.nan])[0]))]
@@ -171,7 +166,7 @@ def leave_one_out(
     cells: Sequence[str],
     test_cells: Sequence[str] = (),
     *,
-    model: str = "deepchrome",
+    model: str = registry.DEFAULT_MODEL,
     split: str = "random",
     seed: int = 0,
     epochs: int = 20,
@@ -184,9 +179,10 @@ def leave_one_out(
 ):
     """Leave-one-epigenome-out ``model`` over ``cells`` and the pooled model on all of them,
     which also scores ``test_cells``; writes run ``name`` (model ``<model>-pooled``) and
-    returns it. ``model``: a classifier of kind ``torch`` or ``arrays``."""
+    returns it. ``model``: a classifier of kind ``torch`` or ``arrays``; ``hyper`` overrides
+    its defaults."""
     base = registry.get(model)
-    if base.kind not in ("torch", "arrays") or base.task != "classification":
+    if not isinstance(base, TorchModel | ArraysModel) or base.task != "classification":
         raise ValueError(
             f"model {model!r} ({base.kind}, {base.task}) cannot be pooled; "
             "pool a torch or arrays classifier"
@@ -194,7 +190,7 @@ def leave_one_out(
     pooled_name = f"{model}-pooled"
     normalisation = normalisation_of(base)
     hp = {**base.defaults, **(hyper or {})}
-    fit = _fit_torch if base.kind == "torch" else _fit_arrays
+    fit = _fit_torch if isinstance(base, TorchModel) else _fit_arrays
     train_cells = list(cells)
     if len(train_cells) < 2:
         raise ValueError("leave-one-epigenome-out needs at least two epigenomes to train on")
@@ -210,6 +206,7 @@ def leave_one_out(
     part = ds["split"].values[0].astype(np.int8)
     keep = np.isfinite(signal).all(axis=(2, 3)) & valid  # (cell, gene)
     x = [_inputs(signal[c], transform, normalisation) for c in range(len(cells))]
+    layout = WindowLayout.of(ds)
 
     def fold(of: Sequence[int]) -> Fold:
         idx = [np.flatnonzero(keep[c] & ((part == V.TRAIN) | (part == V.VALID))) for c in of]
@@ -218,11 +215,12 @@ def leave_one_out(
             np.concatenate([label[c][i] for c, i in zip(of, idx, strict=True)]),
             np.concatenate([part[i] for i in idx]),
             np.concatenate([expr[c][i] for c, i in zip(of, idx, strict=True)]),
+            layout,
         )
 
     def score(weights, c: int) -> None:
         test = np.flatnonzero(keep[c] & (part == V.TEST))
-        scorer = P.scorer_of(base)(base, weights, hp)
+        scorer = P.make_scorer(base, weights, hp, layout)
         pred[c, test] = scorer(x[c][test])
 
     opts = {"epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size}
@@ -309,7 +307,10 @@ def run(request, client=None) -> str:
     opts = request.options
     train = opts.get("train_cells") or request.cells
     test = [c for c in (opts.get("test_cells") or []) if c not in train]
-    base = opts.get("pool") or "deepchrome"
+    base = opts.get("pool") or registry.DEFAULT_MODEL
+    # the pooled classifier's own options (``--pool hgb-sums --max-iter 50``)
+    own = {o.dest for o in registry.get(base).options}
+    hyper = {k: v for k, v in opts.items() if k in own and v is not None}
     out = leave_one_out(
         request.store,
         request.run,
@@ -322,6 +323,7 @@ def run(request, client=None) -> str:
         lr=float(request.setting("lr")),
         batch_size=int(request.setting("batch_size")),
         transform=str(request.setting("transform")),
+        hyper=hyper,
         storage_options=request.storage_options,
     )
     scores = test_auroc(out)
@@ -340,27 +342,23 @@ def run(request, client=None) -> str:
     return "\n".join(lines)
 
 
-def _entry():
-    from chromestore.training.registry import ModelEntry, ModelOption
-
-    return ModelEntry(
-        MODEL,
-        kind="pooled",
-        runner=__name__,
-        paper="one classifier pooled over epigenomes, per-epigenome normalisation, "
-        "leave-one-epigenome-out",
-        options=(
-            ModelOption(
-                "--pool",
-                "The classifier to pool (default deepchrome): deepchrome, "
-                "shallowchrome, svm-bin, rf-bestbin, attentivechrome.",
-            ),
-            ModelOption(
-                "--train-cells", "Epigenomes to train one model on (E003,E004,…).", type="cells"
-            ),
-            ModelOption("--test-cells", "Unseen epigenomes to evaluate it on.", type="cells"),
+ENTRY = PooledModel(
+    MODEL,
+    __name__,
+    paper="one classifier pooled over epigenomes, per-epigenome normalisation, "
+    "leave-one-epigenome-out",
+    options=(
+        ModelOption(
+            "--pool",
+            "The classifier to pool; its own options are taken too (train --model pooled "
+            "--pool NAME --help lists them).",
+            type="model",
+            kinds=(TorchModel.kind, ArraysModel.kind),
+            default=registry.DEFAULT_MODEL,
         ),
-    )
-
-
-ENTRY = _entry()
+        ModelOption(
+            "--train-cells", "Epigenomes to train one model on (E003,E004,…).", type="cells"
+        ),
+        ModelOption("--test-cells", "Unseen epigenomes to evaluate it on.", type="cells"),
+    ),
+)

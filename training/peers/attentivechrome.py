@@ -29,8 +29,8 @@ from torch import nn
 
 from chromestore import variables as V
 from chromestore.training.config import torch_threads
+from chromestore.training.entry import ArraysModel, ModelMetric
 from chromestore.training.fitting import EpochLoop, minibatch_epoch
-from chromestore.training.registry import ModelEntry, ModelMetric
 from chromestore.training.scoring import auc as _auc
 from chromestore.training.weights import TORCH
 
@@ -336,7 +336,7 @@ def attention_per_class(run: xr.Dataset) -> xr.DataArray | None:
 _CR = (V.CELL, V.REPEAT)
 
 
-def attentivechrome_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
+def attentivechrome_scorer(weights: Any, hp: Mapping, layout) -> Callable[[np.ndarray], np.ndarray]:
     """``attentivechrome``: the mean P(class 1) of the member's ensemble of networks."""
     states = weights if isinstance(weights, list) else [weights]
     nets = []
@@ -356,10 +356,9 @@ def attentivechrome_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.nda
     return score
 
 
-ENTRY = ModelEntry(
+ENTRY = ArraysModel(
     "attentivechrome",
-    kind="arrays",
-    fit_cell=fit_cell,
+    fit_cell,
     defaults=dict(DEFAULTS),
     weights=TORCH,  # a state dict per ensemble member
     scorer=attentivechrome_scorer,
@@ -395,7 +394,7 @@ ENTRY = ModelEntry(
         ModelMetric(
             "attention_class",
             attention_per_class,
-            V.attention_class.doc,
+            "AttentiveChrome bin-level attention averaged over test genes per class and repeats.",
             plot="class_map",
             title="AttentiveChrome attention",
             label="attention weight",
