@@ -23,12 +23,15 @@ per-epigenome model), its AUROC per epigenome is the cross-epigenome AUROC.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from chromestore import runs as R
 from chromestore import variables as V
@@ -39,8 +42,9 @@ from chromestore.store import Store, StoreLike, open_store
 from chromestore.training import predict as P
 from chromestore.training import registry
 from chromestore.training import weights as W
+from chromestore.training.config import pick_mode, torch_threads, usable_cores
 from chromestore.training.entry import ArraysModel, ModelOption, PooledModel, TorchModel
-from chromestore.training.fitting import EpochLoop, minibatch_epoch
+from chromestore.training.fitting import EpochLoop
 from chromestore.training.scoring import auc
 
 #: The registered entry (``chromestore train --model pooled --pool MODEL``).
@@ -78,65 +82,198 @@ class Fold:
     split: np.ndarray
     expression: np.ndarray
     layout: WindowLayout | None = None
+    #: each sample's epigenome (its index among the pooled ones)
+    cell: np.ndarray | None = None
 
 
-def _fit_torch(entry, fold: Fold, hp: dict, *, epochs: int, seed: int, lr: float, batch_size: int):
-    """The network on the pooled training samples; the epoch best on pooled validation AUROC.
-    Returns (weights, best epoch, [(loss, valid AUROC) per epoch])."""
-    torch.manual_seed(seed)
-    tr = fold.split == V.TRAIN
-    x = fold.x[tr]
+def _fit_torch(
+    entry,
+    every: Fold,
+    left_out: Sequence[int],
+    hp: dict,
+    *,
+    epochs: int,
+    patience: int | None,
+    seed: int,
+    lr: float,
+    batch_size: int,
+    processes: int = 1,
+) -> list[tuple[dict, int, list]]:
+    """One network per fold: fold ``i`` trains on the samples of ``every`` (the pooled
+    training epigenomes) but those of epigenome ``left_out[i]`` (-1: none), kept at the epoch best
+    on its own pooled validation AUROC and stopped after ``patience`` epochs without one
+    (as per-epigenome models are). The folds train at once, stacked: in this process, or
+    with ``processes`` > 1 in that many forked single-threaded processes (as the
+    ``percore`` mode, :mod:`chromestore.training.pool`), each stepping its share of the
+    networks one at a time. Returns per fold (weights, best epoch, [(loss, valid AUROC) per
+    epoch])."""
+    global _FOLDS
+    from chromestore.training import pool
+
+    jobs = [(entry, every, list(left_out), hp, epochs, patience, seed, lr, batch_size)]
+    n = min(len(left_out), processes) if pool.available() else 1
+    parts = [list(p) for p in np.array_split(np.arange(len(left_out)), n) if len(p)]
+    if n == 1:
+        return _fit_folds(jobs[0], parts[0])
+    _FOLDS = jobs[0]  # forked workers inherit it: the samples are never copied
+    try:
+        with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as ex:
+            futures = [ex.submit(_fit_forked, part) for part in parts]
+            return [out for fut in futures for out in fut.result()]
+    finally:
+        _FOLDS = None
+
+
+_FOLDS = None
+
+
+def _fit_forked(members: list[int]) -> list[tuple[dict, int, list]]:
+    from chromestore.executors import local_dask
+
+    with local_dask(threads=False), torch_threads(1):
+        return _fit_folds(_FOLDS, members)
+
+
+def _fit_folds(job, members: list[int]) -> list[tuple[dict, int, list]]:
+    entry, every, left_out, hp, epochs, patience, seed, lr, batch_size = job
+    n_marks, n_bins = every.x.shape[1:]
     own = {k: v for k, v in hp.items() if k in entry.defaults}
-    net = entry.build(n_marks=x.shape[1], n_bins=x.shape[2], **own)
-    hooks = _Pooled(net, fold, lr=lr, batch_size=batch_size, rng=np.random.default_rng(seed))
-    loop = EpochLoop(1, epochs).fit(hooks)
-    weights = {
-        "model": entry.name,
-        "hparams": R.jsonable(hp),
-        "n_marks": x.shape[1],
-        "n_bins": x.shape[2],
-        "state_dict": hooks.best,
-    }
-    history = list(zip(loop.history_loss[0], loop.history_score[0], strict=True))
-    return weights, int(loop.best_epoch[0]), history
+    nets = []
+    for m in members:
+        torch.manual_seed(int(np.random.default_rng([seed, 7, m]).integers(2**62)))
+        nets.append(entry.build(n_marks=n_marks, n_bins=n_bins, **own))
+    hooks = _Folds(
+        entry,
+        nets,
+        every,
+        [left_out[m] for m in members],
+        own,
+        members,
+        seed=seed,
+        lr=lr,
+        batch_size=batch_size,
+    )
+    loop = EpochLoop(len(members), epochs, patience=patience).fit(hooks)
+    out = []
+    for i in range(len(members)):
+        weights = {
+            "model": entry.name,
+            "hparams": R.jsonable(hp),
+            "n_marks": n_marks,
+            "n_bins": n_bins,
+            "state_dict": hooks.net.state_dict_of(i),
+        }
+        ran = np.isfinite(loop.history_score[i])
+        history = list(zip(loop.history_loss[i][ran], loop.history_score[i][ran], strict=True))
+        out.append((weights, int(loop.best_epoch[i]), history))
+    return out
 
 
-class _Pooled:
-    """The loop's hooks (:mod:`chromestore.training.fitting`): cross-entropy steps on the
-    pooled training samples in ``rng``'s order, the pooled validation AUROC."""
+class _Folds:
+    """The loop's hooks (:mod:`chromestore.training.fitting`) for the networks of some folds,
+    stacked: each steps on batches of its own training samples (in its own order, seeded by
+    (seed, fold, epoch)) under a masked per-model Adam, so each follows the trajectory it
+    would follow alone; a fold whose epoch has run out of samples, or that stopped early,
+    is masked out of a step. Validation: each fold's AUROC on its own validation samples."""
 
-    def __init__(self, net, fold: Fold, *, lr: float, batch_size: int, rng) -> None:
-        tr, va = fold.split == V.TRAIN, fold.split == V.VALID
-        self.x, self.y = fold.x[tr], fold.y[tr].astype(np.int64)
-        self.vx, self.vy = fold.x[va], fold.y[va]
-        self.net, self.batch_size, self.rng = net, batch_size, rng
-        self.opt = torch.optim.Adam(net.parameters(), lr=lr)
-        self.best: dict | None = None
+    def __init__(self, entry, nets, every: Fold, left_out, hp, members, *, seed, lr, batch_size):
+        from chromestore.training.config import resolve_steps
+        from chromestore.training.ensemble import stack
+        from chromestore.training.optim import MaskedAdam
+
+        self.net = stack(entry, nets)
+        if hasattr(self.net, "per_model"):
+            self.net.per_model = resolve_steps("auto", torch.device("cpu")) == "per-model"
+        self.plain = entry.build(n_marks=every.x.shape[1], n_bins=every.x.shape[2], **hp)
+        self.every, self.members, self.seed, self.batch_size = every, members, seed, batch_size
+        self.y = every.y.astype(np.int64)
+        self.train = [
+            np.flatnonzero((every.split == V.TRAIN) & (every.cell != h)) for h in left_out
+        ]
+        self.valid = [
+            np.flatnonzero((every.split == V.VALID) & (every.cell != h)) for h in left_out
+        ]
+        self.params = list(self.net.parameters())
+        self.opt = MaskedAdam(self.params, lr, len(members))
+        self.best = [p.detach().clone() for p in self.params]
+        self.p_drop = float(hp.get("dropout", 0.0))
 
     def train_epoch(self, epoch: int, running: np.ndarray) -> np.ndarray:
+        n, b = len(self.members), self.batch_size
+        orders = [
+            np.random.default_rng([self.seed, m, epoch]).permutation(idx)
+            for m, idx in zip(self.members, self.train, strict=True)
+        ]
+        gens = [
+            torch.Generator().manual_seed(
+                int(np.random.default_rng([self.seed, m, epoch, 1]).integers(2**62))
+            )
+            for m in self.members
+        ]
+        n_flat = getattr(self.net, "n_flat", None)
+        shape = self.every.x.shape[1:]
+        loss_sum, seen = np.zeros(n), np.zeros(n)
         self.net.train()
-        loss = minibatch_epoch(
-            self.opt,
-            lambda idx: torch.nn.functional.cross_entropy(
-                self.net(torch.from_numpy(self.x[idx])), torch.from_numpy(self.y[idx])
-            ),
-            self.rng.permutation(len(self.x)),
-            self.batch_size,
-        )
-        return np.array([loss])
+        for start in range(0, max(len(o) for o in orders), b):
+            batches = [o[start : start + b] if running[i] else o[:0] for i, o in enumerate(orders)]
+            sizes = np.array([len(i) for i in batches])
+            active = torch.from_numpy(sizes > 0)
+            if not active.any():  # only stopped folds have samples left
+                break
+            x = torch.zeros(n, b, *shape)
+            y = torch.zeros(n, b, dtype=torch.int64)
+            w = torch.zeros(n, b)
+            for i, idx in enumerate(batches):
+                if len(idx):
+                    x[i, : len(idx)] = torch.from_numpy(self.every.x[idx])
+                    y[i, : len(idx)] = torch.from_numpy(self.y[idx])
+                    w[i, : len(idx)] = 1.0 / len(idx)
+            masks = None
+            if self.p_drop > 0 and n_flat:
+                masks = torch.zeros(n, b, n_flat)
+                for i in np.flatnonzero(sizes):
+                    keep = torch.rand(b, n_flat, generator=gens[i])
+                    masks[i] = (keep >= self.p_drop).float() / (1 - self.p_drop)
+            if getattr(self.net, "per_model", False):
+                logits = self.net(x, masks, active)
+            else:
+                logits = self.net(x, masks)
+            per = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none"
+            ).view(n, b)
+            per_model = (per * w).sum(1)
+            per_model.sum().backward()
+            self.opt.step(active)
+            loss_sum += per_model.detach().numpy() * sizes
+            seen += sizes
+        return loss_sum / np.maximum(seen, 1)
 
     def validate(self, epoch: int, running: np.ndarray) -> tuple[np.ndarray, None]:
-        self.net.eval()
-        with torch.no_grad():
-            p = torch.softmax(self.net(torch.from_numpy(self.vx)), -1)[:, 1].numpy()
-        return np.array([auc(self.vy, p)]), None
+        scores = np.full(len(self.members), np.nan)
+        self.plain.eval()
+        for i in np.flatnonzero(running):
+            self.plain.load_state_dict(self.net.state_dict_of(i))
+            x, idx = self.every.x, self.valid[i]
+            with torch.no_grad():
+                logits = torch.cat(
+                    [
+                        self.plain(torch.from_numpy(x[idx[j : j + 4096]]))
+                        for j in range(0, len(idx), 4096)
+                    ]
+                )
+            scores[i] = auc(self.every.y[idx], torch.softmax(logits, -1)[:, 1].numpy())
+        return scores, None
 
     def keep_best(self, better: np.ndarray) -> None:
-        self.best = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        sel = torch.from_numpy(better)
+        with torch.no_grad():
+            for p, bp in zip(self.params, self.best, strict=True):
+                bp.copy_(torch.where(sel.view((-1,) + (1,) * (p.dim() - 1)), p, bp))
 
     def restore_best(self) -> None:
-        if self.best is not None:
-            self.net.load_state_dict(self.best)
+        with torch.no_grad():
+            for p, bp in zip(self.params, self.best, strict=True):
+                p.copy_(bp)
 
 
 def _fit_arrays(entry: ArraysModel, fold: Fold, hp: dict, *, seed: int, **_):
@@ -170,6 +307,8 @@ def leave_one_out(
     split: str = "random",
     seed: int = 0,
     epochs: int = 20,
+    patience: int | None = 10,
+    processes: int = 1,
     lr: float = 1e-3,
     batch_size: int = 128,
     transform: str = "raw",
@@ -190,7 +329,6 @@ def leave_one_out(
     pooled_name = f"{model}-pooled"
     normalisation = normalisation_of(base)
     hp = {**base.defaults, **(hyper or {})}
-    fit = _fit_torch if isinstance(base, TorchModel) else _fit_arrays
     train_cells = list(cells)
     if len(train_cells) < 2:
         raise ValueError("leave-one-epigenome-out needs at least two epigenomes to train on")
@@ -216,6 +354,7 @@ def leave_one_out(
             np.concatenate([part[i] for i in idx]),
             np.concatenate([expr[c][i] for c, i in zip(of, idx, strict=True)]),
             layout,
+            np.concatenate([np.full(len(i), c) for c, i in zip(of, idx, strict=True)]),
         )
 
     def score(weights, c: int) -> None:
@@ -228,13 +367,19 @@ def leave_one_out(
     best_epoch = np.zeros(len(cells), np.int16)
     n_epochs = epochs if base.kind == "torch" else 1
     hist = np.full((len(cells), n_epochs, 2), np.nan, np.float32)
-    for h in range(n_train):
-        weights, best_epoch[h], history = fit(
-            base, fold([c for c in range(n_train) if c != h]), hp, **opts
+    if isinstance(base, TorchModel):  # every fold at once; -1: the pooled model, on all
+        every, left_out = fold(range(n_train)), [*range(n_train), -1]
+        fits = iter(
+            _fit_torch(base, every, left_out, hp, patience=patience, processes=processes, **opts)
         )
+    else:
+        folds = ([c for c in range(n_train) if c != h] for h in [*range(n_train), -1])
+        fits = (_fit_arrays(base, fold(of), hp, seed=seed) for of in folds)
+    for h in range(n_train):
+        weights, best_epoch[h], history = next(fits)
         hist[h, : len(history)] = history
         score(weights, h)
-    pooled, _, _ = fit(base, fold(range(n_train)), hp, **opts)
+    pooled, _, _ = next(fits)
     for h in range(n_train, len(cells)):
         score(pooled, h)
     key = "+".join(train_cells)
@@ -308,6 +453,11 @@ def run(request, client=None) -> str:
     train = opts.get("train_cells") or request.cells
     test = [c for c in (opts.get("test_cells") or []) if c not in train]
     base = opts.get("pool") or registry.DEFAULT_MODEL
+    # the folds in one forked process per core where the per-epigenome models would be
+    mode, _ = pick_mode(
+        str(request.setting("mode")), "cpu", local_pool=bool(request.setting("local_pool"))
+    )
+    processes = usable_cores() if mode == "percore" else 1
     # the pooled classifier's own options (``--pool hgb-sums --max-iter 50``)
     own = {o.dest for o in registry.get(base).options}
     hyper = {k: v for k, v in opts.items() if k in own and v is not None}
@@ -320,6 +470,8 @@ def run(request, client=None) -> str:
         split=request.split,
         seed=request.seed,
         epochs=int(request.setting("epochs")),
+        patience=request.setting("patience") or None,
+        processes=processes,
         lr=float(request.setting("lr")),
         batch_size=int(request.setting("batch_size")),
         transform=str(request.setting("transform")),
