@@ -119,8 +119,9 @@ def _flatten(obj: Any, path: str, arrays: dict, model: str | None, skops: bool) 
         return {SKOPS: path}
     raise WeightsFormatError(
         f"model {model!r} keeps its weights as {type(obj).__module__}.{type(obj).__name__}, "
-        "which chromestore cannot write without pickle: its registry entry gives no "
-        "export=ArrayCodec(to_arrays, from_arrays) to write them as arrays"
+        f"which {'chromestore' if skops else 'export'} cannot write without pickle: its "
+        "registry entry gives no export=ArrayCodec(to_arrays, from_arrays) to write them as "
+        "arrays"
     )
 
 

@@ -39,8 +39,14 @@ import numpy as np
 import xarray as xr
 
 from chromestore import variables as V
-from chromestore.runs import files as F
-from chromestore.runs.dataset import check_addable, open_run, run_kind, validate_run
+from chromestore.runs import files as run_files
+from chromestore.runs.dataset import (
+    check_addable,
+    derive_model_split,
+    open_run,
+    run_kind,
+    validate_run,
+)
 from chromestore.runs.merge import merge_runs
 from chromestore.runs.paths import RUNS, RunError, ensure_runs_group, run_store
 from chromestore.store.attrs import encode_attrs, jsonable
@@ -118,7 +124,7 @@ class RunWriter:
         self.store = Store.of(store, storage_options)
         self.name, self.existing, self.wait = name, existing, wait
         self.run = run_store(self.store, name)
-        self.staging = F.new_staging(self.store, name)
+        self.staging = run_files.new_staging(self.store, name)
         self.committed: xr.Dataset | None = None
         self._stack: contextlib.ExitStack | None = None
 
@@ -159,12 +165,12 @@ class RunWriter:
         if _local(self.run):
             _recover(self.run)
         keep = self._stored_dirs()
-        F.collect_garbage(self.store, self.name, keep)
+        run_files.collect_garbage(self.store, self.name, keep)
 
     def _stored_dirs(self) -> set[str]:
         if not self.run.exists():
             return set()
-        return {e["dir"] for e in F.record_of(self.run.attrs()).values()}
+        return {e["dir"] for e in run_files.record_of(self.run.attrs()).values()}
 
     def check_name(self) -> None:
         """Refuse a taken name unless the writer replaces or adds to the run."""
@@ -182,7 +188,7 @@ class RunWriter:
     # --- weights -----------------------------------------------------------------------
     def weights_target(self, model: str, cell: str, repeat: int) -> Store:
         """Where to write one weights file (inside the writer's private folder)."""
-        return self.staging.child(F.weights_key(model, cell, repeat))
+        return self.staging.child(run_files.weights_key(model, cell, repeat))
 
     # --- the commit ----------------------------------------------------------------------
     def commit(self, ds: xr.Dataset, *, children: Mapping[str, Callable] | None = None):
@@ -196,8 +202,8 @@ class RunWriter:
         if V.MODEL not in ds.dims and not children:
             raise V.SchemaError("a run needs a 'model' dimension")
         self.check_name()
-        record = F.staged_files(self.staging)
-        directory = F.promote(self.staging)
+        record = run_files.staged_files(self.staging)
+        directory = run_files.promote(self.staging)
         weights = {key: {"dir": directory, **entry} for key, entry in record.items()}
         kept: Iterable[str] = ()
         if self.existing == "add" and run_kind(self.store, self.name) == "run":
@@ -207,15 +213,20 @@ class RunWriter:
                 old[V.GENE].values.astype(object), ds[V.GENE].values.astype(object)
             ):
                 raise RunError(f"run {self.name!r}: --add needs the same gene set")
-            weights = {**F.record_of(old.attrs), **weights}
+            weights = {**run_files.record_of(old.attrs), **weights}
             versions = {**(old.attrs.get("versions") or {}), **(ds.attrs.get("versions") or {})}
             ds = merge_runs([old, ds], names=[f"{self.name} (stored)", "new"], attrs="first")
             ds.attrs["versions"] = versions
             kept = KEPT_ON_ADD
+        ds = ds.copy()
+        if V.MODEL in ds.dims and V.model_split.name not in ds:
+            ms = derive_model_split(
+                ds["split"].values, ds["excluded"].values, ds["target"].values, ds.sizes[V.MODEL]
+            )
+            ds[V.model_split.name] = (V.model_split.dims, ms, {"description": V.model_split.doc})
         if V.MODEL in ds.dims:
             validate_run(ds)
-        ds = ds.copy()
-        ds.attrs = {**ds.attrs, F.RECORD: weights, "run_format": V.RUN_FORMAT}
+        ds.attrs = {**ds.attrs, run_files.RECORD: weights, "run_format": V.RUN_FORMAT}
         ds.attrs.pop("split_records", None)
         ensure_runs_group(self.store)
         tmp = self.store.child(RUNS, f".{self.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -233,9 +244,9 @@ class RunWriter:
                     fs.rm(root, recursive=True)
             raise
         keep = {e["dir"] for e in weights.values()}
-        F.collect_garbage(self.store, self.name, keep, staging=False)
+        run_files.collect_garbage(self.store, self.name, keep, staging=False)
         if V.MODEL in ds.dims:
-            F.drop_checkpoints(self.store, self.name, [str(m) for m in ds[V.MODEL].values])
+            run_files.drop_checkpoints(self.store, self.name, [str(m) for m in ds[V.MODEL].values])
         consolidate(self.store)
         self.committed = ds
         if V.MODEL not in ds.dims:
