@@ -12,11 +12,13 @@ itself at the chosen one.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import shutil
 import signal
 import sys
+import traceback
 
 import numpy as np
 import pytest
@@ -27,6 +29,8 @@ from chromestore import runs as R
 from chromestore.app.cli import main
 
 EVENTS = ("open", "os.rename", "os.remove", "os.rmdir", "os.mkdir", "shutil.rmtree")
+#: Seconds a forked command may run before it dumps its threads' stacks and exits.
+CHILD_LIMIT = 200
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -51,6 +55,10 @@ def _child(args: list[str], root: str, out: str, kill_at: int | None, sig: int, 
     """Run ``chromestore ARGS`` here (a forked child); count file changes under ``root``,
     recording them in ``out``.json, and send ``sig`` to this process at change ``kill_at``;
     ``half``: write only half of the ``half``-th weights file, then SIGKILL."""
+    import dask.threaded
+
+    dask.threaded.default_pool = None  # the parent's pool: its threads are not in a fork
+    dask.threaded.pools.clear()
     seen: list[list[str]] = []
 
     def hook(event, hook_args):
@@ -70,6 +78,7 @@ def _child(args: list[str], root: str, out: str, kill_at: int | None, sig: int, 
             calls.append(target.url)
             if len(calls) == half:
                 fs, path = target.fs()
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(f"{path}.tmp-half", "wb") as f:
                     f.write(data[: len(data) // 2])
                     f.flush()
@@ -80,6 +89,9 @@ def _child(args: list[str], root: str, out: str, kill_at: int | None, sig: int, 
     log = os.open(f"{out}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # not pytest's capture
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    faulthandler.dump_traceback_later(CHILD_LIMIT, exit=True, file=sys.stderr)  # hung: fail
     sys.addaudithook(hook)
     code = 0
     try:
@@ -87,9 +99,12 @@ def _child(args: list[str], root: str, out: str, kill_at: int | None, sig: int, 
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:
+        traceback.print_exc()
         code = 99
     with open(f"{out}.json", "w") as f:
         json.dump(seen, f)
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(code)
 
 
@@ -208,6 +223,7 @@ def _instants(events: list, most: int) -> list[int]:
     return sorted(set(key[:most] + rest[::step]))[:most]
 
 
+@pytest.mark.timeout(1200)  # 22 trainings, each killed (about 200 s on two free cores)
 def test_train_killed_at_instants_of_a_retrain__every_run_reads_back_whole(pristine):
     events = pristine["events"]
     assert any(".weights" in p and "/.tmp-" in p for _, p in events)  # weights in the sweep
