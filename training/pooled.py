@@ -184,6 +184,7 @@ def leave_one_out(
     its defaults; ``existing``: what to do when run ``name`` exists
     (:class:`chromestore.runs.RunWriter`)."""
     with R.RunWriter(store, name, existing=existing, storage_options=storage_options) as writer:
+        writer.expect([f"{model}-pooled"], split_scheme=split, seed=seed, label_rule=label_rule)
         return _leave_one_out(
             writer, cells, test_cells, model=model, split=split, seed=seed, epochs=epochs,
             lr=lr, batch_size=batch_size, transform=transform, label_rule=label_rule,

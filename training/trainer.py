@@ -225,6 +225,12 @@ def train(
         resolve_device(device)  # a clear error before anything starts
     cells = resolve_cells(store, cells, storage_options)
     with R.RunWriter(store, run, existing=existing, storage_options=storage_options) as writer:
+        writer.expect(
+            [config.model],
+            split_scheme=config.split,
+            seed=config.seed,
+            label_rule=config.label_rule,
+        )
         return _train(
             store, run, cells, config, mode, device, storage_options, progress, group_size,
             client, writer,

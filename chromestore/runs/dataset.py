@@ -281,30 +281,47 @@ def check_test_genes(run: xr.Dataset, name: str) -> xr.Dataset:
 SPLIT_SETTINGS = ("task", "split_scheme", "seed", "label_rule")
 
 
-def check_addable(old: xr.Dataset, new: xr.Dataset, name: str) -> None:
-    """Refuse (:class:`RunError`, one line) to add ``new``'s models to stored run ``old``
-    unless every setting that defines the split and labels is identical, as the run's
-    records show: scheme (and K), seed, label rule, the genes, the split itself and the
-    labels of the epigenomes both hold; and no model is there already."""
+def check_add_settings(
+    old: xr.Dataset, name: str, models: Sequence[str], settings: Mapping[str, Any]
+) -> None:
+    """The part of :func:`check_addable` known before anything is trained: refuse
+    (:class:`RunError`, one line) to add ``models`` to stored run ``old`` when it was written
+    without the records ``--add`` checks, holds one of them already, or was trained with
+    other ``settings`` (those of :data:`SPLIT_SETTINGS` that are given)."""
     if old.attrs.get(SPLIT_RECORDS) == "derived" or "run_format" not in old.attrs:
         raise RunError(
             f"run {name!r} was written by an older chromestore without the records --add "
             "checks; use --overwrite to replace it, or another run name"
         )
-    there = sorted({str(m) for m in old[V.MODEL].values} & {str(m) for m in new[V.MODEL].values})
+    there = sorted({str(m) for m in old[V.MODEL].values} & {str(m) for m in models})
     if there:
         raise RunError(
             f"run {name!r} already holds model {there[0]!r}; a run is never changed: pass "
             "--overwrite to replace the whole run, or train into another run name"
         )
     for key in SPLIT_SETTINGS:
-        a, b = old.attrs.get(key), new.attrs.get(key)
+        if key not in settings:
+            continue
+        a, b = old.attrs.get(key), settings[key]
         if str(a) != str(b):
             raise RunError(
                 f"run {name!r} was trained with {key} {a!r}, this training has {b!r}; --add "
                 "needs identical split settings (scheme, seed, K, genes, label rule): train "
                 "into another run name"
             )
+
+
+def check_addable(old: xr.Dataset, new: xr.Dataset, name: str) -> None:
+    """Refuse (:class:`RunError`, one line) to add ``new``'s models to stored run ``old``
+    unless every setting that defines the split and labels is identical, as the run's
+    records show: scheme (and K), seed, label rule, the genes, the split itself and the
+    labels of the epigenomes both hold; and no model is there already."""
+    check_add_settings(
+        old,
+        name,
+        [str(m) for m in new[V.MODEL].values],
+        {key: new.attrs.get(key) for key in SPLIT_SETTINGS},
+    )
     genes_a = [str(g) for g in old[V.GENE].values]
     genes_b = [str(g) for g in new[V.GENE].values]
     if genes_a != genes_b:

@@ -41,6 +41,7 @@ import xarray as xr
 from chromestore import variables as V
 from chromestore.runs import files as run_files
 from chromestore.runs.dataset import (
+    check_add_settings,
     check_addable,
     derive_model_split,
     open_run,
@@ -127,6 +128,9 @@ class RunWriter:
         self.staging = run_files.new_staging(self.store, name)
         self.committed: xr.Dataset | None = None
         self._stack: contextlib.ExitStack | None = None
+        #: the weights folder a commit promoted, and whether its run was swapped in
+        self._promoted: str | None = None
+        self._swapped = False
 
     # --- the lock and the name ----------------------------------------------------------
     def __enter__(self) -> RunWriter:
@@ -152,10 +156,15 @@ class RunWriter:
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            if self.committed is None:
+            if self.committed is None and not self._swapped:
+                # nothing names this writer's weights: its private or promoted folder goes
                 fs, root = self.staging.fs()
                 if fs.exists(root):
                     fs.rm(root, recursive=True)
+                if self._promoted is not None:
+                    promoted = f"{root.rstrip('/').rsplit('/', 1)[0]}/{self._promoted}"
+                    if fs.exists(promoted):
+                        fs.rm(promoted, recursive=True)
         finally:
             if self._stack is not None:
                 self._stack.close()
@@ -185,6 +194,15 @@ class RunWriter:
                 "be added only to a run of trained models: pass --overwrite to replace it"
             )
 
+    def expect(self, models: Iterable[str], **settings: Any) -> None:
+        """Before anything is trained: with ``existing="add"``, refuse at once (one line) what
+        the commit would refuse from the run's records: a model the run holds already, or
+        other split settings (``settings``: ``split_scheme``, ``seed``, ``label_rule``)."""
+        if self.existing != "add" or run_kind(self.store, self.name) != "run":
+            return
+        old = open_run(self.store, self.name)
+        check_add_settings(old, self.name, [str(m) for m in models], settings)
+
     # --- weights -----------------------------------------------------------------------
     def weights_target(self, model: str, cell: str, repeat: int) -> Store:
         """Where to write one weights file (inside the writer's private folder)."""
@@ -202,17 +220,20 @@ class RunWriter:
         if V.MODEL not in ds.dims and not children:
             raise V.SchemaError("a run needs a 'model' dimension")
         self.check_name()
-        record = run_files.staged_files(self.staging)
-        directory = run_files.promote(self.staging)
-        weights = {key: {"dir": directory, **entry} for key, entry in record.items()}
-        kept: Iterable[str] = ()
+        old = None
         if self.existing == "add" and run_kind(self.store, self.name) == "run":
             old = open_run(self.store, self.name).load()
-            check_addable(old, ds, self.name)
+            check_addable(old, ds, self.name)  # before anything is moved
             if not np.array_equal(
                 old[V.GENE].values.astype(object), ds[V.GENE].values.astype(object)
             ):
                 raise RunError(f"run {self.name!r}: --add needs the same gene set")
+        record = run_files.staged_files(self.staging)
+        directory = run_files.promote(self.staging)
+        self._promoted = directory
+        weights = {key: {"dir": directory, **entry} for key, entry in record.items()}
+        kept: Iterable[str] = ()
+        if old is not None:
             weights = {**run_files.record_of(old.attrs), **weights}
             versions = {**(old.attrs.get("versions") or {}), **(ds.attrs.get("versions") or {})}
             ds = merge_runs([old, ds], names=[f"{self.name} (stored)", "new"], attrs="first")
@@ -237,6 +258,7 @@ class RunWriter:
             for child, write in (children or {}).items():
                 write(tmp.child(child))
             _swap_in(tmp, self.run)
+            self._swapped = True
         except BaseException:
             with contextlib.suppress(Exception):
                 fs, root = tmp.fs()

@@ -132,6 +132,7 @@ def run_peers(
         return _run_peers(store, name, models, cells, genes, split_scheme, seed, label_rule,
                           hyper, storage_options, None)  # fmt: skip
     with R.RunWriter(store, name, existing=existing, storage_options=storage_options) as writer:
+        writer.expect(models, split_scheme=split_scheme, seed=seed, label_rule=label_rule)
         run = _run_peers(store, name, models, cells, genes, split_scheme, seed, label_rule,
                          hyper, storage_options, writer)  # fmt: skip
         writer.commit(run)

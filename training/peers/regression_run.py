@@ -78,6 +78,7 @@ def run_regression(
     if not write:
         return _regression(*args, None)
     with R.RunWriter(store, name, existing=existing, storage_options=storage_options) as writer:
+        writer.expect([MODEL], split_scheme=split_scheme, seed=seed, label_rule="log(RPKM + 1)")
         run = _regression(*args, writer)
         writer.commit(run)
     return run
