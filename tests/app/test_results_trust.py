@@ -394,3 +394,46 @@ def test_analyze_of_several_runs__writes_the_metrics_into_each(store, tmp_path):
     for name in ("mix", "dc"):
         metrics = xr.open_zarr(f"{c}/runs/{name}/metrics", consolidated=False)
         assert sorted(str(m) for m in metrics.model.values) == ["deepchrome", "shallowchrome"]
+
+
+def test_predict_into_a_taken_run_name__refused_one_line_nothing_changed(store, exported, tmp_path):
+    c = _copy(store, tmp_path)
+    before = _tree(Path(c))
+    line = _refused("predict", c, "--model-dir", str(exported), "--cells", "E004", "--name", "dc")
+    assert line == (
+        "error: run 'dc' holds trained models; scores of a model that is not one of them are "
+        "not kept in it: choose a free name such as 'dc-2' (--name)"
+    )
+    assert _tree(Path(c)) == before
+    _ok("predict", c, "--model-dir", str(exported), "--cells", "E004", "--name", "mine")
+    before = _tree(Path(c))
+    line = _refused("predict", c, "--run", "mix", "--cells", "E004", "--name", "mine")
+    assert line == (
+        f"error: run 'mine' already exists in {c}; a run is never changed: pass --overwrite "
+        "to replace it whole, or choose a free name such as 'mine-2'"
+    )
+    assert _tree(Path(c)) == before
+    _ok("predict", c, "--run", "mix", "--cells", "E004", "--name", "mine", "--overwrite")
+    info = _ok("info", c)
+    assert "  mine: shallowchrome (predictions) on E004" in info, info
+
+
+def test_a_changed_weights_file__verify_exits_1_naming_it_and_predict_refuses(store, tmp_path):
+    c = _copy(store, tmp_path)
+    _ok("verify", c)
+    run = chromestore.open_run(c, "dc")
+    entry = R.record_of(run.attrs)["deepchrome/E003/0.safetensors"]
+    path = Path(f"{c}.weights/dc/{entry['dir']}/deepchrome/E003/0.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    res = _cli("verify", c)
+    assert res.exit_code == 1
+    bad = (
+        f"{path}: the file changed after the run was written (its SHA-256 is not the one the "
+        "run records); it is not loaded: retrain the run"
+    )
+    assert f"bad: {bad}" in res.output.splitlines(), res.output
+    assert res.output.splitlines()[-1] == f"error: {c}: 1 run weights file bad (listed above)"
+    line = _refused("predict", c, "--run", "dc", "--cells", "E004")
+    assert line == f"error: {bad}"

@@ -300,6 +300,7 @@ def test_readme_plugin__trains_with_its_options_predicts_and_exports(
         "C": 0.5,
         "max_iter": 500,
     }
+    assert run.attrs["versions"]["chromestore-logistic-mean"] == "0.1"  # the plugin's package
     for cell in ("E003", "E004"):
         assert _test_auc(run, "logistic-mean", cell) > 0.6
     # the features saw the layout: each mark's mean over the 40 bins within 2 kb
