@@ -214,23 +214,30 @@ def _trial(pristine, n: int, sig: int, half: int | None = None) -> int:
 
 
 def _instants(events: list, most: int) -> list[int]:
-    """Change numbers (1-based) to kill at: every rename and every change of a weights file,
-    and others spread evenly, ``most`` in all."""
-    key = [i + 1 for i, (ev, path) in enumerate(events)
-           if ev == "os.rename" or ".weights" in path]  # fmt: skip
-    rest = [i + 1 for i in range(len(events)) if i + 1 not in key]
-    step = max(1, len(rest) // max(1, most - len(key)))
-    return sorted(set(key[:most] + rest[::step]))[:most]
+    """Change numbers (1-based) to kill at: every change of a weights file (written, its
+    folder promoted, the replaced one deleted), every change from the new run's last
+    rename on (the swap, the clean-up, the store's consolidation), and others spread evenly
+    over the rest, ``most`` in all (at least the first two kinds)."""
+    mine = [i for i, (_, path) in enumerate(events, 1) if "s.zarr" in path]
+    weights = [i for i in mine if ".weights" in events[i - 1][1]]
+    renames = [i for i in mine if events[i - 1][0] == "os.rename" and "/runs/" in events[i - 1][1]]
+    key = sorted(set(weights) | {i for i in mine if i >= renames[-1]})
+    rest = [i for i in mine if i not in set(key)]
+    room = max(0, most - len(key))
+    spread = rest[:: max(1, len(rest) // room)][:room] if room else []
+    return sorted(set(key) | set(spread))
 
 
-@pytest.mark.timeout(1200)  # 22 trainings, each killed (about 200 s on two free cores)
+@pytest.mark.timeout(1500)  # about 45 trainings, each killed (about 6 min on two busy cores)
 def test_train_killed_at_instants_of_a_retrain__every_run_reads_back_whole(pristine):
     events = pristine["events"]
     assert any(".weights" in p and "/.tmp-" in p for _, p in events)  # weights in the sweep
+    kill = _instants(events, 36)
+    assert len(kill) >= 30 and max(kill) > len(events) - 5  # up to the consolidation
     outcomes = {}
-    for n in _instants(events, 14):
+    for n in kill:
         outcomes[("KILL", n)] = _trial(pristine, n, signal.SIGKILL)
-    for n in _instants(events, 6):
+    for n in kill[::4]:
         outcomes[("INT", n)] = _trial(pristine, n, signal.SIGINT)
     outcomes[("half", 1)] = _trial(pristine, None, signal.SIGKILL, half=1)
     outcomes[("half", 2)] = _trial(pristine, None, signal.SIGKILL, half=2)
