@@ -128,9 +128,9 @@ class RunWriter:
         self.staging = run_files.new_staging(self.store, name)
         self.committed: xr.Dataset | None = None
         self._stack: contextlib.ExitStack | None = None
-        #: the weights folder a commit promoted, and whether its run was swapped in
+        #: the weights folder a commit promoted, and whether the swap of its run began
         self._promoted: str | None = None
-        self._swapped = False
+        self._swapping = False
 
     # --- the lock and the name ----------------------------------------------------------
     def __enter__(self) -> RunWriter:
@@ -156,8 +156,9 @@ class RunWriter:
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            if self.committed is None and not self._swapped:
-                # nothing names this writer's weights: its private or promoted folder goes
+            if self.committed is None and not self._swapping:
+                # no run names this writer's weights: its private or promoted folder goes
+                # (once the swap began, the next writer's clean-up decides, after recovery)
                 fs, root = self.staging.fs()
                 if fs.exists(root):
                     fs.rm(root, recursive=True)
@@ -257,8 +258,8 @@ class RunWriter:
                 _copy_child(self.run, tmp, child)
             for child, write in (children or {}).items():
                 write(tmp.child(child))
+            self._swapping = True  # from here the new run may be in place: keep its weights
             _swap_in(tmp, self.run)
-            self._swapped = True
         except BaseException:
             with contextlib.suppress(Exception):
                 fs, root = tmp.fs()

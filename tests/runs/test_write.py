@@ -61,6 +61,50 @@ def test_run_writer__a_failure_before_the_commit_leaves_the_old_run_and_weights(
     assert _tree(tmp_path) == before  # nothing of the new training is left
 
 
+def test_run_writer__a_commit_that_fails_before_its_swap_leaves_no_weights_folder(
+    tmp_path, monkeypatch
+):
+    from chromestore.runs import write as RW
+
+    store = str(tmp_path / "s.zarr")
+    _commit(store, "a", _run("deepchrome"), {"deepchrome/E003/0.safetensors": b"old"})
+    before = _tree(tmp_path)
+
+    def disk_full(run, ds):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RW, "_write_arrays", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        _commit(store, "a", _run("deepchrome", seed=7), {"deepchrome/E003/0.safetensors": b"new"},
+                "overwrite")  # fmt: skip
+    assert _tree(tmp_path) == before  # the promoted folder of the new weights is gone too
+
+
+def test_run_writer__a_failure_during_the_swap_keeps_the_weights_of_the_run_in_place(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C after the exchange (while the old run is deleted): the new run is in place, and
+    the weights it names stay."""
+    from chromestore.runs import write as RW
+
+    store = str(tmp_path / "s.zarr")
+    _commit(store, "a", _run("deepchrome"), {"deepchrome/E003/0.safetensors": b"old"})
+    real = RW._swap_in
+
+    def interrupted(new, run):
+        real(new, run)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RW, "_swap_in", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _commit(store, "a", _run("deepchrome", seed=7), {"deepchrome/E003/0.safetensors": b"new"},
+                "overwrite")  # fmt: skip
+    attrs = R.run_store(store, "a").attrs()
+    target, entry = R.weights_file(store, "a", "deepchrome/E003/0.safetensors", attrs)
+    assert R.read_checked(target, entry) == b"new"
+    assert R.verify_runs(store) == ([], [])
+
+
 def test_run_writer__a_second_writer_of_the_name_is_refused_at_once(tmp_path):
     store = str(tmp_path / "s.zarr")
     held, release, seen = threading.Event(), threading.Event(), []
