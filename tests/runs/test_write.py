@@ -220,13 +220,11 @@ def test_write_predictions__a_model_dir_run_is_a_real_run_that_other_models_neve
     R.write_predictions(store, "x", _scores(["MINE"], 0.9), source=other, existing="overwrite")
     back = R.open_predictions(store, "x")
     assert list(back.cell.values) == ["MINE"] and float(back.max()) == pytest.approx(0.9)
-    info = chromestore.info(store) if hasattr(chromestore, "info") else None
     from chromestore.info import run_summaries
 
     summary = {r["name"]: r for r in run_summaries(store)}
     assert summary["x"]["models"] == ["deepchrome (predictions)"]
     assert summary["x"]["cells"] == ["MINE"]
-    del info
 
 
 def test_write_predictions__a_run_keeps_one_of_its_models_scores_at_a_time(tmp_path):
