@@ -34,13 +34,15 @@ def open_runs(
 ) -> xr.Dataset:
     """Several runs of the same cells, genes and splits joined along ``model``, lazily.
 
+    Each run is checked first: a model whose test genes overlap the genes it was trained
+    or validated on is refused (:func:`chromestore.runs.check_test_genes`, one line).
     :func:`chromestore.runs.merge_runs` joins them; the runs must agree on ``target``
     and ``split`` where they overlap. ``attrs["runs"]`` lists ``names``.
     """
     names = list(names)
-    run = R.merge_runs(
-        [open_run(store, n, storage_options) for n in names], names=names, check_labels=True
-    )
+    runs = [R.check_test_genes(open_run(store, n, storage_options), n) for n in names]
+    run = R.merge_runs(runs, names=names, check_labels=True)
+    run.attrs.pop(R.RECORD, None)  # each run's weights are found through its own name
     run.attrs["runs"] = names
     return run
 
@@ -119,7 +121,9 @@ def analyze_run(
     """Reduce run(s) ``names`` of ``store``; return ``(run, analysis)``.
 
     ``analysis`` holds the metrics and every interpretation result available for
-    the run's models; with ``write`` it is stored at ``runs/<first name>/metrics``.
+    the run's models; with ``write`` it is stored in every analysed run
+    (``runs/NAME/metrics``, replaced whole; its attrs name the runs analysed together).
+    Every model is scored only on its own test genes.
     """
     names = [names] if isinstance(names, str) else list(names)
     run = open_runs(store, names, storage_options).load()
@@ -155,7 +159,8 @@ def analyze_run(
             var.attrs["description"] = V.ALL[name].doc
     out.attrs["runs"] = names
     if write:
-        M.write_metrics(out, store, names[0], storage_options)
+        for name in names:
+            M.write_metrics(out, store, name, storage_options)
     return run, out
 
 

@@ -1,8 +1,8 @@
 """Interpretation of the trained CNNs of a run, one Dask task per epigenome.
 
 For each epigenome, the CNN (a registered ``torch`` classifier) of the first split repeat
-is loaded from ``<store>/runs/NAME/weights/<model>/<cell>/<repeat>.pt`` and :func:`interpret_cell`
-computes its class-optimisation maps, gradient saliency and integrated gradients
+is loaded from the weights file run ``NAME`` records (``STORE.weights/NAME/…``, checked
+against its SHA-256) and :func:`interpret_cell` computes its class-optimisation maps, gradient saliency and integrated gradients
 averaged over the test genes of each class, and its first-layer feature map per bin.
 :func:`interpret_run` reduces them into the ``classopt_*``, ``saliency``,
 ``integrated_gradients`` and ``feature_map_bin`` variables.
@@ -38,14 +38,17 @@ def load_cnn(
 ):
     """The trained network of (model, cell, repeat) in eval mode, and its input transform.
 
-    The weights file is the trainer's: ``state_dict``, ``hparams``, ``n_marks``,
-    ``n_bins`` and ``transform`` (``raw`` or ``log1p``).
+    The weights file is the trainer's (the one run ``name``'s records name, checked against
+    its SHA-256): ``state_dict``, ``hparams``, ``n_marks``, ``n_bins`` and ``transform``
+    (``raw`` or ``log1p``).
     """
     entry = registry.get(model)
-    saved = W.load_weights(store, name, model, cell, repeat, entry.codec, storage_options)
+    from chromestore.training.predict import load_state
+
+    saved = W.load_weights(store, name, model, cell, repeat, entry, storage_options)
     hp = {k: v for k, v in (saved.get("hparams") or {}).items() if k in entry.defaults}
     net = entry.factory(n_marks=int(saved["n_marks"]), n_bins=int(saved["n_bins"]), **hp)
-    net.load_state_dict(saved["state_dict"])
+    load_state(net, saved["state_dict"], model)  # weights that do not fit: one line
     return net.eval(), str(saved.get("transform", "raw"))
 
 

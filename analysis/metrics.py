@@ -85,8 +85,18 @@ def score_block(
 
 
 # --- wrapper ------------------------------------------------------------------
+def _own_split(run: xr.Dataset, model, cell) -> np.ndarray:
+    """The run's split (repeat, gene) where the model's own record agrees, -1 elsewhere: a
+    model is scored only on genes that are its own test genes too (``model_split``)."""
+    split = run["split"].transpose(V.REPEAT, V.GENE).values
+    if V.model_split.name not in run:
+        return split
+    own = run[V.model_split.name].sel({V.MODEL: model, V.CELL: cell})
+    own = own.transpose(V.REPEAT, V.GENE).values
+    return np.where(own == split, split, -1).astype(split.dtype)
+
+
 def _blocks(run: xr.Dataset, task: str, which: int):
-    split = run["split"]
     excluded = run["excluded"] if "excluded" in run else None
     tasks = []
     for m in run[V.MODEL].values:
@@ -96,7 +106,7 @@ def _blocks(run: xr.Dataset, task: str, which: int):
             exc = excluded.sel({V.CELL: c}).data if excluded is not None else None
             tasks.append(
                 dask.delayed(score_block, pure=True)(
-                    pred.data, targ.data, split.transpose(V.REPEAT, V.GENE).data, exc, task, which
+                    pred.data, targ.data, _own_split(run, m, c), exc, task, which
                 )
             )
     return tasks
@@ -281,8 +291,8 @@ def metrics_group(name: str) -> str:
 def write_metrics(
     metrics: xr.Dataset, store: str | Path, name: str, storage_options: dict | None = None
 ) -> str:
-    """Write ``metrics`` to ``runs/NAME/metrics`` (replacing earlier reductions); return the group."""
-    target = R.metrics_store(store, name, storage_options)
+    """Write ``metrics`` to ``runs/NAME/metrics``, replacing earlier reductions whole (written
+    beside them and swapped in under the run's lock); return the group."""
     out = metrics.copy()
     for k, v in list(out.variables.items()):  # variable-length strings: Zarr v3's string dtype
         if v.dtype.kind in "UTO":
@@ -292,15 +302,18 @@ def write_metrics(
             else:
                 out[k] = (v.dims, arr, v.attrs)
     out.attrs = R.jsonable(out.attrs)
-    out.to_zarr(
-        target.url,
-        mode="w",
-        zarr_format=3,
-        consolidated=False,
-        encoding=checksummed(out),
-        storage_options=target.storage_options,
-    )
-    S.consolidate(store, storage_options)
+
+    def write(target: S.Store) -> None:
+        out.to_zarr(
+            target.url,
+            mode="w-",
+            zarr_format=3,
+            consolidated=False,
+            encoding=checksummed(out),
+            storage_options=target.storage_options,
+        )
+
+    R.replace_child(store, name, R.METRICS, write, storage_options)
     return R.metrics_group(name)
 
 

@@ -299,15 +299,24 @@ def write_report(
     explained: Sequence[dict] = (),
     cross_within: pd.DataFrame | None = None,
     held_out: dict | None = None,
+    overwrite: bool = False,
+    claimed: bool = False,
 ) -> Path:
     """Write ``out_dir/index.html`` and ``out_dir/data/``; return the HTML path.
 
     ``cross_within`` (:func:`chromestore.analysis.metrics.cross_vs_within`) adds the
     cross- against within-epigenome panel and table; ``held_out`` (``text`` and a
     ``table`` of scores) a prediction for an epigenome held out of training.
+    ``out_dir`` must be new or empty, or a report chromestore wrote (replaced only with
+    ``overwrite``; :func:`check_report_dir`); ``claimed``: the caller made it ready already
+    (:func:`chromestore.store.safety.claim_folder`).
     """
+    from chromestore.store import safety
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not claimed:
+        check_report_dir(out, overwrite)
+        safety.claim_folder(out, KIND, overwrite)
     data_dir = out / "data"
     files = write_numbers(run, metrics, data_dir, explained)
     context = {
@@ -325,6 +334,7 @@ def write_report(
     }
     path = out / "index.html"
     path.write_text(render(context), encoding="utf-8")
+    safety.seal_folder(out, KIND)
     return path
 
 
@@ -334,20 +344,20 @@ def is_report(path: str | Path) -> bool:
     return index.is_file() and f"<title>{TITLE}" in index.read_text()[:2000]
 
 
+#: The kind of output folder a report is (:mod:`chromestore.store.safety`), and the entries
+#: a report written before reports carried chromestore's marker may hold.
+KIND = "report"
+LEGACY_ENTRIES = ("index.html", "data", "e003")
+
+
 def check_report_dir(path: str | Path, overwrite: bool) -> None:
-    """Refuse a report folder :func:`write_report` may not write into: one that holds
-    anything but a chromestore report, or a report unless ``overwrite``."""
-    from chromestore.errors import StoreError
+    """Refuse a report folder :func:`write_report` may not write into (one line, nothing
+    changed): one holding anything but a chromestore report, or a report unless
+    ``overwrite`` (:func:`chromestore.store.safety.check_folder`). A report written before
+    reports carried chromestore's marker is recognised by its page and takes one."""
+    from chromestore.store import safety
 
     path = Path(path)
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return
-    if not is_report(path):
-        raise StoreError(
-            f"{path}: the report folder exists and holds no chromestore report; "
-            "nothing was changed: choose another --report folder"
-        )
-    if not overwrite:
-        raise StoreError(
-            f"{path}: a chromestore report is already there; pass --overwrite to replace it"
-        )
+    if path.is_dir() and not (path / safety.MARKER).exists() and is_report(path):
+        safety.adopt_folder(path, KIND, list(LEGACY_ENTRIES))
+    safety.check_folder(path, KIND, overwrite)

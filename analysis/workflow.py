@@ -235,10 +235,9 @@ def predict_held_out(store: str, run: str, genes: list[str], overwrite: bool = F
     other = held_out_store_path(store)
     safety.prepare(other, overwrite)
     truth = compute_labels(simulate(other, cells=[HELD_OUT], genes=genes, seed=1)).label.values[0]
-    scores = predict.predict_store(
-        other, predict.from_run(store, run, from_cell="E003"), [HELD_OUT]
-    )
-    predict.write_predictions(other, run, scores)
+    predictor = predict.from_run(store, run, from_cell="E003")
+    scores = predict.predict_store(other, predictor, [HELD_OUT])
+    predict.write_predictions(other, run, scores, predictor=predictor)
     guess = compute_labels(open_store(store).sel({V.GENE: genes}))
     text = (
         f"held-out epigenome {HELD_OUT} (never trained on) predicted by E003's DeepChrome: "
@@ -279,6 +278,9 @@ def run_all(cfg: RunConfig, *, client=None, stages: Stages | None = None) -> str
     from chromestore.store import safety
 
     check_outputs(cfg)
+    from chromestore.analysis.report import KIND
+
+    safety.claim_folder(cfg.report, KIND, cfg.overwrite)  # the e003 report goes inside
     stages = stages or Stages("lines")
     t0 = time.perf_counter()
     lines = []
@@ -347,6 +349,7 @@ def run_all(cfg: RunConfig, *, client=None, stages: Stages | None = None) -> str
         stages,
         client,
         cross_within=cross_within,
+        claimed=True,
     )
     lines += [
         f"simulated REMC: {out.sizes[V.CELL]} epigenomes, test split:",

@@ -69,9 +69,26 @@ def checksums(ds) -> str:
 
 
 def run_summaries(path: S.StoreLike, storage_options: Mapping | None = None) -> list[dict]:
-    """Name, models, epigenomes and date of each run in the store."""
+    """Name, models, epigenomes and date of each run in the store; a run holding only a
+    model's predictions (``chromestore predict --model-dir``) lists that model as
+    ``MODEL (predictions)`` and the epigenomes scored."""
     out = []
     for name in R.list_runs(path, storage_options):
+        scored = R.predictions_summary(path, name, storage_options)
+        if R.run_kind(path, name, storage_options) == "predictions":
+            attrs = R.run_store(path, name, storage_options).attrs()
+            out.append(
+                {
+                    "name": name,
+                    "models": [
+                        f"{(scored or {}).get('model') or attrs.get('model')} (predictions)"
+                    ],
+                    "cells": (scored or {}).get("cells", []),
+                    "created": attrs.get("created") or "",
+                    "predictions": (scored or {}).get("cells", []),
+                }
+            )
+            continue
         run = R.open_run(path, name, storage_options)
         attrs = run.attrs
         out.append(
@@ -80,6 +97,7 @@ def run_summaries(path: S.StoreLike, storage_options: Mapping | None = None) -> 
                 "models": sorted(attrs.get("models", {})),
                 "cells": [str(c) for c in run[V.CELL].values],
                 "created": attrs.get("created") or attrs.get("finished") or "",
+                "predictions": (scored or {}).get("cells", []),
             }
         )
     return out

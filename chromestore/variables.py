@@ -402,8 +402,20 @@ best_epoch = Spec(
 excluded = Spec(
     "excluded", (CELL, GENE), "b", "bool", "Gene dropped for that cell: missing (NaN) signal."
 )
+model_split = Spec(
+    "model_split",
+    (MODEL, CELL, REPEAT, GENE),
+    "i",
+    "int8",
+    "The genes each model was fitted with, per epigenome and repeat: 0 trained on, "
+    "1 validated on, 2 tested on, -1 not used (no signal or no label there).",
+    required=False,
+)
 RUN_VARS = (prediction, target, split, history_loss, history_valid_auc, best_epoch, excluded)
-ALL.update({s.name: s for s in RUN_VARS if s.name not in ALL})
+ALL.update({s.name: s for s in (*RUN_VARS, model_split) if s.name not in ALL})
+#: The layout version of a run (attr ``run_format``): 2 records each model's genes
+#: (``model_split``) and its weights files with their checksums.
+RUN_FORMAT = 2
 
 # --- predictions: scores of a run's model for any epigenome (runs/NAME/predictions) -
 score = Spec(

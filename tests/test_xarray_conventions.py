@@ -128,7 +128,7 @@ def test_write_run_records_created_once(tmp_path):
     store = tmp_path / "r.zarr"
     first = R.write_run(store, "a", _run_ds()).attrs["created"]
     assert first[:4].isdigit() and "T" in first
-    again = R.write_run(store, "a", _run_ds("other")).attrs["created"]
+    again = R.write_run(store, "a", _run_ds("other"), existing="add").attrs["created"]
     assert again == first
 
 
@@ -137,13 +137,14 @@ def test_weights_live_beside_the_store_and_open_the_run_group_quietly(tmp_path):
 
     import zarr
 
-    from chromestore.training.weights import JOBLIB, load_weights, save_weights
+    from chromestore.training.weights import load_weights, save
 
     store = tmp_path / "w.zarr"
-    R.write_run(store, "a", _run_ds())
-    url = save_weights(store, "a", "deepchrome", "E003", 0, {"w": [1, 2]}, JOBLIB)
-    assert url.startswith(str(tmp_path / "w.zarr.weights" / "a"))
-    assert load_weights(store, "a", "deepchrome", "E003", 0, JOBLIB) == {"w": [1, 2]}
+    with R.RunWriter(store, "a") as writer:
+        url = save(writer.weights_target("deepchrome", "E003", 0), {"w": [1, 2]})
+        writer.commit(_run_ds())
+    assert url.startswith(str(tmp_path / "w.zarr.weights" / "a" / ".tmp-"))
+    assert load_weights(store, "a", "deepchrome", "E003", 0) == {"w": [1, 2]}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         group = zarr.open_group(str(store / "runs"), mode="r", use_consolidated=False)
@@ -188,12 +189,14 @@ def test_accessor_profile_is_the_mean_signal_per_class_around_the_tss(small_stor
 def test_a_new_store_at_a_path_drops_the_weights_of_the_store_once_there(tmp_path, small_genes):
     import shutil
 
-    from chromestore.training.weights import JOBLIB, save_weights
+    from chromestore.training.weights import save
 
     store = tmp_path / "again.zarr"
     chromestore.create_store(store, small_genes)
-    save_weights(store, "a", "m", "E003", 0, {"w": 1}, JOBLIB)
-    assert (tmp_path / "again.zarr.weights" / "a" / "m" / "E003" / "0.joblib").exists()
+    with R.RunWriter(store, "a") as writer:
+        save(writer.weights_target("m", "E003", 0), {"w": 1})
+        writer.commit(_run_ds())
+    assert len(list((tmp_path / "again.zarr.weights" / "a").glob("w-*/m/E003/0.safetensors"))) == 1
     shutil.rmtree(store)
     chromestore.create_store(store, small_genes)
     assert not (tmp_path / "again.zarr.weights").exists()

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from chromestore import runs as R
 from chromestore import variables as V
+from chromestore.store import Store
 from chromestore.training import registry
 from chromestore.training import weights as W
 from chromestore.training.config import TrainConfig, resolve_device, resolve_steps, torch_threads
@@ -248,6 +249,7 @@ def fit_group(
     stop_after: int | None = None,
     threads: int | None = None,
     zarr_store=None,
+    weights_to: Store | None = None,
 ) -> dict:
     """Train the (cell, repeat) models of ``cells`` as one stacked ensemble.
 
@@ -255,9 +257,11 @@ def fit_group(
     valid and test genes with the best epoch's weights, ``history_loss`` and
     ``history_valid_auc`` (M, epochs), ``best_epoch`` (M,), ``target``/``excluded``
     (cells, genes), ``split`` (repeat, genes), ``models`` [(cell, repeat)], and
-    ``epochs_run``. With ``run`` it checkpoints every epoch and saves the best
-    weights under ``runs/RUN/weights/<model>/<cell>/<repeat>.pt``. ``stop_after``
-    stops after that many epochs of this call (to test resuming).
+    ``epochs_run``. With ``run`` it checkpoints (``STORE.weights/RUN/.checkpoints``);
+    with ``weights_to`` (a :class:`chromestore.runs.RunWriter`'s private folder) it writes
+    the best weights of each model there, ``<model>/<cell>/<repeat>.safetensors``, once
+    the training finished. ``stop_after`` stops after that many epochs of this call (to
+    test resuming).
     """
     dev = resolve_device(device)
     steps = resolve_steps(config.steps, dev)
@@ -275,11 +279,12 @@ def fit_group(
             progress=progress,
             stop_after=stop_after,
             zarr_store=zarr_store,
+            weights_to=weights_to,
         )
 
 
 def _fit_group(
-    store, cells, config, *, run, dev, storage_options, progress, stop_after, zarr_store
+    store, cells, config, *, run, dev, storage_options, progress, stop_after, zarr_store, weights_to
 ) -> dict:
     entry = registry.get(config.model)
     if entry.kind != "torch":
@@ -329,7 +334,7 @@ def _fit_group(
         valid = np.isnan(prediction) & ~np.isnan(loop.best_prediction)
         prediction[valid] = loop.best_prediction[valid]
     clock.lap("prediction")
-    if run and loop.finished:
+    if weights_to is not None and loop.finished:
         for m, (c, r) in enumerate(loader.models):
             weights = {
                 "model": config.model,
@@ -340,7 +345,7 @@ def _fit_group(
                 "best_epoch": int(loop.best_epoch[m]),
                 "state_dict": hooks.net.state_dict_of(m),
             }
-            W.save_weights(store, run, config.model, c, r, weights, entry.codec, storage_options)
+            W.save(weights_to.child(R.weights_key(config.model, c, r)), weights, entry)
     clock.lap("weights")
     return {
         "models": loader.models,

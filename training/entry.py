@@ -55,7 +55,6 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from chromestore.training.weights import Codec
     from chromestore.variables import Spec
 
 TASKS = ("classification", "regression")
@@ -163,10 +162,12 @@ class Estimator:
 
 @dataclass(frozen=True)
 class ArrayCodec:
-    """How ``chromestore export`` writes a member's weights without pickle:
-    ``to_arrays(weights)`` → (``{name: numpy array}``, JSON-able rest), written as
-    safetensors and JSON; ``from_arrays(arrays, rest)`` → the weights again, which the
-    model's scorer gets. Torch state dicts and plain dicts/lists of arrays need none."""
+    """How a member's fitted weights are written without pickle, beside a run and by
+    ``chromestore export``: ``to_arrays(weights)`` → (``{name: numpy array}``, JSON-able
+    rest), written as safetensors and JSON; ``from_arrays(arrays, rest)`` → the weights
+    again, which the model's scorer gets. Torch state dicts and plain dicts/lists of
+    arrays need none; a scikit-learn estimator without one is kept beside a run with skops
+    (scikit-learn's types trusted only) but cannot be exported."""
 
     to_arrays: Callable[[Any], tuple[Mapping[str, Any], Any]]
     from_arrays: Callable[[Mapping[str, Any], Any], Any]
@@ -178,8 +179,6 @@ class ModelEntry:
 
     #: its kind's name (``torch``, ``arrays``, ``pooled``)
     kind: ClassVar[str] = ""
-    #: the codec of :mod:`chromestore.training.weights` its weights are kept with by default
-    default_codec: ClassVar[str] = "TORCH"
     name: str
     _: KW_ONLY
     task: str = "classification"
@@ -221,13 +220,6 @@ class ModelEntry:
         from chromestore.runs.merge import model_prefix
 
         return model_prefix(self.name)
-
-    @property
-    def codec(self) -> Codec:
-        """How its weights are kept beside a run (:mod:`chromestore.training.weights`)."""
-        from chromestore.training import weights
-
-        return getattr(self, "weights", None) or getattr(weights, self.default_codec)
 
     def runner_module(self):
         """The module that trains it (``plan`` and ``run``): its kind's, or a pooled model's
@@ -297,12 +289,9 @@ class ArraysModel(ModelEntry):
 
     kind: ClassVar[str] = "arrays"
     runner: ClassVar[str] = "chromestore.training.peers.execute"
-    default_codec: ClassVar[str] = "JOBLIB"
     fit: Callable[..., Any] | FanOut | Estimator
     _: KW_ONLY
     reads: str = "signal"
-    #: how its fitted weights are kept beside a run; None: joblib
-    weights: Codec | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -341,9 +330,6 @@ class PooledModel(ModelEntry):
 
     kind: ClassVar[str] = "pooled"
     runner: str
-    _: KW_ONLY
-    #: how its weights are kept beside a run; None: torch state dicts
-    weights: Codec | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -1,17 +1,33 @@
 """Self-contained model folders: weights as safetensors, a JSON spec, a README; no pickle.
 
-``export_model`` writes ``DIR/model.safetensors`` (every array of every member, named
-``member<i>/<path>``), ``DIR/model.json`` (the model, its hyper-parameters, marks and their
-order, bins, window, bin size, orientation, input transform, normalisation, label rule,
-training cells, the store's provenance, chromestore's version and :data:`FORMAT_VERSION`;
-the members' non-array values with ``{"__array__": name}`` where arrays were) and
-``DIR/README.md``. :func:`load_model` reads it back as a
-:class:`chromestore.training.predict.Predictor`.
+``export_model`` writes, into a new or empty folder (or one chromestore wrote, with
+``overwrite``: :func:`chromestore.store.safety.claim_folder`),
 
-A member's weights are exported as they are when they are plain dicts/lists of tensors,
+``model.safetensors``
+    every array of every member, named ``member<i>/<path>``; its metadata repeat what
+    the weights need of their input: the marks in input order, the bin layout (``n_bins``,
+    ``bin_offset``, ``window``, ``bin_size``), the orientation, the genome assembly and
+    the format version;
+``model.json``
+    the model, its hyper-parameters, the same layout, input transform, normalisation,
+    label rule, training cells, the store's provenance, chromestore's version,
+    :data:`FORMAT_VERSION`, the members' structure (``{"__array__": name}`` where arrays
+    were) and ``weights_sha256``, the SHA-256 of ``model.safetensors``;
+``README.md`` and chromestore's marker file.
+
+:func:`load_model` checks the folder before it trusts it: the checksum, every field of
+``model.json`` and its agreement with the weights file's own metadata (an edited
+``model.json`` that swaps the marks or changes the bins is refused), then rebuilds the
+members and tries each on one input. Every problem is one line naming the file and what
+is wrong (:class:`ExportError`), never the text of JSON, safetensors or torch. Predicting
+then matches the marks to the store's by name (another order is fed in the model's order;
+a missing mark is refused) and checks genome, window, bin size, bin offsets and
+orientation against the store (:meth:`chromestore.training.predict.Predictor.align`).
+
+A member's weights are written as they are when they are plain dicts/lists of tensors,
 arrays and JSON values (torch models); an entry whose weights are other objects gives an
-``export`` codec (:class:`chromestore.training.entry.ArrayCodec`: ``to_arrays`` and
-``from_arrays``), else export refuses with a message naming the model (no pickle: a
+``export`` codec (:class:`chromestore.training.entry.ArrayCodec`: every built-in
+classifier has one), else export refuses with a message naming the model (no pickle: a
 scikit-learn object is not written as it is). A model that comes from a plugin package
 names it in ``model.json`` (``plugin``) and in the README: the folder loads only where that
 package is installed.
@@ -19,6 +35,7 @@ package is installed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -31,48 +48,23 @@ from chromestore import runs as R
 from chromestore.store import StoreLike
 from chromestore.training import predict as P
 from chromestore.training import registry
+from chromestore.training import weights as W
 
 FORMAT = "chromestore-model"
-FORMAT_VERSION = 1
+#: 2: ``weights_sha256`` in model.json, the layout in the weights file's metadata.
+FORMAT_VERSION = 2
 WEIGHTS_FILE = "model.safetensors"
 SPEC_FILE = "model.json"
 #: The orientation every store uses (bins 5'→3' along the gene; minus strand flipped).
 ORIENTATION = "5'->3' along the gene (minus-strand genes reversed), bin 0 most upstream"
+#: The kind of output folder an export is (:mod:`chromestore.store.safety`).
+KIND = "model"
+#: What both files state, compared on loading: model.json's key → the metadata key.
+LAYOUT = ("model", "marks", "n_bins", "bin_offset", "window", "bin_size", "genome", "orientation")
 
 
 class ExportError(ValueError):
     """A model cannot be exported, or an exported folder cannot be read."""
-
-
-def _flatten(obj: Any, path: str, arrays: dict[str, np.ndarray], model: str) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _flatten(v, f"{path}/{k}", arrays, model) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_flatten(v, f"{path}/{i}", arrays, model) for i, v in enumerate(obj)]
-    if hasattr(obj, "detach") and hasattr(obj, "numpy"):  # a torch tensor
-        obj = obj.detach().cpu().numpy()
-    if isinstance(obj, np.ndarray):
-        arrays[path] = np.ascontiguousarray(obj)
-        return {"__array__": path}
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    raise ExportError(
-        f"model {model!r} keeps its weights as {type(obj).__module__}.{type(obj).__name__}, "
-        "which export cannot write without pickle: its registry entry gives no "
-        "export=ArrayCodec(to_arrays, from_arrays) to write them as arrays"
-    )
-
-
-def _unflatten(obj: Any, arrays: Mapping[str, np.ndarray]) -> Any:
-    if isinstance(obj, dict):
-        if set(obj) == {"__array__"}:
-            return arrays[obj["__array__"]]
-        return {k: _unflatten(v, arrays) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_unflatten(v, arrays) for v in obj]
-    return obj
 
 
 def spec_of(predictor: P.Predictor) -> dict:
@@ -129,26 +121,40 @@ def plugin_of(model: str) -> dict | None:
     }
 
 
-def export_predictor(predictor: P.Predictor, out: str | os.PathLike) -> Path:
-    """Write ``predictor`` as a model folder at ``out``; returns the folder."""
-    from safetensors.numpy import save_file
+def _layout_meta(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The layout as the weights file's metadata (JSON text per key)."""
+    return {f"chromestore.{k}": json.dumps(spec.get(k)) for k in LAYOUT}
+
+
+def export_predictor(
+    predictor: P.Predictor, out: str | os.PathLike, *, overwrite: bool = False
+) -> Path:
+    """Write ``predictor`` as a model folder at ``out``; returns the folder.
+
+    ``out`` must be new or empty, or an exported model folder with ``overwrite``
+    (:func:`chromestore.store.safety.check_folder`); nothing is written otherwise."""
+    from safetensors.numpy import save
+
+    from chromestore.store import safety
 
     entry = registry.get(predictor.model)
     arrays: dict[str, np.ndarray] = {}
     members = []
     for i, w in enumerate(predictor.members):
-        if entry.export is not None:
-            flat, rest = entry.export.to_arrays(w)
-            arrays.update({f"member{i}/{k}": np.ascontiguousarray(v) for k, v in flat.items()})
-            members.append({"to_arrays": R.jsonable(rest), "prefix": f"member{i}/"})
-        else:
-            members.append(_flatten(w, f"member{i}", arrays, predictor.model))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(arrays, str(out / WEIGHTS_FILE))
-    spec = {**spec_of(predictor), "members": members}
+        try:
+            _, structure = W.to_arrays(w, entry, prefix=f"member{i}/", skops=False, arrays=arrays)
+        except W.WeightsFormatError as e:
+            raise ExportError(str(e.args[0])) from None
+        members.append(structure)
+    spec = spec_of(predictor)
+    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), **_layout_meta(spec)}
+    data = save(arrays, metadata=meta)
+    spec = {**spec, "weights_sha256": hashlib.sha256(data).hexdigest(), "members": members}
+    out = Path(safety.claim_folder(out, KIND, overwrite))
+    (out / WEIGHTS_FILE).write_bytes(data)
     (out / SPEC_FILE).write_text(json.dumps(spec, indent=1) + "\n")
     (out / "README.md").write_text(_readme(spec))
+    safety.seal_folder(out, KIND)
     return out
 
 
@@ -160,35 +166,156 @@ def export_model(
     cell: str | None = None,
     model: str | None = None,
     storage_options: Mapping | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Export one model of run ``run`` (``cell``: which epigenome's) to folder ``out``."""
+    from chromestore.store import safety
+
+    safety.check_folder(out, KIND, overwrite)  # before reading anything
     predictor = P.from_run(store, run, model=model, from_cell=cell, storage_options=storage_options)
-    return export_predictor(predictor, out)
+    return export_predictor(predictor, out, overwrite=overwrite)
+
+
+# --- reading a folder back, checked ---------------------------------------------------------
+def _fail(path: Path, what: str) -> ExportError:
+    return ExportError(f"{path}: {what}")
+
+
+def _read_spec(path: Path) -> dict:
+    spec_path = path / SPEC_FILE
+    if not path.is_dir():
+        raise _fail(path, "not a chromestore model folder (no such folder)")
+    if not spec_path.is_file():
+        raise _fail(path, f"not a chromestore model folder (no {SPEC_FILE})")
+    try:
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise _fail(spec_path, "not text (not a model.json written by chromestore)") from None
+    except json.JSONDecodeError as e:
+        raise _fail(spec_path, f"not valid JSON at line {e.lineno}, column {e.colno}") from None
+    if not isinstance(spec, dict):
+        raise _fail(spec_path, "not a JSON object")
+    if spec.get("format") != FORMAT:
+        raise _fail(spec_path, f"format is {spec.get('format')!r}, not {FORMAT!r}")
+    version = spec.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _fail(spec_path, f"format_version {version!r} is not a model format version")
+    if version > FORMAT_VERSION:
+        raise _fail(
+            spec_path,
+            f"model format version {version} is newer than this chromestore reads "
+            f"({FORMAT_VERSION}); upgrade chromestore",
+        )
+    if version < FORMAT_VERSION:
+        raise _fail(
+            spec_path,
+            f"model format version {version} carries no checksum of its weights; export the "
+            "model again with this chromestore",
+        )
+    _check_fields(spec, spec_path)
+    return spec
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_fields(spec: dict, where: Path) -> None:
+    """Every field a model folder needs, of the right type, and a bin layout that adds up."""
+
+    def need(key: str, ok, what: str) -> Any:
+        if key not in spec:
+            raise _fail(where, f"lacks {key!r}")
+        if not ok(spec[key]):
+            raise _fail(where, f"{key!r} is {json.dumps(spec[key])[:60]}, not {what}")
+        return spec[key]
+
+    need("model", lambda v: isinstance(v, str) and v, "a model name")
+    need("task", lambda v: v in ("classification", "regression"), "classification or regression")
+    marks = need(
+        "marks",
+        lambda v: isinstance(v, list) and v and all(isinstance(m, str) and m for m in v),
+        "a list of mark names",
+    )
+    if len(set(marks)) != len(marks):
+        raise _fail(where, f"'marks' names a mark twice: {marks}")
+    offsets = need(
+        "bin_offset", lambda v: isinstance(v, list) and v and all(map(_is_int, v)), "a list of bp"
+    )
+    n_bins = need("n_bins", _is_int, "a number of bins")
+    window = need("window", lambda v: _is_int(v) and v > 0, "a window in bp")
+    bin_size = need("bin_size", lambda v: _is_int(v) and v > 0, "a bin size in bp")
+    need("genome", lambda v: v is None or isinstance(v, str), "a genome assembly name")
+    need("orientation", lambda v: isinstance(v, str), "an orientation")
+    need("input_transform", lambda v: v in P.TRANSFORMS, f"one of {P.TRANSFORMS}")
+    need(
+        "normalisation",
+        lambda v: v is None or (isinstance(v, dict) and v.get("kind") in P.NORMALISATIONS),
+        f"null or a normalisation of kind {' or '.join(P.NORMALISATIONS)}",
+    )
+    need("hyperparameters", lambda v: isinstance(v, dict), "an object")
+    need("training_cells", lambda v: isinstance(v, list), "a list of epigenomes")
+    need("label_rule", lambda v: isinstance(v, dict) and "training_labels" in v, "an object")
+    need("members", lambda v: isinstance(v, list) and v, "a list of members")
+    need("weights_sha256", lambda v: isinstance(v, str) and len(v) == 64, "a SHA-256")
+    if n_bins != len(offsets):
+        raise _fail(where, f"'n_bins' is {n_bins} but 'bin_offset' lists {len(offsets)} bins")
+    if 2 * window != n_bins * bin_size:
+        raise _fail(
+            where,
+            f"'window' ±{window} bp, 'bin_size' {bin_size} bp and 'n_bins' {n_bins} contradict "
+            f"each other (2 × window = n_bins × bin_size)",
+        )
+    if offsets != list(range(-window, window, bin_size)):
+        raise _fail(
+            where,
+            f"'bin_offset' ({offsets[0]}, {offsets[1] if len(offsets) > 1 else ''}, …) are not "
+            f"bins of {bin_size} bp from -{window} bp",
+        )
+
+
+def _read_weights(path: Path, spec: dict) -> dict[str, np.ndarray]:
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise _fail(path, f"not a chromestore model folder (no {WEIGHTS_FILE})")
+    data = weights.read_bytes()
+    if hashlib.sha256(data).hexdigest() != spec["weights_sha256"]:
+        raise _fail(
+            weights,
+            f"its SHA-256 is not the weights_sha256 of {SPEC_FILE} (the file changed after "
+            "export); not loaded",
+        )
+    try:
+        arrays, meta = W.read_safetensors(data, str(weights))
+    except W.WeightsFormatError as e:
+        raise ExportError(str(e.args[0])) from None
+    if meta.get("format") != FORMAT:
+        raise _fail(weights, f"not a chromestore model's weights (format {meta.get('format')!r})")
+    for key in LAYOUT:
+        try:
+            theirs = json.loads(meta[f"chromestore.{key}"])
+        except (KeyError, ValueError):
+            raise _fail(weights, f"its metadata lack the model's {key!r}") from None
+        if theirs != spec.get(key):
+            raise _fail(
+                path / SPEC_FILE,
+                f"{key!r} is {json.dumps(spec.get(key))[:60]} but the weights were trained with "
+                f"{json.dumps(theirs)[:60]} ({WEIGHTS_FILE}); model.json was edited: not loaded",
+            )
+    return arrays
 
 
 def load_model(path: str | os.PathLike) -> P.Predictor:
-    """A model folder written by :func:`export_model`, ready to ``predict(dataset)``.
+    """A model folder written by :func:`export_model`, checked, ready to ``predict(dataset)``.
 
     Examples
     --------
     >>> model = chromestore.load_model("dc-E003")  # doctest: +SKIP
     >>> scores = model.predict(chromestore.open_store("mine.zarr"))  # (cell, gene)  # doctest: +SKIP
     """
-    from safetensors.numpy import load_file
-
     path = Path(path)
+    spec = _read_spec(path)
     spec_path = path / SPEC_FILE
-    if not spec_path.exists():
-        raise ExportError(f"{path} is not a chromestore model folder (no {SPEC_FILE})")
-    spec = json.loads(spec_path.read_text())
-    if spec.get("format") != FORMAT:
-        raise ExportError(f"{spec_path}: format is {spec.get('format')!r}, not {FORMAT!r}")
-    version = spec.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ExportError(
-            f"{spec_path}: model format version {version} is newer than this "
-            f"chromestore reads ({FORMAT_VERSION}); upgrade chromestore"
-        )
     entry = registry.find(spec["model"])
     if entry is None:
         plugin = spec.get("plugin") or {}
@@ -197,45 +324,74 @@ def load_model(path: str | os.PathLike) -> P.Predictor:
             + (
                 f"; it comes from the plugin package {plugin['package']} "
                 f"{plugin.get('version') or ''}: pip install {plugin['package']}"
-                if plugin.get("package")
+                if isinstance(plugin, dict) and plugin.get("package")
                 else " (register it before loading this folder)"
             )
         )
-    arrays = load_file(str(path / WEIGHTS_FILE))
+    if entry.task != spec["task"]:
+        raise _fail(
+            spec_path, f"'task' is {spec['task']!r}, model {entry.name!r} is a {entry.task}"
+        )
+    arrays = _read_weights(path, spec)
+    weights = str(path / WEIGHTS_FILE)
     members = []
-    for m in spec["members"]:
-        if isinstance(m, dict) and "to_arrays" in m and entry.export is not None:
-            flat = {
-                k.removeprefix(m["prefix"]): v
-                for k, v in arrays.items()
-                if k.startswith(m["prefix"])
-            }
-            members.append(entry.export.from_arrays(flat, m["to_arrays"]))
-        else:
-            members.append(_unflatten(m, arrays))
-    return P.Predictor(
+    for i, structure in enumerate(spec["members"]):
+        try:
+            members.append(W.from_arrays(structure, arrays, entry, weights))
+        except W.WeightsFormatError as e:
+            raise ExportError(f"{str(e.args[0])} (member {i})") from None
+    predictor = P.Predictor(
         model=spec["model"],
         task=spec["task"],
         marks=list(spec["marks"]),
         bin_offset=list(spec["bin_offset"]),
         transform=spec["input_transform"],
-        hparams=dict(spec.get("hyperparameters") or {}),
+        hparams=dict(spec["hyperparameters"]),
         members=members,
-        train_cells=list(spec.get("training_cells") or []),
+        train_cells=[str(c) for c in spec["training_cells"]],
         normalisation=spec.get("normalisation"),
+        source={
+            "model": spec["model"],
+            "weights_sha256": spec["weights_sha256"],
+            "from": f"model folder {path.resolve()}",
+        },
         spec={
             "run": spec.get("source_run"),
             "label_rule": spec["label_rule"]["training_labels"],
-            "window": spec.get("window"),
-            "bin_size": spec.get("bin_size"),
-            "genome": spec.get("genome"),
+            "window": spec["window"],
+            "bin_size": spec["bin_size"],
+            "genome": spec["genome"],
             "provenance": spec.get("provenance"),
-            "orientation": spec.get("orientation"),
+            "orientation": spec["orientation"],
             "split_scheme": spec.get("split_scheme"),
             "seed": spec.get("seed"),
             "versions": spec.get("training_versions"),
         },
     )
+    _try_members(predictor, weights)
+    return predictor
+
+
+def _try_members(predictor: P.Predictor, weights: str) -> None:
+    """Build each member's scorer and score one input of the model's shape, so weights that
+    do not fit the model fail here, as one line naming the file."""
+    probe = np.zeros((2, len(predictor.marks), predictor.n_bins), np.float32)
+    entry, layout = registry.get(predictor.model), predictor.layout
+    for i, member in enumerate(predictor.members):
+        try:
+            scores = np.asarray(P.make_scorer(entry, member, predictor.hparams, layout)(probe))
+        except P.PredictError as e:
+            raise ExportError(f"{weights}: member {i}: {e.args[0]}") from None
+        except Exception as e:  # whatever the model's own code raises on weights that do not fit
+            raise ExportError(
+                f"{weights}: member {i} does not fit model {predictor.model!r} with "
+                f"{len(predictor.marks)} marks × {predictor.n_bins} bins "
+                f"({type(e).__name__} while scoring)"
+            ) from None
+        if scores.shape != (len(probe),):
+            raise ExportError(
+                f"{weights}: member {i} gives {scores.shape} scores for {len(probe)} genes"
+            )
 
 
 def _readme(spec: dict) -> str:
@@ -255,11 +411,13 @@ install it where you load this folder (`pip install {plugin["package"]}`), besid
 Exported by chromestore {spec["chromestore_version"]} (model format {spec["format_version"]})
 from run `{spec["source_run"]}`.
 {needs}
-- `{WEIGHTS_FILE}`: weights ({spec["n_members"]} member(s), scores averaged), safetensors.
+- `{WEIGHTS_FILE}`: weights ({spec["n_members"]} member(s), scores averaged), safetensors;
+  its metadata repeat the marks and bin layout below.
 - `{SPEC_FILE}`: marks in input order ({", ".join(spec["marks"])}), {spec["n_bins"]} bins of
   {spec["bin_size"]} bp over ±{spec["window"]} bp of the TSS ({spec["genome"]}), oriented
   {spec["orientation"]}; input transform `{spec["input_transform"]}`; normalisation
-  `{json.dumps(spec["normalisation"])}`; training labels `{spec["label_rule"]["training_labels"]}`.
+  `{json.dumps(spec["normalisation"])}`; training labels `{spec["label_rule"]["training_labels"]}`;
+  `weights_sha256` of `{WEIGHTS_FILE}` (a changed file is refused).
 
 Use it:
 

@@ -56,9 +56,6 @@ from chromestore.training import weights as W
 
 #: ``better``: which way a validation score improves.
 DIRECTIONS = ("higher", "lower")
-#: The loop's entries in a checkpoint (numpy arrays, stored as tensors: no pickles), named
-#: as the first checkpoints (DeepChrome ensembles', scored by AUC) named them.
-_ARRAYS = ("best_auc", "best_epoch", "since", "hist_loss", "hist_auc")
 
 
 class Hooks(Protocol):
@@ -96,25 +93,24 @@ class Checkpoint:
     every: float = 30.0
 
     def read(self) -> dict | None:
-        """The saved state, or None when there is none."""
+        """The saved state, or None when there is none. A file that is not a checkpoint of
+        chromestore's format is refused naming it (nothing in it is run)."""
         data = W.read_bytes(self.target)
         if data is None:
             return None
-        state = W.TORCH.load(data)
+        state = W.loads(data, where=self.target.url)
+        if not isinstance(state, dict) or "config" not in state:
+            raise W.WeightsFormatError(f"{self.target.url}: not a chromestore checkpoint")
         if state["config"] != self.key:
             raise ValueError(
                 f"checkpoint {self.target.url} was written with other settings; "
                 "remove it or use another run name"
             )
-        return {k: v.numpy() if k in _ARRAYS else v for k, v in state.items()}
+        return state
 
     def write(self, state: dict) -> None:
-        """Save ``state`` (written atomically)."""
-        state = {
-            k: torch.from_numpy(np.ascontiguousarray(v)) if k in _ARRAYS else v
-            for k, v in state.items()
-        }
-        W.write_bytes(self.target, W.TORCH.dump({"config": self.key, **state}))
+        """Save ``state`` (tensors, arrays and plain values; written atomically)."""
+        W.write_bytes(self.target, W.dumps({"config": self.key, **state}))
 
 
 class EpochLoop:

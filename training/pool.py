@@ -50,14 +50,16 @@ def guided_groups(cells: Sequence[str], workers: int) -> list[list[str]]:
     return out
 
 
-def _fit(store, cells, config, run, storage_options):
+def _fit(store, cells, config, run, storage_options, weights_to):
     from chromestore.executors import local_dask
     from chromestore.training.ensemble import fit_group
 
     # Dask's thread pool of the parent has no threads in a fork (it would wait forever);
     # this process has one thread to give anyway.
     with local_dask(threads=False):
-        return fit_group(store, cells, config, run, "cpu", storage_options, threads=1)
+        return fit_group(
+            store, cells, config, run, "cpu", storage_options, threads=1, weights_to=weights_to
+        )
 
 
 def fit_per_core(
@@ -68,16 +70,20 @@ def fit_per_core(
     storage_options: dict | None = None,
     workers: int | None = None,
     on_done: Callable[[dict], None] | None = None,
+    weights_to=None,
 ) -> list[dict]:
     """Fit ``cells`` in one forked single-threaded process per core (``workers``), which
     take :func:`guided_groups` as they finish; the groups' results in the order of
-    ``cells``."""
+    ``cells``. ``weights_to``: the run writer's folder for the weights (see
+    :func:`chromestore.training.ensemble.fit_group`)."""
     if not available():
         raise RuntimeError("the percore mode needs the 'fork' start method; use --mode loop")
     n = max(1, min(workers or usable_cores(), len(cells)))
     parts = guided_groups(cells, n)
     with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as ex:
-        futures = [ex.submit(_fit, store, g, config, run, storage_options) for g in parts]
+        futures = [
+            ex.submit(_fit, store, g, config, run, storage_options, weights_to) for g in parts
+        ]
         return gather(futures, as_completed, cells, on_done)
 
 

@@ -38,7 +38,7 @@ from chromestore import variables as V
 from chromestore.bins import WindowLayout
 from chromestore.labels import compute_labels
 from chromestore.splits import assign_splits
-from chromestore.store import Store, StoreLike, open_store
+from chromestore.store import StoreLike, open_store
 from chromestore.training import predict as P
 from chromestore.training import registry
 from chromestore.training import weights as W
@@ -315,11 +315,27 @@ def leave_one_out(
     label_rule: str = "median",
     hyper: Mapping | None = None,
     storage_options: Mapping | None = None,
+    existing: str = "refuse",
 ):
     """Leave-one-epigenome-out ``model`` over ``cells`` and the pooled model on all of them,
     which also scores ``test_cells``; writes run ``name`` (model ``<model>-pooled``) and
     returns it. ``model``: a classifier of kind ``torch`` or ``arrays``; ``hyper`` overrides
-    its defaults."""
+    its defaults; ``existing``: what to do when run ``name`` exists
+    (:class:`chromestore.runs.RunWriter`)."""
+    with R.RunWriter(store, name, existing=existing, storage_options=storage_options) as writer:
+        writer.expect([f"{model}-pooled"], split_scheme=split, seed=seed, label_rule=label_rule)
+        return _leave_one_out(
+            writer, cells, test_cells, model=model, split=split, seed=seed, epochs=epochs,
+            lr=lr, batch_size=batch_size, transform=transform, label_rule=label_rule,
+            hyper=hyper,
+        )  # fmt: skip
+
+
+def _leave_one_out(
+    writer, cells, test_cells, *, model, split, seed, epochs, lr, batch_size, transform,
+    label_rule, hyper,
+):  # fmt: skip
+    store = writer.store
     base = registry.get(model)
     if not isinstance(base, TorchModel | ArraysModel) or base.task != "classification":
         raise ValueError(
@@ -335,7 +351,6 @@ def leave_one_out(
     cells = list(dict.fromkeys([*train_cells, *test_cells]))
     n_train = len(train_cells)
     t0 = time.time()
-    store = Store.of(store, storage_options)
     ds = compute_labels(open_store(store).sel({V.CELL: cells}), label_rule)
     ds = assign_splits(ds, split, seed=seed)
     signal = ds[V.signal.name].values.astype(np.float32)
@@ -409,7 +424,7 @@ def leave_one_out(
             split_scheme=split,
             seed=seed,
             label_rule=label_rule,
-            packages=("torch", "scikit-learn"),
+            packages=("torch", "scikit-learn", *registry.plugin_packages([model])),
             wall_seconds={pooled_name: time.time() - t0},
             mode="pooled",
             device="cpu",
@@ -421,11 +436,10 @@ def leave_one_out(
             },
         ),
     )
-    R.write_run(store, name, run)
     if base.kind == "torch":
         pooled = {**pooled, "transform": transform}
-    W.save_weights(store, name, pooled_name, key, 0, pooled, base.codec)
-    return R.open_run(store, name)
+    W.save(writer.weights_target(pooled_name, key, 0), pooled, base)
+    return writer.commit(run)
 
 
 def test_auroc(run, model: str | None = None) -> dict[str, float]:
@@ -477,6 +491,7 @@ def run(request, client=None) -> str:
         transform=str(request.setting("transform")),
         hyper=hyper,
         storage_options=request.storage_options,
+        existing=request.existing,
     )
     scores = test_auroc(out)
     pooled_name = f"{base}-pooled"

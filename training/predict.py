@@ -33,6 +33,8 @@ from chromestore.training import weights as W
 from chromestore.training.entry import ArraysModel, Estimator, ModelEntry, PooledModel, TorchModel
 
 TRANSFORMS = ("raw", "log1p")
+#: The per-epigenome input normalisations (:func:`normalise`).
+NORMALISATIONS = ("per-epigenome", "per-epigenome-scale")
 
 
 class PredictError(ValueError):
@@ -50,7 +52,7 @@ def torch_scorer(
     state = weights["state_dict"]
     own = {k: v for k, v in (weights.get("hparams") or {}).items() if k in entry.defaults}
     net = entry.build(n_marks=int(weights["n_marks"]), n_bins=int(weights["n_bins"]), **own)
-    net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+    load_state(net, state, entry.name)
     net.eval()
 
     def score(x: np.ndarray) -> np.ndarray:
@@ -69,6 +71,28 @@ def torch_scorer(
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     return score
+
+
+def load_state(net, state: Mapping, model: str) -> None:
+    """Load ``state`` into ``net``; weights that do not fit it are one line
+    (:class:`PredictError`: the array missing, extra or of another shape), never torch's."""
+    import torch
+
+    if not isinstance(state, Mapping):
+        raise PredictError(f"its weights are not a state dict of the {model} network")
+    expected = net.state_dict()
+    for key, have in expected.items():
+        if key not in state:
+            raise PredictError(f"its weights lack {key!r}, which the {model} network has")
+        if tuple(np.shape(state[key])) != tuple(have.shape):
+            raise PredictError(
+                f"its weights {key!r} have shape {tuple(np.shape(state[key]))} where the "
+                f"{model} network has {tuple(have.shape)}"
+            )
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise PredictError(f"its weights hold {extra[0]!r}, which the {model} network has not")
+    net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
 
 
 def estimator_scorer(
@@ -123,6 +147,12 @@ class Predictor:
     train_cells: list[str] = field(default_factory=list)
     normalisation: dict | None = None
     spec: dict = field(default_factory=dict)
+    #: genes of its training epigenomes each member was fitted with, which it never
+    #: scores: ``{cell: (genes, fitted (members, genes) bool)}``; applied when scoring the
+    #: store the run lives in (``spec["provenance"]["store"]``)
+    fitted: dict = field(default_factory=dict)
+    #: what made it, for the predictions' records (model, weights' SHA-256, origin)
+    source: dict = field(default_factory=dict)
 
     @property
     def n_bins(self) -> int:
@@ -170,16 +200,25 @@ class Predictor:
                     f"{list(self.bin_offset[:2])}… (bin size {_step(self.bin_offset)})"
                 )
         mine, theirs = self.spec.get("orientation"), ds.attrs.get("orientation")
-        if mine and theirs and mine != theirs:
+        if mine and theirs and mine != theirs and not _same_orientation(mine, theirs):
             raise PredictError(
                 f"bin orientation mismatch: the dataset's bins are {theirs!r}, "
                 f"model {self.model!r} was trained on {mine!r} bins"
             )
+        for key, what in (("genome", "genome assembly"), ("window", "window (bp)"),
+                          ("bin_size", "bin size (bp)")):  # fmt: skip
+            mine, theirs = self.spec.get(key), ds.attrs.get(key)
+            if mine is not None and theirs is not None and str(mine) != str(theirs):
+                raise PredictError(
+                    f"{what} mismatch: the dataset's is {theirs!r}, model {self.model!r} was "
+                    f"trained on {mine!r}"
+                )
         return sig.sel({V.MARK: self.marks}).transpose(V.CELL, V.GENE, V.MARK, V.BIN)
 
-    def score_array(self, signal: np.ndarray, cell: str | None = None) -> np.ndarray:
+    def score_array(self, signal: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:
         """Scores of one epigenome's ``(genes, marks, bins)`` signal (marks already aligned);
-        NaN for genes with a NaN."""
+        NaN for genes with a NaN. ``fitted`` (members, genes) bool: genes a member was
+        fitted with, which it does not score (a gene none may score is NaN)."""
         signal = np.asarray(signal, np.float32)
         ok = np.isfinite(signal).all(axis=(1, 2))
         out = np.full(len(signal), np.nan, np.float32)
@@ -189,7 +228,29 @@ class Predictor:
         if self.transform == "log1p":
             x = np.log1p(np.clip(x, 0, None))
         x = normalise(x, self.normalisation)
-        out[ok] = np.mean([s(x) for s in self._scorers()], axis=0)
+        scores = np.stack([s(x) for s in self._scorers()]).astype(np.float64)
+        if fitted is None:
+            out[ok] = scores.mean(axis=0)
+            return out
+        free = ~np.asarray(fitted, bool)[:, ok]
+        n = free.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(free, scores, 0.0).sum(axis=0) / n
+        out[ok] = np.where(n > 0, mean, np.nan)
+        return out
+
+    def fitted_mask(self, cell: str, genes, store: StoreLike | None) -> np.ndarray | None:
+        """(members, genes) bool: which of ``genes`` each member was fitted with in ``cell``
+        of ``store`` (None: none; it was not trained on that epigenome of that store)."""
+        if cell not in self.fitted or store is None:
+            return None
+        if Store.of(store).url != (self.spec.get("provenance") or {}).get("store"):
+            return None
+        run_genes, mask = self.fitted[cell]
+        pos = {g: i for i, g in enumerate(run_genes)}
+        out = np.zeros((mask.shape[0], len(genes)), bool)
+        idx = np.array([pos.get(str(g), -1) for g in genes], np.int64)
+        out[:, idx >= 0] = mask[:, idx[idx >= 0]]
         return out
 
     def predict(self, dataset: xr.Dataset) -> xr.DataArray:
@@ -203,6 +264,12 @@ class Predictor:
             else np.zeros((0, sig.sizes[V.GENE]), np.float32)
         )
         return score_array(values, sig[V.CELL].values, sig[V.GENE].values, self)
+
+
+def _same_orientation(a: str, b: str) -> bool:
+    """The store's ``5to3`` and an exported model's longer wording of it are one orientation."""
+    return {a, b} <= {V.ORIENTATION, "5'->3' along the gene (minus-strand genes reversed), "
+                      "bin 0 most upstream"}  # fmt: skip
 
 
 def _step(offsets: Sequence[int]) -> int | None:
@@ -261,18 +328,42 @@ def run_models(run: xr.Dataset) -> list[tuple[str, str]]:
     return pairs
 
 
+def _pooled_key(run: xr.Dataset, model: str, key: str) -> bool:
+    """Whether (model, key) of a run is one model over several epigenomes."""
+    entry = registry.find(model)
+    return model in (run.attrs.get("pooled_models") or {}) or isinstance(entry, PooledModel)
+
+
 def choose(run: xr.Dataset, name: str, model: str | None, from_cell: str | None) -> tuple[str, str]:
-    """The one (model, weights key) that ``--model``/``--from-cell`` name in run ``name``."""
+    """The one (model, weights key) that ``--model``/``--from-cell`` name in run ``name``.
+
+    A model pooled over several epigenomes is one model: naming an epigenome for it
+    (``--from-cell``, ``export --cell``) is refused rather than ignored."""
     pairs = run_models(run)
+    listing = ", ".join(f"{m} from {c}" for m, c in pairs)
+    if from_cell is not None:
+        pooled = [
+            (m, c)
+            for m, c in pairs
+            if (model is None or m == model)
+            and _pooled_key(run, m, c)
+            and from_cell in c.split("+")
+        ]
+        if pooled and not [
+            (m, c) for m, c in pairs if (model is None or m == model) and c == from_cell
+        ]:
+            m, c = pooled[0]
+            raise PredictError(
+                f"run {name!r}: {m} is one model pooled over {c.replace('+', ', ')}, not a "
+                f"model of {from_cell}; name no epigenome (--from-cell/--cell) for it"
+            )
     hits = [
         (m, c)
         for m, c in pairs
-        if (model is None or m == model)
-        and (from_cell is None or c == from_cell or from_cell in c.split("+"))
+        if (model is None or m == model) and (from_cell is None or c == from_cell)
     ]
     if len(hits) == 1:
         return hits[0]
-    listing = ", ".join(f"{m} from {c}" for m, c in pairs)
     if not hits:
         raise PredictError(
             f"run {name!r} has no model {model or ''} from "
@@ -293,9 +384,20 @@ def from_run(
     storage_options: Mapping | None = None,
 ) -> Predictor:
     """The predictor of one model in run ``name`` (``from_cell``: which epigenome's, in a
-    per-epigenome run; a pooled model needs none). All its repeats are members."""
+    per-epigenome run; a pooled model needs none). All its repeats are members, read from
+    the files the run's records name and checked against their SHA-256.
+
+    A run in which a model's test genes overlap the genes it was trained on is refused
+    (:func:`chromestore.runs.check_test_genes`). The predictor keeps, for each epigenome
+    it was trained on, the genes each member was fitted with, which it leaves unscored
+    when it scores that epigenome of this store.
+    """
     store = Store.of(store, storage_options)
     run = R.open_run(store, name)
+    try:
+        R.check_test_genes(run, name)
+    except R.RunError as e:
+        raise PredictError(str(e.args[0])) from None
     model, key = choose(run, name, model, from_cell)
     pooled = (run.attrs.get("pooled_models") or {}).get(model, {})
     entry = registry.get(pooled.get("base", model))
@@ -304,7 +406,7 @@ def from_run(
     members = []
     for r in range(run.sizes.get(V.REPEAT, 1)):
         try:
-            members.append(W.load_weights(store, name, model, key, r, entry.codec))
+            members.append(W.load_weights(store, name, model, key, r, entry, attrs=run.attrs))
         except FileNotFoundError:
             break
     if not members:
@@ -313,6 +415,14 @@ def from_run(
             "trained to the end, with a run name?)"
         )
     first = members[0] if isinstance(members[0], dict) else {}
+    train_cells = key.split("+")
+    split = run[V.model_split.name].sel({V.MODEL: model})
+    genes = [str(g) for g in run[V.GENE].values]
+    fitted = {}
+    for c in train_cells:
+        if c in set(run[V.CELL].values):
+            own = split.sel({V.CELL: c}).transpose(V.REPEAT, V.GENE).values[: len(members)]
+            fitted[c] = (genes, (own == V.TRAIN) | (own == V.VALID))
     return Predictor(
         model=entry.name,
         task=entry.task,
@@ -321,8 +431,15 @@ def from_run(
         transform=str(first.get("transform", hp.get("transform", "raw"))),
         hparams=R.jsonable(hp, nonfinite_as_str=True),
         members=members,
-        train_cells=key.split("+"),
+        train_cells=train_cells,
         normalisation=pooled.get("normalisation"),
+        fitted=fitted,
+        source={
+            "model": model,
+            "weights_sha256": W.weights_digest(store, name, model, key, run.attrs),
+            "from": f"run {name} of {store.url}, {key}",
+            "run": name,
+        },
         spec={
             "run": name,
             "run_model": model,
@@ -338,7 +455,7 @@ def from_run(
                 "created": ds.attrs.get("created"),
                 "genes_source": ds.attrs.get("genes_source"),
                 "signal": {
-                    f"{c}/{m}": v for (c, m), v in provenance(ds).items() if c in key.split("+")
+                    f"{c}/{m}": v for (c, m), v in provenance(ds).items() if c in train_cells
                 },
             },
             "versions": run.attrs.get("versions"),
@@ -350,7 +467,8 @@ def from_run(
 def _score_cell(store: Store, cell: str, predictor: Predictor) -> np.ndarray:
     ds = open_store(store)
     sig = predictor.align(ds.sel({V.CELL: [cell]}))
-    return predictor.score_array(sig.isel({V.CELL: 0}).values)
+    fitted = predictor.fitted_mask(cell, ds[V.GENE].values, store)
+    return predictor.score_array(sig.isel({V.CELL: 0}).values, fitted)
 
 
 def predict_store(
@@ -361,7 +479,9 @@ def predict_store(
     storage_options: Mapping | None = None,
 ) -> xr.DataArray:
     """Scores ``(cell, gene)`` of ``cells`` of a store: one Dask task per epigenome, on
-    ``client`` when given, else this process's threads."""
+    ``client`` when given, else this process's threads. An epigenome of this store the
+    model was trained on is scored only on the genes it was not fitted with (its test
+    genes): the others are NaN."""
     import dask
 
     store = Store.of(store, storage_options)
@@ -386,10 +506,21 @@ def predict_store(
 
 
 def write_predictions(
-    store: StoreLike, name: str, scores: xr.DataArray, storage_options: Mapping | None = None
+    store: StoreLike,
+    name: str,
+    scores: xr.DataArray,
+    storage_options: Mapping | None = None,
+    *,
+    predictor: Predictor | None = None,
+    existing: str = "refuse",
 ) -> str:
-    """Keep ``scores`` at ``runs/NAME/predictions`` (cells already there are replaced)."""
-    return R.write_predictions(store, name, scores, storage_options)
+    """Keep ``scores`` at ``runs/NAME/predictions`` (:func:`chromestore.runs.write_predictions`:
+    the same model's scores for other epigenomes join them; another model's are refused
+    unless ``existing="overwrite"``)."""
+    source = predictor.source if predictor is not None else None
+    return R.write_predictions(
+        store, name, scores, storage_options, source=source, existing=existing
+    )
 
 
 def to_table(scores: xr.DataArray):

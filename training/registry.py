@@ -240,6 +240,16 @@ def source(name: str) -> Listing | None:
     return _listing().get(name)
 
 
+def plugin_packages(models) -> list[str]:
+    """The plugin distributions that ``models`` come from (for a run's ``versions``)."""
+    out = []
+    for name in models:
+        listing = source(name)
+        if listing is not None and listing.is_plugin and listing.package not in out:
+            out.append(listing.package)
+    return out
+
+
 def get(name: str) -> ModelEntry:
     """The entry of model ``name`` (its module imported now if needed); ``KeyError``
     naming the known models, or why the plugin of that name did not load."""

@@ -56,6 +56,9 @@ class TrainRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     storage_options: Mapping | None = None
     progress: bool = False
+    #: when run ``run`` exists: ``refuse``, ``overwrite`` (replace it whole) or ``add`` (its
+    #: models join the run's; every split-defining setting must be identical)
+    existing: str = "refuse"
 
     @property
     def entry(self) -> registry.ModelEntry:

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 
-def _fit_task(store, cells, config, run, device, storage_options, threads):
+def _fit_task(store, cells, config, run, device, storage_options, threads, weights_to=None):
     from chromestore.executors import local_dask
 
     dev = device
@@ -66,7 +66,9 @@ def _fit_task(store, cells, config, run, device, storage_options, threads):
     # task they would go to the cluster as new tasks and wait for a free worker thread,
     # which the other groups hold (measured: 48 s per group of the demo, 10× its training)
     with local_dask(threads=False):
-        return fit_group(store, cells, config, run, dev, storage_options, threads=threads)
+        return fit_group(
+            store, cells, config, run, dev, storage_options, threads=threads, weights_to=weights_to
+        )
 
 
 def fit_distributed(
@@ -80,6 +82,7 @@ def fit_distributed(
     group_size: int = DEFAULT_GROUP_SIZE,
     threads: int | None = None,
     on_done: Callable[[dict], None] | None = None,
+    weights_to=None,
 ) -> list[dict]:
     """One Dask task per ``group_size`` cells; tasks go to ``GPU`` workers when any exist.
 
@@ -117,6 +120,7 @@ def fit_distributed(
             device if gpu_workers else "cpu",
             storage_options,
             threads,
+            weights_to,
             resources=resources,
             pure=False,
             key=f"fit-{config.model}-{'-'.join(g)}-{config.key()}",
@@ -165,7 +169,7 @@ def assemble(results: Sequence[dict], config: TrainConfig, mode: str, wall: floa
             split_scheme=config.split,
             seed=config.seed,
             label_rule=config.label_rule,
-            packages=("torch",),
+            packages=("torch", *registry.plugin_packages([config.model])),
             wall_seconds={config.model: round(wall, 3)},
             mode=mode,
             device=results[0]["device"],
@@ -197,13 +201,16 @@ def train(
     progress: bool = True,
     group_size: int = DEFAULT_GROUP_SIZE,
     client=None,
+    existing: str = "refuse",
 ) -> xr.Dataset:
     """Train ``config.model`` for ``cells`` of ``store`` and write run ``run``.
 
     ``client`` (a ``distributed.Client``) runs the distributed mode's tasks; ``stacked``
     and ``loop`` run in this process, ``percore`` in forked processes of this one (one per
     core). ``mode="distributed"`` needs a client; ``auto`` is :func:`pick_mode`'s rule
-    (here without a local pool: ``loop`` on CPU unless a client is given).
+    (here without a local pool: ``loop`` on CPU unless a client is given). ``existing``:
+    what to do when run ``run`` exists (``refuse``, ``overwrite`` or ``add``, see
+    :class:`chromestore.runs.RunWriter`), decided before training starts.
 
     Examples
     --------
@@ -217,6 +224,23 @@ def train(
     if device.startswith("cuda") and mode != "distributed":
         resolve_device(device)  # a clear error before anything starts
     cells = resolve_cells(store, cells, storage_options)
+    with R.RunWriter(store, run, existing=existing, storage_options=storage_options) as writer:
+        writer.expect(
+            [config.model],
+            split_scheme=config.split,
+            seed=config.seed,
+            label_rule=config.label_rule,
+        )
+        return _train(
+            store, run, cells, config, mode, device, storage_options, progress, group_size,
+            client, writer,
+        )  # fmt: skip
+
+
+def _train(
+    store, run, cells, config, mode, device, storage_options, progress, group_size, client, writer
+) -> xr.Dataset:
+    to = writer.staging
     mode, why = pick_mode(mode, device, client is not None)
     if config.steps == "auto" and mode in ("stacked", "loop"):
         config = replace(config, steps="stacked" if mode == "stacked" else "per-model")
@@ -231,7 +255,9 @@ def train(
             bar.update(1)
             bar.set_postfix_str(_auc_text(cells, aucs))
 
-        results = [fit_group(store, cells, config, run, str(dev), storage_options, report)]
+        results = [
+            fit_group(store, cells, config, run, str(dev), storage_options, report, weights_to=to)
+        ]
         bar.close()
     elif mode == "percore":
         from chromestore.training.config import usable_cores
@@ -249,7 +275,9 @@ def train(
         def done(res):
             bar.update(len(res["cells"]))
 
-        results = fit_per_core(store, cells, config, run, storage_options, on_done=done)
+        results = fit_per_core(
+            store, cells, config, run, storage_options, on_done=done, weights_to=to
+        )
         bar.close()
     else:
         per = (
@@ -270,7 +298,16 @@ def train(
                 "mode 'distributed' needs a Dask cluster: give --scheduler ADDRESS or --workers N"
             )
         results = fit_distributed(
-            client, store, cells, config, run, device, storage_options, group_size, on_done=done
+            client,
+            store,
+            cells,
+            config,
+            run,
+            device,
+            storage_options,
+            group_size,
+            on_done=done,
+            weights_to=to,
         )
         bar.close()
     say(timing_text(results))
@@ -281,7 +318,7 @@ def train(
             + ", ".join(f"{c} {n} genes" for c, n in excluded.items())
         )
     ds = assemble(results, config, mode, time.perf_counter() - t0)
-    return R.write_run(store, run, ds, storage_options)
+    return writer.commit(ds)
 
 
 def timing_text(results: Sequence[dict]) -> str:
@@ -352,6 +389,7 @@ def run(request: TrainRequest, client=None) -> str:
         group_size=s("group_size"),
         client=client,
         progress=request.progress,
+        existing=request.existing,
     )
     head = f"{ds.sizes['cell']} epigenome(s), mode {ds.attrs['mode']} on {ds.attrs['device']}"
     return f"mode: {s('mode')} ({s('mode_reason')})\n" + validation_summary(ds, request, head)

@@ -27,16 +27,23 @@ def analyze_command(
     storage_options: dict | None = None,
     interpret_options: dict | None = None,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> str:
     """Analyse ``runs`` of ``store``; write the report if asked; return the text to print.
 
     ``progress`` shows the stages (scoring, explaining, report) on a bar on stderr;
     ``explain_cells`` are the epigenomes of the explained genes (default: the run's first
-    three).
+    three). The report folder must be new or empty, or a report chromestore wrote
+    (replaced only with ``overwrite``); that is checked before anything is computed.
     """
     from chromestore.analysis import metrics as M
     from chromestore.analysis.analyze import analyze_run
     from chromestore.stages import Stages
+
+    if report_dir:
+        from chromestore.analysis.report import check_report_dir
+
+        check_report_dir(report_dir, overwrite)
 
     total = 1 + (len(explain_genes) + 1 if report_dir else 0)
     with Stages("bar" if progress else None, total) as stages:
@@ -58,7 +65,7 @@ def analyze_command(
                 f"epigenomes × {out.sizes['repeat']} repeat(s), test split"
             )
             lines.append(M.format_table(out))
-            lines.append(f"reductions written to {M.metrics_group(runs[0])}")
+            lines.append(f"reductions written to {', '.join(M.metrics_group(r) for r in runs)}")
         if report_dir:
             from chromestore.analysis.explain import explain_gene
             from chromestore.analysis.report import write_report
@@ -73,7 +80,14 @@ def analyze_command(
                         )
                     )
             with stages("writing the report"):
-                path = write_report(run, out, report_dir, name=", ".join(runs), explained=explained)
+                path = write_report(
+                    run,
+                    out,
+                    report_dir,
+                    name=", ".join(runs),
+                    explained=explained,
+                    overwrite=overwrite,
+                )
             if fmt == "json":
                 return lines[0]
             lines.append(f"report: {path}")
@@ -146,9 +160,15 @@ def explain_command(
     default=None,
     help="Comma-separated epigenomes for --explain-gene (default: the first three of the run).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the report in --report DIR if chromestore wrote it (anything else there is "
+    "refused).",
+)
 @session.command_options
 @click.pass_context
-def analyze(ctx, store, runs, fmt, report_dir, interpret, explain_genes, explain_cells):
+def analyze(ctx, store, runs, fmt, report_dir, interpret, explain_genes, explain_cells, overwrite):
     """Metrics of a run (written to runs/NAME/metrics), printed, and optionally a report."""
     with session.cluster(ctx, heavy=False) as client:
         text = analyze_command(
@@ -162,6 +182,7 @@ def analyze(ctx, store, runs, fmt, report_dir, interpret, explain_genes, explain
             client=client,
             storage_options=session.storage_options(ctx),
             progress=session.progress(ctx),
+            overwrite=overwrite,
         )
     click.echo(text)
 

@@ -40,13 +40,26 @@ from chromestore.app import session
     type=click.Path(dir_okay=False),
     help="Also write cell,gene,score,label to this CSV.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace predictions of another model already kept under the run name.",
+)
 @session.command_options
 @click.pass_context
-def predict(ctx, store, run, from_cell, model, model_dir, name, cells, output):
-    """Score every gene with signal in CELLS: P(high expression), or log RPKM for regression."""
+def predict(ctx, store, run, from_cell, model, model_dir, name, cells, output, overwrite):
+    """Score every gene with signal in CELLS: P(high expression), or log RPKM for regression.
+
+    An epigenome the model was trained on is scored only on the genes it was not fitted
+    with (its test genes). The scores are kept at runs/NAME/predictions: the run predicted
+    from (--run), or a run holding only predictions (--model-dir, NAME from --name). The
+    same model's scores for other epigenomes join them; another model's are refused unless
+    --overwrite.
+    """
     from pathlib import Path
 
     import chromestore
+    from chromestore import runs as R
     from chromestore.training import export as X
     from chromestore.training import predict as P
 
@@ -61,22 +74,37 @@ def predict(ctx, store, run, from_cell, model, model_dir, name, cells, output):
             target = name or Path(model_dir).resolve().name
         else:
             predictor = P.from_run(store, run, model=model, from_cell=from_cell, storage_options=so)
-            target = run
+            target = name or run
+        R.check_predictions_target(store, target, predictor.source, overwrite, so)
         with session.cluster(ctx, heavy=False) as client:
             scores = P.predict_store(store, predictor, chosen, client, so)
     except (P.PredictError, X.ExportError) as e:
         session.fail(str(e))
-    url = P.write_predictions(store, target, scores, so)
+    url = P.write_predictions(
+        store,
+        target,
+        scores,
+        so,
+        predictor=predictor,
+        existing="overwrite" if overwrite else "refuse",
+    )
     table = P.to_table(scores)
     if output:
         table.to_csv(output, index=False)
     for cell in chosen:
         rows = table[table["cell"] == cell]
         high = int((rows["label"] == 1).sum()) if predictor.task == "classification" else 0
+        own = predictor.fitted_mask(cell, scores["gene"].values, store)
+        left = (
+            f"; {int(own.all(axis=0).sum())} genes it was fitted with left out"
+            if own is not None
+            else ""
+        )
         click.echo(
             f"{cell}: {len(rows)} genes scored by {predictor.model} from "
             f"{'+'.join(predictor.train_cells)}"
             + (f", {high} predicted high" if predictor.task == "classification" else "")
+            + left
         )
     click.echo(f"scores → {url}" + (f" and {output}" if output else ""))
 
@@ -90,18 +118,27 @@ def predict(ctx, store, run, from_cell, model, model_dir, name, cells, output):
     "--out",
     required=True,
     type=click.Path(file_okay=False),
-    help="Folder to write (safetensors weights, model.json, README.md).",
+    help="Folder to write (safetensors weights, model.json, README.md): new or empty.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace a model folder chromestore exported there."
 )
 @session.command_options
 @click.pass_context
-def export(ctx, store, run, cell, model, out):
+def export(ctx, store, run, cell, model, out, overwrite):
     """Write one model of a run as a self-contained folder for chromestore.load_model."""
     from chromestore.training import export as X
     from chromestore.training import predict as P
 
     try:
         path = X.export_model(
-            store, run, out, cell=cell, model=model, storage_options=session.storage_options(ctx)
+            store,
+            run,
+            out,
+            cell=cell,
+            model=model,
+            storage_options=session.storage_options(ctx),
+            overwrite=overwrite,
         )
     except (P.PredictError, X.ExportError) as e:
         session.fail(str(e))

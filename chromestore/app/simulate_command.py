@@ -43,13 +43,31 @@ from chromestore.store import DEFAULT_GENE_CHUNK  # light: numpy and the schema
     type=click.Choice(["tagalign", "bigwig", "narrowpeak", "deepchrome-csv"]),
     help="File format for --emit.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the files in --emit DIR if chromestore emitted them (anything else there "
+    "is refused).",
+)
 @session.command_options
 @click.pass_context
-def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, emit_format):
-    """Simulate STORE: real genes and RPKM, signal drawn from a model fitted on real E003."""
+def simulate(
+    ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, emit_format, overwrite
+):
+    """Simulate STORE: real genes and RPKM, signal drawn from a model fitted on real E003.
+
+    --emit DIR writes into a new or empty folder, or replaces (--overwrite) files
+    chromestore emitted there before; a folder of anything else is refused.
+    """
     from chromestore import variables as V
     from chromestore.simulation import calibration_report, format_report, real_rpkm
     from chromestore.simulation import simulate as draw
+
+    if emit_dir is not None:
+        from chromestore.simulation.emit import KIND
+        from chromestore.store import safety
+
+        safety.check_folder(emit_dir, KIND, overwrite)  # before anything is drawn
 
     if calibration:
         click.echo(format_report(calibration_report(seed)))
@@ -78,7 +96,7 @@ def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, 
         if emit_dir is not None:
             from chromestore.simulation.emit import emit
 
-            sheet = emit(ds, emit_dir, emit_format, seed=seed)
+            sheet = emit(ds, emit_dir, emit_format, seed=seed, overwrite=overwrite)
             click.echo(f"{emit_format} files and samplesheet: {sheet}")
 
 

@@ -244,23 +244,42 @@ def _describe(listing) -> str:
     "work runs out (one stacked group per GPU worker).",
 )
 @click.option("--run", "run", required=True, help="Run name: results go to runs/NAME.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace run NAME whole if it exists (a run is never changed otherwise).",
+)
+@click.option(
+    "--add",
+    is_flag=True,
+    help="Add MODEL to the existing run NAME; only with the same split settings (scheme, "
+    "seed, K, genes, label rule) as the run's models.",
+)
 @session.command_options
 @click.pass_context
-def train(ctx, store, model, cells, split, seed, run, **values):
+def train(ctx, store, model, cells, split, seed, run, overwrite, add, **values):
     """Fit MODEL per epigenome (stacked on one device or as Dask tasks); write runs/NAME.
 
     The options under "Options (every model)" are shared; a model ignores those it has no
     use for. A model's own options are listed by chromestore train --model NAME --help.
+    A run is written once, whole, with its weights: an existing NAME is refused unless
+    --overwrite (replace it) or --add (add a model with the same split).
     """
     from click.core import ParameterSource
 
     import chromestore
+    from chromestore import runs as R
     from chromestore.executors import local_dask
     from chromestore.labels import require_expression
     from chromestore.training import request as TR
 
+    if overwrite and add:
+        raise click.UsageError("give --overwrite or --add, not both")
+    existing = "overwrite" if overwrite else "add" if add else "refuse"
     so = session.storage_options(ctx)
     ds = chromestore.open_store(store, so)
+    if existing == "refuse" and R.run_kind(store, run, so) is not None:
+        session.fail(R.taken_message(store, run, so))  # before any training starts
     have = [str(c) for c in ds["cell"].values]
     settings = {k: values.pop(k) for k in TR.SETTINGS}
     given = frozenset(
@@ -286,6 +305,7 @@ def train(ctx, store, model, cells, split, seed, run, **values):
         options=options,
         storage_options=so,
         progress=session.progress(ctx),
+        existing=existing,
     )
     with local_dask():
         require_expression(ds, req.cells, store)

@@ -15,7 +15,8 @@ LARGE_BYTES = 2 << 30
 @session.command_options
 @click.pass_context
 def verify(ctx, store):
-    """Read back every chunk of STORE (runs included), checking each chunk's checksum.
+    """Read back every chunk of STORE (runs included), checking each chunk's checksum, and
+    every run's weights files against the checksums the run records.
 
     Prints one line per bad chunk (variable, chunk key, cell and genes) and exits 1 if
     there is any; arrays written before checksums existed are listed as unchecked.
@@ -30,9 +31,17 @@ def verify(ctx, store):
         report = verify_store(handle, client=client, progress=session.progress(ctx))
     for line in report.lines():
         click.echo(line)
+    from chromestore.runs import verify_runs  # every run's weights against its records
+
+    problems, notes = verify_runs(handle)
+    for line in notes + [f"bad: {p}" for p in problems]:
+        click.echo(line)
     if not report.ok:
         n = len(report.bad)
         session.fail(f"{store}: {n} bad chunk{'s' if n > 1 else ''} (listed above)")
+    if problems:
+        n = len(problems)
+        session.fail(f"{store}: {n} run weights file{'s' if n > 1 else ''} bad (listed above)")
 
 
 COMMANDS = (verify,)

@@ -3,8 +3,9 @@
 A run is the Zarr group ``runs/NAME`` (:func:`run_store`), with its reductions at
 ``runs/NAME/metrics`` (:func:`metrics_store`) and a model's scores at
 ``runs/NAME/predictions`` (:func:`predictions_store`). Weights and checkpoints are plain
-files, so they live beside the store (``STORE.weights/NAME/<model>/<cell>/<repeat>.<ext>``,
-:func:`weights_store`; ``STORE.weights/NAME/.checkpoints/<model>/<tag>.pt``,
+files, so they live beside the store in ``STORE.weights/NAME`` (:func:`run_files_store`;
+the weights in a folder per commit that the run's records name, see
+:mod:`chromestore.runs.files`; ``.checkpoints/<model>/<tag>.safetensors``,
 :func:`checkpoint_store`), not in its Zarr hierarchy, where zarr would warn "Object at
 weights is not recognized". Every path is a :class:`chromestore.store.Store` handle.
 """
@@ -44,29 +45,14 @@ def run_files_store(store: StoreLike, name: str, storage_options: Mapping | None
     return run_files_root(store, storage_options).child(name)
 
 
-def weights_store(
-    store: StoreLike,
-    name: str,
-    model: str,
-    cell: str | None = None,
-    repeat: int | None = None,
-    ext: str = "pt",
-    storage_options: Mapping | None = None,
-) -> Store:
-    """``STORE.weights/NAME/<model>[/<cell>[/<repeat>.<ext>]]``: a model's fitted weights."""
-    parts = [model]
-    if cell is not None:
-        parts.append(cell)
-        if repeat is not None:
-            parts.append(f"{int(repeat)}.{ext}")
-    return run_files_store(store, name, storage_options).child(*parts)
-
-
 def checkpoint_store(
     store: StoreLike, name: str, model: str, tag: str, storage_options: Mapping | None = None
 ) -> Store:
-    """``STORE.weights/NAME/.checkpoints/<model>/<tag>.pt``: a group's last finished epoch."""
-    return run_files_store(store, name, storage_options).child(CHECKPOINTS, model, f"{tag}.pt")
+    """``STORE.weights/NAME/.checkpoints/<model>/<tag>.safetensors``: a group's last finished
+    epoch."""
+    return run_files_store(store, name, storage_options).child(
+        CHECKPOINTS, model, f"{tag}.safetensors"
+    )
 
 
 def metrics_group(name: str) -> str:

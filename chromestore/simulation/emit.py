@@ -278,18 +278,27 @@ def _peaks_of(genes, starts, counts, mark, depth, bin_size) -> pd.DataFrame:
 # --- the entry point ------------------------------------------------------------------
 
 
-def emit(ds: xr.Dataset, out: str | os.PathLike, fmt: str, seed: int = 0) -> Path:
+#: The kind of output folder emitted files are (:mod:`chromestore.store.safety`).
+KIND = "emit"
+
+
+def emit(
+    ds: xr.Dataset, out: str | os.PathLike, fmt: str, seed: int = 0, *, overwrite: bool = False
+) -> Path:
     """Write ``ds`` (a simulated Dataset or store) as ``fmt`` files under ``out``.
 
-    Returns the samplesheet path (``out/samplesheet.csv``, header ``cell,mark,format,
-    path``, paths relative to ``out``). One cell is held in memory at a time.
+    ``out`` must be new or empty, or a folder of files chromestore emitted (replaced only
+    with ``overwrite``: :func:`chromestore.store.safety.check_folder`); anything else is
+    refused with one line and left as it is. Returns the samplesheet path
+    (``out/samplesheet.csv``, header ``cell,mark,format,path``, paths relative to
+    ``out``). One cell is held in memory at a time.
     """
     from chromestore.simulation.model import cell_depth, real_rpkm
+    from chromestore.store import safety
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown emit format {fmt!r}; use one of {', '.join(FORMATS)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(safety.claim_folder(out, KIND, overwrite, option="--overwrite"))
     genes, starts = _layout(ds)
     bin_size = int(ds.attrs["bin_size"])
     distinct = genes["distinct"].to_numpy()
@@ -334,4 +343,5 @@ def emit(ds: xr.Dataset, out: str | os.PathLike, fmt: str, seed: int = 0) -> Pat
             rows.append((cell, mark, fmt, name))
     sheet = out / SAMPLESHEET
     write_samplesheet(sheet, rows)
+    safety.seal_folder(out, KIND)
     return sheet

@@ -7,6 +7,11 @@ that ``zarr.json`` is a Zarr node (a folder with its own ``zarr.json``). Anythin
 the path (a file, a folder of notes, another program's Zarr store) is refused, and
 nothing is changed. :func:`refuse_occupied` is the same rule for every new store
 (:func:`chromestore.create_store`): nothing there, or an empty folder.
+
+Output folders (a report, emitted files, an exported model) follow the same rule
+(:func:`check_folder`, :func:`claim_folder`): chromestore writes into a new or empty folder,
+or replaces, when asked, one that carries its marker file (:data:`MARKER`), which names
+what kind of output it is and every entry chromestore wrote there.
 """
 
 from __future__ import annotations
@@ -134,3 +139,111 @@ def refuse_occupied(handle: Store) -> None:
 
 def _short(names: list[str], n: int = 3) -> str:
     return ", ".join(names[:n]) + (", …" if len(names) > n else "")
+
+
+# --- output folders: reports, emitted files, exported models ------------------------------
+#: The file chromestore leaves in every output folder it writes (``--report``, ``--emit``,
+#: ``--out``): what kind of folder it is and the entries chromestore wrote there.
+MARKER = ".chromestore"
+
+
+def _marker(path: str) -> dict | None:
+    try:
+        with open(os.path.join(path, MARKER), encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("made_by") == "chromestore" else None
+
+
+def describe_folder(path: str | os.PathLike, kind: str) -> str:
+    """What is at an output folder: ``"nothing"``, ``"empty"``, ``"ours"`` (a folder of this
+    ``kind`` that chromestore wrote, nothing else in it) or a phrase saying what is there."""
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        return "nothing"
+    if not os.path.isdir(path) or os.path.islink(path):
+        return "a file"
+    names = sorted(os.listdir(path))
+    if not names:
+        return "empty"
+    doc = _marker(path)
+    if doc is None:
+        return f"a folder chromestore did not write, holding {_short(names)}"
+    if doc.get("kind") != kind:
+        return f"a folder of chromestore's {doc.get('kind')!r} output, not a {kind}"
+    written = doc.get("files")
+    if written is not None:
+        foreign = [n for n in names if n != MARKER and n not in set(written)]
+        if foreign:
+            return f"a chromestore {kind} with other files added: {_short(foreign)}"
+    return "ours"
+
+
+def check_folder(
+    path: str | os.PathLike, kind: str, overwrite: bool, *, option: str = "--overwrite"
+) -> bool:
+    """Whether chromestore may write its ``kind`` of output (``report``, ``emit``,
+    ``model``) into folder ``path``; raise :class:`StoreError` (one line, nothing changed)
+    if not.
+
+    A new or empty folder may be written. One that chromestore wrote (its :data:`MARKER`
+    says so and names every entry there) is replaced only with ``overwrite``; anything
+    else (a file, a folder of the user's, another kind of output) is refused. Returns True
+    when an earlier output will be replaced."""
+    there = describe_folder(path, kind)
+    if there in ("nothing", "empty"):
+        return False
+    if there != "ours":
+        raise StoreError(
+            f"{os.fspath(path)}: exists and is not a chromestore {kind} folder ({there}); "
+            "nothing was changed: choose a new or empty folder"
+        )
+    if not overwrite:
+        raise StoreError(
+            f"{os.fspath(path)}: a chromestore {kind} is already there; pass {option} to "
+            "replace it, or choose a new folder"
+        )
+    return True
+
+
+def claim_folder(path: str | os.PathLike, kind: str, overwrite: bool, **kw) -> str:
+    """Make ``path`` ready for chromestore's ``kind`` of output (:func:`check_folder`): an
+    earlier output there is deleted (only what its marker names), the folder created, and
+    a marker written that says chromestore is writing it. :func:`seal_folder` records
+    what was written once it is done."""
+    import shutil
+
+    path = os.fspath(path)
+    if check_folder(path, kind, overwrite, **kw):
+        for name in os.listdir(path):
+            entry = os.path.join(path, name)
+            if os.path.isdir(entry) and not os.path.islink(entry):
+                shutil.rmtree(entry)
+            else:
+                os.remove(entry)
+    os.makedirs(path, exist_ok=True)
+    _write_marker(path, kind, None)
+    return path
+
+
+def seal_folder(path: str | os.PathLike, kind: str) -> None:
+    """Record every entry now in ``path`` as chromestore's ``kind`` output (its marker)."""
+    path = os.fspath(path)
+    _write_marker(path, kind, sorted(n for n in os.listdir(path) if n != MARKER))
+
+
+def adopt_folder(path: str | os.PathLike, kind: str, entries: list[str]) -> None:
+    """Mark an output that chromestore wrote before its folders carried :data:`MARKER`: of
+    what is there, only ``entries`` (those such an output holds) count as chromestore's."""
+    path = os.fspath(path)
+    _write_marker(path, kind, sorted(e for e in entries if os.path.lexists(os.path.join(path, e))))
+
+
+def _write_marker(path: str, kind: str, files: list[str] | None) -> None:
+    doc = {"made_by": "chromestore", "kind": kind, "files": files}
+    tmp = os.path.join(path, f"{MARKER}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+        f.write("\n")
+    os.replace(tmp, os.path.join(path, MARKER))

@@ -9,6 +9,7 @@ import xarray as xr
 from scipy import stats as sps
 from sklearn import metrics as skm
 
+from chromestore import runs as R
 from chromestore import variables as V
 from chromestore.analysis import metrics as M
 
@@ -153,6 +154,7 @@ def test_metrics__roundtrip_through_run_group(rng, tmp_path):
     run = make_run(rng)
     out = M.compute_metrics(run)
     store = tmp_path / "s.zarr"
+    R.write_run(store, "r1", run.assign(history_valid_auc=run.history_loss))
     M.write_metrics(out, store, "r1")
     back = M.read_metrics(store, "r1")
     np.testing.assert_array_equal(back.stat_auroc.values, out.stat_auroc.values)

@@ -198,14 +198,29 @@ def test_report__template_escapes_what_it_is_given(tmp_path):
 
 
 def test_report__an_earlier_report_is_recognised(tmp_path, report):
+    import shutil
+
     from chromestore.errors import StoreError
 
-    path, _ = report
+    path, metrics = report
     assert html_report.is_report(path.parent) and not html_report.is_report(tmp_path)
     html_report.check_report_dir(tmp_path / "absent", overwrite=False)
-    with pytest.raises(StoreError, match="a chromestore report is already there"):
-        html_report.check_report_dir(path.parent, overwrite=False)
-    html_report.check_report_dir(path.parent, overwrite=True)
+    mine = tmp_path / "mine"
+    shutil.copytree(path.parent, mine, ignore=shutil.ignore_patterns("probe.html"))
+    with pytest.raises(StoreError, match="a chromestore report is already there; pass --over"):
+        html_report.check_report_dir(mine, overwrite=False)
+    html_report.check_report_dir(mine, overwrite=True)
+    (mine / "notes.txt").write_text("mine")  # a file of the user's is never replaced
+    with pytest.raises(StoreError) as err:
+        html_report.check_report_dir(mine, overwrite=True)
+    assert err.value.args[0] == (
+        f"{mine}: exists and is not a chromestore report folder (a chromestore report with "
+        "other files added: notes.txt); nothing was changed: choose a new or empty folder"
+    )
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(StoreError, match="holds no chromestore report"):
+    with pytest.raises(StoreError, match="a folder chromestore did not write, holding mine"):
         html_report.check_report_dir(tmp_path, overwrite=True)
+    # a report written before reports carried the marker is recognised by its page
+    old = tmp_path / "old"
+    shutil.copytree(path.parent, old, ignore=shutil.ignore_patterns("probe.html", ".chromestore"))
+    html_report.check_report_dir(old, overwrite=True)

@@ -11,10 +11,17 @@ from chromestore import runs as R
 from chromestore.runs import write as RW
 
 
+def _labels(cells, n_genes: int) -> np.ndarray:
+    """Each epigenome's labels, the same in every run (they come from the store)."""
+    return np.stack(
+        [np.random.default_rng(int(c[1:])).integers(0, 2, n_genes) for c in cells]
+    ).astype(np.float32)
+
+
 def _run(model: str, cells=("E003", "E004"), n_genes: int = 6, seed: int = 0) -> xr.Dataset:
     rng = np.random.default_rng(seed)
     n_c, n_e = len(cells), 4
-    split = np.array([[0, 0, 1, 1, 2, 2]], np.int8)
+    split = np.array([[0, 0, 1, 1, 2, 2, 2][:n_genes]], np.int8)
     pred = rng.random((1, n_c, 1, n_genes)).astype(np.float32)
     pred[..., split[0] == 0] = np.nan
     hist = rng.random((1, n_c, 1, n_e)).astype(np.float32)
@@ -22,7 +29,7 @@ def _run(model: str, cells=("E003", "E004"), n_genes: int = 6, seed: int = 0) ->
     return xr.Dataset(
         {
             "prediction": (("model", "cell", "repeat", "gene"), pred),
-            "target": (("cell", "gene"), rng.integers(0, 2, (n_c, n_genes)).astype(np.float32)),
+            "target": (("cell", "gene"), _labels(cells, n_genes)),
             "split": (("repeat", "gene"), split),
             "history_loss": (("model", "cell", "repeat", "epoch"), hist),
             "history_valid_auc": (("model", "cell", "repeat", "epoch"), hist * 0.5),
@@ -60,16 +67,61 @@ def test_open_run__round_trip(tmp_path):
     assert back.attrs["models"] == {"deepchrome": {"lr": 0.001}}
 
 
-def test_write_run__merges_models_and_keeps_child_folders(tmp_path):
+def _tree(path) -> dict:
+    """Every file under ``path`` with its bytes (what must not change)."""
+    from pathlib import Path
+
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(Path(path).rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_write_run__refuses_a_taken_name_naming_overwrite_and_a_free_name(tmp_path):
     store = str(tmp_path / "s.zarr")
     R.write_run(store, "a", _run("deepchrome"))
-    weights = tmp_path / "s.zarr.weights" / "a" / "deepchrome" / "E003"
-    weights.mkdir(parents=True)
-    (weights / "0.pt").write_bytes(b"w")
-    R.write_run(store, "a", _run("shallowchrome", cells=("E004",), seed=1))
+    R.write_run(store, "a-2", _run("deepchrome"))
+    before = _tree(tmp_path)
+    with pytest.raises(R.RunExists) as err:
+        R.write_run(store, "a", _run("shallowchrome", seed=1))
+    assert err.value.args[0] == (
+        f"run 'a' already exists in {store}; a run is never changed: pass --overwrite to "
+        "replace it whole, or choose a free name such as 'a-3'"
+    )
+    assert _tree(tmp_path) == before  # store, runs and weights byte-identical
+
+
+def test_write_run__overwrite_replaces_the_run_whole(tmp_path):
+    store = str(tmp_path / "s.zarr")
+    R.write_run(store, "a", _run("deepchrome"))
+    (tmp_path / "s.zarr" / "runs" / "a" / "metrics").mkdir()
+    (tmp_path / "s.zarr" / "runs" / "a" / "metrics" / "zarr.json").write_text(
+        '{"zarr_format": 3, "node_type": "group", "attributes": {}}'
+    )
+    R.write_run(store, "a", _run("shallowchrome", cells=("E004",), seed=1), existing="overwrite")
+    back = chromestore.open_run(store, "a").load()
+    assert list(back.model.values) == ["shallowchrome"] and list(back.cell.values) == ["E004"]
+    assert set(back.attrs["models"]) == {"shallowchrome"}
+    assert not (tmp_path / "s.zarr" / "runs" / "a" / "metrics").exists()  # the old run's
+
+
+def test_write_run__add_joins_models_of_the_same_split_and_keeps_predictions(tmp_path):
+    store = str(tmp_path / "s.zarr")
+    first = R.write_run(store, "a", _run("deepchrome"))
+    scores = xr.DataArray(
+        np.full((1, 6), 0.5, np.float32),
+        dims=("cell", "gene"),
+        coords={"cell": ["E009"], "gene": [f"G{i}" for i in range(6)]},
+        attrs={"model": "deepchrome"},
+    )
+    source = {"model": "deepchrome", "weights_sha256": "x", "run": "a"}
+    R.write_predictions(store, "a", scores, source=source)
+    R.write_run(store, "a", _run("shallowchrome", cells=("E004",), seed=1), existing="add")
     back = chromestore.open_run(store, "a").load()
     assert list(back.model.values) == ["deepchrome", "shallowchrome"]
     assert list(back.cell.values) == ["E003", "E004"]
+    assert back.attrs["created"] == first.attrs["created"]
     sc = back.prediction.sel(model="shallowchrome")
     assert np.isnan(sc.sel(cell="E003")).all()
     np.testing.assert_array_equal(
@@ -78,17 +130,41 @@ def test_write_run__merges_models_and_keeps_child_folders(tmp_path):
     np.testing.assert_array_equal(
         back.prediction.sel(model="deepchrome").values, _run("deepchrome").prediction.values[0]
     )
-    assert back.best_epoch.dtype == np.int16
     assert set(back.attrs["wall_seconds"]) == {"deepchrome", "shallowchrome"}
-    assert (weights / "0.pt").read_bytes() == b"w"
-    # rewriting a model replaces it
-    R.write_run(store, "a", _run("deepchrome", seed=5))
-    back = chromestore.open_run(store, "a").load()
-    assert back.sizes["model"] == 2
-    np.testing.assert_array_equal(
-        back.prediction.sel(model="deepchrome").values,
-        _run("deepchrome", seed=5).prediction.values[0],
-    )
+    assert list(R.open_predictions(store, "a").cell.values) == ["E009"]  # kept
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"split_scheme": "random"}, "run 'a' was trained with split_scheme 'deepchrome', this "
+         "training has 'random'; --add needs identical split settings (scheme, seed, K, genes, "
+         "label rule): train into another run name"),
+        ({"seed": 1}, "run 'a' was trained with seed 0, this training has 1;"),
+        ({"label_rule": 2.0}, "run 'a' was trained with label_rule 'median', this training has"),
+        ({"genes": 5}, "run 'a' holds 6 genes, this training 5"),
+        ({"split": [[1, 0, 1, 1, 2, 2]]}, "run 'a' and this training split the genes differently"),
+        ({"model": "deepchrome"}, "run 'a' already holds model 'deepchrome'; a run is never "
+         "changed: pass --overwrite"),
+    ],
+)  # fmt: skip
+def test_write_run__add_refuses_other_split_settings_from_the_records(tmp_path, change, message):
+    store = str(tmp_path / "s.zarr")
+    base = _run("deepchrome")
+    base.attrs["label_rule"] = "median"
+    R.write_run(store, "a", base)
+    new = _run(change.get("model", "shallowchrome"), n_genes=change.get("genes", 6), seed=1)
+    new.attrs["label_rule"] = "median"
+    for key in ("split_scheme", "seed", "label_rule"):
+        if key in change:
+            new.attrs[key] = change[key]
+    if "split" in change:
+        new["split"] = (("repeat", "gene"), np.array(change["split"], np.int8))
+    before = _tree(tmp_path)
+    with pytest.raises(R.RunError) as err:
+        R.write_run(store, "a", new, existing="add")
+    assert err.value.args[0].startswith(message)
+    assert _tree(tmp_path) == before
 
 
 def test_open_run__missing_run_names_what_exists(tmp_path):
@@ -107,13 +183,13 @@ def test_write_run__crash_before_swap_leaves_old_run_readable(tmp_path, monkeypa
 
     monkeypatch.setattr(RW, "_swap_in", crash)
     with pytest.raises(KeyboardInterrupt):
-        R.write_run(store, "a", _run("deepchrome", seed=7))
+        R.write_run(store, "a", _run("deepchrome", seed=7), existing="overwrite")
     np.testing.assert_array_equal(
         chromestore.open_run(store, "a").prediction.values, _run("deepchrome").prediction.values
     )
     assert chromestore.list_runs(store) == ["a"]  # the half-written one is not a run
     monkeypatch.undo()
-    R.write_run(store, "a", _run("deepchrome", seed=7))  # the next write clears the leftover
+    R.write_run(store, "a", _run("deepchrome", seed=7), existing="overwrite")  # clears leftovers
     np.testing.assert_array_equal(
         chromestore.open_run(store, "a").prediction.values,
         _run("deepchrome", seed=7).prediction.values,
@@ -126,8 +202,8 @@ def test_write_run__crash_between_renames_is_rolled_forward_by_next_write(tmp_pa
 
     store = str(tmp_path / "s.zarr")
     R.write_run(store, "a", _run("deepchrome"))
-    (tmp_path / "s.zarr" / "runs" / "a" / "metrics").mkdir()
     renames = []
+    monkeypatch.setattr(RW, "_exchange", lambda a, b: False)  # a system without RENAME_EXCHANGE
 
     def rename(src, dst):
         if str(src).endswith("/runs/a"):  # the old run moved aside; crash before the new one
@@ -138,7 +214,7 @@ def test_write_run__crash_between_renames_is_rolled_forward_by_next_write(tmp_pa
 
     monkeypatch.setattr(RW.os, "rename", rename)
     with pytest.raises(KeyboardInterrupt):
-        R.write_run(store, "a", _run("deepchrome", seed=7))
+        R.write_run(store, "a", _run("deepchrome", seed=7), existing="overwrite")
     monkeypatch.undo()
     assert renames and chromestore.list_runs(store) == []
     RW._recover(R.run_store(store, "a"))  # what the next write_run does first
@@ -146,7 +222,6 @@ def test_write_run__crash_between_renames_is_rolled_forward_by_next_write(tmp_pa
         chromestore.open_run(store, "a").prediction.values,
         _run("deepchrome", seed=7).prediction.values,
     )  # rolled forward
-    assert (tmp_path / "s.zarr" / "runs" / "a" / "metrics").is_dir()  # children came along
     assert sorted(p.name for p in (tmp_path / "s.zarr" / "runs").iterdir()) == ["a", "zarr.json"]
 
 

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 import chromestore
 from chromestore import variables as V
 from chromestore.app.cli import main
+from chromestore.training import weights as W
 from tests.training.conftest import hgb_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def test_hgb_plugin__trains_analyses_reports_predicts_and_is_refused_export(
     assert run.attrs["models"]["hgb-sums"]["max_iter"] == 40
     assert run.attrs["models"]["hgb-sums"]["C"] == 0.5
     # --C reached the factory as C: the trees' L2 penalty is 1 / C
-    fitted = joblib.load(f"{store}.weights/hgb/hgb-sums/E004/0.joblib")
+    fitted = W.load_weights(store, "hgb", "hgb-sums", "E004", 0)  # skops, sklearn types only
     assert (fitted.max_iter, fitted.l2_regularization, fitted.random_state) == (40, 2.0, 0)
     # the features saw the layout: bins 40..59 are the ±1 kb of 100 bins of 100 bp
     signal = np.clip(chromestore.open_store(store).signal.sel(cell="E004").values, 0, None)

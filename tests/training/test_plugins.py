@@ -15,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,6 +28,7 @@ import chromestore
 from chromestore import variables as V
 from chromestore.app.cli import main
 from chromestore.training import registry
+from chromestore.training import weights as W
 from chromestore.training.entry import (
     ArraysModel,
     EntryError,
@@ -149,7 +149,7 @@ def test_toy_model__trains_analyses_and_reports_through_the_cli(toy, store, tmp_
     np.testing.assert_allclose(
         run.toy_mean_coef.sel(cell="E004", repeat=0), ref.coef_[0], rtol=1e-6
     )
-    saved = joblib.load(f"{store}.weights/toy/toy-mean/E004/0.joblib")
+    saved = W.load_weights(store, "toy", "toy-mean", "E004", 0, registry.get("toy-mean"))
     np.testing.assert_allclose(
         saved.predict_proba(X)[:, 1],
         run.prediction.sel(model="toy-mean", cell="E004", repeat=0),
@@ -300,11 +300,12 @@ def test_readme_plugin__trains_with_its_options_predicts_and_exports(
         "C": 0.5,
         "max_iter": 500,
     }
+    assert run.attrs["versions"]["chromestore-logistic-mean"] == "0.1"  # the plugin's package
     for cell in ("E003", "E004"):
         assert _test_auc(run, "logistic-mean", cell) > 0.6
     # the features saw the layout: each mark's mean over the 40 bins within 2 kb
     module = sys.modules["chromestore_logistic_mean"]
-    saved = joblib.load(f"{store}.weights/lm/logistic-mean/E004/0.joblib")
+    saved = W.load_weights(store, "lm", "logistic-mean", "E004", 0, registry.get("logistic-mean"))
     signal = chromestore.open_store(store).signal.sel(cell="E004").values
     X = np.log1p(np.clip(signal[:, :, 30:70], 0, None).mean(axis=2))
     np.testing.assert_allclose(
@@ -312,7 +313,7 @@ def test_readme_plugin__trains_with_its_options_predicts_and_exports(
         run.prediction.sel(model="logistic-mean", cell="E004", repeat=0),
         rtol=1e-5,
     )
-    assert saved.C == 0.5 and module.ENTRY is registry.get("logistic-mean")
+    assert module.ENTRY is registry.get("logistic-mean")  # kept by its own ArrayCodec
     # predict from the run, export, load the folder: the same scores
     out = tmp_path / "lm-E004"
     res = runner.invoke(main, ["export", store, "--run", "lm", "--cell", "E004", "--out", str(out)])
@@ -467,7 +468,7 @@ def test_torch_plugin__without_a_stacked_module_trains_with_the_trainer(store):
         assert res.exit_code == 0, res.output
         run = chromestore.open_run(store, "tiny").load()
         assert np.isfinite(run.history_loss.values).all()
-        saved = torch.load(f"{store}.weights/tiny/tiny-cnn/E003/0.pt", weights_only=True)
+        saved = W.load_weights(store, "tiny", "tiny-cnn", "E003", 0)
         net = TinyCNN(width=saved["hparams"]["width"]).eval()
         net.load_state_dict(saved["state_dict"])
         ds = chromestore.open_store(store)

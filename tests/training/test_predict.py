@@ -163,9 +163,15 @@ def test_predict_cli_with_a_run_writes_runs_predictions(trained, other):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "E003: 600 genes scored by deepchrome from E003" in res.output
-    kept = chromestore.runs.open_predictions(store, RUN)
-    assert int(np.isfinite(kept.sel(cell="E003").values).sum()) == 600
+    # its own epigenome: only the genes it was not fitted with, its test genes
+    assert "E003: 200 genes scored by deepchrome from E003" in res.output
+    assert "; 400 genes it was fitted with left out" in res.output
+    kept = chromestore.runs.open_predictions(store, RUN).sel(cell="E003").values
+    run = chromestore.open_run(store, RUN).load()
+    test = run.split.values[0] == 2
+    assert np.isfinite(kept[test]).all() and np.isnan(kept[~test]).all()
+    stored = run.prediction.sel(model="deepchrome", cell="E003", repeat=0).values
+    np.testing.assert_allclose(kept[test], stored[test], atol=2e-6)  # the run's own scores
 
 
 def test_choosing_a_model_in_a_run_of_several_epigenomes_lists_them(tmp_path):

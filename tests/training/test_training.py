@@ -186,11 +186,15 @@ def test_fit_group__resume_after_interruption_gives_the_same_model(sim_store):
     part = fit_group(sim_store, ["E003"], cfg, run="cut", stop_after=1)
     assert part["epochs_run"] == 1 and not part["finished"]
     assert np.isnan(part["history_loss"][0, 1:]).all()
-    resumed = fit_group(sim_store, ["E003"], cfg, run="cut")
+    from chromestore.store import Store
+    from chromestore.training import weights as W
+
+    to = Store.of(f"{sim_store}.cut-weights")
+    resumed = fit_group(sim_store, ["E003"], cfg, run="cut", weights_to=to)
     assert resumed["epochs_run"] == 3 and resumed["finished"]
     np.testing.assert_allclose(resumed["history_loss"], whole["history_loss"], rtol=1e-5)
     np.testing.assert_allclose(resumed["prediction"], whole["prediction"], rtol=1e-4, atol=1e-6)
-    w = torch.load(f"{sim_store}.weights/cut/deepchrome/E003/0.pt", weights_only=False)
+    w = W.loads(W.read_bytes(to.child("deepchrome/E003/0.safetensors")))
     assert w["best_epoch"] == int(resumed["best_epoch"][0])
     model = DeepChrome()
     model.load_state_dict(w["state_dict"])

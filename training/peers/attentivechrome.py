@@ -32,7 +32,6 @@ from chromestore.training.config import torch_threads
 from chromestore.training.entry import ArraysModel, ModelMetric
 from chromestore.training.fitting import EpochLoop, minibatch_epoch
 from chromestore.training.scoring import auc as _auc
-from chromestore.training.weights import TORCH
 
 #: Hyper-parameters (the paper's sizes: 32 bin-level and 16 mark-level units per direction).
 #: ``ensemble``: members trained from different seeds whose probabilities are averaged
@@ -360,7 +359,6 @@ ENTRY = ArraysModel(
     "attentivechrome",
     fit_cell,
     defaults=dict(DEFAULTS),
-    weights=TORCH,  # a state dict per ensemble member
     scorer=attentivechrome_scorer,
     paper="Singh et al. 2017, AttentiveChrome (NeurIPS)",
     extras=(

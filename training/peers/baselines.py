@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from chromestore import variables as V
-from chromestore.training.entry import ArraysModel, FanOut, ModelMetric
+from chromestore.training.entry import ArrayCodec, ArraysModel, FanOut, ModelMetric
 from chromestore.training.scoring import auc as _auc
 
 #: ``C`` and ``gamma`` searched for each bin's SVM (log-spaced, as in the LIBSVM guide).
@@ -264,6 +264,143 @@ def svm_auc_curve(run):
 _CR = (V.CELL, V.REPEAT)
 
 
+# --- fitted models as arrays (kept and exported without pickle) ---------------------------
+@dataclass
+class RbfSvm:
+    """A fitted binary RBF ``SVC`` as its parameters: ``decision_function(x)`` is
+    ``Σ_i dual_coef_i · exp(-gamma ‖x − sv_i‖²) + intercept`` (scikit-learn's sign: > 0
+    for ``classes_[1]``), computed here in numpy."""
+
+    support_vectors: np.ndarray  # (n_sv, features)
+    dual_coef: np.ndarray  # (n_sv,)
+    intercept: float
+    gamma: float
+
+    @classmethod
+    def of(cls, svc: Any) -> RbfSvm:
+        """The parameters of a fitted binary ``sklearn.svm.SVC`` with an RBF kernel."""
+        if getattr(svc, "kernel", None) != "rbf" or len(svc.classes_) != 2:
+            raise ValueError("only a binary SVC with an RBF kernel is kept as arrays")
+        return cls(
+            np.asarray(svc.support_vectors_, np.float64),
+            np.asarray(svc.dual_coef_, np.float64)[0],
+            float(svc.intercept_[0]),
+            float(svc._gamma),
+        )
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        sv = self.support_vectors
+        d2 = (x * x).sum(1)[:, None] + (sv * sv).sum(1)[None, :] - 2.0 * (x @ sv.T)
+        return np.exp(-self.gamma * d2) @ self.dual_coef + self.intercept
+
+
+@dataclass
+class Forest:
+    """A fitted ``RandomForestClassifier`` as its trees' node arrays, evaluated in numpy as
+    scikit-learn does (inputs as float32, ``x <= threshold`` goes left, each tree's leaf
+    class fractions averaged over the trees). Node arrays of all trees are concatenated;
+    ``roots`` is where each tree starts (child indices are global)."""
+
+    left: np.ndarray  # (nodes,) int64, -1 at leaves
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray  # float64
+    value: np.ndarray  # (nodes, classes) float64
+    roots: np.ndarray  # (trees,)
+
+    @classmethod
+    def of(cls, forest: Any) -> Forest:
+        """The trees of a fitted ``sklearn.ensemble.RandomForestClassifier``."""
+        parts: dict[str, list] = {k: [] for k in ("left", "right", "feature", "threshold", "value")}
+        roots, offset = [], 0
+        for est in forest.estimators_:
+            t = est.tree_
+            roots.append(offset)
+            for key, arr in (("left", t.children_left), ("right", t.children_right)):
+                arr = np.asarray(arr, np.int64)
+                parts[key].append(np.where(arr >= 0, arr + offset, -1))
+            parts["feature"].append(np.asarray(t.feature, np.int64))
+            parts["threshold"].append(np.asarray(t.threshold, np.float64))
+            parts["value"].append(np.asarray(t.value, np.float64)[:, 0, :])
+            offset += t.node_count
+        return cls(
+            **{k: np.concatenate(v) for k, v in parts.items()}, roots=np.array(roots, np.int64)
+        )
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        rows = np.arange(len(x))
+        out = np.zeros((len(x), self.value.shape[1]))
+        for root in self.roots:
+            node = np.full(len(x), root, np.int64)
+            inner = self.left[node] >= 0
+            while inner.any():
+                n = node[inner]
+                go_left = x[rows[inner], self.feature[n]] <= self.threshold[n]
+                node[inner] = np.where(go_left, self.left[n], self.right[n])
+                inner = self.left[node] >= 0
+            proba = self.value[node]
+            total = proba.sum(axis=1, keepdims=True)
+            out += proba / np.where(total == 0, 1.0, total)
+        return out / len(self.roots)
+
+
+def svm_to_arrays(weights: Mapping) -> tuple[dict[str, np.ndarray], dict]:
+    """svm-bin's member (its chosen bin's SVM and standardisation) as arrays."""
+    model = weights["model"]
+    svm = model if isinstance(model, RbfSvm) else RbfSvm.of(model)
+    return (
+        {
+            "support_vectors": svm.support_vectors,
+            "dual_coef": svm.dual_coef,
+            "intercept": np.array([svm.intercept]),
+            "gamma": np.array([svm.gamma]),
+            "log1p_mean": np.asarray(weights["log1p_mean"], np.float64),
+            "log1p_scale": np.asarray(weights["log1p_scale"], np.float64),
+        },
+        {"best_bin": int(weights["best_bin"])},
+    )
+
+
+def svm_from_arrays(arrays: Mapping[str, np.ndarray], rest: Mapping) -> dict:
+    """The inverse of :func:`svm_to_arrays`: what :func:`svm_bin_scorer` takes."""
+    return {
+        "best_bin": int(rest["best_bin"]),
+        "model": RbfSvm(
+            np.asarray(arrays["support_vectors"], np.float64),
+            np.asarray(arrays["dual_coef"], np.float64),
+            float(arrays["intercept"][0]),
+            float(arrays["gamma"][0]),
+        ),
+        "log1p_mean": arrays["log1p_mean"],
+        "log1p_scale": arrays["log1p_scale"],
+    }
+
+
+_FOREST = ("left", "right", "feature", "threshold", "value", "roots")
+
+
+def rf_to_arrays(res: RfBestBinResult) -> tuple[dict[str, np.ndarray], dict]:
+    """rf-bestbin's member (each mark's bin and the forest's trees) as arrays."""
+    forest = res.model if isinstance(res.model, Forest) else Forest.of(res.model)
+    arrays = {k: getattr(forest, k) for k in _FOREST}
+    arrays.update(bins=np.asarray(res.bins, np.int64), importance=np.asarray(res.importance))
+    return arrays, {"n_trees": int(res.n_trees), "valid_auc": float(res.valid_auc)}
+
+
+def rf_from_arrays(arrays: Mapping[str, np.ndarray], rest: Mapping) -> RfBestBinResult:
+    """The inverse of :func:`rf_to_arrays`: a result whose ``predict_proba`` scores signal."""
+    return RfBestBinResult(
+        np.asarray(arrays["bins"], np.int64),
+        int(rest["n_trees"]),
+        float(rest["valid_auc"]),
+        np.zeros(0, np.float32),
+        np.asarray(arrays["importance"]),
+        Forest(**{k: np.asarray(arrays[k]) for k in _FOREST}),
+    )
+
+
 def rf_bestbin_scorer(weights: Any, hp: Mapping, layout) -> Callable[[np.ndarray], np.ndarray]:
     """``rf-bestbin``: each mark's chosen bin → the fitted random forest."""
     return lambda x: np.asarray(weights.predict_proba(x), np.float32)
@@ -287,6 +424,7 @@ SVM_BIN = ArraysModel(
     "svm-bin",
     FanOut(svm_fit_bins, svm_collect_cell, size=10),
     scorer=svm_bin_scorer,
+    export=ArrayCodec(svm_to_arrays, svm_from_arrays),
     defaults={"grid": {k: list(v) for k, v in SVM_GRID.items()}, "features": "log1p, standardised"},
     paper="Cheng et al. 2011 (Genome Biology), as DeepChrome ran it",
     extras=(
@@ -341,6 +479,7 @@ RF_BESTBIN = ArraysModel(
     "rf-bestbin",
     rf_fit_cell,
     scorer=rf_bestbin_scorer,
+    export=ArrayCodec(rf_to_arrays, rf_from_arrays),
     defaults={"trees": list(RF_TREES), "correlation": "pearson with log(RPKM+1)"},
     paper="Dong et al. 2012 (Genome Biology), as DeepChrome ran it",
     extras=(

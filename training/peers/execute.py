@@ -6,8 +6,9 @@ returns plain numpy results (:mod:`chromestore.training.peers.cells`); an entry 
 ``fan_out`` reads the block once and fits it in parts (``svm-bin``: bins). :func:`run_peers`
 builds the run from the results and the entries' extra specs
 (:func:`chromestore.runs.create_run_dataset`), writes it into the store and the fitted
-models beside it under ``runs/NAME/weights/<model>/<cell>/<repeat>.<ext>``. Nothing here
-names a model: what differs between models is in their registry entries.
+models with it as one unit (:class:`chromestore.runs.RunWriter`: safetensors files, no
+pickle). Nothing here names a model: what differs between models is in their registry
+entries.
 
 Examples
 --------
@@ -113,6 +114,7 @@ def run_peers(
     hyper: dict | None = None,
     storage_options: dict | None = None,
     write: bool = True,
+    existing: str = "refuse",
 ) -> xr.Dataset:
     """Fit ``arrays`` ``models`` on ``cells`` of ``store`` as Dask tasks and write ``runs/NAME``.
 
@@ -122,8 +124,25 @@ def run_peers(
     prediction NaN). ``hyper`` overrides a model's registered defaults. Tasks go to the
     active ``distributed`` client if there is one (see
     :func:`chromestore.app.cluster.connect`), else to Dask's local scheduler. Returns the
-    run as built (loaded).
+    run as built (loaded). ``existing``: what to do when run ``name`` exists (``refuse``,
+    ``overwrite`` or ``add``: :class:`chromestore.runs.RunWriter`), decided before the
+    models are fitted; run and weights are then written as one unit.
     """
+    if not write:
+        return _run_peers(store, name, models, cells, genes, split_scheme, seed, label_rule,
+                          hyper, storage_options, None)  # fmt: skip
+    with R.RunWriter(store, name, existing=existing, storage_options=storage_options) as writer:
+        writer.expect(models, split_scheme=split_scheme, seed=seed, label_rule=label_rule)
+        run = _run_peers(store, name, models, cells, genes, split_scheme, seed, label_rule,
+                         hyper, storage_options, writer)  # fmt: skip
+        writer.commit(run)
+    return run
+
+
+def _run_peers(
+    store, name, models, cells, genes, split_scheme, seed, label_rule, hyper, storage_options,
+    writer,
+) -> xr.Dataset:  # fmt: skip
     t0 = time.time()
     store = os.fspath(store)
     entries = [registry.find(m) for m in models]
@@ -188,7 +207,7 @@ def run_peers(
             split_scheme=split_scheme,
             seed=seed,
             label_rule=label_rule,
-            packages=("scikit-learn", "numpy", "xarray"),
+            packages=("scikit-learn", "numpy", "xarray", *registry.plugin_packages(models)),
             wall_seconds={e.name: time.time() - t0 for e in entries},
             mode="peers",
             device="cpu",
@@ -197,9 +216,8 @@ def run_peers(
     for e in entries:
         for what in dict.fromkeys(k for res in results[e.name] for k in res.get("attrs", {})):
             run.attrs[e.prefix + what] = sorted({res["attrs"][what] for res in results[e.name]})
-    if write:
-        R.write_run(store, name, run, storage_options)
-        save_weights(entries, results, list(cells), store, name, storage_options)
+    if writer is not None:
+        save_weights(entries, results, list(cells), writer)
     return run
 
 
@@ -230,9 +248,12 @@ def assemble(
     )
     histories = [[_history(res, n_repeats, n_epochs) for res in results[e.name]] for e in entries]
     excluded = np.ones(label.shape, bool)
-    for e in entries:
+    # each model's own genes: the split where it kept the gene (signal and a label)
+    model_split = np.full((len(entries), len(cells), *split.shape), -1, np.int8)
+    for m, e in enumerate(entries):
         for ci, res in enumerate(results[e.name]):
             excluded[ci] &= ~res["keep"]
+            model_split[m, ci][:, res["keep"]] = split[:, res["keep"]]
     extras = {}
     for e in entries:
         for spec in e.extras:
@@ -252,22 +273,20 @@ def assemble(
         history_valid_auc=[[h[1] for h in hs] for hs in histories],
         best_epoch=[[h[2] for h in hs] for hs in histories],
         excluded=excluded,
+        model_split=model_split,
         extras=extras,
         coords={V.MARK: ds[V.MARK].values.astype(object), V.BIN: np.arange(ds.sizes[V.BIN])},
     )
 
 
-def save_weights(
-    entries, results: dict, cells: list[str], store: str, name: str, storage_options=None
-) -> list[str]:
-    """Fitted models beside the run: ``weights/<model>/<cell>/<repeat>.<ext>``."""
+def save_weights(entries, results: dict, cells: list[str], writer: R.RunWriter) -> list[str]:
+    """The fitted models, into the run writer's folder: ``<model>/<cell>/<repeat>.safetensors``
+    (safetensors; objects through the entry's ArrayCodec, never a pickle)."""
     written = []
     for e in entries:
         for c, res in zip(cells, results[e.name], strict=True):
             for r, w in enumerate(res.get("weights", [])):
-                written.append(
-                    W.save_weights(store, name, e.name, c, r, w, e.codec, storage_options)
-                )
+                written.append(W.save(writer.weights_target(e.name, c, r), w, e))
     return written
 
 
@@ -288,5 +307,6 @@ def run(request: TrainRequest, client=None) -> str:
         seed=request.seed,
         hyper={request.model: request.hyperparameters()},
         storage_options=request.storage_options,
+        existing=request.existing,
     )
     return validation_summary(ds, request, f"{request.model} on {ds.sizes['cell']} epigenome(s)")

@@ -62,6 +62,7 @@ def run_regression(
     storage_options: dict | None = None,
     write: bool = True,
     transform: str = "log1p",
+    existing: str = "refuse",
     **hyper,
 ) -> xr.Dataset:
     """Train one ``deepchrome-regression`` model on ``train_cells``; predict every cell's test genes.
@@ -69,8 +70,24 @@ def run_regression(
     The run holds ``train_cells`` and ``test_cells`` (unseen epigenomes) along
     ``cell``; ``target`` is log(RPKM + 1); ``prediction`` is set on the test genes.
     Scores per cell are in ``deepchrome_regression_{mse,pearson,spearman}`` and the
-    attrs say which cells were seen in training.
+    attrs say which cells were seen in training. With ``write`` the run and the model's
+    weights are written as one unit (``existing``: :class:`chromestore.runs.RunWriter`).
     """
+    args = (store, name, train_cells, test_cells, use_cell_stats, fasta, split_scheme, seed,
+            storage_options, transform, hyper)  # fmt: skip
+    if not write:
+        return _regression(*args, None)
+    with R.RunWriter(store, name, existing=existing, storage_options=storage_options) as writer:
+        writer.expect([MODEL], split_scheme=split_scheme, seed=seed, label_rule="log(RPKM + 1)")
+        run = _regression(*args, writer)
+        writer.commit(run)
+    return run
+
+
+def _regression(
+    store, name, train_cells, test_cells, use_cell_stats, fasta, split_scheme, seed,
+    storage_options, transform, hyper, writer,
+) -> xr.Dataset:  # fmt: skip
     t0 = time.time()
     cells = list(dict.fromkeys([*train_cells, *test_cells]))
     ds = open_store(store, storage_options).sel({V.CELL: cells})
@@ -139,17 +156,14 @@ def run_regression(
             test_cells=list(test_cells),
         ),
     )
-    if write:
-        R.write_run(store, name, run, storage_options)
+    if writer is not None:
         state = {
             "state_dict": res.fit.model.state_dict(),
             "mean": torch.from_numpy(res.fit.mean),
             "scale": torch.from_numpy(res.fit.scale),
         }
         # one model for all training epigenomes: weights/<model>/<E003+E004+...>/0.pt
-        W.save_weights(
-            store, name, MODEL, "+".join(train_cells), 0, state, ENTRY.codec, storage_options
-        )
+        W.save(writer.weights_target(MODEL, "+".join(train_cells), 0), state, ENTRY)
     return run
 
 
@@ -176,6 +190,7 @@ def run(request: TrainRequest, client=None) -> str:
         seed=request.seed,
         transform=transform,
         storage_options=request.storage_options,
+        existing=request.existing,
         **hyper,
     )
     lines = [

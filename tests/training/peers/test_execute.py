@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
-import joblib
 import numpy as np
 import pytest
 import zarr
@@ -81,20 +78,26 @@ def test_run_peers__svm_bin_tasks_per_bin_match_the_serial_kernel(run, sim_store
 
 
 def test_run_peers__weights_reload_and_reproduce_predictions(run, sim_store):
+    from chromestore.training import registry
+    from chromestore.training import weights as W
+
+    def load(model):  # safetensors of the model's arrays (its ArrayCodec), never a pickle
+        return W.load_weights(sim_store, "peers", model, "E003", 0, registry.get(model))
+
     signal, _, _ = _cell_data(sim_store, "E003")
-    fit = joblib.load(Path(f"{sim_store}.weights") / "peers/shallowchrome/E003/0.joblib")
+    fit = load("shallowchrome")
     np.testing.assert_allclose(
         fit.predict_proba(SC.max_signal_features(signal)),
         run.prediction.sel(model="shallowchrome", cell="E003")[0],
         rtol=1e-5,
     )
-    rf = joblib.load(Path(f"{sim_store}.weights") / "peers/rf-bestbin/E003/0.joblib")
+    rf = load("rf-bestbin")
     np.testing.assert_allclose(
         rf.predict_proba(signal), run.prediction.sel(model="rf-bestbin", cell="E003")[0], rtol=1e-6
     )
     assert rf.n_trees == run.rf_bestbin_n_trees.sel(cell="E003").item()
     np.testing.assert_array_equal(rf.bins, run.rf_bestbin_bin.sel(cell="E003")[0])
-    svm = joblib.load(Path(f"{sim_store}.weights") / "peers/svm-bin/E003/0.joblib")
+    svm = load("svm-bin")
     xb = (np.log1p(signal[:, :, svm["best_bin"]]) - svm["log1p_mean"]) / svm["log1p_scale"]
     np.testing.assert_allclose(
         svm["model"].decision_function(xb),

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -155,7 +153,10 @@ def test_cli_train__deepchrome_regression_across_epigenomes(tmp_path):
     target = run.target.sel(cell="E005").values
     mse = float(np.mean((pred[test] - target[test]) ** 2))
     assert run.deepchrome_regression_mse.sel(cell="E005").item() == pytest.approx(mse, rel=1e-5)
-    assert (Path(f"{store}.weights") / "reg/deepchrome-regression/E003+E004/0.pt").exists()
+    from chromestore.training import weights as W
+
+    saved = W.load_weights(store, "reg", "deepchrome-regression", "E003+E004", 0)
+    assert set(saved) == {"state_dict", "mean", "scale"}
     raw = CliRunner().invoke(main, args[:-3] + ["1", "--transform", "raw", "--run", "reg-raw"])
     assert raw.exit_code == 0, raw.output
     attrs = chromestore.open_run(store, "reg-raw").attrs
