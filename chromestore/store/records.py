@@ -56,13 +56,25 @@ def record_completed(
     storage_options: dict | None = None,
 ) -> None:
     """:func:`write_records` under the store's write lock, on a freshly opened store."""
+    record_cells_completed(path, target, {cell: infos}, storage_options)
+
+
+def record_cells_completed(
+    path: StoreLike,
+    target: str,
+    infos: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    storage_options: dict | None = None,
+) -> None:
+    """:func:`write_records` of several cells (cell → mark → provenance) under one hold of
+    the store's write lock, on a freshly opened store."""
     handle = Store.of(path, storage_options)
     with handle.lock() as held:
         repair_cells(handle)
         upgrade_records(handle)
         ds = open_store(handle)
         held.verify()  # a lapsed lease (object stores): another writer may have written
-        write_records(handle, ds, cell, target, infos)
+        for cell, marks in infos.items():
+            write_records(handle, ds, cell, target, marks)
 
 
 def write_records(
