@@ -5,8 +5,9 @@ Every gene draws from a counter-based stream keyed by ``(seed, cell, gene)``: Sp
 depend on which other genes or cells are drawn, nor on the order or the chunking, and
 drawing ``n`` genes costs ``n`` genes. On that stream: normals (Marsaglia's polar
 method), the promoter state, the copula's correlated normals and the read totals, then
-per region the split of its reads among its bins: gamma shares (Marsaglia & Tsang 2000)
-and binomials (inversion below a mean of 10, else Hörmann's BTRS 1993). Pure numba on
+per region the Dirichlet-multinomial split of its reads among its bins: a Pólya urn for
+few reads, else gamma shares (Marsaglia & Tsang 2000) and binomials (inversion below a
+mean of 10, else Hörmann's BTRS 1993). Pure numba on
 arrays; no GIL held, so Dask's threads draw cells side by side.
 """
 
@@ -78,6 +79,9 @@ def _gamma(state, shape):
             return d * v * boost
 
 
+#: Region totals below which reads are split among the bins one by one (a Pólya urn: as
+#: exact as, and cheaper than, gamma shares and binomials for few reads).
+URN_BELOW = 48
 #: 1 / (k + 1) for the inversion's recurrence (a product chain runs faster than a quotient).
 _RECIPROCALS = 1.0 / np.arange(1.0, 4097.0)
 
@@ -108,10 +112,7 @@ def _binomial(state, n, p):
     a = -0.0873 + 0.0248 * b + 0.01 * p
     c = n * p + 0.5
     vr = 0.92 - 4.2 / b
-    alpha = (2.83 + 5.1 / b) * spq
-    lpq = math.log(p / (1.0 - p))
-    m = math.floor((n + 1) * p)
-    h = math.lgamma(m + 1.0) + math.lgamma(n - m + 1.0)
+    h = -1.0  # the slow test's constants, computed once it is first needed
     while True:
         u = _uniform(state) - 0.5
         v = _uniform(state)
@@ -121,9 +122,53 @@ def _binomial(state, n, p):
             continue
         if us >= 0.07 and v <= vr:
             return int(k)
+        if h < 0.0:
+            alpha = (2.83 + 5.1 / b) * spq
+            lpq = math.log(p / (1.0 - p))
+            m = math.floor((n + 1) * p)
+            h = math.lgamma(m + 1.0) + math.lgamma(n - m + 1.0)
         v = math.log(v * alpha / (a / (us * us) + b))
         if v <= h - math.lgamma(k + 1.0) - math.lgamma(n - k + 1.0) + (k - m) * lpq:
             return int(k)
+
+
+@numba.njit(cache=True, nogil=True)
+def _split(state, n, alpha, shares, first, stop, g, out):
+    """Split ``n`` reads among bins ``first:stop`` of ``out`` by a Dirichlet-multinomial of
+    concentration ``alpha`` around ``shares`` (they sum to 1 over those bins): a Pólya urn
+    read by read below :data:`URN_BELOW` reads, else gamma shares then binomials."""
+    for b in range(first, stop):
+        out[b] = 0.0
+    if n <= 0:
+        return
+    if n < URN_BELOW:
+        for read in range(n):
+            target = _uniform(state) * (alpha + read)
+            b = first
+            acc = alpha * shares[b] + out[b]
+            while acc < target and b < stop - 1:
+                b += 1
+                acc += alpha * shares[b] + out[b]
+            out[b] += 1.0
+        return
+    rest = 0.0
+    for b in range(first, stop):
+        a = alpha * shares[b]
+        g[b] = _gamma(state, a) if a > 0.0 else 0.0
+        rest += g[b]
+    if rest <= 0.0:  # every share underflowed: split by the mean shares
+        for b in range(first, stop):
+            g[b] = shares[b]
+            rest += g[b]
+    left = n
+    for b in range(first, stop - 1):
+        if left == 0 or rest <= 0.0:
+            break
+        k = _binomial(state, left, min(g[b] / rest, 1.0))
+        out[b] = k
+        left -= k
+        rest -= g[b]
+    out[stop - 1] += left
 
 
 @numba.njit(cache=True, nogil=True)
@@ -200,25 +245,4 @@ def draw_genes(
             for r in range(n_reg):
                 first, stop = regions[r, 0], regions[r, 1]
                 left = totals[m * n_reg + r]
-                if left <= 0:
-                    for b in range(first, stop):
-                        out[i, m, b] = 0.0
-                    continue
-                rest = 0.0  # the Dirichlet draw: this gene's shares of the region
-                for b in range(first, stop):
-                    a = alpha * shares[st, m, b]
-                    g[b] = _gamma(state, a) if a > 0.0 else 0.0
-                    rest += g[b]
-                if rest <= 0.0:  # every share underflowed: split by the mean shares
-                    for b in range(first, stop):
-                        g[b] = shares[st, m, b]
-                        rest += g[b]
-                for b in range(first, stop - 1):  # the multinomial, bin by bin
-                    if left == 0 or rest <= 0.0:
-                        out[i, m, b] = 0.0
-                        continue
-                    n_b = _binomial(state, left, min(g[b] / rest, 1.0))
-                    out[i, m, b] = n_b
-                    left -= n_b
-                    rest -= g[b]
-                out[i, m, stop - 1] = left
+                _split(state, left, alpha, shares[st, m], first, stop, g, out[i, m])
