@@ -48,17 +48,25 @@ def _uniform(state):
 
 
 @numba.njit(cache=True, nogil=True)
-def _normal(state):
+def _normal(state, spare):
+    """A standard normal: the polar method's second of each pair is kept in ``spare``
+    (``spare[1]`` = 1 while it holds one) for the next call."""
+    if spare[1] == 1.0:
+        spare[1] = 0.0
+        return spare[0]
     while True:
         a = 2.0 * _uniform(state) - 1.0
         b = 2.0 * _uniform(state) - 1.0
         q = a * a + b * b
         if 0.0 < q < 1.0:
-            return a * math.sqrt(-2.0 * math.log(q) / q)
+            f = math.sqrt(-2.0 * math.log(q) / q)
+            spare[0] = b * f
+            spare[1] = 1.0
+            return a * f
 
 
 @numba.njit(cache=True, nogil=True)
-def _gamma(state, shape):
+def _gamma(state, spare, shape):
     """Gamma(shape, 1): Marsaglia & Tsang, boosted by ``U ** (1 / shape)`` below 1."""
     boost = 1.0
     if shape < 1.0:
@@ -67,7 +75,7 @@ def _gamma(state, shape):
     d = shape - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
     while True:
-        x = _normal(state)
+        x = _normal(state, spare)
         v = 1.0 + c * x
         if v <= 0.0:
             continue
@@ -81,7 +89,7 @@ def _gamma(state, shape):
 
 #: Region totals below which reads are split among the bins one by one (a Pólya urn: as
 #: exact as, and cheaper than, gamma shares and binomials for few reads).
-URN_BELOW = 48
+URN_BELOW = 64
 #: 1 / (k + 1) for the inversion's recurrence (a product chain runs faster than a quotient).
 _RECIPROCALS = 1.0 / np.arange(1.0, 4097.0)
 
@@ -132,29 +140,37 @@ def _binomial(state, n, p):
             return int(k)
 
 
-@numba.njit(cache=True, nogil=True)
-def _split(state, n, alpha, shares, first, stop, g, out):
+@numba.njit(cache=True, nogil=True, inline="always")
+def _split(state, spare, n, alpha, shares, first, stop, g, picked, out):
     """Split ``n`` reads among bins ``first:stop`` of ``out`` by a Dirichlet-multinomial of
     concentration ``alpha`` around ``shares`` (they sum to 1 over those bins): a Pólya urn
-    read by read below :data:`URN_BELOW` reads, else gamma shares then binomials."""
+    read by read below :data:`URN_BELOW` reads, else gamma shares then binomials. ``g``
+    (bins) and ``picked`` (:data:`URN_BELOW` ints) are scratch space."""
     for b in range(first, stop):
         out[b] = 0.0
     if n <= 0:
         return
-    if n < URN_BELOW:
+    if n < URN_BELOW:  # Pólya urn: a read joins bin b w.p. (alpha·share_b + reads in b) / …
+        acc = 0.0
+        for b in range(first, stop):  # cumulative shares, for the reads drawn afresh
+            acc += shares[b]
+            g[b] = acc
         for read in range(n):
-            target = _uniform(state) * (alpha + read)
-            b = first
-            acc = alpha * shares[b] + out[b]
-            while acc < target and b < stop - 1:
-                b += 1
-                acc += alpha * shares[b] + out[b]
+            u = _uniform(state) * (alpha + read)
+            if u < alpha:  # afresh from the shares (u / alpha is uniform)
+                t = u / alpha * acc
+                b = first
+                for j in range(first, stop - 1):  # no early exit: no mispredicted branch
+                    b += g[j] < t
+            else:  # the bin of an earlier read, each as likely (u - alpha is uniform)
+                b = picked[min(int(u - alpha), read - 1)]
+            picked[read] = b
             out[b] += 1.0
         return
     rest = 0.0
     for b in range(first, stop):
         a = alpha * shares[b]
-        g[b] = _gamma(state, a) if a > 0.0 else 0.0
+        g[b] = _gamma(state, spare, a) if a > 0.0 else 0.0
         rest += g[b]
     if rest <= 0.0:  # every share underflowed: split by the mean shares
         for b in range(first, stop):
@@ -201,15 +217,18 @@ def draw_genes(
     n_marks = shares.shape[1]
     n_reg = regions.shape[0]
     state = np.empty(1, dtype=np.uint64)
+    spare = np.empty(2)
     z = np.empty(n_dims)
     totals = np.empty(n_dims, dtype=np.int64)
     g = np.empty(shares.shape[2])
+    picked = np.empty(URN_BELOW, dtype=np.int64)
     for i in range(len(genes)):
         state[0] = stream_key(seed, cell, genes[i])
+        spare[1] = 0.0
         s = scores[i]
-        spare = _normal(state)  # always drawn: the stream's layout does not depend on NaN
+        fill = _normal(state, spare)  # always drawn: the stream's layout ignores NaN
         if math.isnan(s):
-            s = spare
+            s = fill
         s *= weight
         if s <= grid[0]:  # where the score falls on the grid (held beyond the ends)
             k, t = 0, 0.0
@@ -229,7 +248,7 @@ def draw_genes(
                 st = c
                 break
         for d in range(n_dims):
-            z[d] = _normal(state)
+            z[d] = _normal(state, spare)
         for d in range(n_dims):
             y = 0.0
             for e in range(d + 1):
@@ -245,4 +264,4 @@ def draw_genes(
             for r in range(n_reg):
                 first, stop = regions[r, 0], regions[r, 1]
                 left = totals[m * n_reg + r]
-                _split(state, left, alpha, shares[st, m], first, stop, g, out[i, m])
+                _split(state, spare, left, alpha, shares[st, m], first, stop, g, picked, out[i, m])

@@ -20,6 +20,17 @@ def _uniforms(seed, cell, gene, n):
 
 
 @numba.njit
+def _normals(draws):
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = K.stream_key(3, 2, 1)
+    spare = np.zeros(2)
+    out = np.empty(draws)
+    for i in range(draws):
+        out[i] = K._normal(state, spare)
+    return out
+
+
+@numba.njit
 def _binomials(n, p, draws):
     state = np.empty(1, dtype=np.uint64)
     state[0] = K.stream_key(1, 2, 3)
@@ -33,9 +44,10 @@ def _binomials(n, p, draws):
 def _gammas(shape, draws):
     state = np.empty(1, dtype=np.uint64)
     state[0] = K.stream_key(4, 5, 6)
+    spare = np.zeros(2)
     out = np.empty(draws)
     for i in range(draws):
-        out[i] = K._gamma(state, shape)
+        out[i] = K._gamma(state, spare, shape)
     return out
 
 
@@ -43,10 +55,12 @@ def _gammas(shape, draws):
 def _splits(n, alpha, shares, draws):
     state = np.empty(1, dtype=np.uint64)
     state[0] = K.stream_key(7, 8, 9)
+    spare = np.zeros(2)
     g = np.empty(len(shares))
+    picked = np.empty(K.URN_BELOW, dtype=np.int64)
     out = np.empty((draws, len(shares)))
     for i in range(draws):
-        K._split(state, n, alpha, shares, 0, len(shares), g, out[i])
+        K._split(state, spare, n, alpha, shares, 0, len(shares), g, picked, out[i])
     return out
 
 
@@ -61,6 +75,14 @@ def test_streams__uniform_and_independent_per_key():
     b = _uniforms(0, 11, 6, 200_000)  # the neighbouring gene
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.01
     assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < 0.01  # no serial correlation
+
+
+def test_normal__moments_and_pairs_independent():
+    x = _normals(400_000)
+    assert x.mean() == pytest.approx(0, abs=0.005)
+    assert x.var() == pytest.approx(1, rel=0.01)
+    assert (x**4).mean() == pytest.approx(3, rel=0.03)  # normal tails
+    assert abs(np.corrcoef(x[0::2], x[1::2])[0, 1]) < 0.01  # the polar method's two
 
 
 @pytest.mark.parametrize("n,p", [(5, 0.3), (30, 0.2), (200, 0.3), (5000, 0.05), (1000, 0.9)])
