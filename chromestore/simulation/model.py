@@ -242,8 +242,11 @@ def mode_cut(values: np.ndarray, iterations: int = 300) -> float:
         dens = weight * np.exp(-0.5 * ((v[:, None] - mean) / sd) ** 2) / sd
         post = dens / dens.sum(axis=1, keepdims=True)
         weight = post.mean(axis=0)
+        before = mean
         mean = (post * v[:, None]).sum(axis=0) / post.sum(axis=0)
         sd = np.sqrt((post * (v[:, None] - mean) ** 2).sum(axis=0) / post.sum(axis=0))
+        if np.abs(mean - before).max() < 1e-9:
+            break
     lo, hi = np.argsort(mean)
     grid = np.linspace(mean[lo], v.max(), 2001)
     dens = weight * np.exp(-0.5 * ((grid[:, None] - mean) / sd) ** 2) / sd
