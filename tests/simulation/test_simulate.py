@@ -163,7 +163,7 @@ def test_calibration__oriented_e003_shape_along_the_gene_is_reproduced():
     assert _key_figures_ok(report)
     for key in KEY_FIGURES:
         assert report.loc[key, "ok"], key
-    # most seeds of 0-9 too (10 of 10 when measured)
+    # most seeds of 0-9 too (9 of 10 when measured: seed 9 has H3K27me3 high/low 0.59)
     passing = [seed for seed in range(10) if _key_figures_ok(calibration_report(seed))]
     assert len(passing) >= 8, passing
 
@@ -182,7 +182,7 @@ def test_calibration__marks_are_as_correlated_and_redundant_as_in_real_e003():
     assert real["low_active"] == pytest.approx(0.430, abs=0.005)
     assert report["ok"].all(), report
     assert dict(report["tolerance"]) == CROSS_TOLERANCE
-    # most seeds of 0-9 too (9 of 10 for the correlation, 10 of 10 for the gain, measured)
+    # most seeds of 0-9 too (10 of 10 for the correlation, 9 of 10 for the gain, measured)
     reports = [cross_mark_report(seed) for seed in range(1, 10)]
     corr = [r.loc["mean_abs_corr", "ok"] for r in reports]
     gain = [r.loc["auc_gain", "ok"] for r in reports]
