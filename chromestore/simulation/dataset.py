@@ -125,16 +125,20 @@ def simulate(
     ----------
     path
         None: return a lazy (dask-backed) in-memory Dataset. Otherwise create a store
-        there, fill it one epigenome at a time with chunk-aligned region writes (Dask
-        tasks, bounded memory), record each (cell, mark) as completed with provenance
-        ``simulated``, and return it opened.
+        there, fill it a few epigenomes at a time (about :data:`WRITE_TASKS` Dask tasks
+        of one epigenome × one gene chunk per chunk-aligned region write; memory bounded
+        by the chunks in flight), record their (cell, mark) pairs as completed with
+        provenance ``simulated`` (under one hold of the store's lock per write), and
+        return it opened.
     cells
         ``"all"`` (the 56 epigenomes), the first N, or a list (or comma-separated
         string) of epigenome ids.
     genes
         ``"all"`` (19,802), the first N of the real gene list, or a list of gene keys.
     seed
-        Same seed, same values, whatever the subset or chunking.
+        Same seed, same values, whatever the subset or chunking: each gene draws from
+        its own random stream keyed on (seed, epigenome, gene), so ``genes=N`` costs N
+        genes.
 
     Examples
     --------
