@@ -77,7 +77,7 @@ def simulate(
 ):
     """Simulate STORE: real genes and RPKM, signal drawn from a model fitted on real E003."""
     from chromestore import variables as V
-    from chromestore.simulation import real_rpkm
+    from chromestore.simulation import real_genes, real_rpkm
     from chromestore.simulation import simulate as draw
 
     if (full and not calibration) or (run_name and not full):
@@ -94,7 +94,7 @@ def simulate(
             session.fail("give a STORE to write, --emit DIR, or --calibration")
         return
     genes_arg = int(genes) if genes.isdigit() else genes
-    n_genes = genes_arg if isinstance(genes_arg, int) else 19802
+    n_genes = genes_arg if isinstance(genes_arg, int) else len(real_genes())
     n_cells = len(real_rpkm().columns) if cell_list is None else len(cell_list)
     with session.cluster(ctx, heavy=n_cells * n_genes > IN_PROCESS_PAIRS):
         ds = draw(
