@@ -31,16 +31,18 @@ demo: $(STAMP)
 # Slow tests are kept runnable: `make test-slow` (or PYTEST_ARGS= make test for everything).
 PYTEST_ARGS ?= -m "not slow"
 
-test: $(STAMP)
-	$(BIN)/ruff check chromestore training analysis tests benchmarks
+LINTED := chromestore training analysis tests benchmarks deploy setup.py
+
+# `make test` (what CI runs through .ci/run) lints first: ruff's checks and its format check
+test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check chromestore training analysis tests benchmarks
-	$(BIN)/ruff format --check chromestore training analysis tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 clean:
 	rm -rf $(VENV) demo-*.zarr demo-report demo-*.zarr.weights

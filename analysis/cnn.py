@@ -72,21 +72,21 @@ def interpret_cell(
     """All maps of one epigenome's CNN; ``x`` (gene, mark, bin) prepared, ``y`` 0/1 labels."""
     import torch
 
-    from chromestore.analysis import interpret as I
+    from chromestore.analysis import interpret
 
     torch.set_num_threads(1)  # one task per core
     n_marks, n_bins = x.shape[1:]
-    raw = I.class_optimisation(
+    raw = interpret.class_optimisation(
         net, n_marks, n_bins, classes=(0, 1), lam=lam, steps=steps, seed=seed
     )
-    norm, counts, flagged = I.activity(raw)
+    norm, counts, flagged = interpret.activity(raw)
     return {
         "classopt_map": norm,
         "classopt_active_bins": counts,
         "classopt_flagged": flagged,
-        "saliency": I.per_class_mean(I.saliency(net, x), y),
-        "integrated_gradients": I.per_class_mean(
-            I.integrated_gradients(net, x, n_steps=ig_steps), y
+        "saliency": interpret.per_class_mean(interpret.saliency(net, x), y),
+        "integrated_gradients": interpret.per_class_mean(
+            interpret.integrated_gradients(net, x, n_steps=ig_steps), y
         ),
         "feature_map_bin": _feature_map(net, x),
     }
@@ -94,13 +94,13 @@ def interpret_cell(
 
 def _feature_map(net, x: np.ndarray) -> np.ndarray:
     """The first-layer feature map per bin; NaN for a network without a convolution."""
-    from chromestore.analysis import interpret as I
+    from chromestore.analysis import interpret
 
     try:
-        I.first_conv(net)
+        interpret.first_conv(net)
     except ValueError:
         return np.full(x.shape[-1], np.nan, np.float32)
-    return I.feature_map_per_bin(net, x)
+    return interpret.feature_map_per_bin(net, x)
 
 
 def _cell_task(store, name, model, cell, repeat, genes, y, options, so):

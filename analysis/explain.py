@@ -105,8 +105,7 @@ def explain_gene(
 
 
 def _cnn_explanation(store, run, names, model, cell, repeat, key, ds, ig_steps, so) -> dict:
-    from chromestore.analysis import cnn
-    from chromestore.analysis import interpret as I
+    from chromestore.analysis import cnn, interpret
 
     name = next((n for n in names if W.has_weights(store, n, model, so)), None)
     if name is None:
@@ -114,8 +113,8 @@ def _cnn_explanation(store, run, names, model, cell, repeat, key, ds, ig_steps, 
     signal = ds[V.signal.name].sel({V.CELL: cell, V.GENE: [key]}).values
     net, transform = cnn.load_cnn(store, name, model, cell, repeat, so)
     x = cnn.prepare_input(signal, transform)
-    ig = I.integrated_gradients(net, x, n_steps=ig_steps)[0]
-    m = float(I.margin(net, x)[0])
+    ig = interpret.integrated_gradients(net, x, n_steps=ig_steps)[0]
+    m = float(interpret.margin(net, x)[0])
     return {
         "deepchrome_repeat": repeat,
         "deepchrome_probability": float(

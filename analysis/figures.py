@@ -1,4 +1,5 @@
-"""The report's figures: each a function of the reductions, returning an embeddable PNG.
+"""The report's figures: each a function of the reductions, returning an embeddable PNG
+(a ``data:`` URI; :func:`explained_png` gives a gene's explanation as PNG bytes for a file).
 
 Colours are the Okabe-Ito palette; heat-maps use cividis or the diverging PuOr. What a
 model adds (its registry entry's ``metrics``) is drawn by kind: a ``profile`` as one
@@ -36,11 +37,17 @@ plt.rcParams.update(
 )
 
 
-def _png(fig) -> str:
+def png_bytes(fig) -> bytes:
+    """``fig`` as PNG (closed afterwards)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def _png(fig) -> str:
+    """``fig`` as an embeddable PNG (a ``data:`` URI)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(fig)).decode("ascii")
 
 
 def _colours(models: Sequence[str]) -> dict[str, str]:
@@ -297,6 +304,15 @@ def fig_attribution(metrics: xr.Dataset, var: str, label: str, diverging: bool) 
 
 def fig_explained(gene: dict) -> str:
     """ShallowChrome's regulative pattern and the CNN's IG for one gene in each epigenome."""
+    return _png(_draw_explained(gene))
+
+
+def explained_png(gene: dict) -> bytes:
+    """:func:`fig_explained` as PNG bytes, for a file (``chromestore explain --plot``)."""
+    return png_bytes(_draw_explained(gene))
+
+
+def _draw_explained(gene: dict):
     cells = [c["cell"] for c in gene["cells"]]
     marks = gene["marks"]
     n = len(cells)
@@ -348,7 +364,7 @@ def fig_explained(gene: dict) -> str:
             ax.set_axis_off()
     fig.suptitle(f"{gene['gene']}", fontsize=12)
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 # --- tables and numbers ------------------------------------------------------------

@@ -4,8 +4,7 @@ Kernels here are plain torch/numpy on one model (any ``nn.Module`` mapping
 ``(B, marks, bins)`` to two logits, e.g. ``training.models.DeepChrome``); the
 per-run wrappers in :mod:`chromestore.analysis.explain` and :mod:`chromestore.analysis.report` run them
 per epigenome and reduce them into the ``classopt_*``, ``saliency``,
-``integrated_gradients``, ``feature_map_bin`` and ``attention_class`` variables of
-:mod:`chromestore.variables`.
+``integrated_gradients`` and ``feature_map_bin`` variables of :mod:`chromestore.variables`.
 
 Class optimisation follows DeepChrome §3.3: starting from a random input, minimise
 the cross-entropy of the wanted class plus ``λ‖X‖²`` with the network frozen;

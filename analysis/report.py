@@ -4,12 +4,14 @@
 (:func:`chromestore.analysis.analyze.analyze_run`, i.e. ``runs/NAME/metrics``) and writes
 ``DIR/index.html`` with every image embedded as a base64 PNG (no network needed),
 plus ``DIR/data/*.csv|json`` with every number a figure or table shows.
-Figures are drawn by :mod:`chromestore.analysis.figures`.
+Figures are drawn by :mod:`chromestore.analysis.figures`; the page is the Jinja2 template
+``templates/report.html.j2`` (its words and markup, escaped as it is filled), filled by one
+small function per section here (its numbers, tables and figures).
 """
 
 from __future__ import annotations
 
-import html
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from markupsafe import Markup
 
 from chromestore import variables as V
-from chromestore.analysis import figures as F
+from chromestore.analysis import figures
 from chromestore.analysis import metrics as M
 from chromestore.training import registry
 
+#: The templates of the page (package data: installed with the wheel).
+TEMPLATES = Path(__file__).with_name("templates")
+#: How the page's title begins (an earlier report is recognised by it: :func:`is_report`).
+TITLE = "chromestore report"
 #: What the CNN interpretation (:mod:`chromestore.analysis.cnn`) writes, in report order.
 CNN_VARS = (
     "classopt_active_bins",
@@ -88,7 +95,7 @@ def write_numbers(
         .reset_index(),
     )
     save("summary.csv", M.summary_table(metrics).reset_index())
-    added = [m.name for plot in registry.PLOTS for m in F.model_metrics(metrics, plot)]
+    added = [m.name for plot in registry.PLOTS for m in figures.model_metrics(metrics, plot)]
     for var in CNN_VARS + tuple(added):
         if var in metrics:
             save(f"{var}.csv", _long(metrics, var))
@@ -96,19 +103,6 @@ def write_numbers(
         (data_dir / "explained_genes.json").write_text(json.dumps(list(explained), indent=1))
         written.append("explained_genes.json")
     return written
-
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
-max-width:1250px;margin:24px auto;padding:0 16px;color:#222;line-height:1.45}
-h1{font-size:1.7em;margin-bottom:.2em} h2{border-bottom:2px solid #0072B2;padding-bottom:4px;
-margin-top:2em} .meta{color:#555} table.num{border-collapse:collapse;font-size:.9em}
-table.num td,table.num th{padding:3px 9px;text-align:right;border-bottom:1px solid #ddd}
-table.num th{background:#f2f6fa} img{max-width:100%;height:auto;display:block;margin:10px 0}
-.note{color:#444;font-size:.93em;max-width:950px} .key{display:flex;gap:20px;flex-wrap:wrap}
-.key div{background:#f6f8fa;padding:10px 16px;border-radius:6px}
-.key b{display:block;font-size:1.5em;color:#0072B2}
-"""
 
 
 def orientation_note(attrs) -> str:
@@ -124,6 +118,176 @@ def orientation_note(attrs) -> str:
         "of the TSS on the gene's strand, so positive positions lie in the gene body"
         + (f"; {unknown} gene(s) of unknown strand keep genome order." if unknown else ".")
     )
+
+
+# --- the sections: each gives its numbers and figures, the template gives the words ------
+def _figure(src: str, alt: str) -> dict:
+    return {"src": src, "alt": alt}
+
+
+def _header(run: xr.Dataset, metrics: xr.Dataset, name: str) -> dict:
+    """The title, the run's settings, each model's mean AUROC and what the numbers are."""
+    a = run.attrs
+    key = []
+    if "stat_auroc" in metrics:
+        auc = metrics["stat_auroc"].mean(V.REPEAT)
+        beats = "n_beats_published" in metrics
+        key = [
+            {
+                "model": m,
+                "auroc": float(auc.sel({V.MODEL: m}).mean()),
+                "beats": int(metrics.n_beats_published.sel({V.MODEL: m})) if beats else None,
+                "published": int(np.isfinite(metrics.published_auc).sum()) if beats else None,
+            }
+            for m in (str(m) for m in metrics[V.MODEL].values)
+        ]
+    return {
+        "heading": name or str(a.get("name", "")),
+        "meta": [
+            f"{k}: {a[k]}"
+            for k in ("task", "split_scheme", "label_rule", "seed", "mode", "device")
+            if k in a
+        ],
+        "wall_seconds": _seconds(a["wall_seconds"]) if "wall_seconds" in a else None,
+        "key": key,
+        "n_cells": metrics.sizes[V.CELL],
+        "n_models": metrics.sizes[V.MODEL],
+        "n_repeats": metrics.sizes[V.REPEAT],
+        "orientation": orientation_note(metrics.attrs),
+    }
+
+
+def _summary(metrics: xr.Dataset) -> dict:
+    """The summary table; whether DeepChrome's published AUCs are there to compare with."""
+    return {
+        "table": Markup(_table_html(M.summary_table(metrics))),
+        "published": "published_auc" in metrics,
+        "simulated_note": metrics.attrs.get("published_note")
+        or (
+            "The signal of this run is simulated (chromestore.simulate), so its "
+            "accuracy is not compared with DeepChrome's published accuracy."
+        ),
+    }
+
+
+def _auroc(metrics: xr.Dataset) -> dict | None:
+    """Test AUROC per epigenome: bars, their distribution and the table (names included)."""
+    if "stat_auroc" not in metrics:
+        return None
+    per_cell = metrics["stat_auroc"].mean(V.REPEAT).to_pandas().T
+    names = cell_names()
+    per_cell.insert(0, "name", [names.get(str(c), "") for c in per_cell.index])
+    if "published_auc" in metrics:
+        per_cell["published DeepChrome"] = metrics.published_auc.values
+    return {
+        "published": "published_auc" in metrics,
+        "bars": _figure(figures.fig_auc_bars(metrics), "AUROC per epigenome"),
+        "distribution": _figure(
+            figures.fig_auc_distribution(metrics), "AUROC distribution per model"
+        ),
+        "table": Markup(_table_html(per_cell, "{:.3f}")),
+    }
+
+
+def _class_maps(metrics: xr.Dataset) -> dict | None:
+    """The CNN's class-optimisation maps, active bins, and the marks flagged together."""
+    if "classopt_map" not in metrics:
+        return None
+    from chromestore.analysis.interpret import top_pairs
+
+    n_cells = metrics.sizes[V.CELL]
+    tops = top_pairs(metrics["classopt_pair_count"], 2)
+    return {
+        "maps": _figure(figures.fig_class_maps(metrics), "class optimisation heat maps"),
+        "active_bins": _figure(figures.fig_active_bins(metrics), "active bins per mark"),
+        "top_pairs": "; ".join(
+            f"{k}: " + ", ".join(f"{a} + {b} in {c}/{n_cells}" for a, b, c in v)
+            for k, v in tops.items()
+        ),
+        "pairs": _figure(figures.fig_pair_counts(metrics), "pair counts"),
+    }
+
+
+def _positions(metrics: xr.Dataset) -> dict | None:
+    """What each position adds: the models' profiles and the CNN's first-layer feature map."""
+    profiles = figures.model_metrics(metrics, "profile")
+    if not profiles and "feature_map_bin" not in metrics:
+        return None
+    return {
+        "profiles": [{"title": m.title or m.name, "doc": m.doc, "name": m.name} for m in profiles],
+        "feature_map": "feature_map_bin" in metrics,
+        "figure": _figure(figures.fig_bin_influence(metrics), "bin influence"),
+    }
+
+
+def _attributions(metrics: xr.Dataset) -> dict:
+    """Integrated gradients, saliency, and each model's own map per class."""
+    out: dict = {"integrated_gradients": None, "saliency": None, "models": []}
+    if "integrated_gradients" in metrics:
+        out["integrated_gradients"] = _figure(
+            figures.fig_attribution(metrics, "integrated_gradients", "attribution", True), "IG maps"
+        )
+    if "saliency" in metrics:
+        out["saliency"] = _figure(
+            figures.fig_attribution(metrics, "saliency", "|gradient|", False), "saliency maps"
+        )
+    for m in figures.model_metrics(metrics, "class_map"):
+        title = m.title or m.name
+        figure = figures.fig_attribution(metrics, m.name, m.label or m.name, False)
+        out["models"].append(
+            {"title": title, "doc": m.doc, "name": m.name, "figure": _figure(figure, title)}
+        )
+    return out
+
+
+def _explained(explained: Sequence[dict]) -> list[dict]:
+    """One figure per explained gene."""
+    return [_figure(figures.fig_explained(g), f"explained {g['gene']}") for g in explained]
+
+
+def _cross_within(
+    metrics: xr.Dataset, table: pd.DataFrame | None, data_dir: Path, files: list[str]
+) -> dict | None:
+    """Cross- against within-epigenome AUROC (given, or from a model and its pooled
+    version among the runs); its CSV is written and listed."""
+    if table is None:
+        table = M.cross_vs_within_of(metrics)
+    if table is None or not len(table):
+        return None
+    table.to_csv(data_dir / "cross_vs_within.csv", index=False)
+    files.append("cross_vs_within.csv")
+    return {
+        "figure": _figure(figures.fig_cross_vs_within(table), "cross- vs within-epigenome AUROC"),
+        "table": Markup(_table_html(table.set_index("cell"), "{:.3f}")),
+    }
+
+
+def _held_out(held_out: dict | None, data_dir: Path, files: list[str]) -> dict | None:
+    """A prediction for an epigenome held out of training: its text and highest scores."""
+    if not held_out:
+        return None
+    held_out["table"].to_csv(data_dir / "held_out_predictions.csv", index=False)
+    files.append("held_out_predictions.csv")
+    top = held_out["table"].nlargest(20, "score").set_index("gene")
+    return {"text": held_out["text"], "table": Markup(_table_html(top, "{:.3f}"))}
+
+
+@functools.cache
+def _templates():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render(context: dict) -> str:
+    """The report page from the sections' ``context`` (``templates/report.html.j2``)."""
+    return _templates().get_template("report.html.j2").render(title=TITLE, **context)
 
 
 def write_report(
@@ -144,218 +308,46 @@ def write_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = write_numbers(run, metrics, out / "data", explained)
-    models = [str(m) for m in metrics[V.MODEL].values]
-    n_cells = metrics.sizes[V.CELL]
-    names = cell_names()
-    parts: list[str] = []
-
-    def section(title: str, note: str = "") -> None:
-        parts.append(f"<h2>{html.escape(title)}</h2>")
-        if note:
-            parts.append(f'<p class="note">{note}</p>')
-
-    def image(src: str, alt: str) -> None:
-        parts.append(f'<img src="{src}" alt="{html.escape(alt)}">')
-
-    a = run.attrs
-    parts.append(f"<h1>chromestore run {html.escape(name or str(a.get('name', '')))}</h1>")
-    parts.append(
-        '<p class="meta">'
-        + " · ".join(
-            html.escape(f"{k}: {a[k]}")
-            for k in ("task", "split_scheme", "label_rule", "seed", "mode", "device")
-            if k in a
-        )
-        + (
-            f" · training wall time {_seconds(a['wall_seconds']):.0f} s"
-            if "wall_seconds" in a
-            else ""
-        )
-        + "</p>"
-    )
-    auc = metrics["stat_auroc"].mean(V.REPEAT) if "stat_auroc" in metrics else None
-    if auc is not None:
-        key = "".join(
-            f"<div>{html.escape(m)}<b>{float(auc.sel({V.MODEL: m}).mean()):.3f}</b>"
-            f"mean AUROC"
-            + (
-                f", beats published in {int(metrics.n_beats_published.sel({V.MODEL: m}))}"
-                f"/{int(np.isfinite(metrics.published_auc).sum())}"
-                if "n_beats_published" in metrics
-                else ""
-            )
-            + "</div>"
-            for m in models
-        )
-        parts.append(f'<div class="key">{key}</div>')
-    parts.append(
-        f'<p class="note">{n_cells} epigenomes × {len(models)} models × '
-        f"{metrics.sizes[V.REPEAT]} split repeat(s). Each model predicts whether a gene's "
-        "expression is above its epigenome's median from the five core histone marks in "
-        "100 bins of 100 bp around the TSS; scores are on held-out test genes. "
-        "Every number shown is in <code>data/</code>.</p>"
-    )
-    parts.append(f'<p class="note">{html.escape(orientation_note(metrics.attrs))}</p>')
-
-    has_published = "published_auc" in metrics
-    simulated_note = (
-        html.escape(
-            metrics.attrs.get("published_note")
-            or (
-                "The signal of this run is simulated (chromestore.simulate), so its "
-                "accuracy is not compared with DeepChrome's published accuracy."
-            )
-        )
-        + " "
-    )
-    section(
-        "Summary over epigenomes",
-        "Mean, median, min and max over epigenomes of each statistic (each epigenome: mean "
-        "over repeats), as in ShallowChrome's Table 2. "
-        + (
-            "<i>beats published</i>: epigenomes where the model's AUROC exceeds "
-            "DeepChrome's published AUC. "
-            if has_published
-            else simulated_note
-        )
-        + "(<code>data/summary.csv</code>)",
-    )
-    parts.append(_table_html(M.summary_table(metrics)))
-
-    if auc is not None:
-        section(
-            "Test AUROC per epigenome",
-            "Bars: each model's test AUROC"
-            + (
-                "; black ticks: DeepChrome's published test AUC (Singh et al. 2016, "
-                "supplementary table 1). Lower panel: difference from the published value. "
-                if has_published
-                else ". " + simulated_note
-            )
-            + "(<code>data/metrics_per_cell.csv</code>)",
-        )
-        image(F.fig_auc_bars(metrics), "AUROC per epigenome")
-        image(F.fig_auc_distribution(metrics), "AUROC distribution per model")
-        per_cell = auc.to_pandas().T
-        per_cell.insert(0, "name", [names.get(str(c), "") for c in per_cell.index])
-        if "published_auc" in metrics:
-            per_cell["published DeepChrome"] = metrics.published_auc.values
-        parts.append(
-            "<details><summary>Table: AUROC per epigenome</summary>"
-            + _table_html(per_cell, "{:.3f}")
-            + "</details>"
-        )
-
-    if "classopt_map" in metrics:
-        section(
-            "What DeepChrome learned: class-optimisation maps",
-            "For each epigenome's CNN, an input optimised from random noise to be classified "
-            "as high (or low) expression with an L2 penalty (DeepChrome §3.3), negatives "
-            "clamped to 0 and scaled to max 1. Bins above 0.25 are active; marks with more "
-            "active bins than the mean over marks are flagged. "
-            "(<code>data/classopt_map.csv</code>, <code>classopt_active_bins.csv</code>)",
-        )
-        image(F.fig_class_maps(metrics), "class optimisation heat maps")
-        image(F.fig_active_bins(metrics), "active bins per mark")
-        counts = metrics["classopt_pair_count"]
-        from chromestore.analysis.interpret import top_pairs
-
-        tops = top_pairs(counts, 2)
-        summary = "; ".join(
-            f"{k}: " + ", ".join(f"{a} + {b} in {c}/{n_cells}" for a, b, c in v)
-            for k, v in tops.items()
-        )
-        section(
-            "Combinations of marks",
-            "Number of epigenomes in which both marks are flagged for a class (diagonal: "
-            "the mark alone). DeepChrome reported H3K4me3 + H3K36me3 for high expression in "
-            "47/56 epigenomes and H3K9me3 + H3K27me3 for low in 50/56. Here, most frequent: "
-            f"{html.escape(summary)}. (<code>data/classopt_pair_count.csv</code>)",
-        )
-        image(F.fig_pair_counts(metrics), "pair counts")
-
-    profiles = F.model_metrics(metrics, "profile")
-    if profiles or "feature_map_bin" in metrics:
-        notes = [
-            f"<i>{html.escape(m.title or m.name)}</i>: {html.escape(m.doc)} "
-            f"(<code>data/{m.name}.csv</code>)"
-            for m in profiles
-        ]
-        if "feature_map_bin" in metrics:
-            notes.append(
-                "<i>first-layer feature map</i>: the CNN's first-layer activation at "
-                "each position, averaged over filters and test genes (DeepChrome "
-                "Fig. 4b) (<code>data/feature_map_bin.csv</code>)"
-            )
-        section("Which positions matter", " ".join(notes))
-        image(F.fig_bin_influence(metrics), "bin influence")
-
-    if "integrated_gradients" in metrics:
-        section(
-            "Attributions: integrated gradients",
-            "Integrated gradients of the CNN's logit margin (high − low) from a zero-signal "
-            "baseline, averaged over test genes of each class and over epigenomes. Orange "
-            "pushes towards high expression, purple towards low. "
-            "(<code>data/integrated_gradients.csv</code>)",
-        )
-        image(F.fig_attribution(metrics, "integrated_gradients", "attribution", True), "IG maps")
-    if "saliency" in metrics:
-        section(
-            "Attributions: gradient saliency",
-            "|∂ margin / ∂ input| averaged over test genes of each class and over "
-            "epigenomes. (<code>data/saliency.csv</code>)",
-        )
-        image(F.fig_attribution(metrics, "saliency", "|gradient|", False), "saliency maps")
-    for m in F.model_metrics(metrics, "class_map"):
-        section(m.title or m.name, f"{html.escape(m.doc)} (<code>data/{m.name}.csv</code>)")
-        image(F.fig_attribution(metrics, m.name, m.label or m.name, False), m.title or m.name)
-
-    if explained:
-        section(
-            "Explained genes",
-            "ShallowChrome's regulative pattern (coefficient × feature per mark; bias; "
-            "* Wald p < 0.05) and DeepChrome's integrated gradients for the gene in each "
-            "epigenome, from a split repeat where the gene was a test gene. "
-            "(<code>data/explained_genes.json</code>)",
-        )
-        for g in explained:
-            image(F.fig_explained(g), f"explained {g['gene']}")
-
-    if cross_within is None:
-        cross_within = M.cross_vs_within_of(metrics)
-    if cross_within is not None and len(cross_within):
-        cross_within.to_csv(out / "data" / "cross_vs_within.csv", index=False)
-        files = [*files, "cross_vs_within.csv"]
-        section(
-            "Cross- against within-epigenome AUROC",
-            "Each epigenome's test genes scored by a model trained on the other epigenomes "
-            "(leave one epigenome out, inputs normalised per epigenome) against its own "
-            "model's. (<code>data/cross_vs_within.csv</code>)",
-        )
-        image(F.fig_cross_vs_within(cross_within), "cross- vs within-epigenome AUROC")
-        parts.append(_table_html(cross_within.set_index("cell"), "{:.3f}"))
-    if held_out:
-        held_out["table"].to_csv(out / "data" / "held_out_predictions.csv", index=False)
-        files = [*files, "held_out_predictions.csv"]
-        section(
-            "Prediction for an epigenome held out of training",
-            html.escape(held_out["text"]) + " (<code>data/held_out_predictions.csv</code>: "
-            "cell, gene, score, label)",
-        )
-        parts.append(
-            "<details><summary>Table: the 20 highest scores</summary>"
-            + _table_html(held_out["table"].nlargest(20, "score").set_index("gene"), "{:.3f}")
-            + "</details>"
-        )
-
-    section("Files")
-    parts.append("<ul>" + "".join(f'<li><a href="data/{f}">{f}</a></li>' for f in files) + "</ul>")
-    page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>chromestore report {html.escape(name)}</title>"
-        f"<style>{CSS}</style></head><body>" + "\n".join(parts) + "</body></html>"
-    )
+    data_dir = out / "data"
+    files = write_numbers(run, metrics, data_dir, explained)
+    context = {
+        "name": name,
+        "header": _header(run, metrics, name),
+        "summary": _summary(metrics),
+        "auroc": _auroc(metrics),
+        "class_maps": _class_maps(metrics),
+        "positions": _positions(metrics),
+        "attributions": _attributions(metrics),
+        "explained": _explained(explained),
+        "cross_within": _cross_within(metrics, cross_within, data_dir, files),
+        "held_out": _held_out(held_out, data_dir, files),
+        "files": files,
+    }
     path = out / "index.html"
-    path.write_text(page, encoding="utf-8")
+    path.write_text(render(context), encoding="utf-8")
     return path
+
+
+def is_report(path: str | Path) -> bool:
+    """Whether ``path`` is a folder holding a report :func:`write_report` wrote."""
+    index = Path(path) / "index.html"
+    return index.is_file() and f"<title>{TITLE}" in index.read_text()[:2000]
+
+
+def check_report_dir(path: str | Path, overwrite: bool) -> None:
+    """Refuse a report folder :func:`write_report` may not write into: one that holds
+    anything but a chromestore report, or a report unless ``overwrite``."""
+    from chromestore.errors import StoreError
+
+    path = Path(path)
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return
+    if not is_report(path):
+        raise StoreError(
+            f"{path}: the report folder exists and holds no chromestore report; "
+            "nothing was changed: choose another --report folder"
+        )
+    if not overwrite:
+        raise StoreError(
+            f"{path}: a chromestore report is already there; pass --overwrite to replace it"
+        )

@@ -47,6 +47,7 @@ from chromestore.bins import genome_bin_starts  # noqa: E402
 from chromestore.counting import BinLayout, count_bed  # noqa: E402
 from chromestore.genes import read_gene_bed  # noqa: E402
 from chromestore.ingest import run_ingest  # noqa: E402
+from chromestore.store import DEFAULT_BIN_SIZE, DEFAULT_WINDOW  # noqa: E402
 
 GENES = ROOT / "data" / "gene_windows.hg19.bed.gz"
 HG19 = {  # chromosome sizes (UCSC hg19)
@@ -106,7 +107,9 @@ def make_reads(genes, n: int, path: Path, seed: int = 0) -> None:
 
 
 def bedtools_counts(genes, reads: Path, work: Path) -> tuple[np.ndarray, float, float]:
-    starts = genome_bin_starts(genes.tss.values, genes.strand.values, 5000, 100)
+    starts = genome_bin_starts(
+        genes.tss.values, genes.strand.values, DEFAULT_WINDOW, DEFAULT_BIN_SIZE
+    )
     n_genes, n_bins = starts.shape
     bed = work / "bins.bed"
     with open(bed, "w") as fh:
@@ -242,7 +245,9 @@ def main() -> None:
         return
     n = int(args.reads * 1e6)
     genes = read_gene_bed(GENES)
-    layout = BinLayout.from_genes(genes.chrom, genes.tss, genes.strand, 5000, 100)
+    layout = BinLayout.from_genes(
+        genes.chrom, genes.tss, genes.strand, DEFAULT_WINDOW, DEFAULT_BIN_SIZE
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         reads = work / "reads.tagAlign.gz"

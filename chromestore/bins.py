@@ -10,6 +10,7 @@ layout is genome order) and the emitters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -83,3 +84,54 @@ def bin_coordinates(ds: xr.Dataset) -> xr.DataArray:
         coords={V.GENE: ds[V.GENE], V.BIN: ds[V.BIN]},
         name="bin_start",
     )
+
+
+@dataclass(frozen=True)
+class WindowLayout:
+    """Where a store's bins lie around each TSS: ±``window`` bp cut into bins of ``bin_size``
+    bp, bin ``i`` starting ``bin_offset[i]`` bp from the TSS (5'→3', negative = upstream).
+
+    What a model's features see of the layout (``features(signal, layout)``), so a model
+    asks for "the bins within 1 kb of the TSS" instead of counting them itself.
+
+    Examples
+    --------
+    >>> layout = WindowLayout.from_offsets(range(-5000, 5000, 100))
+    >>> layout.window, layout.bin_size, layout.n_bins
+    (5000, 100, 100)
+    >>> layout.within(1000)[[0, -1]]
+    array([40, 59])
+    """
+
+    window: int
+    bin_size: int
+    bin_offset: tuple[int, ...]
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.bin_offset)
+
+    def within(self, bp: int) -> np.ndarray:
+        """Indices of the bins lying wholly within ``bp`` of the TSS (``[-bp, bp)``)."""
+        start = np.asarray(self.bin_offset, dtype=np.int64)
+        return np.flatnonzero((start >= -bp) & (start + self.bin_size <= bp))
+
+    @classmethod
+    def from_offsets(
+        cls, bin_offset, window: int | None = None, bin_size: int | None = None
+    ) -> WindowLayout:
+        """The layout of bins starting at ``bin_offset``; the window and bin size are those
+        given, else read off the offsets (a step of 100 from -5000: ±5000 bp, 100 bp)."""
+        offsets = tuple(int(b) for b in bin_offset)
+        if bin_size is None:
+            bin_size = offsets[1] - offsets[0] if len(offsets) > 1 else 2 * abs(offsets[0])
+        if window is None:
+            window = len(offsets) * int(bin_size) // 2
+        return cls(int(window), int(bin_size), offsets)
+
+    @classmethod
+    def of(cls, ds: xr.Dataset) -> WindowLayout:
+        """The layout of a store (its ``window`` and ``bin_size`` attrs, ``bin_offset``)."""
+        return cls.from_offsets(
+            ds[V.bin_offset.name].values, ds.attrs.get("window"), ds.attrs.get("bin_size")
+        )

@@ -202,6 +202,8 @@ DERIVED = (label, label_threshold, label_valid, split)
 ALL = {s.name: s for s in COORDS + DATA + RECORDS + DERIVED}
 
 # --- analysis: reductions written to runs/NAME/metrics (analysis/) ----------
+# (what a model adds of its own is specified in that model's module: its entry's ``metrics``,
+# :class:`chromestore.training.entry.ModelMetric`)
 MODEL = "model"
 STAT = "stat"
 SUMMARY = "summary"
@@ -315,14 +317,6 @@ integrated_gradients = Spec(
     "Mean integrated gradients (zero baseline) of the logit margin over test genes per class.",
     required=False,
 )
-svmbin_auc_curve = Spec(
-    "svmbin_auc_curve",
-    (BIN,),
-    "f",
-    "float64",
-    "svm-bin per-bin test AUC averaged over epigenomes and repeats (DeepChrome Fig. 4a).",
-    required=False,
-)
 feature_map_bin = Spec(
     "feature_map_bin",
     (CELL, BIN),
@@ -330,14 +324,6 @@ feature_map_bin = Spec(
     "float32",
     "Mean first-layer activation over filters and test genes, at each conv window's centre bin"
     " (Fig. 4b); NaN where no window is centred.",
-    required=False,
-)
-attention_class = Spec(
-    "attention_class",
-    (CELL, CLASS, MARK, BIN),
-    "f",
-    "float32",
-    "AttentiveChrome bin-level attention averaged over test genes per class and repeats.",
     required=False,
 )
 ANALYSIS = (
@@ -358,9 +344,7 @@ ANALYSIS = (
     classopt_pair_count,
     saliency,
     integrated_gradients,
-    svmbin_auc_curve,
     feature_map_bin,
-    attention_class,
 )
 ALL.update({s.name: s for s in ANALYSIS})
 

@@ -2,9 +2,9 @@
 and no import cycle anywhere.
 
 Layers, lowest first (``LAYERS``): the base (schema, errors, text inputs, embedded data,
-executors) → gene-level building blocks (annotation, bins, labels, splits, read counting)
-→ the store → what reads or writes it (expression, query, runs, formats) → ingest and
-simulation → ``chromestore.training`` (source folder ``training/``) →
+executors, stage progress) → gene-level building blocks (annotation, bins, labels, splits,
+read counting) → the store → what reads or writes it (expression, query, info, runs,
+formats) → ingest and simulation → ``chromestore.training`` (source folder ``training/``) →
 ``chromestore.analysis`` (``analysis/``) → the app (``chromestore.app``, the CLI). The core
 (everything below training) never imports torch. Every import statement counts, function-level
 ones included (only ``if TYPE_CHECKING:`` blocks are skipped), so a lazy import cannot hide a
@@ -36,6 +36,7 @@ LAYERS = {
     "chromestore.textio": 0,
     "chromestore.datasets": 0,
     "chromestore.executors": 0,
+    "chromestore.stages": 0,
     "chromestore.genes": 1,
     "chromestore.bins": 1,
     "chromestore.labels": 1,
@@ -44,6 +45,7 @@ LAYERS = {
     "chromestore.store": 2,
     "chromestore.expression": 3,
     "chromestore.query": 3,
+    "chromestore.info": 3,
     "chromestore.runs": 3,
     "chromestore.formats": 3,
     "chromestore.ingest": 4,
@@ -259,8 +261,8 @@ def test_layers__no_public_name_shadows_a_submodule():
         f"{pkg}.{name}"
         for pkg, path in mods.items()
         if path.name == "__init__.py"
-        for name in lazy_exports(pkg, path)
-        if f"{pkg}.{name}" in mods
+        for name, target in lazy_exports(pkg, path).items()
+        if f"{pkg}.{name}" in mods and target != f"{pkg}.{name}"  # a module as itself is fine
     ]
     assert not bad, bad
 
@@ -300,3 +302,30 @@ def test_core__never_imports_torch(module):
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_imports__each_short_alias_names_one_module():
+    """A one- or two-letter module alias (``V``, ``R``, ``F``) means one module wherever it
+    is used: ``R`` is always :mod:`chromestore.runs`, ``F`` always ``torch.nn.functional``."""
+    paths = [
+        *modules().values(),
+        *sorted((ROOT / "tests").rglob("*.py")),
+        *sorted((ROOT / "benchmarks").glob("*.py")),
+        *sorted((ROOT / "deploy").rglob("*.py")),
+    ]
+    meaning: dict[str, dict[str, str]] = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                base = node.module if isinstance(node, ast.ImportFrom) else None
+                for a in node.names:
+                    if a.asname and len(a.asname) <= 2 and a.asname.isupper():
+                        full = (
+                            f"{'.' * getattr(node, 'level', 0)}{base}.{a.name}" if base else a.name
+                        )
+                        meaning.setdefault(a.asname, {}).setdefault(
+                            full, str(path.relative_to(ROOT))
+                        )
+    clashes = {alias: where for alias, where in meaning.items() if len(where) > 1}
+    assert not clashes, clashes
+    assert meaning["R"] == {"chromestore.runs": meaning["R"]["chromestore.runs"]}

@@ -54,6 +54,9 @@ def test_wheel__has_no_top_level_package_but_chromestore(wheel):
     for inside in (
         "chromestore/training/trainer.py",
         "chromestore/analysis/report.py",
+        "chromestore/analysis/templates/report.html.j2",
+        "chromestore/analysis/templates/macros.html.j2",
+        "chromestore/analysis/templates/report.css",
         "chromestore/app/cli.py",
         "chromestore/_data/rpkm.56epigenomes.tsv.gz",
         "chromestore/_data/gene_windows.hg19.bed.gz",
@@ -127,4 +130,50 @@ def test_wheel__installed_non_editable__simulate_train_analyze_from_another_fold
     )
     assert "run r: 2 epigenome(s)" in out
     out = cli("analyze", "s.zarr", "--run", "r", "--report", "rep", "--no-interpret")
-    assert "deepchrome" in out and (work / "rep" / "index.html").stat().st_size > 10_000
+    page = (work / "rep" / "index.html").read_text()
+    assert "deepchrome" in out and len(page) > 10_000  # the installed templates, filled
+    assert page.startswith("<!doctype html>") and "<h2>Summary over epigenomes</h2>" in page
+
+
+def _third_party_imports() -> dict[str, str]:
+    """Top-level module of every third-party import in the package's sources → one file that
+    imports it."""
+    import ast
+
+    found: dict[str, str] = {}
+    for folder in ("chromestore", "training", "analysis"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module]
+                    if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                    else []
+                )
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and top != "chromestore":
+                        found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+def test_dependencies__every_third_party_import_is_declared():
+    """An import the package makes is a dependency it declares (or an extra's), by
+    distribution name, so a fresh install never meets a ModuleNotFoundError."""
+    import re
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + [
+        s for extra in project["optional-dependencies"].values() for s in extra
+    ]
+    declared = {re.split(r"[\[<>=!~ ;]", s, maxsplit=1)[0].lower().replace("_", "-") for s in specs}
+    dists = packages_distributions()
+    missing = []
+    for module, where in _third_party_imports().items():
+        names = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
+        if not names & declared:
+            missing.append(f"{module} (imported in {where}; distribution {sorted(names)})")
+    assert not missing, missing

@@ -198,7 +198,7 @@ def test_demo_class_maps__put_h3k36me3_downstream_for_high_expression(tmp_path):
     epigenomes × 1,500 genes: map mean 0.208 downstream vs 0.067 upstream, 55/56 cells)."""
     import chromestore
     from chromestore.analysis.analyze import analyze_run
-    from chromestore.app.pipeline import demo_genes
+    from chromestore.analysis.workflow import demo_genes
     from chromestore.training.trainer import TrainConfig, train
 
     store = tmp_path / "sim.zarr"

@@ -1,4 +1,12 @@
-"""What a DeepChrome-style training run is asked to do: its settings, device and mode."""
+"""What a DeepChrome-style training run is asked to do: its settings, device and mode.
+
+The one place of the training defaults: :class:`TrainConfig`'s fields and where a run
+trains (:data:`DEFAULT_MODE`, :data:`DEFAULT_DEVICE`, :data:`DEFAULT_GROUP_SIZE`), gathered
+in :data:`DEFAULTS`, from which :func:`chromestore.training.trainer.train`,
+:class:`chromestore.training.request.TrainRequest` and the options of ``chromestore train``
+take theirs. Importing this module loads no torch (the functions that need it load it), so
+the command line reads the defaults without it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,13 @@ import multiprocessing as mp
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+from chromestore.training.registry import DEFAULT_MODEL
 
 MODES = ("auto", "stacked", "loop", "percore", "distributed")
 DEVICES = ("auto", "cpu", "cuda")
@@ -26,7 +37,7 @@ PRECISIONS = ("fp32", "bf16")
 class TrainConfig:
     """Hyper-parameters and data choices of a training run (recorded in the run)."""
 
-    model: str = "deepchrome"
+    model: str = DEFAULT_MODEL
     split: str = "deepchrome"
     seed: int = 0
     epochs: int = 100
@@ -60,8 +71,25 @@ class TrainConfig:
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+#: Where a run trains when not told: :func:`pick_mode`'s rule, the device it picks, and
+#: groups that shrink as the work runs out (``--mode``, ``--device``, ``--group-size``).
+DEFAULT_MODE = "auto"
+DEFAULT_DEVICE = "auto"
+DEFAULT_GROUP_SIZE = 0
+#: Every training setting's default, by name: :class:`TrainConfig`'s fields (those with a
+#: plain default) and where the run trains.
+DEFAULTS: dict[str, Any] = {
+    **{f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING},
+    "mode": DEFAULT_MODE,
+    "device": DEFAULT_DEVICE,
+    "group_size": DEFAULT_GROUP_SIZE,
+}
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` → CUDA when present else CPU; ``cuda`` without a GPU is an error."""
+    import torch
+
     if device not in DEVICES and not device.startswith("cuda:"):
         raise ValueError(f"unknown device {device!r}; use one of {DEVICES}")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -92,6 +120,8 @@ def pick_mode(
       0.1 s where a Dask worker takes seconds: benchmarks/train.py);
     - else ``loop``: the models stepped one at a time in this process.
     """
+    import torch
+
     if mode != "auto":
         return mode, "asked for"
     if device in ("cuda", "auto") and torch.cuda.is_available() or device.startswith("cuda:"):
@@ -124,6 +154,8 @@ def resolve_steps(steps: str, device: torch.device) -> str:
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """torch's intra-op threads set to ``n`` inside the block (None: left as they are)."""
+    import torch
+
     before = torch.get_num_threads()
     if n:
         torch.set_num_threads(n)

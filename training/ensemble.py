@@ -6,12 +6,13 @@
 per-model Adam and streams batches from a :class:`chromestore.training.loader.ChunkLoader`.
 ``config.steps`` says how the forward/backward runs: batched over the models (``stacked``,
 a GPU's way) or one model after another on the same stacked tensors (``per-model``, a CPU
-core's way; ``auto`` picks by device). Each model keeps the weights of its
-best-validation-AUC epoch and stops after ``patience`` epochs without improvement. A
-checkpoint is written beside the run every ``config.checkpoint_every`` seconds (at most once an epoch), so an
-interrupted group resumes from its last saved epoch. Initial
-weights, batches and dropout masks come from per-model seeds, so a model trains the same
-whatever group it is in.
+core's way; ``auto`` picks by device). The epochs run in
+:class:`chromestore.training.fitting.EpochLoop` (these models' hooks: :class:`_Stacked`):
+each model keeps the weights of its best-validation-AUC epoch and stops after
+``patience`` epochs without improvement, and a checkpoint is written beside the run
+every ``config.checkpoint_every`` seconds (at most once an epoch), so an interrupted
+group resumes from its last saved epoch. Initial weights, batches and dropout masks come
+from per-model seeds, so a model trains the same whatever group it is in.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from chromestore import variables as V
 from chromestore.training import registry
 from chromestore.training import weights as W
 from chromestore.training.config import TrainConfig, resolve_device, resolve_steps, torch_threads
+from chromestore.training.fitting import Checkpoint, EpochLoop
 from chromestore.training.loader import ChunkLoader, cell_key
 from chromestore.training.optim import MaskedAdam
 from chromestore.training.scoring import auc
@@ -37,8 +39,6 @@ from chromestore.training.scoring import auc
 #: CPU: OpenMP's barriers cost more than the small matmuls gain (measured here, 2 cores:
 #: 1 model × batch 16, 29 ms/step on 1 thread vs 970 ms on 2 when the cores are shared).
 SMALL_STEP = 2048
-#: Checkpoint entries kept as numpy arrays (stored as tensors: no pickles in the file).
-_ARRAYS = ("best_auc", "best_epoch", "since", "hist_loss", "hist_auc")
 
 
 def init_models(
@@ -108,22 +108,6 @@ def checkpoint_tag(cells: Sequence[str]) -> str:
     return hashlib.sha1(",".join(cells).encode()).hexdigest()[:12]
 
 
-def _save_checkpoint(target, state: dict) -> None:
-    state = {
-        k: torch.from_numpy(np.ascontiguousarray(v)) if k in _ARRAYS else v
-        for k, v in state.items()
-    }
-    W.write_bytes(target, W.TORCH.dump(state))
-
-
-def _load_checkpoint(target) -> dict | None:
-    data = W.read_bytes(target)
-    if data is None:
-        return None
-    state = W.TORCH.load(data)
-    return {k: v.numpy() if k in _ARRAYS else v for k, v in state.items()}
-
-
 class _Clock:
     """Seconds spent per stage, summed over the laps of each name."""
 
@@ -135,6 +119,122 @@ class _Clock:
         now = time.perf_counter()
         self.laps[name] = self.laps.get(name, 0.0) + now - self._t
         self._t = now
+
+
+class _Stacked:
+    """The loop's hooks (:mod:`chromestore.training.fitting`) for a stacked ensemble.
+
+    Every epoch each model draws its dropout masks from its own generator, seeded by
+    (seed, cell, repeat, epoch), and steps on the loader's batches under a masked
+    per-model Adam; a model stopped early is masked out of every step.
+    """
+
+    def __init__(self, entry, loader: ChunkLoader, config: TrainConfig, dev, clock) -> None:
+        self.loader, self.config, self.dev, self.clock = loader, config, dev, clock
+        self.hparams = {**entry.defaults, **config.hparams}
+        models = init_models(
+            entry, loader.models, config.seed, loader.n_marks, loader.n_bins, config.hparams
+        )
+        self.net = stack(entry, models).to(dev)
+        # per-model steps where the stacked module offers them (DeepChrome's does)
+        self.net.per_model = resolve_steps(config.steps, dev) == "per-model" and hasattr(
+            self.net, "per_model"
+        )
+        self.params = list(self.net.parameters())
+        self.opt = MaskedAdam(self.params, config.lr, len(loader.models))
+        self.best = [p.detach().clone() for p in self.params]
+        self.eval_batch = max(config.batch_size * 4, 1024)
+
+    def predict(self, codes) -> np.ndarray:
+        """Class-1 probabilities (M, genes) of the genes of split ``codes``, NaN elsewhere."""
+        return _predict(
+            self.net,
+            self.loader,
+            codes,
+            self.eval_batch,
+            self.dev,
+            labelled=False,
+            precision=self.config.precision,
+        )
+
+    def _generators(self, epoch: int) -> list[torch.Generator]:
+        gens = []
+        for c, r in self.loader.models:
+            g = torch.Generator(device=self.dev)
+            seed = [self.config.seed, cell_key(c), r, epoch, 1]
+            g.manual_seed(int(np.random.default_rng(seed).integers(2**62)))
+            gens.append(g)
+        return gens
+
+    def train_epoch(self, epoch: int, running: np.ndarray) -> np.ndarray:
+        net, dev, batch_size = self.net, self.dev, self.config.batch_size
+        n_models = len(self.loader.models)
+        p_drop = float(self.hparams.get("dropout", 0.0))
+        n_flat = getattr(net, "n_flat", None)
+        gens = self._generators(epoch)
+        net.train()
+        loss_sum, n_steps = np.zeros(n_models), np.zeros(n_models)
+        for b in self.loader.train_batches(epoch, batch_size):
+            active = torch.from_numpy(b.active & running)
+            if not active.any():
+                continue
+            x, y, w = (_to(a, dev) for a in (b.x, b.y, b.weight))
+            masks = None
+            if p_drop > 0 and n_flat:
+                masks = torch.zeros(n_models, batch_size, n_flat, device=dev)
+                for m in np.flatnonzero(active.numpy()):
+                    keep = torch.rand(batch_size, n_flat, generator=gens[m], device=dev)
+                    masks[m] = (keep >= p_drop).float() / (1 - p_drop)
+            with _autocast(self.config.precision, dev):
+                logits = net(x, masks, active.to(dev)) if net.per_model else net(x, masks)
+            per = F.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none"
+            ).view_as(w)
+            per_model = (per * w * active.to(dev).view(-1, 1)).sum(1)
+            per_model.sum().backward()
+            self.opt.step(active.to(dev))
+            act = active.numpy()
+            loss_sum[act] += per_model.detach().cpu().numpy()[act]
+            n_steps[act] += 1
+        self.clock.lap("train steps")
+        return loss_sum / np.maximum(n_steps, 1)
+
+    def validate(self, epoch: int, running: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        prob = self.predict((V.VALID,))
+        aucs = _valid_aucs(self.loader, prob)
+        self.clock.lap("validation")
+        return aucs, prob
+
+    def keep_best(self, better: np.ndarray) -> None:
+        sel = torch.from_numpy(better).to(self.dev)
+        with torch.no_grad():
+            for p, bp in zip(self.params, self.best, strict=True):
+                bp.copy_(torch.where(sel.view((-1,) + (1,) * (p.dim() - 1)), p, bp))
+
+    def restore_best(self) -> None:
+        with torch.no_grad():
+            for p, bp in zip(self.params, self.best, strict=True):
+                p.copy_(bp)
+
+    def state(self) -> dict:
+        opt = {
+            k: ([t.cpu() for t in v] if isinstance(v, list) else v)
+            for k, v in self.opt.state().items()
+        }
+        return {
+            "params": [p.detach().cpu() for p in self.params],
+            "best": [b.cpu() for b in self.best],
+            "opt": opt,
+        }
+
+    def load_state(self, state: dict) -> None:
+        with torch.no_grad():
+            for p, s, b, sb in zip(
+                self.params, state["params"], self.best, state["best"], strict=True
+            ):
+                p.copy_(s)
+                b.copy_(sb)
+        self.opt.load(state["opt"])
 
 
 def fit_group(
@@ -166,12 +266,20 @@ def fit_group(
         threads = 1
     with torch_threads(threads):
         return _fit_group(
-            store, cells, config, run, dev, storage_options, progress, stop_after, zarr_store
+            store,
+            cells,
+            config,
+            run=run,
+            dev=dev,
+            storage_options=storage_options,
+            progress=progress,
+            stop_after=stop_after,
+            zarr_store=zarr_store,
         )
 
 
 def _fit_group(
-    store, cells, config, run, dev, storage_options, progress, stop_after, zarr_store
+    store, cells, config, *, run, dev, storage_options, progress, stop_after, zarr_store
 ) -> dict:
     entry = registry.get(config.model)
     if entry.kind != "torch":
@@ -190,203 +298,64 @@ def _fit_group(
         zarr_store=zarr_store,
         split_over=config.split_over,
     )
-    n_models = len(loader.models)
     clock.lap("load")
     if (loader.n_train() == 0).any():
         empty = sorted({loader.models[m][0] for m in np.flatnonzero(loader.n_train() == 0)})
         raise ValueError(f"cells {empty} have no training genes with signal and a label")
-    hp = {**entry.defaults, **config.hparams}
-    net = stack(
-        entry,
-        init_models(
-            entry, loader.models, config.seed, loader.n_marks, loader.n_bins, config.hparams
-        ),
-    ).to(dev)
-    # per-model steps where the stacked module offers them (DeepChrome's does)
-    net.per_model = resolve_steps(config.steps, dev) == "per-model" and hasattr(net, "per_model")
-    params = list(net.parameters())
-    opt = MaskedAdam(params, config.lr, n_models)
-    best = [p.detach().clone() for p in params]
-    best_auc = np.full(n_models, -np.inf)
-    best_epoch = np.full(n_models, -1, np.int16)
-    since_best = np.zeros(n_models, np.int64)
-    hist_loss = np.full((n_models, config.epochs), np.nan, np.float32)
-    hist_auc = np.full((n_models, config.epochs), np.nan, np.float32)
-    # each model's validation predictions at its best epoch (reused for the result)
-    best_valid = np.full((n_models, loader.n_genes), np.nan, np.float32)
-    start = 0
-    ckpt = (
-        R.checkpoint_store(store, run, config.model, checkpoint_tag(cells), storage_options)
-        if run
-        else None
-    )
+    hooks = _Stacked(entry, loader, config, dev, clock)
+    loop = EpochLoop(len(loader.models), config.epochs, patience=config.patience or None)
+    checkpoint = None
     if run:
         R.ensure_runs_group(store, storage_options)
-    have_ckpt = False
-    if ckpt and (state := _load_checkpoint(ckpt)) is not None:
-        have_ckpt = True
-        if state["config"] != config.key():
-            raise ValueError(
-                f"checkpoint {ckpt.url} was written with other settings; "
-                "remove it or use another run name"
-            )
-        with torch.no_grad():
-            for p, s, b, sb in zip(params, state["params"], best, state["best"], strict=True):
-                p.copy_(s)
-                b.copy_(sb)
-        opt.load(state["opt"])
-        best_auc, best_epoch, since_best = state["best_auc"], state["best_epoch"], state["since"]
-        hist_loss, hist_auc, start = state["hist_loss"], state["hist_auc"], state["epoch"] + 1
-    p_drop = float(hp.get("dropout", 0.0))
-    n_flat = getattr(net, "n_flat", None)
-    done = start
+        tag = checkpoint_tag(cells)
+        target = R.checkpoint_store(store, run, config.model, tag, storage_options)
+        checkpoint = Checkpoint(target, config.key(), config.checkpoint_every)
     clock.lap("init")
-    saved_at = time.perf_counter()
-    eval_batch = max(config.batch_size * 4, 1024)
-    for epoch in range(start, config.epochs):
-        running = since_best < (config.patience or 10**9)
-        if not running.any():
-            break
-        gens = []
-        for c, r in loader.models:
-            g = torch.Generator(device=dev)
-            g.manual_seed(
-                int(np.random.default_rng([config.seed, cell_key(c), r, epoch, 1]).integers(2**62))
-            )
-            gens.append(g)
-        net.train()
-        loss_sum, n_steps = np.zeros(n_models), np.zeros(n_models)
-        for b in loader.train_batches(epoch, config.batch_size):
-            active = torch.from_numpy(b.active & running)
-            if not active.any():
-                continue
-            x, y, w = (_to(a, dev) for a in (b.x, b.y, b.weight))
-            masks = None
-            if p_drop > 0 and n_flat:
-                masks = torch.zeros(n_models, config.batch_size, n_flat, device=dev)
-                for m in np.flatnonzero(active.numpy()):
-                    keep = torch.rand(config.batch_size, n_flat, generator=gens[m], device=dev)
-                    masks[m] = (keep >= p_drop).float() / (1 - p_drop)
-            with _autocast(config.precision, dev):
-                logits = net(x, masks, active.to(dev)) if net.per_model else net(x, masks)
-            per = F.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none"
-            ).view_as(w)
-            per_model = (per * w * active.to(dev).view(-1, 1)).sum(1)
-            per_model.sum().backward()
-            opt.step(active.to(dev))
-            act = active.numpy()
-            loss_sum[act] += per_model.detach().cpu().numpy()[act]
-            n_steps[act] += 1
-        clock.lap("train steps")
-        prob = _predict(
-            net, loader, (V.VALID,), eval_batch, dev, labelled=False, precision=config.precision
-        )
-        aucs = _valid_aucs(loader, prob)
-        clock.lap("validation")
-        hist_loss[running, epoch] = (loss_sum / np.maximum(n_steps, 1))[running]
-        hist_auc[running, epoch] = aucs[running]
-        better = running & (np.nan_to_num(aucs, nan=-1.0) > best_auc)
-        since_best[running & ~better] += 1
-        since_best[better] = 0
-        best_auc[better] = aucs[better]
-        best_epoch[better] = epoch
-        best_valid[better] = prob[better]
-        if better.any():
-            sel = torch.from_numpy(better).to(dev)
-            with torch.no_grad():
-                for p, bp in zip(params, best, strict=True):
-                    bp.copy_(torch.where(sel.view((-1,) + (1,) * (p.dim() - 1)), p, bp))
-        done = epoch + 1
-        stopping = stop_after is not None and done - start >= stop_after
-        last = done >= config.epochs or not (since_best < (config.patience or 10**9)).any()
-        due = time.perf_counter() - saved_at >= config.checkpoint_every
-        # the last epoch is saved only over an older checkpoint (no stale one is left)
-        if ckpt and (stopping or (due and not last) or (last and have_ckpt)):
-            saved_at, have_ckpt = time.perf_counter(), True
-            _save_checkpoint(
-                ckpt,
-                {
-                    "config": config.key(),
-                    "epoch": epoch,
-                    "params": [p.detach().cpu() for p in params],
-                    "best": [b.cpu() for b in best],
-                    "opt": {
-                        k: ([t.cpu() for t in v] if isinstance(v, list) else v)
-                        for k, v in opt.state().items()
-                    },
-                    "best_auc": best_auc,
-                    "best_epoch": best_epoch,
-                    "since": since_best,
-                    "hist_loss": hist_loss,
-                    "hist_auc": hist_auc,
-                },
-            )
+
+    def report(epoch: int, aucs: np.ndarray) -> None:
         clock.lap("checkpoints")
         if progress:
             progress(epoch, aucs)
-        if stopping:
-            break
-    with torch.no_grad():
-        for p, bp in zip(params, best, strict=True):
-            p.copy_(bp)
+
+    loop.fit(hooks, checkpoint=checkpoint, stop_after=stop_after, progress=report)
     clock.lap("other")
-    if start > 0 or (best_epoch < 0).any():
+    if loop.start > 0 or (loop.best_epoch < 0).any():
         # resumed (earlier epochs' validation predictions are not kept) or a model never
         # scored: predict the validation genes again with the best weights
-        prediction = _predict(
-            net,
-            loader,
-            (V.VALID, V.TEST),
-            eval_batch,
-            dev,
-            labelled=False,
-            precision=config.precision,
-        )
+        prediction = hooks.predict((V.VALID, V.TEST))
     else:
         # the validation genes' predictions of the best epoch are those weights' own
-        prediction = _predict(
-            net, loader, (V.TEST,), eval_batch, dev, labelled=False, precision=config.precision
-        )
-        valid = np.isnan(prediction) & ~np.isnan(best_valid)
-        prediction[valid] = best_valid[valid]
+        prediction = hooks.predict((V.TEST,))
+        valid = np.isnan(prediction) & ~np.isnan(loop.best_prediction)
+        prediction[valid] = loop.best_prediction[valid]
     clock.lap("prediction")
-    finished = done >= config.epochs or not (since_best < (config.patience or 10**9)).any()
-    if run and finished:
+    if run and loop.finished:
         for m, (c, r) in enumerate(loader.models):
-            W.save_weights(
-                store,
-                run,
-                config.model,
-                c,
-                r,
-                {
-                    "model": config.model,
-                    "hparams": hp,
-                    "n_marks": loader.n_marks,
-                    "n_bins": loader.n_bins,
-                    "transform": config.transform,
-                    "best_epoch": int(best_epoch[m]),
-                    "state_dict": net.state_dict_of(m),
-                },
-                entry.codec,
-                storage_options,
-            )
+            weights = {
+                "model": config.model,
+                "hparams": hooks.hparams,
+                "n_marks": loader.n_marks,
+                "n_bins": loader.n_bins,
+                "transform": config.transform,
+                "best_epoch": int(loop.best_epoch[m]),
+                "state_dict": hooks.net.state_dict_of(m),
+            }
+            W.save_weights(store, run, config.model, c, r, weights, entry.codec, storage_options)
     clock.lap("weights")
     return {
         "models": loader.models,
         "cells": loader.cells,
         "prediction": prediction,
-        "history_loss": hist_loss,
-        "history_valid_auc": hist_auc,
-        "best_epoch": best_epoch,
+        "history_loss": loop.history_loss,
+        "history_valid_auc": loop.history_score,
+        "best_epoch": loop.best_epoch,
         "target": loader.target,
         "excluded": loader.excluded,
         "split": loader.split,
         "split_attrs": loader.split_attrs,
         "genes": loader.genes,
-        "epochs_run": done,
-        "finished": finished,
+        "epochs_run": loop.done,
+        "finished": loop.finished,
         "seconds": time.perf_counter() - t0,
         "timings": clock.laps,
         "excluded_report": loader.exclusion_report(),

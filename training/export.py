@@ -9,8 +9,12 @@ the members' non-array values with ``{"__array__": name}`` where arrays were) an
 :class:`chromestore.training.predict.Predictor`.
 
 A member's weights are exported as they are when they are plain dicts/lists of tensors,
-arrays and JSON values (torch models); an entry whose weights are other objects gives
-``to_arrays``/``from_arrays``, else export refuses with a message naming the model.
+arrays and JSON values (torch models); an entry whose weights are other objects gives an
+``export`` codec (:class:`chromestore.training.entry.ArrayCodec`: ``to_arrays`` and
+``from_arrays``), else export refuses with a message naming the model (no pickle: a
+scikit-learn object is not written as it is). A model that comes from a plugin package
+names it in ``model.json`` (``plugin``) and in the README: the folder loads only where that
+package is installed.
 """
 
 from __future__ import annotations
@@ -56,8 +60,8 @@ def _flatten(obj: Any, path: str, arrays: dict[str, np.ndarray], model: str) -> 
         return obj
     raise ExportError(
         f"model {model!r} keeps its weights as {type(obj).__module__}.{type(obj).__name__}, "
-        "which export cannot write without pickle (its registry entry has no to_arrays); "
-        "only models with array weights export"
+        "which export cannot write without pickle: its registry entry gives no "
+        "export=ArrayCodec(to_arrays, from_arrays) to write them as arrays"
     )
 
 
@@ -106,9 +110,23 @@ def spec_of(predictor: P.Predictor) -> dict:
             "provenance": s.get("provenance"),
             "training_versions": s.get("versions"),
             "n_members": len(predictor.members),
+            "plugin": plugin_of(predictor.model),
         },
         nonfinite_as_str=True,
     )
+
+
+def plugin_of(model: str) -> dict | None:
+    """The plugin package model ``model`` comes from (``{"package", "version",
+    "entry_point"}``), or None for a built-in model or one registered in this process."""
+    listing = registry.source(model)
+    if listing is None or not listing.is_plugin:
+        return None
+    return {
+        "package": listing.package,
+        "version": listing.version,
+        "entry_point": f"{listing.name} = {listing.target}",
+    }
 
 
 def export_predictor(predictor: P.Predictor, out: str | os.PathLike) -> Path:
@@ -119,8 +137,8 @@ def export_predictor(predictor: P.Predictor, out: str | os.PathLike) -> Path:
     arrays: dict[str, np.ndarray] = {}
     members = []
     for i, w in enumerate(predictor.members):
-        if entry.to_arrays is not None:
-            flat, rest = entry.to_arrays(w)
+        if entry.export is not None:
+            flat, rest = entry.export.to_arrays(w)
             arrays.update({f"member{i}/{k}": np.ascontiguousarray(v) for k, v in flat.items()})
             members.append({"to_arrays": R.jsonable(rest), "prefix": f"member{i}/"})
         else:
@@ -171,17 +189,28 @@ def load_model(path: str | os.PathLike) -> P.Predictor:
             f"{spec_path}: model format version {version} is newer than this "
             f"chromestore reads ({FORMAT_VERSION}); upgrade chromestore"
         )
-    entry = registry.get(spec["model"])
+    entry = registry.find(spec["model"])
+    if entry is None:
+        plugin = spec.get("plugin") or {}
+        raise ExportError(
+            f"{spec_path}: model {spec['model']!r} is not installed"
+            + (
+                f"; it comes from the plugin package {plugin['package']} "
+                f"{plugin.get('version') or ''}: pip install {plugin['package']}"
+                if plugin.get("package")
+                else " (register it before loading this folder)"
+            )
+        )
     arrays = load_file(str(path / WEIGHTS_FILE))
     members = []
     for m in spec["members"]:
-        if isinstance(m, dict) and "to_arrays" in m and entry.from_arrays is not None:
+        if isinstance(m, dict) and "to_arrays" in m and entry.export is not None:
             flat = {
                 k.removeprefix(m["prefix"]): v
                 for k, v in arrays.items()
                 if k.startswith(m["prefix"])
             }
-            members.append(entry.from_arrays(flat, m["to_arrays"]))
+            members.append(entry.export.from_arrays(flat, m["to_arrays"]))
         else:
             members.append(_unflatten(m, arrays))
     return P.Predictor(
@@ -211,11 +240,21 @@ def load_model(path: str | os.PathLike) -> P.Predictor:
 
 def _readme(spec: dict) -> str:
     cells = ", ".join(spec["training_cells"])
+    plugin = spec.get("plugin")
+    needs = (
+        f"""
+The model `{spec["model"]}` comes from the plugin package `{plugin["package"]}`
+{plugin["version"] or ""} (entry point `{plugin["entry_point"]}` of `chromestore.models`):
+install it where you load this folder (`pip install {plugin["package"]}`), besides chromestore.
+"""
+        if plugin
+        else ""
+    )
     return f"""# {spec["model"]} trained on {cells}
 
 Exported by chromestore {spec["chromestore_version"]} (model format {spec["format_version"]})
 from run `{spec["source_run"]}`.
-
+{needs}
 - `{WEIGHTS_FILE}`: weights ({spec["n_members"]} member(s), scores averaged), safetensors.
 - `{SPEC_FILE}`: marks in input order ({", ".join(spec["marks"])}), {spec["n_bins"]} bins of
   {spec["bin_size"]} bp over ±{spec["window"]} bp of the TSS ({spec["genome"]}), oriented

@@ -33,6 +33,7 @@ from chromestore.labels import compute_labels
 from chromestore.splits import assign_splits
 from chromestore.store.dataset import open_store
 from chromestore.store.integrity import CheckedArray
+from chromestore.training.config import DEFAULTS
 
 TRANSFORMS = ("raw", "log1p")
 
@@ -92,12 +93,12 @@ class ChunkLoader:
         store: str | os.PathLike,
         cells: Sequence[str],
         *,
-        split: str = "deepchrome",
-        seed: int = 0,
-        label_rule: str | float = "median",
-        transform: str = "raw",
+        split: str = DEFAULTS["split"],
+        seed: int = DEFAULTS["seed"],
+        label_rule: str | float = DEFAULTS["label_rule"],
+        transform: str = DEFAULTS["transform"],
         storage_options: dict | None = None,
-        memory_budget: int = 1 << 30,
+        memory_budget: int = DEFAULTS["memory_budget"],
         prefetch: int = 2,
         zarr_store=None,
         split_over: str = "all",

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from chromestore.training.registry import ModelEntry
+from chromestore.training.entry import TorchModel
 
 N_FILTERS = 50
 KERNEL = 10
@@ -193,10 +193,9 @@ class StackedDeepChrome(nn.Module):
         return torch.stack([o if o is not None else zero for o in out])
 
 
-ENTRY = ModelEntry(
+ENTRY = TorchModel(
     "deepchrome",
     DeepChrome,
-    kind="torch",
     stacked=StackedDeepChrome.from_models,
     defaults={"dropout": 0.5},
     paper="Singh et al. 2016, DeepChrome (Bioinformatics)",

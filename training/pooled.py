@@ -32,12 +32,15 @@ import torch
 
 from chromestore import runs as R
 from chromestore import variables as V
+from chromestore.bins import WindowLayout
 from chromestore.labels import compute_labels
 from chromestore.splits import assign_splits
 from chromestore.store import Store, StoreLike, open_store
 from chromestore.training import predict as P
 from chromestore.training import registry
 from chromestore.training import weights as W
+from chromestore.training.entry import ArraysModel, ModelOption, PooledModel, TorchModel
+from chromestore.training.fitting import EpochLoop, minibatch_epoch
 from chromestore.training.scoring import auc
 
 #: The registered entry (``chromestore train --model pooled --pool MODEL``).
@@ -62,67 +65,83 @@ def _inputs(signal: np.ndarray, transform: str, normalisation: dict) -> np.ndarr
 def normalisation_of(entry) -> dict:
     """Networks get each epigenome standardised; ``arrays`` models (whose features assume
     non-negative signal, e.g. svm-bin's log1p) each epigenome divided by its own mean."""
-    return NORMALISATION if entry.kind == "torch" else SCALE_NORMALISATION
+    return NORMALISATION if isinstance(entry, TorchModel) else SCALE_NORMALISATION
 
 
 @dataclass
 class Fold:
-    """The pooled samples of some epigenomes: inputs, labels, split codes, expression."""
+    """The pooled samples of some epigenomes: inputs, labels, split codes, expression, and
+    the store's bins around the TSS."""
 
     x: np.ndarray
     y: np.ndarray
     split: np.ndarray
     expression: np.ndarray
+    layout: WindowLayout | None = None
 
 
 def _fit_torch(entry, fold: Fold, hp: dict, *, epochs: int, seed: int, lr: float, batch_size: int):
     """The network on the pooled training samples; the epoch best on pooled validation AUROC.
     Returns (weights, best epoch, [(loss, valid AUROC) per epoch])."""
     torch.manual_seed(seed)
-    tr, va = fold.split == V.TRAIN, fold.split == V.VALID
-    x, y = fold.x[tr], fold.y[tr].astype(np.int64)
-    vx, vy = fold.x[va], fold.y[va]
+    tr = fold.split == V.TRAIN
+    x = fold.x[tr]
     own = {k: v for k, v in hp.items() if k in entry.defaults}
     net = entry.build(n_marks=x.shape[1], n_bins=x.shape[2], **own)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    rng = np.random.default_rng(seed)
-    best, best_auc, best_epoch, history = None, -np.inf, 0, []
-    for epoch in range(epochs):
-        net.train()
-        order = rng.permutation(len(x))
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
-            loss = torch.nn.functional.cross_entropy(
-                net(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        net.eval()
-        with torch.no_grad():
-            p = torch.softmax(net(torch.from_numpy(vx)), -1)[:, 1].numpy()
-        a = auc(vy, p)
-        history.append((total / len(x), a))
-        if a > best_auc or best is None:
-            best_auc, best_epoch = a, epoch
-            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    hooks = _Pooled(net, fold, lr=lr, batch_size=batch_size, rng=np.random.default_rng(seed))
+    loop = EpochLoop(1, epochs).fit(hooks)
     weights = {
         "model": entry.name,
         "hparams": R.jsonable(hp),
         "n_marks": x.shape[1],
         "n_bins": x.shape[2],
-        "state_dict": best,
+        "state_dict": hooks.best,
     }
-    return weights, best_epoch, history
+    history = list(zip(loop.history_loss[0], loop.history_score[0], strict=True))
+    return weights, int(loop.best_epoch[0]), history
 
 
-def _fit_arrays(entry, fold: Fold, hp: dict, *, seed: int, **_):
+class _Pooled:
+    """The loop's hooks (:mod:`chromestore.training.fitting`): cross-entropy steps on the
+    pooled training samples in ``rng``'s order, the pooled validation AUROC."""
+
+    def __init__(self, net, fold: Fold, *, lr: float, batch_size: int, rng) -> None:
+        tr, va = fold.split == V.TRAIN, fold.split == V.VALID
+        self.x, self.y = fold.x[tr], fold.y[tr].astype(np.int64)
+        self.vx, self.vy = fold.x[va], fold.y[va]
+        self.net, self.batch_size, self.rng = net, batch_size, rng
+        self.opt = torch.optim.Adam(net.parameters(), lr=lr)
+        self.best: dict | None = None
+
+    def train_epoch(self, epoch: int, running: np.ndarray) -> np.ndarray:
+        self.net.train()
+        loss = minibatch_epoch(
+            self.opt,
+            lambda idx: torch.nn.functional.cross_entropy(
+                self.net(torch.from_numpy(self.x[idx])), torch.from_numpy(self.y[idx])
+            ),
+            self.rng.permutation(len(self.x)),
+            self.batch_size,
+        )
+        return np.array([loss])
+
+    def validate(self, epoch: int, running: np.ndarray) -> tuple[np.ndarray, None]:
+        self.net.eval()
+        with torch.no_grad():
+            p = torch.softmax(self.net(torch.from_numpy(self.vx)), -1)[:, 1].numpy()
+        return np.array([auc(self.vy, p)]), None
+
+    def keep_best(self, better: np.ndarray) -> None:
+        self.best = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def restore_best(self) -> None:
+        if self.best is not None:
+            self.net.load_state_dict(self.best)
+
+
+def _fit_arrays(entry: ArraysModel, fold: Fold, hp: dict, *, seed: int, **_):
     """The ``arrays`` model's own fit on the pooled samples, as if they were one epigenome."""
-    from chromestore.training.peers.cells import CellData
-    from chromestore.training.peers.execute import _fit_cell
-    from chromestore.training.peers.shallowchrome import max_signal_features
+    from chromestore.training.peers.cells import CellData, max_over_bins
 
     data = CellData(
         cell="pooled",
@@ -130,18 +149,11 @@ def _fit_arrays(entry, fold: Fold, hp: dict, *, seed: int, **_):
         split=fold.split[None],
         keep=np.ones(len(fold.y), bool),
         signal=fold.x if entry.reads == "signal" else None,
-        signal_max=max_signal_features(fold.x) if entry.reads == "signal_max" else None,
+        signal_max=max_over_bins(fold.x) if entry.reads == "signal_max" else None,
         expression=fold.expression,
+        layout=fold.layout,
     )
-    if entry.fan_out is not None:
-        size, n_bins = entry.fan_out.size, fold.x.shape[2]
-        parts = [
-            entry.fan_out.fit(data, range(b, min(b + size, n_bins)), hp)
-            for b in range(0, n_bins, size)
-        ]
-        res = entry.fan_out.collect(parts, data, hp)
-    else:
-        res = _fit_cell(entry)(data, hp, seed)
+    res = entry.fit_cell(data, hp, seed)
     if not res.get("weights"):
         raise ValueError(f"model {entry.name!r} keeps no weights, so it cannot be pooled")
     history = [(float(np.nan), float(res.get("valid_auc", [np.nan])[0]))]
@@ -154,7 +166,7 @@ def leave_one_out(
     cells: Sequence[str],
     test_cells: Sequence[str] = (),
     *,
-    model: str = "deepchrome",
+    model: str = registry.DEFAULT_MODEL,
     split: str = "random",
     seed: int = 0,
     epochs: int = 20,
@@ -167,9 +179,10 @@ def leave_one_out(
 ):
     """Leave-one-epigenome-out ``model`` over ``cells`` and the pooled model on all of them,
     which also scores ``test_cells``; writes run ``name`` (model ``<model>-pooled``) and
-    returns it. ``model``: a classifier of kind ``torch`` or ``arrays``."""
+    returns it. ``model``: a classifier of kind ``torch`` or ``arrays``; ``hyper`` overrides
+    its defaults."""
     base = registry.get(model)
-    if base.kind not in ("torch", "arrays") or base.task != "classification":
+    if not isinstance(base, TorchModel | ArraysModel) or base.task != "classification":
         raise ValueError(
             f"model {model!r} ({base.kind}, {base.task}) cannot be pooled; "
             "pool a torch or arrays classifier"
@@ -177,7 +190,7 @@ def leave_one_out(
     pooled_name = f"{model}-pooled"
     normalisation = normalisation_of(base)
     hp = {**base.defaults, **(hyper or {})}
-    fit = _fit_torch if base.kind == "torch" else _fit_arrays
+    fit = _fit_torch if isinstance(base, TorchModel) else _fit_arrays
     train_cells = list(cells)
     if len(train_cells) < 2:
         raise ValueError("leave-one-epigenome-out needs at least two epigenomes to train on")
@@ -193,6 +206,7 @@ def leave_one_out(
     part = ds["split"].values[0].astype(np.int8)
     keep = np.isfinite(signal).all(axis=(2, 3)) & valid  # (cell, gene)
     x = [_inputs(signal[c], transform, normalisation) for c in range(len(cells))]
+    layout = WindowLayout.of(ds)
 
     def fold(of: Sequence[int]) -> Fold:
         idx = [np.flatnonzero(keep[c] & ((part == V.TRAIN) | (part == V.VALID))) for c in of]
@@ -201,11 +215,12 @@ def leave_one_out(
             np.concatenate([label[c][i] for c, i in zip(of, idx, strict=True)]),
             np.concatenate([part[i] for i in idx]),
             np.concatenate([expr[c][i] for c, i in zip(of, idx, strict=True)]),
+            layout,
         )
 
     def score(weights, c: int) -> None:
         test = np.flatnonzero(keep[c] & (part == V.TEST))
-        scorer = P.scorer_of(base)(base, weights, hp)
+        scorer = P.make_scorer(base, weights, hp, layout)
         pred[c, test] = scorer(x[c][test])
 
     opts = {"epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size}
@@ -243,23 +258,23 @@ def leave_one_out(
         history_valid_auc=hist[None, :, None, :, 1],
         best_epoch=best_epoch[None, :, None],
         excluded=~np.isfinite(signal).all(axis=(2, 3)),
-        attrs={
-            "task": "classification",
-            "models": {pooled_name: info},
-            "split_scheme": split,
-            "seed": int(seed),
-            "label_rule": str(label_rule),
-            "versions": R.versions("torch", "scikit-learn"),
-            "wall_seconds": {pooled_name: time.time() - t0},
-            "mode": "pooled",
-            "device": "cpu",
-            "evaluation": "leave-one-epigenome-out",
-            "train_cells": train_cells,
-            "test_cells": list(test_cells),
-            "pooled_models": {
+        attrs=R.run_attrs(
+            task="classification",
+            models={pooled_name: info},
+            split_scheme=split,
+            seed=seed,
+            label_rule=label_rule,
+            packages=("torch", "scikit-learn"),
+            wall_seconds={pooled_name: time.time() - t0},
+            mode="pooled",
+            device="cpu",
+            evaluation="leave-one-epigenome-out",
+            train_cells=train_cells,
+            test_cells=list(test_cells),
+            pooled_models={
                 pooled_name: {"key": key, "base": model, "normalisation": normalisation}
             },
-        },
+        ),
     )
     R.write_run(store, name, run)
     if base.kind == "torch":
@@ -292,7 +307,10 @@ def run(request, client=None) -> str:
     opts = request.options
     train = opts.get("train_cells") or request.cells
     test = [c for c in (opts.get("test_cells") or []) if c not in train]
-    base = opts.get("pool") or "deepchrome"
+    base = opts.get("pool") or registry.DEFAULT_MODEL
+    # the pooled classifier's own options (``--pool hgb-sums --max-iter 50``)
+    own = {o.dest for o in registry.get(base).options}
+    hyper = {k: v for k, v in opts.items() if k in own and v is not None}
     out = leave_one_out(
         request.store,
         request.run,
@@ -305,6 +323,7 @@ def run(request, client=None) -> str:
         lr=float(request.setting("lr")),
         batch_size=int(request.setting("batch_size")),
         transform=str(request.setting("transform")),
+        hyper=hyper,
         storage_options=request.storage_options,
     )
     scores = test_auroc(out)
@@ -323,27 +342,23 @@ def run(request, client=None) -> str:
     return "\n".join(lines)
 
 
-def _entry():
-    from chromestore.training.registry import ModelEntry, ModelOption
-
-    return ModelEntry(
-        MODEL,
-        kind="pooled",
-        runner=__name__,
-        paper="one classifier pooled over epigenomes, per-epigenome normalisation, "
-        "leave-one-epigenome-out",
-        options=(
-            ModelOption(
-                "--pool",
-                "The classifier to pool (default deepchrome): deepchrome, "
-                "shallowchrome, svm-bin, rf-bestbin, attentivechrome.",
-            ),
-            ModelOption(
-                "--train-cells", "Epigenomes to train one model on (E003,E004,…).", type="cells"
-            ),
-            ModelOption("--test-cells", "Unseen epigenomes to evaluate it on.", type="cells"),
+ENTRY = PooledModel(
+    MODEL,
+    __name__,
+    paper="one classifier pooled over epigenomes, per-epigenome normalisation, "
+    "leave-one-epigenome-out",
+    options=(
+        ModelOption(
+            "--pool",
+            "The classifier to pool; its own options are taken too (train --model pooled "
+            "--pool NAME --help lists them).",
+            type="model",
+            kinds=(TorchModel.kind, ArraysModel.kind),
+            default=registry.DEFAULT_MODEL,
         ),
-    )
-
-
-ENTRY = _entry()
+        ModelOption(
+            "--train-cells", "Epigenomes to train one model on (E003,E004,…).", type="cells"
+        ),
+        ModelOption("--test-cells", "Unseen epigenomes to evaluate it on.", type="cells"),
+    ),
+)

@@ -8,8 +8,8 @@ returns a ``(cell, gene)`` DataArray: P(high expression) for classifiers, predic
 log RPKM for the regression model, the mean over members. Genes whose signal has a NaN in
 a cell get NaN.
 
-How a member turns signal into scores is its registry entry's: ``entry.scorer(entry,
-weights, hparams)`` if it has one, else the default of its kind (:data:`DEFAULT_SCORERS`).
+How a member turns signal into scores is its registry entry's: ``entry.scorer(weights,
+hparams, layout)`` if it has one, else the default of its type (:func:`make_scorer`).
 :func:`predict_store` runs one Dask task per epigenome; :func:`write_predictions` keeps
 the scores at ``runs/NAME/predictions`` (:func:`chromestore.runs.predictions_store`).
 """
@@ -25,10 +25,12 @@ import xarray as xr
 
 from chromestore import runs as R
 from chromestore import variables as V
+from chromestore.bins import WindowLayout
 from chromestore.store import Store, StoreLike, open_store
 from chromestore.store.records import provenance
 from chromestore.training import registry
 from chromestore.training import weights as W
+from chromestore.training.entry import ArraysModel, Estimator, ModelEntry, PooledModel, TorchModel
 
 TRANSFORMS = ("raw", "log1p")
 
@@ -38,11 +40,11 @@ class PredictError(ValueError):
 
 
 # --- scorers: fitted weights → (genes, marks, bins) signal → scores ----------------------
-def torch_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
-    """Default scorer of ``torch`` entries: the factory's module with the member's state dict.
-
-    Classifiers give softmax P(class 1); a one-output network gives its value.
-    """
+def torch_scorer(
+    entry: TorchModel, weights: Any, hp: Mapping, layout: WindowLayout | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Default scorer of a :class:`TorchModel`: its factory's module with the member's state
+    dict. Classifiers give softmax P(class 1); a one-output network gives its value."""
     import torch
 
     state = weights["state_dict"]
@@ -69,31 +71,37 @@ def torch_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.
     return score
 
 
-def estimator_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
-    """Default scorer of ``arrays`` entries: ``predict_proba`` of the fitted estimator on the
-    entry's features (flattened marks × bins by default)."""
-    features = entry.features or (lambda s: s.reshape(len(s), -1))
+def estimator_scorer(
+    entry: ArraysModel, weights: Any, hp: Mapping, layout: WindowLayout | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Default scorer of an :class:`ArraysModel` fitted as an :class:`Estimator`:
+    ``predict_proba`` of the fitted estimator on the entry's ``features(signal, layout)``
+    (flattened marks × bins by default)."""
+    features = entry.fit.features
 
     def score(x: np.ndarray) -> np.ndarray:
-        p = np.asarray(weights.predict_proba(features(x)), np.float32)
+        X = features(x, layout) if features is not None else x.reshape(len(x), -1)
+        p = np.asarray(weights.predict_proba(X), np.float32)
         return p[:, 1] if p.ndim == 2 else p  # scikit-learn's (n, 2) or P(class 1) alone
 
     return score
 
 
-#: The scorer of each kind, for entries without their own ``scorer``.
-DEFAULT_SCORERS = {"torch": torch_scorer, "arrays": estimator_scorer}
-
-
-def scorer_of(entry) -> Callable:
-    """The scorer factory of ``entry``: its own, else its kind's; a clear error when none."""
-    found = getattr(entry, "scorer", None) or DEFAULT_SCORERS.get(entry.kind)
-    if found is None:
-        raise PredictError(
-            f"model {entry.name!r} (kind {entry.kind!r}) cannot predict: its "
-            "registry entry has no scorer"
-        )
-    return found
+def make_scorer(
+    entry: ModelEntry, weights: Any, hp: Mapping, layout: WindowLayout | None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The scoring function of one fitted member: the entry's own scorer, else its type's
+    default (a :class:`TorchModel`'s network; an :class:`Estimator`'s ``predict_proba``);
+    a clear error for an entry that has none."""
+    if entry.scorer is not None:
+        return entry.scorer(weights, hp, layout)
+    if isinstance(entry, TorchModel):
+        return torch_scorer(entry, weights, hp, layout)
+    if isinstance(entry, ArraysModel) and isinstance(entry.fit, Estimator):
+        return estimator_scorer(entry, weights, hp, layout)
+    raise PredictError(
+        f"model {entry.name!r} ({entry.kind}) cannot predict: its registry entry has no scorer"
+    )
 
 
 # --- the predictor ----------------------------------------------------------------------
@@ -120,11 +128,17 @@ class Predictor:
     def n_bins(self) -> int:
         return len(self.bin_offset)
 
+    @property
+    def layout(self) -> WindowLayout:
+        """The bins it was trained on, around the TSS (what its features see)."""
+        return WindowLayout.from_offsets(
+            self.bin_offset, self.spec.get("window"), self.spec.get("bin_size")
+        )
+
     def _scorers(self) -> list[Callable[[np.ndarray], np.ndarray]]:
         if getattr(self, "_built", None) is None:
-            entry = registry.get(self.model)
-            make = scorer_of(entry)
-            self._built = [make(entry, w, self.hparams) for w in self.members]
+            entry, layout = registry.get(self.model), self.layout
+            self._built = [make_scorer(entry, w, self.hparams, layout) for w in self.members]
         return self._built
 
     def __getstate__(self):
@@ -240,7 +254,7 @@ def run_models(run: xr.Dataset) -> list[tuple[str, str]]:
         entry = registry.find(model)
         if model in pooled:
             pairs.append((model, pooled[model]["key"]))
-        elif trained_on and entry is not None and entry.kind == "pooled":
+        elif trained_on and isinstance(entry, PooledModel):
             pairs.append((model, "+".join(trained_on)))
         else:
             pairs += [(model, str(c)) for c in run[V.CELL].values]

@@ -1,327 +1,315 @@
-"""Models by name: one :class:`ModelEntry` per model carries everything model-specific.
+"""Models by name: the listing that ``--help`` reads, and the entries, loaded on first use.
 
-The trainer, the peer executor, ``chromestore train`` (its options and ``--help``),
-analysis and the report read entries and never name a model. An entry says:
+Each model is one entry (:mod:`chromestore.training.entry`: :class:`TorchModel`,
+:class:`ArraysModel` or :class:`PooledModel`) in one module; the trainer, the peer
+executor, ``chromestore train``, predict, export, analysis and the report read entries and
+never name a model. The registry knows every model by a :class:`Listing` first (its name,
+where its entry is, and one line about it) and imports the entry's module only when the
+model is used, so ``chromestore train --help`` lists every model, plugins included,
+without importing torch, scikit-learn or a plugin.
 
-- what runs it (``kind``): ``"torch"``, a network fitted per (epigenome, repeat) by
-  :mod:`chromestore.training.trainer` as one stacked ensemble; ``"arrays"``, a kernel
-  fitted per epigenome on in-memory numpy arrays by :mod:`chromestore.training.peers.execute`
-  (one Dask task per epigenome, or per part with ``fan_out``); ``"pooled"``, one model
-  fitted on several epigenomes by its own ``runner`` module;
-- how it is built and fitted (``factory``, ``stacked``, ``features``, ``fit_cell``),
-  its ``task`` and its hyper-parameter ``defaults`` (the one place they are written);
-- what it writes: ``extras``, specs (:class:`chromestore.variables.Spec`) of its own run
-  variables, each named ``<model>_<what>``; its weights ``codec``
-  (:mod:`chromestore.training.weights`);
-- its own command-line ``options`` (:class:`ModelOption`) and the ``metrics`` it adds to
-  analysis and the report (:class:`ModelMetric`).
-
-The interfaces, by ``kind``:
-
-``"torch"``
-    ``factory(n_marks=5, n_bins=100, **hparams)`` returns an ``nn.Module`` mapping
-    ``(B, marks, bins)`` float32 to logits ``(B, 2)``; ``stacked(models)`` returns one
-    module evaluating them all at once (``forward(x (M, B, marks, bins), dropout_masks)``
-    → ``(M, B, 2)``, ``state_dict_of(i)``); without it the trainer stacks any module
-    with ``torch.func`` (:mod:`chromestore.training.stacking`).
-``"arrays"``
-    ``fit_cell(data, hp, seed)`` gets one epigenome's
-    :class:`chromestore.training.peers.cells.CellData` and returns per-repeat lists (see
-    :mod:`chromestore.training.peers.cells`); or, simpler, ``factory(**hparams)`` returns
-    a scikit-learn-style estimator fitted on ``features(signal)`` (default: flattened
-    marks × bins) and scored with ``predict_proba``.
-``"pooled"``
-    ``runner`` names a module with ``plan(request, cluster)`` and ``run(request, client)``
-    (see :mod:`chromestore.training.request`).
-
-Registering is one call, :func:`register`; third-party packages declare entries in the
-``chromestore.models`` entry-point group (an entry, a list of them, or a function that
-returns them), loaded on the first lookup. A plugin that fails to load is skipped with a
-one-line :class:`PluginWarning` naming it.
+- Built-in models: one line each in :data:`BUILTIN` (the first is ``train``'s default).
+- Plugins: an entry point per model in the ``chromestore.models`` group, named like the
+  model (``hgb-sums = chromestore_hgb_sums:ENTRY``); its one line is the Summary of the
+  plugin's distribution. A plugin that fails to load (import error, not an entry, a name
+  taken) gives one :class:`PluginWarning` line, and the error of any later use of that
+  model names the cause.
+- In this process: :func:`register` (tests, notebooks).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import threading
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from chromestore.runs.merge import model_prefix
-from chromestore.training import weights as W
-from chromestore.variables import Spec
+from chromestore.training.entry import PLOTS as PLOTS  # the report's panels, by plot kind
+from chromestore.training.entry import EntryError, ModelEntry
 
-KINDS = ("torch", "arrays", "pooled")
-TASKS = ("classification", "regression")
-#: How the report draws a model's metric: ``profile`` a value per bin (one panel of the
-#: "which positions matter" figure), ``class_map`` (cell, class, mark, bin) heat maps.
-PLOTS = ("profile", "class_map")
 GROUP = "chromestore.models"
-#: Modules that run each kind (``plan`` and ``run``); a ``pooled`` entry names its own.
-RUNNERS = {"torch": "chromestore.training.trainer", "arrays": "chromestore.training.peers.execute"}
-#: The built-in entries, in the order analysis and the report list them.
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A model known by name before its module is imported: what ``--help`` lists.
+
+    ``target`` is ``"module:attribute"`` of its entry; ``kind`` is known for built-ins and
+    for loaded entries (None: a plugin not imported yet); ``package``/``version``: the
+    plugin's distribution (None: built into chromestore, or registered in this process).
+    """
+
+    name: str
+    target: str
+    kind: str | None
+    summary: str
+    package: str | None = None
+    version: str | None = None
+
+    @property
+    def is_plugin(self) -> bool:
+        return self.package is not None
+
+
+#: The built-in models, one line each, in the order help, analysis and the report list them.
 BUILTIN = (
-    "chromestore.training.models:ENTRY",
-    "chromestore.training.peers.shallowchrome:ENTRY",
-    "chromestore.training.peers.baselines:SVM_BIN",
-    "chromestore.training.peers.baselines:RF_BESTBIN",
-    "chromestore.training.peers.attentivechrome:ENTRY",
-    "chromestore.training.peers.regression_run:ENTRY",
-    "chromestore.training.pooled:ENTRY",
-)
+    Listing("deepchrome", "chromestore.training.models:ENTRY", "torch", "CNN on marks × bins (Singh et al. 2016)"),
+    Listing("shallowchrome", "chromestore.training.peers.shallowchrome:ENTRY", "arrays", "max signal per mark → logistic regression (Frasca et al. 2022)"),
+    Listing("svm-bin", "chromestore.training.peers.baselines:SVM_BIN", "arrays", "one RBF SVM per bin (Cheng et al. 2011)"),
+    Listing("rf-bestbin", "chromestore.training.peers.baselines:RF_BESTBIN", "arrays", "random forest on each mark's best bin (Dong et al. 2012)"),
+    Listing("attentivechrome", "chromestore.training.peers.attentivechrome:ENTRY", "arrays", "attention LSTMs over bins and marks (Singh et al. 2017)"),
+    Listing("deepchrome-regression", "chromestore.training.peers.regression_run:ENTRY", "pooled", "DeepChrome's CNN → log(RPKM + 1), over several epigenomes"),
+    Listing("pooled", "chromestore.training.pooled:ENTRY", "pooled", "one classifier over several epigenomes, leave one epigenome out"),
+)  # fmt: skip
+#: ``chromestore train``'s model when none is named: the first built-in.
+DEFAULT_MODEL = BUILTIN[0].name
 
 
 class PluginWarning(RuntimeWarning):
-    """A model plugin could not be loaded or registered; the others still are."""
+    """A model plugin could not be loaded; the other models still are."""
 
 
-@dataclass(frozen=True)
-class ModelOption:
-    """A ``chromestore train`` option of one model's own, listed under that model in ``--help``.
+_lock = threading.RLock()
+_listed: dict[str, Listing] | None = None  # every model known by name, built-ins first
+_entries: dict[str, ModelEntry] = {}  # the entries loaded (or registered) so far
+_failed: dict[Listing, str] = {}  # plugin → why it did not load
 
-    ``type``: ``"str"``, ``"int"``, ``"float"``, ``"path"`` (an existing file) or
-    ``"cells"`` (epigenomes, parsed like ``--cells``); ``flag=True`` for an on/off switch.
-    For ``torch`` and ``arrays`` models a value (not None) overrides the default of the
-    same name (``--l2`` → ``defaults["l2"]``); a ``pooled`` runner reads it itself.
+
+def _plugins() -> list[Listing]:
+    """The ``chromestore.models`` entry points of the distributions on ``sys.path``.
+
+    These are the files ``importlib.metadata`` reads (``*.dist-info/entry_points.txt`` and
+    ``METADATA``, or an ``*.egg-info``'s ``PKG-INFO``; the first distribution of a name
+    wins), read here as text: importing ``importlib.metadata`` (with ``email`` and
+    ``socket``) would cost ``chromestore train --help`` about 0.1 s of its 0.3 s.
     """
-
-    name: str
-    help: str
-    flag: bool = False
-    type: str = "str"
-    default: Any = None
-
-    @property
-    def dest(self) -> str:
-        """The keyword the runner receives it as (``--cell-stats`` → ``cell_stats``), as click
-        names it (lower case)."""
-        return self.name.lstrip("-").replace("-", "_").lower()
-
-
-@dataclass(frozen=True)
-class ModelMetric:
-    """A reduction of a run that a model adds to ``runs/NAME/metrics`` and the report.
-
-    ``compute(run)`` gets the analysed run (all its models) and returns a DataArray, or
-    None when the run lacks what it needs; ``plot`` is one of :data:`PLOTS`.
-    """
-
-    name: str
-    compute: Callable[[Any], Any]
-    doc: str
-    plot: str = "profile"
-    title: str = ""
-    label: str = ""
+    out, seen = [], set()
+    for place in sys.path:
+        try:
+            folders = sorted(os.listdir(place or "."))
+        except OSError:
+            continue
+        for folder in folders:
+            if not folder.endswith((".dist-info", ".egg-info")):
+                continue
+            stem, _, kind = folder.rpartition(".")
+            project = stem.partition("-")[0].lower().replace("_", "-").replace(".", "-")
+            if project in seen:
+                continue
+            seen.add(project)
+            path = os.path.join(place or ".", folder)
+            points = _section(os.path.join(path, "entry_points.txt"), GROUP)
+            if not points:
+                continue
+            meta = _headers(os.path.join(path, "METADATA" if kind == "dist-info" else "PKG-INFO"))
+            package = meta.get("name") or project
+            for name, target in points:
+                out.append(Listing(name, target, None, meta.get("summary", ""), package,
+                                   meta.get("version")))  # fmt: skip
+    return out
 
 
-@dataclass(frozen=True)
-class FanOut:
-    """Split one epigenome's fit into Dask tasks over bins: ``fit(data, bins, hp)`` for each
-    run of ``size`` bins, then ``collect(parts, data, hp)`` → the ``fit_cell`` result."""
-
-    fit: Callable[..., Any]
-    collect: Callable[..., Any]
-    size: int = 10
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """Everything chromestore knows about one model (see the module docstring)."""
-
-    name: str
-    factory: Callable[..., Any] | None = None
-    kind: str = "torch"
-    task: str = "classification"
-    defaults: dict[str, Any] = field(default_factory=dict)
-    paper: str = ""
-    stacked: Callable[..., Any] | None = None
-    features: Callable[..., Any] | None = None
-    fit_cell: Callable[..., Any] | None = None
-    reads: str = "signal"
-    fan_out: FanOut | None = None
-    extras: tuple[Spec, ...] = ()
-    weights: W.Codec | None = None
-    options: tuple[ModelOption, ...] = ()
-    metrics: tuple[ModelMetric, ...] = ()
-    runner: str | None = None
-    #: ``scorer(entry, weights, hparams)`` → a function of ``(genes, marks, bins)`` float32
-    #: input (transformed, normalised) returning scores; None: its kind's default
-    #: (:data:`chromestore.training.predict.DEFAULT_SCORERS`).
-    scorer: Callable[..., Any] | None = None
-    #: ``to_arrays(weights)`` → (flat ``{name: array}``, JSON-able rest) for export as
-    #: safetensors, and ``from_arrays(arrays, rest)`` back; None: plain dicts/lists of tensors.
-    to_arrays: Callable[..., Any] | None = None
-    from_arrays: Callable[..., Any] | None = None
-
-    def build(self, **hparams: Any) -> Any:
-        """``factory`` called with the defaults overridden by ``hparams``."""
-        return self.factory(**{**self.defaults, **hparams})
-
-    @property
-    def codec(self) -> W.Codec:
-        """How its weights are written: its own, else torch state dicts or joblib by kind."""
-        return self.weights or (W.JOBLIB if self.kind == "arrays" else W.TORCH)
-
-    @property
-    def prefix(self) -> str:
-        """Prefix of its extra run variables (``svm-bin`` → ``svm_bin_``)."""
-        return model_prefix(self.name)
-
-    def runner_module(self):
-        """The module that trains it (``plan`` and ``run``)."""
-        return importlib.import_module(self.runner or RUNNERS[self.kind])
-
-    def check(self) -> ModelEntry:
-        """Raise ``ValueError`` naming what is wrong with this entry; return it."""
-        where = f"model {self.name!r}"
-        if not self.name or "/" in self.name:
-            raise ValueError(f"{where}: a model name must be non-empty without '/'")
-        if self.kind not in KINDS:
-            raise ValueError(f"{where}: unknown kind {self.kind!r}; use one of {KINDS}")
-        if self.task not in TASKS:
-            raise ValueError(f"{where}: unknown task {self.task!r}; use one of {TASKS}")
-        needs = {
-            "torch": self.factory,
-            "arrays": self.fit_cell or self.fan_out or self.factory,
-            "pooled": self.runner,
-        }[self.kind]
-        if needs is None:
-            what = {
-                "torch": "a factory",
-                "arrays": "fit_cell, fan_out or a factory",
-                "pooled": "a runner module",
-            }[self.kind]
-            raise ValueError(f"{where}: kind {self.kind!r} needs {what}")
-        if self.reads not in ("signal", "signal_max"):
-            raise ValueError(f"{where}: reads must be 'signal' or 'signal_max'")
-        for spec in self.extras:
-            if not spec.name.startswith(self.prefix):
-                raise ValueError(
-                    f"{where}: extra variable {spec.name!r} must start with {self.prefix!r}"
-                )
-        for metric in self.metrics:
-            if metric.plot not in PLOTS:
-                raise ValueError(
-                    f"{where}: metric {metric.name!r} has plot {metric.plot!r}; use one of {PLOTS}"
-                )
-        for option in self.options:
-            if not option.name.startswith("--"):
-                raise ValueError(f"{where}: option {option.name!r} must start with '--'")
-        return self
+def _section(path: str, group: str) -> list[tuple[str, str]]:
+    """``(name, value)`` of the entry points of ``group`` in an ``entry_points.txt``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    found, inside = [], False
+    for line in (raw.strip() for raw in lines):
+        if line.startswith("["):
+            inside = line == f"[{group}]"
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            name, _, value = line.partition("=")
+            found.append((name.strip(), value.strip()))
+    return found
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
-_loaded = False
+def _headers(path: str) -> dict[str, str]:
+    """The first ``Name``, ``Version`` and ``Summary`` headers of a core-metadata file."""
+    out: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the headers end at the first blank line
+                key, _, value = line.partition(":")
+                if key.lower() in ("name", "version", "summary"):
+                    out.setdefault(key.lower(), value.strip())
+    except OSError:
+        pass
+    return out
 
 
-def register(
-    entry: ModelEntry | str,
-    factory: Callable[..., Any] | None = None,
-    *,
-    replace: bool = False,
-    **fields: Any,
-) -> ModelEntry:
-    """Register a model: an entry, or a name with the entry's fields.
+def _listing() -> dict[str, Listing]:
+    global _listed
+    with _lock:
+        if _listed is None:
+            listed = {b.name: b for b in BUILTIN}
+            for p in _plugins():
+                if p.name in listed:
+                    _fail(p, f"the name {p.name!r} is taken by {_where(listed[p.name])}")
+                    continue
+                listed[p.name] = p
+            _listed = listed
+        return _listed
 
-    Examples
-    --------
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> register("logistic-flat", LogisticRegression, kind="arrays",
-    ...          defaults={"max_iter": 1000}).codec.name  # doctest: +SKIP
-    'joblib'
-    """
-    _ensure_loaded()
-    if not isinstance(entry, ModelEntry):
-        entry = ModelEntry(name=entry, factory=factory, **fields)
-    elif factory is not None or fields:
-        raise TypeError("give a ModelEntry alone, or a name with its fields")
-    entry.check()
-    if entry.name in _REGISTRY and not replace:
-        raise ValueError(f"model {entry.name!r} is already registered")
-    _REGISTRY[entry.name] = entry
+
+def _where(listing: Listing) -> str:
+    if listing.is_plugin:
+        return f"plugin {listing.package} ({listing.target})"
+    return "a built-in model" if listing in BUILTIN else "a model registered in this process"
+
+
+def _fail(listing: Listing, cause: str) -> None:
+    """Remember why ``listing`` did not load and say so once, on one line."""
+    if listing in _failed:
+        return
+    _failed[listing] = cause
+    warnings.warn_explicit(
+        f"chromestore model plugin {listing.name!r} ({listing.package}: {listing.target}) "
+        f"was not loaded: {cause}",
+        PluginWarning,
+        filename=f"<entry point {GROUP}>",
+        lineno=0,
+        module=__name__,
+    )
+
+
+def _load(listing: Listing) -> ModelEntry | None:
+    """The entry of ``listing``, imported now if it was not (None: its plugin failed)."""
+    if listing.name in _entries:
+        return _entries[listing.name]
+    if listing in _failed:
+        return None
+    module, _, attr = listing.target.partition(":")
+    if not listing.is_plugin:  # a built-in that does not load is a bug: let it raise
+        entry = getattr(importlib.import_module(module), attr)
+    else:
+        try:
+            entry = getattr(importlib.import_module(module), attr)
+        except Exception as e:  # a broken plugin must not break chromestore
+            first = (str(e).strip().splitlines() or [""])[0]
+            _fail(listing, f"{type(e).__name__}: {first}".rstrip(": "))
+            return None
+    problem = (
+        f"{listing.target} is a {type(entry).__name__}, not a model entry"
+        if not isinstance(entry, ModelEntry)
+        else f"{listing.target} is model {entry.name!r}; the entry point must be named "
+        "like its model"
+        if entry.name != listing.name
+        else f"it is a {entry.kind} model, listed as {listing.kind}"
+        if listing.kind not in (None, entry.kind)
+        else ""
+    )
+    if problem:
+        if not listing.is_plugin:
+            raise EntryError(f"built-in model {listing.name!r}: {problem}")
+        _fail(listing, problem)
+        return None
+    _entries[listing.name] = entry
     return entry
 
 
-def unregister(name: str) -> None:
-    """Forget model ``name`` (a no-op if it is not registered)."""
-    _REGISTRY.pop(name, None)
+def listings() -> list[Listing]:
+    """Every model by name, without importing any: built-ins, plugins, then those
+    registered in this process (loaded plugins with their kind)."""
+    with _lock:
+        out = []
+        for listing in _listing().values():
+            entry = _entries.get(listing.name)
+            if listing.kind is None and entry is not None:
+                listing = Listing(
+                    listing.name, listing.target, entry.kind, listing.summary, listing.package,
+                    listing.version,
+                )  # fmt: skip
+            out.append(listing)
+        return out
+
+
+def names() -> list[str]:
+    """The names of every model (none imported), in listing order."""
+    return [listing.name for listing in listings()]
+
+
+def source(name: str) -> Listing | None:
+    """Where model ``name`` comes from (its listing), or None when it is not known."""
+    return _listing().get(name)
 
 
 def get(name: str) -> ModelEntry:
-    """The entry of model ``name``; ``KeyError`` naming the registered ones otherwise."""
-    _ensure_loaded()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(names())}")
-    return _REGISTRY[name]
+    """The entry of model ``name`` (its module imported now if needed); ``KeyError``
+    naming the known models, or why the plugin of that name did not load."""
+    with _lock:
+        listing = _listing().get(name)
+        entry = None if listing is None else _load(listing)
+        if entry is not None:
+            return entry
+        if listing is not None and listing in _failed:
+            raise KeyError(
+                f"unknown model {name!r}: its plugin {listing.package} ({listing.target}) "
+                f"did not load: {_failed[listing]}"
+            )
+        known = [n for n, listed in _listing().items() if listed not in _failed]
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(known)}")
 
 
 def find(name: str) -> ModelEntry | None:
     """The entry of model ``name``, or None (a run may hold models no longer installed)."""
-    _ensure_loaded()
-    return _REGISTRY.get(name)
-
-
-def names() -> list[str]:
-    _ensure_loaded()
-    return sorted(_REGISTRY)
+    with _lock:
+        listing = _listing().get(name)
+        return None if listing is None else _load(listing)
 
 
 def entries() -> list[ModelEntry]:
-    """Every registered entry, built-ins first, in registration order."""
-    _ensure_loaded()
-    return list(_REGISTRY.values())
+    """Every model's entry (all their modules imported), built-ins first, in listing order;
+    plugins that fail to load are left out (with their one warning)."""
+    with _lock:
+        found = [_load(listing) for listing in list(_listing().values())]
+        return [e for e in found if e is not None]
 
 
-def _resolve(path: str) -> Any:
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+def register(entry: ModelEntry, *, replace: bool = False) -> ModelEntry:
+    """Add a model in this process; ``replace``: over one of the same name.
 
-
-def _add(found: Any, source: str) -> None:
-    """Register what a built-in or plugin gave: an entry, a list, or a function of them."""
-    if callable(found) and not isinstance(found, ModelEntry):
-        found = found()
-    if found is None:
-        return
-    for entry in [found] if isinstance(found, ModelEntry) else list(found):
-        if not isinstance(entry, ModelEntry):
-            raise TypeError(f"{source} gave {type(entry).__name__}, not a ModelEntry")
-        if _REGISTRY.get(entry.name) is entry:
-            continue  # the plugin registered it itself
-        register(entry)
-
-
-def load_plugins(entry_points: Iterable | None = None) -> list[str]:
-    """Register the models of the ``chromestore.models`` entry points; return their names.
-
-    A plugin that fails (import error, bad entry, a name already taken) is skipped
-    with one :class:`PluginWarning` naming it.
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from chromestore.training.entry import ArraysModel, Estimator
+    >>> register(ArraysModel("logistic-flat", Estimator(LogisticRegression),
+    ...                      defaults={"max_iter": 1000})).kind  # doctest: +SKIP
+    'arrays'
     """
-    if entry_points is None:
-        from importlib.metadata import entry_points as _entry_points
-
-        entry_points = _entry_points(group=GROUP)
-    before = set(_REGISTRY)
-    for ep in entry_points:
-        try:
-            _add(ep.load(), f"plugin {ep.name!r}")
-        except Exception as e:  # a broken plugin must not break chromestore
-            msg = str(e).splitlines()[0] if str(e) else ""
-            warnings.warn(
-                f"chromestore model plugin {ep.name!r} ({ep.value}) was not loaded: "
-                f"{type(e).__name__}: {msg}",
-                PluginWarning,
-                stacklevel=2,
+    if not isinstance(entry, ModelEntry):
+        raise TypeError(f"register a TorchModel, ArraysModel or PooledModel, not {entry!r}")
+    with _lock:
+        listed = _listing()
+        if entry.name in listed and not replace:
+            raise ValueError(
+                f"model {entry.name!r} is already registered ({_where(listed[entry.name])})"
             )
-    return [n for n in _REGISTRY if n not in before]
+        old = listed.get(entry.name)
+        listed[entry.name] = Listing(
+            entry.name, f"{old.target if old else ''}", entry.kind, entry.paper,
+            old.package if old else None, old.version if old else None,
+        )  # fmt: skip
+        _entries[entry.name] = entry
+    return entry
 
 
-def _ensure_loaded() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for path in BUILTIN:
-        _add(_resolve(path), path)
-    load_plugins()
+def unregister(name: str) -> None:
+    """Forget model ``name`` (a no-op if it is not registered); a built-in or plugin of that
+    name is listed again as it was."""
+    with _lock:
+        _entries.pop(name, None)
+        listed = _listing()
+        original = next((b for b in BUILTIN if b.name == name), None)
+        if original is None:
+            original = next((p for p in _plugins() if p.name == name), None)
+        if original is None:
+            listed.pop(name, None)
+        else:
+            listed[name] = original

@@ -21,18 +21,23 @@ from typing import Any
 import numpy as np
 
 from chromestore.training import registry
+from chromestore.training.config import DEFAULTS
 
-#: The options every model shares, with their defaults (the trainer's own).
+#: The options every model shares, with their defaults (the trainer's own:
+#: :data:`chromestore.training.config.DEFAULTS`).
 SETTINGS = {
-    "epochs": 100,
-    "patience": 10,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "transform": "raw",
-    "mode": "auto",
-    "device": "auto",
-    "group_size": 0,
-    "precision": "fp32",
+    k: DEFAULTS[k]
+    for k in (
+        "epochs",
+        "patience",
+        "batch_size",
+        "lr",
+        "transform",
+        "mode",
+        "device",
+        "group_size",
+        "precision",
+    )
 }
 
 
@@ -44,8 +49,8 @@ class TrainRequest:
     run: str
     model: str
     cells: list[str]
-    split: str = "deepchrome"
-    seed: int = 0
+    split: str = DEFAULTS["split"]
+    seed: int = DEFAULTS["seed"]
     settings: Mapping[str, Any] = field(default_factory=lambda: dict(SETTINGS))
     given: frozenset[str] = frozenset()
     options: Mapping[str, Any] = field(default_factory=dict)

@@ -27,9 +27,17 @@ import xarray as xr
 
 from chromestore import runs as R
 from chromestore import variables as V
-from chromestore.store.dataset import open_store
+from chromestore.store import open_store, select_cells
 from chromestore.training import registry
-from chromestore.training.config import MODES, TrainConfig, pick_mode, resolve_device
+from chromestore.training.config import (
+    DEFAULT_DEVICE,
+    DEFAULT_GROUP_SIZE,
+    DEFAULT_MODE,
+    MODES,
+    TrainConfig,
+    pick_mode,
+    resolve_device,
+)
 from chromestore.training.ensemble import fit_group
 from chromestore.training.optim import MaskedAdam
 from chromestore.training.request import TrainRequest, validation_summary
@@ -67,9 +75,9 @@ def fit_distributed(
     cells: Sequence[str],
     config: TrainConfig,
     run: str | None,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     storage_options: dict | None = None,
-    group_size: int = 0,
+    group_size: int = DEFAULT_GROUP_SIZE,
     threads: int | None = None,
     on_done: Callable[[dict], None] | None = None,
 ) -> list[dict]:
@@ -151,18 +159,18 @@ def assemble(results: Sequence[dict], config: TrainConfig, mode: str, wall: floa
         history_valid_auc=per_model("history_valid_auc"),
         best_epoch=per_model("best_epoch"),
         excluded=np.concatenate([r["excluded"] for r in results]),
-        attrs={
-            "task": entry.task,
-            "models": {config.model: hp},
-            "split_scheme": config.split,
-            "seed": config.seed,
-            "label_rule": str(config.label_rule),
-            "versions": R.versions("torch"),
-            "wall_seconds": {config.model: round(wall, 3)},
-            "mode": mode,
-            "device": results[0]["device"],
-            "excluded_genes": {c: n for r in results for c, n in r["excluded_report"].items()},
-        },
+        attrs=R.run_attrs(
+            task=entry.task,
+            models={config.model: hp},
+            split_scheme=config.split,
+            seed=config.seed,
+            label_rule=config.label_rule,
+            packages=("torch",),
+            wall_seconds={config.model: round(wall, 3)},
+            mode=mode,
+            device=results[0]["device"],
+            excluded_genes={c: n for r in results for c, n in r["excluded_report"].items()},
+        ),
     )
     ds["split"].attrs.update(
         {k: v for k, v in results[0]["split_attrs"].items() if k != "description"}
@@ -171,18 +179,11 @@ def assemble(results: Sequence[dict], config: TrainConfig, mode: str, wall: floa
 
 
 def resolve_cells(
-    store: str, cells: str | Sequence[str], storage_options: dict | None = None
+    store: str, cells: str | int | Sequence[str], storage_options: dict | None = None
 ) -> list[str]:
+    """The store's epigenomes that ``cells`` picks (:func:`chromestore.store.select_cells`)."""
     ds = open_store(store, storage_options)
-    have = [str(c) for c in ds[V.CELL].values.astype(object)]
-    if isinstance(cells, str):
-        if cells == "all":
-            return have
-        cells = [c.strip() for c in cells.split(",") if c.strip()]
-    missing = [c for c in cells if c not in have]
-    if missing:
-        raise KeyError(f"cells {missing} are not in {store} (cells: {', '.join(have)})")
-    return list(cells)
+    return select_cells(cells, [str(c) for c in ds[V.CELL].values.astype(object)])
 
 
 def train(
@@ -190,11 +191,11 @@ def train(
     run: str,
     cells: str | Sequence[str] = "all",
     config: TrainConfig | None = None,
-    mode: str = "auto",
-    device: str = "auto",
+    mode: str = DEFAULT_MODE,
+    device: str = DEFAULT_DEVICE,
     storage_options: dict | None = None,
     progress: bool = True,
-    group_size: int = 0,
+    group_size: int = DEFAULT_GROUP_SIZE,
     client=None,
 ) -> xr.Dataset:
     """Train ``config.model`` for ``cells`` of ``store`` and write run ``run``.

@@ -5,7 +5,6 @@ so Python callers get the same output."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ def analyze_command(
     report_dir: str | None = None,
     interpret: bool = True,
     explain_genes: Sequence[str] = (),
-    explain_cells: str | None = None,
+    explain_cells: Sequence[str] | None = None,
     client=None,
     storage_options: dict | None = None,
     interpret_options: dict | None = None,
@@ -31,87 +30,54 @@ def analyze_command(
 ) -> str:
     """Analyse ``runs`` of ``store``; write the report if asked; return the text to print.
 
-    ``progress`` shows the stages (scoring, explaining, report) on a bar on stderr.
+    ``progress`` shows the stages (scoring, explaining, report) on a bar on stderr;
+    ``explain_cells`` are the epigenomes of the explained genes (default: the run's first
+    three).
     """
     from chromestore.analysis import metrics as M
     from chromestore.analysis.analyze import analyze_run
+    from chromestore.stages import Stages
 
-    stages = _Stages(1 + (len(explain_genes) + 1 if report_dir else 0), progress)
-    stages.start("scoring" + (" and interpreting" if interpret else ""))
-    run, out = analyze_run(
-        store,
-        runs,
-        client=client,
-        interpret=interpret,
-        interpret_options=interpret_options,
-        storage_options=storage_options,
-    )
-    lines = []
-    if fmt == "json":
-        lines.append(json.dumps(M.records(out), indent=1))
-    else:
-        lines.append(
-            f"runs/{runs[0]}: {out.sizes['model']} models × {out.sizes['cell']} "
-            f"epigenomes × {out.sizes['repeat']} repeat(s), test split"
-        )
-        lines.append(M.format_table(out))
-        lines.append(f"reductions written to {M.metrics_group(runs[0])}")
-    if report_dir:
-        from chromestore.analysis.explain import explain_gene
-        from chromestore.analysis.report import write_report
-
-        cells = (
-            explain_cells.split(",") if explain_cells else [str(c) for c in run["cell"].values[:3]]
-        )
-        explained = []
-        for g in explain_genes:
-            stages.start(f"explaining {g}")
-            explained.append(
-                explain_gene(store, run, g, cells, names=runs, storage_options=storage_options)
+    total = 1 + (len(explain_genes) + 1 if report_dir else 0)
+    with Stages("bar" if progress else None, total) as stages:
+        with stages("scoring" + (" and interpreting" if interpret else "")):
+            run, out = analyze_run(
+                store,
+                runs,
+                client=client,
+                interpret=interpret,
+                interpret_options=interpret_options,
+                storage_options=storage_options,
             )
-        stages.start("writing the report")
-        path = write_report(run, out, report_dir, name=", ".join(runs), explained=explained)
-        stages.close()
+        lines = []
         if fmt == "json":
-            return lines[0]
-        lines.append(f"report: {path}")
-    stages.close()
-    return "\n".join(lines)
-
-
-class _Stages:
-    """A bar over the stages of a command (nothing at all when ``enabled`` is False)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            import sys
-
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                unit="stage",
-                file=sys.stderr,
-                dynamic_ncols=True,
-                bar_format="{desc} {n}/{total} stages [{elapsed}]",
+            lines.append(json.dumps(M.records(out), indent=1))
+        else:
+            lines.append(
+                f"runs/{runs[0]}: {out.sizes['model']} models × {out.sizes['cell']} "
+                f"epigenomes × {out.sizes['repeat']} repeat(s), test split"
             )
-        self.begun = False
+            lines.append(M.format_table(out))
+            lines.append(f"reductions written to {M.metrics_group(runs[0])}")
+        if report_dir:
+            from chromestore.analysis.explain import explain_gene
+            from chromestore.analysis.report import write_report
 
-    def start(self, name: str) -> None:
-        if self.bar is None:
-            return
-        if self.begun:
-            self.bar.update(1)
-        self.begun = True
-        self.bar.set_description(name)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_description("done")
-            self.bar.close()
-            self.bar = None
+            cells = list(explain_cells or [str(c) for c in run["cell"].values[:3]])
+            explained = []
+            for g in explain_genes:
+                with stages(f"explaining {g}"):
+                    explained.append(
+                        explain_gene(
+                            store, run, g, cells, names=runs, storage_options=storage_options
+                        )
+                    )
+            with stages("writing the report"):
+                path = write_report(run, out, report_dir, name=", ".join(runs), explained=explained)
+            if fmt == "json":
+                return lines[0]
+            lines.append(f"report: {path}")
+    return "\n".join(lines)
 
 
 def explain_command(
@@ -131,10 +97,9 @@ def explain_command(
     run = open_runs(store, runs, storage_options)
     exp = explain_gene(store, run, gene, cells, names=runs, storage_options=storage_options)
     if plot:
-        from chromestore.analysis.figures import fig_explained
+        from chromestore.analysis.figures import explained_png
 
-        uri = fig_explained(exp)
-        Path(plot).write_bytes(base64.b64decode(uri.split(",", 1)[1]))
+        Path(plot).write_bytes(explained_png(exp))
     if fmt == "json":
         return json.dumps(exp)
     return format_explanation(exp) + (f"\nfigure: {plot}" if plot else "")
@@ -193,7 +158,7 @@ def analyze(ctx, store, runs, fmt, report_dir, interpret, explain_genes, explain
             report_dir=report_dir,
             interpret=interpret,
             explain_genes=list(explain_genes),
-            explain_cells=explain_cells,
+            explain_cells=session.parse_cells(explain_cells, option="--explain-cells"),
             client=client,
             storage_options=session.storage_options(ctx),
             progress=session.progress(ctx),

@@ -1,9 +1,9 @@
 """The ``chromestore`` command line: a thin layer over the library.
 
 Each command lives in a module of its own (``store_commands``, ``ingest_commands``,
-``simulate_command``, ``train_command``, ``analyze_commands``, ``pipeline``); the
-choices they share (global options, the Dask cluster, ``--cells``) are in
-:mod:`chromestore.app.session`.
+``simulate_command``, ``train_command``, ``analyze_commands``, ``pipeline`` for ``run``,
+``verify_command``, ``predict_commands``); the choices they share (global options, the
+Dask cluster, ``--cells``) are in :mod:`chromestore.app.session`.
 """
 
 from __future__ import annotations

@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from chromestore.app import session
 
-if TYPE_CHECKING:
-    from chromestore.executors import Forked
-
-DEFAULT_GENE_CHUNK = 2048  # chromestore.store.DEFAULT_GENE_CHUNK, without importing the store
-
-
-#: below this much input, pending files are counted without a cluster (by a forked worker,
-#: or in this process) rather than on an embedded one (starting it takes seconds; counting
-#: 50 MB of reads, about one)
-SMALL_INPUT_BYTES = 50 * 2**20
-
-
-def counts_in_process(n_files: int, n_bytes: int) -> bool:
-    """The small-job rule: without ``--scheduler`` or ``--workers``, one pending file, or
-    pending files of under :data:`SMALL_INPUT_BYTES` in all, are counted without a cluster
-    (a cluster cannot share one file's counting among workers, and for little input its
-    start-up costs more than it saves): by one forked worker (:func:`early_reader`) while
-    this process creates the store."""
-    return n_files <= 1 or n_bytes < SMALL_INPUT_BYTES
-
-
-def _warm_reader() -> None:
-    from chromestore.ingest.reads import warm_up
-
-    warm_up()
-
-
-def early_reader(ctx: click.Context, samples) -> Forked | None:
-    """A forked worker that counts this ingest's files if they turn out few or small, made
-    before anything else (a fork of a light process, before any thread), so that it loads
-    the counting code while this process plans and creates the store; None where the files
-    are not counted in this process (``--scheduler``, ``--workers``) or fork is unsafe."""
-    from chromestore.executors import Forked, can_fork
-
-    if not samples or session.workers(ctx) is not None or session.scheduler_address(ctx):
-        return None
-    return Forked(1, warm=_warm_reader) if can_fork() else None
+# the layout's defaults (chromestore.store.layout loads only numpy and the schema)
+from chromestore.store import DEFAULT_BIN_SIZE, DEFAULT_GENE_CHUNK, DEFAULT_GENOME, DEFAULT_WINDOW
 
 
 class _FormatsHelp(click.Command):
@@ -75,9 +38,11 @@ class _FormatsHelp(click.Command):
 )
 @click.option("--expression", "expression", default=None, help="RPKM matrix (REMC layout).")
 @click.option("--cells", default=None, help="Comma-separated epigenomes to take (default: all).")
-@click.option("--window", type=int, default=5000, show_default=True, help="bp each side of TSS.")
-@click.option("--bin-size", type=int, default=100, show_default=True)
-@click.option("--genome", default="hg19", show_default=True)
+@click.option(
+    "--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="bp each side of TSS."
+)
+@click.option("--bin-size", type=int, default=DEFAULT_BIN_SIZE, show_default=True)
+@click.option("--genome", default=DEFAULT_GENOME, show_default=True)
 @click.option(
     "--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK, show_default=True
 )
@@ -102,9 +67,12 @@ def ingest(
     import warnings
     from contextlib import nullcontext
 
-    reader = early_reader(ctx, samples)
+    from chromestore.ingest import early_reader
+
+    asked = session.workers(ctx) is not None or bool(session.scheduler_address(ctx))
+    reader = early_reader(bool(samples), cluster_asked=asked)  # before anything else: a fork
     from chromestore.genes import StrandWarning
-    from chromestore.ingest import plan_ingest, run_plan
+    from chromestore.ingest import place, plan_ingest, run_plan
 
     with (
         warnings.catch_warnings(record=True) as caught,  # the annotation is read in both
@@ -124,17 +92,14 @@ def ingest(
             force=force,
             storage_options=session.storage_options(ctx),
         )
-        heavy = not counts_in_process(len(plan.pending), plan.input_bytes)
-        if not plan.pending:  # nothing to count: no cluster
+        where = place(plan, reader)  # the small-job rule
+        if not where.dask:  # nothing to count: no cluster
             report = run_plan(plan)
-        elif reader is not None and not heavy:
-            with session.cluster(ctx, heavy=False):  # Dask in this process
-                report = run_plan(plan, executor=reader, progress=session.progress(ctx))
         else:
-            if reader is not None:
-                reader.close()
-            with session.cluster(ctx, heavy=heavy) as client:
-                report = run_plan(plan, client=client, progress=session.progress(ctx))
+            with session.cluster(ctx, heavy=where.heavy) as client:
+                report = run_plan(
+                    plan, client=client, executor=where.executor, progress=session.progress(ctx)
+                )
     for w in caught:  # genes without a strand: one line
         if issubclass(w.category, StrandWarning):
             click.echo(f"warning: {w.message}", err=True)

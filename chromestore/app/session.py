@@ -1,5 +1,6 @@
 """What every command shares: the global options, the store handle, where Dask work runs,
-and the ``--cells`` argument. The one place each of these choices is made.
+and the ``--cells`` argument (read by the library's one selector). The one place each of
+these choices is made.
 
 Global options (``--scheduler``, ``--workers``, ``--storage-options``, ``--progress``)
 are accepted before the subcommand, as in ``chromestore --workers 0 ingest ...``, and
@@ -168,41 +169,16 @@ def parse_cells(
     value: str | Sequence[str] | None,
     available: Sequence[str] | None = None,
     *,
-    what: str = "epigenomes",
+    option: str = "--cells",
 ) -> list[str] | None:
-    """The one ``--cells`` parser: ``all``/None → None (every cell), ``N`` → the first N of
-    ``available``, else a comma-separated list, checked against ``available`` when given."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        cells = [str(c) for c in value]
-    elif value.strip() in ("", "all"):
-        return None
-    elif value.strip().isdigit():
-        n = int(value)
-        if n < 1:
-            raise click.BadParameter(f"--cells {value}: give a positive number, a list or 'all'")
-        if available is None:
-            raise click.BadParameter(f"--cells {value}: a count needs a list to take it from")
-        return list(available)[:n]
-    else:
-        cells = [c.strip() for c in value.split(",") if c.strip()]
-    if not cells:
-        raise click.BadParameter(f"--cells {value!r}: no {what} named")
-    from chromestore.store import names
+    """``--cells`` (or another option naming epigenomes) read by the library's one selector,
+    :func:`chromestore.store.select_cells`: None for every epigenome (``all``, or not
+    given), else the list chosen; its error becomes a usage error of ``option``."""
+    from chromestore.store import means_all, select_cells
 
-    bad = [names.problem(c) for c in cells if names.problem(c)]
-    if bad:
-        raise click.BadParameter(f"--cells: {bad[0]}")
-    dup = sorted({c for c in cells if cells.count(c) > 1})
-    if dup:
-        raise click.BadParameter(f"--cells: {', '.join(dup)} given twice")
-    if available is not None:
-        have = set(available)
-        missing = [c for c in cells if c not in have]
-        if missing:
-            raise click.BadParameter(
-                f"--cells: {', '.join(missing)} not in the store "
-                f"({what} there: {', '.join(available) or 'none'})"
-            )
-    return cells
+    if means_all(value):
+        return None
+    try:
+        return select_cells(value, available)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=f"'{option}'") from None

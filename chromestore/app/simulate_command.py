@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from chromestore.app import session
+from chromestore.store import DEFAULT_GENE_CHUNK  # light: numpy and the schema
 
-DEFAULT_GENE_CHUNK = 2048
 #: Simulations of at most this many (epigenome, gene) pairs run in this process on Dask's
 #: threads (the compiled draw holds no GIL); larger ones start the embedded cluster.
 IN_PROCESS_PAIRS = 56 * 4096

@@ -1,4 +1,5 @@
-"""``chromestore info``, ``query`` and ``labels``: look at a store."""
+"""``chromestore info``, ``query``, ``labels`` and ``upgrade``: look at a store (the facts
+come from the library, :func:`chromestore.info.store_info`; here they are printed)."""
 
 from __future__ import annotations
 
@@ -20,75 +21,6 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def store_info(path: str, storage_options: dict | None = None) -> dict:
-    """The facts ``chromestore info`` prints, as a dict."""
-    from chromestore import store as S
-    from chromestore import variables as V
-    from chromestore.genes import strand_counts
-    from chromestore.store import records
-
-    ds = S.open_store(path, storage_options)
-    table = records.completion_table(ds)
-    chunks = {
-        name: dict(zip(ds[name].dims, ds[name].encoding.get("chunks", ()), strict=False))
-        for name in (V.signal.name, V.expression.name, V.peak_max.name)
-    }
-    expr = ds.attrs.get("expression", {})
-    peaks = records.completed(ds, V.peak_max.name)
-    return {
-        "path": path,
-        "format": f"{ds.attrs['format']} v{ds.attrs['format_version']}",
-        "orientation": ds.attrs.get("orientation"),
-        "strands": strand_counts(ds[V.gene_strand.name].values),
-        "genome": ds.attrs.get("genome"),
-        "window": ds.attrs.get("window"),
-        "bin_size": ds.attrs.get("bin_size"),
-        "dims": {
-            k: int(ds.sizes[k])
-            for k in sorted(ds.sizes, key=lambda d: _DIM_ORDER.index(d) if d in _DIM_ORDER else 9)
-        },
-        "cells": [str(c) for c in ds[V.CELL].values],
-        "marks": [str(m) for m in ds[V.MARK].values],
-        "chunks": chunks,
-        "size_bytes": S.size_on_disk(path, storage_options),
-        "signal_completed": {c: [m for m in table.columns if table.loc[c, m]] for c in table.index},
-        "expression_cells": sorted(expr),
-        "peaks_completed": {c: [m for m in table.columns if (c, m) in peaks] for c in table.index},
-        "runs": run_summaries(path, storage_options),
-        "checksums": _checksums(ds),
-    }
-
-
-def _checksums(ds) -> str:
-    """ "every chunk", "none" or "some arrays": whether the store's chunks carry a checksum."""
-    from chromestore.store.integrity import has_checksum
-
-    has = [has_checksum(ds[v].encoding.get("compressors", ())) for v in ds.variables]
-    return "every chunk" if all(has) else "none" if not any(has) else "some arrays"
-
-
-_DIM_ORDER = ["cell", "gene", "mark", "bin"]
-
-
-def run_summaries(path: str, storage_options: dict | None = None) -> list[dict]:
-    """Name, models, epigenomes and date of each run in the store."""
-    from chromestore import runs as R
-
-    out = []
-    for name in R.list_runs(path, storage_options):
-        run = R.open_run(path, name, storage_options)
-        attrs = run.attrs
-        out.append(
-            {
-                "name": name,
-                "models": sorted(attrs.get("models", {})),
-                "cells": [str(c) for c in run["cell"].values],
-                "created": attrs.get("created") or attrs.get("finished") or "",
-            }
-        )
-    return out
-
-
 @click.command()
 @click.argument("store")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -96,6 +28,8 @@ def run_summaries(path: str, storage_options: dict | None = None) -> list[dict]:
 @click.pass_context
 def info(ctx, store, fmt):
     """Dims, cells, marks, chunking, size on disk and per (cell, mark) completion."""
+    from chromestore.info import store_info
+
     facts = store_info(store, session.storage_options(ctx))
     if fmt == "json":
         click.echo(json.dumps(facts, indent=2))

@@ -1,9 +1,13 @@
 """``chromestore train``: fit a registered model and write ``runs/NAME``.
 
-The options every model shares are declared here; a model's own options come from its
-registry entry (:class:`chromestore.training.registry.ModelOption`), are parsed like the
-others and listed under ``Options of --model NAME`` in ``--help``. The model's runner
-(:mod:`chromestore.training.request`) says whether it wants a Dask cluster and what to print.
+The options every model shares are declared here. A model's own options come from its
+registry entry (:class:`chromestore.training.entry.ModelOption`): the command reads
+``--model NAME`` (and an own option naming another model, as ``--model pooled --pool
+NAME`` does) from the command line before parsing it, imports that model's entry, and takes
+its options, listed under ``Options of --model NAME`` by ``train --model NAME --help``.
+``train --help`` lists the models from the registry's listing and imports none of them (no
+torch, no scikit-learn, no plugin). The model's runner (:mod:`chromestore.training.request`)
+says whether it wants a Dask cluster and what to print.
 """
 
 from __future__ import annotations
@@ -11,56 +15,142 @@ from __future__ import annotations
 import click
 
 from chromestore.app import session
+from chromestore.training import registry
+from chromestore.training.config import DEFAULTS  # the one place of the training defaults
 
-#: click types of :attr:`ModelOption.type` ("cells" are parsed like ``--cells`` afterwards)
+#: click types of :attr:`ModelOption.type` ("cells" are parsed like ``--cells`` afterwards,
+#: "model" is a registered model's name)
 TYPES = {
     "str": click.STRING,
     "int": click.INT,
     "float": click.FLOAT,
     "path": click.Path(dir_okay=False),
     "cells": click.STRING,
+    "model": click.STRING,
 }
+#: where the command keeps the entries named on its command line, and their click options
+#: (``ctx.meta``)
+CHOSEN = "chromestore.train.models"
+OWN = "chromestore.train.own-options"
+HELP_FLAGS = ("--help", "-h")
 
 
-def _model_options(shared: set[str]) -> dict[str, tuple[click.Option, list]]:
-    """Each model option's flag → (its click option, the entries that declare it).
+def _value(args: list[str], flag: str) -> str | None:
+    """The value of ``flag`` in ``args`` (``--flag V`` or ``--flag=V``; the last one given)."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith(flag + "="):
+            found = arg.partition("=")[2]
+    return found
 
-    An option named like a shared one is the shared one and is not added again.
-    """
-    from chromestore.training import registry
 
-    out: dict[str, tuple[click.Option, list]] = {}
-    for entry in registry.entries():
-        for opt in entry.options:
-            if opt.dest in shared:
+def _entry(name: str):
+    try:
+        return registry.get(name)
+    except KeyError as e:
+        raise click.UsageError(str(e.args[0])) from None
+
+
+def choose(args: list[str]) -> list[tuple[str, object]]:
+    """``(flag, entry)`` of each model the command line names: ``--model`` (default: the
+    registry's), then each model named by one of its ``model`` options (given, or that
+    option's default). None are imported for a bare ``--help``."""
+    name = _value(args, "--model")
+    if name is None and any(a in HELP_FLAGS for a in args):
+        return []
+    chosen = [("--model", _entry(name or registry.DEFAULT_MODEL))]
+    for option in chosen[0][1].options:
+        if option.type == "model":
+            other = _value(args, option.name) or option.default
+            if other and other not in [e.name for _, e in chosen]:
+                chosen.append((option.name, _entry(other)))
+    return chosen
+
+
+def _click_option(option) -> click.Option:
+    """The click option of a :class:`ModelOption`, named as written (``--C`` → ``C``)."""
+    kw = (
+        {"is_flag": True, "default": bool(option.default)}
+        if option.flag
+        else {
+            "type": TYPES[option.type],
+            "default": option.default,
+            "show_default": option.default is not None,
+        }
+    )
+    return click.Option([option.name, option.dest], help=_help(option), **kw)
+
+
+def _help(option) -> str:
+    """Its help; a ``model`` option lists the models it may name (plugins among them)."""
+    if option.type != "model":
+        return option.help
+    names = [
+        f"{m.name} (plugin)" if m.is_plugin else m.name
+        for m in registry.listings()
+        if not option.kinds or m.kind in option.kinds or m.kind is None
+    ]
+    return f"{option.help} One of: {', '.join(names)}."
+
+
+def own_options(chosen: list, shared: set[str]) -> list[tuple[object, list[click.Option]]]:
+    """``(entry, its click options)`` of each chosen model (:func:`choose`); an option named
+    like a shared one, or like one already taken, is that one and is not added again."""
+    seen = set(shared)
+    out = []
+    for _, entry in chosen:
+        opts = []
+        for option in entry.options:
+            if option.dest in seen or option.name in seen:
                 continue
-            if opt.name not in out:
-                kw = (
-                    {"is_flag": True, "default": bool(opt.default)}
-                    if opt.flag
-                    else {"type": TYPES.get(opt.type, click.STRING), "default": opt.default}
-                )
-                out[opt.name] = (click.Option([opt.name], help=opt.help, **kw), [])
-            out[opt.name][1].append(entry)
+            seen |= {option.dest, option.name}
+            opts.append(_click_option(option))
+        out.append((entry, opts))
     return out
 
 
 class ModelOptionsCommand(click.Command):
-    """A command that also takes every registered model's own options, listed per model."""
+    """A command that also takes the own options of the model(s) its command line names."""
 
     def _shared(self) -> set[str]:
         return {p.name for p in self.params}
 
+    def _own(self, ctx: click.Context) -> list[tuple[object, list[click.Option]]]:
+        if OWN not in ctx.meta:  # made once: click looks its parameters up several times
+            ctx.meta[OWN] = own_options(ctx.meta.get(CHOSEN, []), self._shared())
+        return ctx.meta[OWN]
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[CHOSEN] = choose(args)
+        ctx.meta.pop(OWN, None)
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as e:
+            owners = [
+                entry.name
+                for entry in registry.entries()
+                if any(o.name == e.option_name for o in entry.options)
+            ]
+            if not owners:
+                raise
+            named = " or --model ".join(owners)
+            chosen = " with ".join(f"{flag} {entry.name}" for flag, entry in ctx.meta[CHOSEN])
+            raise click.UsageError(
+                f"{e.option_name} is an option of --model {named}, not of {chosen} "
+                "(chromestore train --model NAME --help lists a model's own options)",
+                ctx,
+            ) from None
+
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
-        extra = [opt for opt, _ in _model_options(self._shared()).values()]
+        extra = [opt for _, opts in self._own(ctx) for opt in opts]
         return params[: len(self.params)] + extra + params[len(self.params) :]
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from chromestore.training import registry
-
-        own = _model_options(self._shared())
-        theirs = {opt.name for opt, _ in own.values()}
+        own = self._own(ctx)
+        theirs = {opt.name for _, opts in own for opt in opts}
         rows = [
             r
             for p in self.get_params(ctx)
@@ -70,50 +160,67 @@ class ModelOptionsCommand(click.Command):
         with formatter.section("Options (every model)"):
             formatter.write_dl(rows)
         with formatter.section("Models (--model)"):
-            formatter.write_dl(
-                [
-                    (e.name, f"{e.kind}, {e.task}. {e.paper}".rstrip(". ") + ".")
-                    for e in registry.entries()
-                ]
+            formatter.write_dl([(m.name, _describe(m)) for m in registry.listings()])
+        if not own:
+            formatter.write_paragraph()
+            formatter.write_text(
+                "A model's own options: chromestore train --model NAME --help "
+                "(--model pooled --pool NAME: also NAME's own options)."
             )
-        for entry in registry.entries():
-            records = [own[o.name][0].get_help_record(ctx) for o in entry.options if o.name in own]
+        for (flag, _), (entry, opts) in zip(ctx.meta.get(CHOSEN, []), own, strict=True):
+            records = [r for opt in opts if (r := opt.get_help_record(ctx))]
             if records:
-                with formatter.section(f"Options of --model {entry.name}"):
+                how = "" if flag == "--model" else f" (named by {flag} of --model {own[0][0].name})"
+                with formatter.section(f"Options of --model {entry.name}{how}"):
                     formatter.write_dl(records)
+
+
+def _describe(listing) -> str:
+    """One line about a model of the listing (its module is not imported)."""
+    what = listing.summary or "(no description)"
+    if listing.is_plugin:
+        version = f" {listing.version}" if listing.version else ""
+        return f"plugin {listing.package}{version}: {what}"
+    return f"{listing.kind}: {what}"
 
 
 @click.command(cls=ModelOptionsCommand)
 @click.argument("store")
 @click.option(
-    "--model", default="deepchrome", show_default=True, help="Registered model (listed below)."
+    "--model",
+    default=DEFAULTS["model"],
+    show_default=True,
+    help="Registered model (listed below).",
 )
 @click.option("--cells", default="all", show_default=True, help="all or E003,E123,…")
 @click.option(
-    "--split", default="deepchrome", show_default=True, help="deepchrome, random[:K] or chromosome."
+    "--split",
+    default=DEFAULTS["split"],
+    show_default=True,
+    help="deepchrome, random[:K] or chromosome.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True)
+@click.option("--epochs", type=int, default=DEFAULTS["epochs"], show_default=True)
 @click.option(
     "--patience",
     type=int,
-    default=10,
+    default=DEFAULTS["patience"],
     show_default=True,
     help="Stop a model after this many epochs without a better validation AUC.",
 )
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True)
+@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True)
 @click.option(
     "--transform",
     type=click.Choice(["raw", "log1p"]),
-    default="raw",
+    default=DEFAULTS["transform"],
     show_default=True,
     help="Input transform (raw counts as in the paper).",
 )
 @click.option(
     "--mode",
     type=click.Choice(["auto", "stacked", "loop", "percore", "distributed"]),
-    default="auto",
+    default=DEFAULTS["mode"],
     show_default=True,
     help="auto: stacked on a GPU; on CPU percore (distributed with --scheduler or "
     "--workers N, loop with --workers 0). stacked: one batched ensemble here; loop: "
@@ -123,15 +230,15 @@ class ModelOptionsCommand(click.Command):
 @click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16"]),
-    default="fp32",
+    default=DEFAULTS["precision"],
     show_default=True,
     help="bf16: bfloat16 autocast (CPUs with avx512_bf16, GPUs).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--device", default=DEFAULTS["device"], show_default=True, help="auto, cpu or cuda.")
 @click.option(
     "--group-size",
     type=int,
-    default=0,
+    default=DEFAULTS["group_size"],
     show_default=True,
     help="Epigenomes per Dask task (distributed mode); 0: groups that shrink as the "
     "work runs out (one stacked group per GPU worker).",
@@ -142,18 +249,16 @@ class ModelOptionsCommand(click.Command):
 def train(ctx, store, model, cells, split, seed, run, **values):
     """Fit MODEL per epigenome (stacked on one device or as Dask tasks); write runs/NAME.
 
-    The options of every model apply to all (a model ignores those it has no use for);
-    a model's own options are listed under it.
+    The options under "Options (every model)" are shared; a model ignores those it has no
+    use for. A model's own options are listed by chromestore train --model NAME --help.
     """
     from click.core import ParameterSource
 
     import chromestore
     from chromestore.executors import local_dask
     from chromestore.labels import require_expression
-    from chromestore.training import registry
     from chromestore.training import request as TR
 
-    entry = registry.get(model)
     so = session.storage_options(ctx)
     ds = chromestore.open_store(store, so)
     have = [str(c) for c in ds["cell"].values]
@@ -161,17 +266,14 @@ def train(ctx, store, model, cells, split, seed, run, **values):
     given = frozenset(
         k for k in settings if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT
     )
-    own = {o.dest: o for o in entry.options}
     options = {}
-    for dest, value in values.items():
-        if dest in own:
-            options[dest] = session.parse_cells(value, have) if own[dest].type == "cells" else value
-        elif ctx.get_parameter_source(dest) is not ParameterSource.DEFAULT:
-            owners = [e.name for e in registry.entries() if any(o.dest == dest for o in e.options)]
-            raise click.UsageError(
-                f"--{dest.replace('_', '-')} is an option of "
-                f"--model {' or '.join(owners)}, not of --model {model}"
-            )
+    for _, entry in ctx.meta[CHOSEN]:
+        for option in entry.options:
+            if option.dest in values:
+                value = values.pop(option.dest)
+                if option.type == "cells" and value is not None:
+                    value = session.parse_cells(value, have)
+                options[option.dest] = value
     req = TR.TrainRequest(
         store=store,
         run=run,

@@ -8,7 +8,8 @@
   :mod:`~chromestore.ingest.align`: values aligned on the store's genes;
   :mod:`~chromestore.ingest.writes`: a cell's region written with its records;
   :mod:`~chromestore.ingest.tables`: the gene table and RPKM;
-- :mod:`~chromestore.ingest.progress`, :mod:`~chromestore.ingest.report`: reads counted so
+- :mod:`~chromestore.ingest.placement`: where the files are counted (the small-job rule);
+  :mod:`~chromestore.ingest.progress`, :mod:`~chromestore.ingest.report`: reads counted so
   far; the printed summary; :mod:`~chromestore.ingest.callpeaks`: MACS3 peaks from reads.
 """
 
@@ -35,6 +36,9 @@ __getattr__, __dir__, __all__ = attach(
         "write_cell": ".writes",
         "ingest_expression": ".tables",
         "open_or_create": ".tables",
+        "SMALL_INPUT_BYTES": ".placement",
+        "place": ".placement",
+        "early_reader": ".placement",
         "PROGRESS_TOPIC": ".progress",
         "ReadsProgress": ".progress",
         "Done": ".report",

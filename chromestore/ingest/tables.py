@@ -54,9 +54,9 @@ def open_or_create(
     table: pd.DataFrame | None = None,
     cells: Sequence[str] = (),
     marks: Sequence[str] = V.DEFAULT_MARKS,
-    window: int = 5000,
-    bin_size: int = 100,
-    genome: str = "hg19",
+    window: int = S.DEFAULT_WINDOW,
+    bin_size: int = S.DEFAULT_BIN_SIZE,
+    genome: str = S.DEFAULT_GENOME,
     gene_chunk: int = S.DEFAULT_GENE_CHUNK,
     storage_options: dict | None = None,
 ) -> tuple[xr.Dataset, bool]:

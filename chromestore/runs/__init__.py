@@ -2,7 +2,8 @@
 
 - :mod:`~chromestore.runs.paths`: where a run's parts live (the run, its metrics and
   predictions in the store; weights and checkpoints beside it);
-- :mod:`~chromestore.runs.dataset`: a run built from the specs, listed, opened, checked;
+- :mod:`~chromestore.runs.dataset`: a run built from the specs (its attrs by
+  :func:`~chromestore.runs.dataset.run_attrs`), listed, opened, checked;
 - :mod:`~chromestore.runs.write`: written whole, swapped in under the run's lock;
 - :mod:`~chromestore.runs.merge`: runs joined along ``model``;
 - :mod:`~chromestore.runs.predictions`: a model's scores for epigenomes.
@@ -26,6 +27,7 @@ __getattr__, __dir__, __all__ = attach(
         "ensure_runs_group": ".paths",
         "create_run_dataset": ".dataset",
         "versions": ".dataset",
+        "run_attrs": ".dataset",
         "list_runs": ".dataset",
         "open_run": ".dataset",
         "validate_run": ".dataset",

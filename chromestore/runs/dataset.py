@@ -20,7 +20,7 @@ import xarray as xr
 
 from chromestore import variables as V
 from chromestore.runs.paths import RUNS, RunError, run_store
-from chromestore.store.attrs import decode_attrs
+from chromestore.store.attrs import decode_attrs, jsonable
 from chromestore.store.handle import Store, StoreLike
 
 
@@ -100,6 +100,54 @@ def versions(*packages: str) -> dict[str, str]:
         "chromestore": of("chromestore"),
         **{p: of(p) for p in packages},
     }
+
+
+def run_attrs(
+    *,
+    task: str,
+    models: Mapping[str, Mapping[str, Any]],
+    split_scheme: str,
+    seed: int,
+    label_rule: str | float,
+    packages: Sequence[str],
+    wall_seconds: Mapping[str, float],
+    mode: str,
+    device: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The attrs of a run (:data:`chromestore.variables.RUN_ATTRS`, in that order), built by
+    every runner the same way.
+
+    ``models`` maps each model to its hyper-parameters (made JSON-safe, non-finite numbers
+    as strings); ``packages`` are those whose versions are recorded besides Python's and
+    chromestore's (:func:`versions`); ``wall_seconds`` gives each model's training time;
+    ``mode`` and ``device`` say how it trained. ``extra`` attrs (a runner's own, such as
+    ``excluded_genes`` or ``train_cells``) follow.
+
+    Examples
+    --------
+    >>> a = run_attrs(task="classification", models={"m": {"lr": 1e-3}}, split_scheme="random",
+    ...     seed=0, label_rule="median", packages=(), wall_seconds={"m": 1.5}, mode="loop",
+    ...     device="cpu")
+    >>> list(a)
+    ['task', 'models', 'split_scheme', 'seed', 'label_rule', 'versions', 'wall_seconds', 'mode', 'device']
+    """
+    if set(wall_seconds) != set(models):
+        raise ValueError(
+            f"wall_seconds names {sorted(wall_seconds)}, the run's models are {sorted(models)}"
+        )
+    values = {
+        "task": str(task),
+        "models": jsonable(dict(models), nonfinite_as_str=True),
+        "split_scheme": str(split_scheme),
+        "seed": int(seed),
+        "label_rule": str(label_rule),
+        "versions": versions(*packages),
+        "wall_seconds": {m: float(s) for m, s in wall_seconds.items()},
+        "mode": str(mode),
+        "device": str(device),
+    }
+    return {**{k: values[k] for k in V.RUN_ATTRS}, **extra}
 
 
 # --- reading and writing -------------------------------------------------------------

@@ -46,29 +46,10 @@ from chromestore.simulation.model import (
     window_owner,
 )
 from chromestore.store import accessor as _accessor  # noqa: F401  (registers ds.chromestore)
-from chromestore.store import records
+from chromestore.store import records, select_cells
 
 #: About this many draw tasks (cell × gene chunk) per region write: a few cells at a time.
 WRITE_TASKS = 32
-
-
-def _resolve_cells(cells: str | int | Sequence[str]) -> list[str]:
-    all_cells = list(real_rpkm().columns)
-    if isinstance(cells, str) and cells == "all":
-        return all_cells
-    if isinstance(cells, str):
-        cells = [c for c in cells.split(",") if c]
-    if isinstance(cells, int | np.integer):
-        if not 0 < cells <= len(all_cells):
-            raise ValueError(f"cells must be between 1 and {len(all_cells)}, got {cells}")
-        return all_cells[: int(cells)]
-    cells = list(cells)
-    unknown = [c for c in cells if c not in all_cells]
-    if unknown:
-        raise ValueError(f"unknown epigenome(s) {unknown}; the simulator knows {all_cells}")
-    if len(set(cells)) != len(cells):
-        raise ValueError(f"duplicate cells in {cells}")
-    return cells
 
 
 def _resolve_genes(genes: str | int | Sequence[str]) -> np.ndarray:
@@ -149,7 +130,7 @@ def simulate(
     >>> bool((ds.signal >= 0).all())
     True
     """
-    cell_list = _resolve_cells(cells)
+    cell_list = select_cells(cells, list(real_rpkm().columns), where="the real RPKM table")
     genes_idx = _resolve_genes(genes)
     table = real_genes()
     expr_all = aligned_rpkm(table["gene_id"].to_numpy(object), cell_list)

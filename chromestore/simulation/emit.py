@@ -35,6 +35,7 @@ import xarray as xr
 from chromestore import variables as V
 from chromestore.bins import genome_bin_starts, to_genome_order
 from chromestore.ingest.samplesheet import write_samplesheet
+from chromestore.store import DEFAULT_BIN_SIZE
 
 FORMATS = ("tagalign", "bigwig", "narrowpeak", "deepchrome-csv")
 #: Length of the emitted tagAlign reads (REMC's are 36 bp).
@@ -91,7 +92,7 @@ def overlapping_genes(ds: xr.Dataset) -> np.ndarray:
 
 
 def reads_from_counts(
-    counts: np.ndarray, bin_starts: np.ndarray, bin_size: int = 100
+    counts: np.ndarray, bin_starts: np.ndarray, bin_size: int = DEFAULT_BIN_SIZE
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reads placed inside their bins: (flat bin index, start, is_minus) per read.
 

@@ -48,6 +48,7 @@ from chromestore import variables as V
 from chromestore.errors import InputError
 from chromestore.expression import align_expression, read_rpkm
 from chromestore.genes import read_gene_bed, reference_strands
+from chromestore.store import DEFAULT_BIN_SIZE, DEFAULT_WINDOW
 
 GENES_BED = datasets.gene_windows()
 RPKM = datasets.rpkm()
@@ -55,7 +56,9 @@ EPIGENOMES = datasets.epigenomes()
 E003_SAMPLE = datasets.e003_sample()
 CALIBRATION_CELL = "E003"
 
-WINDOW, BIN_SIZE = 5000, 100
+#: The simulator draws the store's default layout, DeepChrome's 100 bins of 100 bp (the
+#: bin ranges below are of those 100 bins).
+WINDOW, BIN_SIZE = DEFAULT_WINDOW, DEFAULT_BIN_SIZE
 #: Bins of the ±500 bp around the TSS in the store's 100 bins (the sample's bins 96-105).
 TSS_BINS = slice(45, 55)
 #: Bins of the ±1 kb around the TSS: the counts that define a gene's promoter state.

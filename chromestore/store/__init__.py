@@ -9,7 +9,7 @@
 - :mod:`~chromestore.store.integrity`: chunk checksums; :mod:`~chromestore.store.verify`:
   read every chunk back; :mod:`~chromestore.store.upgrade`: convert older stores;
 - :mod:`~chromestore.store.safety`: what may be replaced or deleted;
-  :mod:`~chromestore.store.names`: epigenome names; :mod:`~chromestore.store.attrs`:
+  :mod:`~chromestore.store.names`: epigenome names and the one ``--cells`` selector; :mod:`~chromestore.store.attrs`:
   netCDF-safe attrs; :mod:`~chromestore.store.accessor`: ``ds.chromestore``.
 """
 
@@ -50,6 +50,8 @@ __getattr__, __dir__, __all__ = attach(
         "completed": ".records",
         "provenance": ".records",
         "verify_store": ".verify",
+        "select_cells": ".names",
+        "means_all": ".names",
         "upgrade_store": ".upgrade",
         "StoreError": "chromestore.errors",
         "ChunkError": "chromestore.errors",

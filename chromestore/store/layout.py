@@ -4,20 +4,25 @@ One place for the layout's defaults (the window around each TSS, the bin size, t
 genome build, the gene chunk): every function and command that takes them defaults to
 these. :func:`template` is the lazy, NaN-filled Dataset a new store is written from;
 :func:`encoding` its chunks and codecs (zstd, then a CRC-32C checksum per chunk).
+
+Importing this module loads numpy and the schema only (xarray, Dask and Zarr are loaded by
+the functions that use them), so the command line's options take their defaults from here
+and ``chromestore --help`` stays fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import xarray as xr
 
 from chromestore import variables as V
-from chromestore.store import integrity, names
-from chromestore.store.handle import now_utc, strs
+from chromestore.store import names
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 #: bp each side of the TSS (DeepChrome: ±5 kb).
 DEFAULT_WINDOW = 5000
@@ -73,6 +78,10 @@ def template(
     genome: str = DEFAULT_GENOME,
 ) -> xr.Dataset:
     """A lazy, NaN-filled Dataset with the store's layout (nothing is allocated)."""
+    import xarray as xr
+
+    from chromestore.store.handle import now_utc, strs
+
     offsets = bin_offsets(window, bin_size)
     n_genes = len(genes)
     gene_chunk = max(1, min(gene_chunk, n_genes))
@@ -117,6 +126,8 @@ def template(
 def encoding(ds: xr.Dataset, gene_chunk: int, level: int = 3) -> dict:
     """Chunks and codecs of every variable of ``ds``: one cell × ``gene_chunk`` genes × all
     marks × all bins, one (cell, mark) per completion chunk, coordinates in one chunk."""
+    from chromestore.store import integrity
+
     zstd = integrity.compressors(level)  # zstd, then a CRC-32C checksum on every chunk
     n_marks, n_bins = ds.sizes[V.MARK], ds.sizes[V.BIN]
     enc: dict[str, dict[str, Any]] = {

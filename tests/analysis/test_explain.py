@@ -93,6 +93,17 @@ def test_explain__cli_text_json_and_plot(peer_store, tmp_path):
     assert res.exit_code == 0, res.output
     assert "ShallowChrome (repeat 1, test gene)" in res.output
     assert res.output.count("H3K4me3") == 2 and (tmp_path / "g.png").stat().st_size > 10_000
+    # the file is the report's figure of that explanation, as PNG bytes from the library
+    import base64
+
+    from chromestore.analysis import figures
+    from chromestore.analysis.analyze import open_runs
+    from chromestore.analysis.explain import explain_gene
+
+    exp = explain_gene(path, open_runs(path, ["peers"]), key, ["E003", "E123"], names=["peers"])
+    png = (tmp_path / "g.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and png == figures.explained_png(exp)
+    assert png == base64.b64decode(figures.fig_explained(exp).split(",", 1)[1])
     res = runner.invoke(
         cli_main,
         ["explain", path, "--run", "peers", "--gene", key, "--cells", "E116", "--format", "json"],
@@ -126,8 +137,7 @@ def test_analyze__cli_table_json_and_stored_metrics(peer_store, tmp_path):
 
 
 def test_explain__cnn_integrated_gradients_of_the_test_repeat_model(cnn_store):
-    from chromestore.analysis import cnn
-    from chromestore.analysis import interpret as I
+    from chromestore.analysis import cnn, interpret
     from chromestore.analysis.analyze import open_runs
     from chromestore.analysis.explain import explain_gene
 
@@ -144,7 +154,7 @@ def test_explain__cnn_integrated_gradients_of_the_test_repeat_model(cnn_store):
     )
     # completeness: attributions add up to margin(x) - margin(zero signal)
     net, transform = cnn.load_cnn(cnn_store, "dc", "deepchrome", "E116", 1)
-    zero = float(I.margin(net, np.zeros((1, 5, 100), np.float32))[0])
+    zero = float(interpret.margin(net, np.zeros((1, 5, 100), np.float32))[0])
     assert ig.sum() == pytest.approx(c["deepchrome_margin"] - zero, abs=2e-2 + 1e-2 * abs(zero))
 
 

@@ -9,7 +9,7 @@ import xarray as xr
 from torch import nn
 
 from chromestore import variables as V
-from chromestore.analysis import interpret as I
+from chromestore.analysis import interpret
 
 MARKS = list(V.DEFAULT_MARKS)  # H3K27me3, H3K36me3, H3K4me1, H3K4me3, H3K9me3
 N_BINS = 100
@@ -44,13 +44,13 @@ def planted_network() -> tuple[nn.Module, dict[int, dict[int, range]]]:
 def test_class_optimisation__recovers_planted_pattern():
     net, planted = planted_network()
     before = [p.clone() for p in net.parameters()]
-    maps = I.class_optimisation(net, len(MARKS), N_BINS, steps=300, seed=3)
-    norm, counts, flagged = I.activity(maps)
+    maps = interpret.class_optimisation(net, len(MARKS), N_BINS, steps=300, seed=3)
+    norm, counts, flagged = interpret.activity(maps)
     for k, marks in planted.items():
         expected = np.zeros((len(MARKS), N_BINS), bool)
         for m, bins in marks.items():
             expected[m, bins.start : bins.stop] = True
-        np.testing.assert_array_equal(norm[k] > I.ACTIVE_THRESHOLD, expected)
+        np.testing.assert_array_equal(norm[k] > interpret.ACTIVE_THRESHOLD, expected)
         assert counts[k].tolist() == expected.sum(1).tolist()
         assert set(np.flatnonzero(flagged[k])) == set(marks)
     # the network stayed frozen and its grad flags were restored
@@ -62,7 +62,7 @@ def test_activity__normalises_and_flags_above_mean():
     maps = np.zeros((1, 3, 4), np.float32)
     maps[0, 0] = [-1.0, 2.0, 4.0, 0.5]  # -> 0, .5, 1, .125: 2 active
     maps[0, 1] = [1.2, 0.0, 0.0, 0.0]  # -> .3: 1 active
-    norm, counts, flagged = I.activity(maps)
+    norm, counts, flagged = interpret.activity(maps)
     np.testing.assert_allclose(norm[0, 0], [0, 0.5, 1, 0.125])
     assert counts[0].tolist() == [2, 1, 0]
     assert flagged[0].tolist() == [True, False, False]  # mean count 1.0; 1 > 1.0 is False
@@ -78,11 +78,11 @@ def test_pair_counts__counts_epigenomes_with_both_marks():
         dims=(V.CELL, V.CLASS, V.MARK),
         coords={V.CLASS: list(V.CLASS_NAMES), V.MARK: ["a", "b", "c"]},
     )
-    c = I.pair_counts(da)
+    c = interpret.pair_counts(da)
     assert int(c.sel(**{V.CLASS: "high", V.MARK: "a", V.MARK2: "b"})) == 3
     assert int(c.sel(**{V.CLASS: "high", V.MARK: "a", V.MARK2: "a"})) == 4
     assert int(c.sel(**{V.CLASS: "low", V.MARK: "c", V.MARK2: "c"})) == 4
-    assert I.top_pairs(c)["high"][0] == ("a", "b", 3)
+    assert interpret.top_pairs(c)["high"][0] == ("a", "b", 3)
 
 
 def small_cnn(seed: int = 0) -> nn.Module:
@@ -101,9 +101,9 @@ def small_cnn(seed: int = 0) -> nn.Module:
 def test_integrated_gradients__completeness():
     net = small_cnn()
     x = np.random.default_rng(1).gamma(1.0, 2.0, (8, 5, N_BINS)).astype(np.float32)
-    attr = I.integrated_gradients(net, x, n_steps=200)
+    attr = interpret.integrated_gradients(net, x, n_steps=200)
     assert attr.shape == x.shape
-    expected = I.margin(net, x) - I.margin(net, np.zeros_like(x))
+    expected = interpret.margin(net, x) - interpret.margin(net, np.zeros_like(x))
     assert np.abs(expected).min() > 1e-3  # a real difference to explain
     np.testing.assert_allclose(attr.sum((1, 2)), expected, rtol=1e-2, atol=1e-3)
 
@@ -111,7 +111,7 @@ def test_integrated_gradients__completeness():
 def test_saliency__equals_autograd_gradient():
     net = small_cnn(2)
     x = torch.rand(3, 5, N_BINS)
-    sal = I.saliency(net, x)
+    sal = interpret.saliency(net, x)
     xg = x.clone().requires_grad_(True)
     out = net(xg)
     (out[:, 1] - out[:, 0]).sum().backward()
@@ -127,7 +127,7 @@ def test_feature_map_per_bin__mean_relu_conv_at_window_centre():
         conv.weight[0, 0, :] = 1.0  # filter 0 sums mark 0 over its window
     x = np.zeros((2, 5, N_BINS), np.float32)
     x[:, 0, 20] = 6.0  # one hot bin on mark 0
-    fm = I.feature_map_per_bin(net, x)
+    fm = interpret.feature_map_per_bin(net, x)
     assert np.isnan(fm[:5]).all() and np.isnan(fm[96:]).all()
     # windows starting at 11..20 contain bin 20 -> centre bins 16..25 hold 6 / 6 filters = 1
     np.testing.assert_allclose(fm[16:26], 1.0)
@@ -136,7 +136,7 @@ def test_feature_map_per_bin__mean_relu_conv_at_window_centre():
 
 def test_per_class_mean():
     vals = np.arange(12, dtype=np.float32).reshape(4, 3)
-    out = I.per_class_mean(vals, np.array([0, 1, 1, 0]))
+    out = interpret.per_class_mean(vals, np.array([0, 1, 1, 0]))
     np.testing.assert_allclose(out, [[4.5, 5.5, 6.5], [4.5, 5.5, 6.5]])
-    out = I.per_class_mean(vals, np.array([1, 1, 1, 1]))
+    out = interpret.per_class_mean(vals, np.array([1, 1, 1, 1]))
     assert np.isnan(out[0]).all()

@@ -15,9 +15,9 @@ import xarray as xr
 from PIL import Image
 
 from chromestore import variables as V
-from chromestore.analysis import interpret as I
+from chromestore.analysis import interpret
 from chromestore.analysis import metrics as M
-from chromestore.analysis import report as R
+from chromestore.analysis import report as html_report
 from tests.analysis.test_metrics import make_run
 from tests.cluster_fixtures import CHROMIUM_FLAGS, chromium, stop
 
@@ -30,7 +30,7 @@ def interpretation(metrics: xr.Dataset, rng: np.random.Generator) -> xr.Dataset:
     marks = list(V.DEFAULT_MARKS)
     raw = rng.normal(0, 1, (len(CELLS), 2, len(marks), N_BINS)).astype(np.float32)
     raw[:, 1, marks.index("H3K4me3"), 40:60] += 3
-    norm, counts, flagged = I.activity(raw)
+    norm, counts, flagged = interpret.activity(raw)
     cm = (V.CELL, V.CLASS, V.MARK)
     coords = {
         V.CLASS: list(V.CLASS_NAMES),
@@ -51,7 +51,7 @@ def interpretation(metrics: xr.Dataset, rng: np.random.Generator) -> xr.Dataset:
             rng.dirichlet(np.ones(N_BINS), raw.shape[:3]).astype(np.float32),
         ),
     )
-    return out.assign(classopt_pair_count=I.pair_counts(out.classopt_flagged))
+    return out.assign(classopt_pair_count=interpret.pair_counts(out.classopt_flagged))
 
 
 def explained_gene() -> dict:
@@ -92,7 +92,7 @@ def report(tmp_path_factory):
     )
     metrics = interpretation(M.compute_metrics(run), rng)
     out = tmp_path_factory.mktemp("report")
-    path = R.write_report(run, metrics, out, name="test", explained=[explained_gene()])
+    path = html_report.write_report(run, metrics, out, name="test", explained=[explained_gene()])
     return path, metrics
 
 
@@ -181,3 +181,31 @@ def test_report__renders_in_headless_chromium(report, tmp_path):
     found = re.search(r'id="probe">images=(\d+) broken=(\d+)<', dom.decode())
     assert found, dom.decode()[-500:]
     assert (int(found.group(1)), int(found.group(2))) == (10, 0)
+
+
+def test_report__template_escapes_what_it_is_given(tmp_path):
+    run = make_run(np.random.default_rng(1), models=("deepchrome",), cells=CELLS[:2], repeats=1)
+    metrics = M.compute_metrics(run, published=None)  # no published AUC: the note says why
+    metrics.attrs["published_note"] = "Signal from <lab> & co."
+    path = html_report.write_report(run, metrics, tmp_path / "rep", name="<script>x</script>")
+    page = path.read_text()
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "<title>chromestore report &lt;script&gt;" in page
+    assert "Signal from &lt;lab&gt; &amp; co." in page
+    # sections with nothing to show are left out; the files are listed
+    assert "class-optimisation" not in page and "Explained genes" not in page
+    assert '<li><a href="data/summary.csv">summary.csv</a></li>' in page
+
+
+def test_report__an_earlier_report_is_recognised(tmp_path, report):
+    from chromestore.errors import StoreError
+
+    path, _ = report
+    assert html_report.is_report(path.parent) and not html_report.is_report(tmp_path)
+    html_report.check_report_dir(tmp_path / "absent", overwrite=False)
+    with pytest.raises(StoreError, match="a chromestore report is already there"):
+        html_report.check_report_dir(path.parent, overwrite=False)
+    html_report.check_report_dir(path.parent, overwrite=True)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="holds no chromestore report"):
+        html_report.check_report_dir(tmp_path, overwrite=True)

@@ -12,8 +12,8 @@ MODELS = {"deepchrome", "shallowchrome", "svm-bin", "rf-bestbin"}
 
 
 def test_run__real_e003_and_simulated_reports_show_every_model(tmp_path):
+    from chromestore.analysis.workflow import RunConfig, run_all
     from chromestore.app.cluster import connect
-    from chromestore.app.pipeline import RunConfig, run_all
 
     cfg = RunConfig(
         store=str(tmp_path / "sim.zarr"),

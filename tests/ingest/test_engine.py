@@ -15,10 +15,9 @@ from click.testing import CliRunner
 
 from chromestore import executors, open_store
 from chromestore import store as S
-from chromestore.app import ingest_commands
 from chromestore.app.cli import main
 from chromestore.errors import InputError
-from chromestore.ingest import count_sample, plan_ingest, run_ingest, run_plan
+from chromestore.ingest import count_sample, placement, plan_ingest, run_ingest, run_plan
 from chromestore.ingest.reads import store_fingerprint
 from chromestore.store import records
 from tests.conftest import sheet, write_counts
@@ -196,7 +195,7 @@ def test_cli_ingest__small_jobs_are_counted_without_a_cluster(
     assert clusters == []
     _cli("--workers", "2", "ingest", store, "--samples", two)  # nothing left to count
     assert clusters == []
-    monkeypatch.setattr(ingest_commands, "SMALL_INPUT_BYTES", 0)  # now every job is large
+    monkeypatch.setattr(placement, "SMALL_INPUT_BYTES", 0)  # now every job is large
     one = sheet(tmp_path, [("E004", "H3K4me3", "", "a.counts.tsv")], "one.csv")
     _cli("ingest", store, "--samples", one)  # but one file gains nothing from a cluster
     assert clusters == []
@@ -354,3 +353,35 @@ def test_cli_ingest__small_job_counted_by_a_forked_worker_equals_in_process(
     assert res.exit_code != 0 and len(made) == 2
     assert f"{bad}, line 2:" in res.output
     assert "E005" not in {c for c, _ in records.completed(open_store(tmp_path / "f.zarr"))}
+
+
+def test_placement__small_jobs_counted_by_the_early_reader_large_ones_on_a_cluster(
+    tmp_path, genes40, counts_tsv, rng, monkeypatch
+):
+    """The small-job rule as the library states it: one file or little input → the early
+    reader; more → a cluster (heavy), the reader closed; nothing pending → no Dask."""
+    bed, table = genes40
+    write_counts(tmp_path / "a.counts.tsv", list(table.gene.iloc[:5]), rng)
+    rows = [("E003", "H3K4me3", "", "a.counts.tsv"), ("E003", "H3K9me3", "", "a.counts.tsv")]
+    plan = plan_ingest(tmp_path / "s.zarr", bed, sheet(tmp_path, rows))
+    assert placement.counts_in_process(1, 10**12) and placement.counts_in_process(2, 10)
+    assert not placement.counts_in_process(2, placement.SMALL_INPUT_BYTES)
+    assert placement.early_reader(False, cluster_asked=False) is None
+    assert placement.early_reader(True, cluster_asked=True) is None
+
+    class Reader:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    reader = Reader()
+    assert placement.place(plan, reader) == placement.Placement(reader, heavy=False)
+    assert placement.place(plan, None) == placement.Placement(None, heavy=False)
+    monkeypatch.setattr(placement, "SMALL_INPUT_BYTES", 0)
+    assert not reader.closed
+    assert placement.place(plan, reader) == placement.Placement(None, heavy=True)
+    assert reader.closed
+    run_ingest(tmp_path / "s.zarr", bed, sheet(tmp_path, rows, "again.csv"))
+    done = plan_ingest(tmp_path / "s.zarr", samples=sheet(tmp_path, rows, "third.csv"))
+    assert placement.place(done, None) == placement.Placement(None, heavy=False, dask=False)

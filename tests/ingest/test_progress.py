@@ -8,8 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from chromestore import ingest as I
-from chromestore import open_store
+from chromestore import ingest, open_store
 from chromestore.counting import counter as counting
 from chromestore.genes import read_gene_bed
 from tests.conftest import GENES_BED
@@ -39,7 +38,7 @@ def one_file(tmp_path, rng):
 
 
 def test_reads_progress__block_reports_and_file_totals_never_double_count():
-    p = I.ReadsProgress()
+    p = ingest.ReadsProgress()
     p.block(0, 10)
     p.block(0, 5)
     p.file(1, 7)  # a file without block reports
@@ -55,11 +54,11 @@ def test_ingest_in_process__reads_shown_per_block(tmp_path, one_file, monkeypatc
     gene_bed, sheet, n = one_file
     monkeypatch.setattr(counting, "BLOCK_BYTES", 8192)
     seen = []
-    block = I.ReadsProgress.block
+    block = ingest.ReadsProgress.block
     monkeypatch.setattr(
-        I.ReadsProgress, "block", lambda self, i, k: (seen.append(k), block(self, i, k))
+        ingest.ReadsProgress, "block", lambda self, i, k: (seen.append(k), block(self, i, k))
     )
-    I.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, progress=True)
+    ingest.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, progress=True)
     assert len(seen) > 5 and sum(seen) == n
 
 
@@ -75,9 +74,11 @@ def test_ingest_dask__workers_report_reads_per_block(tmp_path, one_file, monkeyp
         Client(cluster) as client,
     ):
         events = []
-        client.subscribe_topic(I.PROGRESS_TOPIC, lambda e: events.append(e[1]))
+        client.subscribe_topic(ingest.PROGRESS_TOPIC, lambda e: events.append(e[1]))
         with Client(cluster) as ingest_client:  # one topic handler per client: not the test's
-            I.run_ingest(tmp_path / "s.zarr", gene_bed, sheet, client=ingest_client, progress=True)
+            ingest.run_ingest(
+                tmp_path / "s.zarr", gene_bed, sheet, client=ingest_client, progress=True
+            )
         deadline = time.monotonic() + 60  # events travel asynchronously
         while sum(e[2] for e in events) < n and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -148,3 +148,37 @@ def test_write_run__crash_between_renames_is_rolled_forward_by_next_write(tmp_pa
     )  # rolled forward
     assert (tmp_path / "s.zarr" / "runs" / "a" / "metrics").is_dir()  # children came along
     assert sorted(p.name for p in (tmp_path / "s.zarr" / "runs").iterdir()) == ["a", "zarr.json"]
+
+
+def test_run_attrs__one_builder_one_order_json_safe():
+    from chromestore import variables as V
+
+    attrs = R.run_attrs(
+        task="classification",
+        models={"m": {"grid": (1.0, np.float32(2.0)), "tol": float("nan")}},
+        split_scheme="random:2",
+        seed=np.int64(3),
+        label_rule=2.5,
+        packages=("numpy",),
+        wall_seconds={"m": np.float64(1.25)},
+        mode="peers",
+        device="cpu",
+        train_cells=["E003"],
+    )
+    assert list(attrs) == [*V.RUN_ATTRS, "train_cells"]
+    assert attrs["models"] == {"m": {"grid": [1.0, 2.0], "tol": "nan"}}
+    assert (attrs["seed"], attrs["label_rule"], attrs["wall_seconds"]) == (3, "2.5", {"m": 1.25})
+    assert type(attrs["seed"]) is int and type(attrs["wall_seconds"]["m"]) is float
+    assert set(attrs["versions"]) == {"python", "chromestore", "numpy"}
+    with pytest.raises(ValueError, match=r"wall_seconds names \['x'\], the run's models are"):
+        R.run_attrs(
+            task="regression",
+            models={"m": {}},
+            split_scheme="random",
+            seed=0,
+            label_rule="median",
+            packages=(),
+            wall_seconds={"x": 1.0},
+            mode="loop",
+            device="cpu",
+        )

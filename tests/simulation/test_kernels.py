@@ -6,61 +6,61 @@ import numba
 import numpy as np
 import pytest
 
-from chromestore.simulation import kernels as K
+from chromestore.simulation import kernels as SK
 
 
 @numba.njit
 def _uniforms(seed, cell, gene, n):
     state = np.empty(1, dtype=np.uint64)
-    state[0] = K.stream_key(seed, cell, gene)
+    state[0] = SK.stream_key(seed, cell, gene)
     out = np.empty(n)
     for i in range(n):
-        out[i] = K._uniform(state)
+        out[i] = SK._uniform(state)
     return out
 
 
 @numba.njit
 def _normals(draws):
     state = np.empty(1, dtype=np.uint64)
-    state[0] = K.stream_key(3, 2, 1)
+    state[0] = SK.stream_key(3, 2, 1)
     spare = np.zeros(2)
     out = np.empty(draws)
     for i in range(draws):
-        out[i] = K._normal(state, spare)
+        out[i] = SK._normal(state, spare)
     return out
 
 
 @numba.njit
 def _binomials(n, p, draws):
     state = np.empty(1, dtype=np.uint64)
-    state[0] = K.stream_key(1, 2, 3)
+    state[0] = SK.stream_key(1, 2, 3)
     out = np.empty(draws)
     for i in range(draws):
-        out[i] = K._binomial(state, n, p)
+        out[i] = SK._binomial(state, n, p)
     return out
 
 
 @numba.njit
 def _gammas(shape, draws):
     state = np.empty(1, dtype=np.uint64)
-    state[0] = K.stream_key(4, 5, 6)
+    state[0] = SK.stream_key(4, 5, 6)
     spare = np.zeros(2)
     out = np.empty(draws)
     for i in range(draws):
-        out[i] = K._gamma(state, spare, shape)
+        out[i] = SK._gamma(state, spare, shape)
     return out
 
 
 @numba.njit
 def _splits(n, alpha, shares, draws):
     state = np.empty(1, dtype=np.uint64)
-    state[0] = K.stream_key(7, 8, 9)
+    state[0] = SK.stream_key(7, 8, 9)
     spare = np.zeros(2)
     g = np.empty(len(shares))
-    picked = np.empty(K.URN_BELOW, dtype=np.int64)
+    picked = np.empty(SK.URN_BELOW, dtype=np.int64)
     out = np.empty((draws, len(shares)))
     for i in range(draws):
-        K._split(state, spare, n, alpha, shares, 0, len(shares), g, picked, out[i])
+        SK._split(state, spare, n, alpha, shares, 0, len(shares), g, picked, out[i])
     return out
 
 
@@ -111,4 +111,4 @@ def test_split__dirichlet_multinomial_moments_on_both_paths(n):
     var = n * shares * (1 - shares) * (n + alpha) / (1 + alpha)  # Dirichlet-multinomial
     np.testing.assert_allclose(x.mean(axis=0), n * shares, rtol=0.01)
     np.testing.assert_allclose(x.var(axis=0), var, rtol=0.03)
-    assert (n < K.URN_BELOW) == (n in (7, 40))
+    assert (n < SK.URN_BELOW) == (n in (7, 40))

@@ -106,7 +106,7 @@ def test_simulate__store_validates_and_equals_in_memory(small, tmp_path):
 
 
 def test_simulate__bad_arguments_are_clear():
-    with pytest.raises(ValueError, match="unknown epigenome"):
+    with pytest.raises(ValueError, match="E999 not in the real RPKM table"):
         chromestore.simulate(cells=["E999"], genes=10)
     with pytest.raises(ValueError, match="genes must be between"):
         chromestore.simulate(cells=1, genes=0)

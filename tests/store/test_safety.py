@@ -27,7 +27,7 @@ import zarr
 from click.testing import CliRunner
 
 import chromestore
-from chromestore.app import pipeline
+from chromestore.analysis import workflow
 from chromestore.app.cli import main
 from chromestore.app.errors import EXIT_INTERRUPTED, ErrorHandlingGroup
 from chromestore.errors import StoreError
@@ -159,7 +159,7 @@ def test_run__existing_store_needs_overwrite_then_one_cell_runs_through(sim_stor
     assert res.exit_code == 0, res.output
     ds = chromestore.open_store(store)
     # the new store (1 cell, 200 genes and PAX5), not the old one (2 cells, 120 genes)
-    assert ds.sizes["cell"] == 1 and ds.sizes["gene"] == len(pipeline.demo_genes(200, 0)) == 201
+    assert ds.sizes["cell"] == 1 and ds.sizes["gene"] == len(workflow.demo_genes(200, 0)) == 201
     assert (tmp_path / "rep" / "index.html").is_file()
     assert "simulated REMC: 1 epigenomes, test split:" in res.output
     # the report is chromestore's now: replaced with --overwrite, refused without
@@ -170,14 +170,14 @@ def test_run__existing_store_needs_overwrite_then_one_cell_runs_through(sim_stor
 
 def test_e003_store__replaced_only_with_overwrite(tmp_path):
     path = str(tmp_path / "x-e003.zarr")
-    genes = pipeline.build_e003_store(path)
+    genes = workflow.build_e003_store(path)
     assert len(genes) == 600
     (tmp_path / "x-e003.zarr" / "expression" / "zarr.json").touch()  # still a store
     before = snapshot(tmp_path)
     with pytest.raises(StoreError, match="a chromestore store is already there; pass --overwrite"):
-        pipeline.build_e003_store(path)
+        workflow.build_e003_store(path)
     assert snapshot(tmp_path) == before
-    assert pipeline.build_e003_store(path, overwrite=True) == genes
+    assert workflow.build_e003_store(path, overwrite=True) == genes
     assert chromestore.open_store(path).sizes["cell"] == 1
 
 

@@ -1,15 +1,19 @@
 """Models registered from outside the package train, analyse and report with no edit elsewhere.
 
 A toy ``arrays`` model registered here (mean signal per mark → logistic regression, with
-an extra variable, a metric and an option of its own), a plugin loaded through the
-``chromestore.models`` entry-point group from a dist-info on ``sys.path``, and a tiny
+an extra variable, a metric and an option of its own); the README's plugin, installed from
+the README's own text through the ``chromestore.models`` entry-point group (trained,
+predicted, exported); the rules an entry is checked against when it is made; and a tiny
 torch network with no stacked implementation of its own.
 """
 
 from __future__ import annotations
 
 import json
-import textwrap
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -25,8 +29,18 @@ import chromestore
 from chromestore import variables as V
 from chromestore.app.cli import main
 from chromestore.training import registry
-from chromestore.training.registry import ModelEntry, ModelMetric, ModelOption
+from chromestore.training.entry import (
+    ArraysModel,
+    EntryError,
+    Estimator,
+    ModelMetric,
+    ModelOption,
+    TorchModel,
+)
 from chromestore.training.scoring import auc
+from tests.training.conftest import write_plugin
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- a toy model, registered from this test module --------------------------------------
@@ -58,10 +72,9 @@ def toy_curve(run):
     return run["toy_mean_bin_auc"].mean([V.CELL, V.REPEAT]).astype(np.float64)
 
 
-TOY = ModelEntry(
+TOY = ArraysModel(
     "toy-mean",
-    kind="arrays",
-    fit_cell=toy_fit,
+    toy_fit,
     defaults={"l2": 1.0},
     paper="a test's toy: mean signal per mark, logistic regression",
     extras=(
@@ -166,9 +179,10 @@ def test_toy_model__trains_analyses_and_reports_through_the_cli(toy, store, tmp_
 
 def test_toy_model__own_option_sets_its_hyper_parameter_and_is_listed_under_it(toy, store):
     runner = CliRunner()
-    help_text = runner.invoke(main, ["train", "--help"]).output
+    help_text = runner.invoke(main, ["train", "--model", "toy-mean", "--help"]).output
     section = help_text[help_text.index("Options of --model toy-mean") :]
     assert "--l2 FLOAT" in section and "--cell-stats" not in section
+    assert "toy-mean" in runner.invoke(main, ["train", "--help"]).output  # listed
     res = runner.invoke(
         main,
         [
@@ -197,99 +211,209 @@ def test_toy_model__own_option_sets_its_hyper_parameter_and_is_listed_under_it(t
     assert "--cell-stats is an option of --model deepchrome-regression" in res.output
 
 
-def test_register__rejects_an_extra_without_the_model_prefix():
-    bad = ModelEntry(
-        "toy-bad",
-        kind="arrays",
-        fit_cell=toy_fit,
-        extras=(V.Spec("coef", (V.CELL,), "f", "float64", "x", required=False),),
-    )
-    with pytest.raises(ValueError, match="'coef' must start with 'toy_bad_'"):
-        registry.register(bad)
+def test_entry__rejects_an_extra_without_the_model_prefix():
+    with pytest.raises(EntryError, match="'coef' must start with 'toy_bad_'"):
+        ArraysModel(
+            "toy-bad",
+            toy_fit,
+            extras=(V.Spec("coef", (V.CELL,), "f", "float64", "x", required=False),),
+        )
     assert registry.find("toy-bad") is None
 
 
-# --- a plugin through the chromestore.models entry-point group ----------------------------
-PLUGIN = '''
-    """A chromestore model plugin: logistic regression on each mark's mean signal."""
-    import numpy as np
+# --- option names as written, and the rules an entry is checked against when made --------
+def test_option__reaches_the_model_under_the_name_written():
+    assert ModelOption("--C", "c").dest == "C"
+    assert ModelOption("--max-iter", "m").dest == "max_iter"
+    for bad in ("C", "-C", "--2nd", "--max iter", "--class"):
+        with pytest.raises(EntryError, match="write it as '--'"):
+            ModelOption(bad, "x")
+
+
+def test_entry__refuses_an_option_the_factory_would_not_take():
     from sklearn.linear_model import LogisticRegression
 
-    from chromestore.training.registry import ModelEntry, ModelOption
-
-
-    def mean_signal(signal):
-        """(gene, mark, bin) → (gene, mark): log1p of each mark's mean over the bins."""
-        return np.log1p(np.clip(signal, 0, None).mean(axis=2))
-
-
-    ENTRY = ModelEntry(
-        "logistic-mean", LogisticRegression, kind="arrays", features=mean_signal,
-        defaults={"C": 1.0, "max_iter": 1000},
-        paper="logistic regression on each mark's mean signal",
-        options=(ModelOption("--max-iter", "Iterations of the lbfgs solver.", type="int"),),
+    # the trap of the issue: --c reached LogisticRegression as c and failed inside the task
+    with pytest.raises(EntryError, match="LogisticRegression takes no keyword 'c'.*takes: .*C"):
+        ArraysModel(
+            "lr-c",
+            Estimator(LogisticRegression),
+            defaults={"c": 1.0},
+            options=(ModelOption("--c", "x", type="float"),),
+        )
+    with pytest.raises(EntryError, match="option --C sets hyper-parameter 'C', which is not"):
+        ArraysModel(
+            "lr-no-default",
+            Estimator(LogisticRegression),
+            options=(ModelOption("--C", "x", type="float"),),
+        )
+    with pytest.raises(EntryError, match="TinyCNN takes no keyword 'depth'"):
+        TorchModel("tiny-deep", TinyCNN, defaults={"depth": 3})
+    ok = ArraysModel(
+        "lr-ok",
+        Estimator(LogisticRegression),
+        defaults={"C": 1.0},
+        options=(ModelOption("--C", "x", type="float"),),
     )
-'''
+    assert ok.fit.factory(**ok.defaults).C == 1.0
 
 
-@pytest.fixture
-def fresh_registry():
-    """The registry as on first use (built-ins and plugins not yet loaded); restored after."""
-    saved, loaded = dict(registry._REGISTRY), registry._loaded
-    registry._REGISTRY.clear()
-    registry._loaded = False
-    yield registry
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
-    registry._loaded = loaded
+# --- the README's plugin, installed from the README's own text ----------------------------
+def readme_plugin() -> str:
+    """The plugin module of the README's "Adding a model"."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Adding a model") :]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def _install_plugin(root, entry_points: str) -> None:
-    (root / "chromestore_logistic_mean.py").write_text(textwrap.dedent(PLUGIN))
-    info = root / "chromestore_logistic_mean-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: chromestore-logistic-mean\nVersion: 0.1\n"
+def install_readme_plugin(install, extra_entry_points: str = "") -> Path:
+    return install(
+        module="chromestore_logistic_mean",
+        source=readme_plugin(),
+        package="chromestore-logistic-mean",
+        summary="logistic regression on each mark's mean signal near the TSS",
+        entry_points="[chromestore.models]\nlogistic-mean = chromestore_logistic_mean:ENTRY\n"
+        + extra_entry_points,
     )
-    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
 
 
-def test_plugin__loads_from_the_entry_point_group_and_trains(
-    fresh_registry, tmp_path, monkeypatch, store
+def test_readme_plugin__trains_with_its_options_predicts_and_exports(
+    install, store, tmp_path, monkeypatch
 ):
-    _install_plugin(
-        tmp_path,
-        """
-        [chromestore.models]
-        logistic-mean = chromestore_logistic_mean:ENTRY
-        broken = chromestore_no_such_module:ENTRY
-    """,
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.warns(registry.PluginWarning, match="plugin 'broken'.*ModuleNotFoundError"):
-        entry = registry.get("logistic-mean")  # the first lookup loads built-ins and plugins
-    assert entry.kind == "arrays" and "deepchrome" in registry.names()
-    assert "broken" not in registry.names()
-    res = CliRunner().invoke(
-        main,
-        [
-            "train",
-            store,
-            "--model",
-            "logistic-mean",
-            "--split",
-            "random",
-            "--max-iter",
-            "500",
-            "--run",
-            "plugin",
-        ],
-    )
+    site = install_readme_plugin(install)
+    assert "chromestore_logistic_mean" not in sys.modules  # listed, not imported
+    listing = registry.source("logistic-mean")
+    assert (listing.package, listing.kind) == ("chromestore-logistic-mean", None)
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "--help"])
+    words = " ".join(res.output.split())
+    assert "logistic-mean plugin chromestore-logistic-mean 0.1: logistic regression on" in words
+    assert "chromestore_logistic_mean" not in sys.modules
+    res = runner.invoke(main, ["train", "--model", "logistic-mean", "--help"])
+    assert "--C FLOAT" in res.output and "--max-iter INTEGER" in res.output
+    args = ["train", store, "--model", "logistic-mean", "--split", "random", "--run", "lm"]
+    res = runner.invoke(main, [*args, "--C", "0.5", "--max-iter", "500"])
     assert res.exit_code == 0, res.output
-    run = chromestore.open_run(store, "plugin").load()
-    assert run.attrs["models"]["logistic-mean"]["max_iter"] == 500
-    for cell in ("E003", "E004"):
-        assert _test_auc(run, "logistic-mean", cell) > 0.55  # E004 measured 0.60
+    run = chromestore.open_run(store, "lm").load()
+    assert run.attrs["models"]["logistic-mean"] == {
+        "paper": registry.get("logistic-mean").paper,
+        "C": 0.5,
+        "max_iter": 500,
+    }
+    # the simulated marks carry the signal: measured E003 0.86, E004 0.55 (64 test genes)
+    aucs = {cell: _test_auc(run, "logistic-mean", cell) for cell in ("E003", "E004")}
+    assert aucs["E003"] > 0.8 and aucs["E004"] > 0.5, aucs
+    # the features saw the layout: each mark's mean over the 40 bins within 2 kb
+    module = sys.modules["chromestore_logistic_mean"]
+    saved = joblib.load(f"{store}.weights/lm/logistic-mean/E004/0.joblib")
+    signal = chromestore.open_store(store).signal.sel(cell="E004").values
+    X = np.log1p(np.clip(signal[:, :, 30:70], 0, None).mean(axis=2))
+    np.testing.assert_allclose(
+        saved.predict_proba(X)[:, 1],
+        run.prediction.sel(model="logistic-mean", cell="E004", repeat=0),
+        rtol=1e-5,
+    )
+    assert saved.C == 0.5 and module.ENTRY is registry.get("logistic-mean")
+    # predict from the run, export, load the folder: the same scores
+    out = tmp_path / "lm-E004"
+    res = runner.invoke(main, ["export", store, "--run", "lm", "--cell", "E004", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    spec = json.loads((out / "model.json").read_text())
+    assert spec["plugin"] == {
+        "package": "chromestore-logistic-mean",
+        "version": "0.1",
+        "entry_point": "logistic-mean = chromestore_logistic_mean:ENTRY",
+    }
+    readme = (out / "README.md").read_text()
+    assert "plugin package `chromestore-logistic-mean`" in readme
+    assert "pip install chromestore-logistic-mean" in readme
+    from chromestore.training import export as X
+    from chromestore.training import predict as P
+
+    direct = P.predict_store(store, P.from_run(store, "lm", from_cell="E004"), ["E003"])
+    again = chromestore.load_model(out).predict(chromestore.open_store(store).sel(cell=["E003"]))
+    np.testing.assert_allclose(again.values, direct.values, atol=1e-6)
+    assert np.isfinite(direct.values).sum() > 150
+    # where the plugin is not installed, the folder says which package to install
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(site)])
+    registry._listed, registry._entries = None, {}
+    with pytest.raises(X.ExportError, match="comes from the plugin package chromestore-logistic"
+                       "-mean 0.1: pip install chromestore-logistic-mean"):  # fmt: skip
+        chromestore.load_model(out)
+
+
+def test_listing__reads_the_entry_points_importlib_metadata_finds(install, tmp_path, monkeypatch):
+    from importlib.metadata import entry_points
+
+    install_readme_plugin(install, "second = chromestore_logistic_mean:ENTRY\n")
+    egg = tmp_path / "eggs" / "chromestore_egg_model.egg-info"  # a setuptools develop install
+    egg.mkdir(parents=True)
+    (egg / "PKG-INFO").write_text("Metadata-Version: 1.2\nName: chromestore-egg-model\n"
+                                  "Version: 2.0\nSummary: an egg\n\nBody: not a header\n")  # fmt: skip
+    (egg / "entry_points.txt").write_text("[console_scripts]\nx = y:z\n[chromestore.models]\n"
+                                          "egg-model = chromestore_egg_model:ENTRY\n")  # fmt: skip
+    shadowed = tmp_path / "later"  # the same distribution again, later on sys.path: not read
+    shadowed.mkdir()
+    write_plugin(shadowed, "chromestore_logistic_mean", "", package="chromestore-logistic-mean",
+                 summary="shadowed", entry_points="[chromestore.models]\nold = x:y\n")  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path / "eggs"))
+    monkeypatch.setattr(sys, "path", [*sys.path, str(shadowed)])
+    expected = sorted(
+        (ep.name, ep.value, ep.dist.metadata["Name"], ep.dist.version, ep.dist.metadata["Summary"])
+        for ep in entry_points(group=registry.GROUP)
+    )
+    found = sorted((p.name, p.target, p.package, p.version, p.summary) for p in registry._plugins())
+    assert found == expected
+    assert [f[0] for f in found] == ["egg-model", "logistic-mean", "second"]
+
+
+def test_a_broken_plugin__warns_once_on_one_line_and_its_use_names_the_cause(install):
+    install_readme_plugin(
+        install,
+        "broken = chromestore_no_such_module:ENTRY\n"
+        "not-an-entry = chromestore_logistic_mean:mean_signal\n",
+    )
+    assert "broken" in registry.names()  # listed from its entry point, not imported yet
+    with pytest.warns(registry.PluginWarning) as warned:
+        with pytest.raises(
+            KeyError,
+            match="plugin chromestore-logistic-mean .*did not load: "
+            "ModuleNotFoundError: No module named 'chromestore_no_such_module'",
+        ):
+            registry.get("broken")
+        assert registry.find("broken") is None  # no second warning
+        assert "logistic-mean" in [e.name for e in registry.entries()]
+    assert [str(w.message).count("\n") for w in warned] == [0, 0]
+    assert "'broken'" in str(warned[0].message) and "'not-an-entry'" in str(warned[1].message)
+    assert "is a function, not a model entry" in str(warned[1].message)
+    res = CliRunner().invoke(main, ["train", "s.zarr", "--model", "broken", "--run", "x"])
+    assert res.exit_code == 2
+    assert "unknown model 'broken': its plugin chromestore-logistic-mean" in res.output
+    assert "ModuleNotFoundError: No module named 'chromestore_no_such_module'" in res.output
+
+
+def test_a_broken_plugin__prints_one_warning_line_from_the_command(tmp_path):
+    site = write_plugin(
+        tmp_path,
+        "chromestore_broken",
+        "raise ImportError('needs a library that is not installed')\n",
+        package="chromestore-broken",
+        summary="a plugin that does not import",
+        entry_points="[chromestore.models]\nbroken = chromestore_broken:ENTRY\n",
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(site)}
+    cli = [sys.executable, "-m", "chromestore", "train", "s.zarr", "--model", "broken"]
+    res = subprocess.run([*cli, "--run", "x"], capture_output=True, text=True, env=env)
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert lines[0] == (
+        "<entry point chromestore.models>:0: PluginWarning: chromestore model plugin 'broken' "
+        "(chromestore-broken: chromestore_broken:ENTRY) was not loaded: ImportError: needs a "
+        "library that is not installed"
+    )
+    assert lines[-1].startswith("Error: unknown model 'broken': its plugin chromestore-broken")
+    assert lines[-1].endswith("did not load: ImportError: needs a library that is not installed")
+    assert len([line for line in lines if "PluginWarning" in line]) == 1
 
 
 # --- a torch network with no stacked implementation ---------------------------------------
@@ -320,7 +444,7 @@ def test_stacked_modules__evaluate_each_model_as_it_is():
 
 
 def test_torch_plugin__without_a_stacked_module_trains_with_the_trainer(store):
-    registry.register("tiny-cnn", TinyCNN, kind="torch", defaults={"width": 4, "dropout": 0.2})
+    registry.register(TorchModel("tiny-cnn", TinyCNN, defaults={"width": 4, "dropout": 0.2}))
     try:
         res = CliRunner().invoke(
             main,

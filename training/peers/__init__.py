@@ -10,8 +10,8 @@ name                       model                                               m
 ``deepchrome-regression``  DeepChrome's network on log(RPKM + 1)               :mod:`.regression`
 =========================  ==================================================  ========================
 
-Each module holds kernels on numpy arrays / torch tensors, independent of the store, and
-its registry entry (:mod:`chromestore.training.registry`). :mod:`.execute` runs the
-``arrays`` entries on a store as Dask tasks (:mod:`.cells`: one epigenome's inputs and
+Each module holds kernels on numpy arrays / torch tensors, independent of the store, its
+scorer, export codec and metrics, and its entry (:mod:`chromestore.training.entry`, listed
+in :mod:`chromestore.training.registry`). :mod:`.execute` runs the ``arrays`` entries on a store as Dask tasks (:mod:`.cells`: one epigenome's inputs and
 outputs); :mod:`.regression_run` runs ``deepchrome-regression``.
 """

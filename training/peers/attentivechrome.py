@@ -29,7 +29,8 @@ from torch import nn
 
 from chromestore import variables as V
 from chromestore.training.config import torch_threads
-from chromestore.training.registry import ModelEntry, ModelMetric
+from chromestore.training.entry import ArraysModel, ModelMetric
+from chromestore.training.fitting import EpochLoop, minibatch_epoch
 from chromestore.training.scoring import auc as _auc
 from chromestore.training.weights import TORCH
 
@@ -88,7 +89,10 @@ class AttentiveChrome(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(2 * mark_hidden, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``generator``: where training draws its dropout mask (None: torch's global RNG)."""
         pooled, bin_w = [], []
         for j in range(self.n_marks):
             h, _ = self.bin_rnn[j](x[:, j, :, None])
@@ -97,7 +101,29 @@ class AttentiveChrome(nn.Module):
             bin_w.append(w)
         s, _ = self.mark_rnn(torch.stack(pooled, dim=1))
         v, mark_w = self.mark_att(s)
-        return self.out(self.dropout(v)).squeeze(-1), torch.stack(bin_w, dim=1), mark_w
+        return self.out(self._dropout(v, generator)).squeeze(-1), torch.stack(bin_w, dim=1), mark_w
+
+    def _dropout(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        p = self.dropout.p
+        if generator is None or not self.training or p == 0:
+            return self.dropout(v)
+        keep = torch.rand(v.shape, generator=generator, device=v.device) >= p
+        return v * keep / (1 - p)
+
+
+def initialise(model: nn.Module, generator: torch.Generator) -> None:
+    """torch's default initialisation of ``model``'s LSTMs and linear layers (uniform in
+    ±1/√hidden and ±1/√fan-in), drawn from ``generator`` instead of the global RNG."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.LSTM):
+                bound = module.hidden_size**-0.5
+            elif isinstance(module, nn.Linear):
+                bound = module.in_features**-0.5
+            else:
+                continue
+            for p in module.parameters(recurse=False):
+                p.uniform_(-bound, bound, generator=generator)
 
 
 @dataclass
@@ -149,7 +175,11 @@ def fit_attentivechrome(
     """Train on the ``split == 0`` genes, keep the epoch with the best validation AUC.
 
     ``signal`` is ``(gene, mark, bin)`` counts; ``hyper`` overrides :data:`DEFAULTS`.
-    Training stops ``patience`` epochs after the last improvement. ``threads`` sets
+    The ensemble's members (seeds ``seed + k * MEMBER_SEED_STEP``) train side by side in
+    one :class:`chromestore.training.fitting.EpochLoop`, each stopping ``patience``
+    epochs after its last improvement. A member draws its initial weights, batch orders
+    and dropout masks from its own generators, never from torch's global RNG, so fits
+    running at once in threads give the same models as one at a time. ``threads`` sets
     torch's intra-op threads for the duration of the fit (1: one task per core, the
     fastest for these small recurrent models; None: leave torch's setting).
     """
@@ -157,80 +187,91 @@ def fit_attentivechrome(
     unknown = set(hp) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown AttentiveChrome hyper-parameters {sorted(unknown)}")
-    with torch_threads(threads):
-        fits = [
-            _fit(signal, y, split, seed + k * MEMBER_SEED_STEP, hp)
-            for k in range(max(1, int(hp["ensemble"])))
-        ]
-    first = fits[0]
+    x = _prepare(signal, hp["log1p"])
     y = np.asarray(y)
     va = np.asarray(split) == V.VALID
-    score = np.mean([f.score for f in fits], axis=0)
+    seeds = [seed + k * MEMBER_SEED_STEP for k in range(max(1, int(hp["ensemble"])))]
+    # a patience of 0 stopped at the first epoch without gain, as 1 does
+    patience = None if hp["patience"] is None else max(1, int(hp["patience"]))
+    with torch_threads(threads):
+        members = _Members(x, y, split, seeds, hp)
+        loop = EpochLoop(len(seeds), int(hp["epochs"]), patience=patience).fit(members)
+        outs = [predict(m, x) for m in members.models]
+    score = np.mean([o[0] for o in outs], axis=0)
+    n = int(loop.model_epochs[0])
     return AttentiveFit(
-        first.model,
-        first.best_epoch,
-        first.history_loss,
-        first.history_valid_auc,
+        members.models[0],
+        int(loop.best_epoch[0]),
+        loop.history_loss[0, :n],
+        loop.history_score[0, :n],
         score,
-        np.mean([f.bin_attention for f in fits], axis=0),
-        np.mean([f.mark_attention for f in fits], axis=0),
+        np.mean([o[1] for o in outs], axis=0),
+        np.mean([o[2] for o in outs], axis=0),
         valid_auc=_auc(y[va], score[va]),
-        models=[f.model for f in fits],
-        members_valid_auc=np.array([f.history_valid_auc[f.best_epoch] for f in fits]),
+        models=members.models,
+        members_valid_auc=loop.best_score.copy(),
     )
 
 
-def _fit(signal, y, split, seed: int, hp: dict) -> AttentiveFit:
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    x = _prepare(signal, hp["log1p"])
-    y = np.asarray(y).astype(np.float32)
-    split = np.asarray(split)
-    tr = np.flatnonzero(split == V.TRAIN)
-    va = split == V.VALID
-    model = AttentiveChrome(
-        x.shape[1], x.shape[2], hp["bin_hidden"], hp["mark_hidden"], hp["dropout"]
-    )
-    opt = torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    loss_fn = nn.BCEWithLogitsLoss()
-    xt, yt = x[tr], torch.from_numpy(y[tr])
-    losses, aucs = [], []
-    best_state, best_auc, best_epoch = None, -np.inf, 0
-    for epoch in range(hp["epochs"]):
-        model.train()
-        order = torch.randperm(len(tr), generator=gen)
-        total = 0.0
-        for i in range(0, len(tr), hp["batch_size"]):
-            idx = order[i : i + hp["batch_size"]]
-            opt.zero_grad()
-            loss = loss_fn(model(xt[idx])[0], yt[idx])
-            loss.backward()
-            if hp["clip"]:
-                nn.utils.clip_grad_norm_(model.parameters(), hp["clip"])
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        losses.append(total / len(tr))
-        p, _, _ = predict(model, x[va])
-        auc = _auc(y[va], p)
-        aucs.append(auc)
-        if auc > best_auc:
-            best_auc, best_epoch, best_state = auc, epoch, copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= hp["patience"]:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    score, bw, mw = predict(model, x)
-    return AttentiveFit(
-        model,
-        best_epoch,
-        np.array(losses),
-        np.array(aucs),
-        score,
-        bw,
-        mw,
-        valid_auc=best_auc,
-        models=[model],
-    )
+class _Members:
+    """The loop's hooks (:mod:`chromestore.training.fitting`) for an ensemble's members."""
+
+    def __init__(self, x: torch.Tensor, y: np.ndarray, split, seeds: list[int], hp: dict):
+        split = np.asarray(split)
+        self.x, self.y, self.hp = x, y.astype(np.float32), hp
+        self.train = np.flatnonzero(split == V.TRAIN)
+        self.valid = split == V.VALID
+        self.xt, self.yt = x[self.train], torch.from_numpy(self.y[self.train])
+        self.models, self.opts, self.orders, self.noise = [], [], [], []
+        for seed in seeds:
+            noise = torch.Generator().manual_seed(
+                int(np.random.default_rng([seed, 1]).integers(2**62))
+            )
+            model = AttentiveChrome(
+                x.shape[1], x.shape[2], hp["bin_hidden"], hp["mark_hidden"], hp["dropout"]
+            )
+            initialise(model, noise)
+            self.models.append(model)
+            self.opts.append(
+                torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+            )
+            self.orders.append(torch.Generator().manual_seed(seed))
+            self.noise.append(noise)
+        self.best: list[dict | None] = [None] * len(seeds)
+        self.loss = nn.BCEWithLogitsLoss()
+
+    def train_epoch(self, epoch: int, running: np.ndarray) -> np.ndarray:
+        losses = np.full(len(self.models), np.nan)
+        for k in np.flatnonzero(running):
+            self.models[k].train()
+            losses[k] = minibatch_epoch(
+                self.opts[k],
+                self._loss_of(k),
+                torch.randperm(len(self.train), generator=self.orders[k]),
+                self.hp["batch_size"],
+                clip=self.hp["clip"],
+            )
+        return losses
+
+    def _loss_of(self, k: int):
+        model, noise = self.models[k], self.noise[k]
+        return lambda idx: self.loss(model(self.xt[idx], noise)[0], self.yt[idx])
+
+    def validate(self, epoch: int, running: np.ndarray) -> tuple[np.ndarray, None]:
+        aucs = np.full(len(self.models), np.nan)
+        for k in np.flatnonzero(running):
+            p, _, _ = predict(self.models[k], self.x[self.valid])
+            aucs[k] = _auc(self.y[self.valid], p)
+        return aucs, None
+
+    def keep_best(self, better: np.ndarray) -> None:
+        for k in np.flatnonzero(better):
+            self.best[k] = copy.deepcopy(self.models[k].state_dict())
+
+    def restore_best(self) -> None:
+        for model, state in zip(self.models, self.best, strict=True):
+            if state is not None:
+                model.load_state_dict(state)
 
 
 # --- in the run layout (the peer executor's ``fit_cell``) -------------------------------
@@ -295,7 +336,7 @@ def attention_per_class(run: xr.Dataset) -> xr.DataArray | None:
 _CR = (V.CELL, V.REPEAT)
 
 
-def attentivechrome_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
+def attentivechrome_scorer(weights: Any, hp: Mapping, layout) -> Callable[[np.ndarray], np.ndarray]:
     """``attentivechrome``: the mean P(class 1) of the member's ensemble of networks."""
     states = weights if isinstance(weights, list) else [weights]
     nets = []
@@ -315,10 +356,9 @@ def attentivechrome_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.nda
     return score
 
 
-ENTRY = ModelEntry(
+ENTRY = ArraysModel(
     "attentivechrome",
-    kind="arrays",
-    fit_cell=fit_cell,
+    fit_cell,
     defaults=dict(DEFAULTS),
     weights=TORCH,  # a state dict per ensemble member
     scorer=attentivechrome_scorer,
@@ -354,7 +394,7 @@ ENTRY = ModelEntry(
         ModelMetric(
             "attention_class",
             attention_per_class,
-            V.attention_class.doc,
+            "AttentiveChrome bin-level attention averaged over test genes per class and repeats.",
             plot="class_map",
             title="AttentiveChrome attention",
             label="attention weight",

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from chromestore import variables as V
-from chromestore.training.registry import FanOut, ModelEntry, ModelMetric
+from chromestore.training.entry import ArraysModel, FanOut, ModelMetric
 from chromestore.training.scoring import auc as _auc
 
 #: ``C`` and ``gamma`` searched for each bin's SVM (log-spaced, as in the LIBSVM guide).
@@ -264,12 +264,12 @@ def svm_auc_curve(run):
 _CR = (V.CELL, V.REPEAT)
 
 
-def rf_bestbin_scorer(entry, weights: Any, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
+def rf_bestbin_scorer(weights: Any, hp: Mapping, layout) -> Callable[[np.ndarray], np.ndarray]:
     """``rf-bestbin``: each mark's chosen bin → the fitted random forest."""
     return lambda x: np.asarray(weights.predict_proba(x), np.float32)
 
 
-def svm_bin_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
+def svm_bin_scorer(weights: Mapping, hp: Mapping, layout) -> Callable[[np.ndarray], np.ndarray]:
     """``svm-bin``: the chosen bin's log1p, standardised as on its training genes → the SVM's
     decision function, squashed by a logistic (a ranking score, not a calibrated probability)."""
     b, model = int(weights["best_bin"]), weights["model"]
@@ -283,10 +283,9 @@ def svm_bin_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndarray
     return score
 
 
-SVM_BIN = ModelEntry(
+SVM_BIN = ArraysModel(
     "svm-bin",
-    kind="arrays",
-    fan_out=FanOut(svm_fit_bins, svm_collect_cell, size=10),
+    FanOut(svm_fit_bins, svm_collect_cell, size=10),
     scorer=svm_bin_scorer,
     defaults={"grid": {k: list(v) for k, v in SVM_GRID.items()}, "features": "log1p, standardised"},
     paper="Cheng et al. 2011 (Genome Biology), as DeepChrome ran it",
@@ -331,17 +330,16 @@ SVM_BIN = ModelEntry(
         ModelMetric(
             "svmbin_auc_curve",
             svm_auc_curve,
-            V.svmbin_auc_curve.doc,
+            "svm-bin per-bin test AUC averaged over epigenomes and repeats (DeepChrome Fig. 4a).",
             plot="profile",
             title="svm-bin: AUROC of each bin alone",
             label="test AUROC of one bin",
         ),
     ),
 )
-RF_BESTBIN = ModelEntry(
+RF_BESTBIN = ArraysModel(
     "rf-bestbin",
-    kind="arrays",
-    fit_cell=rf_fit_cell,
+    rf_fit_cell,
     scorer=rf_bestbin_scorer,
     defaults={"trees": list(RF_TREES), "correlation": "pearson with log(RPKM+1)"},
     paper="Dong et al. 2012 (Genome Biology), as DeepChrome ran it",

@@ -23,13 +23,14 @@ over split repeats:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dask
 import numpy as np
 
 from chromestore import variables as V
+from chromestore.bins import WindowLayout
 from chromestore.executors import local_dask
 from chromestore.store.dataset import open_store
 from chromestore.training.scoring import auc
@@ -47,6 +48,7 @@ class CellData:
     signal_max: np.ndarray | None = None  # (kept, mark), for entries reading "signal_max"
     peak_max: np.ndarray | None = None  # (kept, mark), "signal_max" readers; None: no peaks
     expression: np.ndarray | None = None  # (kept,) RPKM
+    layout: WindowLayout | None = None  # the store's bins around the TSS
 
 
 def read_cell(
@@ -62,7 +64,7 @@ def read_cell(
 
 
 def read_cell_max(store, cell: str, genes, storage_options: Mapping | None = None) -> dict:
-    """ShallowChrome's inputs of one epigenome, reduced chunk by chunk as they are read.
+    """The inputs of a ``signal_max`` reader for one epigenome, reduced chunk by chunk as read.
 
     ``signal_max`` (gene, mark): the max over bins of ``signal`` (NaN bins ignored, NaN
     where a window has none); ``finite`` (gene,): every bin of every mark is finite;
@@ -97,6 +99,7 @@ def cell_data(
     expression: np.ndarray | None,
     reads: str,
     storage_options: Mapping | None = None,
+    layout: WindowLayout | None = None,
 ) -> CellData:
     """Read one epigenome and keep its genes with complete signal and a label."""
     if reads == "signal_max":  # only the max over bins is needed: reduce while reading
@@ -113,6 +116,7 @@ def cell_data(
             cell, label[keep].astype(int), split[:, keep], keep, signal=raw["signal"][keep]
         )
     data.expression = None if expression is None else expression[keep]
+    data.layout = layout
     return data
 
 
@@ -136,26 +140,34 @@ def scatter(out: dict, keep: np.ndarray, gene_keys: Mapping[str, bool]) -> dict:
     return out
 
 
-def flatten(signal: np.ndarray) -> np.ndarray:
+def max_over_bins(signal: np.ndarray) -> np.ndarray:
+    """The max over bins of ``signal (..., mark, bin)`` → ``(..., mark)`` (what ``signal_max``
+    readers get): NaN bins are ignored, a window with no finite bin gives NaN."""
+    signal = np.asarray(signal, dtype=np.float64)
+    finite = np.isfinite(signal)
+    out = np.where(finite, signal, -np.inf).max(axis=-1)
+    return np.where(finite.any(axis=-1), out, np.nan)
+
+
+def flatten(signal: np.ndarray, layout: WindowLayout | None = None) -> np.ndarray:
     """The default estimator features: (gene, mark, bin) → (gene, mark × bin)."""
     return np.asarray(signal, dtype=np.float64).reshape(len(signal), -1)
 
 
-def fit_estimator(
-    factory: Callable, features: Callable | None, data: CellData, hp: dict, seed: int
-) -> dict:
-    """``fit_cell`` of an entry given as a scikit-learn-style estimator ``factory(**hp)``.
+def fit_estimator(estimator, data: CellData, hp: dict, seed: int) -> dict:
+    """The fit of an :class:`chromestore.training.entry.Estimator` on one epigenome.
 
-    For each repeat: fit on the training genes' ``features(signal)`` (or of
-    ``signal_max``), score every kept gene with ``predict_proba`` (``decision_function``
-    or ``predict`` where there is none), and record the validation AUC.
+    For each repeat: ``estimator.factory(**hp)`` fitted on the training genes'
+    ``features(signal, layout)`` (or of ``signal_max``), every kept gene scored with
+    ``predict_proba`` (``decision_function`` or ``predict`` where there is none), and the
+    validation AUC recorded.
     """
     x = data.signal if data.signal is not None else data.signal_max
-    X = (features or flatten)(x)
+    X = (estimator.features or flatten)(x, data.layout)
     out: dict = {"prediction": [], "valid_auc": [], "weights": []}
     for r in range(data.split.shape[0]):
         tr, va = data.split[r] == V.TRAIN, data.split[r] == V.VALID
-        est = factory(**hp)
+        est = estimator.factory(**hp)
         if "random_state" in getattr(est, "get_params", dict)():
             est.set_params(random_state=seed + r)
         est.fit(X[tr], data.y[tr])

@@ -18,7 +18,6 @@ Frozen({'model': 2, 'cell': 56, 'repeat': 1, 'gene': 19802})
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Sequence
@@ -29,28 +28,25 @@ import xarray as xr
 
 from chromestore import runs as R
 from chromestore import variables as V
+from chromestore.bins import WindowLayout
 from chromestore.labels import compute_labels
 from chromestore.splits import assign_splits
+from chromestore.store import select_cells
 from chromestore.store.dataset import open_store
 from chromestore.training import registry
 from chromestore.training import weights as W
-from chromestore.training.peers.cells import cell_data, fit_estimator, scatter, stack_cells
+from chromestore.training.entry import ArraysModel
+from chromestore.training.peers.cells import cell_data, scatter, stack_cells
 from chromestore.training.request import TrainRequest, validation_summary
 
 
-def _gene_outputs(entry: registry.ModelEntry) -> dict[str, bool]:
+def _gene_outputs(entry: ArraysModel) -> dict[str, bool]:
     """Outputs with a gene axis (to put back among all genes) → whether per repeat."""
     out = {"prediction": True}
     for spec in entry.extras:
         if V.GENE in spec.dims:
             out[spec.name.removeprefix(entry.prefix)] = V.REPEAT in spec.dims
     return out
-
-
-def _fit_cell(entry: registry.ModelEntry):
-    if entry.fit_cell is not None:
-        return entry.fit_cell
-    return functools.partial(fit_estimator, entry.factory, entry.features)
 
 
 def _cell_task(
@@ -67,9 +63,12 @@ def _cell_task(
     seed,
     expression,
     storage_options,
+    layout,
 ):
     """One (model, cell) task: read, keep genes with signal and a label, fit, put back."""
-    data = cell_data(store, cell, genes, label, valid, split, expression, reads, storage_options)
+    data = cell_data(
+        store, cell, genes, label, valid, split, expression, reads, storage_options, layout
+    )
     return scatter(fit(data, hp, seed), data.keep, gene_outputs)
 
 
@@ -77,20 +76,21 @@ def _collect_task(collect, gene_outputs, parts, data, hp):
     return scatter(collect(parts, data, hp), data.keep, gene_outputs)
 
 
-def _tasks(entry, store, cells, gidx, label, valid, expr, split, n_bins, hp, seed, so) -> list:
+def _tasks(entry, store, cells, gidx, label, valid, expr, split, layout, hp, seed, so) -> list:
     """The delayed result of each epigenome."""
     outputs = _gene_outputs(entry)
+    n_bins = layout.n_bins
     out = []
     for ci, c in enumerate(cells):
         args = (store, c, gidx, label[ci], valid[ci], split)
         if entry.fan_out is None:
             out.append(
                 dask.delayed(_cell_task)(
-                    _fit_cell(entry), entry.reads, outputs, *args, hp, seed, expr[ci], so
+                    entry.fit_cell, entry.reads, outputs, *args, hp, seed, expr[ci], so, layout
                 )
             )
             continue
-        data = dask.delayed(cell_data)(*args, expr[ci], entry.reads, so)
+        data = dask.delayed(cell_data)(*args, expr[ci], entry.reads, so, layout)
         size = entry.fan_out.size
         parts = [
             dask.delayed(entry.fan_out.fit)(data, range(b, min(b + size, n_bins)), hp)
@@ -127,11 +127,11 @@ def run_peers(
     t0 = time.time()
     store = os.fspath(store)
     entries = [registry.find(m) for m in models]
-    if any(e is None or e.kind != "arrays" for e in entries):
+    if not all(isinstance(e, ArraysModel) for e in entries):
         unknown = [
-            m for m, e in zip(models, entries, strict=True) if e is None or e.kind != "arrays"
+            m for m, e in zip(models, entries, strict=True) if not isinstance(e, ArraysModel)
         ]
-        have = sorted(e.name for e in registry.entries() if e.kind == "arrays")
+        have = sorted(e.name for e in registry.entries() if isinstance(e, ArraysModel))
         raise ValueError(f"unknown peer model(s) {unknown}; choose from {have}")
     if any(e.task != "classification" for e in entries):
         raise ValueError(
@@ -141,12 +141,7 @@ def run_peers(
     hyper = hyper or {}
     hp = {e.name: {**e.defaults, **hyper.get(e.name, {})} for e in entries}
     ds = open_store(store, storage_options)
-    all_cells = ds[V.CELL].values.astype(object).tolist()
-    if isinstance(cells, str):
-        cells = all_cells if cells == "all" else cells.split(",")
-    missing = sorted(set(cells) - set(all_cells))
-    if missing:
-        raise ValueError(f"cells not in the store: {missing}")
+    cells = select_cells(cells, ds[V.CELL].values.astype(object).tolist())
     ds = compute_labels(ds.sel({V.CELL: list(cells)}), label_rule)
     gene_names = ds[V.GENE].values.astype(object)
     gidx = slice(None)  # all genes: contiguous reads, no fancy indexing
@@ -160,6 +155,7 @@ def run_peers(
             gidx = picked
         ds = ds.isel({V.GENE: gidx})
     ds = assign_splits(ds, split_scheme, seed=seed)
+    layout = WindowLayout.of(ds)
     label, valid, expr, split = dask.compute(
         ds["label"], ds["label_valid"], ds[V.expression.name], ds["split"]
     )
@@ -175,7 +171,7 @@ def run_peers(
             valid,
             expr,
             split,
-            ds.sizes[V.BIN],
+            layout,
             hp[e.name],
             seed,
             storage_options,
@@ -186,18 +182,17 @@ def run_peers(
     results = {m: list(flat[i * len(cells) : (i + 1) * len(cells)]) for i, m in enumerate(tasks)}
     run = assemble(entries, results, list(cells), ds, label, valid, split)
     run.attrs.update(
-        task="classification",
-        models={
-            e.name: {"paper": e.paper, **R.jsonable(hp[e.name], nonfinite_as_str=True)}
-            for e in entries
-        },
-        split_scheme=split_scheme,
-        seed=int(seed),
-        label_rule=str(label_rule),
-        versions=R.versions("scikit-learn", "numpy", "xarray"),
-        wall_seconds={e.name: float(time.time() - t0) for e in entries},
-        mode="peers",
-        device="cpu",
+        R.run_attrs(
+            task="classification",
+            models={e.name: {"paper": e.paper, **hp[e.name]} for e in entries},
+            split_scheme=split_scheme,
+            seed=seed,
+            label_rule=label_rule,
+            packages=("scikit-learn", "numpy", "xarray"),
+            wall_seconds={e.name: time.time() - t0 for e in entries},
+            mode="peers",
+            device="cpu",
+        )
     )
     for e in entries:
         for what in dict.fromkeys(k for res in results[e.name] for k in res.get("attrs", {})):

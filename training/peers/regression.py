@@ -34,6 +34,7 @@ from torch import nn
 
 from chromestore import variables as V
 from chromestore.training.config import torch_threads
+from chromestore.training.fitting import EpochLoop, minibatch_epoch
 from chromestore.training.models import DeepChrome
 
 DEFAULTS = {"dropout": 0.5, "lr": 1e-3, "epochs": 30, "batch_size": 64, "patience": 8}
@@ -152,6 +153,8 @@ def fit_regression(
     hp = {**DEFAULTS, **hyper}
     if set(hp) - set(DEFAULTS):
         raise ValueError(f"unknown hyper-parameters {sorted(set(hp) - set(DEFAULTS))}")
+    # a patience of 0 stopped at the first epoch without gain, as 1 does
+    patience = None if hp["patience"] is None else max(1, int(hp["patience"]))
     with torch_threads(threads):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -161,33 +164,50 @@ def fit_regression(
         mean = x[tr].mean(axis=(0, 2), keepdims=True)[0]
         scale = x[tr].std(axis=(0, 2), keepdims=True)[0]
         scale[scale == 0] = 1.0
-        xs = torch.from_numpy((x - mean) / scale)
-        yt = torch.from_numpy(y)
         model = DeepChromeRegressor(x.shape[1], x.shape[2], hp["dropout"])
-        opt = torch.optim.Adam(model.parameters(), lr=hp["lr"])
         fit = RegressionFit(model, 0, np.array([]), np.array([]), mean, scale)
-        losses, vmse, best, best_state = [], [], np.inf, None
-        for epoch in range(hp["epochs"]):
-            model.train()
-            order = torch.from_numpy(tr)[torch.randperm(len(tr), generator=gen)]
-            total = 0.0
-            for i in range(0, len(order), hp["batch_size"]):
-                idx = order[i : i + hp["batch_size"]]
-                opt.zero_grad()
-                loss = nn.functional.mse_loss(model(xs[idx]), yt[idx])
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            losses.append(total / len(order))
-            mse = float(np.mean((fit.predict(x[va]) - y[va]) ** 2))
-            vmse.append(mse)
-            if mse < best:
-                best, fit.best_epoch, best_state = mse, epoch, copy.deepcopy(model.state_dict())
-            elif epoch - fit.best_epoch >= hp["patience"]:
-                break
-        model.load_state_dict(best_state)
-        fit.history_loss, fit.history_valid_mse = np.array(losses), np.array(vmse)
+        hooks = _Regression(fit, x, y, tr, va, gen, hp)
+        loop = EpochLoop(1, int(hp["epochs"]), patience=patience, better="lower").fit(hooks)
+        n = int(loop.model_epochs[0])
+        fit.best_epoch = int(loop.best_epoch[0])
+        fit.history_loss = loop.history_loss[0, :n]
+        fit.history_valid_mse = loop.history_score[0, :n]
         return fit
+
+
+class _Regression:
+    """The loop's hooks (:mod:`chromestore.training.fitting`): MSE steps on the training
+    samples in the order of ``gen``, validation MSE."""
+
+    def __init__(self, fit: RegressionFit, x, y, tr, va, gen: torch.Generator, hp: dict) -> None:
+        self.fit, self.x, self.y, self.tr, self.va, self.gen, self.hp = fit, x, y, tr, va, gen, hp
+        self.xs = torch.from_numpy((x - fit.mean) / fit.scale)
+        self.yt = torch.from_numpy(y)
+        self.opt = torch.optim.Adam(fit.model.parameters(), lr=hp["lr"])
+        self.best: dict | None = None
+
+    def train_epoch(self, epoch: int, running: np.ndarray) -> np.ndarray:
+        model = self.fit.model
+        model.train()
+        order = torch.from_numpy(self.tr)[torch.randperm(len(self.tr), generator=self.gen)]
+        loss = minibatch_epoch(
+            self.opt,
+            lambda idx: nn.functional.mse_loss(model(self.xs[idx]), self.yt[idx]),
+            order,
+            self.hp["batch_size"],
+        )
+        return np.array([loss])
+
+    def validate(self, epoch: int, running: np.ndarray) -> tuple[np.ndarray, None]:
+        va = self.va
+        return np.array([float(np.mean((self.fit.predict(self.x[va]) - self.y[va]) ** 2))]), None
+
+    def keep_best(self, better: np.ndarray) -> None:
+        self.best = copy.deepcopy(self.fit.model.state_dict())
+
+    def restore_best(self) -> None:
+        if self.best is not None:
+            self.fit.model.load_state_dict(self.best)
 
 
 def _indices(sel) -> np.ndarray:

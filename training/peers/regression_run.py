@@ -20,8 +20,8 @@ from chromestore import variables as V
 from chromestore.splits import assign_splits
 from chromestore.store.dataset import open_store
 from chromestore.training import weights as W
+from chromestore.training.entry import ModelOption, PooledModel
 from chromestore.training.peers.regression import DEFAULTS, cross_epigenome, store_kmers
-from chromestore.training.registry import ModelEntry, ModelOption
 from chromestore.training.request import TrainRequest
 
 MODEL = "deepchrome-regression"
@@ -125,14 +125,14 @@ def run_regression(
         best_epoch=np.full((1, n_cells, 1), res.fit.best_epoch),
         excluded=excluded,
         extras={EXTRAS[k]: v for k, v in values.items()},
-        attrs=dict(
+        attrs=R.run_attrs(
             task="regression",
-            models={MODEL: R.jsonable(hp, nonfinite_as_str=True)},
+            models={MODEL: hp},
             split_scheme=split_scheme,
-            seed=int(seed),
+            seed=seed,
             label_rule="log(RPKM + 1)",
-            versions=R.versions("torch", "scikit-learn", "numpy", "xarray"),
-            wall_seconds={MODEL: float(time.time() - t0)},
+            packages=("torch", "scikit-learn", "numpy", "xarray"),
+            wall_seconds={MODEL: time.time() - t0},
             mode="peers",
             device="cpu",
             train_cells=list(train_cells),
@@ -193,7 +193,7 @@ def run(request: TrainRequest, client=None) -> str:
     return "\n".join(lines)
 
 
-def regression_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndarray], np.ndarray]:
+def regression_scorer(weights: Mapping, hp: Mapping, layout) -> Callable[[np.ndarray], np.ndarray]:
     """``deepchrome-regression``: predicted log(RPKM + 1); the epigenome's cell statistics
     appended when it was trained with them; a model trained with k-mers (``--fasta``) refuses."""
     from chromestore.training.peers import regression as G
@@ -222,11 +222,10 @@ def regression_scorer(entry, weights: Mapping, hp: Mapping) -> Callable[[np.ndar
     return score
 
 
-ENTRY = ModelEntry(
+ENTRY = PooledModel(
     MODEL,
-    kind="pooled",
+    __name__,
     task="regression",
-    runner=__name__,
     scorer=regression_scorer,
     defaults={**DEFAULTS, "transform": "log1p"},
     paper="Singh et al. 2016 network, regression on log(RPKM + 1)",

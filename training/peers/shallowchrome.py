@@ -19,14 +19,15 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from chromestore import variables as V
-from chromestore.training.registry import ModelEntry
+from chromestore.training.entry import ArrayCodec, ArraysModel
+from chromestore.training.peers.cells import max_over_bins
 from chromestore.training.scoring import auc
 
 #: Hyper-parameters recorded in a run's ``models`` attribute.
@@ -62,15 +63,9 @@ def _sigmoid(t: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * t))  # stable for large |t|
 
 
-def max_signal_features(signal: np.ndarray) -> np.ndarray:
-    """ShallowChrome's feature without peaks: max over bins of (..., mark, bin) → (..., mark).
-
-    NaN bins are ignored; a window with no finite bin gives NaN.
-    """
-    signal = np.asarray(signal, dtype=np.float64)
-    finite = np.isfinite(signal)
-    out = np.where(finite, signal, -np.inf).max(axis=-1)
-    return np.where(finite.any(axis=-1), out, np.nan)
+#: ShallowChrome's feature without peaks: max over bins of (..., mark, bin) → (..., mark), NaN
+#: bins ignored, NaN where a window has no finite bin (the executor's ``signal_max``).
+max_signal_features = max_over_bins
 
 
 def fit_logistic(
@@ -134,7 +129,7 @@ def regulative_patterns(fit: LogisticFit, X: np.ndarray) -> tuple[np.ndarray, np
 
 
 class ShallowChrome:
-    """scikit-learn-style estimator over :func:`fit_logistic` (the registry's ``arrays`` interface).
+    """A scikit-learn-style estimator over :func:`fit_logistic`.
 
     ``fit(X, y)`` on the (gene, mark) max-signal features; ``predict_proba`` returns
     ``(n, 2)`` like scikit-learn; ``result_`` holds the :class:`LogisticFit`.
@@ -283,16 +278,18 @@ def logistic_from_arrays(arrays: Mapping[str, np.ndarray], rest: Mapping) -> Any
     )
 
 
-ENTRY = ModelEntry(
+def shallowchrome_scorer(weights: Any, hp: Mapping, layout) -> Callable[[np.ndarray], np.ndarray]:
+    """P(class 1) of the fitted logistic regression on each mark's max over bins."""
+    return lambda x: np.asarray(weights.predict_proba(max_signal_features(x)), np.float32)
+
+
+ENTRY = ArraysModel(
     "shallowchrome",
-    ShallowChrome,
-    kind="arrays",
-    features=max_signal_features,
-    fit_cell=fit_cell,
+    fit_cell,
     reads="signal_max",
     defaults=dict(DEFAULTS),
-    to_arrays=logistic_to_arrays,
-    from_arrays=logistic_from_arrays,
+    scorer=shallowchrome_scorer,
+    export=ArrayCodec(logistic_to_arrays, logistic_from_arrays),
     paper="Frasca et al. 2022, ShallowChrome (Comput. Struct. Biotechnol. J.)",
     extras=(
         _extra("coef", (*_CR, V.MARK), "float64", "Logistic coefficient of each mark's feature."),

@@ -57,19 +57,24 @@ def test_fit_logistic__rejects_one_class():
         fit_logistic(np.ones((5, 2)), np.zeros(5))
 
 
-def test_registry__lists_the_peers_and_shallowchrome_estimator_matches_kernel(rng):
+def test_registry__lists_the_peers_and_shallowchrome_scores_with_its_kernel(rng):
+    from chromestore.bins import WindowLayout
     from chromestore.training import registry
+    from chromestore.training.entry import ArraysModel
     from chromestore.training.peers.shallowchrome import ShallowChrome
 
     for name in ("shallowchrome", "svm-bin", "rf-bestbin", "attentivechrome"):
-        assert registry.get(name).kind == "arrays" and registry.get(name).paper
+        assert isinstance(registry.get(name), ArraysModel) and registry.get(name).paper
     entry = registry.get("shallowchrome")
-    assert entry.factory is ShallowChrome
+    assert entry.reads == "signal_max" and entry.export is not None
     signal = rng.poisson(3.0, size=(120, 5, 10)).astype(float)
     y = (signal[:, 3].max(1) + rng.normal(size=120) > 6).astype(int)
-    X = entry.features(signal)
-    est = entry.build().fit(X, y)
+    X = max_signal_features(signal)
+    est = ShallowChrome().fit(X, y)
     np.testing.assert_allclose(est.predict_proba(X)[:, 1], fit_logistic(X, y).predict_proba(X))
+    layout = WindowLayout.from_offsets(range(-500, 500, 100))
+    score = entry.scorer(est.result_, {}, layout)
+    np.testing.assert_allclose(score(signal), fit_logistic(X, y).predict_proba(X), rtol=1e-6)
 
 
 def test_choose_peak_formats__takes_each_marks_informative_format_on_validation(rng):
