@@ -17,8 +17,9 @@ that a re-simulated slice equals what the store holds.
 user types it, alternately from this checkout and from revision ``--baseline`` (a git
 revision of this repository, extracted to a temporary folder and run with the same
 ``.venv``), ``--repeats`` times each after one unmeasured run of each (numba compiles
-and caches its kernels on first use); prints every time, the medians, their ratio and
-the load average before and after.
+and caches its kernels on first use); prints every wall time and CPU time (user + system
+of the command and its worker processes), the medians, their ratios and the load average
+before and after.
 """
 
 from __future__ import annotations
@@ -102,7 +103,10 @@ def _extract(rev: str, into: str) -> str:
     return tree
 
 
-def _time_cli(args: list[str], cwd: str, pythonpath: str | None) -> float:
+def _time_cli(args: list[str], cwd: str, pythonpath: str | None) -> tuple[float, float]:
+    """Wall time and CPU seconds (user + system, the command and every process it
+    waited for) of one run of the command."""
+    import resource
     import subprocess
     import sys
 
@@ -110,6 +114,7 @@ def _time_cli(args: list[str], cwd: str, pythonpath: str | None) -> float:
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     shutil.rmtree(os.path.join(cwd, "s.zarr"), ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "chromestore", *args],
@@ -119,7 +124,10 @@ def _time_cli(args: list[str], cwd: str, pythonpath: str | None) -> float:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def cli(args) -> None:
@@ -129,7 +137,10 @@ def cli(args) -> None:
         tree = _extract(args.baseline, root)
         command = ["simulate", "s.zarr", "--cells", args.cells, "--genes", args.genes]
         load0 = os.getloadavg()
-        runs: dict[str, list[float]] = {"this checkout": [], f"baseline {args.baseline}": []}
+        runs: dict[str, list[tuple[float, float]]] = {
+            "this checkout": [],
+            f"baseline {args.baseline}": [],
+        }
         paths = {"this checkout": None, f"baseline {args.baseline}": tree}
         for path in paths.values():  # warm: numba compiles and caches the kernels once
             _time_cli(command, root, path)
@@ -139,12 +150,19 @@ def cli(args) -> None:
         load1 = os.getloadavg()
         print(f"chromestore {' '.join(command)} ({os.cpu_count()} cores)")
         for name, times in runs.items():
+            walls, cpus = zip(*times, strict=True)
             print(
-                f"  {name:<24} median {np.median(times):6.2f} s  "
-                f"({', '.join(f'{t:.2f}' for t in times)})"
+                f"  {name:<24} wall median {np.median(walls):6.2f} s "
+                f"({', '.join(f'{t:.2f}' for t in walls)}); CPU median {np.median(cpus):6.2f} s "
+                f"({', '.join(f'{t:.2f}' for t in cpus)})"
             )
-        new, old = (np.median(t) for t in runs.values())
-        print(f"  ratio baseline / this checkout: {old / new:.1f}x")
+        (new_wall, new_cpu), (old_wall, old_cpu) = (
+            np.median(np.asarray(t), axis=0) for t in runs.values()
+        )
+        print(
+            f"  ratio baseline / this checkout: wall {old_wall / new_wall:.1f}x, "
+            f"CPU {old_cpu / new_cpu:.1f}x (CPU seconds do not depend on the other load)"
+        )
         print(
             f"  load average (1, 5, 15 min) before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
             f"after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}"
