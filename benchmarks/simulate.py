@@ -1,14 +1,25 @@
-"""Time and peak memory to simulate the full REMC-scale store (56 × 19,802 × 5 × 100).
+"""Time and peak memory to simulate the full REMC-scale store (56 × 19,802 × 5 × 100);
+with ``--cli``, the ``chromestore simulate`` command against an earlier revision's.
 
 Usage: python benchmarks/simulate.py [--cells all|N] [--genes all|N] [--workers 2]
        [--threads] [--out DIR]
+       python benchmarks/simulate.py --cli [--cells 56] [--genes 1500] [--baseline REV]
+       [--repeats 3]
 
-Writes the store with ``chromestore.simulate(path, ...)`` on an embedded Dask
+Default: writes the store with ``chromestore.simulate(path, ...)`` on an embedded Dask
 LocalCluster (``--workers`` processes, one thread each; ``--threads`` uses Dask's
 in-process threads instead) and samples the resident memory of this process and all
 its children every 50 ms. Prints the wall time, the peak of the summed RSS, the dense
 size of ``signal`` (float32) for comparison, the store's size on disk, and a check
 that a re-simulated slice equals what the store holds.
+
+``--cli``: runs ``chromestore simulate STORE --cells C --genes G`` as a command, as a
+user types it, alternately from this checkout and from revision ``--baseline`` (a git
+revision of this repository, extracted to a temporary folder and run with the same
+``.venv``), ``--repeats`` times each after one unmeasured run of each (numba compiles
+and caches its kernels on first use); prints every wall time and CPU time (user + system
+of the command and its worker processes), the medians, their ratios and the load average
+before and after.
 """
 
 from __future__ import annotations
@@ -73,14 +84,109 @@ def _arg(value: str):
     return int(value) if value.isdigit() else value
 
 
+def _extract(rev: str, into: str) -> str:
+    """Revision ``rev`` of this repository as a plain source tree importable as
+    ``chromestore`` (its ``training``, ``analysis`` and ``data`` folders linked where the
+    installed package has them)."""
+    import subprocess
+    import tarfile
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tree = os.path.join(into, "baseline")
+    os.makedirs(tree)
+    archive = os.path.join(into, "baseline.tar")
+    subprocess.run(["git", "-C", repo, "archive", "-o", archive, rev], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    for name, folder in (("training", "training"), ("analysis", "analysis"), ("_data", "data")):
+        os.symlink(os.path.join(tree, folder), os.path.join(tree, "chromestore", name))
+    return tree
+
+
+def _time_cli(args: list[str], cwd: str, pythonpath: str | None) -> tuple[float, float]:
+    """Wall time and CPU seconds (user + system, the command and every process it
+    waited for) of one run of the command."""
+    import resource
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    shutil.rmtree(os.path.join(cwd, "s.zarr"), ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "chromestore", *args],
+        cwd=cwd,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def cli(args) -> None:
+    """``chromestore simulate`` from this checkout and from ``args.baseline``, alternately."""
+    root = tempfile.mkdtemp(prefix="chromestore-simcli-")
+    try:
+        tree = _extract(args.baseline, root)
+        command = ["simulate", "s.zarr", "--cells", args.cells, "--genes", args.genes]
+        load0 = os.getloadavg()
+        runs: dict[str, list[tuple[float, float]]] = {
+            "this checkout": [],
+            f"baseline {args.baseline}": [],
+        }
+        paths = {"this checkout": None, f"baseline {args.baseline}": tree}
+        for path in paths.values():  # warm: numba compiles and caches the kernels once
+            _time_cli(command, root, path)
+        for _ in range(args.repeats):
+            for name, path in paths.items():
+                runs[name].append(_time_cli(command, root, path))
+        load1 = os.getloadavg()
+        print(f"chromestore {' '.join(command)} ({os.cpu_count()} cores)")
+        for name, times in runs.items():
+            walls, cpus = zip(*times, strict=True)
+            print(
+                f"  {name:<24} wall median {np.median(walls):6.2f} s "
+                f"({', '.join(f'{t:.2f}' for t in walls)}); CPU median {np.median(cpus):6.2f} s "
+                f"({', '.join(f'{t:.2f}' for t in cpus)})"
+            )
+        (new_wall, new_cpu), (old_wall, old_cpu) = (
+            np.median(np.asarray(t), axis=0) for t in runs.values()
+        )
+        print(
+            f"  ratio baseline / this checkout: wall {old_wall / new_wall:.1f}x, "
+            f"CPU {old_cpu / new_cpu:.1f}x (CPU seconds do not depend on the other load)"
+        )
+        print(
+            f"  load average (1, 5, 15 min) before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
+            f"after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}"
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cells", default="all")
-    p.add_argument("--genes", default="all")
+    p.add_argument("--cli", action="store_true", help="time the command against --baseline")
+    p.add_argument("--baseline", default="1d7d1fc", help="git revision to compare with (--cli)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each (--cli)")
+    p.add_argument("--cells", default=None, help="default: all (56 with --cli)")
+    p.add_argument("--genes", default=None, help="default: all (1500 with --cli)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", action="store_true", help="Dask threads, no LocalCluster")
     p.add_argument("--out", default=None, help="folder for the store (default: a temp dir)")
     args = p.parse_args()
+    if args.cli:
+        args.cells, args.genes = args.cells or "56", args.genes or "1500"
+        cli(args)
+        return
+    args.cells, args.genes = args.cells or "all", args.genes or "all"
 
     from chromestore.app.cluster import connect
     from chromestore.simulation import simulate

@@ -326,14 +326,14 @@ def leave_one_out(
         writer.expect([f"{model}-pooled"], split_scheme=split, seed=seed, label_rule=label_rule)
         return _leave_one_out(
             writer, cells, test_cells, model=model, split=split, seed=seed, epochs=epochs,
-            lr=lr, batch_size=batch_size, transform=transform, label_rule=label_rule,
-            hyper=hyper,
+            patience=patience, processes=processes, lr=lr, batch_size=batch_size,
+            transform=transform, label_rule=label_rule, hyper=hyper,
         )  # fmt: skip
 
 
 def _leave_one_out(
-    writer, cells, test_cells, *, model, split, seed, epochs, lr, batch_size, transform,
-    label_rule, hyper,
+    writer, cells, test_cells, *, model, split, seed, epochs, patience, processes, lr,
+    batch_size, transform, label_rule, hyper,
 ):  # fmt: skip
     store = writer.store
     base = registry.get(model)

@@ -7,6 +7,10 @@ import click
 from chromestore.app import session
 from chromestore.store import DEFAULT_GENE_CHUNK  # light: numpy and the schema
 
+#: Simulations of at most this many (epigenome, gene) pairs run in this process on Dask's
+#: threads (the compiled draw holds no GIL); larger ones start the embedded cluster.
+IN_PROCESS_PAIRS = 56 * 4096
+
 
 @click.command()
 @click.argument("store", required=False)
@@ -27,6 +31,19 @@ from chromestore.store import DEFAULT_GENE_CHUNK  # light: numpy and the schema
     "--calibration",
     is_flag=True,
     help="Print real vs simulated E003 statistics on the real sample's 600 genes.",
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="With --calibration: also the test AUROC of every simulated epigenome against "
+    "DeepChrome's published one (a logistic regression on stretch totals, or --run's).",
+)
+@click.option(
+    "--run",
+    "run_name",
+    default=None,
+    help="With --calibration --full: read DeepChrome's test AUROC per epigenome from this "
+    "run of STORE (a simulated store) instead of fitting the logistic regression.",
 )
 @click.option(
     "--emit",
@@ -52,7 +69,18 @@ from chromestore.store import DEFAULT_GENE_CHUNK  # light: numpy and the schema
 @session.command_options
 @click.pass_context
 def simulate(
-    ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, emit_format, overwrite
+    ctx,
+    store,
+    cells,
+    genes,
+    seed,
+    gene_chunk,
+    calibration,
+    full,
+    run_name,
+    emit_dir,
+    emit_format,
+    overwrite,
 ):
     """Simulate STORE: real genes and RPKM, signal drawn from a model fitted on real E003.
 
@@ -60,8 +88,14 @@ def simulate(
     chromestore emitted there before; a folder of anything else is refused.
     """
     from chromestore import variables as V
-    from chromestore.simulation import calibration_report, format_report, real_rpkm
+    from chromestore.simulation import real_genes, real_rpkm
     from chromestore.simulation import simulate as draw
+
+    if (full and not calibration) or (run_name and not full):
+        session.fail("--full goes with --calibration, and --run with --calibration --full")
+    if run_name and store is None:
+        session.fail("--run NAME reads the run from STORE: give the simulated STORE")
+    cell_list = session.parse_cells(cells, list(real_rpkm().columns))
 
     if emit_dir is not None:
         from chromestore.simulation.emit import KIND
@@ -70,14 +104,17 @@ def simulate(
         safety.check_folder(emit_dir, KIND, overwrite)  # before anything is drawn
 
     if calibration:
-        click.echo(format_report(calibration_report(seed)))
+        _calibration(ctx, seed, full, store, run_name, cell_list)
+        if run_name:  # STORE was read, not written
+            return
     if store is None and emit_dir is None:
         if not calibration:
             session.fail("give a STORE to write, --emit DIR, or --calibration")
         return
-    cell_list = session.parse_cells(cells, list(real_rpkm().columns))
     genes_arg = int(genes) if genes.isdigit() else genes
-    with session.cluster(ctx, heavy=True):
+    n_genes = genes_arg if isinstance(genes_arg, int) else len(real_genes())
+    n_cells = len(real_rpkm().columns) if cell_list is None else len(cell_list)
+    with session.cluster(ctx, heavy=n_cells * n_genes > IN_PROCESS_PAIRS):
         ds = draw(
             store,
             "all" if cell_list is None else cell_list,
@@ -98,6 +135,27 @@ def simulate(
 
             sheet = emit(ds, emit_dir, emit_format, seed=seed, overwrite=overwrite)
             click.echo(f"{emit_format} files and samplesheet: {sheet}")
+
+
+def _calibration(ctx, seed, full, store, run_name, cell_list) -> None:
+    """Print the calibration report: per mark and across marks on the real E003 sample's
+    genes, and with ``full`` the per-epigenome table."""
+    from chromestore.simulation import report
+
+    click.echo(report.format_report(report.calibration_report(seed)))
+    click.echo(report.format_cross_mark(report.cross_mark_report(seed)))
+    if not full:
+        return
+    with session.cluster(ctx, heavy=False):  # the draw holds no GIL: threads suffice
+        table = report.epigenome_table(
+            cell_list, seed, store, run_name, storage_options=session.storage_options(ctx)
+        )
+    source = (
+        f"DeepChrome's, run {run_name}"
+        if run_name
+        else "a logistic regression on each gene's stretch totals, DeepChrome's split"
+    )
+    click.echo(report.format_epigenome_table(table, source))
 
 
 COMMANDS = (simulate,)

@@ -30,15 +30,16 @@ import xarray as xr
 
 from chromestore import store as S
 from chromestore import variables as V
-from chromestore.simulation.draw import DRAW_BLOCK, cell_model, draw_cell
+from chromestore.simulation.draw import cell_model, draw_cell
 from chromestore.simulation.model import (
     BIN_SIZE,
     RPKM,
     WINDOW,
     aligned_rpkm,
+    calibration,
     cell_depth,
-    expression_levels,
     expression_percentiles,
+    expression_scores,
     real_genes,
     real_rpkm,
     snr_weight,
@@ -46,6 +47,9 @@ from chromestore.simulation.model import (
 )
 from chromestore.store import accessor as _accessor  # noqa: F401  (registers ds.chromestore)
 from chromestore.store import records, select_cells
+
+#: About this many draw tasks (cell × gene chunk) per region write: a few cells at a time.
+WRITE_TASKS = 32
 
 
 def _resolve_genes(genes: str | int | Sequence[str]) -> np.ndarray:
@@ -65,22 +69,23 @@ def _resolve_genes(genes: str | int | Sequence[str]) -> np.ndarray:
 
 
 def _lazy_signal(
-    cells: list[str], genes_idx: np.ndarray, pct: np.ndarray, seed: int, gene_chunk: int
+    cells: list[str], owners: np.ndarray, scores: np.ndarray, seed: int, gene_chunk: int
 ) -> da.Array:
-    """(cell, gene, mark, bin) dask array, one task per (cell, gene chunk)."""
-    n_total = pct.shape[1]
+    """(cell, gene, mark, bin) dask array, one task per (cell, gene chunk).
+
+    ``owners`` are the genes' window owners (positions in the full list: the key of their
+    random streams), ``scores`` (cell, gene) the owners' expression scores.
+    """
     n_marks, n_bins = len(V.DEFAULT_MARKS), 2 * WINDOW // BIN_SIZE
     draw = dask.delayed(draw_cell, pure=True)
+    cal = dask.delayed(calibration(), pure=True)  # one graph literal for all tasks
     rows = []
     for i, cell in enumerate(cells):
-        model = dask.delayed(cell_model(cell, seed), pure=True)  # one graph literal per cell
-        levels = expression_levels(pct[i])
+        model = cell_model(cell, seed)
         row = []
-        for lo in range(0, len(genes_idx), gene_chunk):
-            idx = genes_idx[lo : lo + gene_chunk]
-            base = int(idx.min()) // DRAW_BLOCK * DRAW_BLOCK
-            top = min((int(idx.max()) // DRAW_BLOCK + 1) * DRAW_BLOCK, n_total)
-            part = draw(model, idx, levels[base:top], base, n_total, seed)
+        for lo in range(0, len(owners), gene_chunk):
+            idx = owners[lo : lo + gene_chunk]
+            part = draw(model, idx, scores[i, lo : lo + gene_chunk], cal)
             row.append(da.from_delayed(part, (len(idx), n_marks, n_bins), dtype=np.float32))
         rows.append(da.concatenate(row, axis=0)[None])
     return da.concatenate(rows, axis=0)
@@ -101,16 +106,20 @@ def simulate(
     ----------
     path
         None: return a lazy (dask-backed) in-memory Dataset. Otherwise create a store
-        there, fill it one epigenome at a time with chunk-aligned region writes (Dask
-        tasks, bounded memory), record each (cell, mark) as completed with provenance
-        ``simulated``, and return it opened.
+        there, fill it a few epigenomes at a time (about :data:`WRITE_TASKS` Dask tasks
+        of one epigenome × one gene chunk per chunk-aligned region write; memory bounded
+        by the chunks in flight), record their (cell, mark) pairs as completed with
+        provenance ``simulated`` (under one hold of the store's lock per write), and
+        return it opened.
     cells
         ``"all"`` (the 56 epigenomes), the first N, or a list (or comma-separated
         string) of epigenome ids.
     genes
         ``"all"`` (19,802), the first N of the real gene list, or a list of gene keys.
     seed
-        Same seed, same values, whatever the subset or chunking.
+        Same seed, same values, whatever the subset or chunking: each gene draws from
+        its own random stream keyed on (seed, epigenome, gene), so ``genes=N`` costs N
+        genes.
 
     Examples
     --------
@@ -125,76 +134,66 @@ def simulate(
     genes_idx = _resolve_genes(genes)
     table = real_genes()
     expr_all = aligned_rpkm(table["gene_id"].to_numpy(object), cell_list)
-    pct = expression_percentiles(expr_all)
+    owners = window_owner()[genes_idx]  # genes sharing a window share their signal
+    scores = expression_scores(expression_percentiles(expr_all)[:, owners])
     sub = table.iloc[genes_idx].reset_index(drop=True)
+    expr = expr_all[:, genes_idx]
     gene_chunk = max(1, min(int(gene_chunk), len(sub)))
-    provenance = {"format": "simulated", "seed": int(seed), "model": "chromestore.simulate"}
     if path is None:
         ds = S.template(sub, cell_list, gene_chunk=gene_chunk)
-        signal = _lazy_signal(cell_list, window_owner()[genes_idx], pct, seed, gene_chunk)
-        expr = da.from_array(expr_all[:, genes_idx], chunks=(1, gene_chunk))
+        signal = _lazy_signal(cell_list, owners, scores, seed, gene_chunk)
         ds = ds.assign(
             signal=(V.signal.dims, signal, ds.signal.attrs),
-            expression=(V.expression.dims, expr, ds.expression.attrs),
+            expression=(
+                V.expression.dims,
+                da.from_array(expr, chunks=(1, gene_chunk)),
+                ds.expression.attrs,
+            ),
         )
         done = V.RECORDS_OF[V.signal.name]  # provenance needs a store (records/CELL/MARK)
         ds = ds.assign({done: (ds[done].dims, np.ones(ds[done].shape, bool))})
         ds.attrs.update(simulated=True)
         return ds
-    return _simulate_store(
-        os.fspath(path),
-        sub,
-        cell_list,
-        genes_idx,
-        pct,
-        expr_all,
-        seed,
-        gene_chunk,
-        storage_options,
-        provenance,
-        progress,
+    path = os.fspath(path)
+    S.create_store(
+        path, sub, cell_list, chunks={V.GENE: gene_chunk}, storage_options=storage_options
     )
-
-
-def _simulate_store(
-    path,
-    sub,
-    cells,
-    genes_idx,
-    pct,
-    expr_all,
-    seed,
-    gene_chunk,
-    storage_options,
-    provenance,
-    progress,
-) -> xr.Dataset:
-    S.create_store(path, sub, cells, chunks={V.GENE: gene_chunk}, storage_options=storage_options)
     S.update_attrs(path, storage_options, simulated=True, simulation_seed=int(seed))
-    marks = list(V.DEFAULT_MARKS)
-    iterator = range(len(cells))
+    n_chunks = -(-len(sub) // gene_chunk)
+    step = max(1, WRITE_TASKS // n_chunks)
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, desc="simulating epigenomes", unit="cell")
-    for i in iterator:
-        cell = cells[i]
-        signal = _lazy_signal([cell], window_owner()[genes_idx], pct[i : i + 1], seed, gene_chunk)
-        expr = da.from_array(expr_all[i : i + 1, genes_idx], chunks=(1, gene_chunk))
+        bar = tqdm(total=len(cell_list), desc="simulating epigenomes", unit="cell")
+    provenance = {"format": "simulated", "seed": int(seed), "model": "chromestore.simulate"}
+    for lo in range(0, len(cell_list), step):
+        group = slice(lo, min(lo + step, len(cell_list)))
         part = xr.Dataset(
             {
-                V.signal.name: (V.signal.dims, signal),
-                V.expression.name: (V.expression.dims, expr),
+                V.signal.name: (
+                    V.signal.dims,
+                    _lazy_signal(cell_list[group], owners, scores[group], seed, gene_chunk),
+                ),
+                V.expression.name: (
+                    V.expression.dims,
+                    da.from_array(expr[group], chunks=(1, gene_chunk)),
+                ),
             }
         )
-        S.write_region(path, part, {V.CELL: slice(i, i + 1), V.GENE: slice(None)}, storage_options)
-        info = dict(provenance, depth=cell_depth(cell, seed), snr_weight=snr_weight(cell))
-        records.record_completed(
-            path, cell, V.signal.name, {m: info for m in marks}, storage_options
-        )
+        S.write_region(path, part, {V.CELL: group, V.GENE: slice(None)}, storage_options)
+        infos = {}
+        for cell in cell_list[group]:
+            info = dict(provenance, depth=cell_depth(cell, seed), snr_weight=snr_weight(cell))
+            infos[cell] = {m: info for m in V.DEFAULT_MARKS}
+        records.record_cells_completed(path, V.signal.name, infos, storage_options)
+        if bar is not None:
+            bar.update(group.stop - group.start)
+    if bar is not None:
+        bar.close()
     S.update_attrs(
         path,
         storage_options,
-        expression={c: {"source": os.fspath(RPKM), "simulated": False} for c in cells},
+        expression={c: {"source": os.fspath(RPKM), "simulated": False} for c in cell_list},
     )
     return S.open_store(path, storage_options)

@@ -1,10 +1,10 @@
-"""The simulator's draw: one epigenome's counts from its fitted model, block by block.
+"""The simulator's draw: one epigenome's counts from its fitted model, gene by gene.
 
-Randomness is drawn per fixed block of :data:`DRAW_BLOCK` genes of the full gene list,
-from a generator seeded by ``(seed, cell id, block)``: any subset of cells or genes, and
-any chunking, gives the same values as one full draw. Counts come out in the 5'→3'
-frame of the store (:mod:`chromestore.simulation.model`); the emitters map them back to
-genome coordinates.
+Each gene's values come from its own random stream keyed by ``(seed, cell, gene)``
+(:mod:`chromestore.simulation.kernels`), so any subset of cells or genes, in any order and
+any chunking, gives the same values as one full draw, and a sample of ``n`` genes costs
+``n`` genes. Counts come out in the 5'→3' frame of the store
+(:mod:`chromestore.simulation.model`); the emitters map them back to genome coordinates.
 """
 
 from __future__ import annotations
@@ -14,106 +14,61 @@ from dataclasses import dataclass
 import numpy as np
 
 from chromestore.simulation.model import (
-    _regions,
+    Calibration,
     calibration,
     cell_depth,
     cell_key,
-    cell_parameters,
     snr_weight,
 )
 
-#: Genes per random draw (fixed: independent of the store's chunking).
-DRAW_BLOCK = 256
-
-
-def draw_block(
-    levels: np.ndarray,
-    profiles: np.ndarray,
-    quantiles: np.ndarray,
-    chol: np.ndarray,
-    dispersion: np.ndarray,
-    depth: float,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Counts (gene, mark, bin) float32 for genes of the given levels (pure numpy)."""
-    from scipy.special import ndtr
-
-    n_genes = len(levels)
-    n_marks, n_q = quantiles.shape[1], quantiles.shape[-1]
-    n_reg = chol.shape[-1]
-    lv = levels[:, None]
-    marks = np.arange(n_marks)[None, :]
-    z = rng.standard_normal((n_genes, n_marks, n_reg))
-    z = np.einsum("gmij,gmj->gmi", chol[lv, marks], z)  # correlated normal scores
-    mult = np.empty((n_genes, n_marks, n_reg))
-    for region in range(n_reg):
-        u = ndtr(z[:, :, region]) * (n_q - 1)
-        idx = np.minimum(u.astype(np.int64), n_q - 2)
-        frac = u - idx
-        qk = quantiles[lv, marks, region]  # gene, mark, knot
-        lo = np.take_along_axis(qk, idx[:, :, None], axis=2)[:, :, 0]
-        hi = np.take_along_axis(qk, idx[:, :, None] + 1, axis=2)[:, :, 0]
-        mult[:, :, region] = lo * (1 - frac) + hi * frac
-    mu = depth * mult[:, :, _regions(profiles.shape[-1])] * profiles[levels]
-    inv_r = np.empty_like(mu)
-    log_mu = np.log(np.maximum(mu, 1e-9))
-    for j in range(n_marks):
-        inv_r[:, j] = np.interp(log_mu[:, j], dispersion[j, 0], dispersion[j, 1])
-    size = 1.0 / inv_r
-    lam = mu * rng.gamma(size, inv_r)
-    return rng.poisson(lam).astype(np.float32)
+_UINT64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
 class CellModel:
-    """Everything needed to draw one epigenome's signal (small; shipped to Dask workers)."""
+    """What makes one epigenome's draw its own (small; shipped to Dask workers)."""
 
     cell: str
-    profiles: np.ndarray
-    quantiles: np.ndarray
-    chol: np.ndarray
-    dispersion: np.ndarray
+    weight: float
     depth: float
+    seed: int
 
 
 def cell_model(cell: str, seed: int = 0) -> CellModel:
-    """The generative model of ``cell``: calibration moved by its SNR weight, its depth."""
-    cal = calibration()
-    profiles, quantiles, chol = cell_parameters(cal, snr_weight(cell))
-    return CellModel(cell, profiles, quantiles, chol, cal.dispersion, cell_depth(cell, seed))
+    """The generative model of ``cell``: its signal-to-noise weight and depth."""
+    return CellModel(cell, snr_weight(cell), cell_depth(cell, seed), int(seed))
 
 
 def draw_cell(
-    model: CellModel,
-    genes_idx: np.ndarray,
-    levels: np.ndarray,
-    base: int,
-    n_total: int,
-    seed: int,
+    model: CellModel, genes: np.ndarray, scores: np.ndarray, cal: Calibration | None = None
 ) -> np.ndarray:
-    """Signal (gene, mark, bin) float32 of one cell at positions ``genes_idx`` of the full list.
+    """Signal (gene, mark, bin) float32 of one cell for genes at positions ``genes`` of the
+    full list, whose expression scores in the cell are ``scores`` (NaN: not measured).
 
-    ``levels[i]`` is the expression level of gene ``base + i`` of the full list of
-    ``n_total`` genes (``base`` a multiple of DRAW_BLOCK, covering ``genes_idx``). Whole
-    blocks of DRAW_BLOCK genes are drawn, each from a generator seeded by
-    ``(seed, cell, block)``, so values do not depend on which genes are asked for.
+    Values depend only on the seed, the cell, the gene and its score.
     """
-    n_marks, n_bins = model.profiles.shape[1], model.profiles.shape[2]
-    out = np.empty((len(genes_idx), n_marks, n_bins), dtype=np.float32)
-    blocks = genes_idx // DRAW_BLOCK
-    for b in np.unique(blocks):
-        lo = int(b) * DRAW_BLOCK
-        hi = min(lo + DRAW_BLOCK, n_total)
-        rng = np.random.default_rng([seed, cell_key(model.cell), int(b)])
-        counts = draw_block(
-            levels[lo - base : hi - base],
-            model.profiles,
-            model.quantiles,
-            model.chol,
-            model.dispersion,
-            model.depth,
-            rng,
-        )
-        sel = blocks == b
-        out[sel] = counts[genes_idx[sel] - lo]
+    from chromestore.simulation.kernels import draw_genes
+
+    cal = calibration() if cal is None else cal
+    genes = np.ascontiguousarray(genes, dtype=np.int64)
+    scores = np.ascontiguousarray(scores, dtype=np.float64)
+    if genes.shape != scores.shape:
+        raise ValueError(f"{len(genes)} genes but {len(scores)} scores")
+    out = np.empty((len(genes),) + cal.shares.shape[1:], dtype=np.float32)
+    draw_genes(
+        scores,
+        genes,
+        np.uint64(model.seed & _UINT64),
+        np.uint64(cell_key(model.cell)),
+        float(model.weight),
+        float(model.depth),
+        cal.grid,
+        cal.state_p,
+        cal.quantiles,
+        cal.chol,
+        cal.shares,
+        cal.regions,
+        cal.concentration,
+        out,
+    )
     return out

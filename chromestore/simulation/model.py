@@ -2,27 +2,34 @@
 
 The real inputs (the 19,802 gene windows, the RPKM of the 56 epigenomes, DeepChrome's
 published AUC per epigenome, the binned read counts of 600 E003 genes) and what is
-fitted on them:
+fitted on them. A gene's expression enters as its *score*, the normal score of its RPKM
+percentile in the cell (the median gene scores 0); every distribution below is a
+function of the score, smooth in it (kernel-weighted over the real genes of nearby
+scores, tabulated on :data:`GRID`), so genes just above and just below the median look
+alike, as they do in real data:
 
-* each gene's expression level in a cell is its RPKM percentile in that cell, cut into
-  :data:`N_LEVELS` levels (the median, i.e. the label boundary, is a level edge);
-* per level, mark and bin, the mean count profile of the real genes of that level, in
-  the 5'→3' frame (the published sample is in genome order; its ``-`` genes are
-  reversed on reading), so H3K36me3's rise into the gene body, H3K4me3's peak just
-  downstream of the TSS and H3K4me1's flanks are the real ones;
-* per level and mark, gene-level multipliers for the five 2 kb stretches of the window
-  (:data:`REGIONS`), drawn from the empirical distribution of the real genes' stretch
-  totals (their quantile functions) and tied by a Gaussian copula fitted on the same
-  genes: this carries the real gene-to-gene spread (e.g. the few broad H3K27me3 domains
-  of silent genes, sharp H3K4me3 peaks without high flanks);
-* per mark, negative-binomial (gamma-Poisson) bin counts around that mean, with a
+* a **promoter state** per gene, from the modes of the real ±1 kb counts of H3K4me3 and
+  H3K27me3 (:data:`STATES`: inactive, polycomb, active, bivalent), with its probability
+  given the score: most highly expressed genes are active, but some are inactive, and
+  many lowly expressed genes are active or bivalent: genes whose marks contradict their
+  label are part of the model, in the real proportions;
+* per state and score, the read totals of each mark in seven stretches of the window
+  (:data:`REGIONS`: the ±500 bp around the TSS, its flanks, and the rest), drawn from
+  the real genes' empirical distribution (kernel-weighted quantile functions) and tied by
+  a Gaussian copula across all marks and stretches fitted within the state: the marks of
+  a gene are correlated (they report one chromatin state, not independent evidence), as
+  in the real genes;
+* per state, mark and bin, each bin's share of its stretch (the real shape: H3K36me3's
+  rise into the gene body, H3K4me3's peak just downstream of the TSS, H3K4me1's flanks);
+* per mark, negative-binomial bin counts around ``mu = total × share``, with a
   dispersion trend (dispersion by class of the mean) fitted by the method of moments;
 * per cell, a sequencing depth (log-normal, E003 = 1, the calibration depth) and a
-  signal-to-noise weight ``w = (AUC - 0.5) / (AUC_E003 - 0.5)`` from DeepChrome's
-  published test AUC of that epigenome (``data/epigenomes.tsv``): the level profiles are
-  mixed geometrically with the expression-independent one, ``P0 * (Pk / P0) ** w``, so
-  epigenomes the paper found hard (E112, E084) carry less expression information and
-  easy ones (E117, E123) more.
+  signal-to-noise weight ``w`` (:func:`snr_weight`): the marks follow the score ``w × s``
+  instead of ``s``. ``w = 1`` is E003 as measured; ``w = 0`` makes every gene look like a
+  median gene (no expression information); other epigenomes take the ``w`` at which
+  DeepChrome's test AUROC on the simulated store is their published AUC
+  (:data:`SNR_CURVE`, measured), so the epigenomes the paper found hard (E112, E084) carry
+  less expression information and easy ones (E117, E123) more.
 """
 
 from __future__ import annotations
@@ -49,22 +56,60 @@ EPIGENOMES = datasets.epigenomes()
 E003_SAMPLE = datasets.e003_sample()
 CALIBRATION_CELL = "E003"
 
-#: Expression levels (RPKM percentile bins within a cell); the median is an edge.
-N_LEVELS = 4
-#: Knots of the gene-level multiplier's quantile function.
-N_QUANTILES = 101
-#: Classes of the mean in the negative-binomial dispersion trend.
-N_DISPERSION = 6
-#: Spread (sd of log) of the per-cell sequencing depth around the calibration depth.
-DEPTH_SD = 0.25
 #: The simulator draws the store's default layout, DeepChrome's 100 bins of 100 bp (the
 #: bin ranges below are of those 100 bins).
 WINDOW, BIN_SIZE = DEFAULT_WINDOW, DEFAULT_BIN_SIZE
 #: Bins of the ±500 bp around the TSS in the store's 100 bins (the sample's bins 96-105).
 TSS_BINS = slice(45, 55)
-#: Regions of the gene-level multipliers, as bin ranges of the 100 bins (5'→3'):
-#: two 2 kb stretches upstream, the core ±1 kb around the TSS, two downstream.
-REGIONS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 100))
+#: Bins of the ±1 kb around the TSS: the counts that define a gene's promoter state.
+CORE_BINS = slice(40, 60)
+#: Stretches whose read totals a gene draws, as bin ranges of the 100 bins (5'→3'): -5 to
+#: -3.5 kb, -3.5 to -2 kb, -2 to -1 kb, -1 to -0.5 kb, the ±500 bp around the TSS, 0.5 to
+#: 1 kb, 1 to 2 kb, 2 to 3.5 kb, 3.5 to 5 kb (the ±1 kb and the ±500 bp are unions of them).
+REGIONS = (
+    (0, 15),
+    (15, 30),
+    (30, 40),
+    (40, 45),
+    (45, 55),
+    (55, 60),
+    (60, 70),
+    (70, 85),
+    (85, 100),
+)
+#: Promoter states: (H3K4me3 in its high mode, H3K27me3 in its high mode) at ±1 kb.
+#: ``uncovered``: no reads in any mark (every window total under :data:`UNCOVERED` of the
+#: mark's median), as over duplicated or unmappable windows (RHOXF2, MAGEA6, CCL4L2 ...).
+STATES = ("inactive", "polycomb", "active", "bivalent", "uncovered")
+STATE_MARKS = ("H3K4me3", "H3K27me3")
+UNCOVERED = 0.1
+#: Scores (normal scores of the RPKM percentile) at which the conditional distributions are
+#: tabulated: linear in between, held beyond the ends.
+GRID = np.linspace(-2.5, 2.5, 41)
+#: Gaussian kernel width, in score units, of the read totals' distributions given the score
+#: (narrow: the states' mix of marks changes fast around the median).
+BANDWIDTH = 0.1
+#: Weight, in genes, of the pooled within-state correlation in each state's copula.
+COPULA_PRIOR = 50
+#: Knots of the read totals' quantile functions.
+N_QUANTILES = 101
+#: Spread (sd of log) of the per-cell sequencing depth around the calibration depth.
+DEPTH_SD = 0.25
+#: DeepChrome's test AUROC on a simulated epigenome against its signal-to-noise weight ``w``
+#: (paper protocol: ``--split deepchrome``, up to 100 epochs, patience 10), measured on a
+#: store of 8 epigenomes × 19,802 genes drawn at these weights (README, "Simulated data"):
+#: :func:`snr_weight` reads an epigenome's ``w`` off it at its published AUC.
+SNR_CURVE = (
+    (0.0, 0.5),
+    (0.1, 0.642),
+    (0.2, 0.723),
+    (0.3, 0.784),
+    (0.45, 0.829),
+    (0.6, 0.869),
+    (0.8, 0.898),
+    (1.0, 0.912),
+    (1.25, 0.935),
+)
 
 
 # --- real inputs -------------------------------------------------------------
@@ -138,11 +183,12 @@ def expression_percentiles(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def expression_levels(percentiles: np.ndarray) -> np.ndarray:
-    """Percentile → level 0..N_LEVELS-1; N_LEVELS for genes without expression."""
-    p = np.asarray(percentiles, dtype=np.float64)
-    level = np.minimum((np.nan_to_num(p, nan=0.0) * N_LEVELS).astype(np.int64), N_LEVELS - 1)
-    return np.where(np.isnan(p), N_LEVELS, level)
+def expression_scores(percentiles: np.ndarray) -> np.ndarray:
+    """Percentile → score, its standard normal quantile (the median gene scores 0); NaN
+    stays NaN (the draw gives such a gene a random score)."""
+    from scipy.special import ndtri
+
+    return ndtri(np.asarray(percentiles, dtype=np.float64))
 
 
 # --- calibration ---------------------------------------------------------------
@@ -152,23 +198,31 @@ def expression_levels(percentiles: np.ndarray) -> np.ndarray:
 class Calibration:
     """Generative parameters fitted on the real E003 sample.
 
-    ``profiles`` (level, mark, bin): mean count per bin, the last level being the
-    expression-independent profile (all genes). Each gene has two multipliers per mark
-    (mean 1) per region of :data:`REGIONS` (2 kb stretches; the middle one is ±1 kb);
-    ``quantiles`` (level, mark, region, knot) holds their empirical quantile functions
-    and ``rho`` (level, mark, region, region) the correlation matrix of their normal
-    scores (a Gaussian copula). Bin counts are negative binomial around ``mu = multiplier × profile``
-    with variance ``mu + mu**2 / r``; ``dispersion`` (mark, 2, class) holds the
-    dispersion trend, ``log mu`` and ``1 / r`` of :data:`N_DISPERSION` classes of
-    ``mu`` (moment estimates), interpolated in ``log mu``.
+    With ``K`` grid scores, ``S`` states, ``M`` marks, ``R`` regions and ``B`` bins:
+    ``state_p`` (K, S) is P(state | score); ``quantiles`` (K, S, M·R, N_QUANTILES) the
+    quantile functions of the read totals per mark and region (index ``m·R + r``);
+    ``chol`` (S, M·R, M·R) the Cholesky factor of each state's copula correlation;
+    ``shares`` (S, M, B) each bin's mean share of its region's reads and
+    ``concentration`` (M,) the Dirichlet concentration of a gene's shares around them;
+    ``states`` holds each real gene's state and ``cuts`` the ±1 kb log-count cut of each
+    state mark's modes (and each mark's median window total, for ``uncovered``).
     """
 
     marks: tuple[str, ...]
-    profiles: np.ndarray
+    grid: np.ndarray
+    state_p: np.ndarray
     quantiles: np.ndarray
-    rho: np.ndarray
-    dispersion: np.ndarray
+    chol: np.ndarray
+    shares: np.ndarray
+    concentration: np.ndarray
+    states: np.ndarray
+    cuts: dict
     n_genes: int
+
+    @property
+    def regions(self) -> np.ndarray:
+        """(R, 2) first and last + 1 bin of each region."""
+        return np.asarray(REGIONS, dtype=np.int64)
 
 
 def _regions(n_bins: int) -> np.ndarray:
@@ -179,11 +233,188 @@ def _regions(n_bins: int) -> np.ndarray:
     return region
 
 
+def mode_cut(values: np.ndarray, iterations: int = 300) -> float:
+    """Where a two-component Gaussian mixture of ``values`` (fitted by EM) turns to its
+    upper component, going up from the lower mean: values at or above it are in the high
+    mode (a wide upper component that also covers the lowest values is cut only once)."""
+    v = np.asarray(values, dtype=np.float64)
+    mean = np.quantile(v, [0.2, 0.8])
+    sd = np.full(2, v.std() / 2)
+    weight = np.full(2, 0.5)
+    for _ in range(iterations):
+        dens = weight * np.exp(-0.5 * ((v[:, None] - mean) / sd) ** 2) / sd
+        post = dens / dens.sum(axis=1, keepdims=True)
+        weight = post.mean(axis=0)
+        before = mean
+        mean = (post * v[:, None]).sum(axis=0) / post.sum(axis=0)
+        sd = np.sqrt((post * (v[:, None] - mean) ** 2).sum(axis=0) / post.sum(axis=0))
+        if np.abs(mean - before).max() < 1e-9:
+            break
+    lo, hi = np.argsort(mean)
+    grid = np.linspace(mean[lo], v.max(), 2001)
+    dens = weight * np.exp(-0.5 * ((grid[:, None] - mean) / sd) ** 2) / sd
+    upper = np.flatnonzero(dens[:, hi] >= dens[:, lo])
+    return float(grid[upper[0]]) if len(upper) else float(v.max())
+
+
+def promoter_states(counts: np.ndarray, marks: Sequence[str], cuts: dict) -> np.ndarray:
+    """State index (into :data:`STATES`) of genes (gene, mark, bin): ``uncovered`` where
+    every mark's window total is under :data:`UNCOVERED` of that mark's median in the
+    sample (duplicated or unmappable windows: no reads in any mark), else from the modes
+    of their ±1 kb counts of H3K4me3 and H3K27me3."""
+    marks = list(marks)
+    high = [
+        np.log1p(counts[:, marks.index(m), CORE_BINS].sum(axis=1)) >= cuts[m] for m in STATE_MARKS
+    ]
+    state = 2 * high[0].astype(np.int64) + high[1].astype(np.int64)
+    median = np.array([cuts["median_total"][m] for m in marks])
+    uncovered = (counts.sum(axis=2) < UNCOVERED * median).all(axis=1)
+    return np.where(uncovered, STATES.index("uncovered"), state)
+
+
+def _kernel(scores: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """(len(at), len(scores)) Gaussian kernel weights of :data:`BANDWIDTH`."""
+    return np.exp(-0.5 * ((scores[None, :] - at[:, None]) / BANDWIDTH) ** 2)
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """(n, d) values, (k, n) weights → (k, d, knots) quantile functions (midpoint rule)."""
+    order = np.argsort(values, axis=0, kind="stable")
+    out = np.empty((len(weights), values.shape[1], len(knots)))
+    for d in range(values.shape[1]):
+        v = values[order[:, d], d]
+        w = weights[:, order[:, d]]
+        cum = np.cumsum(w, axis=1)
+        pos = (cum - w / 2) / cum[:, -1:]
+        for k in range(len(weights)):
+            out[k, d] = np.interp(knots, pos[k], v)
+    return out
+
+
+def _state_logit(scores: np.ndarray, states: np.ndarray, n_states: int) -> np.ndarray:
+    """Coefficients (n_states, 3) of a multinomial logistic regression of the state on
+    ``(1, s, s²)`` (Newton's method, a small ridge; the first state is the reference)."""
+    x = np.stack([np.ones_like(scores), scores, scores**2], axis=1)
+    y = np.eye(n_states)[states]
+    n_feat = x.shape[1]
+    beta = np.zeros((n_states, n_feat))
+    ridge = 1e-2
+    for _ in range(100):
+        p = _softmax(x @ beta.T)
+        grad = ((y - p).T @ x)[1:].ravel() - ridge * beta[1:].ravel()
+        hess = np.zeros((len(grad), len(grad)))
+        for i in range(1, n_states):
+            for j in range(1, n_states):
+                w = p[:, i] * ((i == j) - p[:, j])
+                hess[(i - 1) * n_feat : i * n_feat, (j - 1) * n_feat : j * n_feat] = (x.T * w) @ x
+        step = np.linalg.solve(hess + ridge * np.eye(len(grad)), grad)
+        beta[1:] += step.reshape(n_states - 1, n_feat)
+        if np.abs(step).max() < 1e-10:
+            break
+    return beta
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def _normal_scores(values: np.ndarray) -> np.ndarray:
+    """Mid-rank normal scores of each column (ties share their mean rank)."""
     from scipy.special import ndtri
 
     ranks = pd.DataFrame(values).rank(method="average").to_numpy()
     return ndtri((ranks - 0.5) / len(values))
+
+
+def _attenuation(values: np.ndarray) -> float:
+    """Correlation between a standard normal and the mid-rank normal score of its
+    discretisation into ``values``' ties: how much ties shrink the correlations of normal
+    scores (a copula fitted on them is corrected by it, since the draw discretises again)."""
+    from scipy.special import ndtri
+
+    _, counts = np.unique(values, return_counts=True)
+    n = len(values)
+    upper = np.cumsum(counts) / n
+    lower = upper - counts / n
+    a, b = ndtri(np.clip(lower, 0, 1)), ndtri(np.clip(upper, 0, 1))
+    score = ndtri(np.clip((lower + upper) / 2, 0.5 / n, 1 - 0.5 / n))
+    p = counts / n
+    sd = np.sqrt((p * (score - (p * score).sum()) ** 2).sum())
+    if sd == 0:
+        return 1.0
+    pdf = np.exp(-0.5 * np.nan_to_num(a, neginf=-40) ** 2) - np.exp(
+        -0.5 * np.nan_to_num(b, posinf=40) ** 2
+    )
+    return float((score * pdf).sum() / np.sqrt(2 * np.pi) / sd)
+
+
+def _copula(totals: np.ndarray) -> np.ndarray:
+    """Correlation of one state's genes' totals (gene, dim): of their normal scores,
+    corrected for ties; constant dims are uncorrelated."""
+    z = _normal_scores(totals)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.corrcoef(z.T))
+    att = np.array([_attenuation(totals[:, d]) for d in range(totals.shape[1])])
+    corr = np.clip(corr / np.outer(att, att), -0.99, 0.99)
+    np.fill_diagonal(corr, 1.0)
+    return corr
+
+
+def _cholesky(corr: np.ndarray) -> np.ndarray:
+    """Cholesky factors of (…, n, n) correlation-like matrices, made positive definite."""
+    w, v = np.linalg.eigh(corr)
+    fixed = (v * np.maximum(w, 1e-3)[..., None, :]) @ np.swapaxes(v, -1, -2)
+    d = np.sqrt(np.diagonal(fixed, axis1=-2, axis2=-1))
+    fixed = fixed / d[..., :, None] / d[..., None, :]
+    return np.linalg.cholesky(fixed)
+
+
+def _concentration(
+    counts: np.ndarray, totals: np.ndarray, which: np.ndarray, shares: np.ndarray
+) -> float:
+    """Dirichlet concentration at which the expected number of bins with at most one read,
+    given each region's total and the state's shares, is the real one (bisection in log
+    scale): the overdispersion of a Dirichlet-multinomial split of each region's reads.
+    ``counts``, ``totals`` (the bin's region total) and ``which`` (index of the bin's mean
+    share in ``shares``) are (gene, bin)."""
+    from scipy.special import gammaln
+
+    some = totals >= 2  # bins of regions with 0 or 1 read hold at most one whatever alpha
+    target = (counts[some] <= 1).sum()
+    key = totals[some].astype(np.int64) * len(shares) + which[some]
+    key, weight = np.unique(key, return_counts=True)
+    n, share = (key // len(shares)).astype(np.float64), shares[key % len(shares)]
+
+    def expected(alpha: float) -> float:
+        a = np.maximum(alpha * share, 1e-12)
+        b = np.maximum(alpha - a, 1e-12)
+        p0 = np.exp(gammaln(b + n) + gammaln(alpha) - gammaln(b) - gammaln(alpha + n))
+        p1 = p0 * n * a / (b + n - 1)  # P(1) / P(0) of the beta-binomial
+        return float((weight * (p0 + p1)).sum())
+
+    lo, hi = np.log(0.1), np.log(1e5)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if expected(np.exp(mid)) > target:
+            lo = mid  # too many low bins: less overdispersion
+        else:
+            hi = mid
+    return float(np.exp((lo + hi) / 2))
+
+
+def sample_scores() -> np.ndarray:
+    """The real E003 sample's genes' scores in E003 (their RPKM among all 19,802 genes)."""
+    sample = real_e003_sample()
+    keys = [str(k) for k in sample[V.GENE].values]
+    genes = real_genes()
+    pos = pd.Index(genes["gene"]).get_indexer(keys)
+    if (pos < 0).any():
+        raise InputError(E003_SAMPLE, None, "sample genes missing from the gene list")
+    pct = expression_percentiles(
+        aligned_rpkm(genes["gene_id"].to_numpy(object), [CALIBRATION_CELL])
+    )[0]
+    return expression_scores(pct[pos])
 
 
 @functools.lru_cache(maxsize=1)
@@ -191,56 +422,69 @@ def calibration() -> Calibration:
     """Fit the generative model on the real E003 sample (cached; well under a second)."""
     sample = real_e003_sample()
     x = sample.values  # gene, mark, bin
-    keys = [str(k) for k in sample[V.GENE].values]
-    genes = real_genes()
-    pct_all = expression_percentiles(
-        aligned_rpkm(genes["gene_id"].to_numpy(object), [CALIBRATION_CELL])
-    )[0]
-    pos = pd.Index(genes["gene"]).get_indexer(keys)
-    if (pos < 0).any():
-        raise InputError(E003_SAMPLE, None, "sample genes missing from the gene list")
-    level = expression_levels(pct_all[pos])
-    groups = [level == k for k in range(N_LEVELS)] + [np.ones(len(x), dtype=bool)]
-    n_marks, n_bins = x.shape[1], x.shape[2]
+    marks = tuple(str(m) for m in sample[V.MARK].values)
+    scores = sample_scores()
+    n_genes, n_marks, n_bins = x.shape
     region = _regions(n_bins)
-    profiles = np.empty((len(groups), n_marks, n_bins))
-    n_reg = len(REGIONS)
-    quantiles = np.empty((len(groups), n_marks, n_reg, N_QUANTILES))
-    rho = np.empty((len(groups), n_marks, n_reg, n_reg))
-    g = np.empty(x.shape[:2] + (n_reg,))  # multipliers of each real gene within its level
+    n_reg, n_states = len(REGIONS), len(STATES)
+    totals = np.stack([x[:, :, region == r].sum(axis=2) for r in range(n_reg)], axis=2)
+    flat = totals.reshape(n_genes, n_marks * n_reg)
+    cuts: dict = {
+        m: mode_cut(np.log1p(x[:, marks.index(m), CORE_BINS].sum(axis=1))) for m in STATE_MARKS
+    }
+    cuts["median_total"] = dict(zip(marks, np.median(x.sum(axis=2), axis=0).tolist(), strict=True))
+    states = promoter_states(x, marks, cuts)
+    beta = _state_logit(scores, states, n_states)
+    state_p = _softmax(np.stack([np.ones_like(GRID), GRID, GRID**2], axis=1) @ beta.T)
+    kernel = _kernel(scores, GRID)  # grid, gene
     knots = np.linspace(0, 1, N_QUANTILES)
-    for k, sel in enumerate(groups):
-        profiles[k] = x[sel].mean(axis=0)
-        mult = np.empty((int(sel.sum()), n_marks, n_reg))
-        for r in range(n_reg):
-            totals = x[sel][:, :, region == r].sum(axis=2)  # gene, mark
-            mult[:, :, r] = totals / np.maximum(totals.mean(axis=0), 1e-9)
-            quantiles[k, :, r] = np.quantile(mult[:, :, r], knots, axis=0).T
-        for j in range(n_marks):
-            z = _normal_scores(mult[:, j, :])
-            rho[k, j] = np.corrcoef(z.T)
-        if k < N_LEVELS:
-            g[sel] = mult
-    profiles = np.maximum(profiles, 1e-3)
-    mu = g[:, :, region] * profiles[np.minimum(level, N_LEVELS)]
-    dispersion = np.empty((n_marks, 2, N_DISPERSION))
-    for j in range(n_marks):
-        m, c = mu[:, j].ravel(), x[:, j].ravel()
-        edges = np.quantile(m, np.linspace(0, 1, N_DISPERSION + 1))
-        cls = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, N_DISPERSION - 1)
-        for i in range(N_DISPERSION):
-            sel = cls == i
-            inv_r = ((c[sel] - m[sel]) ** 2 - m[sel]).sum() / (m[sel] ** 2).sum()
-            dispersion[j, :, i] = np.log(m[sel].mean()), max(inv_r, 1e-4)
-    return Calibration(tuple(sample[V.MARK].values), profiles, quantiles, rho, dispersion, len(x))
+    quantiles = np.empty((len(GRID), n_states, flat.shape[1], N_QUANTILES))
+    corr = np.empty((n_states, flat.shape[1], flat.shape[1]))
+    shares = np.empty((n_states, n_marks, n_bins))
+    width = np.diff(np.asarray(REGIONS), axis=1)[:, 0][region]
+    size = np.bincount(states, minlength=n_states)
+    for s in range(n_states):
+        sel = states == s
+        quantiles[:, s] = _weighted_quantiles(flat[sel], kernel[:, sel], knots)
+        corr[s] = _copula(flat[sel])
+        per_region = totals[sel].sum(axis=0)[:, region]  # mark, bin
+        shares[s] = np.where(
+            per_region > 0, x[sel].sum(axis=0) / np.maximum(per_region, 1e-12), 1 / width
+        )
+    pooled = np.tensordot(size, corr, axes=1) / size.sum()
+    shrunk = (size[:, None, None] * corr + COPULA_PRIOR * pooled) / (
+        size[:, None, None] + COPULA_PRIOR
+    )
+    which = states[:, None] * n_bins + np.arange(n_bins)[None, :]  # gene, bin → share
+    concentration = np.array(
+        [
+            _concentration(x[:, j], totals[:, j][:, region], which, shares[:, j].ravel())
+            for j in range(n_marks)
+        ]
+    )
+    return Calibration(
+        marks,
+        GRID.copy(),
+        state_p,
+        quantiles.astype(np.float32),
+        _cholesky(shrunk),
+        shares,
+        concentration,
+        states,
+        cuts,
+        n_genes,
+    )
 
 
 def snr_weight(cell: str) -> float:
-    """Signal-to-noise weight of an epigenome from its published AUC (E003 = 1)."""
+    """Signal-to-noise weight of an epigenome: 1 for E003 (the calibration), else the
+    weight at which :data:`SNR_CURVE` reaches the epigenome's published AUC (1 for an
+    epigenome without one)."""
     auc = published_auc()
-    if cell not in auc.index:
+    if cell == CALIBRATION_CELL or cell not in auc.index:
         return 1.0
-    return float((auc[cell] - 0.5) / (auc[CALIBRATION_CELL] - 0.5))
+    w, target = np.asarray(SNR_CURVE).T
+    return float(np.interp(auc[cell], target, w))
 
 
 def cell_key(cell: str) -> int:
@@ -253,29 +497,3 @@ def cell_depth(cell: str, seed: int = 0) -> float:
         return 1.0
     rng = np.random.default_rng([seed, cell_key(cell), 2**31])
     return float(np.exp(rng.normal(0.0, DEPTH_SD)))
-
-
-def cell_parameters(cal: Calibration, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Profiles, multiplier quantile functions and copula correlations of an epigenome.
-
-    Level-specific parameters are moved away from the expression-independent ones
-    (last level) by ``weight``: 1 keeps the calibration, 0 removes all expression
-    information, above 1 exaggerates it.
-    """
-    p0 = cal.profiles[-1]
-    profiles = np.concatenate([p0 * (cal.profiles[:-1] / p0) ** weight, p0[None]], axis=0)
-    q0 = cal.quantiles[-1]
-    q = q0 + weight * (cal.quantiles[:-1] - q0)
-    q = np.maximum.accumulate(np.maximum(q, 0.0), axis=-1)
-    r0 = cal.rho[-1]
-    rho = np.concatenate([r0 + weight * (cal.rho[:-1] - r0), r0[None]], axis=0)
-    return profiles, np.concatenate([q, q0[None]], axis=0), _cholesky(rho)
-
-
-def _cholesky(corr: np.ndarray) -> np.ndarray:
-    """Cholesky factors of (…, n, n) correlation-like matrices, made positive definite."""
-    w, v = np.linalg.eigh(corr)
-    fixed = (v * np.maximum(w, 1e-3)[..., None, :]) @ np.swapaxes(v, -1, -2)
-    d = np.sqrt(np.diagonal(fixed, axis1=-2, axis2=-1))
-    fixed = fixed / d[..., :, None] / d[..., None, :]
-    return np.linalg.cholesky(fixed)

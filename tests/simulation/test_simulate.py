@@ -23,7 +23,16 @@ from chromestore.simulation import (
     format_report,
     published_auc,
 )
-from chromestore.simulation.report import KEY_FIGURES, real_down_up_by_strand
+from chromestore.simulation.report import (
+    CROSS_TOLERANCE,
+    KEY_FIGURES,
+    cross_mark_report,
+    epigenome_table,
+    format_cross_mark,
+    format_epigenome_table,
+    real_down_up_by_strand,
+    run_test_auroc,
+)
 from chromestore.store import open_store, records
 from chromestore.store.records import completed
 from tests.conftest import RPKM
@@ -154,9 +163,30 @@ def test_calibration__oriented_e003_shape_along_the_gene_is_reproduced():
     assert _key_figures_ok(report)
     for key in KEY_FIGURES:
         assert report.loc[key, "ok"], key
-    # most seeds of 0-9 too (10 of 10 when measured)
+    # most seeds of 0-9 too (9 of 10 when measured: seed 9 has H3K27me3 high/low 0.59)
     passing = [seed for seed in range(10) if _key_figures_ok(calibration_report(seed))]
     assert len(passing) >= 8, passing
+
+
+def test_calibration__marks_are_as_correlated_and_redundant_as_in_real_e003():
+    """The issue's cross-mark figures on E003's 600 real genes: the marks' ±1 kb log counts
+    are correlated (mean |r| within 0.1 of the real 0.39, against 0.06 when marks were
+    drawn independently) and, in a logistic regression, the other marks add to H3K4me3
+    what they add in real data (within 0.02 of the real +0.015, against +0.035)."""
+    report = cross_mark_report(seed=0)
+    real = report["real"]
+    assert real["mean_abs_corr"] == pytest.approx(0.390, abs=0.005)
+    assert real["auc_H3K4me3"] == pytest.approx(0.849, abs=0.005)
+    assert real["auc_gain"] == pytest.approx(0.015, abs=0.005)
+    assert real["high_inactive"] == pytest.approx(0.073, abs=0.005)  # contradicting genes
+    assert real["low_active"] == pytest.approx(0.430, abs=0.005)
+    assert report["ok"].all(), report
+    assert dict(report["tolerance"]) == CROSS_TOLERANCE
+    # most seeds of 0-9 too (10 of 10 for the correlation, 9 of 10 for the gain, measured)
+    reports = [cross_mark_report(seed) for seed in range(1, 10)]
+    corr = [r.loc["mean_abs_corr", "ok"] for r in reports]
+    gain = [r.loc["auc_gain", "ok"] for r in reports]
+    assert sum(corr) >= 7 and sum(gain) >= 7, (corr, gain)
 
 
 def test_calibration__report_prints_tolerances_and_the_strand_check():
@@ -166,6 +196,9 @@ def test_calibration__report_prints_tolerances_and_the_strand_check():
     assert re.search(r"H3K36me3  down_up +1\.446 +\d\.\d{3} +\d\.\d{3} +±25%  yes", text)
     assert re.search(r"H3K4me3   auc .* ±0\.05  yes", text)
     assert text.splitlines()[-1] == "45 of 45 figures within tolerance"
+    cross = format_cross_mark(cross_mark_report(seed=0)).splitlines()
+    assert re.fullmatch(r"auc_gain +0\.015 +-?0\.0\d\d +±0\.02  yes", cross[5]), cross[5]
+    assert cross[-1] == "6 of 6 cross-mark figures within tolerance"
 
 
 def test_simulate__harder_epigenomes_are_harder():
@@ -206,3 +239,65 @@ def test_cli_simulate__calibration_and_store(tmp_path):
     np.testing.assert_array_equal(ds.signal.values, ref.signal.values)
     out = runner.invoke(main, ["simulate"])
     assert out.exit_code == 1 and "--calibration" in out.output
+
+
+def test_epigenome_table__hard_epigenome_below_easy_one_with_their_published_aucs():
+    table = epigenome_table(["E112", "E123"], seed=0)
+    assert table.index.tolist() == ["E112", "E123"]
+    assert table["published"].tolist() == [0.69, 0.92]
+    assert 0.5 < table.loc["E112", "simulated"] < table.loc["E123", "simulated"] < 1
+    np.testing.assert_allclose(table["diff"], table["simulated"] - table["published"])
+    assert table.loc["E112", "snr_weight"] < table.loc["E123", "snr_weight"]
+    text = format_epigenome_table(table, "test")
+    assert text.splitlines()[1].split() == ["cell", "published", "simulated", "diff", "w"]
+    close = int((table["diff"].abs() <= 0.05).sum())
+    assert re.search(rf"; {close} of 2 within 0\.05 of their published AUC; Spearman 1\.00$", text)
+
+
+def test_run_test_auroc__reads_a_runs_test_split(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from chromestore.runs import create_run_dataset, write_run
+
+    path = tmp_path / "sim.zarr"
+    ds = chromestore.compute_labels(chromestore.simulate(path, cells=["E003", "E123"], genes=90))
+    target = ds.label.values.astype(np.float32)
+    rng = np.random.default_rng(0)
+    prediction = (target + rng.normal(0, 0.8, target.shape)).astype(np.float32)
+    split = np.tile(np.repeat([0, 1, 2], 30), (2, 1)).astype(np.int8)  # 2 repeats
+    prediction = np.stack([prediction, prediction[:, ::-1]], axis=1)[None]  # model, cell, repeat
+    run = create_run_dataset(
+        models=["deepchrome"],
+        cells=["E003", "E123"],
+        genes=ds.gene.values,
+        prediction=prediction,
+        target=target,
+        split=split,
+        history_loss=np.zeros((1, 2, 2, 1)),
+        history_valid_auc=np.zeros((1, 2, 2, 1)),
+        best_epoch=np.zeros((1, 2, 2), dtype=np.int16),
+        excluded=np.zeros((2, 90), bool),
+        attrs={"task": "classification", "models": {"deepchrome": {}}},
+    )
+    write_run(path, "fake", run)
+    got = run_test_auroc(path, "fake")
+    for i, cell in enumerate(["E003", "E123"]):
+        want = np.mean([roc_auc_score(target[i, 60:], prediction[0, i, r, 60:]) for r in range(2)])
+        assert got[cell] == pytest.approx(want)
+    table = epigenome_table(store=path, run="fake")
+    assert table.loc["E123", "published"] == 0.92 and table["simulated"].equals(got)
+
+
+def test_cli_simulate__calibration_full_table_and_its_errors(tmp_path):
+    runner = CliRunner()
+    out = runner.invoke(main, ["simulate", "--calibration", "--full", "--cells", "E112,E123"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert "6 of 6 cross-mark figures within tolerance" in lines
+    assert any(re.fullmatch(r"E112 +0\.690 +0\.\d{3} +[+-]0\.\d{3} +\d\.\d\d", x) for x in lines)
+    assert "logistic regression on each gene's stretch totals" in out.output
+    assert re.search(r"of 2 within 0\.05 of their published AUC; Spearman 1\.00", lines[-1])
+    out = runner.invoke(main, ["simulate", "--full"])
+    assert out.exit_code == 1 and "--full goes with --calibration" in out.output
+    out = runner.invoke(main, ["simulate", "--calibration", "--full", "--run", "dc"])
+    assert out.exit_code == 1 and "give the simulated STORE" in out.output

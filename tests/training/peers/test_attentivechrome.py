@@ -70,7 +70,9 @@ def test_run_peers__attentivechrome_fitted_twice_in_threads_gives_identical_auro
     from chromestore.training.peers.execute import run_peers
 
     store = tmp_path / "sim.zarr"
-    chromestore.simulate(store, cells=3, genes=150, seed=0)
+    # epigenomes whose simulated marks carry the most signal (2 epochs learn little): test
+    # AUROCs measured 0.61, 0.59, 0.65
+    chromestore.simulate(store, cells=["E003", "E116", "E117"], genes=400, seed=0)
     hyper = {"attentivechrome": {"epochs": 2, "ensemble": 2, "bin_hidden": 8, "mark_hidden": 4}}
     runs = []
     for _ in range(2):
