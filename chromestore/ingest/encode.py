@@ -9,7 +9,8 @@ portal's columns (``File accession``, ``File format``, ``File type``, ``Output t
 
 * per biosample and histone mark (``Experiment target`` ``H3K4me3-human`` → ``H3K4me3``,
   one of the store's marks), the file of the output type asked for (``fold change over
-  control`` by default; several types: the first one a biosample has), preferring the
+  control`` by default; several types: the first one a biosample has, one signal file and
+  one peaks file where the types asked for are of both kinds), preferring the
   output of most biological replicates (replicated or pooled), then the newest (``Date
   file created`` where the sheet has it, else ``Experiment date released``), then the
   first accession;
@@ -32,7 +33,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from chromestore import datasets
+from chromestore import datasets, formats
 from chromestore import variables as V
 from chromestore.errors import InputError
 from chromestore.ingest.samplesheet import write_samplesheet
@@ -219,12 +220,13 @@ def encode_samplesheet(
             _file_name(row),
             row,
         )
-        chosen.setdefault((f.biosample, mark), []).append(f)
+        target = formats.get(fmt).target  # a mark's bigWig and its peaks are both taken
+        chosen.setdefault((f.biosample, mark, target), []).append(f)
 
     ids: dict[str, str] = {}
     folder = os.path.dirname(os.path.abspath(out))
     base = os.path.abspath(files) if files else os.path.dirname(os.path.abspath(metadata))
-    for (biosample, mark), candidates in sorted(chosen.items()):
+    for (biosample, mark, _), candidates in sorted(chosen.items()):
         rank = {t: i for i, t in enumerate(wanted)}
         ordered = sorted(
             candidates,
