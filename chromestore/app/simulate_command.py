@@ -21,6 +21,13 @@ from chromestore.store import DEFAULT_GENE_CHUNK  # light: numpy and the schema
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--genome",
+    default="hg19",
+    show_default=True,
+    help="The genes' coordinates: hg19, or GRCh38 (the shipped GRCh38 annotation's genes, "
+    "each with the values it has in hg19; --emit writes GRCh38 files).",
+)
+@click.option(
     "--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK, show_default=True
 )
 @click.option(
@@ -45,7 +52,9 @@ from chromestore.store import DEFAULT_GENE_CHUNK  # light: numpy and the schema
 )
 @session.command_options
 @click.pass_context
-def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, emit_format):
+def simulate(
+    ctx, store, cells, genes, seed, genome, gene_chunk, calibration, emit_dir, emit_format
+):
     """Simulate STORE: real genes and RPKM, signal drawn from a model fitted on real E003."""
     from chromestore import variables as V
     from chromestore.simulation import calibration_report, format_report, real_rpkm
@@ -68,6 +77,7 @@ def simulate(ctx, store, cells, genes, seed, gene_chunk, calibration, emit_dir, 
             gene_chunk=gene_chunk,
             storage_options=session.storage_options(ctx),
             progress=store is not None and session.progress(ctx),
+            genome=genome,
         )
         if store is not None:
             click.echo(

@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from chromestore import datasets
 from chromestore import store as S
 from chromestore import variables as V
+from chromestore.genes import read_gene_bed
 from chromestore.simulation.draw import DRAW_BLOCK, cell_model, draw_cell
 from chromestore.simulation.model import (
     BIN_SIZE,
@@ -64,6 +66,27 @@ def _resolve_genes(genes: str | int | Sequence[str]) -> np.ndarray:
     return pos.astype(np.int64)
 
 
+def _on_assembly(
+    genome: str, genes_idx: np.ndarray, sub: pd.DataFrame
+) -> tuple[np.ndarray, pd.DataFrame, str]:
+    """The genes ``sub`` (rows ``genes_idx`` of the hg19 list) at their coordinates in
+    ``genome``: in hg19 as they are; in another shipped annotation (GRCh38) the genes it
+    has, at its TSS and strand. The signal is drawn by hg19 row as ever, so a gene has the
+    same values (bins 5'→3') in either assembly."""
+    name = datasets.assembly(genome)
+    if name == "hg19":
+        return genes_idx, sub, name
+    other = read_gene_bed(datasets.gene_windows(name)).set_index("gene")
+    keep = sub["gene"].isin(other.index).to_numpy()
+    if not keep.any():
+        raise ValueError(f"none of the {len(sub)} genes asked for is in the {name} annotation")
+    sub = sub[keep].reset_index(drop=True)
+    moved = other.loc[sub["gene"].to_numpy()]
+    for column in ("chrom", "tss", "strand"):
+        sub[column] = moved[column].to_numpy()
+    return genes_idx[keep], sub, name
+
+
 def _lazy_signal(
     cells: list[str], genes_idx: np.ndarray, pct: np.ndarray, seed: int, gene_chunk: int
 ) -> da.Array:
@@ -94,6 +117,7 @@ def simulate(
     gene_chunk: int = S.DEFAULT_GENE_CHUNK,
     storage_options: dict | None = None,
     progress: bool = False,
+    genome: str = "hg19",
 ) -> xr.Dataset:
     """Simulate a chromestore Dataset: real genes and RPKM, signal drawn from the fitted model.
 
@@ -111,6 +135,10 @@ def simulate(
         ``"all"`` (19,802), the first N of the real gene list, or a list of gene keys.
     seed
         Same seed, same values, whatever the subset or chunking.
+    genome
+        ``hg19`` (default) or ``GRCh38``: the genes' coordinates (GRCh38: those of the
+        ``genes`` that its shipped annotation has, 18,950 of all; each gene's values are
+        the same as in hg19).
 
     Examples
     --------
@@ -127,10 +155,11 @@ def simulate(
     expr_all = aligned_rpkm(table["gene_id"].to_numpy(object), cell_list)
     pct = expression_percentiles(expr_all)
     sub = table.iloc[genes_idx].reset_index(drop=True)
+    genes_idx, sub, genome = _on_assembly(genome, genes_idx, sub)
     gene_chunk = max(1, min(int(gene_chunk), len(sub)))
     provenance = {"format": "simulated", "seed": int(seed), "model": "chromestore.simulate"}
     if path is None:
-        ds = S.template(sub, cell_list, gene_chunk=gene_chunk)
+        ds = S.template(sub, cell_list, gene_chunk=gene_chunk, genome=genome)
         signal = _lazy_signal(cell_list, window_owner()[genes_idx], pct, seed, gene_chunk)
         expr = da.from_array(expr_all[:, genes_idx], chunks=(1, gene_chunk))
         ds = ds.assign(
@@ -153,6 +182,7 @@ def simulate(
         storage_options,
         provenance,
         progress,
+        genome,
     )
 
 
@@ -168,8 +198,16 @@ def _simulate_store(
     storage_options,
     provenance,
     progress,
+    genome="hg19",
 ) -> xr.Dataset:
-    S.create_store(path, sub, cells, chunks={V.GENE: gene_chunk}, storage_options=storage_options)
+    S.create_store(
+        path,
+        sub,
+        cells,
+        chunks={V.GENE: gene_chunk},
+        storage_options=storage_options,
+        genome=genome,
+    )
     S.update_attrs(path, storage_options, simulated=True, simulation_seed=int(seed))
     marks = list(V.DEFAULT_MARKS)
     iterator = range(len(cells))
