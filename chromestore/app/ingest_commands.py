@@ -34,7 +34,9 @@ class _FormatsHelp(click.Command):
 @click.command(cls=_FormatsHelp)
 @click.argument("store")
 @click.option(
-    "--genes", type=click.Path(exists=False), help="Gene annotation (BED windows or GTF)."
+    "--genes",
+    type=click.Path(exists=False),
+    help="Gene annotation (BED windows or GTF); default: the shipped one of --genome.",
 )
 @click.option(
     "--expression",

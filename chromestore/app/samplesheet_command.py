@@ -20,8 +20,9 @@ def samplesheet() -> None:
     multiple=True,
     default=("fold change over control",),
     show_default=True,
-    help="The marks' files to take (ENCODE's Output type); repeat it to say which to take "
-    "where the first is missing (e.g. 'replicated peaks', then 'pseudoreplicated peaks').",
+    help="The marks' files to take (ENCODE's Output type); repeat it for the next choice "
+    "where the first is missing (e.g. 'replicated peaks', then 'pseudoreplicated peaks'), "
+    "or for a signal file and a peaks file of each mark.",
 )
 @click.option("--assembly", default="GRCh38", show_default=True, help="File assembly to take.")
 @click.option(
