@@ -20,8 +20,10 @@ portal's columns (``File accession``, ``File format``, ``File type``, ``Output t
 and skips every other row with its reason: another assembly, a file that is not
 released (archived, revoked, …), another output type, a target that is not one of the
 marks, a format chromestore does not read, a file not chosen for its biosample and mark.
-Biosamples become safe epigenome ids (``transverse colon`` → ``transverse_colon``); the
-mapping is written next to the samplesheet. Paths are those the batch download writes
+Biosamples (a term name; a tissue's donors and a treated or modified cell line apart:
+:data:`DISTINCT`) become safe epigenome ids (``transverse colon`` → ``transverse_colon``;
+two donors of it: ``transverse_colon_ENCDO271OUW``, …); the mapping is written next to
+the samplesheet. Paths are those the batch download writes
 (the file name of ``File download URL``), under ``files`` (relative to the samplesheet).
 """
 
@@ -64,6 +66,16 @@ FORMATS = {
     "tagalign": "tagalign",
     "bed tagalign": "tagalign",
 }
+#: the columns that tell apart biosamples of one term name: each such biosample is an
+#: epigenome of its own (a tissue's donors, a cell line treated or modified)
+DISTINCT = (
+    "Donor(s)",
+    "Biosample treatments",
+    "Biosample treatments amount",
+    "Biosample treatments duration",
+    "Biosample genetic modifications methods",
+    "Biosample genetic modifications targets",
+)
 #: the columns that date a file, newest first preferred (the first the sheet has)
 DATE_COLUMNS = ("Date file created", "Experiment date released")
 _ORGANISM = re.compile(r"^(?P<mark>.+)-(?:human|mouse)$")
@@ -93,7 +105,7 @@ class _File:
     format: str  # the samplesheet format
     output_type: str
     mark: str  # "" for gene quantifications
-    biosample: str
+    biosample: tuple[str, ...]  # the term name, then the :data:`DISTINCT` columns
     replicates: int
     date: str
     name: str  # the downloaded file's name
@@ -214,7 +226,7 @@ def encode_samplesheet(
             fmt,
             output_type.lower(),
             mark,
-            row["Biosample term name"],
+            (row["Biosample term name"], *(row.get(c, "") for c in DISTINCT)),
             _replicates(row.get("Biological replicate(s)", "")),
             row.get(date_column, "") if date_column else "",
             _file_name(row),
@@ -223,7 +235,7 @@ def encode_samplesheet(
         target = formats.get(fmt).target  # a mark's bigWig and its peaks are both taken
         chosen.setdefault((f.biosample, mark, target), []).append(f)
 
-    ids: dict[str, str] = {}
+    ids = _epigenome_ids(sorted({k[0] for k in chosen}))
     folder = os.path.dirname(os.path.abspath(out))
     base = os.path.abspath(files) if files else os.path.dirname(os.path.abspath(metadata))
     for (biosample, mark, _), candidates in sorted(chosen.items()):
@@ -233,17 +245,17 @@ def encode_samplesheet(
             key=lambda f: (rank.get(f.output_type, 0), -f.replicates, _newest(f.date), f.accession),
         )
         best = ordered[0]
+        cell = ids[biosample]
         for other in ordered[1:]:
-            why = _why(best, other, rank)
+            why = _why(best, other, rank, cell)
             sheet.skipped.append((other.accession, other.line, f"not chosen: {why}"))
-        cell = ids.get(biosample)
-        if cell is None:
-            cell = _unique(safe_id(biosample), set(ids.values()))
-            ids[biosample] = cell
+        if cell not in sheet.epigenomes:
             sheet.epigenomes[cell] = {
-                "biosample_term_name": biosample,
+                "biosample_term_name": biosample[0],
                 "biosample_term_id": best.row.get("Biosample term id", ""),
                 "biosample_type": best.row.get("Biosample type", ""),
+                "donor": _donors(best.row.get("Donor(s)", "")),
+                "treatments": " ".join(p for p in biosample[2:5] if p),
                 "experiments": [],
             }
         sheet.epigenomes[cell]["experiments"].append(best.row.get("Experiment accession", ""))
@@ -259,7 +271,28 @@ def _newest(date: str) -> tuple:
     return (date == "", tuple(-ord(c) for c in date))
 
 
-def _why(best: _File, other: _File, rank: dict[str, int]) -> str:
+def _donors(text: str) -> str:
+    """``/human-donors/ENCDO271OUW/`` → ``ENCDO271OUW`` (each of a comma-separated list)."""
+    parts = [p.strip().rstrip("/").rsplit("/", 1)[-1] for p in text.split(",") if p.strip()]
+    return ",".join(parts)
+
+
+def _epigenome_ids(biosamples: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
+    """A safe, unique epigenome id per biosample: its term name, and where several
+    biosamples share one, the columns that tell them apart (donor, treatment, …)."""
+    by_name: dict[str, list[tuple[str, ...]]] = {}
+    for b in biosamples:
+        by_name.setdefault(b[0], []).append(b)
+    ids: dict[tuple[str, ...], str] = {}
+    for name, group in by_name.items():
+        varying = [i for i in range(1, len(group[0])) if len({b[i] for b in group}) > 1]
+        for b in group:
+            parts = [name, *(_donors(b[i]) if i == 1 else b[i] for i in varying)]
+            ids[b] = _unique(safe_id(" ".join(p for p in parts if p)), set(ids.values()))
+    return ids
+
+
+def _why(best: _File, other: _File, rank: dict[str, int], cell: str) -> str:
     if rank.get(other.output_type, 0) != rank.get(best.output_type, 0):
         reason = f"output type {best.output_type} is preferred"
     elif other.replicates != best.replicates:
@@ -268,7 +301,7 @@ def _why(best: _File, other: _File, rank: dict[str, int]) -> str:
         reason = f"it is newer ({best.date or '?'} over {other.date or '?'})"
     else:
         reason = "the same replicates and date; the first accession is taken"
-    return f"{best.accession} for ({best.biosample}, {best.mark or 'expression'}): {reason}"
+    return f"{best.accession} for ({cell}, {best.mark or 'expression'}): {reason}"
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -297,6 +330,8 @@ def _write(out: str | os.PathLike, sheet: EncodeSheet) -> None:
                 "biosample_term_name",
                 "biosample_term_id",
                 "biosample_type",
+                "donor",
+                "treatments",
                 "experiments",
             ]
         )
@@ -308,6 +343,8 @@ def _write(out: str | os.PathLike, sheet: EncodeSheet) -> None:
                     info["biosample_term_name"],
                     info["biosample_term_id"],
                     info["biosample_type"],
+                    info["donor"],
+                    info["treatments"],
                     experiments,
                 ]
             )

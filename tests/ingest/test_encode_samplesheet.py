@@ -126,7 +126,7 @@ def test_encode_samplesheet__picks_replicated_then_newest_and_names_every_skip(t
         "ENCFF107AAA": "not chosen: ENCFF108AAA for (K562, expression): it is newer "
         "(2021-03-01 over 2019-02-01)",
         "ENCFF109AAA": "output type replicated peaks, not fold change over control",
-        "ENCFF200BBB": "not chosen: ENCFF201BBB for (transverse colon, H3K36me3): it is newer "
+        "ENCFF200BBB": "not chosen: ENCFF201BBB for (transverse_colon, H3K36me3): it is newer "
         "(2021-01-01 over 2020-01-01)",
         "ENCFF202BBB": "output type pseudoreplicated peaks, not fold change over control",
         "ENCFF203BBB": "output type replicated peaks, not fold change over control",
@@ -136,9 +136,10 @@ def test_encode_samplesheet__picks_replicated_then_newest_and_names_every_skip(t
     assert written[0] == ["file_accession", "metadata_line", "reason"]
     assert [(a, int(n)) for a, n, _ in written[1:]] == [(a, n) for a, n, _ in sheet.skipped]
     assert _read(out.parent / "samples.epigenomes.tsv", "\t") == [
-        ["epigenome", "biosample_term_name", "biosample_term_id", "biosample_type", "experiments"],
-        ["K562", "K562", "EFO:0002067", "cell line", "ENCSR108AAA,ENCSR100AAA"],
-        ["transverse_colon", "transverse colon", "UBERON:0001157", "tissue", "ENCSR201BBB"],
+        ["epigenome", "biosample_term_name", "biosample_term_id", "biosample_type"]
+        + ["donor", "treatments", "experiments"],
+        ["K562", "K562", "EFO:0002067", "cell line", "", "", "ENCSR108AAA,ENCSR100AAA"],
+        ["transverse_colon", "transverse colon", "UBERON:0001157", "tissue", "", "", "ENCSR201BBB"],
     ]
 
 
@@ -153,7 +154,7 @@ def test_encode_samplesheet__peaks_replicated_first_then_pseudoreplicated(tmp_pa
     skipped = dict((a, r) for a, _, r in sheet.skipped)
     assert skipped["ENCFF109AAA"] == "file type bigbed narrowpeak has no chromestore format"
     assert skipped["ENCFF202BBB"] == (
-        "not chosen: ENCFF203BBB for (transverse colon, H3K27me3): output type replicated "
+        "not chosen: ENCFF203BBB for (transverse_colon, H3K27me3): output type replicated "
         "peaks is preferred"
     )
     assert skipped["ENCFF108AAA"] == "gene quantifications not asked for (--no-expression)"
@@ -192,3 +193,37 @@ def test_cli_samplesheet_encode__prints_each_skip_and_the_summary(tmp_path, meta
     )
     assert bad.exit_code == 1
     assert bad.output.startswith(f"error: {out}, line 1: not an ENCODE metadata.tsv: no column")
+
+
+def test_encode_samplesheet__donors_and_treatments_are_epigenomes_of_their_own(tmp_path):
+    donor = {"Biosample term name": "transverse colon", "Biosample type": "tissue"}
+    rows = [
+        _row("ENCFF400AAA", "H3K4me3-human", **donor, **{"Donor(s)": "/human-donors/ENCDO271OUW/"}),
+        _row("ENCFF401AAA", "H3K4me3-human", **donor, **{"Donor(s)": "/human-donors/ENCDO793LXB/"}),
+        _row("ENCFF402AAA", "H3K4me3-human", **{"Donor(s)": "/human-donors/ENCDO000AAD/"}),
+        _row(
+            "ENCFF403AAA",
+            "H3K4me3-human",
+            **{
+                "Donor(s)": "/human-donors/ENCDO000AAD/",
+                "Biosample treatments": "dexamethasone",
+                "Biosample treatments amount": "100 nM",
+                "Biosample treatments duration": "1 hour",
+            },
+        ),
+    ]
+    out = tmp_path / "s.csv"
+    sheet = encode_samplesheet(write_metadata(tmp_path / "m.tsv", rows), out)
+    assert sheet.skipped == []
+    assert [(cell, path) for cell, _, _, path in sheet.rows] == [
+        ("K562", "ENCFF402AAA.bigWig"),
+        ("K562_dexamethasone_100_nM_1_hour", "ENCFF403AAA.bigWig"),
+        ("transverse_colon_ENCDO271OUW", "ENCFF400AAA.bigWig"),
+        ("transverse_colon_ENCDO793LXB", "ENCFF401AAA.bigWig"),
+    ]
+    mapping = {r[0]: r[4:6] for r in _read(tmp_path / "s.epigenomes.tsv", "\t")[1:]}
+    assert mapping["transverse_colon_ENCDO793LXB"] == ["ENCDO793LXB", ""]
+    assert mapping["K562_dexamethasone_100_nM_1_hour"] == [
+        "ENCDO000AAD",
+        "dexamethasone 100 nM 1 hour",
+    ]
