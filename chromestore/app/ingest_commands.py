@@ -144,13 +144,19 @@ def ingest(
 
 def _annotation(ctx, store, genes, genome) -> tuple[str | None, str]:
     """The gene annotation and assembly of an ingest: ``--genes`` as given, else, for a store
-    yet to be created, the shipped annotation of ``--genome`` (default hg19); the assembly
-    by the name chromestore records (GRCh37 → hg19, hg38 → GRCh38), an existing store's own
-    (a ``--genome`` that contradicts it is refused)."""
+    yet to be created, the shipped annotation of ``--genome`` (default hg19, or that of the
+    shipped ``--genes`` file); the assembly by the name chromestore records (GRCh37 → hg19,
+    hg38 → GRCh38), an existing store's own (a ``--genome`` that contradicts it is
+    refused)."""
     from chromestore import datasets
     from chromestore.store import Store, StoreError
 
     name = datasets.assembly(genome or DEFAULT_GENOME)
+    if genome is None and genes is not None:  # a shipped annotation names its assembly
+        given = str(genes).replace("\\", "/").rsplit("/", 1)[-1]
+        name = next(
+            (a for a, f in datasets.ANNOTATIONS.items() if datasets.FILES[f][0] == given), name
+        )
     handle = Store.of(store, session.storage_options(ctx))
     if handle.exists():
         recorded = str(handle.attrs().get("genome", name))

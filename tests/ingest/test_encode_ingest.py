@@ -172,6 +172,11 @@ def test_cli_ingest__no_genes_takes_the_hg19_annotation_unknown_genome_refused(t
     assert made.exit_code == 0, made.output
     ds = open_store(store)
     assert (ds.attrs["genome"], ds.sizes["gene"]) == ("hg19", 19_802)
+    named = run(
+        main, ["ingest", str(tmp_path / "38.zarr"), "--genes", str(datasets.gene_windows("GRCh38"))]
+    )
+    assert named.exit_code == 0, named.output  # the shipped GRCh38 file names its assembly
+    assert open_store(tmp_path / "38.zarr").attrs["genome"] == "GRCh38"
     other = run(main, ["ingest", str(tmp_path / "mm.zarr"), "--genome", "mm10"])
     assert other.exit_code == 1
     assert other.output.strip() == (
