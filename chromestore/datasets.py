@@ -9,6 +9,8 @@ Examples
 >>> from chromestore import datasets
 >>> datasets.gene_windows().name
 'gene_windows.hg19.bed.gz'
+>>> datasets.gene_windows("hg38").name
+'gene_windows.GRCh38.bed.gz'
 >>> sorted(p.name for p in datasets.e003_sample().iterdir() if p.suffix == ".csv")[:2]
 ['E003.expr.csv', 'E003.test.csv']
 """
@@ -26,11 +28,39 @@ FILES = {
         "gene_windows.hg19.bed.gz",
         "the 19,802 REMC gene windows with their strands (hg19, BED6)",
     ),
+    "gene_windows_GRCh38": (
+        "gene_windows.GRCh38.bed.gz",
+        "18,950 of the 19,802 REMC genes in GRCh38 (GENCODE, BED6; scripts/derive_grch38.py)",
+    ),
+    "gene_map_GRCh38": (
+        "gene_map.GRCh38.tsv.gz",
+        "how each of the 19,802 genes was placed in GRCh38, or why it was left out",
+    ),
     "rpkm": ("rpkm.56epigenomes.tsv.gz", "RPKM of the 19,802 genes in the 56 epigenomes"),
     "epigenomes": ("epigenomes.tsv", "the 56 REMC epigenomes and DeepChrome's published AUC"),
     "e003_sample": ("samples/deepdiff_E003", "real binned reads of 600 genes in E003"),
     "deepchrome_toy": ("samples/deepchrome_toy", "the DeepChrome toy data set"),
 }
+
+
+#: the assemblies with a shipped gene annotation: name → the names it also goes by
+ASSEMBLIES = {"hg19": ("hg19", "GRCh37"), "GRCh38": ("GRCh38", "hg38")}
+#: the shipped annotation (a :data:`FILES` name) of each assembly
+ANNOTATIONS = {"hg19": "gene_windows", "GRCh38": "gene_windows_GRCh38"}
+
+
+def assembly(name: str) -> str:
+    """The name chromestore records for the assembly ``name`` (any of its names, any case:
+    ``GRCh37`` → ``hg19``, ``hg38`` → ``GRCh38``); a name it does not know, unchanged.
+
+    >>> assembly("grch37"), assembly("hg38"), assembly("mm10")
+    ('hg19', 'GRCh38', 'mm10')
+    """
+    lowered = str(name).lower()
+    for canonical, names in ASSEMBLIES.items():
+        if lowered in (n.lower() for n in names):
+            return canonical
+    return str(name)
 
 
 def root() -> Path:
@@ -48,8 +78,14 @@ def path(name: str) -> Path:
     return p
 
 
-def gene_windows() -> Path:
-    return path("gene_windows")
+def gene_windows(genome: str = "hg19") -> Path:
+    """The shipped gene annotation (BED6, TSS ± 10 kb windows) of the assembly ``genome``
+    (``hg19``/``GRCh37`` or ``GRCh38``/``hg38``)."""
+    name = assembly(genome)
+    if name not in ANNOTATIONS:
+        known = ", ".join(f"{c} ({'/'.join(n)})" for c, n in ASSEMBLIES.items())
+        raise KeyError(f"no shipped gene annotation for genome {genome!r} (there are: {known})")
+    return path(ANNOTATIONS[name])
 
 
 def rpkm() -> Path:

@@ -84,13 +84,19 @@ class Alignment:
     cells: list[str]
     missing_genes: list[str] = field(default_factory=list)  # store genes not in the matrix
     unused_rows: int = 0  # matrix rows that match no store gene
+    quantity: str = ""  # what the values are (RPKM, TPM, FPKM), where the matrix says
+    notes: list[str] = field(default_factory=list)  # lines about the matrix's files
 
     def summary(self) -> str:
         n = self.values.shape[1]
-        return (
-            f"expression for {len(self.cells)} epigenomes: {n - len(self.missing_genes)}/{n} "
-            f"genes matched, {len(self.missing_genes)} absent from the matrix (left NaN), "
-            f"{self.unused_rows} matrix rows unused"
+        what = f" ({self.quantity})" if self.quantity else ""
+        return "\n".join(
+            [
+                f"expression{what} for {len(self.cells)} epigenomes: "
+                f"{n - len(self.missing_genes)}/{n} genes matched, {len(self.missing_genes)} "
+                f"absent from the matrix (left NaN), {self.unused_rows} matrix rows unused",
+                *self.notes,
+            ]
         )
 
 
@@ -107,4 +113,7 @@ def align_expression(
     values[:, have] = sub[pos[have]].T
     missing = [str(g) for g in gene_ids[~have]]
     unused = int((~matrix.index.isin(gene_ids)).sum())
-    return Alignment(values, cells, missing, unused)
+    attrs = matrix.attrs
+    return Alignment(
+        values, cells, missing, unused, attrs.get("quantity", ""), list(attrs.get("report", []))
+    )

@@ -1,8 +1,11 @@
 """Binary expression labels, computed lazily from ``expression``.
 
 DeepChrome labels a gene highly expressed (1) when its RPKM is above the median
-RPKM of all genes of that epigenome; ShallowChrome uses ``>=``. Genes with no
-expression value have ``label_valid`` False (their ``label`` is False too).
+RPKM of all genes of that epigenome; ShallowChrome uses ``>=``. The rule is the same
+whatever quantity the store's ``expression`` holds (RPKM from a REMC matrix, TPM or FPKM
+from RSEM files: ``ds.attrs["expression"][cell]["quantity"]``): the median split is per
+epigenome, so the quantity's scale does not matter. Genes with no expression value have
+``label_valid`` False (their ``label`` is False too).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each command lives in a module of its own (``store_commands``, ``ingest_commands``,
 ``simulate_command``, ``train_command``, ``analyze_commands``, ``pipeline`` for ``run``,
-``verify_command``, ``predict_commands``); the choices they share (global options, the
+``verify_command``, ``predict_commands``, ``samplesheet_command``); the choices they share (global options, the
 Dask cluster, ``--cells``) are in :mod:`chromestore.app.session`.
 """
 
@@ -29,6 +29,7 @@ def _register() -> None:
         ingest_commands,
         pipeline,
         predict_commands,
+        samplesheet_command,
         simulate_command,
         store_commands,
         train_command,
@@ -44,6 +45,7 @@ def _register() -> None:
         pipeline,
         verify_command,
         predict_commands,
+        samplesheet_command,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

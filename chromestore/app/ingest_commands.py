@@ -34,15 +34,28 @@ class _FormatsHelp(click.Command):
 @click.command(cls=_FormatsHelp)
 @click.argument("store")
 @click.option(
-    "--genes", type=click.Path(exists=False), help="Gene annotation (BED windows or GTF)."
+    "--genes",
+    type=click.Path(exists=False),
+    help="Gene annotation (BED windows or GTF); default: the shipped one of --genome.",
 )
-@click.option("--expression", "expression", default=None, help="RPKM matrix (REMC layout).")
+@click.option(
+    "--expression",
+    "expression",
+    default=None,
+    help="RPKM matrix (REMC layout); or give RSEM files as rsem-genes samplesheet rows.",
+)
 @click.option("--cells", default=None, help="Comma-separated epigenomes to take (default: all).")
 @click.option(
     "--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="bp each side of TSS."
 )
 @click.option("--bin-size", type=int, default=DEFAULT_BIN_SIZE, show_default=True)
-@click.option("--genome", default=DEFAULT_GENOME, show_default=True)
+@click.option(
+    "--genome",
+    default=None,
+    help=f"The store's assembly: hg19 (GRCh37) or GRCh38 (hg38) take the shipped annotation "
+    f"when --genes is not given; any other name is a label (default {DEFAULT_GENOME}; an "
+    "existing store keeps its own).",
+)
 @click.option(
     "--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK, show_default=True
 )
@@ -53,10 +66,28 @@ class _FormatsHelp(click.Command):
     help="Samplesheet CSV: cell,mark,format,path (paths relative to it).",
 )
 @click.option("--force", is_flag=True, help="Redo (cell, mark) pairs already completed.")
+@click.option(
+    "--quantity",
+    type=click.Choice(["TPM", "FPKM"]),
+    default="TPM",
+    show_default=True,
+    help="What the samplesheet's rsem-genes rows give the store's expression.",
+)
 @session.command_options
 @click.pass_context
 def ingest(
-    ctx, store, genes, expression, cells, window, bin_size, genome, gene_chunk, samples, force
+    ctx,
+    store,
+    genes,
+    expression,
+    cells,
+    window,
+    bin_size,
+    genome,
+    gene_chunk,
+    samples,
+    force,
+    quantity,
 ):
     """Create STORE from a gene annotation if absent, then add signal files from a
     samplesheet and expression. Re-running skips what is completed; new epigenomes are
@@ -73,6 +104,8 @@ def ingest(
     reader = early_reader(bool(samples), cluster_asked=asked)  # before anything else: a fork
     from chromestore.genes import StrandWarning
     from chromestore.ingest import place, plan_ingest, run_plan
+
+    genes, genome = _annotation(ctx, store, genes, genome)
 
     with (
         warnings.catch_warnings(record=True) as caught,  # the annotation is read in both
@@ -91,6 +124,7 @@ def ingest(
             gene_chunk=gene_chunk,
             force=force,
             storage_options=session.storage_options(ctx),
+            quantity=quantity,
         )
         where = place(plan, reader)  # the small-job rule
         if not where.dask:  # nothing to count: no cluster
@@ -106,6 +140,40 @@ def ingest(
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     click.echo(str(report))
+
+
+def _annotation(ctx, store, genes, genome) -> tuple[str | None, str]:
+    """The gene annotation and assembly of an ingest: ``--genes`` as given, else, for a store
+    yet to be created, the shipped annotation of ``--genome`` (default hg19, or that of the
+    shipped ``--genes`` file); the assembly by the name chromestore records (GRCh37 → hg19,
+    hg38 → GRCh38), an existing store's own (a ``--genome`` that contradicts it is
+    refused)."""
+    from chromestore import datasets
+    from chromestore.store import Store, StoreError
+
+    name = datasets.assembly(genome or DEFAULT_GENOME)
+    if genome is None and genes is not None:  # a shipped annotation names its assembly
+        given = str(genes).replace("\\", "/").rsplit("/", 1)[-1]
+        name = next(
+            (a for a, f in datasets.ANNOTATIONS.items() if datasets.FILES[f][0] == given), name
+        )
+    handle = Store.of(store, session.storage_options(ctx))
+    if handle.exists():
+        recorded = str(handle.attrs().get("genome", name))
+        if genome is not None and datasets.assembly(recorded) != name:
+            raise StoreError(
+                f"{store}: the store's genome is {recorded}, not {genome}; "
+                "ingest into a store of that assembly or leave out --genome"
+            )
+        return genes, recorded
+    if genes is None:
+        if name not in datasets.ANNOTATIONS:
+            raise StoreError(
+                f"{store}: no store here and no shipped annotation for genome {genome} "
+                f"(there are: {', '.join(datasets.ANNOTATIONS)}); pass --genes to create one"
+            )
+        genes = str(datasets.gene_windows(name))
+    return genes, name
 
 
 @click.command("call-peaks")

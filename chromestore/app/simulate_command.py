@@ -25,6 +25,13 @@ IN_PROCESS_PAIRS = 56 * 4096
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--genome",
+    default="hg19",
+    show_default=True,
+    help="The genes' coordinates: hg19, or GRCh38 (the shipped GRCh38 annotation's genes, "
+    "each with the values it has in hg19; --emit writes GRCh38 files).",
+)
+@click.option(
     "--gene-chunk", type=click.IntRange(min=1), default=DEFAULT_GENE_CHUNK, show_default=True
 )
 @click.option(
@@ -74,6 +81,7 @@ def simulate(
     cells,
     genes,
     seed,
+    genome,
     gene_chunk,
     calibration,
     full,
@@ -123,6 +131,7 @@ def simulate(
             gene_chunk=gene_chunk,
             storage_options=session.storage_options(ctx),
             progress=store is not None and session.progress(ctx),
+            genome=genome,
         )
         if store is not None:
             click.echo(

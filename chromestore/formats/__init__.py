@@ -37,5 +37,7 @@ __getattr__, __dir__, __all__ = attach(
         "deepchrome_gene_id": ".csv",
         "read_deepchrome_csv": ".csv",
         "read_deepdiff_csv": ".csv",
+        "QUANTITIES": ".rsem",
+        "read_rsem_genes": ".rsem",
     },
 )

@@ -59,6 +59,14 @@ def deepdiff_signal(path: str, request: ReadRequest):
     return read_deepdiff_csv(path, GENOME), {}
 
 
+def rsem_expression(path: str, request: ReadRequest):
+    """One epigenome's TPM or FPKM (``request.quantity``) from an RSEM gene file
+    (:func:`chromestore.formats.rsem.read_rsem_genes`)."""
+    from chromestore.formats.rsem import read_rsem_genes
+
+    return read_rsem_genes(path, request.quantity)
+
+
 _MULTICOV = (
     "reads per bin, exactly `bedtools multicov` (a read counts in every bin it "
     "overlaps by ≥ 1 bp), bins 5'→3'"
@@ -130,6 +138,16 @@ BUILTIN: tuple[FormatEntry, ...] = (
         "signal",
         deepdiff_signal,
         f"DeepDiff CSV, or a sample folder of {{E003.}}{{train,valid,test}}.csv: {_CSV}",
+        needs_mark=False,
+    ),
+    FormatEntry(
+        "rsem-genes",
+        (".genes.results",),
+        "expression",
+        rsem_expression,
+        "RSEM gene quantifications (ENCODE's gene quantifications TSV), one epigenome, "
+        "mark empty: its TPM (or FPKM: `ingest --quantity`), joined on Ensembl ids "
+        "without their version",
         needs_mark=False,
     ),
 )

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from chromestore.counting import BinLayout
 
-#: the store variables a format can fill
-TARGETS = ("signal", "peak_max")
+#: the store variables a format can fill (``expression``: one epigenome's expression, read
+#: before any signal, in the plan)
+TARGETS = ("signal", "peak_max", "expression")
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,13 @@ class ReadRequest:
     #: the samplesheet row's mark; "" where the row takes every mark the file holds
     mark: str
     #: where every store gene's bins lie on the genome (counters need it; ``n_genes``,
-    #: ``n_bins`` and ``bin_size`` size the output)
-    layout: BinLayout
+    #: ``n_bins`` and ``bin_size`` size the output); None for ``expression`` formats
+    layout: BinLayout | None
     #: called with the number of reads counted since the last call, when given
     progress: Callable[[int], None] | None = None
+    #: ``expression`` formats: the quantity to read (``TPM`` or ``FPKM``; ``ingest
+    #: --quantity``)
+    quantity: str = "TPM"
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,10 @@ class FormatEntry:
         File name endings that imply this format when the samplesheet leaves it empty
         (matched case-insensitively, after dropping a ``.gz``); may be empty.
     target
-        The store variable filled: ``"signal"`` (cell, gene, mark, bin) or
-        ``"peak_max"`` (cell, gene, mark).
+        The store variable filled: ``"signal"`` (cell, gene, mark, bin),
+        ``"peak_max"`` (cell, gene, mark) or ``"expression"`` (cell, gene: the reader
+        returns a ``pandas.Series`` indexed by unversioned Ensembl gene id; the row
+        has no mark).
     read
         ``read(path, request) -> (values, stats)``; see the module docstring. It runs
         in a Dask worker when ingest runs on a cluster, so it must be importable there.

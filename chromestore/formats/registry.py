@@ -18,6 +18,9 @@ A reader is called as ``read(path, request)`` (:class:`ReadRequest`) and returns
   labels the store's ``gene`` keys (``ENSGID_SYMBOL``) or, with
   ``attrs["gene_key"] = "gene_id"``, Ensembl ids. The engine aligns it on the store's
   genes (store genes without a label stay NaN) and centre-crops wider windows.
+* for ``expression``, a ``pandas.Series`` of one epigenome's values indexed by unversioned
+  Ensembl gene id (``stats["quantity"]`` names what they are: TPM, FPKM); the plan joins
+  the epigenomes' series into the expression matrix.
 
 Readers validate their whole input before returning and raise
 :class:`chromestore.errors.InputError` naming file and line; nothing is written

@@ -12,7 +12,7 @@ import xarray as xr
 
 from chromestore import store as S
 from chromestore import variables as V
-from chromestore.expression import read_rpkm
+from chromestore.ingest.quantified import expression_matrix, split_rows
 from chromestore.ingest.samplesheet import Sample, read_samplesheet
 from chromestore.ingest.tables import check_columns, check_store
 from chromestore.store import records
@@ -88,9 +88,12 @@ def plan_ingest(
     gene_chunk: int = S.DEFAULT_GENE_CHUNK,
     force: bool = False,
     storage_options: dict | None = None,
+    quantity: str = "TPM",
 ) -> IngestPlan:
     """Parse and check every input (samplesheet, files, RPKM matrix, the store's settings)
-    and find the samplesheet rows with work left; writes nothing.
+    and find the samplesheet rows with work left; writes nothing. The samplesheet's
+    expression rows (``rsem-genes``: their ``quantity``, TPM or FPKM) are read here, into
+    the matrix (:mod:`chromestore.ingest.quantified`).
 
     Raises :class:`chromestore.errors.InputError` (file, line, problem) or
     :class:`chromestore.store.StoreError` on the first problem.
@@ -98,8 +101,12 @@ def plan_ingest(
     store = S.Store.of(store, storage_options)
     ds = open_store(store) if store.exists() else None
     marks = [str(m) for m in ds[V.MARK].values] if ds is not None else list(V.DEFAULT_MARKS)
-    sheet = read_samplesheet(samples, marks) if samples else []
-    matrix = read_rpkm(expression) if expression else None
+    sheet, quantified = split_rows(read_samplesheet(samples, marks) if samples else [])
+    matrix = expression_matrix(
+        expression, quantified, quantity, ds, str(store), os.fspath(samples or "")
+    )
+    if matrix is not None:
+        expression = matrix.attrs["source"]  # the RPKM matrix, or the sheet's expression rows
     if matrix is not None and cells is not None:
         check_columns(matrix, cells, expression)
     check_store(store, genes, window, bin_size)

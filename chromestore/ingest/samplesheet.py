@@ -34,7 +34,7 @@ class Sample:
 
     @property
     def target(self) -> str:
-        """The store variable the row fills (``signal`` or ``peak_max``)."""
+        """The store variable the row fills (``signal``, ``peak_max`` or ``expression``)."""
         return formats.get(self.format).target
 
 
@@ -114,12 +114,17 @@ def read_samplesheet(
         entry = formats.get(row.format)
         if entry.needs_mark and not row.mark:
             raise InputError(path, row.line, f"format {row.format} needs a mark")
+        expression = entry.target == V.expression.name
+        if expression and row.mark:
+            raise InputError(
+                path, row.line, f"format {row.format} is expression: leave the mark empty"
+            )
         if row.mark and row.mark not in marks:
             raise InputError(
                 path, row.line, f"mark {row.mark!r} is not in the store ({', '.join(marks)})"
             )
         row.require_file()
-        for m in [row.mark] if row.mark else marks:
+        for m in [row.mark] if row.mark or expression else marks:
             key = (row.cell, m, entry.target)
             if key in seen:
                 hint = (
@@ -131,7 +136,7 @@ def read_samplesheet(
                 raise InputError(
                     path,
                     row.line,
-                    f"duplicate ({row.cell}, {m}) for "
+                    f"duplicate ({row.cell}{', ' + m if m else ''}) for "
                     f"{entry.target}, first on line {seen[key]}{hint}",
                 )
             seen[key] = row.line

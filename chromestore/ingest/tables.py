@@ -125,11 +125,13 @@ def ingest_expression(
         S.write_region(store, part, {V.CELL: slice(lo, lo + len(rows)), V.GENE: slice(None)})
         start = stop
     matched = int(aligned.values.shape[1] - len(aligned.missing_genes))
+    sources = matrix.attrs.get("sources", {})
     S.update_attrs(
         store,
         expression={
             c: {
-                "source": os.fspath(matrix_path),
+                "source": os.fspath(sources.get(c, matrix_path)),
+                "quantity": matrix.attrs.get("quantity", "RPKM"),
                 "genes_matched": matched,
                 "genes_missing": len(aligned.missing_genes),
             }

@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from chromestore import datasets
 from chromestore import store as S
 from chromestore import variables as V
+from chromestore.genes import read_gene_bed
 from chromestore.simulation.draw import cell_model, draw_cell
 from chromestore.simulation.model import (
     BIN_SIZE,
@@ -68,6 +70,27 @@ def _resolve_genes(genes: str | int | Sequence[str]) -> np.ndarray:
     return pos.astype(np.int64)
 
 
+def _on_assembly(
+    genome: str, genes_idx: np.ndarray, sub: pd.DataFrame
+) -> tuple[np.ndarray, pd.DataFrame, str]:
+    """The genes ``sub`` (rows ``genes_idx`` of the hg19 list) at their coordinates in
+    ``genome``: in hg19 as they are; in another shipped annotation (GRCh38) the genes it
+    has, at its TSS and strand. The signal is drawn by hg19 row as ever, so a gene has the
+    same values (bins 5'→3') in either assembly."""
+    name = datasets.assembly(genome)
+    if name == "hg19":
+        return genes_idx, sub, name
+    other = read_gene_bed(datasets.gene_windows(name)).set_index("gene")
+    keep = sub["gene"].isin(other.index).to_numpy()
+    if not keep.any():
+        raise ValueError(f"none of the {len(sub)} genes asked for is in the {name} annotation")
+    sub = sub[keep].reset_index(drop=True)
+    moved = other.loc[sub["gene"].to_numpy()]
+    for column in ("chrom", "tss", "strand"):
+        sub[column] = moved[column].to_numpy()
+    return genes_idx[keep], sub, name
+
+
 def _lazy_signal(
     cells: list[str], owners: np.ndarray, scores: np.ndarray, seed: int, gene_chunk: int
 ) -> da.Array:
@@ -99,6 +122,7 @@ def simulate(
     gene_chunk: int = S.DEFAULT_GENE_CHUNK,
     storage_options: dict | None = None,
     progress: bool = False,
+    genome: str = "hg19",
 ) -> xr.Dataset:
     """Simulate a chromestore Dataset: real genes and RPKM, signal drawn from the fitted model.
 
@@ -120,6 +144,10 @@ def simulate(
         Same seed, same values, whatever the subset or chunking: each gene draws from
         its own random stream keyed on (seed, epigenome, gene), so ``genes=N`` costs N
         genes.
+    genome
+        ``hg19`` (default) or ``GRCh38``: the genes' coordinates (GRCh38: those of the
+        ``genes`` that its shipped annotation has, 18,950 of all; each gene's values are
+        the same as in hg19).
 
     Examples
     --------
@@ -134,13 +162,14 @@ def simulate(
     genes_idx = _resolve_genes(genes)
     table = real_genes()
     expr_all = aligned_rpkm(table["gene_id"].to_numpy(object), cell_list)
+    sub = table.iloc[genes_idx].reset_index(drop=True)
+    genes_idx, sub, genome = _on_assembly(genome, genes_idx, sub)
     owners = window_owner()[genes_idx]  # genes sharing a window share their signal
     scores = expression_scores(expression_percentiles(expr_all)[:, owners])
-    sub = table.iloc[genes_idx].reset_index(drop=True)
     expr = expr_all[:, genes_idx]
     gene_chunk = max(1, min(int(gene_chunk), len(sub)))
     if path is None:
-        ds = S.template(sub, cell_list, gene_chunk=gene_chunk)
+        ds = S.template(sub, cell_list, gene_chunk=gene_chunk, genome=genome)
         signal = _lazy_signal(cell_list, owners, scores, seed, gene_chunk)
         ds = ds.assign(
             signal=(V.signal.dims, signal, ds.signal.attrs),
@@ -156,7 +185,12 @@ def simulate(
         return ds
     path = os.fspath(path)
     S.create_store(
-        path, sub, cell_list, chunks={V.GENE: gene_chunk}, storage_options=storage_options
+        path,
+        sub,
+        cell_list,
+        chunks={V.GENE: gene_chunk},
+        storage_options=storage_options,
+        genome=genome,
     )
     S.update_attrs(path, storage_options, simulated=True, simulation_seed=int(seed))
     n_chunks = -(-len(sub) // gene_chunk)

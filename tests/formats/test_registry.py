@@ -210,7 +210,7 @@ def test_samplesheet__unknown_format_lists_registered_ones(tmp_path, counts_tsv)
     with pytest.raises(
         InputError,
         match=r"line 2: unknown format 'a.wig' \(known: tagalign, "
-        r"bed, .*, deepdiff-csv, counts-tsv\)",
+        r"bed, .*, deepdiff-csv, rsem-genes, counts-tsv\)",
     ):
         read_samplesheet(sheet(tmp_path, [("E003", "H3K4me3", "", "a.wig")]))
     assert (
