@@ -56,13 +56,25 @@ def record_completed(
     storage_options: dict | None = None,
 ) -> None:
     """:func:`write_records` under the store's write lock, on a freshly opened store."""
+    record_cells_completed(path, target, {cell: infos}, storage_options)
+
+
+def record_cells_completed(
+    path: StoreLike,
+    target: str,
+    infos: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    storage_options: dict | None = None,
+) -> None:
+    """:func:`write_records` of several cells (cell → mark → provenance) under one hold of
+    the store's write lock, on a freshly opened store."""
     handle = Store.of(path, storage_options)
     with handle.lock() as held:
         repair_cells(handle)
         upgrade_records(handle)
         ds = open_store(handle)
         held.verify()  # a lapsed lease (object stores): another writer may have written
-        write_records(handle, ds, cell, target, infos)
+        for cell, marks in infos.items():
+            write_records(handle, ds, cell, target, marks)
 
 
 def write_records(
@@ -81,19 +93,30 @@ def write_records(
         zarr_format=3,
         storage_options=handle.storage_options,
     )  # live metadata
+    _ensure_cell_records(handle, cell)
     for mark, info in infos.items():
-        j = marks.index(mark)
-        _put_provenance(handle, cell, mark, {target: {**info, "completed": now_utc()}})
-        flags[ci, j] = True
+        _put_provenance(handle, cell, mark, {target: {**info, "completed": now_utc()}}, False)
+    # the flags last, all marks of the cell in one write (one chunk per (cell, mark))
+    flags.set_orthogonal_selection((ci, [marks.index(m) for m in infos]), True)
 
 
-def _put_provenance(handle: Store, cell: str, mark: str, items: Mapping[str, Any]) -> None:
-    """Merge ``items`` (target → provenance) into the attrs of ``records/CELL/MARK``."""
+def _ensure_cell_records(handle: Store, cell: str) -> None:
+    """``records`` and ``records/CELL``, created where missing (zarr does not create
+    missing parents)."""
     records = handle.child(V.RECORDS_GROUP)
-    for node in (records, records.child(cell)):  # zarr does not create missing parents
+    for node in (records, records.child(cell)):
         if not node.exists():
             ensure_group(node)
-    group = ensure_group(records.child(cell, mark))
+
+
+def _put_provenance(
+    handle: Store, cell: str, mark: str, items: Mapping[str, Any], parents: bool = True
+) -> None:
+    """Merge ``items`` (target → provenance) into the attrs of ``records/CELL/MARK``
+    (``parents``: create ``records/CELL`` first where missing)."""
+    if parents:
+        _ensure_cell_records(handle, cell)
+    group = ensure_group(handle.child(V.RECORDS_GROUP).child(cell, mark))
     group.attrs.update(json.loads(json.dumps(dict(items), default=str)))
 
 
