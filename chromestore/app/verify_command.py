@@ -17,8 +17,10 @@ LARGE_BYTES = 2 << 30
 def verify(ctx, store):
     """Read back every chunk of STORE (runs included), checking each chunk's checksum.
 
-    Prints one line per bad chunk (variable, chunk key, cell and genes) and exits 1 if
-    there is any; arrays written before checksums existed are listed as unchecked.
+    Prints one line per bad chunk (variable, chunk key, cell and genes) and per missing one
+    (a chunk, zarr.json or provenance that the store's records say must be there), and
+    exits 1 if there is any; arrays written before checksums existed are listed as
+    unchecked.
     Large stores are read on the Dask cluster (--scheduler/--workers), small ones here.
     """
     from chromestore.store import Store, size_on_disk
@@ -31,8 +33,7 @@ def verify(ctx, store):
     for line in report.lines():
         click.echo(line)
     if not report.ok:
-        n = len(report.bad)
-        session.fail(f"{store}: {n} bad chunk{'s' if n > 1 else ''} (listed above)")
+        session.fail(f"{store}: {report.summary()} (listed above)")
 
 
 COMMANDS = (verify,)

@@ -13,6 +13,7 @@ import xarray as xr
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.expression import read_rpkm
+from chromestore.genomes import read_aliases
 from chromestore.ingest.samplesheet import Sample, read_samplesheet
 from chromestore.ingest.tables import check_columns, check_store
 from chromestore.store import records
@@ -33,6 +34,7 @@ class IngestPlan:
     expression: str | os.PathLike | None = None  # its path
     cells: Sequence[str] | None = None  # the expression columns to take (None: see run_plan)
     dataset: xr.Dataset | None = None  # the store as opened while planning (None: absent)
+    aliases: dict[str, str] = field(default_factory=dict)  # --chrom-alias: file → annotation
 
     @property
     def input_bytes(self) -> int:
@@ -88,21 +90,28 @@ def plan_ingest(
     gene_chunk: int = S.DEFAULT_GENE_CHUNK,
     force: bool = False,
     storage_options: dict | None = None,
+    chrom_alias: str | os.PathLike | None = None,
 ) -> IngestPlan:
-    """Parse and check every input (samplesheet, files, RPKM matrix, the store's settings)
-    and find the samplesheet rows with work left; writes nothing.
+    """Parse and check every input (samplesheet, files, RPKM matrix, the store's settings,
+    the ``chrom_alias`` file: :func:`chromestore.genomes.read_aliases`) and find the
+    samplesheet rows with work left; writes nothing.
 
-    Raises :class:`chromestore.errors.InputError` (file, line, problem) or
+    A store whose creation was interrupted (an object store's ``creating`` marker) counts
+    as absent: the ingest creates it again. Raises
+    :class:`chromestore.errors.InputError` (file, line, problem) or
     :class:`chromestore.store.StoreError` on the first problem.
     """
     store = S.Store.of(store, storage_options)
-    ds = open_store(store) if store.exists() else None
+    ds = open_store(store) if store.exists() and not store.creating() else None
     marks = [str(m) for m in ds[V.MARK].values] if ds is not None else list(V.DEFAULT_MARKS)
     sheet = read_samplesheet(samples, marks) if samples else []
     matrix = read_rpkm(expression) if expression else None
+    aliases = read_aliases(chrom_alias) if chrom_alias else {}
     if matrix is not None and cells is not None:
         check_columns(matrix, cells, expression)
     check_store(store, genes, window, bin_size)
     pending = pending_samples(store, sheet, force, ds=ds) if ds is not None else list(sheet)
     settings = {"window": window, "bin_size": bin_size, "genome": genome, "gene_chunk": gene_chunk}
-    return IngestPlan(store, genes, settings, sheet, pending, matrix, expression, cells, ds)
+    return IngestPlan(
+        store, genes, settings, sheet, pending, matrix, expression, cells, ds, aliases
+    )

@@ -103,7 +103,9 @@ def simulate(
         None: return a lazy (dask-backed) in-memory Dataset. Otherwise create a store
         there, fill it one epigenome at a time with chunk-aligned region writes (Dask
         tasks, bounded memory), record each (cell, mark) as completed with provenance
-        ``simulated``, and return it opened.
+        ``simulated``, and return it opened. A store already there from the same call
+        (same genes, cells, seed, chunks), e.g. one whose simulation was killed, is
+        completed: the epigenomes not yet complete are simulated.
     cells
         ``"all"`` (the 56 epigenomes), the first N, or a list (or comma-separated
         string) of epigenome ids.
@@ -169,10 +171,18 @@ def _simulate_store(
     provenance,
     progress,
 ) -> xr.Dataset:
-    S.create_store(path, sub, cells, chunks={V.GENE: gene_chunk}, storage_options=storage_options)
-    S.update_attrs(path, storage_options, simulated=True, simulation_seed=int(seed))
+    ds = S.create_store(  # whole or not at all; a re-run after a kill resumes it
+        path,
+        sub,
+        cells,
+        chunks={V.GENE: gene_chunk},
+        storage_options=storage_options,
+        attrs={"simulated": True, "simulation_seed": int(seed)},
+        resume=True,
+    )
     marks = list(V.DEFAULT_MARKS)
-    iterator = range(len(cells))
+    complete = records.completion_table(ds).all(axis=1)
+    iterator = [i for i in range(len(cells)) if not complete[cells[i]]]
     if progress:
         from tqdm import tqdm
 
@@ -187,10 +197,14 @@ def _simulate_store(
                 V.expression.name: (V.expression.dims, expr),
             }
         )
-        S.write_region(path, part, {V.CELL: slice(i, i + 1), V.GENE: slice(None)}, storage_options)
         info = dict(provenance, depth=cell_depth(cell, seed), snr_weight=snr_weight(cell))
-        records.record_completed(
-            path, cell, V.signal.name, {m: info for m in marks}, storage_options
+        records.write_recorded(  # flags cleared, data, provenance, flags
+            path,
+            part,
+            {V.CELL: slice(i, i + 1), V.GENE: slice(None)},
+            V.signal.name,
+            {cell: {m: info for m in marks}},
+            storage_options,
         )
     S.update_attrs(
         path,
