@@ -113,7 +113,7 @@ class SampleReads:
         self._stack = ExitStack()
         if progress:
             self._stack.enter_context(ex.subscribe(PROGRESS_TOPIC, self.shown.listener(self.run)))
-        self.reads = self._submit_reads(bins)
+        self.reads = self._submit_reads(self.bins)
 
     def _submit_reads(self, bins: Bins) -> list:
         shared = self.ex.share(bins)

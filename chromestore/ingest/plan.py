@@ -62,18 +62,21 @@ def pending_samples(
     storage_options: dict | None = None,
     ds: xr.Dataset | None = None,
 ) -> list[Sample]:
-    """The samples with work left: not every (cell, mark) of theirs recorded completed
-    (``ds``: the store, opened, if at hand)."""
+    """The samples with work left: not every (cell, mark) of theirs recorded completed, or
+    a chunk of their cell's variable missing (:func:`chromestore.store.missing_chunks`: its
+    values are lost; the cell's writer rewrites it) (``ds``: the store, opened, if at hand)."""
     if force:
         return list(samples)
     if ds is None:
         ds = S.open_store(store, storage_options)
     done = completed_keys(ds)
+    lost = {(m.cell, m.variable) for m in S.missing_chunks(S.Store.of(store, storage_options))}
     marks = [str(m) for m in ds[V.MARK].values]
     return [
         s
         for s in samples
-        if any((s.cell, m, s.target) not in done for m in ([s.mark] if s.mark else marks))
+        if (s.cell, s.target) in lost
+        or any((s.cell, m, s.target) not in done for m in ([s.mark] if s.mark else marks))
     ]
 
 

@@ -42,6 +42,8 @@ __getattr__, __dir__, __all__ = attach(
         "STORE_ENCODING": ".dataset",
         "create_store": ".creation",
         "StoreExists": ".creation",
+        "missing_chunks": ".presence",
+        "Missing": ".presence",
         "open_store": ".dataset",
         "consolidate": ".dataset",
         "eager_coords": ".dataset",

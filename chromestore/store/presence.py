@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -127,3 +128,52 @@ class Required:
         if self.flags is None:
             return f"the expression of {cell} is recorded written"
         return f"{cell} has {self.variable} marks recorded complete"
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A chunk of a data variable that must exist and does not (see :func:`missing_chunks`)."""
+
+    variable: str
+    cell: str
+    key: str  # the chunk key, e.g. ``signal/c/0/1/0/0``
+
+    def line(self) -> str:
+        return (
+            f"chunk {self.key} of {self.variable} (cell {self.cell}) is missing: its values "
+            f"are lost, not NaN; re-running `chromestore ingest` with the files of {self.cell} "
+            "rewrites it"
+        )
+
+
+def missing_chunks(store: Any, storage_options: dict | None = None) -> list[Missing]:
+    """Every chunk of ``signal``, ``peak_max`` and ``expression`` that the store's records
+    say was written and that is not stored (one listing per variable; no chunk is read).
+    A store that makes no promise (:func:`promised`) has none."""
+    from chromestore.store.handle import Store
+
+    handle = Store.of(store, storage_options)
+    group = handle.group("r")
+    if not promised(dict(group.attrs)):
+        return []
+    fs, root = handle.fs()
+    root = root.rstrip("/")
+    cells = [str(c) for c in group[V.CELL][...]]
+    out = []
+    for name in (*RECORDED_BY, V.expression.name):
+        try:
+            array = group[name]
+        except KeyError:
+            continue  # verify names a missing variable
+        rule = Required.of(array, cells)
+        if rule is None:
+            continue
+        stored = {p[len(root) + 1 :] for p in fs.find(f"{root}/{name}/c") if not p.endswith("/")}
+        for ci in range(min(len(cells), array.shape[0])):
+            if not rule.recorded(ci):
+                continue
+            for rest in np.ndindex(*array.cdata_shape[1:]):
+                key = f"{name}/{array.metadata.encode_chunk_key((ci, *rest))}"
+                if key not in stored:
+                    out.append(Missing(name, cells[ci], key))
+    return out
