@@ -88,7 +88,7 @@ def test_deleted_chunk__a_read_raises_chunk_error_naming_it_not_nan(store):
     ds = open_store(store)
     assert np.isfinite(ds.signal.sel(cell="E004").isel(gene=slice(0, 128)).values).all()
     with pytest.raises(ChunkError) as err:
-        ds.signal.sel(cell="E004").values
+        ds.signal.sel(cell="E004").load()
     assert str(err.value).startswith(
         f"{store}: chunk signal/c/1/2/0/0 of variable 'signal' (cell E004, genes 128–149) is "
         "missing, though E004 has signal marks recorded complete: its values are lost, not NaN"
