@@ -18,6 +18,7 @@ from chromestore import store as S
 from chromestore.bins import genome_bin_starts
 from chromestore.errors import InputError, SchemaError
 from chromestore.formats import read_deepchrome_csv, read_deepdiff_csv
+from chromestore.genomes import GENOMES, chrom_key
 from chromestore.ingest import read_samplesheet, run_ingest
 from chromestore.store import records
 from tests.conftest import E003, GENES_BED, RPKM, TOY, sheet, store_digest
@@ -168,7 +169,8 @@ def test_ingest_bigwig__exact_per_bin_means(tmp_path, store, genes_bed, rng):
     tested = genes[isolated(genes)].iloc[::5].sort_values(["chrom", "tss"])
     path = tmp_path / "x.bw"
     bw = pyBigWig.open(str(path), "w")
-    bw.addHeader([(c, 300_000_000) for c in chroms])
+    sizes = next(g for g in GENOMES if g.name == "hg19").sizes  # the store's genome
+    bw.addHeader([(c, sizes[chrom_key(c)]) for c in chroms])
     truth = {}
     for g in tested.itertuples():
         # piecewise-constant signal in 25 bp steps over the window ± 50 bp, with gaps
