@@ -234,7 +234,8 @@ def test_ingest_bam__matches_tagalign_counts(tmp_path, store, genes_bed, e003_co
     chrom = np.array(["chr" + c if not c.startswith("chr") else c for c in chrom], dtype=object)
     write_tagalign(tmp_path / "r.tagAlign", chrom, s, e)
     names = sorted(set(chrom))
-    header = {"HD": {"VN": "1.6"}, "SQ": [{"SN": c, "LN": 300_000_000} for c in names]}
+    sizes = next(g for g in GENOMES if g.name == "hg19").sizes  # the store's genome
+    header = {"HD": {"VN": "1.6"}, "SQ": [{"SN": c, "LN": sizes[chrom_key(c)]} for c in names]}
     with pysam.AlignmentFile(tmp_path / "r.bam", "wb", header=header) as out:
         for i, (c, a, b) in enumerate(zip(chrom, s, e, strict=True)):
             r = pysam.AlignedSegment(out.header)

@@ -228,3 +228,20 @@ def test_rpkm_nan__stays_not_measured(built, store, tmp_path):
     matrix.write_text("gene_id\tE004\nENSG00000000003\tnan\nENSG00000000005\t2\n")
     res = CliRunner().invoke(main, ["ingest", str(store), "--expression", str(matrix)])
     assert res.exit_code == 0, res.output
+
+
+def test_bam_header_of_another_genome__refused(built, store):
+    pysam = pytest.importorskip("pysam")
+    root, _, table = built
+    sizes = _sizes("GRCh38")
+    names = sorted(set(table.chrom), key=list(sizes).index)
+    header = {"HD": {"VN": "1.6"}, "SQ": [{"SN": c, "LN": sizes[c]} for c in names]}
+    with pysam.AlignmentFile(root / "grch38.bam", "wb", header=header) as out:
+        read = pysam.AlignedSegment()
+        read.query_name, read.reference_id, read.reference_start = "r", 0, 1000
+        read.cigarstring, read.query_sequence = "36M", "A" * 36
+        out.write(read)
+    before = snapshot(store)
+    res = _ingest(store, root, [("E004", "H3K4me3", "bam", "grch38.bam")])
+    line = _refused(res, store, before, f"{root / 'grch38.bam'}: its header's chromosome sizes")
+    assert "the file is of GRCh38" in line
