@@ -140,6 +140,17 @@ def test_truncated_gzip__refused_new_epigenome_not_appended(built, store):
     _refused(res, store, before, f"{root / 'cut.tagAlign.gz'}")
 
 
+def test_truncated_gzip_with_expression__no_empty_epigenome_appended(built, store):
+    """The issue's case: a new E004 whose file fails, its expression given too."""
+    root, _, table = built
+    data = gzip.compress(_reads(table, 6).encode())
+    (root / "cut2.tagAlign.gz").write_bytes(data[: len(data) // 2])
+    before = snapshot(store)
+    rows = [("E004", "H3K4me3", "tagAlign", "cut2.tagAlign.gz")]
+    res = _ingest(store, root, rows, "--expression", RPKM)
+    _refused(res, store, before, f"{root / 'cut2.tagAlign.gz'}: unreadable or truncated gzip")
+
+
 def test_force_with_a_bad_file__the_rewritten_epigenome_keeps_its_marks(built, store):
     root, _, _ = built
     before = snapshot(store)
