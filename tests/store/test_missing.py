@@ -130,3 +130,13 @@ def test_corrupt_coordinate_or_flag_chunk__commands_name_store_variable_and_chun
     assert line.startswith(f"error: {store}: chunk {chunk} of variable {name!r}"), line
     assert "is corrupt: checksum mismatch" in line
     assert "Stored and computed" not in res.output
+
+
+def test_deleted_chunk__query_of_a_gene_in_it_names_the_chunk(store):
+    gene = str(open_store(store).gene.values[0])
+    (store / "signal/c/0/0/0/0").unlink()
+    res = _cli("query", store, "--gene", gene, "--cell", "E003")
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {store}: chunk signal/c/0/0/0/0 of variable 'signal'")
