@@ -24,6 +24,17 @@ from dataclasses import dataclass
 
 from chromestore.errors import InputError
 
+__all__ = [
+    "GENOMES",
+    "PRIMARY",
+    "Genome",
+    "chrom_key",
+    "contradiction",
+    "describe_names",
+    "find",
+    "identify",
+    "read_aliases",
+]
 #: the chromosomes compared between a file and a genome (M differs between hg19 and GRCh37)
 PRIMARY = (*(str(i) for i in range(1, 23)), "X", "Y")
 
@@ -69,7 +80,13 @@ GENOMES = (
 
 
 def find(name: str | None) -> Genome | None:
-    """The known assembly called ``name`` (any of its names, any case), or None."""
+    """The known assembly called ``name`` (any of its names, any case), or None.
+
+    Examples
+    --------
+    >>> find("hg38").name, find("GRCh37").sizes["1"], find("mm10")
+    ('GRCh38', 249250621, None)
+    """
     if not name:
         return None
     lowered = str(name).lower()
