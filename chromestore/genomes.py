@@ -105,18 +105,39 @@ def identify(sizes: Mapping[str, int]) -> Genome | None:
 
 def contradiction(sizes: Mapping[str, int], genome: str | None) -> str | None:
     """Why chromosome ``sizes`` (a file's, by its own names) cannot be of ``genome`` (a
-    phrase), or None when they agree (or ``genome`` is not one chromestore knows)."""
+    phrase), or None when they may be (or ``genome`` is not one chromestore knows).
+
+    They cannot be where they are exactly those of another known assembly, or where a
+    primary chromosome is longer than the genome's. A chromosome shorter than the genome's
+    is accepted: some writers size the header by the data's extent (``simulate --emit``).
+
+    Examples
+    --------
+    >>> contradiction({"chr1": 248956422, "chr3": 198295559}, "hg19")
+    'chr1 is 248,956,422 bp there and 249,250,621 bp in hg19: the file is of GRCh38'
+    >>> contradiction({"chr1": 300000000}, "hg19")
+    'chr1 is 300,000,000 bp there, longer than its 249,250,621 bp in hg19'
+    >>> contradiction({"chr1": 1000}, "hg19") is None  # a header sized by the data
+    True
+    """
     known = find(genome)
     if known is None:
         return None
     keyed = {chrom_key(str(n)): int(s) for n, s in sizes.items()}
     names = {chrom_key(str(n)): str(n) for n in sizes}
-    for c in PRIMARY:
-        if c in keyed and c in known.sizes and keyed[c] != known.sizes[c]:
-            other = identify(keyed)
+    shared = [c for c in PRIMARY if c in keyed and c in known.sizes]
+    other = identify(keyed)
+    if other is not None and other is not known:
+        c = next((c for c in shared if keyed[c] != known.sizes[c]), shared[0])
+        return (
+            f"{names[c]} is {keyed[c]:,} bp there and {known.sizes[c]:,} bp in {known.name}: "
+            f"the file is of {other.name}"
+        )
+    for c in shared:
+        if keyed[c] > known.sizes[c]:
             return (
-                f"{names[c]} is {keyed[c]:,} bp there and {known.sizes[c]:,} bp in {known.name}"
-                + (f": the file is of {other.name}" if other is not None else "")
+                f"{names[c]} is {keyed[c]:,} bp there, longer than its {known.sizes[c]:,} bp "
+                f"in {known.name}"
             )
     return None
 

@@ -223,6 +223,10 @@ def test_contradiction__unknown_genome_or_agreeing_sizes_say_nothing():
     assert contradiction({"chr1": 5}, "mm10") is None
     assert contradiction({"1": 249250621, "chrUn_gl000220": 161802}, "GRCh37") is None
     assert contradiction({"chr1": 249250621}, "hg38").startswith("chr1 is 249,250,621 bp there")
+    assert contradiction({"chr1": 1_000_000, "chr2": 5}, "hg19") is None  # sized by its data
+    assert contradiction({"chr2": 300_000_000}, "hg19") == (
+        "chr2 is 300,000,000 bp there, longer than its 243,199,373 bp in hg19"
+    )
 
 
 @pytest.mark.parametrize("value", ["-3.5", "inf", "-inf"])
