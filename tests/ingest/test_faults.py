@@ -194,8 +194,10 @@ def kill_at_change(proc: subprocess.Popen, store: Path, sig: int, nth: int) -> t
         except psutil.NoSuchProcess:
             break
         now = _files(store)
-        if now != last:
-            changes += 1
+        if now != last:  # each file added, removed or rewritten since the last look
+            changes += len(set(now.items()) ^ set(last.items())) - len(
+                {k for k in now if k in last and now[k] != last[k]}
+            )
             last = now
             if changes >= nth:
                 proc.send_signal(sig)
