@@ -22,7 +22,7 @@ _attached, __dir__, __all__ = attach(
         "InputError": ".errors",
         "Store": ".store.handle",
         "add_cells": ".store.cells",
-        "create_store": ".store.dataset",
+        "create_store": ".store.creation",
         "open_store": ".store.dataset",
         "align_expression": ".expression",
         "read_rpkm": ".expression",

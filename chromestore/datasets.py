@@ -40,6 +40,8 @@ FILES = {
     "epigenomes": ("epigenomes.tsv", "the 56 REMC epigenomes and DeepChrome's published AUC"),
     "e003_sample": ("samples/deepdiff_E003", "real binned reads of 600 genes in E003"),
     "deepchrome_toy": ("samples/deepchrome_toy", "the DeepChrome toy data set"),
+    "chrom_sizes_hg19": ("chrom_sizes.hg19.tsv", "hg19's chromosome sizes (UCSC)"),
+    "chrom_sizes_GRCh38": ("chrom_sizes.GRCh38.tsv", "GRCh38's chromosome sizes (UCSC hg38)"),
 }
 
 

@@ -177,9 +177,10 @@ _shared_cache: dict[str, Any] = {}
 
 
 def _load_shared(token: str, path: str) -> Any:
-    """In a :class:`Forked` worker: a shared object, read from its file once."""
+    """In a :class:`Forked` worker: a shared object, read from its file once (the parent's
+    open file, through ``/proc/PARENT/fd/N``: it has no name anywhere)."""
     if token not in _shared_cache:
-        import pickle
+        import pickle  # our own object, written by the parent for its children
 
         with open(path, "rb") as fh:
             _shared_cache[token] = pickle.load(fh)
@@ -196,15 +197,47 @@ class _SharedRef:
         return _load_shared, (self.token, self.path)
 
 
-def _forked_worker(events, warm: Callable | None) -> None:
-    """Set up a :class:`Forked` worker process: events to the parent, Ctrl-C left to the
-    parent (which stops the workers), then ``warm()`` (imports, compiled code) before the
-    first task arrives."""
+#: ``prctl`` option: the signal a process gets when the thread that forked it exits
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int, alive_fd: int | None = None) -> None:
+    """Make this (forked) process exit when ``parent`` dies, however it dies (SIGKILL too):
+    the kernel sends it SIGKILL then (Linux ``prctl(PR_SET_PDEATHSIG)``), and a thread
+    exits it when ``alive_fd``, the read end of a pipe whose write end only the parent
+    holds, reaches end of file (every platform). A parent already gone: exit now."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before prctl: nobody will signal us
+        os._exit(1)
+    if alive_fd is not None:
+
+        def watch() -> None:
+            with contextlib.suppress(OSError):
+                while os.read(alive_fd, 1):
+                    pass
+            os._exit(1)  # end of file: the parent is gone
+
+        threading.Thread(target=watch, daemon=True, name="chromestore-parent-watch").start()
+
+
+def _forked_worker(events, warm: Callable | None, parent: int, pipe: tuple[int, int]) -> None:
+    """Set up a :class:`Forked` worker process: it dies with the parent
+    (:func:`die_with_parent`), sends its events to the parent, leaves Ctrl-C to the parent
+    (which stops the workers) and SIGTERM to its default (the parent's handler would raise
+    here), then runs ``warm()`` (imports, compiled code) before the first task arrives."""
     import signal
 
     global _parent_events
+    os.close(pipe[1])  # the write end is the parent's alone: its death closes the pipe
+    die_with_parent(parent, pipe[0])
     _parent_events = events
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if warm is not None:
         warm()
 
@@ -226,6 +259,10 @@ class Forked(InProcess):
     its first task) loads what the tasks will need meanwhile. Task results and errors are
     pickled back; :func:`emit` in a worker reaches this process's subscribers. Close it
     (it is a context manager): workers still running are stopped.
+
+    Nothing outlives the command: the workers exit when this process dies, even by SIGKILL
+    (:func:`die_with_parent`), and a shared object lives in an unnamed memory file
+    (:meth:`share`), gone with the last process holding it.
     """
 
     def __init__(self, workers: int = 1, warm: Callable | None = None):
@@ -234,11 +271,17 @@ class Forked(InProcess):
 
         context = multiprocessing.get_context("fork")
         self._events = context.SimpleQueue()
+        self._alive = os.pipe()  # the workers watch its read end; we hold the write end
         self._pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_forked_worker, initargs=(self._events, warm)
+            workers,
+            mp_context=context,
+            initializer=_forked_worker,
+            initargs=(self._events, warm, os.getpid(), self._alive),
         )
         self._running = [self._pool.submit(os.getpid)]  # fork the workers now, to warm up
+        os.close(self._alive[0])  # forked (all at the first submit): the read end is theirs
         self._shared: dict[int, tuple[Any, _SharedRef]] = {}  # id → (object, reference)
+        self._fds: list[int] = []  # the shared objects' memory files
         self._relay = threading.Thread(
             target=self._relay_events, daemon=True, name="chromestore-forked-events"
         )
@@ -254,18 +297,28 @@ class Forked(InProcess):
                 handler((time.time(), message))
 
     def share(self, obj: Any) -> Any:
-        """One pickled copy in a file for the workers (each reads it once); the tasks
-        given ``obj`` as an argument carry a reference to it."""
+        """One pickled copy in a memory file for the workers (each reads it once); the
+        tasks given ``obj`` as an argument carry a reference to it.
+
+        The file has no name (``memfd_create``; elsewhere a temporary file unlinked at once)
+        and this process holds it open: the workers open it as ``/proc/PID/fd/N``, and it is
+        gone when the last process holding it ends, however it ends.
+        """
         if id(obj) not in self._shared:
             import pickle
-            import tempfile
 
-            folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            with tempfile.NamedTemporaryFile(
-                "wb", prefix="chromestore-shared-", dir=folder, delete=False
-            ) as fh:
-                pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            self._shared[id(obj)] = (obj, _SharedRef(os.path.basename(fh.name), fh.name))
+            token = f"chromestore-shared-{len(self._shared)}-{id(obj):x}"
+            fd = _memory_file(token)
+            try:
+                with os.fdopen(os.dup(fd), "wb") as fh:
+                    pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            except OSError as e:
+                os.close(fd)
+                raise OSError(
+                    e.errno, e.strerror, f"the memory file for the counting workers ({token})"
+                ) from e
+            self._fds.append(fd)
+            self._shared[id(obj)] = (obj, _SharedRef(token, f"/proc/{os.getpid()}/fd/{fd}"))
         return obj
 
     def _refs(self, args: tuple) -> tuple:
@@ -300,10 +353,13 @@ class Forked(InProcess):
                 p.join(timeout=5)
         self._events.put(None)
         self._relay.join(timeout=5)
-        for _, ref in self._shared.values():
+        for fd in self._fds:
             with contextlib.suppress(OSError):
-                os.remove(ref.path)
+                os.close(fd)
+        self._fds.clear()
         self._shared.clear()
+        with contextlib.suppress(OSError):
+            os.close(self._alive[1])  # any worker left sees end of file and exits
         self._pool = None
 
     def __enter__(self) -> Forked:
@@ -311,6 +367,19 @@ class Forked(InProcess):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _memory_file(name: str) -> int:
+    """A file descriptor of an unnamed file in memory: ``memfd_create``, or a temporary
+    file in ``/dev/shm`` unlinked at once."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create(name, 0)  # no MFD_CLOEXEC: nothing execs here
+    import tempfile
+
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", dir=folder)
+    os.unlink(path)
+    return fd
 
 
 class OnDask:

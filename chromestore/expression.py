@@ -21,7 +21,8 @@ from chromestore.textio import open_text
 def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
     """Read an RPKM matrix into a DataFrame (index: Ensembl gene id, columns: epigenomes).
 
-    Every value must be a number; the error names the file, line and column otherwise.
+    Every value must be a number, finite and ≥ 0 (``nan`` means not measured and stays
+    NaN); the error names the file, line and column otherwise.
     """
     with open_text(path) as fh:
         header = fh.readline().rstrip("\r\n").split("\t")
@@ -37,6 +38,7 @@ def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
             raise InputError(path, 1, "duplicate epigenome ids in the header")
         ids: list[str] = []
         values: list[list[str]] = []
+        linenos: list[int] = []
         for lineno, line in enumerate(fh, 2):
             if not line.strip():
                 continue
@@ -45,6 +47,7 @@ def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
                 raise InputError(path, lineno, f"expected {len(header)} columns, found {len(f)}")
             ids.append(f[0])
             values.append(f[1:])
+            linenos.append(lineno)
     if not ids:
         raise InputError(path, None, "no genes found")
     try:
@@ -56,9 +59,18 @@ def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
                     float(v)
                 except ValueError:
                     raise InputError(
-                        path, r + 2, f"column {cells[c]}: {v!r} is not a number"
+                        path, linenos[r], f"column {cells[c]}: {v!r} is not a number"
                     ) from None
         raise
+    bad = ~np.isnan(matrix) & ~(np.isfinite(matrix) & (matrix >= 0))
+    if bad.any():
+        r, c = (int(i[0]) for i in np.nonzero(bad))
+        raise InputError(
+            path,
+            linenos[r],
+            f"column {cells[c]}: {values[r][c]!r} is not an RPKM (finite and ≥ 0; "
+            "nan means not measured)",
+        )
     frame = pd.DataFrame(matrix, index=pd.Index(ids, name="gene_id"), columns=cells)
     frame.attrs["source"] = os.fspath(path)
     dup = frame.index.duplicated(keep=False)

@@ -2,7 +2,7 @@
 
 :func:`store_info` summarises a store (format, layout, dims, chunks, size on disk, per
 (cell, mark) completion of the signal and the peaks, the epigenomes with expression,
-checksums) and its runs (:func:`run_summaries`), as a JSON-ready dict.
+checksums, the chunks recorded written and missing) and its runs (:func:`run_summaries`), as a JSON-ready dict.
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ def store_info(path: S.StoreLike, storage_options: Mapping | None = None) -> dic
         "peaks_completed": {c: [m for m in table.columns if (c, m) in peaks] for c in table.index},
         "runs": run_summaries(path, storage_options),
         "checksums": checksums(ds),
+        "missing_chunks": [
+            {"variable": m.variable, "cell": m.cell, "key": m.key}
+            for m in S.missing_chunks(path, storage_options)
+        ],
     }
 
 

@@ -35,6 +35,7 @@ LAYERS = {
     "chromestore.variables": 0,
     "chromestore.textio": 0,
     "chromestore.datasets": 0,
+    "chromestore.genomes": 0,
     "chromestore.executors": 0,
     "chromestore.stages": 0,
     "chromestore.genes": 1,

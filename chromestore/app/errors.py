@@ -4,14 +4,21 @@
   cannot be used, an object store that refuses or cannot be reached): ``error: …``, exit 1;
 - Ctrl-C: ``error: interrupted``, exit 130 (the embedded Dask cluster is closed first;
   what a command records as complete is only ever recorded after it was written);
+- SIGTERM (``kill``, a scheduler's time limit): the same as Ctrl-C, with its own line
+  (``error: terminated (SIGTERM)…``) and exit 143 (128 + SIGTERM);
+- an OS error (a full disk, a read-only folder): the path and what the system said;
 - anything else (a bug): one line naming the exception, exit 1; the traceback is printed
   only when ``CHROMESTORE_TRACEBACK=1``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
+import signal
+from collections.abc import Iterator
 
 import click
 
@@ -21,6 +28,8 @@ from chromestore.errors import InputError, SchemaError, StoreError
 ENV_TRACEBACK = "CHROMESTORE_TRACEBACK"
 #: exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
 EXIT_INTERRUPTED = 130
+#: exit status of a command stopped by SIGTERM (128 + SIGTERM), as shells report it
+EXIT_TERMINATED = 143
 #: botocore/aiohttp errors that mean the endpoint did not answer (not that it refused us)
 _UNREACHABLE = (
     "EndpointConnectionError",
@@ -33,14 +42,45 @@ _UNREACHABLE = (
 )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is (see :func:`sigterm_raises`): a
+    ``KeyboardInterrupt``, so that it unwinds the command as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` inside the block (in the main thread; elsewhere
+    nothing changes); the previous handler comes back after it."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class ErrorHandlingGroup(click.Group):
     """Turns every error into a one-line message and a non-zero exit."""
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with sigterm_raises():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: usage errors (exit 2), --help, explicit exits
+        except Terminated:
+            session.fail(
+                "terminated (SIGTERM); what was recorded complete is kept: run the command "
+                "again to finish",
+                EXIT_TERMINATED,
+            )
         except KeyboardInterrupt:
             session.fail("interrupted", EXIT_INTERRUPTED)
         except Exception as e:
@@ -62,7 +102,7 @@ def message(ctx: click.Context, e: BaseException) -> str:
     if isinstance(e, FileNotFoundError) and not e.filename and "bucket" in str(e).lower():
         return f"{e} at {_endpoint(ctx) or 'the object store'}; create the bucket or fix the URL"
     if isinstance(e, OSError) and e.filename:
-        return f"{e.filename}: {e.strerror or e}"
+        return f"{e.filename}: {e.strerror or e}{_os_hint(e)}"
     if isinstance(e, ConnectionError | TimeoutError):
         return _unreachable(ctx, e)
     if isinstance(e, KeyError):
@@ -71,6 +111,13 @@ def message(ctx: click.Context, e: BaseException) -> str:
         return str(e)
     hint = f"set {ENV_TRACEBACK}=1 for the traceback and please report it"
     return f"unexpected {type(e).__name__}: {e} ({hint})"
+
+
+def _os_hint(e: OSError) -> str:
+    """What to do about an OS error, where the error says it."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "; free some space and run the command again (what was recorded complete is kept)"
+    return ""
 
 
 def _is_object_store(e: BaseException) -> bool:

@@ -73,6 +73,15 @@ class _FormatsHelp(click.Command):
     show_default=True,
     help="What the samplesheet's rsem-genes rows give the store's expression.",
 )
+@click.option(
+    "--chrom-alias",
+    "chrom_alias",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Chromosome names of the files that the annotation calls otherwise: lines "
+    "FILE_NAME<TAB>ANNOTATION_NAME (e.g. NC_000001.11<TAB>chr1; UCSC chromAlias.txt works). "
+    "Without it, names match with or without 'chr', and MT is chrM.",
+)
 @session.command_options
 @click.pass_context
 def ingest(
@@ -88,13 +97,16 @@ def ingest(
     samples,
     force,
     quantity,
+    chrom_alias,
 ):
     """Create STORE from a gene annotation if absent, then add signal files from a
     samplesheet and expression. Re-running skips what is completed; new epigenomes are
-    appended. Files are counted in parallel on Dask (an embedded cluster unless
-    --scheduler; --workers 0: in this process). A small job, one file or under 50 MB, is
-    counted without a cluster unless --workers or --scheduler is given: by a forked worker
-    process, while this one creates the store."""
+    appended once their files were read. Files are counted in parallel on Dask (an embedded
+    cluster unless --scheduler; --workers 0: in this process). A small job, one file or under
+    50 MB, is counted without a cluster unless --workers or --scheduler is given: by a forked
+    worker process, while this one creates the store. A file that puts no read into any
+    window (chromosome names that do not match, another assembly, an empty file) is refused.
+    A killed or interrupted ingest is completed by running it again."""
     import warnings
     from contextlib import nullcontext
 
@@ -125,6 +137,7 @@ def ingest(
             force=force,
             storage_options=session.storage_options(ctx),
             quantity=quantity,
+            chrom_alias=chrom_alias,
         )
         where = place(plan, reader)  # the small-job rule
         if not where.dask:  # nothing to count: no cluster

@@ -28,6 +28,7 @@ def _human(n: int) -> str:
 @click.pass_context
 def info(ctx, store, fmt):
     """Dims, cells, marks, chunking, size on disk and per (cell, mark) completion."""
+    from chromestore import variables as V
     from chromestore.info import store_info
 
     facts = store_info(store, session.storage_options(ctx))
@@ -59,10 +60,12 @@ def info(ctx, store, fmt):
         width = max(len(m) for m in marks)
         click.echo("signal completion (cell × mark):")
         click.echo("  cell  " + " ".join(m.rjust(width) for m in marks))
+        lost = {m["cell"] for m in facts["missing_chunks"] if m["variable"] == V.signal.name}
         for c in facts["cells"]:
             done = set(facts["signal_completed"][c])
+            word = "lost" if c in lost else "done"  # recorded complete, a chunk missing
             click.echo(
-                f"  {c:<5} " + " ".join(("done" if m in done else "-").rjust(width) for m in marks)
+                f"  {c:<5} " + " ".join((word if m in done else "-").rjust(width) for m in marks)
             )
         peaks = facts["peaks_completed"]
         if any(peaks.values()):
@@ -76,6 +79,11 @@ def info(ctx, store, fmt):
                 )
         else:
             click.echo("peaks: none ingested")
+    for m in facts["missing_chunks"]:
+        click.echo(
+            f"missing: chunk {m['key']} of {m['variable']} (cell {m['cell']}): its values are "
+            f"lost, not NaN; re-running `chromestore ingest` with its files rewrites it"
+        )
     runs = facts["runs"]
     click.echo(f"runs: {len(runs) or 'none'}")
     for r in runs:

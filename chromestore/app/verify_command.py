@@ -18,8 +18,10 @@ def verify(ctx, store):
     """Read back every chunk of STORE (runs included), checking each chunk's checksum, and
     every run's weights files against the checksums the run records.
 
-    Prints one line per bad chunk (variable, chunk key, cell and genes) and exits 1 if
-    there is any; arrays written before checksums existed are listed as unchecked.
+    Prints one line per bad chunk (variable, chunk key, cell and genes) and per missing one
+    (a chunk, zarr.json or provenance that the store's records say must be there), and
+    exits 1 if there is any; arrays written before checksums existed are listed as
+    unchecked.
     Large stores are read on the Dask cluster (--scheduler/--workers), small ones here.
     """
     from chromestore.store import Store, size_on_disk
@@ -37,8 +39,7 @@ def verify(ctx, store):
     for line in notes + [f"bad: {p}" for p in problems]:
         click.echo(line)
     if not report.ok:
-        n = len(report.bad)
-        session.fail(f"{store}: {n} bad chunk{'s' if n > 1 else ''} (listed above)")
+        session.fail(f"{store}: {report.summary()} (listed above)")
     if problems:
         n = len(problems)
         session.fail(f"{store}: {n} run weights file{'s' if n > 1 else ''} bad (listed above)")

@@ -32,6 +32,7 @@ import numpy as np
 
 from chromestore.bins import genome_bin_starts
 from chromestore.errors import InputError
+from chromestore.genomes import chrom_key, describe_names
 
 try:  # ISA-L's gzip is 2-3x faster than zlib's; optional
     from isal import igzip as _gzip
@@ -41,9 +42,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 BLOCK_BYTES = 32 << 20
 
 
-def chrom_key(name: str) -> str:
-    """Chromosome name without a leading ``chr`` (case-insensitive): matches hg19 and GRCh37."""
-    return name[3:] if name[:3].lower() == "chr" else name
+__all__ = ["BinLayout", "ChromBins", "CountStats", "ReadCounter", "chrom_key", "count_bed"]
 
 
 @dataclass
@@ -58,15 +57,59 @@ class ChromBins:
 
 @dataclass
 class BinLayout:
-    """Where the bins of every gene lie on the genome, grouped by chromosome."""
+    """Where the bins of every gene lie on the genome, grouped by chromosome.
+
+    ``chroms`` are keyed by :func:`chromestore.genomes.chrom_key` (``chr1`` and ``1`` alike,
+    ``MT`` as ``M``); ``aliases`` map other names of a file (by their key) to those keys
+    (``ingest --chrom-alias``); :meth:`key` applies both. ``genome`` names the annotation's
+    assembly (files' chromosome sizes are checked against it); ``names`` are the
+    annotation's own chromosome names (for messages).
+    """
 
     n_genes: int
     n_bins: int
     bin_size: int
     chroms: dict[str, ChromBins]  # by chrom_key
+    genome: str = ""
+    aliases: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # chrom_key → the annotation's name
+
+    def key(self, name: str) -> str | None:
+        """The key in ``chroms`` of a file's chromosome ``name``, or None (not annotated)."""
+        k = chrom_key(str(name))
+        k = self.aliases.get(k, k)
+        return k if k in self.chroms else None
+
+    def with_aliases(self, aliases: dict[str, str] | None) -> BinLayout:
+        """This layout, with more aliases (file name key → annotation key)."""
+        if not aliases:
+            return self
+        return BinLayout(
+            self.n_genes,
+            self.n_bins,
+            self.bin_size,
+            self.chroms,
+            self.genome,
+            {**self.aliases, **aliases},
+            self.names,
+        )
+
+    def translated(self, sizes: dict[str, int]) -> dict[str, int]:
+        """A file's chromosome sizes with its aliased names replaced by the annotation's
+        keys (to compare them with a genome's)."""
+        return {
+            (self.aliases[chrom_key(n)] if chrom_key(n) in self.aliases else n): int(size)
+            for n, size in sizes.items()
+        }
+
+    def annotation_names(self) -> str:
+        """The annotation's chromosome names, a few in natural order (for messages)."""
+        return describe_names(list(self.names.values()) or list(self.chroms))
 
     @classmethod
-    def from_genes(cls, chrom, tss, strand, window: int, bin_size: int) -> BinLayout:
+    def from_genes(
+        cls, chrom, tss, strand, window: int, bin_size: int, genome: str = ""
+    ) -> BinLayout:
         chrom = np.asarray(chrom).astype(object)
         tss = np.asarray(tss, dtype=np.int64)
         strand = np.asarray(strand).astype(object)
@@ -75,6 +118,9 @@ class BinLayout:
         lowest = starts.min(axis=1)
         out: dict[str, ChromBins] = {}
         keys = np.array([chrom_key(str(c)) for c in chrom], dtype=object)
+        names = {}
+        for key, name in zip(keys, chrom, strict=True):
+            names.setdefault(key, str(name))
         for key in dict.fromkeys(keys):
             genes = np.flatnonzero(keys == key)
             first = lowest[genes]
@@ -91,7 +137,7 @@ class BinLayout:
             m_start = ws[idx]
             m_end = np.append(run_end[idx[1:] - 1], run_end[-1])
             out[key] = ChromBins(genes, first, strand[genes] == "-", edges, m_start, m_end)
-        return cls(len(chrom), n_bins, bin_size, out)
+        return cls(len(chrom), n_bins, bin_size, out, str(genome or ""), {}, names)
 
     def __getstate__(self):  # tables cached by the counters are rebuilt, not shipped
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -116,6 +162,35 @@ class CountStats:
     @property
     def skipped_reads(self) -> int:
         return sum(self.skipped.values())
+
+    def refuse_empty(self, path, layout: BinLayout, what: str = "reads") -> None:
+        """Raise :class:`InputError` naming ``path`` and the likely cause when none of its
+        ``what`` (reads, peaks) fell into a window: an empty file, chromosome names that
+        none of the annotation's match, or a file of another assembly."""
+        if self.in_windows:
+            return
+        if not self.reads:
+            raise InputError(
+                path, None, f"holds no {what}: an empty file puts nothing in the store"
+            )
+        on_annotated = self.reads - self.skipped_reads
+        if not on_annotated:
+            names = sorted(self.skipped, key=self.skipped.get, reverse=True)
+            raise InputError(
+                path,
+                None,
+                f"none of {self.reads:,} {what} is on a chromosome of the annotation: it names "
+                f"{describe_names(names)} where the annotation names "
+                f"{layout.annotation_names()}; pass --chrom-alias FILE (lines "
+                "FILE_NAME<TAB>ANNOTATION_NAME) or fix the file",
+            )
+        raise InputError(
+            path,
+            None,
+            f"none of {self.reads:,} {what} falls in a window around a TSS ({on_annotated:,} "
+            "are on chromosomes of the annotation): is the file of another assembly than "
+            f"the store's{' (' + layout.genome + ')' if layout.genome else ''}?",
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -163,7 +238,7 @@ class ReadCounter:
         """
         from chromestore.counting import kernels as K
 
-        slot, key_bytes, key_at, buckets, b_off, edges2, screen, s_off = K.kernel_tables(
+        slot, key_bytes, key_at, key_chrom, buckets, b_off, edges2, screen, s_off = K.kernel_tables(
             self.layout
         )
         tab = np.empty((5, K.MAX_NAMES), np.int64)  # hash, at, length, chromosome, reads
@@ -175,6 +250,7 @@ class ReadCounter:
             slot,
             key_bytes,
             key_at,
+            key_chrom,
             b_off,
             screen,
             s_off,
@@ -211,20 +287,21 @@ class ReadCounter:
     def add(self, chrom: str, start: np.ndarray, end: np.ndarray) -> None:
         """Add reads of one chromosome (0-based half-open coordinates)."""
         self.stats.reads += len(start)
-        bins = self.layout.chroms.get(chrom_key(chrom))
-        if bins is None:
+        key = self.layout.key(chrom)
+        if key is None:
             self.stats.skipped[chrom] = self.stats.skipped.get(chrom, 0) + len(start)
             return
+        bins = self.layout.chroms[key]
         j = np.searchsorted(bins.merged_end, start, side="right")
         hit = j < len(bins.merged_end)
         hit[hit] = bins.merged_start[j[hit]] < end[hit]
         start, end = start[hit], end[hit]
         self.stats.in_windows += len(start)
         n = len(bins.edges) + 1
-        self._hist_start[chrom_key(chrom)] += np.bincount(
+        self._hist_start[key] += np.bincount(
             np.searchsorted(bins.edges, start, side="right"), minlength=n
         )
-        self._hist_end[chrom_key(chrom)] += np.bincount(
+        self._hist_end[key] += np.bincount(
             np.searchsorted(bins.edges, end, side="left"), minlength=n
         )
 

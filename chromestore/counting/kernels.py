@@ -30,14 +30,27 @@ def _fnv(data: bytes) -> int:
     return h
 
 
+def _names(layout) -> list[tuple[str, int]]:
+    """Every name a file may give a chromosome of ``layout``, as the kernels see it (without
+    ``chr``), with the chromosome's index: its key, ``MT`` for ``M``, and the aliases."""
+    index = {k: i for i, k in enumerate(layout.chroms)}
+    out = [(k, i) for k, i in index.items()]
+    out += [(a, index[k]) for a, k in layout.aliases.items() if k in index and a not in index]
+    out += [("MT", i) for k, i in out if k == "M"]
+    return list(dict(out).items())
+
+
 def kernel_tables(layout):
-    """Flat arrays for the compiled kernels: chromosome-key hash table, edge buckets,
-    edges with their covered flags, screen bits. Built once per layout."""
+    """Flat arrays for the compiled kernels: chromosome-name hash table (each name's
+    chromosome: its key, ``MT`` for ``M``, the layout's aliases), edge buckets, edges with
+    their covered flags, screen bits. Built once per layout."""
     cached = layout.__dict__.get("_kernel")
     if cached is not None:
         return cached
     chroms = list(layout.chroms.values())
-    keys = [k.encode("utf-8", "replace") for k in layout.chroms]
+    names = _names(layout)
+    keys = [k.encode("utf-8", "replace") for k, _ in names]
+    key_chrom = np.array([i for _, i in names] or [0], np.int64)
     size = 16
     while size < 4 * len(keys):
         size *= 2
@@ -84,6 +97,7 @@ def kernel_tables(layout):
         slot,
         key_bytes,
         key_at,
+        key_chrom,
         np.concatenate(buckets or [np.zeros(1, np.int64)]).astype(np.int32),
         np.asarray(b_off, np.int64),
         np.concatenate(edges2 or [np.zeros(0, np.int64)]),
@@ -131,7 +145,7 @@ def _digits(a, j, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _chrom_of(a, i, j, slot, key_bytes, key_at):  # pragma: no cover - compiled
+def _chrom_of(a, i, j, slot, key_bytes, key_at, key_chrom):  # pragma: no cover - compiled
     """The layout index of the chromosome named ``a[i:j]`` (``chr`` prefix ignored), or -1."""
     if j - i >= 3 and (a[i] | 32) == 99 and (a[i + 1] | 32) == 104 and (a[i + 2] | 32) == 114:
         i += 3
@@ -150,13 +164,13 @@ def _chrom_of(a, i, j, slot, key_bytes, key_at):  # pragma: no cover - compiled
                     same = False
                     break
             if same:
-                return c
+                return key_chrom[c]
         s = (s + 1) & mask
     return -1
 
 
 @numba.njit(cache=True, nogil=True)
-def scan_lines(a, slot, key_bytes, key_at, b_off, screen, s_off, tab, cand):
+def scan_lines(a, slot, key_bytes, key_at, key_chrom, b_off, screen, s_off, tab, cand):
     # pragma: no cover - compiled
     """One pass over complete BED lines: parse each read; those that may overlap a window
     go to ``cand`` (bucket key, chromosome, start, end). ``tab`` collects the chromosome
@@ -209,7 +223,7 @@ def scan_lines(a, slot, key_bytes, key_at, b_off, screen, s_off, tab, cand):
                 tab[0, n_tab] = hs
                 tab[1, n_tab] = i
                 tab[2, n_tab] = j - i
-                tab[3, n_tab] = _chrom_of(a, i, j, slot, key_bytes, key_at)
+                tab[3, n_tab] = _chrom_of(a, i, j, slot, key_bytes, key_at, key_chrom)
                 tab[4, n_tab] = 0
                 last = n_tab
                 n_tab += 1

@@ -10,6 +10,7 @@ import numpy as np
 from chromestore.counting import BinLayout, CountStats, ReadCounter
 from chromestore.errors import InputError
 from chromestore.formats.extras import existing_file, need_extra
+from chromestore.genomes import contradiction
 
 #: unmapped, secondary, QC-fail, duplicate: skipped as ``bedtools multicov`` does by default
 SKIP_FLAGS = 0x4 | 0x100 | 0x200 | 0x400
@@ -20,7 +21,8 @@ def count_bam(path: str | os.PathLike, layout: BinLayout) -> tuple[np.ndarray, C
     """(gene, bin) float32 read counts (a read counts in every bin it overlaps), stats.
 
     Reads are taken in file order (no index needed); a read spans
-    ``[reference_start, reference_end)``. ``reads`` counts the reads kept.
+    ``[reference_start, reference_end)``. ``reads`` counts the reads kept. A file whose
+    header's chromosome sizes are not those of the layout's genome is refused.
     """
     pysam = need_extra("pysam", "BAM")
     path = existing_file(path)
@@ -31,6 +33,18 @@ def count_bam(path: str | os.PathLike, layout: BinLayout) -> tuple[np.ndarray, C
     except (ValueError, OSError) as e:
         raise InputError(path, None, f"not a readable BAM file ({e})") from None
     names = bam.references
+    wrong = contradiction(
+        layout.translated(dict(zip(names, bam.lengths, strict=True))), layout.genome
+    )
+    if wrong:
+        bam.close()
+        raise InputError(
+            path,
+            None,
+            f"its header's chromosome sizes are not those of the store's genome "
+            f"{layout.genome} ({wrong}); use a file of {layout.genome}, or a store of the "
+            "file's genome",
+        )
     buf: dict[int, tuple[list[int], list[int]]] = {}
     n = 0
 

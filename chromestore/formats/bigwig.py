@@ -7,9 +7,10 @@ import time
 
 import numpy as np
 
-from chromestore.counting import BinLayout, CountStats, chrom_key
+from chromestore.counting import BinLayout, CountStats
 from chromestore.errors import InputError
 from chromestore.formats.extras import existing_file, need_extra
+from chromestore.genomes import contradiction, describe_names
 
 
 def _open(path):
@@ -31,6 +32,9 @@ def mean_bigwig(path: str | os.PathLike, layout: BinLayout) -> tuple[np.ndarray,
     ``bigWigAverageOverBed``'s ``mean0``), from the full-resolution values rather
     than zoom levels. Genes on chromosomes absent from the file get 0; the file's
     chromosomes that hold no gene are reported as skipped (``reads`` counts bases).
+
+    Refused (:class:`InputError`): a file whose chromosome sizes are not those of the
+    layout's genome (another assembly), or one with no value in any window.
     """
     t0 = time.perf_counter()
     bw = _open(path)
@@ -39,10 +43,21 @@ def mean_bigwig(path: str | os.PathLike, layout: BinLayout) -> tuple[np.ndarray,
     width = layout.n_bins * layout.bin_size
     try:
         chroms = bw.chroms()
-        names = {chrom_key(c): c for c in chroms}
+        wrong = contradiction(layout.translated(chroms), layout.genome)
+        if wrong:
+            raise InputError(
+                path,
+                None,
+                f"its chromosome sizes are not those of the store's genome {layout.genome} "
+                f"({wrong}); use a file of {layout.genome}, or a store of the file's genome",
+            )
+        names = {}
         for c in chroms:
-            if chrom_key(c) not in layout.chroms:
+            key = layout.key(c)
+            if key is None:
                 stats.skipped[c] = stats.skipped.get(c, 0) + 1
+            else:
+                names.setdefault(key, c)
         for key, bins in layout.chroms.items():
             name = names.get(key)
             if name is None:
@@ -59,6 +74,17 @@ def mean_bigwig(path: str | os.PathLike, layout: BinLayout) -> tuple[np.ndarray,
                 out[g] = means[::-1] if minus else means
     finally:
         bw.close()
+    if not stats.in_windows:
+        if not names:
+            raise InputError(
+                path,
+                None,
+                f"none of its {len(chroms)} chromosomes is a chromosome of the annotation: it "
+                f"names {describe_names(list(chroms))} where the annotation names "
+                f"{layout.annotation_names()}; pass --chrom-alias FILE (lines "
+                "FILE_NAME<TAB>ANNOTATION_NAME) or fix the file",
+            )
+        raise InputError(path, None, "has no value in any window around a TSS")
     stats.reads = stats.in_windows
     stats.seconds = time.perf_counter() - t0
     return out, stats

@@ -12,23 +12,28 @@ from chromestore.formats.entry import FormatEntry, ReadRequest
 
 
 def count_reads(path: str, request: ReadRequest):
-    """BED3+/tagAlign reads per bin (:func:`chromestore.counting.count_bed`)."""
+    """BED3+/tagAlign reads per bin (:func:`chromestore.counting.count_bed`); a file none of
+    whose reads falls in a window is refused, naming the likely cause."""
     from chromestore.counting import counter as counting
 
     values, stats = counting.count_bed(path, request.layout, counting.BLOCK_BYTES, request.progress)
+    stats.refuse_empty(path, request.layout)
     return values, stats.as_dict()
 
 
 def count_bam_reads(path: str, request: ReadRequest):
-    """BAM reads per bin (:func:`chromestore.formats.bam.count_bam`)."""
+    """BAM reads per bin (:func:`chromestore.formats.bam.count_bam`), its header checked
+    against the store's genome; a file none of whose reads falls in a window is refused."""
     from chromestore.formats.bam import count_bam
 
     values, stats = count_bam(path, request.layout)
+    stats.refuse_empty(path, request.layout)
     return values, stats.as_dict()
 
 
 def mean_signal(path: str, request: ReadRequest):
-    """Mean bigWig signal per bin (:func:`chromestore.formats.bigwig.mean_bigwig`)."""
+    """Mean bigWig signal per bin (:func:`chromestore.formats.bigwig.mean_bigwig`): a file of
+    another assembly, or with no value in any window, is refused."""
     from chromestore.formats.bigwig import mean_bigwig
 
     values, stats = mean_bigwig(path, request.layout)
@@ -36,10 +41,12 @@ def mean_signal(path: str, request: ReadRequest):
 
 
 def max_peak(fmt: str, path: str, request: ReadRequest):
-    """Max peak signalValue per window (:func:`chromestore.formats.peaks.peak_max`)."""
+    """Max peak signalValue per window (:func:`chromestore.formats.peaks.peak_max`); a file
+    none of whose peaks overlaps a window is refused."""
     from chromestore.formats.peaks import peak_max
 
     values, stats = peak_max(path, fmt, request.layout)
+    stats.refuse_empty(path, request.layout, "peaks")
     return values, stats.as_dict()
 
 

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from chromestore.counting import BinLayout, CountStats, chrom_key
+from chromestore.counting import BinLayout, CountStats
 from chromestore.errors import InputError
 from chromestore.textio import open_text
 
@@ -62,10 +62,11 @@ def peak_max(path: str | os.PathLike, fmt: str, layout: BinLayout) -> tuple[np.n
     width = layout.n_bins * layout.bin_size
     for chrom, (starts, ends, values) in peaks.items():
         stats.reads += len(starts)
-        bins = layout.chroms.get(chrom_key(chrom))
-        if bins is None:
+        key = layout.key(chrom)
+        if key is None:
             stats.skipped[chrom] = len(starts)
             continue
+        bins = layout.chroms[key]
         longest = int((ends - starts).max())
         lo = np.searchsorted(starts, bins.first - longest, side="left")
         hi = np.searchsorted(starts, bins.first + width, side="left")

@@ -13,6 +13,7 @@ import functools
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 from chromestore import formats
 from chromestore import store as S
@@ -30,6 +31,7 @@ __all__ = [
     "Bins",
     "SampleReads",
     "SampleResult",
+    "Written",
     "count_sample",
     "ingest_samples",
     "record_results",
@@ -41,16 +43,28 @@ def _info(r: SampleResult) -> dict:
     return {"file": r.sample.path, "format": r.sample.format, **r.stats}
 
 
-def write_results(store: S.Store, cell: str, results: Sequence[SampleResult]) -> list[SampleResult]:
-    """The writer of one cell: writes every result's marks in one region write, then
-    records each (cell, mark) completed with its provenance, all under the store's lock."""
+@dataclass
+class Written:
+    """What the writer of one cell did: the results it wrote, whether it appended the cell,
+    and a line per chunk it found corrupt or missing and rewrote."""
+
+    results: list[SampleResult]
+    appended: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def write_results(store: S.Store, cell: str, results: Sequence[SampleResult]) -> Written:
+    """The writer of one cell, once all its files were read: appends the cell if new, writes
+    every result's marks in one region write, then records each (cell, mark) completed with
+    its provenance, all under the store's lock (:func:`chromestore.store.cells.write_cell`:
+    flags cleared first, then data, provenance, flags)."""
     signal = {m: v for r in results if r.target == V.signal.name for m, v in r.values.items()}
     peak = {m: v for r in results if r.target == V.peak_max.name for m, v in r.values.items()}
     records: dict[str, dict[str, dict]] = {}
     for r in results:
         records.setdefault(r.target, {}).update({m: _info(r) for m in r.values})
-    write_cell(store, cell, signal or None, peak or None, records=records)
-    return list(results)
+    done = write_cell(store, cell, signal or None, peak or None, records=records, append=True)
+    return Written(list(results), done.appended, done.notes)
 
 
 def record_results(results: Sequence[SampleResult]) -> list[Done]:
@@ -66,24 +80,40 @@ class SampleReads:
     written cell by cell with :meth:`finish` once the store is ready.
 
     One task per file reads it (on ``ex``: a cluster, forked workers or this process); one
-    writer task per cell, depending on that cell's reads, writes the cell's region and then
-    records each (cell, mark) completed, under the store's write lock (so other ingests of
-    the same store may run at once). A file that fails leaves its cell unwritten; the first
-    error is raised after the other cells finished. A context manager: leaving it before
-    :meth:`finish` drops the reads.
+    writer task per cell, depending on that cell's reads, appends the cell if it is new,
+    writes the cell's region and then records each (cell, mark) completed, under the store's
+    write lock (so other ingests of the same store may run at once). A file that fails
+    leaves its cell as it was (a new cell is not appended); the first error is raised after
+    the other cells finished. After :meth:`finish`, ``written`` lists the cells written,
+    ``appended`` those appended, ``notes`` the chunks found corrupt or missing and rewritten.
+    ``aliases`` (file chromosome → annotation chromosome, :mod:`chromestore.genomes`) are
+    given to every reader. A context manager: leaving it before :meth:`finish` drops the
+    reads.
     """
 
-    def __init__(self, ex, samples: Sequence[Sample], bins: Bins, progress: bool = False):
+    def __init__(
+        self,
+        ex,
+        samples: Sequence[Sample],
+        bins: Bins,
+        progress: bool = False,
+        aliases: dict[str, str] | None = None,
+    ):
         from tqdm import tqdm
 
-        self.ex, self.samples, self.bins, self.progress = ex, list(samples), bins, progress
+        self.ex, self.samples, self.progress = ex, list(samples), progress
+        self.aliases = dict(aliases or {})
+        self.bins = bins.with_aliases(self.aliases)
+        self.written: list[str] = []
+        self.appended: list[str] = []
+        self.notes: list[str] = []
         self.bar = tqdm(total=len(self.samples), unit="file", disable=not progress, desc="ingest")
         self.shown = ReadsProgress(self.bar if progress else None)
         self.run = uuid.uuid4().hex  # this ingest's events, should others share the scheduler
         self._stack = ExitStack()
         if progress:
             self._stack.enter_context(ex.subscribe(PROGRESS_TOPIC, self.shown.listener(self.run)))
-        self.reads = self._submit_reads(bins)
+        self.reads = self._submit_reads(self.bins)
 
     def _submit_reads(self, bins: Bins) -> list:
         shared = self.ex.share(bins)
@@ -100,7 +130,7 @@ class SampleReads:
         ds = open_store(store) if ds is None else ds
         if store_fingerprint(ds) != self.bins.fingerprint:
             self.ex.cancel(self.reads)
-            self.bins = Bins.from_store(ds)
+            self.bins = Bins.from_store(ds).with_aliases(self.aliases)
             self.reads = self._submit_reads(self.bins)
         by_cell: dict[str, list[int]] = {}
         for i, s in enumerate(self.samples):
@@ -120,7 +150,11 @@ class SampleReads:
                     self.shown.file(what, f.result().stats.get("reads", 0))
                 self.bar.update(1)
             elif f.status == "finished":
-                done += record_results(f.result())
+                written = f.result()
+                done += record_results(written.results)
+                self.written.append(what)
+                self.appended += [what] if written.appended else []
+                self.notes += written.notes
             elif f.status == "error":
                 errors.append(f.exception())
             else:  # cancelled or lost on a cluster: no exception to raise
@@ -161,16 +195,15 @@ def ingest_samples(
 ) -> list[Done]:
     """Ingest samplesheet rows into an existing store; returns what was done.
 
-    New cells are appended first (the template, NaN, written once), then the files are
-    read (in parallel on ``client``, a ``distributed.Client``, or in this process when
-    None) and written as :class:`SampleReads` does. Completed (cell, mark) pairs are
-    skipped unless ``force``.
+    The files are read (in parallel on ``client``, a ``distributed.Client``, or in this
+    process when None) and written as :class:`SampleReads` does: a new cell is appended
+    by its writer, once its files were read. Completed (cell, mark) pairs are skipped
+    unless ``force``.
     """
     store = S.Store.of(store, storage_options)
     todo = pending_samples(store, samples, force)
     if not todo:
         return []
-    S.add_cells(store, [s.cell for s in todo])
     ds = open_store(store)
     with SampleReads(executor_for(client), todo, Bins.from_store(ds), progress) as reads:
         return reads.finish(store, ds)

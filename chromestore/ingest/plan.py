@@ -12,6 +12,7 @@ import xarray as xr
 
 from chromestore import store as S
 from chromestore import variables as V
+from chromestore.genomes import read_aliases
 from chromestore.ingest.quantified import expression_matrix, split_rows
 from chromestore.ingest.samplesheet import Sample, read_samplesheet
 from chromestore.ingest.tables import check_columns, check_store
@@ -33,6 +34,7 @@ class IngestPlan:
     expression: str | os.PathLike | None = None  # its path
     cells: Sequence[str] | None = None  # the expression columns to take (None: see run_plan)
     dataset: xr.Dataset | None = None  # the store as opened while planning (None: absent)
+    aliases: dict[str, str] = field(default_factory=dict)  # --chrom-alias: file → annotation
 
     @property
     def input_bytes(self) -> int:
@@ -60,18 +62,21 @@ def pending_samples(
     storage_options: dict | None = None,
     ds: xr.Dataset | None = None,
 ) -> list[Sample]:
-    """The samples with work left: not every (cell, mark) of theirs recorded completed
-    (``ds``: the store, opened, if at hand)."""
+    """The samples with work left: not every (cell, mark) of theirs recorded completed, or
+    a chunk of their cell's variable missing (:func:`chromestore.store.missing_chunks`: its
+    values are lost; the cell's writer rewrites it) (``ds``: the store, opened, if at hand)."""
     if force:
         return list(samples)
     if ds is None:
         ds = S.open_store(store, storage_options)
     done = completed_keys(ds)
+    lost = {(m.cell, m.variable) for m in S.missing_chunks(S.Store.of(store, storage_options))}
     marks = [str(m) for m in ds[V.MARK].values]
     return [
         s
         for s in samples
-        if any((s.cell, m, s.target) not in done for m in ([s.mark] if s.mark else marks))
+        if (s.cell, s.target) in lost
+        or any((s.cell, m, s.target) not in done for m in ([s.mark] if s.mark else marks))
     ]
 
 
@@ -89,17 +94,21 @@ def plan_ingest(
     force: bool = False,
     storage_options: dict | None = None,
     quantity: str = "TPM",
+    chrom_alias: str | os.PathLike | None = None,
 ) -> IngestPlan:
-    """Parse and check every input (samplesheet, files, RPKM matrix, the store's settings)
-    and find the samplesheet rows with work left; writes nothing. The samplesheet's
-    expression rows (``rsem-genes``: their ``quantity``, TPM or FPKM) are read here, into
-    the matrix (:mod:`chromestore.ingest.quantified`).
+    """Parse and check every input (samplesheet, files, RPKM matrix, the store's settings,
+    the ``chrom_alias`` file: :func:`chromestore.genomes.read_aliases`) and find the
+    samplesheet rows with work left; writes nothing. The samplesheet's expression rows
+    (``rsem-genes``: their ``quantity``, TPM or FPKM) are read here, into the matrix
+    (:mod:`chromestore.ingest.quantified`).
 
-    Raises :class:`chromestore.errors.InputError` (file, line, problem) or
+    A store whose creation was interrupted (an object store's ``creating`` marker) counts
+    as absent: the ingest creates it again. Raises
+    :class:`chromestore.errors.InputError` (file, line, problem) or
     :class:`chromestore.store.StoreError` on the first problem.
     """
     store = S.Store.of(store, storage_options)
-    ds = open_store(store) if store.exists() else None
+    ds = open_store(store) if store.exists() and not store.creating() else None
     marks = [str(m) for m in ds[V.MARK].values] if ds is not None else list(V.DEFAULT_MARKS)
     sheet, quantified = split_rows(read_samplesheet(samples, marks) if samples else [])
     matrix = expression_matrix(
@@ -107,9 +116,12 @@ def plan_ingest(
     )
     if matrix is not None:
         expression = matrix.attrs["source"]  # the RPKM matrix, or the sheet's expression rows
+    aliases = read_aliases(chrom_alias) if chrom_alias else {}
     if matrix is not None and cells is not None:
         check_columns(matrix, cells, expression)
     check_store(store, genes, window, bin_size)
     pending = pending_samples(store, sheet, force, ds=ds) if ds is not None else list(sheet)
     settings = {"window": window, "bin_size": bin_size, "genome": genome, "gene_chunk": gene_chunk}
-    return IngestPlan(store, genes, settings, sheet, pending, matrix, expression, cells, ds)
+    return IngestPlan(
+        store, genes, settings, sheet, pending, matrix, expression, cells, ds, aliases
+    )

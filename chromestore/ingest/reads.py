@@ -8,6 +8,7 @@ loads the compiled kernels, while the parent process creates the store.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import numpy as np
 
 from chromestore import formats
 from chromestore import variables as V
+from chromestore.errors import InputError
 from chromestore.ingest.align import GeneKeys, per_mark
 from chromestore.ingest.samplesheet import Sample
 
@@ -43,7 +45,9 @@ class Bins:
     fingerprint: str
 
     @classmethod
-    def of(cls, gene, gene_id, chrom, tss, strand, window: int, bin_size: int) -> Bins:
+    def of(
+        cls, gene, gene_id, chrom, tss, strand, window: int, bin_size: int, genome: str = ""
+    ) -> Bins:
         from chromestore.counting import BinLayout
 
         gene, gene_id, chrom, strand = (
@@ -52,17 +56,17 @@ class Bins:
         tss = np.asarray(tss, dtype=np.int64)
         n_bins = 2 * int(window) // int(bin_size)
         return cls(
-            BinLayout.from_genes(chrom, tss, strand, int(window), int(bin_size)),
+            BinLayout.from_genes(chrom, tss, strand, int(window), int(bin_size), genome),
             GeneKeys(gene, gene_id, n_bins, strand),
             fingerprint(gene, gene_id, chrom, tss, strand, window, bin_size),
         )
 
     @classmethod
     def from_store(cls, ds) -> Bins:
-        return cls.of(*_gene_coords(ds))
+        return cls.of(*_gene_coords(ds), genome=str(ds.attrs.get("genome") or ""))
 
     @classmethod
-    def from_genes(cls, table, window: int, bin_size: int) -> Bins:
+    def from_genes(cls, table, window: int, bin_size: int, genome: str = "") -> Bins:
         """The bins of a store that :func:`chromestore.store.create_store` would make from
         the gene table (:func:`chromestore.genes.read_genes`)."""
         return cls.of(
@@ -73,7 +77,15 @@ class Bins:
             table["strand"],
             window,
             bin_size,
+            genome,
         )
+
+    def with_aliases(self, aliases: dict[str, str] | None) -> Bins:
+        """These bins, their files' chromosome names also matched through ``aliases``
+        (:func:`chromestore.genomes.read_aliases`)."""
+        if not aliases:
+            return self
+        return dataclasses.replace(self, layout=self.layout.with_aliases(aliases))
 
 
 def _gene_coords(ds) -> tuple:
@@ -108,13 +120,38 @@ def count_sample(
 ) -> SampleResult:
     """Read one file with its format's reader, onto the store's genes (no store access).
 
-    ``progress(n_reads)`` is passed to the reader (BED/tagAlign report per block)."""
+    ``progress(n_reads)`` is passed to the reader (BED/tagAlign report per block). A file
+    that puts no value into any window (every value NaN or 0) is refused
+    (:class:`InputError`); the built-in readers say why first (chromosome names, assembly).
+    """
     t0 = time.perf_counter()
     values, stats = entry.read(sample.path, formats.ReadRequest(sample.mark, bins.layout, progress))
     out, aligned = per_mark(values, bins.keys, entry.target, sample.mark, sample.path, entry.name)
+    refuse_empty(sample.path, out, aligned)
     stats = {**aligned, **stats}
     stats.setdefault("seconds", round(time.perf_counter() - t0, 3))
     return SampleResult(sample, entry.target, out, stats)
+
+
+def refuse_empty(path: str, values: dict[str, np.ndarray], aligned: dict) -> None:
+    """Raise :class:`InputError` where the values read put nothing into any window: no
+    store gene matched, or every value is NaN or 0."""
+    if aligned.get("genes_matched") == 0:
+        unmatched = aligned.get("genes_unmatched", 0)
+        raise InputError(
+            path,
+            None,
+            f"none of its {unmatched:,} genes is a gene of the store (genes are matched by "
+            "ENSGID_SYMBOL, or Ensembl id): is it of another annotation?",
+        )
+    if not any(np.any(np.nan_to_num(v, nan=0.0)) for v in values.values()):
+        every_nan = all(np.isnan(v).all() for v in values.values())
+        raise InputError(
+            path,
+            None,
+            "puts no read or value into any window around a TSS (every value is "
+            f"{'NaN' if every_nan else '0 or NaN'})",
+        )
 
 
 def warm_up() -> None:

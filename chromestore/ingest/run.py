@@ -14,9 +14,12 @@ import os
 import time
 from contextlib import nullcontext
 
+import numpy as np
+
 from chromestore import store as S
 from chromestore import variables as V
 from chromestore.executors import executor_for
+from chromestore.expression import Alignment
 from chromestore.genes import read_genes
 from chromestore.ingest.engine import Bins, SampleReads
 from chromestore.ingest.plan import IngestPlan, plan_ingest
@@ -24,14 +27,28 @@ from chromestore.ingest.report import IngestReport, short_list
 from chromestore.ingest.tables import ingest_expression, open_or_create
 
 
-def _expression_cells(plan: IngestPlan, have: list[str]) -> tuple[list[str] | None, list[str]]:
-    """The RPKM columns to take (None: every column), and the epigenomes of the
-    samplesheet that have none."""
-    if plan.cells is not None or not plan.sheet:
-        return plan.cells, []
+def _expression_cells(plan: IngestPlan, have: list[str]) -> tuple[list[str], list[str]]:
+    """The RPKM columns to take, and the epigenomes of the samplesheet that have none."""
+    columns = list(plan.matrix.columns)
+    if plan.cells is not None:
+        return list(plan.cells), []
+    if not plan.sheet:
+        return columns, []
     wanted = list(dict.fromkeys(have + [s.cell for s in plan.sheet]))
-    columns = set(plan.matrix.columns)
-    return [c for c in wanted if c in columns], [c for c in wanted if c not in columns]
+    present = set(columns)
+    return [c for c in wanted if c in present], [c for c in wanted if c not in present]
+
+
+def _joined(parts: list[Alignment]) -> Alignment | None:
+    """One join report of several :func:`ingest_expression` calls (the same matrix)."""
+    if len(parts) <= 1:
+        return parts[0] if parts else None
+    return Alignment(
+        np.concatenate([p.values for p in parts]),
+        [c for p in parts for c in p.cells],
+        parts[0].missing_genes,
+        parts[0].unused_rows,
+    )
 
 
 def run_plan(
@@ -45,6 +62,11 @@ def run_plan(
     it (read again should the store turn out otherwise). They are read as tasks on
     ``executor`` (:mod:`chromestore.executors`), by default on ``client`` (a
     ``distributed.Client``) or in this process when it is None.
+
+    An epigenome that is not in the store yet and has files to read is added only once its
+    files were read (by its writer, under the store's lock), and its expression written
+    after that: a file that fails leaves the store without it. A new store is created with
+    the other epigenomes of the expression matrix.
     """
     t0 = time.perf_counter()
     store = plan.store
@@ -57,26 +79,35 @@ def run_plan(
             bins = Bins.from_store(plan.dataset)
         else:
             table = read_genes(plan.genes)
-            bins = Bins.from_genes(table, plan.settings["window"], plan.settings["bin_size"])
-        reads = SampleReads(ex, plan.pending, bins, progress)
+            bins = Bins.from_genes(
+                table, plan.settings["window"], plan.settings["bin_size"], plan.settings["genome"]
+            )
+        reads = SampleReads(ex, plan.pending, bins, progress, plan.aliases)
     with reads:
+        waiting = {s.cell for s in plan.pending}  # added by their writers, once read
         initial = []  # the cells of a new store (no cell appends after its creation)
         if plan.matrix is not None:
-            initial = _expression_cells(plan, [])[0] or list(plan.matrix.columns)
-        initial = list(dict.fromkeys(initial + [s.cell for s in plan.pending]))
+            initial = [c for c in _expression_cells(plan, [])[0] if c not in waiting]
         ds, report.created = open_or_create(
             store, plan.genes, table=table, cells=initial, **plan.settings
         )
         if report.created:
             report.cells_added += initial
+        have = [str(c) for c in ds[V.CELL].values]
+        later: list[str] = []
+        joins = []
         if plan.matrix is not None:
-            cells, absent = _expression_cells(plan, [str(c) for c in ds[V.CELL].values])
+            cells, absent = _expression_cells(plan, have)
             if absent:
                 report.lines.append(
                     f"epigenomes without a column in {plan.expression}: {short_list(absent)}"
                 )
-            report.expression, added = ingest_expression(store, plan.matrix, cells)
-            report.cells_added += added
+            later = [c for c in cells if c in waiting and c not in have]
+            now = [c for c in cells if c not in later]
+            if now:
+                joined, added = ingest_expression(store, plan.matrix, now)
+                joins.append(joined)
+                report.cells_added += added
         if plan.sheet:
             skipped = len(plan.sheet) - len(plan.pending)
             if skipped:
@@ -85,14 +116,25 @@ def run_plan(
                     "(skipped; --force redoes them)"
                 )
         if plan.pending:
-            missing = [s.cell for s in plan.pending if s.cell not in ds.indexes[V.CELL]]
-            if missing:  # the cells this ingest added (another may add some of them at once)
-                report.cells_added += sorted(S.add_cells(store, missing))
-            done = reads.finish(store, ds)
+
+            def added_cells() -> None:  # their expression, once their files were written
+                report.cells_added.extend(reads.appended)
+                written = [c for c in later if c in reads.written]
+                if written:
+                    joins.append(ingest_expression(store, plan.matrix, written)[0])
+
+            try:
+                done = reads.finish(store, ds)
+            except Exception:  # the cells that were written keep their expression
+                added_cells()
+                raise
+            added_cells()
             report.lines.append(
                 f"ingested {len(done)} (cell, mark) in {time.perf_counter() - t0:.1f} s:"
             )
             report.lines += [d.line() for d in done]
+            report.lines += reads.notes
+        report.expression = _joined(joins)
     return report
 
 
@@ -110,7 +152,7 @@ def run_ingest(
     and an RPKM matrix. Every input is parsed and validated before the first write.
 
     ``options`` are :func:`plan_ingest`'s (``cells``, ``window``, ``bin_size``, ``genome``,
-    ``gene_chunk``, ``force``, ``storage_options``). Signal files are counted as tasks on
+    ``gene_chunk``, ``force``, ``storage_options``, ``chrom_alias``). Signal files are counted as tasks on
     ``client`` (a ``distributed.Client``), or in this process when it is None.
     """
     plan = plan_ingest(path, genes, samples, expression, **options)

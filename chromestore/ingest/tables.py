@@ -23,10 +23,10 @@ def check_store(
     """Whether a store is at ``store``; raises when ingest could not go on there.
 
     An existing store must have been built with the same window and bin size; where
-    there is none, ``genes`` must be given to create it.
+    there is none (or only an interrupted creation), ``genes`` must be given to create it.
     """
     store = S.Store.of(store, storage_options)
-    if not store.exists():
+    if not store.exists() or store.creating():
         if genes is None:
             raise S.StoreError(f"{store}: no store here; pass --genes to create one")
         return False
@@ -63,25 +63,30 @@ def open_or_create(
     """Open the store, creating it from the ``genes`` annotation if absent (``table``:
     that annotation already read) with the epigenomes ``cells``.
 
-    An existing store must have been built with the same window and bin size.
-    Returns the store and whether it was created.
+    An existing store must have been built with the same window and bin size. The store
+    is created whole or not at all (:mod:`chromestore.store.creation`); one that another
+    ingest created meanwhile is opened. Returns the store and whether it was created.
     """
     store = S.Store.of(store, storage_options)
     if check_store(store, genes, window, bin_size):
         return open_store(store), False
     if table is None:
         table = read_genes(genes)
-    ds = S.create_store(
-        store,
-        table,
-        cells=list(cells),
-        marks=marks,
-        window=window,
-        bin_size=bin_size,
-        chunks={V.GENE: gene_chunk},
-        genome=genome,
-    )
-    S.update_attrs(store, genes_source=os.fspath(genes))
+    try:
+        ds = S.create_store(
+            store,
+            table,
+            cells=list(cells),
+            marks=marks,
+            window=window,
+            bin_size=bin_size,
+            chunks={V.GENE: gene_chunk},
+            genome=genome,
+            attrs={"genes_source": os.fspath(genes)},
+        )
+    except S.StoreExists:  # another ingest created it meanwhile
+        check_store(store, genes, window, bin_size)
+        return open_store(store), False
     return ds, True
 
 

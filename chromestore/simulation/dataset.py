@@ -133,8 +133,10 @@ def simulate(
         there, fill it a few epigenomes at a time (about :data:`WRITE_TASKS` Dask tasks
         of one epigenome × one gene chunk per chunk-aligned region write; memory bounded
         by the chunks in flight), record their (cell, mark) pairs as completed with
-        provenance ``simulated`` (under one hold of the store's lock per write), and
-        return it opened.
+        provenance ``simulated`` (each write clears the pairs' flags first, then writes
+        the data, then provenance and flags), and return it opened. A store already
+        there from the same call (same genes, cells, seed, chunks), e.g. one whose
+        simulation was killed, is completed: the epigenomes not yet complete are simulated.
     cells
         ``"all"`` (the 56 epigenomes), the first N, or a list (or comma-separated
         string) of epigenome ids.
@@ -184,17 +186,19 @@ def simulate(
         ds.attrs.update(simulated=True)
         return ds
     path = os.fspath(path)
-    S.create_store(
+    ds = S.create_store(  # whole or not at all; a re-run after a kill resumes it
         path,
         sub,
         cell_list,
         chunks={V.GENE: gene_chunk},
         storage_options=storage_options,
         genome=genome,
+        attrs={"simulated": True, "simulation_seed": int(seed)},
+        resume=True,
     )
-    S.update_attrs(path, storage_options, simulated=True, simulation_seed=int(seed))
     n_chunks = -(-len(sub) // gene_chunk)
     step = max(1, WRITE_TASKS // n_chunks)
+    complete = records.completion_table(ds).all(axis=1)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -203,6 +207,10 @@ def simulate(
     provenance = {"format": "simulated", "seed": int(seed), "model": "chromestore.simulate"}
     for lo in range(0, len(cell_list), step):
         group = slice(lo, min(lo + step, len(cell_list)))
+        if all(complete[c] for c in cell_list[group]):  # a resumed simulation's done part
+            if bar is not None:
+                bar.update(group.stop - group.start)
+            continue
         part = xr.Dataset(
             {
                 V.signal.name: (
@@ -215,12 +223,14 @@ def simulate(
                 ),
             }
         )
-        S.write_region(path, part, {V.CELL: group, V.GENE: slice(None)}, storage_options)
         infos = {}
         for cell in cell_list[group]:
             info = dict(provenance, depth=cell_depth(cell, seed), snr_weight=snr_weight(cell))
             infos[cell] = {m: info for m in V.DEFAULT_MARKS}
-        records.record_cells_completed(path, V.signal.name, infos, storage_options)
+        records.write_recorded(  # flags cleared, data, provenance, flags
+            path, part, {V.CELL: group, V.GENE: slice(None)}, V.signal.name, infos,
+            storage_options,
+        )  # fmt: skip
         if bar is not None:
             bar.update(group.stop - group.start)
     if bar is not None:

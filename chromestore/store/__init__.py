@@ -2,12 +2,14 @@
 
 - :mod:`~chromestore.store.handle`: where a store lives (:class:`Store`) and the files
   beside it; :mod:`~chromestore.store.layout`: its default shape, variables and chunks;
-- :mod:`~chromestore.store.dataset`: create, open, write regions and attrs;
+- :mod:`~chromestore.store.creation`: create a store whole or not at all;
+  :mod:`~chromestore.store.dataset`: open, write regions and attrs;
   :mod:`~chromestore.store.cells`: grow along ``cell``;
 - :mod:`~chromestore.store.records`: per (cell, mark) completion and provenance;
   :mod:`~chromestore.store.locks`: the write lock;
-- :mod:`~chromestore.store.integrity`: chunk checksums; :mod:`~chromestore.store.verify`:
-  read every chunk back; :mod:`~chromestore.store.upgrade`: convert older stores;
+- :mod:`~chromestore.store.integrity`: chunk checksums; :mod:`~chromestore.store.presence`:
+  which chunks must exist; :mod:`~chromestore.store.verify`: read every chunk back, name
+  each missing one; :mod:`~chromestore.store.upgrade`: convert older stores;
 - :mod:`~chromestore.store.safety`: what may be replaced or deleted;
   :mod:`~chromestore.store.names`: epigenome names and the one ``--cells`` selector; :mod:`~chromestore.store.attrs`:
   netCDF-safe attrs; :mod:`~chromestore.store.accessor`: ``ds.chromestore``.
@@ -38,7 +40,10 @@ __getattr__, __dir__, __all__ = attach(
         "bin_offsets": ".layout",
         "template": ".layout",
         "STORE_ENCODING": ".dataset",
-        "create_store": ".dataset",
+        "create_store": ".creation",
+        "StoreExists": ".creation",
+        "missing_chunks": ".presence",
+        "Missing": ".presence",
         "open_store": ".dataset",
         "consolidate": ".dataset",
         "eager_coords": ".dataset",

@@ -1,4 +1,5 @@
-"""The store as an ``xr.Dataset``: create it, open it, write regions and attrs.
+"""The store as an ``xr.Dataset``: open it, write regions and attrs (a store is created by
+:mod:`chromestore.store.creation`).
 
 Layout (Zarr v3, written through xarray; :mod:`chromestore.store.layout`): ``signal``
 (cell, gene, mark, bin), ``expression`` (cell, gene) and ``peak_max`` (cell, gene, mark),
@@ -20,10 +21,10 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
+import numpy as np
 import xarray as xr
 import zarr
 
@@ -31,80 +32,16 @@ from chromestore import variables as V
 from chromestore.errors import StoreError
 from chromestore.store import integrity
 from chromestore.store.attrs import decode_attrs, encode_attrs
-from chromestore.store.handle import Store, StoreLike, drop_run_files, ensure_group
-from chromestore.store.layout import (
-    CELL_VARS,
-    DEFAULT_BIN_SIZE,
-    DEFAULT_GENE_CHUNK,
-    DEFAULT_GENOME,
-    DEFAULT_WINDOW,
-    encoding,
-    template,
-)
-from chromestore.store.safety import missing_bucket, refuse_occupied
+from chromestore.store.handle import Store, StoreLike, names_store
+from chromestore.store.layout import CELL_VARS
+from chromestore.store.presence import chunk_exists
+from chromestore.store.safety import missing_bucket
 
 #: key of ``ds.encoding`` under which :func:`open_store` keeps the :class:`Store` it opened
 STORE_ENCODING = "chromestore_store"
-
-
-def create_store(
-    path: StoreLike,
-    genes: pd.DataFrame,
-    cells: Sequence[str] = (),
-    marks: Sequence[str] = V.DEFAULT_MARKS,
-    window: int = DEFAULT_WINDOW,
-    bin_size: int = DEFAULT_BIN_SIZE,
-    chunks: Mapping[str, int] | None = None,
-    genome: str = DEFAULT_GENOME,
-    storage_options: dict | None = None,
-) -> xr.Dataset:
-    """Create an empty store (all signal NaN) and return it opened.
-
-    Parameters
-    ----------
-    path
-        Local directory or fsspec URL (``s3://bucket/x.zarr``, ``memory://x.zarr``).
-    genes
-        Gene table from :func:`chromestore.genes.read_genes`, in store order.
-    cells, marks
-        Initial epigenome ids and mark names; more cells can be added later.
-    window, bin_size
-        bp each side of the TSS and bin width: ``2 * window / bin_size`` bins.
-    chunks
-        ``{"gene": n}`` overrides the gene chunk (cells are always one per chunk).
-
-    Examples
-    --------
-    >>> from chromestore import create_store, read_genes
-    >>> ds = create_store("memory://doc.zarr", read_genes("data/gene_windows.hg19.bed.gz"))
-    >>> dict(ds.sizes)
-    {'cell': 0, 'gene': 19802, 'mark': 5, 'bin': 100}
-    """
-    handle = Store.of(path, storage_options)
-    chunks = dict(chunks or {})
-    unknown = set(chunks) - {V.GENE, V.CELL}
-    if unknown or chunks.get(V.CELL, 1) != 1:
-        raise ValueError(f"chunks may only set 'gene' (cells are one per chunk), got {chunks}")
-    if handle.exists():
-        raise StoreError(f"{handle}: a store already exists here")
-    refuse_occupied(handle)  # a new store goes only where nothing is
-    drop_run_files(handle)  # weights of a store once here would be resumed as this one's
-    ds = template(
-        genes, cells, marks, window, bin_size, chunks.get(V.GENE, DEFAULT_GENE_CHUNK), genome
-    )
-    gene_chunk = ds.attrs["gene_chunk"]
-    ds.to_zarr(
-        handle.url,
-        mode="w-",
-        compute=False,
-        encoding=encoding(ds, gene_chunk),
-        zarr_format=3,
-        consolidated=False,
-        storage_options=handle.storage_options,
-    )
-    ensure_group(handle.child(V.RECORDS_GROUP))
-    consolidate(handle)
-    return open_store(handle)
+#: the variables read through :class:`~chromestore.store.integrity.CheckedArray`: the data
+#: and the completion flags (a chunk that fails names itself; a missing one is not NaN)
+CHECKED_VARS = (*CELL_VARS, *V.RECORDS_OF.values())
 
 
 def consolidate(path: StoreLike, storage_options: dict | None = None) -> None:
@@ -118,7 +55,15 @@ def consolidate(path: StoreLike, storage_options: dict | None = None) -> None:
     handle = Store.of(path, storage_options)
     if not handle.exists():
         return
-    with handle.lock(), warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 spec"
+    with handle.lock():
+        consolidate_unlocked(handle)
+
+
+@names_store
+def consolidate_unlocked(handle: Store) -> None:
+    """:func:`consolidate` for a caller that holds the lock, or owns the store alone (one
+    being created under a temporary name)."""
+    with warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 spec"
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
         zarr.consolidate_metadata(
             zarr.storage.FsspecStore.from_url(
@@ -136,9 +81,14 @@ def open_store(
     """Open a store as a lazy ``xr.Dataset`` (dask-backed, one chunk per store chunk).
 
     Raises :class:`chromestore.variables.SchemaError` when the store does not follow
-    the schema or was written by an unsupported format version.
+    the schema or was written by an unsupported format version, and
+    :class:`chromestore.errors.ChunkError` naming the chunk where a coordinate does not
+    read back (or is missing); reads of the data and the completion flags raise it later,
+    chunk by chunk (:mod:`chromestore.store.integrity`).
     """
     handle = Store.of(path, storage_options)
+    if handle.creating():
+        raise handle.interrupted()
     if not handle.exists():
         bucket = missing_bucket(handle)
         raise StoreError(
@@ -161,7 +111,7 @@ def open_store(
             break
         except ValueError as err:  # a writer is appending cells: variables differ by a moment
             if "conflicting sizes" not in str(err):
-                raise
+                _raise_located(handle, err)
             if attempt == 19:
                 raise StoreError(
                     f"{handle}: its arrays differ in their number of cells ({err})"
@@ -173,7 +123,13 @@ def open_store(
                     with handle.lock():
                         repair_cells(handle)
             time.sleep(0.05 * (attempt + 1))
-    ds = eager_coords(ds, handle)
+        except Exception as err:  # a coordinate that does not decode: name its chunk
+            _raise_located(handle, err)
+    try:
+        ds = eager_coords(ds, handle)
+    except Exception as err:
+        _raise_located(handle, err)
+    check_coordinates(ds, handle)
     ds.attrs = decode_attrs(ds.attrs)
     if validate:
         try:
@@ -181,7 +137,7 @@ def open_store(
         except V.SchemaError as e:
             raise V.SchemaError(f"{handle}: {e}") from None
     # reads of a chunk that fails its checksum raise ChunkError naming the chunk
-    ds = integrity.checked_variables(ds, arrays, handle.url, CELL_VARS)
+    ds = integrity.checked_variables(ds, arrays, handle.url, CHECKED_VARS)
     ds.encoding[STORE_ENCODING] = handle  # where provenance() finds the records
     return ds
 
@@ -193,7 +149,7 @@ def _cell_arrays(ds: xr.Dataset, handle: Store) -> dict[str, zarr.Array]:
     the opening of ``ds`` and of the arrays (:func:`open_store` then opens again).
     """
     group = handle.group("r")
-    arrays = {name: group[name] for name in CELL_VARS if name in ds.data_vars}
+    arrays = {name: group[name] for name in CHECKED_VARS if name in ds.data_vars}
     for name, array in arrays.items():
         if tuple(array.shape) != tuple(ds[name].shape):
             raise ValueError(
@@ -201,6 +157,66 @@ def _cell_arrays(ds: xr.Dataset, handle: Store) -> dict[str, zarr.Array]:
                 f"{tuple(ds[name].shape)} opened (cells being appended)"
             )
     return arrays
+
+
+def _raise_located(handle: Store, err: Exception) -> None:
+    """Raise ``err``, or the :class:`ChunkError` of the coordinate chunk that caused it."""
+    failure = None if integrity.is_access_error(err) else coordinate_failure(handle, err)
+    if failure is None or failure is err:
+        raise err
+    raise failure from err
+
+
+def coordinate_failure(handle: Store, err: BaseException) -> BaseException:
+    """The :class:`ChunkError` of the first coordinate chunk of ``handle`` that does not
+    read back (the cause of ``err``, raised while opening), else ``err`` itself."""
+    try:
+        group = handle.group("r")
+        names = sorted(n for n, _ in group.arrays() if n not in CHECKED_VARS)
+    except Exception:
+        return err
+    for name in names:
+        array = group[name]
+        for coords in np.ndindex(*array.cdata_shape):
+            failure = integrity.read_chunk(array, coords)
+            if failure is not None:
+                return integrity.chunk_error(handle.url, array, coords, None, failure)
+    return err
+
+
+def check_coordinates(ds: xr.Dataset, handle: Store) -> None:
+    """Raise :class:`ChunkError` for a coordinate chunk that is missing (every one is
+    written with the store): a chunk whose values are all its fill value is looked for."""
+    group = None
+    for name, coord in ds.coords.items():
+        values = np.asarray(coord.values)
+        if values.size == 0:
+            continue
+        if group is None:
+            group = handle.group("r")
+        try:
+            array = group[name]
+        except KeyError:
+            continue
+        fill = array.fill_value
+        size = array.chunks[0] if array.ndim == 1 else None
+        if size is None:
+            continue
+        for c in range(array.cdata_shape[0]):
+            part = values[c * size : (c + 1) * size]
+            if part.dtype.kind == "f" and np.isnan(fill):
+                empty = bool(np.isnan(part).all())
+            else:
+                empty = bool((part == fill).all())
+            if empty and not chunk_exists(array, (c,)):
+                raise integrity.missing_chunk_error(
+                    handle.url,
+                    array,
+                    (c,),
+                    None,
+                    "every coordinate chunk is written with the store",
+                    "restore it from a copy of the store, or create the store again",
+                )
 
 
 def eager_coords(ds: xr.Dataset, store: StoreLike) -> xr.Dataset:
@@ -221,6 +237,7 @@ def eager_coords(ds: xr.Dataset, store: StoreLike) -> xr.Dataset:
     )
 
 
+@names_store
 def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
     """Undo a cell append that a killed writer left half done (arrays along ``cell`` of
     different lengths, which no reader can open): every array along ``cell`` is cut back to
@@ -255,6 +272,7 @@ def cell_index(ds: xr.Dataset, cell: str) -> int:
     return int(idx)
 
 
+@names_store
 def write_region(
     path: StoreLike,
     part: xr.Dataset,
@@ -264,7 +282,8 @@ def write_region(
     """Write ``part`` (variables with a ``cell`` dim) into ``region`` of an existing store.
 
     Regions should be chunk-aligned along ``cell`` and ``gene`` so concurrent writers
-    never share a chunk.
+    never share a chunk. Every chunk of the region is written, even one holding only NaN
+    (a missing chunk then means a lost one: :mod:`chromestore.store.presence`).
     """
     drop = [v for v in part.variables if V.CELL not in part[v].dims]
     part = part.drop_vars(drop)
@@ -277,9 +296,11 @@ def write_region(
         consolidated=False,
         zarr_format=3,
         storage_options=handle.storage_options,
+        write_empty_chunks=True,
     )
 
 
+@names_store
 def update_attrs(path: StoreLike, storage_options: dict | None = None, **items: Any) -> None:
     """Merge ``items`` into the store's group attrs (dict values are merged one level deep).
 

@@ -9,6 +9,7 @@ one or a plain path. The weights and checkpoints of a store's runs are plain fil
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +19,16 @@ import fsspec
 import numpy as np
 import zarr
 
+from chromestore.errors import StoreError
 from chromestore.store.attrs import decode_attrs
 
 #: The store's string dtype (variable-width numpy strings).
 STR = np.dtypes.StringDType()
 #: The lock every writer of a store holds while adding cells or writing a cell (+ records).
 WRITE_LOCK = "write"
+#: The object a creation on an object store writes first and removes last (inside the store):
+#: where it is, the creation was interrupted (see :mod:`chromestore.store.creation`).
+CREATING = "creating"
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,20 @@ class Store:
         """Whether a Zarr group (``zarr.json``) is here."""
         fs, root = self.fs()
         return fs.exists(f"{root.rstrip('/')}/zarr.json")
+
+    def creating(self) -> bool:
+        """Whether a creation's ``creating`` marker is here: on an object store, a creation
+        that was interrupted (or is still running: its creator holds the write lock)."""
+        fs, root = self.fs()
+        return fs.exists(f"{root.rstrip('/')}/{CREATING}")
+
+    def interrupted(self) -> StoreError:
+        """The error a reader raises where :meth:`creating` is true."""
+        return StoreError(
+            f"{self}: an interrupted creation (its '{CREATING}' marker is there): delete "
+            f"{self} or re-run the command that created it (ingest/simulate resume it; "
+            "run needs --overwrite)"
+        )
 
     def group(self, mode: str = "r") -> zarr.Group:
         return zarr.open_group(
@@ -148,6 +167,23 @@ def size_on_disk(path: StoreLike, storage_options: dict | None = None) -> int:
         return int(fs.du(root))
     except Exception:  # some filesystems cannot sum sizes
         return -1
+
+
+def names_store(fn):
+    """Decorate a function whose first argument is a store: an OS error it raises without a
+    file name (a full disk: ``[Errno 28] No space left on device``, raised by a write) gets
+    the store's path as its file name, so the one-line message says where."""
+
+    @functools.wraps(fn)
+    def wrapper(store, *args, **kwargs):
+        try:
+            return fn(store, *args, **kwargs)
+        except OSError as e:
+            if e.filename is not None or e.errno is None:
+                raise
+            raise OSError(e.errno, e.strerror or str(e), str(Store.of(store))) from e
+
+    return wrapper
 
 
 def now_utc() -> str:

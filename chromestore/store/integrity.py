@@ -10,8 +10,9 @@ and still open (:func:`has_checksum` tells them apart).
 A failed read is turned into :class:`chromestore.errors.ChunkError`, naming the store,
 the variable, the chunk key, the cell and the gene range: :class:`CheckedArray` does it
 for every read through :func:`chromestore.open_store` (Dask computes included) and for
-readers of the raw Zarr arrays (the training loader); ``chromestore verify`` reads every
-chunk (:mod:`chromestore.store.verify`).
+readers of the raw Zarr arrays (the training loader), and it raises one too where a chunk
+that must exist (:mod:`chromestore.store.presence`) is missing, instead of reading NaN;
+``chromestore verify`` reads every chunk (:mod:`chromestore.store.verify`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import zarr
 
 from chromestore.errors import ChunkError
+from chromestore.store.presence import Required, chunk_exists
 
 CHECKSUM_MISMATCH = "Stored and computed checksum do not match"
 #: Exception modules whose errors mean "could not reach the bytes", never "bad bytes".
@@ -124,6 +126,24 @@ def chunk_error(
     )
 
 
+def missing_chunk_error(
+    store: str,
+    array: zarr.Array,
+    coords: Sequence[int],
+    cells: Sequence[str] | None,
+    why: str,
+    fix: str = "`chromestore ingest --force` of that cell rewrites it",
+) -> ChunkError:
+    """The :class:`ChunkError` of a chunk that must exist (``why``) and does not."""
+    where = chunk_where(array, coords, cells)
+    return ChunkError(
+        f"{store}: chunk {chunk_key(array, coords)} of variable {array.basename!r}"
+        + (f" ({where})" if where else "")
+        + f" is missing, though {why}: its values are lost, not NaN; {fix}; "
+        f"`chromestore verify {store}` lists every missing chunk"
+    )
+
+
 def _chunk_ranges(key: Any, array: zarr.Array) -> list[range] | None:
     """Chunk indices along each dim that a key of slices and integers touches (missing
     trailing dims: all); None for other keys (fancy indexing)."""
@@ -157,9 +177,19 @@ class CheckedArray:
         The store's URL, for messages.
     cells
         Cell ids in store order (to name the cell of a failed chunk); None: indices.
+    required
+        Which chunks must exist (:class:`chromestore.store.presence.Required`); ``"auto"``:
+        the rule of the array's store, if it makes one. A read that meets NaN checks that
+        the chunks it covers, where required, are there.
     """
 
-    def __init__(self, array: zarr.Array, store: str, cells: Sequence[str] | None = None):
+    def __init__(
+        self,
+        array: zarr.Array,
+        store: str,
+        cells: Sequence[str] | None = None,
+        required: Required | str | None = "auto",
+    ):
         self.array = array
         self.store = store
         self.cells = None if cells is None else tuple(cells)
@@ -167,14 +197,29 @@ class CheckedArray:
         self.dtype = array.dtype
         self.ndim = array.ndim
         self.chunks = array.chunks
+        self.required = Required.of(array, self.cells) if required == "auto" else required
 
     def __getitem__(self, key):
         try:
-            return self.array[key]
+            out = self.array[key]
         except Exception as e:
             if is_access_error(e):
                 raise
             raise self._locate(key, e) from e
+        if self.required is not None and _has_nan(out):
+            self._check_present(key)
+        return out
+
+    def _check_present(self, key) -> None:
+        """Raise :class:`ChunkError` for the first chunk under ``key`` that must exist and
+        is missing (it read as NaN)."""
+        ranges = _chunk_ranges(key, self.array)
+        if ranges is None:
+            ranges = [range(n) for n in self.array.cdata_shape]
+        for coords in itertools.product(*ranges):
+            why = self.required.why(coords)
+            if why and not chunk_exists(self.array, coords):
+                raise missing_chunk_error(self.store, self.array, coords, self.cells, why)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -189,6 +234,11 @@ class CheckedArray:
             if failure is not None:
                 return chunk_error(self.store, self.array, coords, self.cells, failure)
         return e
+
+
+def _has_nan(values) -> bool:
+    values = np.asarray(values)
+    return values.dtype.kind == "f" and bool(np.isnan(values).any())
 
 
 def checked_variables(

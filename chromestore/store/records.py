@@ -2,10 +2,17 @@
 
 Format 3 keeps both where two writers never touch the same object: completion is a bool
 ``(cell, mark)`` variable per target (``signal_completed``, ``peak_max_completed``; one
-chunk per pair) and each pair's provenance (file, format, counts, time) the attrs of the
-Zarr group ``records/CELL/MARK``. A writer records a pair only after its data is written,
-the provenance first and the flag last, under the store's write lock
-(:meth:`chromestore.store.Store.lock`). :func:`upgrade_records` converts a format-2
+chunk per pair, every one written) and each pair's provenance (file, format, counts, time)
+the attrs of the Zarr group ``records/CELL/MARK``.
+
+The order a crash cannot break, for each (cell, mark) written: its flag cleared first
+(:func:`clear_records`), then the data, then the provenance, then the flag set
+(:func:`write_records`), the records under the store's write lock
+(:meth:`chromestore.store.Store.lock`). A writer killed at any instant leaves the pair
+either complete with the data and provenance it recorded, or not complete (the next run
+redoes it): never complete with new data and old provenance. :func:`write_recorded` does
+the whole sequence for a region of cells (``simulate``); the cell writer of ingest is
+:func:`chromestore.store.cells.write_cell`. :func:`upgrade_records` converts a format-2
 store, whose records were two JSON blobs in the group attrs; :func:`completed` and
 :func:`provenance` read both layouts.
 """
@@ -13,7 +20,7 @@ store, whose records were two JSON blobs in the group attrs; :func:`completed` a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,8 +37,9 @@ from chromestore.store.dataset import (
     consolidate,
     open_store,
     repair_cells,
+    write_region,
 )
-from chromestore.store.handle import Store, StoreLike, ensure_group, now_utc
+from chromestore.store.handle import Store, StoreLike, ensure_group, names_store, now_utc
 from chromestore.store.layout import record_vars
 
 
@@ -98,6 +106,56 @@ def write_records(
         _put_provenance(handle, cell, mark, {target: {**info, "completed": now_utc()}}, False)
     # the flags last, all marks of the cell in one write (one chunk per (cell, mark))
     flags.set_orthogonal_selection((ci, [marks.index(m) for m in infos]), True)
+
+
+def flag_array(store: StoreLike, target: str) -> zarr.Array:
+    """The ``{target}_completed`` array, opened for writing on its live metadata; every chunk
+    it writes is stored, false ones too (a missing flag chunk is a lost one)."""
+    handle = Store.of(store)
+    array = zarr.open_array(
+        handle.child(V.RECORDS_OF[target]).url,
+        mode="r+",
+        zarr_format=3,
+        storage_options=handle.storage_options,
+    )
+    return array.with_config({"write_empty_chunks": True})
+
+
+def clear_records(
+    store: StoreLike, ds: xr.Dataset, cell: str, target: str, marks: Sequence[str]
+) -> None:
+    """Record the (cell, mark) pairs of ``target`` as not complete: the first step of
+    rewriting them, before their data. The caller holds the store's write lock."""
+    marks_all = [str(m) for m in ds[V.MARK].values]
+    if marks:
+        flags = flag_array(store, target)
+        flags.set_orthogonal_selection(
+            (cell_index(ds, cell), [marks_all.index(m) for m in marks]), False
+        )
+
+
+@names_store
+def write_recorded(
+    path: StoreLike,
+    part: xr.Dataset,
+    region: Mapping[str, slice],
+    target: str,
+    infos: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    storage_options: dict | None = None,
+) -> None:
+    """Write ``part`` into ``region`` of the store and record ``infos`` (cell → mark →
+    provenance) of ``target``, in the order a crash cannot break: the pairs' flags cleared
+    first (under the lock), then the data (:func:`chromestore.store.write_region`), then
+    each provenance and flag (:func:`record_cells_completed`)."""
+    handle = Store.of(path, storage_options)
+    with handle.lock():
+        repair_cells(handle)
+        upgrade_records(handle)
+        ds = open_store(handle)
+        for cell, marks in infos.items():
+            clear_records(handle, ds, cell, target, list(marks))
+    write_region(handle, part, region)
+    record_cells_completed(handle, target, infos)
 
 
 def _ensure_cell_records(handle: Store, cell: str) -> None:

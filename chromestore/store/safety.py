@@ -21,12 +21,14 @@ import os
 
 from chromestore import variables as V
 from chromestore.errors import StoreError
-from chromestore.store.handle import Store, StoreLike, drop_run_files
+from chromestore.store.handle import CREATING, Store, StoreLike, drop_run_files
 
 
 def describe(store: StoreLike, storage_options: dict | None = None) -> str:
     """What is at ``store``: ``"nothing"``, ``"empty"`` (an empty folder), ``"store"`` (a
-    chromestore store and nothing else) or a phrase saying what else is there."""
+    chromestore store and nothing else), ``"creating"`` (an object store's creation that
+    was interrupted: its ``creating`` marker and Zarr nodes) or a phrase saying what else is
+    there."""
     handle = Store.of(store, storage_options)
     fs, root = handle.fs()
     root = root.rstrip("/") or "/"
@@ -38,6 +40,10 @@ def describe(store: StoreLike, storage_options: dict | None = None) -> str:
     if not entries:
         return "empty"
     names = sorted(os.path.basename(e) for e in entries)
+    if CREATING in names and all(
+        n in (CREATING, "zarr.json") or fs.exists(f"{root}/{n}/zarr.json") for n in names
+    ):
+        return "creating"
     if "zarr.json" not in names:
         return f"a folder holding {_short(names)}"
     try:
@@ -77,7 +83,11 @@ def check(
     there = describe(handle)
     if there in ("nothing", "empty"):
         return False
-    if there != "store":
+    if there == "creating" and not overwrite:
+        raise StoreError(
+            f"{handle}: an interrupted creation: delete {handle} or re-run with {option}"
+        )
+    if there not in ("store", "creating"):
         raise StoreError(
             f"{handle}: exists and is not a chromestore store ({there}); "
             "nothing was changed: choose another path"
@@ -115,14 +125,20 @@ def missing_bucket(handle: Store) -> str | None:
     return None if fs.exists(bucket) else bucket
 
 
-def refuse_occupied(handle: Store) -> None:
-    """Raise :class:`StoreError` unless ``handle`` is free for a new store: nothing there,
-    or an empty folder (and, on an object store, the bucket exists)."""
+def refuse_missing_bucket(handle: Store) -> None:
+    """Raise :class:`StoreError` where ``handle`` is on an object store whose bucket does
+    not exist."""
     bucket = missing_bucket(handle)
     if bucket:
         raise StoreError(
             f"{handle}: the bucket {bucket!r} does not exist; create it first or fix the URL"
         )
+
+
+def refuse_occupied(handle: Store) -> None:
+    """Raise :class:`StoreError` unless ``handle`` is free for a new store: nothing there,
+    or an empty folder (and, on an object store, the bucket exists)."""
+    refuse_missing_bucket(handle)
     fs, root = handle.fs()
     if not fs.exists(root):
         return

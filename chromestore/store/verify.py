@@ -1,4 +1,5 @@
-"""Read every chunk of a store back and name each one that fails (``chromestore verify``).
+"""Read every chunk of a store back and name each one that fails or is missing
+(``chromestore verify``).
 
 One listing of the store finds every array (its ``zarr.json``) and every stored chunk;
 then each chunk is read and decoded, which checks its CRC-32C (see
@@ -6,6 +7,12 @@ then each chunk is read and decoded, which checks its CRC-32C (see
 ``distributed.Client`` when one is given (large stores), else on a few threads here.
 Arrays written before checksums existed are read too, and listed as unchecked: a
 chunk of theirs that decodes may still hold changed values.
+
+Missing is not NaN: the listing is also checked against what must be there
+(:mod:`chromestore.store.presence`): every array of the store's layout and every folder
+of the hierarchy has its ``zarr.json``; every coordinate chunk, every completion-flag
+chunk and every chunk of what the records say was written exists; every (cell, mark)
+recorded complete has its provenance.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import zarr
 
-from chromestore.store import integrity
-from chromestore.store.dataset import open_store
+from chromestore import variables as V
+from chromestore.store import integrity, presence
+from chromestore.store.dataset import CHECKED_VARS, open_store
 from chromestore.store.handle import Store, StoreLike
 
 #: chunks per task
@@ -33,6 +42,7 @@ class BadChunk:
     key: str
     where: str  # "cell E004, genes 0–2047" (may be empty)
     problem: str
+    missing: bool = False  # not stored (rather than stored and unreadable)
 
     def line(self) -> str:
         return f"{self.key}" + (f" ({self.where})" if self.where else "") + f": {self.problem}"
@@ -53,6 +63,18 @@ class Report:
     def ok(self) -> bool:
         return not self.bad
 
+    @property
+    def missing(self) -> int:
+        """How many of ``bad`` are missing (not stored) rather than unreadable."""
+        return sum(b.missing for b in self.bad)
+
+    def summary(self) -> str:
+        """``3 bad chunks``, ``1 bad chunk, 2 missing``, ``2 missing``: what is wrong."""
+        n_bad = len(self.bad) - self.missing
+        parts = [f"{n_bad} bad chunk{'s' if n_bad > 1 else ''}"] if n_bad else []
+        parts += [f"{self.missing} missing"] if self.missing else []
+        return ", ".join(parts)
+
     def lines(self) -> list[str]:
         """The report as printed by ``chromestore verify``."""
         out = [
@@ -65,9 +87,8 @@ class Report:
                 "chromestore stored checksums; a changed value there reads back "
                 f"unnoticed): {_short(self.unchecked)}"
             )
-        out += [f"bad: {b.line()}" for b in self.bad]
-        n = len(self.bad)
-        out.append(f"{n} bad chunk{'s' if n > 1 else ''}" if n else "every chunk reads back")
+        out += [f"{'missing' if b.missing else 'bad'}: {b.line()}" for b in self.bad]
+        out.append(self.summary() if self.bad else "every chunk reads back")
         return out
 
 
@@ -102,7 +123,7 @@ def verify_store(
 
     handle = Store.of(store, storage_options)
     report = Report(str(handle))
-    arrays, cells = _inventory(handle, report)
+    arrays, cells = _inventory(handle, report)  # (missing ones go into report.bad)
     report.arrays = len(arrays)
     report.bytes = sum(a.bytes for a in arrays)
     tasks = [(a.path, batch) for a in arrays for batch in _batches(a.chunks, BATCH)]
@@ -164,6 +185,8 @@ def _inventory(handle: Store, report: Report) -> tuple[list[_Array], dict[str, l
     group that has one. Unreadable metadata documents go into ``report.bad``."""
     fs, root = handle.fs()
     root = root.rstrip("/")
+    if handle.creating():
+        raise handle.interrupted()
     if not handle.exists():
         open_store(handle, validate=False)  # raises the StoreError that says why
     files = {
@@ -210,7 +233,126 @@ def _inventory(handle: Store, report: Report) -> tuple[list[_Array], dict[str, l
                 if integrity.is_access_error(e):
                     raise
                 # the cell coordinate itself is bad: its chunks are reported below
+    report.bad += _missing(handle, meta, files, arrays, cells.get(""))
     return arrays, cells
+
+
+def _missing(handle, meta, files, arrays, cells) -> list[BadChunk]:
+    """Every ``zarr.json``, chunk and provenance that must be in the store and is not."""
+    out = []
+    stored = {a.path: set(a.chunks) for a in arrays}
+    # every folder of the hierarchy (above a zarr.json or a chunk) has its own zarr.json
+    nodes: set[str] = set()
+    for rel in files:
+        parts = rel.split("/")
+        if parts[-1] != "zarr.json":
+            at = _chunk_at(parts)
+            if at is None:
+                continue  # not a chunk (a marker, a lock): not ours to judge
+            parts = parts[:at] + ["zarr.json"]
+        nodes.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    root_doc = meta.get("")
+    attrs = (root_doc or {}).get("attributes", {})
+    if attrs.get("format") == V.FORMAT_NAME:
+        version = int(attrs.get("format_version", 0))
+        layout = [s.name for s in V.COORDS] + [v for v in CHECKED_VARS if v in V.ALL]
+        if version < V.RECORDS_VERSION:
+            layout = [n for n in layout if n not in V.RECORDS_OF.values()]
+        nodes.update(layout)
+    present = {rel[: -len("zarr.json")].rstrip("/") for rel in files if _is_meta(rel)}
+    for node in sorted(nodes - present):  # (one that is there but not JSON: reported above)
+        what = "variable" if "/" not in node else "node"
+        out.append(
+            BadChunk(
+                f"{node}/zarr.json",
+                "",
+                f"the metadata of {what} {node!r}; what is under it cannot be read without it",
+                missing=True,
+            )
+        )
+    if attrs.get("format") != V.FORMAT_NAME:
+        return out
+    promised = presence.promised(attrs)
+    group = handle.group("r")
+    for name, doc in sorted(meta.items()):
+        if "/" in name or not name or doc.get("node_type") != "array":
+            continue
+        array = group[name]
+        if name in CHECKED_VARS and not (promised and name in V.RECORDS_OF.values()):
+            continue  # data: below; flags: only where every flag is written
+        for coords in np.ndindex(*array.cdata_shape):
+            if coords not in stored.get(name, ()):
+                what = "coordinate" if name not in CHECKED_VARS else "completion flag"
+                out.append(_gone(array, coords, cells, f"every {what} chunk is written"))
+    if not promised or cells is None:
+        return out
+    for name in (*presence.RECORDED_BY, V.expression.name):
+        if name not in meta:
+            continue
+        array = group[name]
+        rule = presence.Required.of(array, cells)
+        if rule is None:
+            continue
+        for ci in range(min(len(cells), array.shape[0])):
+            for coords in np.ndindex(*array.cdata_shape[1:]):
+                key = (ci, *coords)
+                why = rule.why(key)
+                if why and key not in stored.get(name, ()):
+                    out.append(_gone(array, key, cells, why))
+    out += _missing_provenance(handle, meta, cells)
+    return out
+
+
+def _is_meta(rel: str) -> bool:
+    return rel == "zarr.json" or rel.endswith("/zarr.json")
+
+
+def _chunk_at(parts: list[str]) -> int | None:
+    """Where the ``c`` of a chunk key is in a path's ``parts`` (None: not a chunk)."""
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "c" and all(p.split(".")[0].isdigit() for p in parts[i + 1 :]):
+            return i
+    return None
+
+
+def _gone(array, coords, cells, why: str) -> BadChunk:
+    return BadChunk(
+        integrity.chunk_key(array, coords),
+        integrity.chunk_where(array, coords, cells),
+        f"{why}, so it must be there (it would read as NaN, or empty)",
+        missing=True,
+    )
+
+
+def _missing_provenance(handle, meta, cells) -> list[BadChunk]:
+    """``records/CELL/MARK`` of every (cell, mark) recorded complete, with its target's
+    provenance."""
+    out = []
+    group = handle.group("r")
+    marks = [str(m) for m in group[V.MARK][...]] if V.MARK in meta else []
+    for target, flags_name in V.RECORDS_OF.items():
+        if flags_name not in meta:
+            continue
+        try:
+            done = np.asarray(group[flags_name][...], dtype=bool)
+        except Exception as e:
+            if integrity.is_access_error(e):
+                raise
+            continue  # a bad flag chunk: reported as such
+        for i, j in zip(*np.nonzero(done), strict=True):
+            if i >= len(cells) or j >= len(marks):
+                continue
+            node = f"{V.RECORDS_GROUP}/{cells[i]}/{marks[j]}"
+            if target not in (meta.get(node) or {}).get("attributes", {}):
+                out.append(
+                    BadChunk(
+                        f"{node}/zarr.json",
+                        f"cell {cells[i]}, mark {marks[j]}",
+                        f"the {target} provenance of a (cell, mark) recorded complete",
+                        missing=True,
+                    )
+                )
+    return out
 
 
 def _doc_has_checksum(doc: dict) -> bool:

@@ -190,3 +190,32 @@ def test_s3_dead_endpoint__one_line_saying_it_cannot_be_reached(stores):
             f"error: cannot reach the object store at {dead} (EndpointConnectionError"
         )
         assert "refused access" not in lines[0] and "credentials" not in lines[0]
+
+
+def test_s3_interrupted_creation__readers_say_so_and_a_rerun_completes(s3_server, genes40):
+    """What a creation killed half way leaves on S3 (no rename there): its ``creating``
+    marker and some arrays. Readers stop with one line; the same ingest completes it."""
+    import fsspec
+
+    from chromestore import store as S
+    from chromestore.genes import read_genes
+    from chromestore.store.verify import verify_store
+
+    s3_server.make_bucket("creating")
+    url, so = "s3://creating/half.zarr", s3_server.options()
+    S.create_store(url, read_genes(genes40[0]), ["E003"], storage_options=so)
+    fs = fsspec.filesystem(
+        "s3",
+        **{k: v for k, v in so.items() if k != "endpoint_url"},
+        client_kwargs={"endpoint_url": so["endpoint_url"]},
+    )
+    fs.rm("creating/half.zarr/signal", recursive=True)
+    fs.pipe_file("creating/half.zarr/creating", b"{}")
+    opts = ["--storage-options", json.dumps(so)]
+    res = CliRunner().invoke(main, [*opts, "info", url])
+    assert res.exit_code == 1
+    assert res.output.startswith(f"error: {url}: an interrupted creation (its 'creating' marker")
+    res = CliRunner().invoke(main, [*opts, "ingest", url, "--genes", str(genes40[0])])
+    assert res.exit_code == 0, res.output
+    assert not S.Store(url, so).creating()
+    assert verify_store(url, so).ok
