@@ -51,6 +51,11 @@ ASSEMBLIES = {"hg19": ("hg19", "GRCh37"), "GRCh38": ("GRCh38", "hg38")}
 ANNOTATIONS = {"hg19": "gene_windows", "GRCh38": "gene_windows_GRCh38"}
 
 
+#: The assembly of the shipped annotation when none is named (the store layout's
+#: ``DEFAULT_GENOME``).
+DEFAULT_ASSEMBLY = "hg19"
+
+
 def assembly(name: str) -> str:
     """The name chromestore records for the assembly ``name`` (any of its names, any case:
     ``GRCh37`` → ``hg19``, ``hg38`` → ``GRCh38``); a name it does not know, unchanged.
@@ -80,7 +85,7 @@ def path(name: str) -> Path:
     return p
 
 
-def gene_windows(genome: str = "hg19") -> Path:
+def gene_windows(genome: str = DEFAULT_ASSEMBLY) -> Path:
     """The shipped gene annotation (BED6, TSS ± 10 kb windows) of the assembly ``genome``
     (``hg19``/``GRCh37`` or ``GRCh38``/``hg38``)."""
     name = assembly(genome)

@@ -108,7 +108,7 @@ class BinLayout:
 
     @classmethod
     def from_genes(
-        cls, chrom, tss, strand, window: int, bin_size: int, genome: str = ""
+        cls, chrom, tss, strand, window: int, bin_size: int, genome: str | None = None
     ) -> BinLayout:
         chrom = np.asarray(chrom).astype(object)
         tss = np.asarray(tss, dtype=np.int64)

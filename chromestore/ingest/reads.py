@@ -46,7 +46,15 @@ class Bins:
 
     @classmethod
     def of(
-        cls, gene, gene_id, chrom, tss, strand, window: int, bin_size: int, genome: str = ""
+        cls,
+        gene,
+        gene_id,
+        chrom,
+        tss,
+        strand,
+        window: int,
+        bin_size: int,
+        genome: str | None = None,
     ) -> Bins:
         from chromestore.counting import BinLayout
 
@@ -66,7 +74,7 @@ class Bins:
         return cls.of(*_gene_coords(ds), genome=str(ds.attrs.get("genome") or ""))
 
     @classmethod
-    def from_genes(cls, table, window: int, bin_size: int, genome: str = "") -> Bins:
+    def from_genes(cls, table, window: int, bin_size: int, genome: str | None = None) -> Bins:
         """The bins of a store that :func:`chromestore.store.create_store` would make from
         the gene table (:func:`chromestore.genes.read_genes`)."""
         return cls.of(

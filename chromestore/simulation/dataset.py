@@ -122,7 +122,7 @@ def simulate(
     gene_chunk: int = S.DEFAULT_GENE_CHUNK,
     storage_options: dict | None = None,
     progress: bool = False,
-    genome: str = "hg19",
+    genome: str = S.DEFAULT_GENOME,
 ) -> xr.Dataset:
     """Simulate a chromestore Dataset: real genes and RPKM, signal drawn from the fitted model.
 

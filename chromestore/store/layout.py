@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chromestore import datasets
 from chromestore import variables as V
 from chromestore.store import names
 
@@ -29,7 +30,7 @@ DEFAULT_WINDOW = 5000
 #: bp per bin (DeepChrome: 100 bins of 100 bp).
 DEFAULT_BIN_SIZE = 100
 #: The genome build of the shipped annotation.
-DEFAULT_GENOME = "hg19"
+DEFAULT_GENOME = datasets.DEFAULT_ASSEMBLY  # the shipped annotation's
 #: Genes per chunk (a chunk is one cell × this many genes × all marks × all bins).
 DEFAULT_GENE_CHUNK = 2048
 #: Variables that have a ``cell`` dimension (the ones appended and region-written).

@@ -245,6 +245,8 @@ def _missing(handle, meta, files, arrays, cells) -> list[BadChunk]:
     nodes: set[str] = set()
     for rel in files:
         parts = rel.split("/")
+        if any(p.startswith(".") for p in parts):
+            continue  # a writer's private staging (runs/.NAME.tmp-X): not yet of the store
         if parts[-1] != "zarr.json":
             at = _chunk_at(parts)
             if at is None:

@@ -123,9 +123,9 @@ def test_run__refuses_a_report_folder_that_holds_no_report(tmp_path, notes):
     )
     assert res.exit_code == 1
     assert _one_error_line(res) == (
-        f"error: {notes}: the report folder exists and holds no "
-        "chromestore report; nothing was changed: choose another "
-        "--report folder"
+        f"error: {notes}: exists and is not a chromestore report folder (a folder "
+        "chromestore did not write, holding notes.txt, plots); nothing was changed: choose "
+        "a new or empty folder"
     )
     assert snapshot(tmp_path) == before
 
