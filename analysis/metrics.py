@@ -22,9 +22,8 @@ from sklearn import metrics as skm
 
 from chromestore import datasets
 from chromestore import runs as R
-from chromestore import store as S
 from chromestore import variables as V
-from chromestore.store.integrity import checksummed
+from chromestore.store.integrity import write_checksummed
 
 #: DeepChrome's published test AUC per epigenome, shipped with the repository.
 PUBLISHED = datasets.epigenomes()
@@ -303,17 +302,9 @@ def write_metrics(
                 out[k] = (v.dims, arr, v.attrs)
     out.attrs = R.jsonable(out.attrs)
 
-    def write(target: S.Store) -> None:
-        out.to_zarr(
-            target.url,
-            mode="w-",
-            zarr_format=3,
-            consolidated=False,
-            encoding=checksummed(out),
-            storage_options=target.storage_options,
-        )
-
-    R.replace_child(store, name, R.METRICS, write, storage_options)
+    R.replace_child(
+        store, name, R.METRICS, lambda target: write_checksummed(out, target), storage_options
+    )
     return R.metrics_group(name)
 
 

@@ -31,7 +31,7 @@ from chromestore.store import Store
 from chromestore.training import registry
 from chromestore.training import weights as W
 from chromestore.training.config import TrainConfig, resolve_device, resolve_steps, torch_threads
-from chromestore.training.fitting import Checkpoint, EpochLoop
+from chromestore.training.fitting import Checkpoint, EpochLoop, StackedBest
 from chromestore.training.loader import ChunkLoader, cell_key
 from chromestore.training.optim import MaskedAdam
 from chromestore.training.scoring import auc
@@ -122,7 +122,7 @@ class _Clock:
         self._t = now
 
 
-class _Stacked:
+class _Stacked(StackedBest):
     """The loop's hooks (:mod:`chromestore.training.fitting`) for a stacked ensemble.
 
     Every epoch each model draws its dropout masks from its own generator, seeded by
@@ -205,17 +205,6 @@ class _Stacked:
         aucs = _valid_aucs(self.loader, prob)
         self.clock.lap("validation")
         return aucs, prob
-
-    def keep_best(self, better: np.ndarray) -> None:
-        sel = torch.from_numpy(better).to(self.dev)
-        with torch.no_grad():
-            for p, bp in zip(self.params, self.best, strict=True):
-                bp.copy_(torch.where(sel.view((-1,) + (1,) * (p.dim() - 1)), p, bp))
-
-    def restore_best(self) -> None:
-        with torch.no_grad():
-            for p, bp in zip(self.params, self.best, strict=True):
-                p.copy_(bp)
 
     def state(self) -> dict:
         opt = {

@@ -241,6 +241,25 @@ class EpochLoop:
         self.start = self.done = int(state["epoch"]) + 1
 
 
+class StackedBest:
+    """The :class:`Hooks`' ``keep_best``/``restore_best`` of a stacked ensemble: ``params``
+    (each with a leading model dim) and ``best``, their copies at each model's best epoch."""
+
+    params: list[torch.Tensor]
+    best: list[torch.Tensor]
+
+    def keep_best(self, better: np.ndarray) -> None:
+        with torch.no_grad():
+            for p, bp in zip(self.params, self.best, strict=True):
+                sel = torch.from_numpy(better).to(p.device).view((-1,) + (1,) * (p.dim() - 1))
+                bp.copy_(torch.where(sel, p, bp))
+
+    def restore_best(self) -> None:
+        with torch.no_grad():
+            for p, bp in zip(self.params, self.best, strict=True):
+                p.copy_(bp)
+
+
 def minibatch_epoch(
     optimiser: torch.optim.Optimizer,
     loss_of: Callable[[torch.Tensor | np.ndarray], torch.Tensor],

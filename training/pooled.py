@@ -44,7 +44,7 @@ from chromestore.training import registry
 from chromestore.training import weights as W
 from chromestore.training.config import pick_mode, torch_threads, usable_cores
 from chromestore.training.entry import ArraysModel, ModelOption, PooledModel, TorchModel
-from chromestore.training.fitting import EpochLoop
+from chromestore.training.fitting import EpochLoop, StackedBest
 from chromestore.training.scoring import auc
 
 #: The registered entry (``chromestore train --model pooled --pool MODEL``).
@@ -169,7 +169,7 @@ def _fit_folds(job, members: list[int]) -> list[tuple[dict, int, list]]:
     return out
 
 
-class _Folds:
+class _Folds(StackedBest):
     """The loop's hooks (:mod:`chromestore.training.fitting`) for the networks of some folds,
     stacked: each steps on batches of its own training samples (in its own order, seeded by
     (seed, fold, epoch)) under a masked per-model Adam, so each follows the trajectory it
@@ -263,17 +263,6 @@ class _Folds:
                 )
             scores[i] = auc(self.every.y[idx], torch.softmax(logits, -1)[:, 1].numpy())
         return scores, None
-
-    def keep_best(self, better: np.ndarray) -> None:
-        sel = torch.from_numpy(better)
-        with torch.no_grad():
-            for p, bp in zip(self.params, self.best, strict=True):
-                bp.copy_(torch.where(sel.view((-1,) + (1,) * (p.dim() - 1)), p, bp))
-
-    def restore_best(self) -> None:
-        with torch.no_grad():
-            for p, bp in zip(self.params, self.best, strict=True):
-                p.copy_(bp)
 
 
 def _fit_arrays(entry: ArraysModel, fold: Fold, hp: dict, *, seed: int, **_):

@@ -24,7 +24,7 @@ from chromestore.runs.paths import PREDICTIONS, RunError, predictions_store, run
 from chromestore.runs.write import RunExists, RunWriter, free_name, replace_child, taken_message
 from chromestore.store.attrs import decode_attrs, encode_attrs, jsonable
 from chromestore.store.handle import Store, StoreLike
-from chromestore.store.integrity import checksummed
+from chromestore.store.integrity import write_checksummed
 
 #: attr of a predictions group naming the model that made the scores
 SOURCE = "source"
@@ -80,14 +80,7 @@ def _writer(new: xr.Dataset, attrs: Mapping[str, Any]):
             var.encoding = {}
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not recognized as a component")
-            ds.to_zarr(
-                target.url,
-                mode="w-",
-                zarr_format=3,
-                consolidated=False,
-                encoding=checksummed(ds),
-                storage_options=target.storage_options,
-            )
+            write_checksummed(ds, target)
         target.group(mode="r+").attrs.put(encode_attrs(jsonable(dict(attrs)), keep=frozenset()))
 
     return write

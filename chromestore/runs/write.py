@@ -53,7 +53,7 @@ from chromestore.runs.paths import RUNS, RunError, ensure_runs_group, run_store
 from chromestore.store.attrs import encode_attrs, jsonable
 from chromestore.store.dataset import consolidate
 from chromestore.store.handle import Store, StoreLike, now_utc
-from chromestore.store.integrity import checksummed
+from chromestore.store.integrity import write_checksummed
 
 #: What a writer does with a run name that is taken: refuse, replace the whole run, or add
 #: its models to the run (``--overwrite``, ``--add``).
@@ -307,14 +307,7 @@ def _write_arrays(run: Store, ds: xr.Dataset) -> None:
     ds.attrs = {}
     for var in ds.variables.values():
         var.encoding = {}
-    ds.to_zarr(
-        run.url,
-        mode="w-",
-        zarr_format=3,
-        consolidated=False,
-        encoding=checksummed(ds),
-        storage_options=run.storage_options,
-    )
+    write_checksummed(ds, run)
     run.group(mode="r+").attrs.put(encode_attrs(jsonable(attrs), keep=frozenset()))
 
 

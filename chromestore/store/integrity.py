@@ -45,6 +45,20 @@ def checksummed(ds) -> dict:
     return {name: {"compressors": compressors()} for name in ds.variables}
 
 
+def write_checksummed(ds, target) -> None:
+    """Write ``ds`` as a new Zarr group at ``target`` (a :class:`chromestore.store.Store`;
+    refused if one is there), every chunk checksummed (:func:`checksummed`), unconsolidated
+    (its writer swaps it into place)."""
+    ds.to_zarr(
+        target.url,
+        mode="w-",
+        zarr_format=3,
+        consolidated=False,
+        encoding=checksummed(ds),
+        storage_options=target.storage_options,
+    )
+
+
 def has_checksum(codecs) -> bool:
     """Whether chunks encoded by ``codecs`` (a Zarr array, or its codecs or compressors)
     carry a checksum: crc32c, or zstd's own."""
