@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import signal
+import warnings
 from collections.abc import Iterator
 
 import click
@@ -76,17 +77,28 @@ class ErrorHandlingGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: usage errors (exit 2), --help, explicit exits
         except Terminated:
+            _quiet_abandoned_coroutines()
             session.fail(
                 "terminated (SIGTERM); what was recorded complete is kept: run the command "
                 "again to finish",
                 EXIT_TERMINATED,
             )
         except KeyboardInterrupt:
+            _quiet_abandoned_coroutines()
             session.fail("interrupted", EXIT_INTERRUPTED)
         except Exception as e:
             if os.environ.get(ENV_TRACEBACK) == "1":
                 raise
             session.fail(message(ctx, e))
+
+
+def _quiet_abandoned_coroutines() -> None:
+    """An interrupt can land while Zarr's event loop runs a store operation: its coroutines
+    are then dropped unfinished, and Python would print "coroutine ... was never awaited"
+    (twice, with a tracemalloc hint) after the one-line message. They are ours to drop."""
+    warnings.filterwarnings(
+        "ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning
+    )
 
 
 def message(ctx: click.Context, e: BaseException) -> str:
