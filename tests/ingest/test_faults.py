@@ -36,6 +36,7 @@ from chromestore.ingest import run_ingest
 from chromestore.store import records
 from chromestore.store.verify import verify_store
 from tests.conftest import RPKM, sheet
+from tests.processes import alive
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -206,17 +207,6 @@ def kill_at_change(proc: subprocess.Popen, store: Path, sig: int, nth: int) -> t
     return False, seen
 
 
-def _alive(pids) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
 def _probe(inputs, tmp_path, path: str, sig_name: str, nth: int, must_hit: bool) -> None:
     store = tmp_path / "s.zarr"
     start = inputs["starts"][path]
@@ -235,9 +225,9 @@ def _probe(inputs, tmp_path, path: str, sig_name: str, nth: int, must_hit: bool)
         if sig_name != "SIGKILL":
             assert out.strip().splitlines()[-1].startswith("error: "), out
     deadline = time.monotonic() + 20
-    while _alive(workers) and time.monotonic() < deadline:
+    while alive(workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _alive(workers) == [], "a process of the killed command survived it"
+    assert alive(workers) == [], "a process of the killed command survived it"
 
     # what a reader sees now: nothing, or a store whose complete pairs are each consistent
     if S.Store(store).exists():

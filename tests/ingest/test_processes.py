@@ -21,6 +21,7 @@ from chromestore.app.errors import message
 from chromestore.store import creation
 from chromestore.store.handle import names_store
 from tests.conftest import sheet
+from tests.processes import alive
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -54,17 +55,6 @@ def _shared_files(pids) -> list[str]:
                 continue
             if "chromestore-shared" in link or link.startswith("/dev/shm/"):
                 out.append(link)
-    return out
-
-
-def _alive(pids) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
     return out
 
 
@@ -106,9 +96,9 @@ def test_killed_ingest__no_worker_and_no_shm_file_survive(big, tmp_path, sig, co
     if line is not None:
         assert out.strip().splitlines()[-1].startswith(line), out
     deadline = time.monotonic() + 20
-    while _alive(workers) and time.monotonic() < deadline:
+    while alive(workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _alive(workers) == []
+    assert alive(workers) == []
 
 
 def test_disk_full__the_message_names_the_store(tmp_path, genes40, monkeypatch):

@@ -5,34 +5,14 @@ raw text."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import chromestore
 from chromestore.app.cli import main
 from chromestore.errors import ChunkError
 from chromestore.store import missing_chunks, open_store
 from tests.snapshots import flip_bit
-
-CHUNK = 64
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    """A simulated store: 3 cells × 150 genes, gene chunks of 64 (3 per cell)."""
-    path = tmp_path_factory.mktemp("missing") / "s.zarr"
-    chromestore.simulate(str(path), cells=3, genes=150, seed=2, gene_chunk=CHUNK)
-    return path
-
-
-@pytest.fixture
-def store(pristine, tmp_path):
-    path = tmp_path / "s.zarr"
-    shutil.copytree(pristine, path)
-    return path
 
 
 def _cli(*args):

@@ -21,22 +21,6 @@ from tests.conftest import ROOT
 from tests.snapshots import flip_bit, snapshot
 
 FROZEN = ROOT / "tests" / "data" / "frozen_v1.zarr"
-CHUNK = 64
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    """A simulated store: 3 cells × 150 genes, gene chunks of 64 (3 per cell)."""
-    path = tmp_path_factory.mktemp("verify") / "s.zarr"
-    chromestore.simulate(str(path), cells=3, genes=150, seed=2, gene_chunk=CHUNK)
-    return path
-
-
-@pytest.fixture
-def store(pristine, tmp_path):
-    path = tmp_path / "s.zarr"
-    shutil.copytree(pristine, path)
-    return path
 
 
 def test_new_store__every_array_carries_a_crc32c_checksum(store):
