@@ -29,16 +29,19 @@ demo: $(STAMP)
 	$(BIN)/chromestore run $(DEMO_SIM_STORE) --report demo-report --overwrite $(if $(FULL),--full,)
 
 # Slow tests are kept runnable: `make test-slow` (or PYTEST_ARGS= make test for everything).
+# The tests run in up to 4 processes (pytest-xdist; one per core), each test file in one of
+# them (its module fixtures, such as a Dask cluster, are built once).
+XDIST := -n auto --maxprocesses 4 --dist loadfile
 PYTEST_ARGS ?= -m "not slow"
 
 LINTED := chromestore training analysis tests benchmarks deploy scripts setup.py
 
 # `make test` (what CI runs through .ci/run) lints first: ruff's checks and its format check
 test: lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q $(XDIST) -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 from pathlib import Path
 
 import dask
@@ -10,6 +11,13 @@ import pandas as pd
 import pytest
 
 from chromestore.genes import read_gene_bed
+
+
+def pytest_configure(config):
+    """Ctrl-C reaches the commands the tests interrupt: pytest-xdist's workers (like a
+    shell's background jobs) start with SIGINT ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 #: fixtures of real Dask clusters, an S3 server and a headless browser, for every test module
 pytest_plugins = ["tests.cluster_fixtures"]

@@ -35,9 +35,11 @@ alike, as they do in real data:
 from __future__ import annotations
 
 import functools
+import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -419,7 +421,87 @@ def sample_scores() -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def calibration() -> Calibration:
-    """Fit the generative model on the real E003 sample (cached; well under a second)."""
+    """The generative model fitted on the real E003 sample: :func:`fit_calibration`, kept
+    once fitted in the user's cache (:func:`cache_dir`) under a digest of its inputs (the
+    real files, this module's source, numpy's and scipy's versions), so a command reads
+    it back instead of parsing the sample and fitting again. The cache holds plain arrays
+    and JSON (read with ``allow_pickle=False``); an unreadable one is fitted afresh."""
+    path = _calibration_cache()
+    if path is not None and path.exists():
+        try:
+            return _read_calibration(path)
+        except Exception:  # noqa: BLE001 - damaged (bad zip, truncated, other keys): refit
+            pass
+    cal = fit_calibration()
+    if path is not None:
+        _write_calibration(cal, path)
+    return cal
+
+
+def cache_dir() -> Path:
+    """Where chromestore keeps what it can recompute: ``$CHROMESTORE_CACHE``, else
+    ``$XDG_CACHE_HOME/chromestore``, else ``~/.cache/chromestore``."""
+    if os.environ.get("CHROMESTORE_CACHE"):
+        return Path(os.environ["CHROMESTORE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "chromestore"
+
+
+def _calibration_cache() -> Path | None:
+    """The cache file of the calibration fitted on today's inputs (None: no inputs)."""
+    import hashlib
+
+    import scipy
+
+    digest = hashlib.sha256()
+    digest.update(f"numpy {np.__version__} scipy {scipy.__version__}".encode())
+    try:
+        sources = [Path(__file__), GENES_BED, RPKM, *sorted(E003_SAMPLE.glob("*.csv"))]
+        for source in sources:
+            digest.update(source.name.encode())
+            digest.update(source.read_bytes())
+    except OSError:
+        return None
+    return cache_dir() / f"calibration-{digest.hexdigest()[:32]}.npz"
+
+
+_ARRAYS = ("grid", "state_p", "quantiles", "chol", "shares", "concentration", "states")
+
+
+def _write_calibration(cal: Calibration, path: Path) -> None:
+    """Keep ``cal`` at ``path`` (written whole under a private name, then renamed); a
+    cache that cannot be written is skipped."""
+    import json
+    import tempfile
+
+    meta = json.dumps({"marks": list(cal.marks), "cuts": cal.cuts, "n_genes": cal.n_genes})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calibration-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                np.savez(out, meta=np.array(meta), **{k: getattr(cal, k) for k in _ARRAYS})
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass
+
+
+def _read_calibration(path: Path) -> Calibration:
+    import json
+
+    with np.load(path, allow_pickle=False) as saved:
+        arrays = {k: saved[k] for k in _ARRAYS}
+        meta = json.loads(str(saved["meta"]))
+    return Calibration(
+        tuple(meta["marks"]), cuts=meta["cuts"], n_genes=int(meta["n_genes"]), **arrays
+    )
+
+
+def fit_calibration() -> Calibration:
+    """Fit the generative model on the real E003 sample (about a second)."""
     sample = real_e003_sample()
     x = sample.values  # gene, mark, bin
     marks = tuple(str(m) for m in sample[V.MARK].values)

@@ -73,39 +73,67 @@ def record_cells_completed(
     infos: Mapping[str, Mapping[str, Mapping[str, Any]]],
     storage_options: dict | None = None,
 ) -> None:
-    """:func:`write_records` of several cells (cell → mark → provenance) under one hold of
-    the store's write lock, on a freshly opened store."""
+    """:func:`write_cells_records` (cell → mark → provenance) under one hold of the store's
+    write lock, on a freshly opened store."""
     handle = Store.of(path, storage_options)
     with handle.lock() as held:
         repair_cells(handle)
         upgrade_records(handle)
         ds = open_store(handle)
         held.verify()  # a lapsed lease (object stores): another writer may have written
-        for cell, marks in infos.items():
-            write_records(handle, ds, cell, target, marks)
+        write_cells_records(handle, ds, target, infos)
 
 
 def write_records(
     store: StoreLike, ds: xr.Dataset, cell: str, target: str, infos: Mapping[str, Mapping[str, Any]]
 ) -> None:
-    """Record the marks of ``infos`` (mark → provenance; a ``completed`` time is added) of
-    ``cell`` as written: each provenance into the attrs of ``records/CELL/MARK`` first, then
-    the ``{target}_completed`` flag (one chunk per (cell, mark)). The caller holds the store's
-    write lock and has written the data; other marks and targets keep theirs."""
+    """Record the marks of ``infos`` (mark → provenance) of ``cell`` as written
+    (:func:`write_cells_records` of one cell)."""
+    write_cells_records(store, ds, target, {cell: infos})
+
+
+def write_cells_records(
+    store: StoreLike,
+    ds: xr.Dataset,
+    target: str,
+    infos: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> None:
+    """Record the (cell, mark) pairs of ``infos`` (cell → mark → provenance; a ``completed``
+    time is added) of ``target`` as written: every provenance into the attrs of
+    ``records/CELL/MARK`` first (all at once), then the ``{target}_completed`` flags (one
+    chunk per (cell, mark); the cells that share a set of marks in one write). The caller
+    holds the store's write lock and has written the data; other marks and targets keep
+    theirs."""
+    from zarr.core.sync import sync
+
     handle = Store.of(store)
-    ci = cell_index(ds, cell)
-    marks = [str(m) for m in ds[V.MARK].values]
-    flags = zarr.open_array(
-        handle.child(V.RECORDS_OF[target]).url,
-        mode="r+",
-        zarr_format=3,
-        storage_options=handle.storage_options,
-    )  # live metadata
-    _ensure_cell_records(handle, cell)
-    for mark, info in infos.items():
-        _put_provenance(handle, cell, mark, {target: {**info, "completed": now_utc()}}, False)
-    # the flags last, all marks of the cell in one write (one chunk per (cell, mark))
-    flags.set_orthogonal_selection((ci, [marks.index(m) for m in infos]), True)
+    infos = {cell: marks for cell, marks in infos.items() if marks}
+    if not infos:
+        return
+    flags = flag_array(handle, target)
+    stamp = now_utc()
+    items = {
+        (cell, mark): {target: {**info, "completed": stamp}}
+        for cell, marks in infos.items()
+        for mark, info in marks.items()
+    }
+    sync(_put_provenances(handle, items))
+    # the flags last, after every provenance
+    _set_flags(flags, ds, {cell: list(marks) for cell, marks in infos.items()}, True)
+
+
+def _set_flags(
+    flags: zarr.Array, ds: xr.Dataset, pairs: Mapping[str, Sequence[str]], value: bool
+) -> None:
+    """Set the flags of the (cell, mark) pairs (cell → marks) to ``value``: one orthogonal
+    write per distinct set of marks."""
+    marks_all = [str(m) for m in ds[V.MARK].values]
+    by_marks: dict[tuple[str, ...], list[int]] = {}
+    for cell, marks in pairs.items():
+        if marks:
+            by_marks.setdefault(tuple(marks), []).append(cell_index(ds, cell))
+    for marks, cells in by_marks.items():
+        flags.set_orthogonal_selection((cells, [marks_all.index(m) for m in marks]), value)
 
 
 def flag_array(store: StoreLike, target: str) -> zarr.Array:
@@ -126,12 +154,16 @@ def clear_records(
 ) -> None:
     """Record the (cell, mark) pairs of ``target`` as not complete: the first step of
     rewriting them, before their data. The caller holds the store's write lock."""
-    marks_all = [str(m) for m in ds[V.MARK].values]
-    if marks:
-        flags = flag_array(store, target)
-        flags.set_orthogonal_selection(
-            (cell_index(ds, cell), [marks_all.index(m) for m in marks]), False
-        )
+    clear_cells_records(store, ds, target, {cell: marks})
+
+
+def clear_cells_records(
+    store: StoreLike, ds: xr.Dataset, target: str, pairs: Mapping[str, Sequence[str]]
+) -> None:
+    """:func:`clear_records` of several cells (cell → marks) in as few writes as their sets
+    of marks allow."""
+    if any(pairs.values()):
+        _set_flags(flag_array(store, target), ds, pairs, False)
 
 
 @names_store
@@ -152,8 +184,7 @@ def write_recorded(
         repair_cells(handle)
         upgrade_records(handle)
         ds = open_store(handle)
-        for cell, marks in infos.items():
-            clear_records(handle, ds, cell, target, list(marks))
+        clear_cells_records(handle, ds, target, {c: list(m) for c, m in infos.items()})
     write_region(handle, part, region)
     record_cells_completed(handle, target, infos)
 
@@ -176,6 +207,40 @@ def _put_provenance(
         _ensure_cell_records(handle, cell)
     group = ensure_group(handle.child(V.RECORDS_GROUP).child(cell, mark))
     group.attrs.update(json.loads(json.dumps(dict(items), default=str)))
+
+
+async def _put_provenances(
+    handle: Store, items: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> None:
+    """:func:`_put_provenance` of many (cell, mark) pairs, concurrently: the parents
+    (``records``, then each ``records/CELL``) first, then every pair's group, each merged
+    into what it holds."""
+    import asyncio
+
+    from zarr.api.asynchronous import open_group
+    from zarr.errors import ContainsGroupError
+
+    options = handle.storage_options
+
+    async def ensure(node: Store):
+        try:
+            return await open_group(
+                store=node.url, mode="a", zarr_format=3, storage_options=options
+            )
+        except ContainsGroupError:  # created by another writer between look and create
+            return await open_group(
+                store=node.url, mode="r+", zarr_format=3, storage_options=options
+            )
+
+    records = handle.child(V.RECORDS_GROUP)
+    await ensure(records)
+    await asyncio.gather(*(ensure(records.child(c)) for c in sorted({c for c, _ in items})))
+
+    async def put(cell: str, mark: str, new: Mapping[str, Any]) -> None:
+        group = await ensure(records.child(cell, mark))
+        await group.update_attributes(json.loads(json.dumps(dict(new), default=str)))
+
+    await asyncio.gather(*(put(c, m, new) for (c, m), new in items.items()))
 
 
 def _legacy_records(attrs: Mapping, target: str) -> dict[str, Any]:

@@ -143,7 +143,7 @@ def test_toy_format_on_dask__equals_in_process(tmp_path, genes40, counts_tsv, rn
     run_ingest(tmp_path / "p.zarr", bed, samples)
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -69,7 +69,7 @@ def test_ingest_dask__workers_report_reads_per_block(tmp_path, one_file, monkeyp
     monkeypatch.setattr(counting, "BLOCK_BYTES", 8192)  # threads: the workers see it
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
         ) as cluster,
         Client(cluster) as client,
     ):

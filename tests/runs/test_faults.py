@@ -228,20 +228,34 @@ def _instants(events: list, most: int) -> list[int]:
     return sorted(set(key) | set(spread))
 
 
-@pytest.mark.timeout(1500)  # about 45 trainings, each killed (about 6 min on two busy cores)
-def test_train_killed_at_instants_of_a_retrain__every_run_reads_back_whole(pristine):
-    events = pristine["events"]
-    assert any(".weights" in p and "/.tmp-" in p for _, p in events)  # weights in the sweep
-    kill = _instants(events, 36)
-    assert len(kill) >= 30 and max(kill) > len(events) - 5  # up to the consolidation
+def _sweep(pristine, kill: list[int], interrupt: list[int]) -> None:
     outcomes = {}
     for n in kill:
         outcomes[("KILL", n)] = _trial(pristine, n, signal.SIGKILL)
-    for n in kill[::4]:
+    for n in interrupt:
         outcomes[("INT", n)] = _trial(pristine, n, signal.SIGINT)
     outcomes[("half", 1)] = _trial(pristine, None, signal.SIGKILL, half=1)
     outcomes[("half", 2)] = _trial(pristine, None, signal.SIGKILL, half=2)
     assert -signal.SIGKILL in outcomes.values() and 130 in outcomes.values()
+
+
+@pytest.mark.timeout(900)  # about 17 trainings, each killed
+def test_train_killed_at_key_instants_of_a_retrain__every_run_reads_back_whole(pristine):
+    """Every third of the instants below (weights written, promoted, replaced; the swap,
+    the clean-up, the consolidation) and the last three, SIGINT at three of them."""
+    events = pristine["events"]
+    assert any(".weights" in p and "/.tmp-" in p for _, p in events)  # weights in the sweep
+    kill = _instants(events, 36)
+    assert len(kill) >= 30 and max(kill) > len(events) - 5  # up to the consolidation
+    _sweep(pristine, sorted(set(kill[::3]) | set(kill[-3:])), kill[1::12])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # about 45 trainings, each killed (about 6 min on two busy cores)
+def test_train_killed_at_instants_of_a_retrain__every_run_reads_back_whole(pristine):
+    events = pristine["events"]
+    kill = _instants(events, 36)
+    _sweep(pristine, kill, kill[::4])
 
 
 @pytest.mark.slow

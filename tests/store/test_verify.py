@@ -76,7 +76,7 @@ def test_flipped_bit__dask_worker_process_raises_the_same_error(store):
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
             silence_logs=50,
         ) as cluster,
         Client(cluster),
@@ -122,7 +122,7 @@ def test_verify__on_dask_gives_the_same_report(store):
     flip_bit(store / "signal" / "c" / "1" / "0" / "0" / "0")
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0"
         ) as cluster,
         Client(cluster) as client,
     ):
