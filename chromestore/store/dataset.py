@@ -19,6 +19,8 @@ lose nor mix data.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import time
 import warnings
 from collections.abc import Mapping
@@ -63,6 +65,7 @@ def consolidate(path: StoreLike, storage_options: dict | None = None) -> None:
 def consolidate_unlocked(handle: Store) -> None:
     """:func:`consolidate` for a caller that holds the lock, or owns the store alone (one
     being created under a temporary name)."""
+    clean_partials(handle)
     with warnings.catch_warnings():  # zarr: "not part in the Zarr format 3 spec"
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
         zarr.consolidate_metadata(
@@ -237,14 +240,44 @@ def eager_coords(ds: xr.Dataset, store: StoreLike) -> xr.Dataset:
     )
 
 
+#: What zarr's local store leaves of a metadata file whose writer was killed mid-write:
+#: zarr writes ``zarr.json`` as ``zarr.<32 hex>.partial``, then renames it.
+_PARTIAL = re.compile(r"^zarr\.[0-9a-f]{32}\.partial$")
+
+
+def clean_partials(path: StoreLike, storage_options: dict | None = None) -> list[str]:
+    """Remove the ``zarr.<hex>.partial`` files killed writers left beside the metadata of a
+    local store, which zarr would otherwise report on every open ("Object at … is not
+    recognized as a component of a Zarr hierarchy"). Chunk folders (``c``) hold none;
+    writers' private dot-folders (a run being staged) are theirs and are left alone. The
+    caller holds the store's write lock, under which every metadata file of the shared
+    hierarchy is written. Returns the paths removed (object stores: none, their writes are
+    whole)."""
+    url = Store.of(path, storage_options).url
+    if "://" in url and not url.startswith("file://"):
+        return []
+    root = url.removeprefix("file://")
+    removed = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if d != "c" and not d.startswith(".")]
+        for name in files:
+            if _PARTIAL.match(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
+                    removed.append(os.path.join(folder, name))
+    return removed
+
+
 @names_store
 def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
     """Undo a cell append that a killed writer left half done (arrays along ``cell`` of
     different lengths, which no reader can open): every array along ``cell`` is cut back to
     the shortest. Nothing of the cells cut was written or recorded (their data is written
     only after the append, under the lock). Writers call it under the store's write lock
-    before they open the store; returns whether anything was repaired."""
+    before they open the store (it also removes the half-written metadata files killed
+    writers left, :func:`clean_partials`); returns whether cells were cut back."""
     handle = Store.of(path, storage_options)
+    clean_partials(handle)  # a metadata write a killed writer left half done
     arrays = {}
     for name in (V.CELL, *CELL_VARS, *V.RECORDS_OF.values()):
         try:
