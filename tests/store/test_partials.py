@@ -6,7 +6,6 @@ from __future__ import annotations
 import warnings
 
 import pytest
-
 from click.testing import CliRunner
 
 import chromestore
