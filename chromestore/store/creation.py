@@ -176,7 +176,9 @@ def _write(target: Store, ds: xr.Dataset, mode: str = "w-") -> None:
     """Write the template ``ds`` as a store at ``target``: its arrays, coordinates and
     attrs, every completion flag (false) and the ``records`` group (``mode`` ``"a"``: where
     the ``creating`` marker already is)."""
-    flags = {name: ds[name].compute() for name in V.RECORDS_OF.values()}  # written now, each
+    flags = {  # written now, each
+        name: ds[name].compute() for name in (*V.RECORDS_OF.values(), V.signal_units.name)
+    }
     ds = ds.assign(flags)
     ds.to_zarr(
         target.url,

@@ -246,7 +246,7 @@ def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
     before they open the store; returns whether anything was repaired."""
     handle = Store.of(path, storage_options)
     arrays = {}
-    for name in (V.CELL, *CELL_VARS, *V.RECORDS_OF.values()):
+    for name in (V.CELL, *CELL_VARS, *V.RECORDS_OF.values(), V.signal_units.name):
         try:
             arrays[name] = zarr.open_array(
                 handle.child(name).url,
@@ -254,7 +254,7 @@ def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
                 zarr_format=3,
                 storage_options=handle.storage_options,
             )
-        except FileNotFoundError:  # a format-2 store has no completion arrays yet
+        except FileNotFoundError:  # a format-2 store has no completion arrays yet (nor units)
             continue
     shortest = min((a.shape[0] for a in arrays.values()), default=0)
     cut = [a for a in arrays.values() if a.shape[0] != shortest]

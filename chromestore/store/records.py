@@ -104,8 +104,66 @@ def write_records(
     _ensure_cell_records(handle, cell)
     for mark, info in infos.items():
         _put_provenance(handle, cell, mark, {target: {**info, "completed": now_utc()}}, False)
+    if target == V.signal.name:
+        _write_units(
+            handle, ci, [marks.index(m) for m in infos], [_units(i) for i in infos.values()]
+        )
     # the flags last, all marks of the cell in one write (one chunk per (cell, mark))
     flags.set_orthogonal_selection((ci, [marks.index(m) for m in infos]), True)
+
+
+def _units(info: Mapping[str, Any]) -> str:
+    """The units of a provenance: its ``units``, else those of its format (a bigWig's
+    values: ``mean value``; every other format of a store without units counts reads)."""
+    units = info.get("units")
+    if units:
+        return str(units)
+    return V.SIGNAL_UNITS[-1] if str(info.get("format", "")).lower() == "bigwig" else V.READS
+
+
+def _write_units(handle: Store, ci: int, mark_index: Sequence[int], units: Sequence[str]) -> None:
+    """Each (cell, mark)'s ``signal_units``, one chunk each, before its flag is set; a store
+    created before the variable keeps them in its provenance only."""
+    try:
+        array = zarr.open_array(
+            handle.child(V.signal_units.name).url,
+            mode="r+",
+            zarr_format=3,
+            storage_options=handle.storage_options,
+        )
+    except FileNotFoundError:
+        return
+    for j, unit in zip(mark_index, units, strict=True):
+        array[ci, j] = unit
+
+
+def signal_units(ds: xr.Dataset, store: StoreLike | None = None) -> xr.DataArray:
+    """What each (cell, mark)'s signal is (:data:`chromestore.variables.SIGNAL_UNITS`), '' where
+    nothing is recorded written. From the ``signal_units`` variable; a store created before it
+    (or a pair written there before) reads its provenance: its ``units``, else its format's
+    (a bigWig's ``mean value``, reads for every other format). Never raises on an old store."""
+    spec = V.signal_units
+    cells = [str(c) for c in ds[V.CELL].values]
+    marks = [str(m) for m in ds[V.MARK].values]
+    out = np.full((len(cells), len(marks)), "", dtype=object)
+    if spec.name in ds.variables:
+        out[...] = np.asarray(ds[spec.name].values).astype(object)
+    done = completed(ds, V.signal.name)
+    todo = [(c, m) for c, m in done if not out[cells.index(c), marks.index(m)]]
+    if todo:
+        try:
+            prov = provenance(ds, V.signal.name, store)
+        except ValueError:  # an in-memory Dataset without its store: reads
+            prov = {}
+        for c, m in todo:
+            out[cells.index(c), marks.index(m)] = _units(prov.get((c, m), {}))
+    for i, c in enumerate(cells):
+        for j, m in enumerate(marks):
+            if (c, m) not in done:
+                out[i, j] = ""
+    return xr.DataArray(
+        out.astype(str), dims=spec.dims, coords={V.CELL: cells, V.MARK: marks}, name=spec.name
+    )
 
 
 def flag_array(store: StoreLike, target: str) -> zarr.Array:
