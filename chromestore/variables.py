@@ -166,6 +166,9 @@ RECORDS = (signal_completed, peak_max_completed)
 SIGNAL_UNITS = ("reads", "reads per million", "fold change", "-log10 p", "mean value")
 #: the units of a format that counts reads (tagAlign, BED, BAM, the CSV datasets)
 READS = SIGNAL_UNITS[0]
+#: the per-epigenome input normalisations a model may be trained with (``train --normalise``;
+#: :mod:`chromestore.runs.inputs`): ``none``, the signal as is, or ``quantile``
+NORMALISE = ("none", "quantile")
 signal_units = Spec(
     "signal_units",
     (CELL, MARK),

@@ -148,6 +148,10 @@ def signal_units(ds: xr.Dataset, store: StoreLike | None = None) -> xr.DataArray
     out = np.full((len(cells), len(marks)), "", dtype=object)
     if spec.name in ds.variables:
         out[...] = np.asarray(ds[spec.name].values).astype(object)
+        if V.RECORDS_OF[V.signal.name] not in ds.variables:  # a Dataset built in memory
+            return xr.DataArray(
+                out.astype(str), dims=spec.dims, coords={V.CELL: cells, V.MARK: marks}
+            ).rename(spec.name)
     done = completed(ds, V.signal.name)
     todo = [(c, m) for c, m in done if not out[cells.index(c), marks.index(m)]]
     if todo:
