@@ -166,7 +166,10 @@ def test_encode_epigenome__hg19_reads_model_predicts_grch38_fold_change_as_its_r
          "--samples", reads, "--workers", "0")  # fmt: skip
     _cli("predict", remc, "--model-dir", tmp / "model-q", "--cells", "H1", "--output",
          tmp / "hg19.csv")  # fmt: skip
-    as_encode, as_reads = _auroc(encode, "H1", tmp / "grch38.csv"), _auroc(remc, "H1", tmp / "hg19.csv")
+    as_encode, as_reads = (
+        _auroc(encode, "H1", tmp / "grch38.csv"),
+        _auroc(remc, "H1", tmp / "hg19.csv"),
+    )
     print(f"AUROC of E116: GRCh38 fold change {as_encode:.4f}, hg19 reads {as_reads:.4f}")
     assert as_reads > 0.75
     assert abs(as_encode - as_reads) <= 0.03
@@ -181,9 +184,10 @@ def test_export__records_units_and_normalisation_in_both_files(world):
     assert spec["signal_units"] == dict.fromkeys(chromestore.DEFAULT_MARKS, "reads")
     q = spec["quantile_normalisation"]
     assert (q["kind"], q["levels"], len(q["reference"])) == ("quantile", 101, 5)
-    assert json.loads((tmp / "model-plain" / "model.json").read_text())[
-        "quantile_normalisation"
-    ] is None
+    assert (
+        json.loads((tmp / "model-plain" / "model.json").read_text())["quantile_normalisation"]
+        is None
+    )
     with safe_open(str(tmp / "model-q" / "model.safetensors"), "np") as fh:
         meta = fh.metadata()
     assert json.loads(meta["chromestore.signal_units"]) == spec["signal_units"]
@@ -195,3 +199,49 @@ def test_export__records_units_and_normalisation_in_both_files(world):
     (edited / "model.json").write_text(json.dumps({**spec, "quantile_normalisation": q}))
     with pytest.raises(ValueError, match="'quantile_normalisation' is .* model.json was edited"):
         chromestore.load_model(edited)
+
+
+def test_load_model_predict__refuses_other_units_and_genes_of_no_shared_annotation(world):
+    from chromestore.training.predict import PredictError
+
+    tmp, keys = world
+    ds = chromestore.simulate(cells=["E116"], genes=keys[:80], seed=5, genome="GRCh38")
+    plain, quantile = (chromestore.load_model(tmp / f"model-{r}") for r in ("plain", "q"))
+    assert np.isfinite(plain.predict(ds).values).all()  # reads, as it was trained on
+    fold = ds.assign(signal_units=ds.signal_units.where(ds.mark != "H3K4me3", "fold change"))
+    with pytest.raises(PredictError, match="^epigenome E116: its H3K4me3 signal is fold change"):
+        plain.predict(fold)
+    assert np.isfinite(quantile.predict(fold).values).all()
+    renamed = ds.assign_coords(gene=[f"MINE_{i}" for i in range(ds.sizes["gene"])])
+    with pytest.raises(PredictError) as e:
+        quantile.predict(renamed)
+    assert str(e.value) == (
+        "genome assembly mismatch: the dataset's is 'GRCh38', model 'deepchrome' was trained "
+        "on 'hg19', and no gene of the dataset is a gene of chromestore's hg19 annotation (no "
+        "map between their genes: ingest with the shipped GRCh38 annotation, --genome GRCh38)"
+    )
+
+
+def test_train_normalise__arrays_models_record_quantiles_pooled_models_refuse(world):
+    from chromestore.training import predict as P
+
+    tmp, _ = world
+    store = tmp / "remc.zarr"
+    _cli("train", store, "--model", "rf-bestbin", "--cells", TRAINED, "--split", "random",
+         "--run", "rf", "--workers", "0", "--normalise", "quantile")  # fmt: skip
+    run = chromestore.open_run(store, "rf")
+    assert run.attrs["input_normalisation"] == {"rf-bestbin": "quantile"}
+    assert run.attrs["signal_units"][TRAINED] == dict.fromkeys(chromestore.DEFAULT_MARKS, "reads")
+    model = P.from_run(store, "rf", from_cell=TRAINED)
+    assert model.per_epigenome and len(model.quantiles["reference"]) == 5
+    assert P.from_run(store, "plain", from_cell=TRAINED).quantiles is None
+    res = CliRunner().invoke(
+        main,
+        ["train", str(store), "--model", "pooled", "--cells", TRAINED, "--run", "p",
+         "--normalise", "quantile", "--workers", "0"],
+    )  # fmt: skip
+    assert res.exit_code == 1
+    assert res.output == (
+        "error: --normalise: the pooled model normalises each epigenome by its own statistics "
+        "already (it predicts epigenomes of any signal units); leave --normalise out\n"
+    )
