@@ -121,7 +121,8 @@ signal = Spec(
     "f",
     "float32",
     "Binned signal of each mark around each TSS: read counts (tagAlign/BAM/CSV) or mean "
-    "signal (bigWig). NaN where no source covered that cell and mark.",
+    "signal (bigWig). NaN where no source covered that cell and mark. What each (cell, "
+    "mark) holds: signal_units.",
     units="reads per bin (bigWig sources: mean signal per bin)",
 )
 expression = Spec(

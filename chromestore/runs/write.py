@@ -289,12 +289,20 @@ class RunWriter:
         """What the models' input was: ``signal_units`` (cell → mark → units) of the run's
         epigenomes, ``input_normalisation`` (model → ``none``/``quantile``) and, for
         ``quantile``, each training epigenome's ``signal_quantiles`` (mark × level)."""
+        from chromestore.errors import StoreError
         from chromestore.store.dataset import open_store
 
-        store = open_store(self.store)
+        try:
+            store = open_store(self.store)
+        except StoreError:  # a run kept without a store around it: no data to read
+            if self.normalise != "none":
+                raise
+            store = None
         cells = [str(c) for c in ds[V.CELL].values]
         cells += [c for c in ds.attrs.get("train_cells") or () if c not in cells]
-        units = {**(ds.attrs.get("signal_units") or {}), **store_units(store, cells)}
+        units = dict(ds.attrs.get("signal_units") or {})
+        if store is not None:
+            units.update(store_units(store, [c for c in cells if c in store.indexes[V.CELL]]))
         norm = dict(ds.attrs.get("input_normalisation") or {})
         norm.update(dict.fromkeys(new_models, self.normalise))
         out: dict[str, Any] = {"signal_units": units, "input_normalisation": norm}

@@ -93,7 +93,7 @@ def _encode_download(tmp, keys) -> tuple:
     rows.append(_row("ENCFF601SIM", "H3K4me3-human", **meta, **{"File assembly": "hg19"}))
     rows.append(_row("ENCFF602SIM", "H3K4me3-human", **meta, **{"File Status": "archived"}))
     rows.append(_row("ENCFF603SIM", "CTCF-human", **meta))
-    write_metadata(tmp / "metadata.tsv", rows)
+    write_metadata(downloads / "metadata.tsv", rows)  # where the batch download puts it
     return downloads, rsem
 
 
@@ -109,8 +109,8 @@ def test_encode_epigenome__hg19_reads_model_predicts_grch38_fold_change_as_its_r
     tmp, keys = world
     downloads, rsem = _encode_download(tmp, keys)
     sheet = tmp / "samples.csv"
-    made = _cli("samplesheet", "encode", tmp / "metadata.tsv", "--out", sheet, "--files",
-                downloads, "--output-type", "fold change over control", "--output-type",
+    made = _cli("samplesheet", "encode", downloads / "metadata.tsv", "--out", sheet,
+                "--output-type", "fold change over control", "--output-type",
                 "replicated peaks")  # fmt: skip
     skipped = [line.split(":")[0] for line in made.splitlines() if line.startswith("skipped")]
     assert skipped == [
