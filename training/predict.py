@@ -237,6 +237,11 @@ class Predictor:
         if self.cross_assembly(ds) is None:
             mine, theirs = self.spec.get("genome"), ds.attrs.get("genome")
             if mine is not None and theirs is not None and str(mine) != str(theirs):
+                if not _known(mine) or not _known(theirs):
+                    raise PredictError(
+                        f"genome assembly mismatch: the dataset's is {theirs!r}, model "
+                        f"{self.model!r} was trained on {mine!r}"
+                    )
                 raise PredictError(
                     f"genome assembly mismatch: the dataset's is {theirs!r}, model "
                     f"{self.model!r} was trained on {mine!r}, and no gene of the dataset is a "
@@ -260,10 +265,9 @@ class Predictor:
         mine, theirs = self.spec.get("genome"), ds.attrs.get("genome")
         if mine is None or theirs is None or str(mine) == str(theirs):
             return None
-        try:
-            mine, theirs = datasets.assembly(str(mine)), datasets.assembly(str(theirs))
-        except KeyError:
+        if not (_known(mine) and _known(theirs)):
             return None
+        mine, theirs = datasets.assembly(str(mine)), datasets.assembly(str(theirs))
         if mine == theirs:
             return None
         keys = [str(g) for g in ds[V.GENE].values]
@@ -359,6 +363,14 @@ class CrossAssembly:
         names = _placed_names(self.data_genome)
         out[f"{self.data_genome}_gene"] = [names.get(k, k) for k in keys]
         return out
+
+
+def _known(genome: str) -> bool:
+    """Whether chromestore ships an annotation of ``genome`` (``hg19``, ``GRCh38``, aliases)."""
+    try:
+        return datasets.assembly(str(genome)) in datasets.ASSEMBLIES
+    except KeyError:
+        return False
 
 
 @functools.lru_cache(maxsize=4)
