@@ -184,7 +184,7 @@ def simulate(
         done = V.RECORDS_OF[V.signal.name]  # provenance needs a store (records/CELL/MARK)
         ds = ds.assign({done: (ds[done].dims, np.ones(ds[done].shape, bool))})
         units = V.signal_units.name  # read counts, as simulate writes them
-        ds = ds.assign({units: (ds[units].dims, np.full(ds[units].shape, V.READS, object))})
+        ds = ds.assign_coords({units: (ds[units].dims, np.full(ds[units].shape, V.READS, object))})
         ds.attrs.update(simulated=True)
         return ds
     path = os.fspath(path)

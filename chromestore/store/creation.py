@@ -176,10 +176,8 @@ def _write(target: Store, ds: xr.Dataset, mode: str = "w-") -> None:
     """Write the template ``ds`` as a store at ``target``: its arrays, coordinates and
     attrs, every completion flag (false) and the ``records`` group (``mode`` ``"a"``: where
     the ``creating`` marker already is)."""
-    flags = {  # written now, each
-        name: ds[name].compute() for name in (*V.RECORDS_OF.values(), V.signal_units.name)
-    }
-    ds = ds.assign(flags)
+    flags = {name: ds[name].compute() for name in V.RECORDS_OF.values()}  # written now, each
+    ds = ds.assign(flags).assign_coords({V.signal_units.name: ds[V.signal_units.name].compute()})
     ds.to_zarr(
         target.url,
         mode=mode,

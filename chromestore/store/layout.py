@@ -116,7 +116,7 @@ def template(
     }
     ds = xr.Dataset(
         cell_vars(len(cells), n_genes, len(marks), len(offsets), gene_chunk), coords=coords
-    )
+    ).set_coords(V.signal_units.name)  # a coordinate: plain xarray's where() sees numbers only
     for name, var in ds.variables.items():
         if name in V.ALL:
             var.attrs["description"] = V.ALL[name].doc

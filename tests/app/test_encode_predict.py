@@ -208,7 +208,7 @@ def test_load_model_predict__refuses_other_units_and_genes_of_no_shared_annotati
     ds = chromestore.simulate(cells=["E116"], genes=keys[:80], seed=5, genome="GRCh38")
     plain, quantile = (chromestore.load_model(tmp / f"model-{r}") for r in ("plain", "q"))
     assert np.isfinite(plain.predict(ds).values).all()  # reads, as it was trained on
-    fold = ds.assign(signal_units=ds.signal_units.where(ds.mark != "H3K4me3", "fold change"))
+    fold = ds.assign_coords(signal_units=ds.signal_units.where(ds.mark != "H3K4me3", "fold change"))
     with pytest.raises(PredictError, match="^epigenome E116: its H3K4me3 signal is fold change"):
         plain.predict(fold)
     assert np.isfinite(quantile.predict(fold).values).all()
