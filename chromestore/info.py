@@ -1,7 +1,7 @@
 """What a store holds, as plain data: the facts ``chromestore info`` prints.
 
 :func:`store_info` summarises a store (format, layout, dims, chunks, size on disk, per
-(cell, mark) completion of the signal and the peaks, the epigenomes with expression,
+(cell, mark) completion of the signal and the peaks, the signal's units, the epigenomes with expression,
 checksums, the chunks recorded written and missing) and its runs (:func:`run_summaries`), as a JSON-ready dict.
 """
 
@@ -35,6 +35,7 @@ def store_info(path: S.StoreLike, storage_options: Mapping | None = None) -> dic
         for name in (V.signal.name, V.expression.name, V.peak_max.name)
     }
     peaks = records.completed(ds, V.peak_max.name)
+    units = records.signal_units(ds)
     return {
         "path": str(path),
         "format": f"{ds.attrs['format']} v{ds.attrs['format_version']}",
@@ -52,6 +53,10 @@ def store_info(path: S.StoreLike, storage_options: Mapping | None = None) -> dic
         "chunks": chunks,
         "size_bytes": S.size_on_disk(path, storage_options),
         "signal_completed": {c: [m for m in table.columns if table.loc[c, m]] for c in table.index},
+        "signal_units": {
+            c: {m: str(units.loc[c, m].values) for m in table.columns if table.loc[c, m]}
+            for c in table.index
+        },
         "expression_cells": sorted(ds.attrs.get("expression", {})),
         "peaks_completed": {c: [m for m in table.columns if (c, m) in peaks] for c in table.index},
         "runs": run_summaries(path, storage_options),

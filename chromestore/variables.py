@@ -121,7 +121,8 @@ signal = Spec(
     "f",
     "float32",
     "Binned signal of each mark around each TSS: read counts (tagAlign/BAM/CSV) or mean "
-    "signal (bigWig). NaN where no source covered that cell and mark.",
+    "signal (bigWig). NaN where no source covered that cell and mark. What each (cell, "
+    "mark) holds: signal_units.",
     units="reads per bin (bigWig sources: mean signal per bin)",
 )
 expression = Spec(
@@ -160,6 +161,25 @@ peak_max_completed = Spec(
     "provenance is the attrs of the group records/CELL/MARK).",
 )
 RECORDS = (signal_completed, peak_max_completed)
+#: What a (cell, mark)'s ``signal`` values are (``signal_units``): read counts, reads per
+#: million, fold change over control, -log10 p-values, or a bigWig's mean value of unknown
+#: meaning. A model trained on one kind refuses another unless it normalises per epigenome.
+SIGNAL_UNITS = ("reads", "reads per million", "fold change", "-log10 p", "mean value")
+#: the units of a format that counts reads (tagAlign, BED, BAM, the CSV datasets)
+READS = SIGNAL_UNITS[0]
+#: the per-epigenome input normalisations a model may be trained with (``train --normalise``;
+#: :mod:`chromestore.runs.inputs`): ``none``, the signal as is, or ``quantile``
+NORMALISE = ("none", "quantile")
+signal_units = Spec(
+    "signal_units",
+    (CELL, MARK),
+    "UOT",
+    None,  # the store's strings (numpy StringDType: Zarr's variable-length UTF-8)
+    "What that cell's signal of that mark is: one of " + ", ".join(SIGNAL_UNITS) + " ('' "
+    "where nothing was written); written with the data and its completion flag. Stores "
+    "created before it have none: chromestore.store.signal_units reads their provenance.",
+    required=False,
+)
 #: the completion variable of each data variable written per mark
 RECORDS_OF = {"signal": signal_completed.name, "peak_max": peak_max_completed.name}
 #: the Zarr group whose subgroups ``CELL/MARK`` hold each (cell, mark)'s provenance as attrs
@@ -199,7 +219,7 @@ split = Spec(
 COORDS = (cell, gene, gene_id, gene_name, gene_chrom, gene_tss, gene_strand, mark, bin_, bin_offset)
 DATA = (signal, expression, peak_max)
 DERIVED = (label, label_threshold, label_valid, split)
-ALL = {s.name: s for s in COORDS + DATA + RECORDS + DERIVED}
+ALL = {s.name: s for s in COORDS + DATA + RECORDS + DERIVED + (signal_units,)}
 
 # --- analysis: reductions written to runs/NAME/metrics (analysis/) ----------
 # (what a model adds of its own is specified in that model's module: its entry's ``metrics``,
@@ -465,7 +485,7 @@ def validate(ds: xr.Dataset, *, check_version: bool = True) -> xr.Dataset:
     if check_version and ds.attrs.get("format_version", 0) >= RECORDS_VERSION:
         for spec in RECORDS:
             spec.check(ds)
-    for spec in DERIVED:
+    for spec in (*DERIVED, signal_units):
         if spec.name in ds.variables:
             spec.check(ds)
     return ds

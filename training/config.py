@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import torch
 
 from chromestore.training.registry import DEFAULT_MODEL
+from chromestore.variables import NORMALISE
 
 MODES = ("auto", "stacked", "loop", "percore", "distributed")
 DEVICES = ("auto", "cpu", "cuda")
@@ -54,17 +55,24 @@ class TrainConfig:
     steps: str = "auto"
     #: Seconds between checkpoints (at most one per epoch; always one when a run stops early).
     checkpoint_every: float = 30.0
+    #: Per-epigenome input normalisation (:mod:`chromestore.runs.inputs`): ``none``, or
+    #: ``quantile`` (each mark onto the training epigenome's quantiles; the model then
+    #: predicts epigenomes of other signal units). Training an epigenome's own model on its
+    #: own quantiles leaves its input as it is: it changes what is recorded, not the fit.
+    normalise: str = "none"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; use one of {PRECISIONS}")
         if self.steps not in STEPS:
             raise ValueError(f"unknown steps {self.steps!r}; use one of {STEPS}")
+        if self.normalise not in NORMALISE:
+            raise ValueError(f"unknown normalisation {self.normalise!r}; use one of {NORMALISE}")
 
     def key(self) -> str:
         """Fingerprint of everything that changes the result (checkpoints must match it)."""
         d = asdict(self)
-        for k in ("memory_budget", "steps", "checkpoint_every"):
+        for k in ("memory_budget", "steps", "checkpoint_every", "normalise"):
             d.pop(k)
         if d["precision"] == "fp32":
             d.pop("precision")  # keys of fp32 runs stay those written before bf16 existed

@@ -51,8 +51,11 @@ from chromestore.training import registry
 from chromestore.training import weights as W
 
 FORMAT = "chromestore-model"
-#: 2: ``weights_sha256`` in model.json, the layout in the weights file's metadata.
-FORMAT_VERSION = 2
+#: 2: ``weights_sha256`` in model.json, the layout in the weights file's metadata;
+#: 3: the input too: transform, training signal units, quantile normalisation.
+FORMAT_VERSION = 3
+#: the versions :func:`load_model` reads (2: its input is not recorded: predicted as is)
+READABLE_VERSIONS = (2, 3)
 WEIGHTS_FILE = "model.safetensors"
 SPEC_FILE = "model.json"
 #: The orientation every store uses (bins 5'→3' along the gene; minus strand flipped).
@@ -61,6 +64,8 @@ ORIENTATION = "5'->3' along the gene (minus-strand genes reversed), bin 0 most u
 KIND = "model"
 #: What both files state, compared on loading: model.json's key → the metadata key.
 LAYOUT = ("model", "marks", "n_bins", "bin_offset", "window", "bin_size", "genome", "orientation")
+#: What both files state of the model's input since format 3, compared the same way.
+INPUT = ("input_transform", "signal_units", "quantile_normalisation")
 
 
 class ExportError(ValueError):
@@ -88,6 +93,8 @@ def spec_of(predictor: P.Predictor) -> dict:
             "genome": s.get("genome"),
             "orientation": s.get("orientation") or ORIENTATION,
             "input_transform": predictor.transform,
+            "signal_units": dict(predictor.units),
+            "quantile_normalisation": predictor.quantiles,
             "normalisation": predictor.normalisation,
             "label_rule": {
                 "training_labels": s.get("label_rule"),
@@ -123,7 +130,7 @@ def plugin_of(model: str) -> dict | None:
 
 def _layout_meta(spec: Mapping[str, Any]) -> dict[str, str]:
     """The layout as the weights file's metadata (JSON text per key)."""
-    return {f"chromestore.{k}": json.dumps(spec.get(k)) for k in LAYOUT}
+    return {f"chromestore.{k}": json.dumps(spec.get(k)) for k in (*LAYOUT, *INPUT)}
 
 
 def export_predictor(
@@ -206,7 +213,7 @@ def _read_spec(path: Path) -> dict:
             f"model format version {version} is newer than this chromestore reads "
             f"({FORMAT_VERSION}); upgrade chromestore",
         )
-    if version < FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise _fail(
             spec_path,
             f"model format version {version} carries no checksum of its weights; export the "
@@ -253,6 +260,20 @@ def _check_fields(spec: dict, where: Path) -> None:
         lambda v: v is None or (isinstance(v, dict) and v.get("kind") in P.NORMALISATIONS),
         f"null or a normalisation of kind {' or '.join(P.NORMALISATIONS)}",
     )
+    if spec["format_version"] >= 3:
+        units = need(
+            "signal_units",
+            lambda v: isinstance(v, dict) and all(isinstance(u, str) for u in v.values()),
+            "an object of mark → units",
+        )
+        if set(units) - set(marks):
+            raise _fail(where, f"'signal_units' names marks {sorted(set(units) - set(marks))} "
+                        "the model does not read")  # fmt: skip
+        need(
+            "quantile_normalisation",
+            lambda v: v is None or _is_reference(v, len(marks)),
+            f"null or a quantile normalisation (levels, reference: {len(marks)} lists of them)",
+        )
     need("hyperparameters", lambda v: isinstance(v, dict), "an object")
     need("training_cells", lambda v: isinstance(v, list), "a list of epigenomes")
     need("label_rule", lambda v: isinstance(v, dict) and "training_labels" in v, "an object")
@@ -274,6 +295,25 @@ def _check_fields(spec: dict, where: Path) -> None:
         )
 
 
+def _is_reference(v: Any, n_marks: int) -> bool:
+    """A quantile normalisation: ``kind`` quantile, ``levels`` L ≥ 2 and a ``reference``
+    of one non-decreasing list of L finite numbers per mark."""
+    if not (isinstance(v, dict) and v.get("kind") == "quantile" and _is_int(v.get("levels"))):
+        return False
+    ref, n = v.get("reference"), v["levels"]
+    if n < 2 or not isinstance(ref, list) or len(ref) != n_marks:
+        return False
+    for row in ref:
+        if not (isinstance(row, list) and len(row) == n):
+            return False
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in row):
+            return False
+        a = np.asarray(row, np.float64)
+        if not (np.isfinite(a).all() and (np.diff(a) >= 0).all()):
+            return False
+    return True
+
+
 def _read_weights(path: Path, spec: dict) -> dict[str, np.ndarray]:
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
@@ -291,7 +331,7 @@ def _read_weights(path: Path, spec: dict) -> dict[str, np.ndarray]:
         raise ExportError(str(e.args[0])) from None
     if meta.get("format") != FORMAT:
         raise _fail(weights, f"not a chromestore model's weights (format {meta.get('format')!r})")
-    for key in LAYOUT:
+    for key in (*LAYOUT, *(INPUT if spec["format_version"] >= 3 else ())):
         try:
             theirs = json.loads(meta[f"chromestore.{key}"])
         except (KeyError, ValueError):
@@ -350,6 +390,8 @@ def load_model(path: str | os.PathLike) -> P.Predictor:
         members=members,
         train_cells=[str(c) for c in spec["training_cells"]],
         normalisation=spec.get("normalisation"),
+        units=dict(spec.get("signal_units") or {}),
+        quantiles=spec.get("quantile_normalisation"),
         source={
             "model": spec["model"],
             "weights_sha256": spec["weights_sha256"],
@@ -415,8 +457,15 @@ from run `{spec["source_run"]}`.
   its metadata repeat the marks and bin layout below.
 - `{SPEC_FILE}`: marks in input order ({", ".join(spec["marks"])}), {spec["n_bins"]} bins of
   {spec["bin_size"]} bp over ±{spec["window"]} bp of the TSS ({spec["genome"]}), oriented
-  {spec["orientation"]}; input transform `{spec["input_transform"]}`; normalisation
-  `{json.dumps(spec["normalisation"])}`; training labels `{spec["label_rule"]["training_labels"]}`;
+  {spec["orientation"]}; input transform `{spec["input_transform"]}`; training signal
+  units `{json.dumps(spec["signal_units"])}`; quantile normalisation
+  `{
+        "per mark, onto its training epigenomes' quantiles"
+        if spec["quantile_normalisation"]
+        else "none"
+    }`; normalisation `{json.dumps(spec["normalisation"])}`; training labels `{
+        spec["label_rule"]["training_labels"]
+    }`;
   `weights_sha256` of `{WEIGHTS_FILE}` (a changed file is refused).
 
 Use it:

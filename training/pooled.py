@@ -452,6 +452,11 @@ def plan(request, cluster: bool):
 
 def run(request, client=None) -> str:
     """``--model pooled [--pool MODEL] [--train-cells …] [--test-cells …]``: the summary."""
+    if (request.setting("normalise") or "none") != "none":
+        raise ValueError(
+            "--normalise: the pooled model normalises each epigenome by its own statistics "
+            "already (it predicts epigenomes of any signal units); leave --normalise out"
+        )
     opts = request.options
     train = opts.get("train_cells") or request.cells
     test = [c for c in (opts.get("test_cells") or []) if c not in train]

@@ -16,6 +16,7 @@ the scores at ``runs/NAME/predictions`` (:func:`chromestore.runs.predictions_sto
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from chromestore import datasets
 from chromestore import runs as R
 from chromestore import variables as V
 from chromestore.bins import WindowLayout
@@ -153,6 +155,33 @@ class Predictor:
     fitted: dict = field(default_factory=dict)
     #: what made it, for the predictions' records (model, weights' SHA-256, origin)
     source: dict = field(default_factory=dict)
+    #: the units of its training epigenomes' signal, per mark (empty: not recorded)
+    units: dict = field(default_factory=dict)
+    #: per-epigenome quantile normalisation (``train --normalise quantile``): None, or
+    #: ``{"kind": "quantile", "levels": L, "reference": (marks, L) lists}``, applied to the
+    #: signal before the input transform (:func:`chromestore.runs.quantile_map`)
+    quantiles: dict | None = None
+
+    @property
+    def per_epigenome(self) -> bool:
+        """Whether it normalises each epigenome it scores (any signal units will do)."""
+        return bool(self.quantiles) or bool(self.normalisation)
+
+    def check_units(self, ds: xr.Dataset, cells: Sequence[str] | None = None) -> None:
+        """:class:`PredictError` for an epigenome of ``ds`` whose signal units differ from
+        those the model was trained on (a model that normalises per epigenome takes any)."""
+        if self.per_epigenome or not self.units:
+            return
+        units = R.dataset_units(ds)
+        for cell in cells if cells is not None else [str(c) for c in ds[V.CELL].values]:
+            for mark in self.marks:
+                have, want = units.get((str(cell), mark), ""), self.units.get(mark, "")
+                if have and want and have != want:
+                    raise PredictError(
+                        f"epigenome {cell}: its {mark} signal is {have}, model {self.model!r} "
+                        f"was trained on {want}; train the model with --normalise quantile "
+                        f"(per-epigenome normalisation), or ingest {cell} as {want}"
+                    )
 
     @property
     def n_bins(self) -> int:
@@ -205,8 +234,21 @@ class Predictor:
                 f"bin orientation mismatch: the dataset's bins are {theirs!r}, "
                 f"model {self.model!r} was trained on {mine!r} bins"
             )
-        for key, what in (("genome", "genome assembly"), ("window", "window (bp)"),
-                          ("bin_size", "bin size (bp)")):  # fmt: skip
+        if self.cross_assembly(ds) is None:
+            mine, theirs = self.spec.get("genome"), ds.attrs.get("genome")
+            if mine is not None and theirs is not None and str(mine) != str(theirs):
+                if not _known(mine) or not _known(theirs):
+                    raise PredictError(
+                        f"genome assembly mismatch: the dataset's is {theirs!r}, model "
+                        f"{self.model!r} was trained on {mine!r}"
+                    )
+                raise PredictError(
+                    f"genome assembly mismatch: the dataset's is {theirs!r}, model "
+                    f"{self.model!r} was trained on {mine!r}, and no gene of the dataset is a "
+                    f"gene of chromestore's {mine} annotation (no map between their genes: "
+                    f"ingest with the shipped {theirs} annotation, --genome {theirs})"
+                )
+        for key, what in (("window", "window (bp)"), ("bin_size", "bin size (bp)")):
             mine, theirs = self.spec.get(key), ds.attrs.get(key)
             if mine is not None and theirs is not None and str(mine) != str(theirs):
                 raise PredictError(
@@ -214,6 +256,26 @@ class Predictor:
                     f"trained on {mine!r}"
                 )
         return sig.sel({V.MARK: self.marks}).transpose(V.CELL, V.GENE, V.MARK, V.BIN)
+
+    def cross_assembly(self, ds: xr.Dataset) -> CrossAssembly | None:
+        """How ``ds``'s genes match the model's assembly's when the two differ (bins are
+        relative to each gene's TSS: only the genes and the layout must agree), else None;
+        None too where the genes cannot be matched (assemblies chromestore does not ship,
+        or no gene of ``ds`` in the model's assembly's annotation)."""
+        mine, theirs = self.spec.get("genome"), ds.attrs.get("genome")
+        if mine is None or theirs is None or str(mine) == str(theirs):
+            return None
+        if not (_known(mine) and _known(theirs)):
+            return None
+        mine, theirs = datasets.assembly(str(mine)), datasets.assembly(str(theirs))
+        if mine == theirs:
+            return None
+        keys = [str(g) for g in ds[V.GENE].values]
+        theirs_keys = _annotation_keys(mine)
+        shared = sum(k in theirs_keys for k in keys)
+        if not shared:
+            return None
+        return CrossAssembly(mine, theirs, len(keys), shared, len(theirs_keys))
 
     def score_array(self, signal: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:
         """Scores of one epigenome's ``(genes, marks, bins)`` signal (marks already aligned);
@@ -225,6 +287,8 @@ class Predictor:
         if not ok.any():
             return out
         x = signal[ok]
+        if self.quantiles:  # the signal as stored, each mark onto the training quantiles
+            x = R.quantile_map(x, self.quantiles["reference"])
         if self.transform == "log1p":
             x = np.log1p(np.clip(x, 0, None))
         x = normalise(x, self.normalisation)
@@ -256,6 +320,7 @@ class Predictor:
     def predict(self, dataset: xr.Dataset) -> xr.DataArray:
         """Scores ``(cell, gene)`` of every epigenome of ``dataset`` (computed here)."""
         sig = self.align(dataset)
+        self.check_units(dataset)
         values = (
             np.stack(
                 [self.score_array(sig.isel({V.CELL: i}).values) for i in range(sig.sizes[V.CELL])]
@@ -264,6 +329,68 @@ class Predictor:
             else np.zeros((0, sig.sizes[V.GENE]), np.float32)
         )
         return score_array(values, sig[V.CELL].values, sig[V.GENE].values, self)
+
+
+@dataclass(frozen=True)
+class CrossAssembly:
+    """A model of one assembly scoring a dataset of another: their genes matched by their
+    shared keys (``ENSGID_SYMBOL``: chromestore's hg19 and GRCh38 annotations name the same
+    genes alike; ``data/gene_map.GRCh38.tsv.gz`` says how each was placed)."""
+
+    model_genome: str
+    data_genome: str
+    n_genes: int  # the dataset's
+    shared: int  # of them, genes of the model's assembly's annotation
+    n_model_genes: int  # genes of the model's assembly's annotation
+
+    def line(self) -> str:
+        """One line: how many genes each side has that the other has not (no error)."""
+        return (
+            f"model of {self.model_genome} on a {self.data_genome} store: genes matched by "
+            f"their keys, {self.shared:,} in both; {self.n_model_genes - self.shared:,} of "
+            f"the {self.model_genome} annotation's genes are not in the store, "
+            f"{self.n_genes - self.shared:,} of the store's not in the {self.model_genome} "
+            "annotation (scored all the same: bins are relative to each gene's TSS)"
+        )
+
+    def ids(self, genes) -> dict[str, list[str]]:
+        """Each gene's id in both assemblies (columns ``{genome}_gene``): its key in the
+        model's annotation ('' where it has none) and its gene in the store's (GRCh38: the
+        GENCODE gene it was placed on, from the shipped map; else its key)."""
+        keys = [str(g) for g in genes]
+        model = _annotation_keys(self.model_genome)
+        out = {f"{self.model_genome}_gene": [k if k in model else "" for k in keys]}
+        names = _placed_names(self.data_genome)
+        out[f"{self.data_genome}_gene"] = [names.get(k, k) for k in keys]
+        return out
+
+
+def _known(genome: str) -> bool:
+    """Whether chromestore ships an annotation of ``genome`` (``hg19``, ``GRCh38``, aliases)."""
+    try:
+        return datasets.assembly(str(genome)) in datasets.ASSEMBLIES
+    except KeyError:
+        return False
+
+
+@functools.lru_cache(maxsize=4)
+def _annotation_keys(genome: str) -> frozenset[str]:
+    from chromestore.genes import read_gene_bed
+
+    return frozenset(read_gene_bed(datasets.gene_windows(genome))["gene"].astype(str))
+
+
+@functools.lru_cache(maxsize=4)
+def _placed_names(genome: str) -> dict[str, str]:
+    """key → the gene it was placed on in ``genome`` (the shipped map's ``gencode_gene``)."""
+    import pandas as pd
+
+    name = f"gene_map_{genome}"
+    if name not in datasets.FILES:
+        return {}
+    table = pd.read_csv(datasets.path(name), sep="\t", usecols=["gene", "gencode_gene"])
+    table = table.dropna()
+    return dict(zip(table["gene"].astype(str), table["gencode_gene"].astype(str), strict=True))
 
 
 def _same_orientation(a: str, b: str) -> bool:
@@ -416,6 +543,11 @@ def from_run(
         )
     first = members[0] if isinstance(members[0], dict) else {}
     train_cells = key.split("+")
+    units = run.attrs.get("signal_units") or R.store_units(ds, train_cells)  # older runs: now
+    quantiles = None
+    if (run.attrs.get("input_normalisation") or {}).get(model) == "quantile":
+        ref = R.reference_of(run.attrs["signal_quantiles"], train_cells)
+        quantiles = {"kind": "quantile", "levels": ref.shape[1], "reference": ref.tolist()}
     split = run[V.model_split.name].sel({V.MODEL: model})
     genes = [str(g) for g in run[V.GENE].values]
     fitted = {}
@@ -434,6 +566,8 @@ def from_run(
         train_cells=train_cells,
         normalisation=pooled.get("normalisation"),
         fitted=fitted,
+        units=R.model_units(units, train_cells),
+        quantiles=quantiles,
         source={
             "model": model,
             "weights_sha256": W.weights_digest(store, name, model, key, run.attrs),
@@ -491,6 +625,7 @@ def predict_store(
     if missing:
         raise PredictError(f"cells {missing} are not in {store.url} (cells: {have})")
     predictor.align(ds)  # fail here, not in a worker
+    predictor.check_units(ds, cells)
     tasks = [dask.delayed(_score_cell)(store, c, predictor) for c in cells]
     values = (
         client.gather(client.compute(tasks))
@@ -523,11 +658,15 @@ def write_predictions(
     )
 
 
-def to_table(scores: xr.DataArray):
+def to_table(scores: xr.DataArray, ids: Mapping[str, Sequence[str]] | None = None):
     """``cell,gene,score,label`` rows (label = score ≥ 0.5; regression: empty) of the genes
-    with a score."""
+    with a score; ``ids`` (column → one value per gene of ``scores``: a model of another
+    assembly's :meth:`CrossAssembly.ids`) follow ``gene``."""
 
     df = scores.to_dataframe(name="score").reset_index()[[V.CELL, V.GENE, "score"]]
+    for i, (column, values) in enumerate((ids or {}).items()):
+        by_gene = dict(zip([str(g) for g in scores[V.GENE].values], values, strict=True))
+        df.insert(2 + i, column, df[V.GENE].astype(str).map(by_gene))
     df = df[np.isfinite(df["score"])]
     if scores.attrs.get("task", "classification") == "classification":
         df["label"] = (df["score"] >= 0.5).astype(int)

@@ -37,6 +37,7 @@ SETTINGS = {
         "device",
         "group_size",
         "precision",
+        "normalise",
     )
 }
 

@@ -224,7 +224,9 @@ def train(
     if device.startswith("cuda") and mode != "distributed":
         resolve_device(device)  # a clear error before anything starts
     cells = resolve_cells(store, cells, storage_options)
-    with R.RunWriter(store, run, existing=existing, storage_options=storage_options) as writer:
+    with R.RunWriter(
+        store, run, existing=existing, storage_options=storage_options, normalise=config.normalise
+    ) as writer:
         writer.expect(
             [config.model],
             split_scheme=config.split,
@@ -376,6 +378,7 @@ def run(request: TrainRequest, client=None) -> str:
         lr=s("lr"),
         transform=s("transform"),
         precision=s("precision") or "fp32",
+        normalise=s("normalise") or "none",
         hparams={k: v for k, v in request.options.items() if v is not None},
     )
     ds = train(

@@ -88,7 +88,10 @@ def predict(ctx, store, run, from_cell, model, model_dir, name, cells, output, o
         predictor=predictor,
         existing="overwrite" if overwrite else "refuse",
     )
-    table = P.to_table(scores)
+    cross = predictor.cross_assembly(chromestore.open_store(store, so))
+    table = P.to_table(scores, cross.ids(scores["gene"].values) if cross else None)
+    if cross is not None:
+        click.echo(cross.line())
     if output:
         table.to_csv(output, index=False)
     for cell in chosen:

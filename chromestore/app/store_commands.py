@@ -67,6 +67,21 @@ def info(ctx, store, fmt):
             click.echo(
                 f"  {c:<5} " + " ".join((word if m in done else "-").rjust(width) for m in marks)
             )
+        kinds: dict[str, list[str]] = {}
+        for c, per_mark in facts["signal_units"].items():
+            for m, unit in per_mark.items():
+                kinds.setdefault(unit, []).append(f"{c}/{m}")
+        click.echo(
+            "signal units: "
+            + (
+                "; ".join(
+                    f"{unit} ({len(pairs)} cell × mark"
+                    + (f": {', '.join(pairs)})" if len(kinds) > 1 and len(pairs) <= 6 else ")")
+                    for unit, pairs in sorted(kinds.items())
+                )
+                or "none written"
+            )
+        )
         peaks = facts["peaks_completed"]
         if any(peaks.values()):
             click.echo("peak completion (cell × mark):")
@@ -108,6 +123,7 @@ def query(ctx, store, gene, cell, mark):
     from chromestore import store as S
     from chromestore import variables as V
     from chromestore.query import find_gene, gene_matrix, pick
+    from chromestore.store.records import signal_units
 
     ds = S.open_store(store, session.storage_options(ctx))
     key = find_gene(ds, gene)
@@ -120,13 +136,15 @@ def query(ctx, store, gene, cell, mark):
         f"({str(g.gene_strand.values)})  bins 5'→3' from {int(ds.bin_offset[0])} bp"
     )
     np.set_printoptions(linewidth=200, threshold=10**6)
+    units = signal_units(ds)
     for c in mat[V.CELL].values:
         expr = ds.expression.sel({V.CELL: c, V.GENE: key}).values
         click.echo(f"[{c}] expression {float(expr):g} RPKM")
         for m in mat[V.MARK].values:
             row = mat.sel({V.CELL: c, V.MARK: m}).values
             cells = " ".join("." if np.isnan(x) else f"{x:g}" for x in row)
-            click.echo(f"  {str(m):<9} {cells}")
+            unit = str(units.sel({V.CELL: c, V.MARK: m}).values) or "not written"
+            click.echo(f"  {str(m):<9} {cells}  ({unit})")
 
 
 @click.command()

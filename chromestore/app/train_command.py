@@ -17,6 +17,7 @@ import click
 from chromestore.app import session
 from chromestore.training import registry
 from chromestore.training.config import DEFAULTS  # the one place of the training defaults
+from chromestore.variables import NORMALISE
 
 #: click types of :attr:`ModelOption.type` ("cells" are parsed like ``--cells`` afterwards,
 #: "model" is a registered model's name)
@@ -216,6 +217,15 @@ def _describe(listing) -> str:
     default=DEFAULTS["transform"],
     show_default=True,
     help="Input transform (raw counts as in the paper).",
+)
+@click.option(
+    "--normalise",
+    type=click.Choice(list(NORMALISE)),
+    default=DEFAULTS["normalise"],
+    show_default=True,
+    help="quantile: record each training epigenome's signal quantiles per mark and map any "
+    "epigenome predicted onto them, so the model predicts signal of other units "
+    "(fold change, -log10 p, …); none: predict refuses other units.",
 )
 @click.option(
     "--mode",

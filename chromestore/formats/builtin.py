@@ -108,7 +108,9 @@ BUILTIN: tuple[FormatEntry, ...] = (
         (".bw", ".bigwig"),
         "signal",
         mean_signal,
-        "exact mean per bin from full-resolution values (bases without data count 0)",
+        "exact mean per bin from full-resolution values (bases without data count 0); its "
+        "units: the samplesheet's `units` column (`mean value` where empty)",
+        units="mean value",
     ),
     FormatEntry(
         "narrowpeak",

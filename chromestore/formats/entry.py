@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chromestore.variables import SIGNAL_UNITS
+
 if TYPE_CHECKING:
     from chromestore.counting import BinLayout
 
@@ -59,6 +61,10 @@ class FormatEntry:
         One line for ``--help`` and the README: what the format is and how it is read.
     needs_mark
         Whether a samplesheet row must name a mark (False: the file holds every mark).
+    units
+        What a ``signal`` format's values are when the samplesheet names no units (one of
+        :data:`chromestore.variables.SIGNAL_UNITS`; default ``reads``); ``""`` for the other
+        targets.
     """
 
     name: str
@@ -67,6 +73,7 @@ class FormatEntry:
     read: Callable[[str, ReadRequest], tuple[Any, dict]]
     description: str
     needs_mark: bool = True
+    units: str | None = None
 
     def __post_init__(self):
         name = str(self.name)
@@ -81,3 +88,13 @@ class FormatEntry:
         if not callable(self.read):
             raise ValueError(f"format {name}: read must be callable")
         object.__setattr__(self, "suffixes", suffixes)
+        units = self.units
+        if self.target != "signal":
+            if units:
+                raise ValueError(f"format {name}: units are for signal formats ({units!r})")
+            units = ""
+        elif units is None:
+            units = SIGNAL_UNITS[0]
+        elif units not in SIGNAL_UNITS:
+            raise ValueError(f"format {name}: units {units!r} is not one of {SIGNAL_UNITS}")
+        object.__setattr__(self, "units", units)

@@ -54,6 +54,16 @@ REQUIRED = (
 )
 #: the default output type of the histone marks' files
 DEFAULT_OUTPUT_TYPE = "fold change over control"
+#: the units of a signal file of each output type (the samplesheet's ``units`` column;
+#: a read file counts reads, and any other output type's bigWig is a ``mean value``)
+OUTPUT_UNITS = {
+    "fold change over control": "fold change",
+    "signal p-value": "-log10 p",
+    "read-depth normalized signal": "reads per million",
+    "raw signal": "reads",
+    "signal of unique reads": "reads",
+    "signal of all reads": "reads",
+}
 #: the output type of RSEM gene quantifications (RNA-seq)
 GENE_QUANTIFICATIONS = "gene quantifications"
 #: the portal's file type (or format) → the samplesheet format
@@ -85,7 +95,8 @@ _ORGANISM = re.compile(r"^(?P<mark>.+)-(?:human|mouse)$")
 class EncodeSheet:
     """What :func:`encode_samplesheet` chose and skipped."""
 
-    rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # cell,mark,format,path
+    #: cell, mark, format, path, units ("" but for a signal file)
+    rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     skipped: list[tuple[str, int, str]] = field(default_factory=list)  # accession, line, reason
     epigenomes: dict[str, dict] = field(default_factory=dict)  # id → biosample's columns
 
@@ -260,10 +271,21 @@ def encode_samplesheet(
             }
         sheet.epigenomes[cell]["experiments"].append(best.row.get("Experiment accession", ""))
         path = os.path.relpath(os.path.join(base, best.name), folder)
-        sheet.rows.append((cell, mark, best.format, path))
+        sheet.rows.append((cell, mark, best.format, path, _units(best)))
     sheet.skipped.sort(key=lambda s: s[1])
     _write(out, sheet)
     return sheet
+
+
+def _units(f: _File) -> str:
+    """What a file's values are: the samplesheet's ``units`` (``""`` for peaks and
+    expression, whose formats say it)."""
+    entry = formats.get(f.format)
+    if entry.target != V.signal.name:
+        return ""
+    if entry.units != V.SIGNAL_UNITS[-1]:  # a read format: reads
+        return entry.units
+    return OUTPUT_UNITS.get(f.output_type.lower(), entry.units)
 
 
 def _newest(date: str) -> tuple:

@@ -40,7 +40,8 @@ __all__ = [
 
 
 def _info(r: SampleResult) -> dict:
-    return {"file": r.sample.path, "format": r.sample.format, **r.stats}
+    units = {"units": r.sample.signal_units} if r.target == V.signal.name else {}
+    return {"file": r.sample.path, "format": r.sample.format, **units, **r.stats}
 
 
 @dataclass

@@ -20,6 +20,8 @@ from chromestore.textio import open_text
 
 #: the header of every samplesheet
 SAMPLE_COLUMNS = ("cell", "mark", "format", "path")
+#: an optional fifth column: what a signal file's values are (empty: its format's units)
+UNITS_COLUMN = "units"
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,17 @@ class Sample:
     format: str
     path: str
     line: int = 0
+    units: str = ""  # the samplesheet's units column ("": the format's)
 
     @property
     def target(self) -> str:
         """The store variable the row fills (``signal``, ``peak_max`` or ``expression``)."""
         return formats.get(self.format).target
+
+    @property
+    def signal_units(self) -> str:
+        """What the values this row writes are (``""`` for peaks and expression)."""
+        return self.units or formats.get(self.format).units
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class Row:
     format: str  # lower case; from the file name when the row leaves it empty ("": unknown)
     given_format: str  # the row's format column, as written
     path: str
+    units: str = ""
 
     def require_file(self) -> None:
         """:class:`InputError` unless the row's file exists."""
@@ -59,7 +68,8 @@ class Row:
 
 
 def sheet_rows(path: str | os.PathLike) -> list[Row]:
-    """The rows of a samplesheet (header ``cell,mark,format,path``; blank lines skipped).
+    """The rows of a samplesheet (header ``cell,mark,format,path``, optionally ``,units``;
+    blank lines skipped).
 
     Paths are relative to the samplesheet's folder. Errors name the samplesheet and line.
     """
@@ -67,15 +77,27 @@ def sheet_rows(path: str | os.PathLike) -> list[Row]:
     base = os.path.dirname(os.path.abspath(path))
     with open_text(path) as fh:
         rows = list(csv.reader(fh))
-    if not rows or [c.strip().lower() for c in rows[0]] != list(SAMPLE_COLUMNS):
-        raise InputError(path, 1, f"expected the header {','.join(SAMPLE_COLUMNS)}")
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if header not in (list(SAMPLE_COLUMNS), [*SAMPLE_COLUMNS, UNITS_COLUMN]):
+        raise InputError(
+            path,
+            1,
+            f"expected the header {','.join(SAMPLE_COLUMNS)} (optionally ,{UNITS_COLUMN})",
+        )
     out = []
     for lineno, row in enumerate(rows[1:], 2):
         if not row or not "".join(row).strip():
             continue
-        if len(row) != 4:
-            raise InputError(path, lineno, f"expected 4 columns, found {len(row)}")
-        cell, mark, fmt, file = (x.strip() for x in row)
+        if len(row) != len(header):
+            raise InputError(path, lineno, f"expected {len(header)} columns, found {len(row)}")
+        cell, mark, fmt, file, *rest = (x.strip() for x in row)
+        units = rest[0] if rest else ""
+        if units and units not in V.SIGNAL_UNITS:
+            raise InputError(
+                path,
+                lineno,
+                f"units {units!r} is not one of {', '.join(V.SIGNAL_UNITS)} (or empty)",
+            )
         if names.problem(cell):
             raise InputError(path, lineno, names.problem(cell))
         full = file if os.path.isabs(file) else os.path.join(base, file)
@@ -88,6 +110,7 @@ def sheet_rows(path: str | os.PathLike) -> list[Row]:
                 fmt.lower() or formats.infer_format(file) or "",
                 fmt or file,
                 full,
+                units,
             )
         )
     return out
@@ -123,6 +146,13 @@ def read_samplesheet(
             raise InputError(
                 path, row.line, f"mark {row.mark!r} is not in the store ({', '.join(marks)})"
             )
+        if row.units and entry.target != V.signal.name:
+            raise InputError(
+                path,
+                row.line,
+                f"format {row.format} fills {entry.target}: units are for signal files "
+                "(leave the column empty)",
+            )
         row.require_file()
         for m in [row.mark] if row.mark or expression else marks:
             key = (row.cell, m, entry.target)
@@ -140,13 +170,16 @@ def read_samplesheet(
                     f"{entry.target}, first on line {seen[key]}{hint}",
                 )
             seen[key] = row.line
-        out.append(Sample(row.cell, row.mark, row.format, row.path, row.line))
+        out.append(Sample(row.cell, row.mark, row.format, row.path, row.line, row.units))
     return out
 
 
 def write_samplesheet(path: str | os.PathLike, rows: Iterable[Sequence[str]]) -> None:
-    """Write ``(cell, mark, format, path)`` rows under the samplesheet header."""
+    """Write ``(cell, mark, format, path)`` rows under the samplesheet header, or
+    ``(cell, mark, format, path, units)`` rows under the header with ``units``."""
+    rows = [list(r) for r in rows]
+    units = any(len(r) > len(SAMPLE_COLUMNS) for r in rows)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(SAMPLE_COLUMNS)
-        w.writerows(rows)
+        w.writerow([*SAMPLE_COLUMNS, UNITS_COLUMN] if units else SAMPLE_COLUMNS)
+        w.writerows([(r + [""])[: len(SAMPLE_COLUMNS) + 1] if units else r for r in rows])

@@ -46,6 +46,7 @@ def ingest_signal_array(
         "format": source.attrs.get("format"),
         "genes_matched": aligned.matched,
         "genes_unmatched": len(aligned.unmatched),
+        "units": V.READS,  # binned read counts (the CSV datasets)
         **(info or {}),
     }
     write_cell(

@@ -9,7 +9,9 @@
 - :mod:`~chromestore.runs.files`: the weights files beside the store, named and checked by
   the run's records;
 - :mod:`~chromestore.runs.merge`: runs joined along ``model``;
-- :mod:`~chromestore.runs.predictions`: a model's scores for epigenomes.
+- :mod:`~chromestore.runs.predictions`: a model's scores for epigenomes;
+- :mod:`~chromestore.runs.inputs`: what a model's input was (the units of its training
+  signal; per-epigenome quantile normalisation).
 """
 
 from chromestore._lazy import attach
@@ -62,5 +64,13 @@ __getattr__, __dir__, __all__ = attach(
         "predictions_summary": ".predictions",
         "check_predictions_target": ".predictions",
         "jsonable": "chromestore.store.attrs",
+        "NORMALISE": ".inputs",
+        "QUANTILE_LEVELS": ".inputs",
+        "signal_quantiles": ".inputs",
+        "quantile_map": ".inputs",
+        "reference_of": ".inputs",
+        "model_units": ".inputs",
+        "store_units": ".inputs",
+        "dataset_units": ".inputs",
     },
 )

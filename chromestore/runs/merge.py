@@ -19,8 +19,14 @@ import xarray as xr
 
 from chromestore import variables as V
 
-#: attrs that are per-model dicts, merged when models are joined
-MODEL_DICT_ATTRS = ("models", "wall_seconds")
+#: attrs that are per-model (or per-epigenome) dicts, merged when models are joined
+MODEL_DICT_ATTRS = (
+    "models",
+    "wall_seconds",
+    "input_normalisation",
+    "signal_units",
+    "signal_quantiles",
+)
 #: variables that must agree where runs overlap when they are analysed together
 LABELS = ("target", "split")
 

@@ -48,6 +48,7 @@ from chromestore.runs.dataset import (
     run_kind,
     validate_run,
 )
+from chromestore.runs.inputs import NORMALISE, store_quantiles, store_units
 from chromestore.runs.merge import merge_runs
 from chromestore.runs.paths import RUNS, RunError, ensure_runs_group, run_store
 from chromestore.store.attrs import encode_attrs, jsonable
@@ -119,9 +120,14 @@ class RunWriter:
         existing: str = "refuse",
         storage_options: Mapping | None = None,
         wait: float = LOCK_WAIT,
+        normalise: str = "none",
     ) -> None:
         if existing not in EXISTING:
             raise ValueError(f"existing must be one of {EXISTING}, not {existing!r}")
+        if normalise not in NORMALISE:
+            raise ValueError(f"normalise must be one of {NORMALISE}, not {normalise!r}")
+        #: the per-epigenome normalisation of the models committed (``train --normalise``)
+        self.normalise = normalise
         self.store = Store.of(store, storage_options)
         self.name, self.existing, self.wait = name, existing, wait
         self.run = run_store(self.store, name)
@@ -229,6 +235,7 @@ class RunWriter:
                 old[V.GENE].values.astype(object), ds[V.GENE].values.astype(object)
             ):
                 raise RunError(f"run {self.name!r}: --add needs the same gene set")
+        new_models = [str(m) for m in ds[V.MODEL].values] if V.MODEL in ds.dims else []
         record = run_files.staged_files(self.staging)
         directory = run_files.promote(self.staging)
         self._promoted = directory
@@ -241,6 +248,8 @@ class RunWriter:
             ds.attrs["versions"] = versions
             kept = KEPT_ON_ADD
         ds = ds.copy()
+        if V.MODEL in ds.dims:
+            ds.attrs.update(self._input_attrs(ds, new_models))
         if V.MODEL in ds.dims and V.model_split.name not in ds:
             ms = derive_model_split(
                 ds["split"].values, ds["excluded"].values, ds["target"].values, ds.sizes[V.MODEL]
@@ -275,6 +284,34 @@ class RunWriter:
         if V.MODEL not in ds.dims:
             return None
         return open_run(self.store, self.name)
+
+    def _input_attrs(self, ds: xr.Dataset, new_models: list[str]) -> dict[str, Any]:
+        """What the models' input was: ``signal_units`` (cell → mark → units) of the run's
+        epigenomes, ``input_normalisation`` (model → ``none``/``quantile``) and, for
+        ``quantile``, each training epigenome's ``signal_quantiles`` (mark × level)."""
+        from chromestore.errors import StoreError
+        from chromestore.store.dataset import open_store
+
+        try:
+            store = open_store(self.store)
+        except StoreError:  # a run kept without a store around it: no data to read
+            if self.normalise != "none":
+                raise
+            store = None
+        cells = [str(c) for c in ds[V.CELL].values]
+        cells += [c for c in ds.attrs.get("train_cells") or () if c not in cells]
+        units = dict(ds.attrs.get("signal_units") or {})
+        if store is not None:
+            units.update(store_units(store, [c for c in cells if c in store.indexes[V.CELL]]))
+        norm = dict(ds.attrs.get("input_normalisation") or {})
+        norm.update(dict.fromkeys(new_models, self.normalise))
+        out: dict[str, Any] = {"signal_units": units, "input_normalisation": norm}
+        quantiles = dict(ds.attrs.get("signal_quantiles") or {})
+        if self.normalise == "quantile":
+            quantiles.update(store_quantiles(store, [c for c in cells if c not in quantiles]))
+        if quantiles:
+            out["signal_quantiles"] = quantiles
+        return out
 
 
 def write_run(

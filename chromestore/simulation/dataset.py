@@ -183,6 +183,8 @@ def simulate(
         )
         done = V.RECORDS_OF[V.signal.name]  # provenance needs a store (records/CELL/MARK)
         ds = ds.assign({done: (ds[done].dims, np.ones(ds[done].shape, bool))})
+        units = V.signal_units.name  # read counts, as simulate writes them
+        ds = ds.assign_coords({units: (ds[units].dims, np.full(ds[units].shape, V.READS, object))})
         ds.attrs.update(simulated=True)
         return ds
     path = os.fspath(path)
@@ -204,7 +206,12 @@ def simulate(
         from tqdm import tqdm
 
         bar = tqdm(total=len(cell_list), desc="simulating epigenomes", unit="cell")
-    provenance = {"format": "simulated", "seed": int(seed), "model": "chromestore.simulate"}
+    provenance = {
+        "format": "simulated",
+        "units": V.READS,
+        "seed": int(seed),
+        "model": "chromestore.simulate",
+    }
     for lo in range(0, len(cell_list), step):
         group = slice(lo, min(lo + step, len(cell_list)))
         if all(complete[c] for c in cell_list[group]):  # a resumed simulation's done part

@@ -54,6 +54,7 @@ __getattr__, __dir__, __all__ = attach(
         "add_cells": ".cells",
         "completed": ".records",
         "provenance": ".records",
+        "signal_units": ".records",
         "verify_store": ".verify",
         "select_cells": ".names",
         "means_all": ".names",

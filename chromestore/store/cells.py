@@ -57,8 +57,14 @@ def _add_cells(handle: Store, cells: Sequence[str]) -> list[str]:
         ),
         coords={V.CELL: strs(new)},
     )
-    # the flags are written now, every one (false): a missing flag chunk is a lost one
+    # the flags are written now, every one (false): a missing flag chunk is a lost one; the
+    # units too ('') where the store has them (stores created before have none)
+    units = V.signal_units.name
     part = part.assign({name: part[name].compute() for name in V.RECORDS_OF.values()})
+    if units in ds.variables:
+        part = part.assign_coords({units: part[units].compute()})
+    else:
+        part = part.drop_vars(units)
     part.attrs.update(attrs)  # to_zarr(append_dim=...) replaces the group attrs
     part.to_zarr(
         handle.url,

@@ -177,7 +177,7 @@ def _write(target: Store, ds: xr.Dataset, mode: str = "w-") -> None:
     attrs, every completion flag (false) and the ``records`` group (``mode`` ``"a"``: where
     the ``creating`` marker already is)."""
     flags = {name: ds[name].compute() for name in V.RECORDS_OF.values()}  # written now, each
-    ds = ds.assign(flags)
+    ds = ds.assign(flags).assign_coords({V.signal_units.name: ds[V.signal_units.name].compute()})
     ds.to_zarr(
         target.url,
         mode=mode,

@@ -279,7 +279,7 @@ def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
     handle = Store.of(path, storage_options)
     clean_partials(handle)  # a metadata write a killed writer left half done
     arrays = {}
-    for name in (V.CELL, *CELL_VARS, *V.RECORDS_OF.values()):
+    for name in (V.CELL, *CELL_VARS, *V.RECORDS_OF.values(), V.signal_units.name):
         try:
             arrays[name] = zarr.open_array(
                 handle.child(name).url,
@@ -287,7 +287,7 @@ def repair_cells(path: StoreLike, storage_options: dict | None = None) -> bool:
                 zarr_format=3,
                 storage_options=handle.storage_options,
             )
-        except FileNotFoundError:  # a format-2 store has no completion arrays yet
+        except FileNotFoundError:  # a format-2 store has no completion arrays yet (nor units)
             continue
     shortest = min((a.shape[0] for a in arrays.values()), default=0)
     cut = [a for a in arrays.values() if a.shape[0] != shortest]

@@ -56,7 +56,7 @@ def cell_vars(n_cells: int, n_genes: int, n_marks: int, n_bins: int, gene_chunk:
         "expression": (V.expression.dims, nan((n_cells, n_genes), c)),
         "peak_max": (V.peak_max.dims, nan((n_cells, n_genes, n_marks), c + (n_marks,))),
     }
-    return out | record_vars(n_cells, n_marks)
+    return out | record_vars(n_cells, n_marks) | unit_vars(n_cells, n_marks)
 
 
 def record_vars(n_cells: int, n_marks: int) -> dict:
@@ -67,6 +67,17 @@ def record_vars(n_cells: int, n_marks: int) -> dict:
         done: ((V.CELL, V.MARK), da.zeros(shape, dtype=bool, chunks=(1, 1)))
         for done in V.RECORDS_OF.values()
     }
+
+
+def unit_vars(n_cells: int, n_marks: int) -> dict:
+    """``signal_units`` of new cells: '' (nothing written), one (cell, mark) a chunk."""
+    import dask.array as da
+
+    from chromestore.store.handle import STR
+
+    empty = np.full((n_cells, n_marks), "", dtype=STR)  # the store's strings (UTF-8)
+    spec = V.signal_units
+    return {spec.name: (spec.dims, da.from_array(empty, chunks=(1, 1)))}
 
 
 def template(
@@ -105,7 +116,7 @@ def template(
     }
     ds = xr.Dataset(
         cell_vars(len(cells), n_genes, len(marks), len(offsets), gene_chunk), coords=coords
-    )
+    ).set_coords(V.signal_units.name)  # a coordinate: plain xarray's where() sees numbers only
     for name, var in ds.variables.items():
         if name in V.ALL:
             var.attrs["description"] = V.ALL[name].doc
@@ -136,7 +147,7 @@ def encoding(ds: xr.Dataset, gene_chunk: int, level: int = 3) -> dict:
         "expression": {"chunks": (1, gene_chunk), "compressors": zstd},
         "peak_max": {"chunks": (1, gene_chunk, n_marks), "compressors": zstd},
     }
-    for spec in V.RECORDS:
+    for spec in (*V.RECORDS, V.signal_units):
         enc[spec.name] = {"chunks": (1, 1), "compressors": zstd}  # one (cell, mark) a chunk
     for name, var in ds.coords.items():
         enc[name] = {"compressors": zstd}

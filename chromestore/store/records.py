@@ -118,6 +118,10 @@ def write_cells_records(
         for mark, info in marks.items()
     }
     sync(_put_provenances(handle, items))
+    if target == V.signal.name:  # the units of the data, before the flags
+        _write_units(
+            handle, ds, {c: {m: _units(i) for m, i in marks.items()} for c, marks in infos.items()}
+        )
     # the flags last, after every provenance
     _set_flags(flags, ds, {cell: list(marks) for cell, marks in infos.items()}, True)
 
@@ -134,6 +138,71 @@ def _set_flags(
             by_marks.setdefault(tuple(marks), []).append(cell_index(ds, cell))
     for marks, cells in by_marks.items():
         flags.set_orthogonal_selection((cells, [marks_all.index(m) for m in marks]), value)
+
+
+def _units(info: Mapping[str, Any]) -> str:
+    """The units of a provenance: its ``units``, else those of its format (a bigWig's
+    values: ``mean value``; every other format of a store without units counts reads)."""
+    units = info.get("units")
+    if units:
+        return str(units)
+    return V.SIGNAL_UNITS[-1] if str(info.get("format", "")).lower() == "bigwig" else V.READS
+
+
+def _write_units(handle: Store, ds: xr.Dataset, units: Mapping[str, Mapping[str, str]]) -> None:
+    """Each (cell, mark)'s ``signal_units`` (cell → mark → units; one chunk per pair),
+    before its flag is set: one orthogonal write per distinct set of marks. A store created
+    before the variable keeps them in its provenance only."""
+    try:
+        array = zarr.open_array(
+            handle.child(V.signal_units.name).url,
+            mode="r+",
+            zarr_format=3,
+            storage_options=handle.storage_options,
+        )
+    except FileNotFoundError:
+        return
+    marks_all = [str(m) for m in ds[V.MARK].values]
+    by_marks: dict[tuple[str, ...], list[str]] = {}
+    for cell, marks in units.items():
+        by_marks.setdefault(tuple(marks), []).append(cell)
+    for marks, cells in by_marks.items():
+        values = np.array([[units[c][m] for m in marks] for c in cells], dtype=array.dtype)
+        rows = [cell_index(ds, c) for c in cells]
+        array.set_orthogonal_selection((rows, [marks_all.index(m) for m in marks]), values)
+
+
+def signal_units(ds: xr.Dataset, store: StoreLike | None = None) -> xr.DataArray:
+    """What each (cell, mark)'s signal is (:data:`chromestore.variables.SIGNAL_UNITS`), '' where
+    nothing is recorded written. From the ``signal_units`` variable; a store created before it
+    (or a pair written there before) reads its provenance: its ``units``, else its format's
+    (a bigWig's ``mean value``, reads for every other format). Never raises on an old store."""
+    spec = V.signal_units
+    cells = [str(c) for c in ds[V.CELL].values]
+    marks = [str(m) for m in ds[V.MARK].values]
+    out = np.full((len(cells), len(marks)), "", dtype=object)
+    if spec.name in ds.variables:
+        out[...] = np.asarray(ds[spec.name].values).astype(object)
+        if V.RECORDS_OF[V.signal.name] not in ds.variables:  # a Dataset built in memory
+            return xr.DataArray(
+                out.astype(str), dims=spec.dims, coords={V.CELL: cells, V.MARK: marks}
+            ).rename(spec.name)
+    done = completed(ds, V.signal.name)
+    todo = [(c, m) for c, m in done if not out[cells.index(c), marks.index(m)]]
+    if todo:
+        try:
+            prov = provenance(ds, V.signal.name, store)
+        except ValueError:  # an in-memory Dataset without its store: reads
+            prov = {}
+        for c, m in todo:
+            out[cells.index(c), marks.index(m)] = _units(prov.get((c, m), {}))
+    for i, c in enumerate(cells):
+        for j, m in enumerate(marks):
+            if (c, m) not in done:
+                out[i, j] = ""
+    return xr.DataArray(
+        out.astype(str), dims=spec.dims, coords={V.CELL: cells, V.MARK: marks}, name=spec.name
+    )
 
 
 def flag_array(store: StoreLike, target: str) -> zarr.Array:

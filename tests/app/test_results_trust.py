@@ -290,12 +290,16 @@ def test_an_exported_folder__files_share_one_mode_and_carry_checksum_and_layout(
     spec = json.loads((exported / "model.json").read_text())
     data = (exported / "model.safetensors").read_bytes()
     assert spec["weights_sha256"] == hashlib.sha256(data).hexdigest()
-    assert spec["format_version"] == X.FORMAT_VERSION == 2
+    assert spec["format_version"] == X.FORMAT_VERSION == 3
+    assert spec["signal_units"] == dict.fromkeys(V.DEFAULT_MARKS, "reads")
     with safe_open(str(exported / "model.safetensors"), "np") as f:
         meta = f.metadata()
     assert json.loads(meta["chromestore.marks"]) == spec["marks"] == list(V.DEFAULT_MARKS)
     assert json.loads(meta["chromestore.bin_offset"]) == spec["bin_offset"]
     assert json.loads(meta["chromestore.genome"]) == "hg19"
+    assert json.loads(meta["chromestore.signal_units"]) == spec["signal_units"]
+    assert json.loads(meta["chromestore.input_transform"]) == spec["input_transform"] == "raw"
+    assert json.loads(meta["chromestore.quantile_normalisation"]) is None
 
 
 # --- 6. nothing overwrites what chromestore did not create -----------------------------------

@@ -195,6 +195,7 @@ def test_simulated_epigenome_in_encode_shape__grch38_files_ingest_as_simulated(t
     from chromestore.labels import compute_labels
     from chromestore.simulation import simulate
     from chromestore.simulation.emit import emit
+    from chromestore.store import signal_units
     from tests.emit_oracle import expected_ingest
 
     ds = simulate(cells=["E003"], genes=150, seed=5, genome="GRCh38")
@@ -268,6 +269,8 @@ def test_simulated_epigenome_in_encode_shape__grch38_files_ingest_as_simulated(t
     np.testing.assert_array_equal(
         got.expression.sel(cell="H1", gene=keys).values, np.round(expr, 2).astype(np.float32)
     )
+    units = signal_units(got).sel(cell="H1").values.tolist()
+    assert units == ["fold change"] * 5  # the Output type, through the samplesheet's units
     labels = compute_labels(got).label.sel(cell="H1", gene=keys).values
     rounded = np.round(expr, 2).astype(np.float32)
     np.testing.assert_array_equal(labels, rounded > np.median(rounded))

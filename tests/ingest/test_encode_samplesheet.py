@@ -108,10 +108,10 @@ def test_encode_samplesheet__picks_replicated_then_newest_and_names_every_skip(t
     out.parent.mkdir()
     sheet = encode_samplesheet(metadata, out)
     assert _read(out) == [
-        ["cell", "mark", "format", "path"],
-        ["K562", "", "rsem-genes", "../ENCFF108AAA.tsv"],
-        ["K562", "H3K4me3", "bigwig", "../ENCFF100AAA.bigWig"],
-        ["transverse_colon", "H3K36me3", "bigwig", "../ENCFF201BBB.bigWig"],
+        ["cell", "mark", "format", "path", "units"],
+        ["K562", "", "rsem-genes", "../ENCFF108AAA.tsv", ""],
+        ["K562", "H3K4me3", "bigwig", "../ENCFF100AAA.bigWig", "fold change"],
+        ["transverse_colon", "H3K36me3", "bigwig", "../ENCFF201BBB.bigWig", "fold change"],
     ]
     skipped = {a: reason for a, _, reason in sheet.skipped}
     assert skipped == {
@@ -148,8 +148,8 @@ def test_encode_samplesheet__peaks_replicated_first_then_pseudoreplicated(tmp_pa
     types = ("replicated peaks", "pseudoreplicated peaks")
     sheet = encode_samplesheet(metadata, out, output_types=types, expression=False)
     assert sheet.rows == [
-        ("K562", "H3K27me3", "narrowpeak", "ENCFF106AAA.bed.gz"),
-        ("transverse_colon", "H3K27me3", "narrowpeak", "ENCFF203BBB.bed.gz"),
+        ("K562", "H3K27me3", "narrowpeak", "ENCFF106AAA.bed.gz", ""),
+        ("transverse_colon", "H3K27me3", "narrowpeak", "ENCFF203BBB.bed.gz", ""),
     ]
     skipped = dict((a, r) for a, _, r in sheet.skipped)
     assert skipped["ENCFF109AAA"] == "file type bigbed narrowpeak has no chromestore format"
@@ -215,7 +215,7 @@ def test_encode_samplesheet__donors_and_treatments_are_epigenomes_of_their_own(t
     out = tmp_path / "s.csv"
     sheet = encode_samplesheet(write_metadata(tmp_path / "m.tsv", rows), out)
     assert sheet.skipped == []
-    assert [(cell, path) for cell, _, _, path in sheet.rows] == [
+    assert [(cell, path) for cell, _, _, path, _ in sheet.rows] == [
         ("K562", "ENCFF402AAA.bigWig"),
         ("K562_dexamethasone_100_nM_1_hour", "ENCFF403AAA.bigWig"),
         ("transverse_colon_ENCDO271OUW", "ENCFF400AAA.bigWig"),

@@ -172,16 +172,16 @@ def test_text_named_bam__refused_store_unchanged(built, store):
     _refused(res, store, before, f"{root / 'x.bam'}: not a readable BAM file")
 
 
-def _bigwig(path, table, sizes: dict[str, int], shift: int = 0) -> None:
+def _bigwig(path, table, sizes: dict[str, int], shift: int = 0, rename=lambda c: c) -> None:
     pyBigWig = pytest.importorskip("pyBigWig")
     bw = pyBigWig.open(str(path), "w")
     chroms = sorted(set(table.chrom), key=list(sizes).index)
-    bw.addHeader([(c, sizes[c]) for c in chroms])
+    bw.addHeader([(rename(c), sizes[c]) for c in chroms])
     for c in chroms:
         last = -1
         for tss in sorted(table.tss[table.chrom == c]):
             if tss + shift > last:  # entries in order, none overlapping
-                bw.addEntries(c, [int(tss) + shift], values=[2.5], span=50)
+                bw.addEntries(rename(c), [int(tss) + shift], values=[2.5], span=50)
                 last = tss + shift + 50
     bw.close()
 
@@ -209,6 +209,31 @@ def test_bigwig_of_another_genome__refused_naming_both(built, store):
     line = _refused(res, store, before, f"{root / 'grch38.bw'}: its chromosome sizes are not")
     assert "store's genome hg19 (chr1 is 248,956,422 bp there and 249,250,621 bp in hg19: " in line
     assert "the file is of GRCh38)" in line
+
+
+def test_bigwig_of_hg19_into_a_grch38_store__refused_1_style_names_count_as_chr1(
+    built, genes40, tmp_path
+):
+    root, _, table = built
+    store = tmp_path / "grch38.zarr"
+    made = CliRunner().invoke(
+        main, ["ingest", str(store), "--genes", str(genes40[0]), "--genome", "GRCh38"]
+    )
+    assert made.exit_code == 0, made.output
+    _bigwig(root / "hg19.bw", table, _sizes("hg19"))
+    before = snapshot(store)
+    res = _ingest(store, root, [("E004", "H3K4me1", "bigwig", "hg19.bw")])
+    line = _refused(res, store, before, f"{root / 'hg19.bw'}: its chromosome sizes are not")
+    assert "store's genome GRCh38 (chr1 is 249,250,621 bp there and 248,956,422 bp in " in line
+    assert "the file is of hg19)" in line
+    _bigwig(root / "chr.bw", table, _sizes("GRCh38"))
+    _bigwig(root / "one.bw", table, _sizes("GRCh38"), rename=lambda c: c[3:])  # 1, 2, X
+    rows = [("E004", "H3K4me1", "bigwig", "chr.bw"), ("E005", "H3K4me1", "bigwig", "one.bw")]
+    done = _ingest(store, root, rows)
+    assert done.exit_code == 0, done.output
+    signal = open_store(store).signal.sel(mark="H3K4me1")
+    assert float(signal.sel(cell="E004").sum()) > 0
+    np.testing.assert_array_equal(signal.sel(cell="E005").values, signal.sel(cell="E004").values)
 
 
 def test_bigwig_covering_no_window__refused(built, store):

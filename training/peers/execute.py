@@ -115,6 +115,7 @@ def run_peers(
     storage_options: dict | None = None,
     write: bool = True,
     existing: str = "refuse",
+    normalise: str = "none",
 ) -> xr.Dataset:
     """Fit ``arrays`` ``models`` on ``cells`` of ``store`` as Dask tasks and write ``runs/NAME``.
 
@@ -131,7 +132,9 @@ def run_peers(
     if not write:
         return _run_peers(store, name, models, cells, genes, split_scheme, seed, label_rule,
                           hyper, storage_options, None)  # fmt: skip
-    with R.RunWriter(store, name, existing=existing, storage_options=storage_options) as writer:
+    with R.RunWriter(
+        store, name, existing=existing, storage_options=storage_options, normalise=normalise
+    ) as writer:
         writer.expect(models, split_scheme=split_scheme, seed=seed, label_rule=label_rule)
         run = _run_peers(store, name, models, cells, genes, split_scheme, seed, label_rule,
                          hyper, storage_options, writer)  # fmt: skip
@@ -308,5 +311,6 @@ def run(request: TrainRequest, client=None) -> str:
         hyper={request.model: request.hyperparameters()},
         storage_options=request.storage_options,
         existing=request.existing,
+        normalise=request.setting("normalise") or "none",
     )
     return validation_summary(ds, request, f"{request.model} on {ds.sizes['cell']} epigenome(s)")

@@ -175,6 +175,11 @@ def plan(request: TrainRequest, cluster: bool) -> tuple[TrainRequest, None]:
 
 def run(request: TrainRequest, client=None) -> str:
     """``--model deepchrome-regression [--cell-stats] [--fasta FA] [--train-cells --test-cells]``."""
+    if (request.setting("normalise") or "none") != "none":
+        raise ValueError(
+            f"--normalise {request.setting('normalise')}: {MODEL} is one model over its "
+            "training epigenomes, not an epigenome's own; train it without --normalise"
+        )
     opts = request.options
     hyper = request.hyper(ENTRY.defaults)
     transform = hyper.pop("transform", ENTRY.defaults["transform"])
