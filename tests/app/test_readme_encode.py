@@ -11,7 +11,7 @@ import pytest
 
 from chromestore import datasets
 from tests.app.test_encode_predict import _encode_download
-from tests.app.test_readme_walkthrough import README, _bash, _clean
+from tests.app.test_readme_walkthrough import _bash, _block, _clean
 
 #: the one NaN the block prints: the GRCh38 genes the download has no expression for
 NO_EXPRESSION = "18350 absent from the matrix (left NaN)"
@@ -19,19 +19,12 @@ NO_EXPRESSION = "18350 absent from the matrix (left NaN)"
 SECTION = "## Adding ENCODE epigenomes"
 
 
-def _block() -> str:
-    text = README.read_text(encoding="utf-8")
-    assert SECTION in text, f"README has no section {SECTION!r}"
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
-    return section.split("```bash\n", 1)[1].split("```", 1)[0]
-
-
 @pytest.mark.slow  # eight commands, an 18,950-gene store: ~70 s on 2 idle cores
 @pytest.mark.timeout(600)
 def test_readme_encode__runs_as_written_from_the_batch_download_to_predictions(tmp_path: Path):
     grch38 = pd.read_csv(datasets.gene_windows("GRCh38"), sep="\t", header=None)
     _encode_download(tmp_path, [str(k) for k in grch38[3].iloc[:600]])
-    res = _bash(_block(), tmp_path)
+    res = _bash(_block(SECTION), tmp_path)
     assert NO_EXPRESSION in res.stdout, res.stdout + res.stderr
     res.stdout = res.stdout.replace(NO_EXPRESSION, "")
     out = _clean(res)

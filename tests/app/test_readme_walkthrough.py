@@ -19,11 +19,11 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION = "## Predict for your own epigenome"
 
 
-def _block() -> str:
-    """The walkthrough's bash block, as the README has it."""
+def _block(heading: str = SECTION) -> str:
+    """The bash block of the README's section ``heading``, as the README has it."""
     text = README.read_text(encoding="utf-8")
-    assert SECTION in text, f"README has no section {SECTION!r}"
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    assert heading in text, f"README has no section {heading!r}"
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
     return section.split("```bash\n", 1)[1].split("```", 1)[0]
 
 
