@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import re
 import signal
@@ -99,6 +100,15 @@ def _quiet_abandoned_coroutines() -> None:
     warnings.filterwarnings(
         "ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning
     )
+    # Likewise a Dask client's wait for results (``Client._gather``) that the closing
+    # cluster ended with distributed's ``AllExit``: asyncio would log "Task exception was
+    # never retrieved" with its traceback when the task is collected.
+    logging.getLogger("asyncio").addFilter(_drop_abandoned_dask_waits)
+
+
+def _drop_abandoned_dask_waits(record: logging.LogRecord) -> bool:
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (exc is not None and type(exc).__name__ == "AllExit")
 
 
 def message(ctx: click.Context, e: BaseException) -> str:

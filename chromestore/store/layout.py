@@ -150,6 +150,8 @@ def encoding(ds: xr.Dataset, gene_chunk: int, level: int = 3) -> dict:
     for spec in (*V.RECORDS, V.signal_units):
         enc[spec.name] = {"chunks": (1, 1), "compressors": zstd}  # one (cell, mark) a chunk
     for name, var in ds.coords.items():
+        if name in enc:  # signal_units: a coordinate, but one (cell, mark) a chunk
+            continue
         enc[name] = {"compressors": zstd}
         if name != V.CELL:
             enc[name]["chunks"] = tuple(max(1, s) for s in var.shape)

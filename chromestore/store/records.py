@@ -131,13 +131,24 @@ def _set_flags(
 ) -> None:
     """Set the flags of the (cell, mark) pairs (cell → marks) to ``value``: one orthogonal
     write per distinct set of marks."""
+    for _, rows, cols in _blocks(ds, pairs):
+        flags.set_orthogonal_selection((rows, cols), value)
+
+
+def _blocks(
+    ds: xr.Dataset, pairs: Mapping[str, Sequence[str]]
+) -> list[tuple[list[str], list[int], list[int]]]:
+    """The (cell, mark) pairs (cell → marks) as blocks of cells that share a set of marks:
+    ``(cells, their row indices, the marks' column indices)``, one orthogonal write each."""
     marks_all = [str(m) for m in ds[V.MARK].values]
-    by_marks: dict[tuple[str, ...], list[int]] = {}
+    by_marks: dict[tuple[str, ...], list[str]] = {}
     for cell, marks in pairs.items():
         if marks:
-            by_marks.setdefault(tuple(marks), []).append(cell_index(ds, cell))
-    for marks, cells in by_marks.items():
-        flags.set_orthogonal_selection((cells, [marks_all.index(m) for m in marks]), value)
+            by_marks.setdefault(tuple(marks), []).append(cell)
+    return [
+        (cells, [cell_index(ds, c) for c in cells], [marks_all.index(m) for m in marks])
+        for marks, cells in by_marks.items()
+    ]
 
 
 def _units(info: Mapping[str, Any]) -> str:
@@ -162,14 +173,10 @@ def _write_units(handle: Store, ds: xr.Dataset, units: Mapping[str, Mapping[str,
         )
     except FileNotFoundError:
         return
-    marks_all = [str(m) for m in ds[V.MARK].values]
-    by_marks: dict[tuple[str, ...], list[str]] = {}
-    for cell, marks in units.items():
-        by_marks.setdefault(tuple(marks), []).append(cell)
-    for marks, cells in by_marks.items():
+    for cells, rows, cols in _blocks(ds, {c: list(u) for c, u in units.items()}):
+        marks = list(units[cells[0]])
         values = np.array([[units[c][m] for m in marks] for c in cells], dtype=array.dtype)
-        rows = [cell_index(ds, c) for c in cells]
-        array.set_orthogonal_selection((rows, [marks_all.index(m) for m in marks]), values)
+        array.set_orthogonal_selection((rows, cols), values)
 
 
 def signal_units(ds: xr.Dataset, store: StoreLike | None = None) -> xr.DataArray:

@@ -284,7 +284,8 @@ def _missing(handle, meta, files, arrays, cells) -> list[BadChunk]:
             continue  # data: below; flags: only where every flag is written
         for coords in np.ndindex(*array.cdata_shape):
             if coords not in stored.get(name, ()):
-                what = "coordinate" if name not in CHECKED_VARS else "completion flag"
+                what = "completion flag" if name in CHECKED_VARS else "coordinate"
+                what = "signal units" if name == V.signal_units.name else what
                 out.append(_gone(array, coords, cells, f"every {what} chunk is written"))
     if not promised or cells is None:
         return out

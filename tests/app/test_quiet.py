@@ -151,3 +151,33 @@ def test_explain_text_names_only_the_models_the_run_has():
     assert "nothing to explain" in text and "svm-bin" in text
     exp["models"] = ["shallowchrome"]
     assert "ShallowChrome: gene not in a test split" in format_explanation(exp)
+
+
+ABANDONED_WAIT = """
+import asyncio, gc
+from distributed.client import AllExit
+from chromestore.app import errors
+
+async def wait(exc):
+    raise exc
+
+async def main(exc):
+    task = asyncio.ensure_future(wait(exc))
+    await asyncio.sleep(0.01)  # it ends with exc; nobody retrieves it
+    del task
+    gc.collect()
+
+errors._quiet_abandoned_coroutines()  # what an interrupted command does
+asyncio.run(main(AllExit()))
+asyncio.run(main(ValueError("a bug of ours")))
+"""
+
+
+def test_an_interrupt_hides_dasks_abandoned_waits_but_not_other_lost_errors():
+    """After Ctrl-C closes the embedded cluster, a ``Client._gather`` wait it ended with
+    ``AllExit`` prints nothing; any other unretrieved task exception is still logged."""
+    out = subprocess.run([sys.executable, "-c", ABANDONED_WAIT], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("Task exception was never retrieved") == 1, out.stderr
+    assert "AllExit" not in out.stderr
+    assert "ValueError: a bug of ours" in out.stderr

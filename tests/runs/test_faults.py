@@ -91,6 +91,7 @@ def _child(args: list[str], root: str, out: str, kill_at: int | None, sig: int, 
     os.dup2(log, 2)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # not pytest's capture
     sys.stderr = open(2, "w", buffering=1, closefd=False)
+    faulthandler.enable(file=sys.stderr, all_threads=True)  # a crash says where, in the log
     faulthandler.dump_traceback_later(CHILD_LIMIT, exit=True, file=sys.stderr)  # hung: fail
     sys.addaudithook(hook)
     code = 0
@@ -98,6 +99,8 @@ def _child(args: list[str], root: str, out: str, kill_at: int | None, sig: int, 
         main(args, prog_name="chromestore", standalone_mode=True)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
+        if not isinstance(e.code, int):
+            print(f"(test) SystemExit({e.code!r})", file=sys.stderr)
     except BaseException:
         traceback.print_exc()
         code = 99
@@ -188,7 +191,13 @@ def _trial(pristine, n: int, sig: int, half: int | None = None) -> int:
     status = _run_forked([*TRAIN, store, *RETRAIN], work, work / "trial", n, sig, half)
     log = (work / "trial.log").read_text() if (work / "trial.log").exists() else ""
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) not in (0, 130):
-        raise AssertionError(f"trial {n}: exit {os.WEXITSTATUS(status)}: {log}")
+        seen = (work / "trial.json").read_text() if (work / "trial.json").exists() else "[]"
+        changes = json.loads(seen)
+        raise AssertionError(
+            f"trial {n} ({signal.Signals(sig).name}, half {half}): exit "
+            f"{os.WEXITSTATUS(status)} after {len(changes)} file changes, the last "
+            f"{changes[-3:]}; its output: {log!r}"
+        )
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 130:
         assert log.strip().splitlines()[-1] == "error: interrupted", log
     # every run reads back whole, as the old run or the new one

@@ -92,6 +92,11 @@ def _canonical(path) -> dict:
         "signal": order[V.signal.name],
         "completed": records.completed(ds),
         "provenance": prov,
+        # the variable as stored (records.signal_units would fall back on the provenance)
+        "units": {
+            (str(c), str(m)): str(order[V.signal_units.name].sel(cell=c, mark=m).item())
+            for c, m in records.completed(ds)
+        },
     }
 
 
@@ -99,6 +104,7 @@ def _assert_same(got: dict, want: dict) -> None:
     assert got["cells"] == want["cells"]
     assert got["completed"] == want["completed"] == set(JOBS)
     assert got["provenance"] == want["provenance"]
+    assert got["units"] == want["units"] and set(got["units"].values()) == {"reads"}
     xr.testing.assert_identical(got["signal"], want["signal"])
 
 

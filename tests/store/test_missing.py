@@ -23,7 +23,8 @@ def test_new_store__every_chunk_of_what_it_records_is_stored(store):
     assert missing_chunks(store) == []
     assert _cli("verify", store).exit_code == 0
     # 3 cells × 3 gene chunks of signal, of expression; flags: one chunk per (cell, mark)
-    for name, n in (("signal", 9), ("expression", 9), ("signal_completed", 15)):
+    for name, n in (("signal", 9), ("expression", 9), ("signal_completed", 15),
+                    ("signal_units", 15)):  # fmt: skip
         assert len([p for p in (store / name / "c").rglob("*") if p.is_file()]) == n
 
 
@@ -55,12 +56,22 @@ def test_deleted_record_zarr_json__verify_names_it(store):
     assert "missing: records/E003/zarr.json: the metadata of node 'records/E003'" in res.output
 
 
-@pytest.mark.parametrize("chunk", ["gene_name/c/0", "cell/c/0", "signal_completed/c/2/4"])
-def test_deleted_coordinate_or_flag_chunk__verify_names_it(store, chunk):
+@pytest.mark.parametrize(
+    "chunk, what",
+    [
+        ("gene_name/c/0", "coordinate"),
+        ("cell/c/0", "coordinate"),
+        ("signal_completed/c/2/4", "completion flag"),
+        ("signal_units/c/1/3", "signal units"),
+    ],
+)
+def test_deleted_coordinate_or_flag_chunk__verify_names_it(store, chunk, what):
     (store / chunk).unlink()
     res = _cli("verify", store)
     assert res.exit_code == 1
-    assert f"missing: {chunk}" in res.output
+    line = next(line for line in res.output.splitlines() if line.startswith("missing:"))
+    assert line.startswith(f"missing: {chunk}")
+    assert f"every {what} chunk is written" in line
 
 
 def test_deleted_chunk__a_read_raises_chunk_error_naming_it_not_nan(store):
