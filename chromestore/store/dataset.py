@@ -104,12 +104,16 @@ def open_store(
         )
     for attempt in range(20):
         try:
-            ds = xr.open_zarr(
-                handle.url,
-                consolidated=False,
-                storage_options=handle.storage_options,
-                zarr_format=3,
-            )
+            with warnings.catch_warnings():
+                # a killed writer's half-written metadata (zarr.<id>.partial): never read,
+                # removed by the next writer (clean_partials); not the reader's concern
+                warnings.filterwarnings("ignore", message=r"Object at .*\.partial is not")
+                ds = xr.open_zarr(
+                    handle.url,
+                    consolidated=False,
+                    storage_options=handle.storage_options,
+                    zarr_format=3,
+                )
             arrays = _cell_arrays(ds, handle)
             break
         except ValueError as err:  # a writer is appending cells: variables differ by a moment

@@ -1,5 +1,5 @@
 """A writer killed while zarr wrote a metadata file leaves ``zarr.<hex>.partial`` beside
-it; the next writer removes it, so readers no longer hear of it on every open."""
+it; readers pass over it without a word, and the next writer removes it."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _train(store, run: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Object at zarr.0123456789abcdef")
-def test_half_written_metadata__next_writer_removes_it_and_opens_are_quiet(store):
+def test_half_written_metadata__readers_are_quiet_and_the_next_writer_removes_it(store):
     _train(store, "first")
     left = [store / HALF, store / "records" / "E003" / HALF]
     staged = store / "runs" / ".dc.tmp-1" / HALF  # a run being staged: its writer's own
@@ -38,7 +38,7 @@ def test_half_written_metadata__next_writer_removes_it_and_opens_are_quiet(store
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b'{"zarr_format": 3, "node_ty')
     (staged.parent / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
-    assert any("not recognized" in w for w in _open_warnings(store))
+    assert _open_warnings(store) == []  # a reader: not its concern
     res = CliRunner().invoke(main, ["--workers", "0", "labels", str(store)])
     assert res.exit_code == 0, res.output  # a reader: touches nothing
     assert all(p.exists() for p in left)
