@@ -93,7 +93,13 @@ BUILTIN: tuple[FormatEntry, ...] = (
         f"tagAlign (BED6) reads, gz or plain: {_MULTICOV}",
     ),
     FormatEntry(
-        "bed", (".bed",), "signal", count_reads, "BED3+ reads, gz or plain, counted as `tagalign`"
+        "bed",
+        (".bed",),
+        "signal",
+        count_reads,
+        "BED3+ reads, gz or plain, counted as `tagalign` (with the format left empty, a `.bed` "
+        "file laid out as narrowPeak, broadPeak or gappedPeak, as ENCODE names them, is read "
+        "as that)",
     ),
     FormatEntry(
         "bam",

@@ -15,6 +15,32 @@ from chromestore.textio import open_text
 PEAK_LAYOUTS = {"narrowpeak": (10, 6), "broadpeak": (9, 6), "gappedpeak": (15, 12)}
 
 
+def sniff_bed(path: str | os.PathLike) -> str:
+    """What a ``.bed``/``.bed.gz`` file holds, from its first data line: ``narrowpeak`` (10
+    columns), ``broadpeak`` (9) or ``gappedpeak`` (15) when the peak columns (signalValue,
+    pValue, qValue) are numbers, as in ENCODE's downloads (``ENCFF….bed.gz`` of file
+    format "bed narrowPeak"); else ``bed`` (reads). A file that cannot be read is ``bed``:
+    the ingest names its problem."""
+    try:
+        with open_text(path) as fh:
+            for line in fh:
+                if line.strip() and not line.startswith(("#", "track", "browser")):
+                    break
+            else:
+                return "bed"
+    except (OSError, EOFError, UnicodeDecodeError):
+        return "bed"
+    f = line.rstrip("\r\n").split("\t")
+    for fmt, (n_cols, col) in PEAK_LAYOUTS.items():
+        if len(f) == n_cols:
+            try:
+                [float(v) for v in f[col : col + 3]]
+            except ValueError:
+                continue
+            return fmt
+    return "bed"
+
+
 def read_peaks(path: str | os.PathLike, fmt: str) -> dict[str, tuple[np.ndarray, ...]]:
     """Parse a peak file: ``{chrom: (starts, ends, signalValue)}``, every line validated."""
     n_cols, col = PEAK_LAYOUTS[fmt]

@@ -101,13 +101,18 @@ def sheet_rows(path: str | os.PathLike) -> list[Row]:
         if names.problem(cell):
             raise InputError(path, lineno, names.problem(cell))
         full = file if os.path.isabs(file) else os.path.join(base, file)
+        inferred = "" if fmt else formats.infer_format(file) or ""
+        if inferred == "bed":  # ENCODE names its peak files *.bed.gz: look inside
+            from chromestore.formats.peaks import sniff_bed
+
+            inferred = sniff_bed(full)
         out.append(
             Row(
                 path,
                 lineno,
                 cell,
                 mark,
-                fmt.lower() or formats.infer_format(file) or "",
+                fmt.lower() or inferred,
                 fmt or file,
                 full,
                 units,

@@ -192,10 +192,17 @@ def test_ingest_bigwig__exact_per_bin_means(tmp_path, store, genes_bed, rng):
 
 
 @pytest.mark.parametrize(
-    "fmt, ext",
-    [("narrowpeak", "narrowPeak"), ("broadpeak", "broadPeak"), ("gappedpeak", "gappedPeak")],
+    "fmt, name",
+    [
+        ("narrowpeak", "p.narrowPeak.gz"),
+        ("broadpeak", "p.broadPeak.gz"),
+        ("gappedpeak", "p.gappedPeak.gz"),
+        # ENCODE's downloads: "bed narrowPeak" files named ENCFF….bed.gz, format left empty
+        ("narrowpeak", "ENCFF000AAA.bed.gz"),
+        ("broadpeak", "ENCFF000AAB.bed.gz"),
+    ],
 )
-def test_ingest_peaks__peak_max_is_max_overlapping_signal(tmp_path, store, genes_bed, fmt, ext):
+def test_ingest_peaks__peak_max_is_max_overlapping_signal(tmp_path, store, genes_bed, fmt, name):
     _, genes = genes_bed
     g0, g1 = genes.iloc[1], genes.iloc[2]
     col = 12 if fmt == "gappedpeak" else 6
@@ -213,8 +220,10 @@ def test_ingest_peaks__peak_max_is_max_overlapping_signal(tmp_path, store, genes
         line(g1.chrom[3:], g1.tss - 20, g1.tss + 20, 2.0),  # without "chr"
         line("chrUn_x", 0, 100, 50.0),
     ]
-    (tmp_path / f"p.{ext}.gz").write_bytes(gzip.compress("".join(lines).encode()))
-    run_ingest(store, samples=sheet(tmp_path, [("E003", "H3K4me3", "", f"p.{ext}.gz")]))
+    (tmp_path / name).write_bytes(gzip.compress("".join(lines).encode()))
+    samples = sheet(tmp_path, [("E003", "H3K4me3", "", name)])
+    assert [s.format for s in read_samplesheet(samples)] == [fmt]
+    run_ingest(store, samples=samples)
     ds = open_store(store)
     pm = ds.peak_max.sel(cell="E003", mark="H3K4me3").values
     near = np.abs(genes.tss.values - g0.tss) < 5000 + 5000
@@ -225,6 +234,24 @@ def test_ingest_peaks__peak_max_is_max_overlapping_signal(tmp_path, store, genes
         "chrUn_x": 1
     }
     assert records.completed(ds) == set()  # peaks are not signal
+
+
+def test_samplesheet__reads_in_bed_files_stay_reads(tmp_path):
+    """Only a peak file's layout (its column count, numbers in its peak columns) makes a
+    ``.bed`` file peaks: BED3/BED6 reads, a BED12, or a 10-column file with words there
+    stay reads."""
+    rows = {
+        "r3.bed": "chr1\t100\t136\n",
+        "r6.bed.gz": "track name=x\nchr1\t100\t136\tN\t1000\t+\n",
+        "r12.bed": "\t".join(["chr1", "1", "9", "n", "0", "+", "1", "9", "0", "1", "8", "0"]),
+        "r10.bed": "\t".join(["chr1", "1", "9", "n", "0", "+", "a", "b", "c", "d"]),
+    }
+    for name, text in rows.items():
+        data = text.encode()
+        (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    for i, name in enumerate(rows):
+        sheet_path = sheet(tmp_path, [("E003", "H3K4me3", "", name)], f"s{i}.csv")
+        assert [s.format for s in read_samplesheet(sheet_path)] == ["bed"], name
 
 
 def test_ingest_bam__matches_tagalign_counts(tmp_path, store, genes_bed, e003_counts, rng):
