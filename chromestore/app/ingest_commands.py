@@ -117,8 +117,6 @@ def ingest(
     from chromestore.genes import StrandWarning
     from chromestore.ingest import place, plan_ingest, run_plan
 
-    genes, genome = _annotation(ctx, store, genes, genome)
-
     with (
         warnings.catch_warnings(record=True) as caught,  # the annotation is read in both
         reader or nullcontext(),
@@ -153,40 +151,6 @@ def ingest(
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     click.echo(str(report))
-
-
-def _annotation(ctx, store, genes, genome) -> tuple[str | None, str]:
-    """The gene annotation and assembly of an ingest: ``--genes`` as given, else, for a store
-    yet to be created, the shipped annotation of ``--genome`` (default hg19, or that of the
-    shipped ``--genes`` file); the assembly by the name chromestore records (GRCh37 → hg19,
-    hg38 → GRCh38), an existing store's own (a ``--genome`` that contradicts it is
-    refused)."""
-    from chromestore import datasets
-    from chromestore.store import Store, StoreError
-
-    name = datasets.assembly(genome or DEFAULT_GENOME)
-    if genome is None and genes is not None:  # a shipped annotation names its assembly
-        given = str(genes).replace("\\", "/").rsplit("/", 1)[-1]
-        name = next(
-            (a for a, f in datasets.ANNOTATIONS.items() if datasets.FILES[f][0] == given), name
-        )
-    handle = Store.of(store, session.storage_options(ctx))
-    if handle.exists():
-        recorded = str(handle.attrs().get("genome", name))
-        if genome is not None and datasets.assembly(recorded) != name:
-            raise StoreError(
-                f"{store}: the store's genome is {recorded}, not {genome}; "
-                "ingest into a store of that assembly or leave out --genome"
-            )
-        return genes, recorded
-    if genes is None:
-        if name not in datasets.ANNOTATIONS:
-            raise StoreError(
-                f"{store}: no store here and no shipped annotation for genome {genome} "
-                f"(there are: {', '.join(datasets.ANNOTATIONS)}); pass --genes to create one"
-            )
-        genes = str(datasets.gene_windows(name))
-    return genes, name
 
 
 @click.command("call-peaks")

@@ -89,7 +89,7 @@ def plan_ingest(
     cells: Sequence[str] | None = None,
     window: int = S.DEFAULT_WINDOW,
     bin_size: int = S.DEFAULT_BIN_SIZE,
-    genome: str = S.DEFAULT_GENOME,
+    genome: str | None = None,
     gene_chunk: int = S.DEFAULT_GENE_CHUNK,
     force: bool = False,
     storage_options: dict | None = None,
@@ -102,12 +102,14 @@ def plan_ingest(
     (``rsem-genes``: their ``quantity``, TPM or FPKM) are read here, into the matrix
     (:mod:`chromestore.ingest.quantified`).
 
-    A store whose creation was interrupted (an object store's ``creating`` marker) counts
-    as absent: the ingest creates it again. Raises
-    :class:`chromestore.errors.InputError` (file, line, problem) or
-    :class:`chromestore.store.StoreError` on the first problem.
+    ``genes`` and ``genome``: see :func:`annotation` (no ``genes`` for a new store: the
+    shipped annotation of ``genome``, hg19 by default). A store whose creation was
+    interrupted (an object store's ``creating`` marker) counts as absent: the ingest
+    creates it again. Raises :class:`chromestore.errors.InputError` (file, line, problem)
+    or :class:`chromestore.store.StoreError` on the first problem.
     """
     store = S.Store.of(store, storage_options)
+    genes, genome = annotation(store, genes, genome)
     ds = open_store(store) if store.exists() and not store.creating() else None
     marks = [str(m) for m in ds[V.MARK].values] if ds is not None else list(V.DEFAULT_MARKS)
     sheet, quantified = split_rows(read_samplesheet(samples, marks) if samples else [])
@@ -125,3 +127,37 @@ def plan_ingest(
     return IngestPlan(
         store, genes, settings, sheet, pending, matrix, expression, cells, ds, aliases
     )
+
+
+def annotation(
+    store: S.Store, genes: str | os.PathLike | None, genome: str | None
+) -> tuple[str | os.PathLike | None, str]:
+    """The gene annotation and assembly of an ingest into ``store``: ``genes`` as given,
+    else, for a store yet to be created, the shipped annotation of ``genome`` (default
+    hg19, or that of a shipped ``genes`` file); the assembly by the name chromestore
+    records (GRCh37 → hg19, hg38 → GRCh38), an existing store's own (a ``genome`` that
+    contradicts it is refused)."""
+    from chromestore import datasets
+
+    name = datasets.assembly(genome or S.DEFAULT_GENOME)
+    if genome is None and genes is not None:  # a shipped annotation names its assembly
+        given = str(genes).replace("\\", "/").rsplit("/", 1)[-1]
+        name = next(
+            (a for a, f in datasets.ANNOTATIONS.items() if datasets.FILES[f][0] == given), name
+        )
+    if store.exists():
+        recorded = str(store.attrs().get("genome", name))
+        if genome is not None and datasets.assembly(recorded) != name:
+            raise S.StoreError(
+                f"{store}: the store's genome is {recorded}, not {genome}; "
+                "ingest into a store of that assembly or leave out --genome"
+            )
+        return genes, recorded
+    if genes is None:
+        if name not in datasets.ANNOTATIONS:
+            raise S.StoreError(
+                f"{store}: no store here and no shipped annotation for genome {genome} "
+                f"(there are: {', '.join(datasets.ANNOTATIONS)}); pass --genes to create one"
+            )
+        genes = str(datasets.gene_windows(name))
+    return genes, name

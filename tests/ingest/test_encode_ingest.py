@@ -14,7 +14,9 @@ from click.testing import CliRunner
 from chromestore import datasets, open_store
 from chromestore.app.cli import main
 from chromestore.bins import genome_bin_starts
+from chromestore.errors import StoreError
 from chromestore.genes import read_gene_bed
+from chromestore.ingest import plan_ingest, run_ingest
 from tests.encode_fixtures import spike_in_row, write_metadata, write_rsem
 from tests.ingest.test_encode_samplesheet import _row
 
@@ -183,6 +185,20 @@ def test_cli_ingest__no_genes_takes_the_hg19_annotation_unknown_genome_refused(t
         f"error: {tmp_path / 'mm.zarr'}: no store here and no shipped annotation for genome "
         "mm10 (there are: hg19, GRCh38); pass --genes to create one"
     )
+
+
+def test_library_ingest__no_genes_takes_the_shipped_annotation_of_the_genome(tmp_path):
+    """``run_ingest``/``plan_ingest`` choose the annotation as the command does."""
+    plan = plan_ingest(tmp_path / "a.zarr")
+    assert (plan.genes, plan.settings["genome"]) == (str(datasets.gene_windows("hg19")), "hg19")
+    plan = plan_ingest(tmp_path / "b.zarr", genome="hg38")
+    assert plan.genes == str(datasets.gene_windows("GRCh38"))
+    assert plan.settings["genome"] == "GRCh38"
+    run_ingest(tmp_path / "c.zarr", genome="GRCh38")
+    ds = open_store(tmp_path / "c.zarr")
+    assert (ds.attrs["genome"], ds.sizes["gene"]) == ("GRCh38", len(read_gene_bed(plan.genes)))
+    with pytest.raises(StoreError, match="the store's genome is GRCh38, not hg19"):
+        plan_ingest(tmp_path / "c.zarr", genome="hg19")
 
 
 def test_simulated_epigenome_in_encode_shape__grch38_files_ingest_as_simulated(tmp_path):
