@@ -14,8 +14,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -427,6 +429,40 @@ def test_slurm__job_scripts_from_our_config_start_real_tls_workers(certs, tmp_pa
                 assert fut.result(timeout=30) == 81
         finally:
             stop(proc)
+
+
+def test_slurm__importing_the_pipeline_leaves_ctrl_c_to_python():
+    """dask_jobqueue's import makes SIGINT a silent ``sys.exit()`` in the importing process;
+    run_pipeline gives Python's handler back (and this test process keeps it)."""
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        _run_pipeline_module()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(120)
+def test_slurm__ctrl_c_stops_the_pipeline_with_exit_130_not_a_silent_success(certs, tmp_path):
+    """Ctrl-C while the pipeline waits for its worker jobs: the cluster closes, one line says
+    so, exit 130. (dask_jobqueue's own handler exited 0: an interrupted pipeline looked
+    finished to the shell or job script that ran it.)"""
+    proc = subprocess.Popen(
+        [sys.executable, str(DEPLOY / "slurm" / "run_pipeline.py"), "--jobs", "0",
+         "--interface", "lo", "--certs", str(certs), "info x.zarr"],
+        cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        first = proc.stdout.readline()  # printed once the scheduler listens
+        assert first.startswith("scheduler tls://127.0.0.1:"), first + proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted; the worker jobs were cancelled"
 
 
 def test_slurm__config_names_both_templates():

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,24 @@ STORAGE_OPTIONS = "--storage-options"
 ENV_STORAGE_OPTIONS = "CHROMESTORE_STORAGE_OPTIONS"
 #: storage-option names whose values are never printed
 SECRET = re.compile(r"key|secret|token|passw|credential|signature|session", re.IGNORECASE)
+#: exit status of an interrupted pipeline (128 + SIGINT), as shells report it
+EXIT_INTERRUPTED = 130
+
+
+def _keep_ctrl_c() -> None:
+    """Undo what importing dask_jobqueue does to Ctrl-C: its ``runner`` module replaces the
+    SIGINT handler of every process that imports it with a silent ``sys.exit()``, exit
+    status 0, so an interrupted pipeline would look finished to the shell or the job that
+    ran it. Python's own handler comes back (only where it was dask_jobqueue's)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if getattr(handler, "__module__", None) == "dask_jobqueue.runner":
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        except ValueError:  # not the main thread: handlers cannot change here
+            pass
+
+
+_keep_ctrl_c()
 
 
 def load_config(path: str | os.PathLike = CONFIG) -> dict:
@@ -217,4 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("error: interrupted; the worker jobs were cancelled", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

@@ -93,14 +93,28 @@ def _child(args: list[str], root: str, out: str, kill_at: int | None, sig: int, 
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     faulthandler.enable(file=sys.stderr, all_threads=True)  # a crash says where, in the log
     faulthandler.dump_traceback_later(CHILD_LIMIT, exit=True, file=sys.stderr)  # hung: fail
+
+    def interrupted(signum, frame):  # Python's own handler, noting where the signal landed
+        with open(f"{out}.where", "w") as f:
+            f.write("".join(traceback.format_stack(frame)))
+        raise KeyboardInterrupt
+
+    # a command starts with Python's own handlers, whatever an earlier test left in this
+    # (forked) test process; what it left is noted with how the command ended
+    inherited = signal.signal(signal.SIGINT, interrupted), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     sys.addaudithook(hook)
     code = 0
     try:
         main(args, prog_name="chromestore", standalone_mode=True)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
-        if not isinstance(e.code, int):
-            print(f"(test) SystemExit({e.code!r})", file=sys.stderr)
+        with open(f"{out}.exit", "w") as f:  # how it ended: the exit's traceback, and why
+            f.write(f"SystemExit({e.code!r}); inherited SIGINT, SIGTERM: {inherited!r}\n")
+            f.write(traceback.format_exc())
+            cause = e.__context__
+            if cause is not None:
+                f.write("".join(traceback.format_exception(cause)))
     except BaseException:
         traceback.print_exc()
         code = 99
@@ -193,10 +207,15 @@ def _trial(pristine, n: int, sig: int, half: int | None = None) -> int:
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) not in (0, 130):
         seen = (work / "trial.json").read_text() if (work / "trial.json").exists() else "[]"
         changes = json.loads(seen)
+        where, how = (
+            (work / f"trial.{x}").read_text() if (work / f"trial.{x}").exists() else "?"
+            for x in ("where", "exit")
+        )
         raise AssertionError(
             f"trial {n} ({signal.Signals(sig).name}, half {half}): exit "
             f"{os.WEXITSTATUS(status)} after {len(changes)} file changes, the last "
-            f"{changes[-3:]}; its output: {log!r}"
+            f"{changes[-3:]}; its output: {log!r}\nthe signal landed at:\n{where}\n"
+            f"it ended with:\n{how}"
         )
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 130:
         assert log.strip().splitlines()[-1] == "error: interrupted", log
