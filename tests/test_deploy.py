@@ -442,6 +442,38 @@ def test_slurm__importing_the_pipeline_leaves_ctrl_c_to_python():
         signal.signal(signal.SIGINT, before)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost one
+def test_slurm__an_interrupt_lost_in_a_gc_callback_still_stops_the_wait_for_workers():
+    """Python prints a KeyboardInterrupt raised inside a garbage-collection callback as
+    "ignored" (distributed registers one); the pipeline's handler records the interrupt, so
+    the wait for workers stops at its next look."""
+    import gc
+
+    rp = _run_pipeline_module()
+    looks = []
+
+    class NoWorkers:  # a cluster whose jobs never start
+        def wait_for_workers(self, n, timeout=None):
+            looks.append(timeout)
+            assert len(looks) < 5, "the interrupt was lost: the wait goes on"
+            gc.collect()  # the interrupt arrives during a collection, in its callback
+            raise TimeoutError(f"no {n} workers after {timeout} s")
+
+    def during_gc(phase, info):
+        if phase == "start" and len(looks) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.signal(signal.SIGINT, rp.Interrupts.handler)
+    gc.callbacks.append(during_gc)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rp.wait_for_workers(NoWorkers(), 1, poll=0.01)
+    finally:
+        gc.callbacks.remove(during_gc)
+        signal.signal(signal.SIGINT, before)
+    assert rp.Interrupts.requested and looks == [0.01]
+
+
 @pytest.mark.cluster
 @pytest.mark.timeout(120)
 def test_slurm__ctrl_c_stops_the_pipeline_with_exit_130_not_a_silent_success(certs, tmp_path):

@@ -69,6 +69,37 @@ def _keep_ctrl_c() -> None:
 _keep_ctrl_c()
 
 
+class Interrupts:
+    """Ctrl-C that is never lost: the handler raises ``KeyboardInterrupt`` as Python's does
+    and also records it, and the pipeline's waits check the record. (Python runs a signal
+    handler wherever the main thread is; in a garbage-collection callback, such as
+    distributed's ``GCDiagnosis``, the exception is printed as "ignored" and the wait goes
+    on.)"""
+
+    requested = False
+
+    @classmethod
+    def handler(cls, signum, frame) -> None:
+        cls.requested = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.requested:
+            raise KeyboardInterrupt
+
+
+def wait_for_workers(client: Client, n: int, poll: float = 2.0) -> None:
+    """``client.wait_for_workers(n)``, looking every ``poll`` seconds for an interrupt."""
+    while True:
+        Interrupts.check()
+        try:
+            client.wait_for_workers(n, timeout=poll)
+            return
+        except TimeoutError:
+            continue
+
+
 def load_config(path: str | os.PathLike = CONFIG) -> dict:
     """Merge ``jobqueue.yaml`` into Dask's config (``jobqueue.chromestore-cpu``/``-gpu``).
 
@@ -180,6 +211,7 @@ def run_steps(address: str, steps: list[str], certs: str | os.PathLike) -> int:
     """Run each step as ``chromestore --scheduler ADDRESS STEP``; stop at the first that
     fails and return its exit status (0 when all succeed)."""
     for step in steps:
+        Interrupts.check()
         args, options = split_step(step)
         env = {**os.environ, **client_env(certs)}
         if options is not None:
@@ -231,11 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         if a.gpu_jobs:
             add_gpu_jobs(cluster, a.gpu_jobs, **gpu)
         with Client(cluster, security=security(certs)) as client:
-            client.wait_for_workers(a.wait_workers)
+            wait_for_workers(client, a.wait_workers)
             return run_steps(cluster.scheduler.address, a.steps, certs)
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, Interrupts.handler)
     try:
         sys.exit(main())
     except KeyboardInterrupt:
