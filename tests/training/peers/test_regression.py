@@ -180,14 +180,14 @@ def test_cross_epigenome__cell_stats_follow_the_input_transform(rng):
 
 
 @pytest.mark.slow
-def test_cross_epigenome__cell_stats_beat_no_cell_stats_on_unseen_epigenomes():
-    """Train on 5 simulated epigenomes, test on 2 unseen ones whose depths (0.64, 1.41 × E003)
-    lie inside the training range (0.48-2.03), DeepChrome's raw-count input.
+def test_cross_epigenome__log1p_alone_beats_raw_counts_with_cell_stats_on_unseen_epigenomes():
+    """Train on 5 simulated epigenomes, test on 2 unseen ones (1500 genes, 40 epochs).
 
-    Measured (1500 genes, 40 epochs): raw counts, test MSE 0.826 without cell statistics,
-    0.786 with them (seed 0); 0.825 vs 0.792 at seed 1. After log1p the statistics buy
-    nothing (0.715 / 0.737 without, 0.736 with, seeds 0 / 1): depth becomes an additive
-    shift that contrasts within a gene's window cancel, and log1p alone beats raw + stats.
+    Measured on the simulator at the paper's difficulty (test MSE, seeds 0 / 1 / 2): raw
+    counts 1.624 / 1.707 / 1.523 without cell statistics, 1.661 / 1.738 / 1.568 with them (no
+    gain); log1p 1.610 / 1.674 / 1.565 without, 1.572 / 1.524 / 1.567 with. On the earlier,
+    easier simulator the statistics cut raw counts' MSE from 0.826 to 0.786; that gain is
+    gone. What holds at every seed: log1p alone is better than raw counts with statistics.
     """
     import chromestore
 
@@ -197,7 +197,7 @@ def test_cross_epigenome__cell_stats_beat_no_cell_stats_on_unseen_epigenomes():
     )
     signal, expr, split = ds.signal.values, ds.expression.values, ds.split.values[0]
     mse = {
-        cs: cross_epigenome(
+        (transform, cs): cross_epigenome(
             signal,
             expr,
             split,
@@ -205,14 +205,14 @@ def test_cross_epigenome__cell_stats_beat_no_cell_stats_on_unseen_epigenomes():
             [5, 6],
             use_cell_stats=cs,
             seed=0,
-            transform="raw",
+            transform=transform,
             epochs=40,
             patience=8,
         ).scores["all"]["mse"]
-        for cs in (False, True)
+        for transform, cs in (("log1p", False), ("raw", True))
     }
     print(
-        f"cross-epigenome test MSE, raw counts: {mse[False]:.3f} without cell stats, "
-        f"{mse[True]:.3f} with"
+        f"cross-epigenome test MSE: log1p {mse['log1p', False]:.3f}, "
+        f"raw counts with cell stats {mse['raw', True]:.3f}"
     )
-    assert mse[True] < 0.97 * mse[False]
+    assert mse["log1p", False] < mse["raw", True]
