@@ -287,6 +287,7 @@ def test_train_killed_at_instants_of_a_retrain__every_run_reads_back_whole(prist
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # 2 x ~227 trials of 3-8 s each on 2 cores: about an hour
 def test_train_killed_at_every_instant_of_a_retrain__every_run_reads_back_whole(pristine):
     for n in range(1, len(pristine["events"]) + 1):
         for sig in (signal.SIGKILL, signal.SIGINT):
