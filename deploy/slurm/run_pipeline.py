@@ -40,6 +40,8 @@ from dask_jobqueue import SLURMCluster
 from dask_jobqueue.slurm import SLURMJob
 from distributed import Client, Security
 
+from chromestore.app.errors import EXIT_INTERRUPTED  # 128 + SIGINT, as shells report it
+
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "jobqueue.yaml"
 MAKE_CERTS = HERE.parent / "tls" / "make-certs.sh"
@@ -49,8 +51,6 @@ STORAGE_OPTIONS = "--storage-options"
 ENV_STORAGE_OPTIONS = "CHROMESTORE_STORAGE_OPTIONS"
 #: storage-option names whose values are never printed
 SECRET = re.compile(r"key|secret|token|passw|credential|signature|session", re.IGNORECASE)
-#: exit status of an interrupted pipeline (128 + SIGINT), as shells report it
-EXIT_INTERRUPTED = 130
 
 
 def _keep_ctrl_c() -> None:
