@@ -221,13 +221,25 @@ class ChunkLoader:
         for j in chunks:
             yield j, [self._read(ci, j) for ci in range(len(self.cells))]
 
-    def _train_stream(self, epoch: int, batch_size: int) -> Iterator[Batch]:
+    def _selected(self, models: np.ndarray | None) -> np.ndarray:
+        """(M,) bool: the models a stream serves (all by default)."""
+        if models is None:
+            return np.ones(len(self.models), bool)
+        models = np.asarray(models, bool)
+        if models.shape != (len(self.models),):
+            raise ValueError(f"models must be {len(self.models)} booleans, not {models.shape}")
+        return models
+
+    def _train_stream(
+        self, epoch: int, batch_size: int, models: np.ndarray | None = None
+    ) -> Iterator[Batch]:
         n_models = len(self.models)
+        serve = self._selected(models)
         order = np.random.default_rng([self.seed, epoch]).permutation(self.n_chunks)
         pending_x: list[list[np.ndarray]] = [[] for _ in range(n_models)]
         pending_y: list[list[np.ndarray]] = [[] for _ in range(n_models)]
         count = np.zeros(n_models, dtype=np.int64)
-        remaining = self.n_train().astype(np.int64)
+        remaining = np.where(serve, self.n_train(), 0).astype(np.int64)
 
         def emit(final: bool) -> Iterator[Batch]:
             while True:
@@ -249,6 +261,8 @@ class ChunkLoader:
         for j, blocks in self._blocks(order):
             g0 = j * self.gene_chunk
             for m, (c, r) in enumerate(self.models):
+                if not serve[m]:
+                    continue
                 rows = self._chunk_rows(m, j, V.TRAIN, True)
                 if not len(rows):
                     continue
@@ -263,13 +277,21 @@ class ChunkLoader:
         yield from emit(final=True)
 
     def _eval_stream(
-        self, codes: Sequence[int], batch_size: int, labelled: bool
+        self,
+        codes: Sequence[int],
+        batch_size: int,
+        labelled: bool,
+        models: np.ndarray | None = None,
     ) -> Iterator[EvalBatch]:
         n_models = len(self.models)
+        serve = self._selected(models)
+        none = np.zeros(0, np.int64)
         for j, blocks in self._blocks(range(self.n_chunks)):
             g0 = j * self.gene_chunk
             rows = [
                 np.sort(np.concatenate([self._chunk_rows(m, j, code, labelled) for code in codes]))
+                if serve[m]
+                else none
                 for m in range(n_models)
             ]
             longest = max(len(r) for r in rows)
@@ -283,15 +305,26 @@ class ChunkLoader:
                     gene[m, : len(part)] = part
                 yield EvalBatch(x, gene)
 
-    def train_batches(self, epoch: int, batch_size: int) -> Iterator[Batch]:
-        """Epoch ``epoch``'s shuffled training batches, prefetched in a background thread."""
-        return _prefetched(self._train_stream(epoch, batch_size), self.prefetch)
+    def train_batches(
+        self, epoch: int, batch_size: int, models: np.ndarray | None = None
+    ) -> Iterator[Batch]:
+        """Epoch ``epoch``'s shuffled training batches, prefetched in a background thread.
+
+        ``models`` ((M,) bool): serve only these models (e.g. those not stopped early);
+        the others get no samples and are never ``active``. A model's batches are the
+        same whichever others are served."""
+        return _prefetched(self._train_stream(epoch, batch_size, models), self.prefetch)
 
     def eval_batches(
-        self, codes: Sequence[int], batch_size: int, labelled: bool = True
+        self,
+        codes: Sequence[int],
+        batch_size: int,
+        labelled: bool = True,
+        models: np.ndarray | None = None,
     ) -> Iterator[EvalBatch]:
-        """The genes of splits ``codes`` in store order (no shuffling), prefetched."""
-        return _prefetched(self._eval_stream(codes, batch_size, labelled), self.prefetch)
+        """The genes of splits ``codes`` in store order (no shuffling), prefetched;
+        ``models`` ((M,) bool): only these models' genes (the others' rows are padding)."""
+        return _prefetched(self._eval_stream(codes, batch_size, labelled, models), self.prefetch)
 
 
 _DONE = object()

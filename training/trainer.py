@@ -344,7 +344,10 @@ def _auc_text(cells: Sequence[str], aucs: np.ndarray) -> str:
     a = np.asarray(aucs, float)
     text = f"valid AUC mean {np.nanmean(a):.3f}" if np.isfinite(a).any() else "valid AUC -"
     if len(cells) <= 4 and len(a) == len(cells):
-        text += " (" + ", ".join(f"{c} {v:.3f}" for c, v in zip(cells, a, strict=True)) + ")"
+        shown = (
+            f"{c} {v:.3f}" if np.isfinite(v) else f"{c} -" for c, v in zip(cells, a, strict=True)
+        )
+        text += " (" + ", ".join(shown) + ")"
     return text
 
 

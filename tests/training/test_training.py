@@ -161,6 +161,63 @@ def test_loader__caches_within_budget(sim_store):
     assert loader.chunk_reads == 10  # 2 cells × 5 chunks, read once by the scan
 
 
+def test_loader__serving_some_models_gives_them_the_batches_they_get_among_all(sim_store):
+    loader = ChunkLoader(sim_store, ["E003", "E004", "E005"], split="random")
+    only = np.array([False, True, False])
+
+    def rows(batches, m):
+        return [(b.x[m][b.weight[m] > 0], b.y[m][b.weight[m] > 0]) for b in batches if b.active[m]]
+
+    every = list(loader.train_batches(epoch=1, batch_size=32))
+    some = list(loader.train_batches(epoch=1, batch_size=32, models=only))
+    assert not any(b.active[[0, 2]].any() for b in some)  # the others get nothing
+    assert all(not b.x[[0, 2]].any() for b in some)
+    mine, theirs = rows(some, 1), rows(every, 1)
+    assert len(mine) == len(theirs) == -(-loader.n_train()[1] // 32)
+    for (x, y), (x2, y2) in zip(mine, theirs, strict=True):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    ev = list(loader.eval_batches([1], 64, models=only))
+    assert (np.concatenate([b.gene[[0, 2]].ravel() for b in ev]) == -1).all()
+    served = np.concatenate([b.gene[1] for b in ev])
+    np.testing.assert_array_equal(np.sort(served[served >= 0]), loader.indices(1, 1))
+
+
+def test_fit_group__a_model_stopped_early_in_a_group_is_the_model_trained_alone(
+    sim_store, monkeypatch
+):
+    """Stopped models are neither served nor validated; the others are not changed by it."""
+    cells = ["E003", "E004", "E005"]
+    cfg = TrainConfig(split="random", epochs=12, batch_size=32, patience=2, steps="per-model")
+    served = {"train": [], "valid": []}
+    train_stream, eval_stream = ChunkLoader._train_stream, ChunkLoader._eval_stream
+
+    def spy_train(self, epoch, batch_size, models=None):
+        served["train"].append(self._selected(models).copy())
+        return train_stream(self, epoch, batch_size, models)
+
+    def spy_eval(self, codes, batch_size, labelled, models=None):
+        if tuple(codes) == (1,):  # the validation of an epoch
+            served["valid"].append(self._selected(models).copy())
+        return eval_stream(self, codes, batch_size, labelled, models)
+
+    monkeypatch.setattr(ChunkLoader, "_train_stream", spy_train)
+    monkeypatch.setattr(ChunkLoader, "_eval_stream", spy_eval)
+    group = fit_group(sim_store, cells, cfg)
+    monkeypatch.undo()
+    ran = np.isfinite(group["history_valid_auc"]).sum(axis=1)
+    assert len(set(ran)) > 1 and ran.min() < 12  # they stopped at different epochs
+    # each model was served and validated in exactly the epochs it ran
+    for kind in ("train", "valid"):
+        np.testing.assert_array_equal(np.sum(served[kind], axis=0), ran)
+    for m, cell in enumerate(cells):
+        alone = fit_group(sim_store, [cell], cfg)
+        np.testing.assert_array_equal(group["history_valid_auc"][m], alone["history_valid_auc"][0])
+        np.testing.assert_array_equal(group["history_loss"][m], alone["history_loss"][0])
+        np.testing.assert_array_equal(group["prediction"][m], alone["prediction"][0])
+        assert group["best_epoch"][m] == alone["best_epoch"][0]
+
+
 def test_loader__missing_signal_genes_excluded_and_reported(tmp_path):
     path = tmp_path / "s.zarr"
     chromestore.simulate(path, cells=2, genes=128, seed=1, gene_chunk=CHUNK)
