@@ -237,9 +237,22 @@ def clear_cells_records(
     store: StoreLike, ds: xr.Dataset, target: str, pairs: Mapping[str, Sequence[str]]
 ) -> None:
     """:func:`clear_records` of several cells (cell → marks) in as few writes as their sets
-    of marks allow."""
-    if any(pairs.values()):
-        _set_flags(flag_array(store, target), ds, pairs, False)
+    of marks allow; a flag already false is read, not written again (the caller holds the
+    write lock, so none is set meanwhile): a new store's or a killed writer's pairs cost
+    reads only."""
+    if not any(pairs.values()):
+        return
+    flags = flag_array(store, target)
+    marks_all = [str(m) for m in ds[V.MARK].values]
+    todo: dict[str, list[str]] = {}
+    for cells, rows, cols in _blocks(ds, pairs):
+        now = np.asarray(flags.get_orthogonal_selection((rows, cols)), bool)
+        for cell, row in zip(cells, now, strict=True):
+            set_marks = [marks_all[c] for c, v in zip(cols, row, strict=True) if v]
+            if set_marks:
+                todo[cell] = set_marks
+    if todo:
+        _set_flags(flags, ds, todo, False)
 
 
 @names_store

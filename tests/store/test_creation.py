@@ -130,6 +130,38 @@ def test_simulate_rerun_after_a_kill__fills_what_is_not_complete(simulated, tmp_
     assert verify_store(path).ok
 
 
+def test_clearing_records__writes_only_the_flags_that_are_set(simulated, tmp_path):
+    """A rewrite clears each pair's flag first; a flag already false is read, not rewritten
+    (a new store's 280 pairs cost no writes there)."""
+    path = tmp_path / "s.zarr"
+    shutil.copytree(simulated, path)
+    flags = path / V.RECORDS_OF[V.signal.name]
+
+    def files():
+        return {
+            str(f.relative_to(flags)): (f.stat().st_ino, f.stat().st_mtime_ns)
+            for f in (flags / "c").rglob("*")
+            if f.is_file()
+        }
+
+    ds = S.open_store(path)
+    records.clear_records(path, ds, "E005", V.signal.name, ["H3K4me3", "H3K27me3"])
+    first = files()
+    assert len(first) == 3 * 5  # one chunk per (cell, mark), every one stored
+    records.clear_cells_records(
+        path, ds, V.signal.name, {"E005": list(V.DEFAULT_MARKS), "E004": ["H3K4me3"]}
+    )
+    changed = {k for k, v in files().items() if first[k] != v}
+    # E005's three set flags and E004's H3K4me3 rewritten; its two cleared ones untouched
+    marks = list(V.DEFAULT_MARKS)
+    assert changed == {
+        f"c/2/{marks.index(m)}" for m in marks if m not in ("H3K4me3", "H3K27me3")
+    } | {f"c/1/{marks.index('H3K4me3')}"}
+    done = records.completed(S.open_store(path))
+    assert not any(c == "E005" for c, _ in done) and ("E004", "H3K4me3") not in done
+    assert ("E004", "H3K27me3") in done and len(done) == 15 - 6
+
+
 def test_simulate_into_a_store_of_other_settings__refused_naming_the_difference(
     simulated, tmp_path
 ):
