@@ -8,6 +8,7 @@ returns what matched and what was missing.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,31 +38,34 @@ def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
         if len(set(cells)) != len(cells):
             raise InputError(path, 1, "duplicate epigenome ids in the header")
         ids: list[str] = []
-        values: list[list[str]] = []
+        rows: list[str] = []  # each line's values, as text
         linenos: list[int] = []
         for lineno, line in enumerate(fh, 2):
             if not line.strip():
                 continue
-            f = line.rstrip("\r\n").split("\t")
-            if len(f) != len(header):
-                raise InputError(path, lineno, f"expected {len(header)} columns, found {len(f)}")
-            ids.append(f[0])
-            values.append(f[1:])
+            line = line.rstrip("\r\n")
+            if line.count("\t") != len(cells):
+                n = line.count("\t") + 1
+                raise InputError(path, lineno, f"expected {len(header)} columns, found {n}")
+            gene, _, rest = line.partition("\t")
+            ids.append(gene)
+            rows.append(rest)
             linenos.append(lineno)
     if not ids:
         raise InputError(path, None, "no genes found")
+    values = _Fields(rows)
     try:
-        matrix = np.array(values, dtype=np.float32)
-    except ValueError:
+        matrix = _parse_numbers(rows, len(cells))
+    except ValueError:  # find the value, or read what the fast parser would not
         for r, row in enumerate(values):
             for c, v in enumerate(row):
                 try:
-                    float(v)
+                    np.float32(v)
                 except ValueError:
                     raise InputError(
                         path, linenos[r], f"column {cells[c]}: {v!r} is not a number"
                     ) from None
-        raise
+        matrix = np.array(list(values), dtype=np.float32)
     bad = ~np.isnan(matrix) & ~(np.isfinite(matrix) & (matrix >= 0))
     if bad.any():
         r, c = (int(i[0]) for i in np.nonzero(bad))
@@ -129,3 +133,44 @@ def align_expression(
     return Alignment(
         values, cells, missing, unused, attrs.get("quantity", ""), list(attrs.get("report", []))
     )
+
+
+class _Fields:
+    """The values of each row as strings, split only where an error message needs them."""
+
+    def __init__(self, rows: list[str]) -> None:
+        self.rows = rows
+
+    def __getitem__(self, r: int) -> list[str]:
+        return self.rows[r].split("\t")
+
+    def __iter__(self):
+        return (row.split("\t") for row in self.rows)
+
+
+#: a character no number here has (pandas would read some of them where numpy would not)
+_ODD = re.compile(r"[^0-9eE+\-.\t\nnaNAifIF]")
+
+
+def _parse_numbers(rows: list[str], n_cols: int) -> np.ndarray:
+    """The rows' tab-separated values as float32, as ``np.float32(text)`` reads each one
+    (``nan`` is NaN; anything else that is not a number raises ValueError), with pandas'
+    C parser: ~6x faster than converting each string (0.33 s for REMC's 19,795 × 56)."""
+    import io
+
+    text = "\n".join(rows)
+    empty = "\t\t" in text or any(not r or r[0] == "\t" or r[-1] == "\t" for r in rows)
+    if empty or _ODD.search(text):  # pandas would read "" as NaN, or trim spaces
+        raise ValueError("not a number")
+    frame = pd.read_csv(
+        io.StringIO(text),
+        sep="\t",
+        header=None,
+        dtype=np.float64,
+        na_values=["nan", "NaN"],
+        keep_default_na=False,
+        engine="c",
+    )
+    if frame.shape != (len(rows), n_cols):
+        raise ValueError("not a number")
+    return frame.to_numpy(np.float32)

@@ -158,6 +158,22 @@ def test_rpkm__bad_values_name_file_and_line(tmp_path, body, message):
         read_rpkm(path)
 
 
+def test_rpkm__every_value_reads_as_numpy_reads_it(tmp_path):
+    """The fast parser gives each value exactly numpy's float32 of its text."""
+    rng = np.random.default_rng(0)
+    x = rng.random(3000) * 10.0 ** rng.integers(-8, 8, 3000)
+    texts = [f"{v:{f}}" for v in x for f in ("r", ".7g", ".9g", ".3e")]
+    texts += ["0", "12", "1e3", ".5", "5.", "nan", "NaN", "2 ", "+3"]
+    n = len(texts) // 4 * 4
+    rows = np.array(texts[:n]).reshape(-1, 4)
+    path = tmp_path / "r.tsv"
+    lines = ["gene_id\tE003\tE004\tE005\tE006"]
+    lines += [f"ENSG{i}\t" + "\t".join(r) for i, r in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    got = read_rpkm(path)
+    np.testing.assert_array_equal(got.to_numpy(), rows.astype(np.float32))
+
+
 def test_rpkm__truncated_gzip_is_clear(tmp_path):
     data = gzip.compress(RPKM.read_bytes()[:0] + b"gene_id\tE003\n" + b"ENSG1\t1\n" * 5000)
     path = tmp_path / "cut.tsv.gz"
