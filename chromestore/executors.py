@@ -344,6 +344,7 @@ class Forked(InProcess):
             return
         busy = [f for f in self._running if not f.done()]
         processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        manager = getattr(self._pool, "_executor_manager_thread", None)
         self._pool.shutdown(wait=not busy, cancel_futures=True)
         if busy:  # Ctrl-C or an error elsewhere: no result is waited for
             for p in processes:
@@ -351,6 +352,11 @@ class Forked(InProcess):
                     p.terminate()
             for p in processes:
                 p.join(timeout=5)
+            # let the pool's manager thread finish closing its wake-up pipe: Python 3.11's
+            # exit handler may otherwise write to it as it closes ("Exception ignored ...
+            # OSError: [Errno 9] Bad file descriptor" after "error: interrupted")
+            if manager is not None:
+                manager.join(timeout=5)
         self._events.put(None)
         self._relay.join(timeout=5)
         for fd in self._fds:

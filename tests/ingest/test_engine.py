@@ -113,9 +113,14 @@ def test_forked__close_stops_a_task_still_running():
     ex = executors.Forked(1)
     worker = ex.submit(os.getpid).result()
     ex.submit(time.sleep, 600)
+    pool = ex._pool
+    manager, wakeup = pool._executor_manager_thread, pool._executor_manager_thread_wakeup
     ex.close()
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)
+    # the pool's manager thread has closed its wake-up pipe: Python 3.11's exit handler,
+    # racing with it, printed "OSError: [Errno 9] Bad file descriptor" after Ctrl-C
+    assert not manager.is_alive() and wakeup._closed
 
 
 def test_emit__reaches_in_process_subscribers_only_while_subscribed():
