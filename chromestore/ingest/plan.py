@@ -109,8 +109,9 @@ def plan_ingest(
     or :class:`chromestore.store.StoreError` on the first problem.
     """
     store = S.Store.of(store, storage_options)
-    genes, genome = annotation(store, genes, genome)
-    ds = open_store(store) if store.exists() and not store.creating() else None
+    present = store.exists() and not store.creating()
+    genes, genome = annotation(store, genes, genome, present)
+    ds = open_store(store) if present else None
     marks = [str(m) for m in ds[V.MARK].values] if ds is not None else list(V.DEFAULT_MARKS)
     sheet, quantified = split_rows(read_samplesheet(samples, marks) if samples else [])
     matrix = expression_matrix(
@@ -130,14 +131,22 @@ def plan_ingest(
 
 
 def annotation(
-    store: S.Store, genes: str | os.PathLike | None, genome: str | None
+    store: S.Store,
+    genes: str | os.PathLike | None,
+    genome: str | None,
+    present: bool | None = None,
 ) -> tuple[str | os.PathLike | None, str]:
     """The gene annotation and assembly of an ingest into ``store``: ``genes`` as given,
     else, for a store yet to be created, the shipped annotation of ``genome`` (default
     hg19, or that of a shipped ``genes`` file); the assembly by the name chromestore
     records (GRCh37 → hg19, hg38 → GRCh38), an existing store's own (a ``genome`` that
-    contradicts it is refused)."""
+    contradicts it is refused). ``present``: whether the store is there, as the caller
+    found (asked here when None); a store whose creation was interrupted is not, and is
+    created again from the same annotation a new one gets."""
     from chromestore import datasets
+
+    if present is None:
+        present = store.exists() and not store.creating()
 
     name = datasets.assembly(genome or S.DEFAULT_GENOME)
     if genome is None and genes is not None:  # a shipped annotation names its assembly
@@ -145,7 +154,7 @@ def annotation(
         name = next(
             (a for a, f in datasets.ANNOTATIONS.items() if datasets.FILES[f][0] == given), name
         )
-    if store.exists():
+    if present:
         recorded = str(store.attrs().get("genome", name))
         if genome is not None and datasets.assembly(recorded) != name:
             raise S.StoreError(

@@ -219,3 +219,32 @@ def test_s3_interrupted_creation__readers_say_so_and_a_rerun_completes(s3_server
     assert res.exit_code == 0, res.output
     assert not S.Store(url, so).creating()
     assert verify_store(url, so).ok
+
+
+def test_s3_interrupted_creation__an_ingest_without_genes_plans_the_shipped_annotation(
+    s3_server, genes40
+):
+    """A store whose creation was killed counts as absent for its annotation too: an ingest
+    without ``--genes`` creates it again from the shipped hg19 gene windows (as a new store
+    gets), not from nothing."""
+    import fsspec
+
+    from chromestore import datasets
+    from chromestore import store as S
+    from chromestore.genes import read_genes
+    from chromestore.ingest.plan import plan_ingest
+
+    s3_server.make_bucket("creating2")
+    url, so = "s3://creating2/half.zarr", s3_server.options()
+    S.create_store(url, read_genes(genes40[0]), ["E003"], storage_options=so)
+    fs = fsspec.filesystem(
+        "s3",
+        **{k: v for k, v in so.items() if k != "endpoint_url"},
+        client_kwargs={"endpoint_url": so["endpoint_url"]},
+    )
+    fs.pipe_file("creating2/half.zarr/creating", b"{}")
+    plan = plan_ingest(url, storage_options=so)
+    assert plan.dataset is None
+    assert str(plan.genes) == str(datasets.gene_windows("hg19"))
+    assert plan.settings["genome"] == "hg19"
+
