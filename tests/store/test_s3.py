@@ -247,4 +247,3 @@ def test_s3_interrupted_creation__an_ingest_without_genes_plans_the_shipped_anno
     assert plan.dataset is None
     assert str(plan.genes) == str(datasets.gene_windows("hg19"))
     assert plan.settings["genome"] == "hg19"
-
