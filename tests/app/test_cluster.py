@@ -253,11 +253,13 @@ INGEST = ["--genes", str(Path(__file__).resolve().parents[2] / "data" / "gene_wi
 
 @pytest.fixture(scope="module")
 def embedded_ingest(emitted, tmp_path_factory) -> Path:
+    """The reference: the same ingest in one process (no cluster to start; an embedded
+    cluster's ingest equals it: tests/ingest/test_ingest.py)."""
     path = tmp_path_factory.mktemp("ingest") / "remc.zarr"
     _ok(
         chromestore_cli(
             "--workers",
-            "2",
+            "0",
             "ingest",
             str(path),
             *INGEST,

@@ -267,16 +267,16 @@ def _sweep(pristine, kill: list[int], interrupt: list[int]) -> None:
     assert -signal.SIGKILL in outcomes.values() and 130 in outcomes.values()
 
 
-@pytest.mark.timeout(900)  # about 12 trainings, each killed
+@pytest.mark.timeout(900)  # about 10 trainings, each killed
 def test_train_killed_at_key_instants_of_a_retrain__every_run_reads_back_whole(pristine):
-    """Every sixth of the instants below (weights written, promoted, replaced; the swap,
+    """Every ninth of the instants below (weights written, promoted, replaced; the swap,
     the clean-up, the consolidation) and the last three, SIGINT at two of them (the slow
     tests below take every one of them, and every instant of the retrain)."""
     events = pristine["events"]
     assert any(".weights" in p and "/.tmp-" in p for _, p in events)  # weights in the sweep
     kill = _instants(events, 36)
     assert len(kill) >= 30 and max(kill) > len(events) - 5  # up to the consolidation
-    _sweep(pristine, sorted(set(kill[::6]) | set(kill[-3:])), kill[1::18])
+    _sweep(pristine, sorted(set(kill[::9]) | set(kill[-3:])), kill[4::18])
 
 
 @pytest.mark.slow
