@@ -192,25 +192,29 @@ def test_s3_dead_endpoint__one_line_saying_it_cannot_be_reached(stores):
         assert "refused access" not in lines[0] and "credentials" not in lines[0]
 
 
+def _half_created(s3_server, bucket: str, genes40):
+    """A store on S3 whose creation looks killed half way: whole, with the ``creating``
+    marker a creation writes first. Returns its URL, options, filesystem and root."""
+    from chromestore import store as S
+    from chromestore.genes import read_genes
+
+    s3_server.make_bucket(bucket)
+    url, so = f"s3://{bucket}/half.zarr", s3_server.options()
+    S.create_store(url, read_genes(genes40[0]), ["E003"], storage_options=so)
+    fs, root = S.Store.of(url, so).fs()
+    root = root.rstrip("/")
+    fs.pipe_file(f"{root}/creating", b"{}")
+    return url, so, fs, root
+
+
 def test_s3_interrupted_creation__readers_say_so_and_a_rerun_completes(s3_server, genes40):
     """What a creation killed half way leaves on S3 (no rename there): its ``creating``
     marker and some arrays. Readers stop with one line; the same ingest completes it."""
-    import fsspec
-
     from chromestore import store as S
-    from chromestore.genes import read_genes
     from chromestore.store.verify import verify_store
 
-    s3_server.make_bucket("creating")
-    url, so = "s3://creating/half.zarr", s3_server.options()
-    S.create_store(url, read_genes(genes40[0]), ["E003"], storage_options=so)
-    fs = fsspec.filesystem(
-        "s3",
-        **{k: v for k, v in so.items() if k != "endpoint_url"},
-        client_kwargs={"endpoint_url": so["endpoint_url"]},
-    )
-    fs.rm("creating/half.zarr/signal", recursive=True)
-    fs.pipe_file("creating/half.zarr/creating", b"{}")
+    url, so, fs, root = _half_created(s3_server, "creating", genes40)
+    fs.rm(f"{root}/signal", recursive=True)
     opts = ["--storage-options", json.dumps(so)]
     res = CliRunner().invoke(main, [*opts, "info", url])
     assert res.exit_code == 1
@@ -227,22 +231,10 @@ def test_s3_interrupted_creation__an_ingest_without_genes_plans_the_shipped_anno
     """A store whose creation was killed counts as absent for its annotation too: an ingest
     without ``--genes`` creates it again from the shipped hg19 gene windows (as a new store
     gets), not from nothing."""
-    import fsspec
-
     from chromestore import datasets
-    from chromestore import store as S
-    from chromestore.genes import read_genes
     from chromestore.ingest.plan import plan_ingest
 
-    s3_server.make_bucket("creating2")
-    url, so = "s3://creating2/half.zarr", s3_server.options()
-    S.create_store(url, read_genes(genes40[0]), ["E003"], storage_options=so)
-    fs = fsspec.filesystem(
-        "s3",
-        **{k: v for k, v in so.items() if k != "endpoint_url"},
-        client_kwargs={"endpoint_url": so["endpoint_url"]},
-    )
-    fs.pipe_file("creating2/half.zarr/creating", b"{}")
+    url, so, _, _ = _half_created(s3_server, "creating2", genes40)
     plan = plan_ingest(url, storage_options=so)
     assert plan.dataset is None
     assert str(plan.genes) == str(datasets.gene_windows("hg19"))
