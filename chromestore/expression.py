@@ -53,10 +53,10 @@ def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
             linenos.append(lineno)
     if not ids:
         raise InputError(path, None, "no genes found")
-    values = _Fields(rows)
     try:
         matrix = _parse_numbers(rows, len(cells))
     except ValueError:  # find the value, or read what the fast parser would not
+        values = [row.split("\t") for row in rows]
         for r, row in enumerate(values):
             for c, v in enumerate(row):
                 try:
@@ -65,15 +65,15 @@ def read_rpkm(path: str | os.PathLike) -> pd.DataFrame:
                     raise InputError(
                         path, linenos[r], f"column {cells[c]}: {v!r} is not a number"
                     ) from None
-        matrix = np.array(list(values), dtype=np.float32)
+        matrix = np.array(values, dtype=np.float32)
     bad = ~np.isnan(matrix) & ~(np.isfinite(matrix) & (matrix >= 0))
     if bad.any():
         r, c = (int(i[0]) for i in np.nonzero(bad))
+        value = rows[r].split("\t")[c]
         raise InputError(
             path,
             linenos[r],
-            f"column {cells[c]}: {values[r][c]!r} is not an RPKM (finite and ≥ 0; "
-            "nan means not measured)",
+            f"column {cells[c]}: {value!r} is not an RPKM (finite and ≥ 0; nan means not measured)",
         )
     frame = pd.DataFrame(matrix, index=pd.Index(ids, name="gene_id"), columns=cells)
     frame.attrs["source"] = os.fspath(path)
@@ -133,19 +133,6 @@ def align_expression(
     return Alignment(
         values, cells, missing, unused, attrs.get("quantity", ""), list(attrs.get("report", []))
     )
-
-
-class _Fields:
-    """The values of each row as strings, split only where an error message needs them."""
-
-    def __init__(self, rows: list[str]) -> None:
-        self.rows = rows
-
-    def __getitem__(self, r: int) -> list[str]:
-        return self.rows[r].split("\t")
-
-    def __iter__(self):
-        return (row.split("\t") for row in self.rows)
 
 
 #: a character no number here has (pandas would read some of them where numpy would not)
