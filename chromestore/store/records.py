@@ -399,7 +399,8 @@ def completed(ds: xr.Dataset, target: str = "signal") -> set[tuple[str, str]]:
     done_name = V.RECORDS_OF[target]
     if done_name not in ds.variables:  # a format-2 store, not yet converted
         return {tuple(k.split("/", 1)) for k in _legacy_records(ds.attrs, target)}  # type: ignore[misc]
-    done = np.asarray(ds[done_name].values, dtype=bool)
+    whole = integrity.whole_values(ds[done_name])  # one read, not one task per pair
+    done = np.asarray(ds[done_name].values if whole is None else whole, dtype=bool)
     cells = [str(c) for c in ds[V.CELL].values]
     marks = [str(m) for m in ds[V.MARK].values]
     return {(cells[i], marks[j]) for i, j in zip(*np.nonzero(done), strict=True)}

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from chromestore.app.cli import main
 from chromestore.errors import ChunkError
-from chromestore.store import missing_chunks, open_store
+from chromestore.store import integrity, missing_chunks, open_store, records
 from tests.snapshots import flip_bit
 
 
@@ -121,6 +121,30 @@ def test_corrupt_coordinate_or_flag_chunk__commands_name_store_variable_and_chun
     assert line.startswith(f"error: {store}: chunk {chunk} of variable {name!r}"), line
     assert "is corrupt: checksum mismatch" in line
     assert "Stored and computed" not in res.output
+
+
+def test_completion_flags__read_at_once_equal_their_chunks_read_one_by_one(store):
+    import zarr
+
+    zarr.open_array(store / "signal_completed", mode="r+")[1, 4] = False  # E004's 5th mark
+    ds = open_store(store)
+    pair = ("E004", str(ds.mark.values[4]))
+    flags = ds.signal_completed
+    whole = integrity.whole_values(flags)  # one Zarr read of the 15 one-pair chunks
+    assert whole is not None and whole.shape == (3, 5) and whole.dtype == bool
+    np.testing.assert_array_equal(whole, flags.compute().values)  # one Dask task per chunk
+    assert whole.sum() == 14 and not whole[1, 4]
+    assert pair not in records.completed(ds)
+    assert len(records.completed(ds)) == 14
+    # a sliced or replaced variable is no longer the whole array: read as Dask reads it
+    swapped = ds.isel(cell=[1, 0])
+    assert integrity.whole_values(swapped.signal_completed) is None
+    assert pair not in records.completed(swapped)
+    assert len(records.completed(swapped)) == 9
+    replaced = ds.assign(signal_completed=flags.copy(data=flags.data[::-1]))
+    assert integrity.whole_values(replaced.signal_completed) is None
+    assert pair not in records.completed(replaced)
+    assert ("E003", pair[1]) in records.completed(replaced)
 
 
 def test_deleted_chunk__query_of_a_gene_in_it_names_the_chunk(store):
