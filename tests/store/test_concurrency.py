@@ -190,10 +190,13 @@ def test_writer_killed_mid_write__other_finishes_rerun_completes(inputs, tmp_pat
     ds = S.open_store(store)
     assert ("E902", "H3K4me3") in records.completed(ds)
     assert JOBS[0] not in records.completed(ds)  # killed before its record: not complete
-    for s in sheets:  # the re-run: completes the killed one, skips what is done
-        res = _cli(store, s)
-        out = _finish([res])[0]
-        assert res.returncode == 0, out
+    # the re-run, every job's row in one samplesheet: completes the killed one (its cell
+    # already in the store) and skips what is done
+    rows = [line.split(",") for s in sheets for line in s.read_text().splitlines()[1:]]
+    rows = [(c, m, f, str(sheets[0].parent / path)) for c, m, f, path in rows]
+    res = _cli(store, sheet(tmp_path, rows, "again.csv"))
+    out = _finish([res])[0]
+    assert res.returncode == 0, out
     _assert_same(_canonical(store), want)
 
 
