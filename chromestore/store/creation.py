@@ -33,6 +33,7 @@ import xarray as xr
 
 from chromestore import variables as V
 from chromestore.errors import StoreError
+from chromestore.store import pair_chunks
 from chromestore.store.attrs import decode_attrs, encode_attrs
 from chromestore.store.dataset import consolidate_unlocked, open_store
 from chromestore.store.handle import (
@@ -176,8 +177,12 @@ def _write(target: Store, ds: xr.Dataset, mode: str = "w-") -> None:
     """Write the template ``ds`` as a store at ``target``: its arrays, coordinates and
     attrs, every completion flag (false) and the ``records`` group (``mode`` ``"a"``: where
     the ``creating`` marker already is)."""
-    flags = {name: ds[name].compute() for name in V.RECORDS_OF.values()}  # written now, each
-    ds = ds.assign(flags).assign_coords({V.signal_units.name: ds[V.signal_units.name].compute()})
+    # every completion flag (false) and unit (''), one chunk per (cell, mark), written below
+    pairs = {
+        name: np.asarray(ds[name].values) for name in (*V.RECORDS_OF.values(), V.signal_units.name)
+    }
+    ds = ds.assign({n: ds[n].chunk(1) for n in V.RECORDS_OF.values()})
+    ds = ds.assign_coords({V.signal_units.name: ds[V.signal_units.name].chunk(1)})
     ds.to_zarr(
         target.url,
         mode=mode,
@@ -188,6 +193,12 @@ def _write(target: Store, ds: xr.Dataset, mode: str = "w-") -> None:
         storage_options=target.storage_options,
         write_empty_chunks=True,
     )
+    group = target.group("r+")
+    for name, values in pairs.items():
+        array = group[name].with_config({"write_empty_chunks": True})
+        chunks = {index: values[index] for index in np.ndindex(*values.shape)}
+        if not pair_chunks.write_pairs(array, chunks):  # all at once, else through Zarr
+            array[...] = values
     ensure_group(target.child(V.RECORDS_GROUP))
     consolidate_unlocked(target)
 

@@ -32,7 +32,7 @@ import zarr
 
 from chromestore import variables as V
 from chromestore.errors import StoreError
-from chromestore.store import integrity
+from chromestore.store import integrity, pair_chunks
 from chromestore.store.attrs import decode_attrs, encode_attrs
 from chromestore.store.handle import Store, StoreLike, names_store
 from chromestore.store.layout import CELL_VARS
@@ -236,9 +236,14 @@ def eager_coords(ds: xr.Dataset, store: StoreLike) -> xr.Dataset:
     if not lazy:
         return ds
     group = Store.of(store).group("r")
+
+    def values(array: zarr.Array) -> np.ndarray:
+        whole = pair_chunks.read_whole(array) if array.nchunks > 1 else None
+        return array[...] if whole is None else whole  # (cell, mark): one chunk per pair
+
     return ds.assign_coords(
         {
-            name: xr.Variable(ds[name].dims, group[name][...], ds[name].attrs, ds[name].encoding)
+            name: xr.Variable(ds[name].dims, values(group[name]), ds[name].attrs, ds[name].encoding)
             for name in lazy
         }
     )

@@ -29,7 +29,7 @@ import xarray as xr
 import zarr
 
 from chromestore import variables as V
-from chromestore.store import integrity
+from chromestore.store import integrity, pair_chunks
 from chromestore.store.attrs import encode_attrs
 from chromestore.store.dataset import (
     STORE_ENCODING,
@@ -131,7 +131,11 @@ def _set_flags(
 ) -> None:
     """Set the flags of the (cell, mark) pairs (cell → marks) to ``value``: one orthogonal
     write per distinct set of marks."""
-    for _, rows, cols in _blocks(ds, pairs):
+    blocks = _blocks(ds, pairs)
+    chunks = {(r, c): value for _, rows, cols in blocks for r in rows for c in cols}
+    if pair_chunks.write_pairs(flags, chunks):  # every chunk at once
+        return
+    for _, rows, cols in blocks:
         flags.set_orthogonal_selection((rows, cols), value)
 
 
@@ -173,7 +177,16 @@ def _write_units(handle: Store, ds: xr.Dataset, units: Mapping[str, Mapping[str,
         )
     except FileNotFoundError:
         return
-    for cells, rows, cols in _blocks(ds, {c: list(u) for c, u in units.items()}):
+    blocks = _blocks(ds, {c: list(u) for c, u in units.items()})
+    chunks = {
+        (r, col): units[cell][m]
+        for cells, rows, cols in blocks
+        for cell, r in zip(cells, rows, strict=True)
+        for m, col in zip(units[cells[0]], cols, strict=True)
+    }
+    if pair_chunks.write_pairs(array, chunks):  # every chunk at once
+        return
+    for cells, rows, cols in blocks:
         marks = list(units[cells[0]])
         values = np.array([[units[c][m] for m in marks] for c in cells], dtype=array.dtype)
         array.set_orthogonal_selection((rows, cols), values)
@@ -245,8 +258,12 @@ def clear_cells_records(
     flags = flag_array(store, target)
     marks_all = [str(m) for m in ds[V.MARK].values]
     todo: dict[str, list[str]] = {}
+    whole = pair_chunks.read_whole(flags)  # every flag at once (None: read block by block)
     for cells, rows, cols in _blocks(ds, pairs):
-        now = np.asarray(flags.get_orthogonal_selection((rows, cols)), bool)
+        if whole is not None:
+            now = np.asarray(whole[np.ix_(rows, cols)], bool)
+        else:
+            now = np.asarray(flags.get_orthogonal_selection((rows, cols)), bool)
         for cell, row in zip(cells, now, strict=True):
             set_marks = [marks_all[c] for c, v in zip(cols, row, strict=True) if v]
             if set_marks:
