@@ -51,7 +51,7 @@ from chromestore.store import accessor as _accessor  # noqa: F401  (registers ds
 from chromestore.store import records, select_cells
 
 #: About this many draw tasks (cell × gene chunk) per region write: a few cells at a time.
-WRITE_TASKS = 32
+WRITE_TASKS = 64
 
 
 def _resolve_genes(genes: str | int | Sequence[str]) -> np.ndarray:
