@@ -45,8 +45,6 @@ FILES = {
 }
 
 
-#: the assemblies with a shipped gene annotation: name → the names it also goes by
-ASSEMBLIES = {"hg19": ("hg19", "GRCh37"), "GRCh38": ("GRCh38", "hg38")}
 #: the shipped annotation (a :data:`FILES` name) of each assembly
 ANNOTATIONS = {"hg19": "gene_windows", "GRCh38": "gene_windows_GRCh38"}
 
@@ -63,11 +61,10 @@ def assembly(name: str) -> str:
     >>> assembly("grch37"), assembly("hg38"), assembly("mm10")
     ('hg19', 'GRCh38', 'mm10')
     """
-    lowered = str(name).lower()
-    for canonical, names in ASSEMBLIES.items():
-        if lowered in (n.lower() for n in names):
-            return canonical
-    return str(name)
+    from chromestore.genomes import find
+
+    known = find(name)
+    return str(name) if known is None else known.name
 
 
 def root() -> Path:
@@ -90,7 +87,9 @@ def gene_windows(genome: str = DEFAULT_ASSEMBLY) -> Path:
     (``hg19``/``GRCh37`` or ``GRCh38``/``hg38``)."""
     name = assembly(genome)
     if name not in ANNOTATIONS:
-        known = ", ".join(f"{c} ({'/'.join(n)})" for c, n in ASSEMBLIES.items())
+        from chromestore.genomes import GENOMES
+
+        known = ", ".join(f"{g.name} ({'/'.join(g.aliases)})" for g in GENOMES)
         raise KeyError(f"no shipped gene annotation for genome {genome!r} (there are: {known})")
     return path(ANNOTATIONS[name])
 
