@@ -32,23 +32,35 @@ def read_whole(array: zarr.Array) -> np.ndarray | None:
         return None
 
 
-def _read(array: zarr.Array) -> np.ndarray | None:
+def _codecs(array: zarr.Array):
+    """``(codecs, chunk spec, buffer prototype)`` of an array of one-element chunks whose
+    codecs all have a synchronous form (one array → bytes codec first, then bytes → bytes
+    ones: what chromestore writes), else ``None``."""
     from zarr.abc.codec import ArrayBytesCodec, SupportsSyncCodec
     from zarr.core.buffer import default_buffer_prototype
-    from zarr.core.sync import sync
 
     metadata = array.metadata
-    if metadata.zarr_format != 3 or any(int(c) != 1 for c in array.chunks) or array.size == 0:
+    if metadata.zarr_format != 3 or any(int(c) != 1 for c in array.chunks):
         return None
     codecs = list(metadata.codecs)
     if not all(isinstance(c, SupportsSyncCodec) for c in codecs):
         return None
-    if sum(isinstance(c, ArrayBytesCodec) for c in codecs) != 1 or not isinstance(
-        codecs[0], ArrayBytesCodec
+    if not isinstance(codecs[0], ArrayBytesCodec) or any(
+        isinstance(c, ArrayBytesCodec) for c in codecs[1:]
     ):
         return None  # array-to-array codecs (transpose, ...) are not written by chromestore
     prototype = default_buffer_prototype()
-    spec = metadata.get_chunk_spec((0,) * array.ndim, array.config, prototype)
+    return codecs, metadata.get_chunk_spec((0,) * array.ndim, array.config, prototype), prototype
+
+
+def _read(array: zarr.Array) -> np.ndarray | None:
+    from zarr.core.sync import sync
+
+    found = _codecs(array) if array.size else None
+    if found is None:
+        return None
+    codecs, spec, prototype = found
+    metadata = array.metadata
     store_path = array.store_path
     coords = list(np.ndindex(*array.shape))
     keys = [metadata.encode_chunk_key(c) for c in coords]
@@ -77,30 +89,14 @@ def write_pairs(array: zarr.Array, values: dict[tuple[int, ...], object]) -> boo
     one stored (a false flag too), encoded by the array's own codecs and put concurrently.
     ``False``, with nothing written, where the array is not of the one-element-chunk form
     this path encodes; the caller then writes through Zarr. Storage errors are raised."""
-    from zarr.abc.codec import ArrayBytesCodec, SupportsSyncCodec
-    from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
-    metadata = array.metadata
-    if metadata.zarr_format != 3 or any(int(c) != 1 for c in array.chunks):
+    try:  # encoded first, all of them: anything unexpected, and Zarr writes instead
+        blobs = _encode(array, values)
+    except Exception:
         return False
-    codecs = list(metadata.codecs)
-    if not all(isinstance(c, SupportsSyncCodec) for c in codecs) or not (
-        isinstance(codecs[0], ArrayBytesCodec)
-        and not any(isinstance(c, ArrayBytesCodec) for c in codecs[1:])
-    ):
+    if blobs is None:
         return False
-    prototype = default_buffer_prototype()
-    spec = metadata.get_chunk_spec((0,) * array.ndim, array.config, prototype)
-    blobs = {}
-    for coord, value in values.items():
-        chunk = np.full((1,) * array.ndim, value, dtype=array.dtype)
-        data = codecs[0]._encode_sync(prototype.nd_buffer.from_numpy_array(chunk), spec)
-        for codec in codecs[1:]:  # zstd, then the checksum
-            data = codec._encode_sync(data, spec)
-        if data is None:
-            return False
-        blobs[metadata.encode_chunk_key(tuple(int(c) for c in coord))] = data
     store_path = array.store_path
     prefix = f"{store_path.path}/" if store_path.path else ""
 
@@ -109,3 +105,21 @@ def write_pairs(array: zarr.Array, values: dict[tuple[int, ...], object]) -> boo
 
     sync(put())
     return True
+
+
+def _encode(array: zarr.Array, values: dict[tuple[int, ...], object]) -> dict | None:
+    """Chunk key → stored bytes of each of ``values``, or ``None`` (see :func:`write_pairs`)."""
+    found = _codecs(array)
+    if found is None:
+        return None
+    codecs, spec, prototype = found
+    blobs = {}
+    for coord, value in values.items():
+        chunk = np.full((1,) * array.ndim, value, dtype=array.dtype)
+        data = codecs[0]._encode_sync(prototype.nd_buffer.from_numpy_array(chunk), spec)
+        for codec in codecs[1:]:  # zstd, then the checksum
+            data = codec._encode_sync(data, spec)
+        if data is None:
+            return None
+        blobs[array.metadata.encode_chunk_key(tuple(int(c) for c in coord))] = data
+    return blobs

@@ -53,5 +53,7 @@ def test_write_pairs__writes_the_bytes_zarr_writes(store, tmp_path):
         by_pairs = zarr.open_array(copy / name, mode="r+").with_config({"write_empty_chunks": True})
         by_zarr.set_orthogonal_selection(([0, 2], [1, 3]), value)
         assert write_pairs(by_pairs, {(r, c): value for r in (0, 2) for c in (1, 3)})
+    # not one element per chunk: refused, nothing written (the caller writes through Zarr)
+    assert not write_pairs(zarr.open_array(copy / "gene_name", mode="r+"), {(0,): "X"})
     assert store_digest(copy) == store_digest(store)
     assert open_store(copy).signal_units.values[2, 3] == "mean value"
