@@ -330,3 +330,25 @@ def test_imports__each_short_alias_names_one_module():
     clashes = {alias: where for alias, where in meaning.items() if len(where) > 1}
     assert not clashes, clashes
     assert meaning["R"] == {"chromestore.runs": meaning["R"]["chromestore.runs"]}
+
+
+def test_commands_without_a_cluster__never_import_distributed(tmp_path):
+    """Dask looks for a client (importing ``distributed``, a third of a second) on every
+    compute whose scheduler is named by a string or left to it: the commands that run in
+    their own process name theirs as a function (:func:`chromestore.executors.local_dask`)."""
+    store = str(tmp_path / "s.zarr")
+    code = (
+        "import sys\n"
+        "from chromestore.app.cli import main\n"
+        f"for args in (['simulate', {store!r}, '--cells', '2', '--genes', '60'],\n"
+        f"             ['info', {store!r}], ['labels', {store!r}], ['verify', {store!r}]):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as e:\n"
+        "        assert not e.code, (args, e.code)\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] == 'distributed']\n"
+        "assert not loaded, loaded[:5]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "simulated 2 epigenomes × 60 genes" in done.stdout

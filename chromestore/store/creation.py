@@ -179,10 +179,13 @@ def _write(target: Store, ds: xr.Dataset, mode: str = "w-") -> None:
     the ``creating`` marker already is)."""
     # every completion flag (false) and unit (''), one chunk per (cell, mark), written below
     import dask
+    import dask.local
 
     names = (*V.RECORDS_OF.values(), V.signal_units.name)
-    # one small graph, run here: 280 one-element chunks for 56 epigenomes
-    values = dask.compute(*(ds[n].data for n in names), scheduler="sync", optimize_graph=False)
+    # one small graph, run here (a scheduler named by a string would import distributed)
+    values = dask.compute(
+        *(ds[n].data for n in names), scheduler=dask.local.get_sync, optimize_graph=False
+    )
     pairs = {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
     ds = ds.assign({n: ds[n].chunk(1) for n in V.RECORDS_OF.values()})
     ds = ds.assign_coords({V.signal_units.name: ds[V.signal_units.name].chunk(1)})
