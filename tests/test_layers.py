@@ -336,12 +336,16 @@ def test_commands_without_a_cluster__never_import_distributed(tmp_path):
     """Dask looks for a client (importing ``distributed``, a third of a second) on every
     compute whose scheduler is named by a string or left to it: the commands that run in
     their own process name theirs as a function (:func:`chromestore.executors.local_dask`)."""
-    store = str(tmp_path / "s.zarr")
+    store, out = str(tmp_path / "s.zarr"), str(tmp_path / "model")
     code = (
         "import sys\n"
         "from chromestore.app.cli import main\n"
         f"for args in (['simulate', {store!r}, '--cells', '2', '--genes', '60'],\n"
-        f"             ['info', {store!r}], ['labels', {store!r}], ['verify', {store!r}]):\n"
+        f"             ['info', {store!r}], ['labels', {store!r}], ['verify', {store!r}],\n"
+        f"             ['query', {store!r}, '--gene', 'TSPAN6', '--cell', 'E003'],\n"
+        f"             ['train', {store!r}, '--epochs', '1', '--split', 'random', '--run', 'r'],\n"
+        f"             ['predict', {store!r}, '--run', 'r', '--from-cell', 'E003', '--cells', 'E004'],\n"
+        f"             ['export', {store!r}, '--run', 'r', '--cell', 'E003', '--out', {out!r}]):\n"
         "    try:\n"
         "        main(args)\n"
         "    except SystemExit as e:\n"
@@ -352,3 +356,4 @@ def test_commands_without_a_cluster__never_import_distributed(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "simulated 2 epigenomes × 60 genes" in done.stdout
+    assert f"exported → {out}" in done.stdout

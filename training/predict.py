@@ -617,6 +617,7 @@ def predict_store(
     model was trained on is scored only on the genes it was not fitted with (its test
     genes): the others are NaN."""
     import dask
+    import dask.threaded
 
     store = Store.of(store, storage_options)
     ds = open_store(store)
@@ -630,7 +631,7 @@ def predict_store(
     values = (
         client.gather(client.compute(tasks))
         if client is not None
-        else dask.compute(*tasks, scheduler="threads")
+        else dask.compute(*tasks, scheduler=dask.threaded.get)  # (a name imports distributed)
     )
     return score_array(
         np.stack(values) if values else np.zeros((0, ds.sizes[V.GENE])),
