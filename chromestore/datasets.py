@@ -45,6 +45,8 @@ FILES = {
 }
 
 
+#: the assemblies with a shipped gene annotation: name → the names it also goes by
+ASSEMBLIES = {"hg19": ("hg19", "GRCh37"), "GRCh38": ("GRCh38", "hg38")}
 #: the shipped annotation (a :data:`FILES` name) of each assembly
 ANNOTATIONS = {"hg19": "gene_windows", "GRCh38": "gene_windows_GRCh38"}
 
@@ -61,10 +63,11 @@ def assembly(name: str) -> str:
     >>> assembly("grch37"), assembly("hg38"), assembly("mm10")
     ('hg19', 'GRCh38', 'mm10')
     """
-    from chromestore.genomes import find
-
-    known = find(name)
-    return str(name) if known is None else known.name
+    lowered = str(name).lower()
+    for canonical, names in ASSEMBLIES.items():
+        if lowered in (n.lower() for n in names):
+            return canonical
+    return str(name)
 
 
 def root() -> Path:
@@ -87,9 +90,7 @@ def gene_windows(genome: str = DEFAULT_ASSEMBLY) -> Path:
     (``hg19``/``GRCh37`` or ``GRCh38``/``hg38``)."""
     name = assembly(genome)
     if name not in ANNOTATIONS:
-        from chromestore.genomes import GENOMES
-
-        known = ", ".join(f"{g.name} ({'/'.join(g.aliases)})" for g in GENOMES)
+        known = ", ".join(f"{c} ({'/'.join(n)})" for c, n in ASSEMBLIES.items())
         raise KeyError(f"no shipped gene annotation for genome {genome!r} (there are: {known})")
     return path(ANNOTATIONS[name])
 
