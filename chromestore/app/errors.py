@@ -72,13 +72,8 @@ class ErrorHandlingGroup(click.Group):
     """Turns every error into a one-line message and a non-zero exit."""
 
     def invoke(self, ctx):
-        from chromestore.executors import local_dask
-
         try:
-            # Dask work outside a command's cluster (session.cluster) runs here, on Dask's
-            # threads, under a scheduler named as a function: left to Dask, each compute
-            # would first import distributed to look for a client (0.4 s per command)
-            with sigterm_raises(), local_dask():
+            with sigterm_raises():
                 return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: usage errors (exit 2), --help, explicit exits

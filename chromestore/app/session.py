@@ -9,6 +9,7 @@ after it, as in ``chromestore ingest ... --workers 0``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -96,10 +97,22 @@ def global_options(f: Callable) -> Callable:
 
 
 def command_options(f: Callable) -> Callable:
-    """Accept the global options after a subcommand too (listed once, in the group's --help)."""
+    """Accept the global options after a subcommand too (listed once, in the group's --help),
+    and run the command's Dask work outside its cluster (:func:`cluster`) in this process,
+    under a scheduler named as a function: left to Dask, each compute would first import
+    ``distributed`` to look for a client (0.4 s a command). Entered when the command runs,
+    so ``--help`` loads no Dask."""
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        from chromestore.executors import local_dask
+
+        with local_dask():
+            return f(*args, **kwargs)
+
     for option in reversed(_global_options(hidden=True)):
-        f = option(f)
-    return f
+        command = option(command)
+    return command
 
 
 def storage_options(ctx: click.Context) -> dict | None:
