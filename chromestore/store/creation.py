@@ -177,12 +177,12 @@ def _write(target: Store, ds: xr.Dataset, mode: str = "w-") -> None:
     """Write the template ``ds`` as a store at ``target``: its arrays, coordinates and
     attrs, every completion flag (false) and the ``records`` group (``mode`` ``"a"``: where
     the ``creating`` marker already is)."""
-    # every completion flag (false) and unit (''), one chunk per (cell, mark), written below
     import dask
     import dask.local
 
+    # every completion flag (false) and unit (''), one chunk per (cell, mark), put below;
+    # their small graph runs here (a scheduler named by a string would import distributed)
     names = (*V.RECORDS_OF.values(), V.signal_units.name)
-    # one small graph, run here (a scheduler named by a string would import distributed)
     values = dask.compute(
         *(ds[n].data for n in names), scheduler=dask.local.get_sync, optimize_graph=False
     )

@@ -26,6 +26,7 @@ import numpy as np
 import zarr
 
 from chromestore.errors import ChunkError
+from chromestore.store.pair_chunks import read_whole
 from chromestore.store.presence import Required, chunk_exists
 
 CHECKSUM_MISMATCH = "Stored and computed checksum do not match"
@@ -288,8 +289,6 @@ def whole_values(variable) -> np.ndarray | None:
         return None
     if tuple(data.shape) != tuple(whole.array.shape):
         return None
-    from chromestore.store.pair_chunks import read_whole
-
     fast = read_whole(whole.array.array)  # None: a chunk missing or at fault, or another form
     return np.asarray(whole.array[...] if fast is None else fast)
 

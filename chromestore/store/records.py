@@ -258,12 +258,10 @@ def clear_cells_records(
     flags = flag_array(store, target)
     marks_all = [str(m) for m in ds[V.MARK].values]
     todo: dict[str, list[str]] = {}
-    whole = pair_chunks.read_whole(flags)  # every flag at once (None: read block by block)
+    whole = pair_chunks.read_whole(flags)  # every flag at once
+    whole = np.asarray(flags[...] if whole is None else whole, bool)
     for cells, rows, cols in _blocks(ds, pairs):
-        if whole is not None:
-            now = np.asarray(whole[np.ix_(rows, cols)], bool)
-        else:
-            now = np.asarray(flags.get_orthogonal_selection((rows, cols)), bool)
+        now = whole[np.ix_(rows, cols)]
         for cell, row in zip(cells, now, strict=True):
             set_marks = [marks_all[c] for c, v in zip(cols, row, strict=True) if v]
             if set_marks:
