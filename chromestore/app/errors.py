@@ -32,6 +32,8 @@ ENV_TRACEBACK = "CHROMESTORE_TRACEBACK"
 EXIT_INTERRUPTED = 130
 #: exit status of a command stopped by SIGTERM (128 + SIGTERM), as shells report it
 EXIT_TERMINATED = 143
+#: exit status when the reader of stdout went away (``| head``), as a shell reports SIGPIPE
+EXIT_PIPE = 141
 #: botocore/aiohttp errors that mean the endpoint did not answer (not that it refused us)
 _UNREACHABLE = (
     "EndpointConnectionError",
@@ -88,9 +90,35 @@ class ErrorHandlingGroup(click.Group):
             _quiet_abandoned_coroutines()
             session.fail("interrupted", EXIT_INTERRUPTED)
         except Exception as e:
+            if isinstance(e, BrokenPipeError) and _stdout_closed():
+                _quiet_stdout()  # `chromestore labels STORE | head`: nothing to say
+                raise SystemExit(EXIT_PIPE) from None
             if os.environ.get(ENV_TRACEBACK) == "1":
                 raise
             session.fail(message(ctx, e))
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (a broken pipe of ours, not of a
+    connection to an object store or a scheduler)."""
+    import select
+    import sys
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's last flush at exit finds no broken pipe
+    (it would print "Exception ignored ... BrokenPipeError")."""
+    import sys
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _quiet_abandoned_coroutines() -> None:

@@ -90,3 +90,21 @@ def test_ingest__bad_expression_leaves_no_store(tmp_path):
     )
     assert res.exit_code == 1 and "bad.tsv, line 2: column E003: 'x' is not a number" in res.output
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_output_piped_into_a_reader_that_stops__quiet_exit_141(built):
+    """``chromestore info STORE | head -1``: the reader goes away, the command says nothing
+    (not "cannot reach the object store") and exits as a shell reports SIGPIPE."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chromestore", "info", str(built)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""
