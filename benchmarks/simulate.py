@@ -17,7 +17,12 @@ that a re-simulated slice equals what the store holds.
 user types it, alternately from this checkout and from revision ``--baseline`` (a git
 revision of this repository, extracted to a temporary folder and run with the same
 ``.venv``), ``--repeats`` times each after one unmeasured run of each (numba compiles
-and caches its kernels on first use); prints every wall time and CPU time (user + system
+and caches its kernels on first use), every run into a store of its own in a temporary
+folder (``--out``: under that folder), all removed at the end: on this project's ext4
+machine, files created just after ~1,300 were deleted cost several times more system time
+(a store removed before each run took 2.3–4.1 s of system time a run, growing run by run,
+against 1.0 s in fresh folders), which is a property of the file system, not of either
+revision; prints every wall time and CPU time (user + system
 of the command and its worker processes), the medians, their ratios and the load average
 before and after.
 """
@@ -105,7 +110,7 @@ def _extract(rev: str, into: str) -> str:
 
 def _time_cli(args: list[str], cwd: str, pythonpath: str | None) -> tuple[float, float]:
     """Wall time and CPU seconds (user + system, the command and every process it
-    waited for) of one run of the command."""
+    waited for) of one run of the command (``args`` names a store that does not exist)."""
     import resource
     import subprocess
     import sys
@@ -113,7 +118,6 @@ def _time_cli(args: list[str], cwd: str, pythonpath: str | None) -> tuple[float,
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    shutil.rmtree(os.path.join(cwd, "s.zarr"), ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
@@ -132,10 +136,21 @@ def _time_cli(args: list[str], cwd: str, pythonpath: str | None) -> tuple[float,
 
 def cli(args) -> None:
     """``chromestore simulate`` from this checkout and from ``args.baseline``, alternately."""
-    root = tempfile.mkdtemp(prefix="chromestore-simcli-")
+    root = tempfile.mkdtemp(prefix="chromestore-simcli-", dir=args.out)
     try:
         tree = _extract(args.baseline, root)
-        command = ["simulate", "s.zarr", "--cells", args.cells, "--genes", args.genes]
+        runs_done = iter(range(10**6))
+
+        def command():  # a new store each run, all removed at the end: see the docstring
+            return [
+                "simulate",
+                f"s{next(runs_done)}.zarr",
+                "--cells",
+                args.cells,
+                "--genes",
+                args.genes,
+            ]
+
         load0 = os.getloadavg()
         runs: dict[str, list[tuple[float, float]]] = {
             "this checkout": [],
@@ -143,12 +158,13 @@ def cli(args) -> None:
         }
         paths = {"this checkout": None, f"baseline {args.baseline}": tree}
         for path in paths.values():  # warm: numba compiles and caches the kernels once
-            _time_cli(command, root, path)
+            _time_cli(command(), root, path)
         for _ in range(args.repeats):
             for name, path in paths.items():
-                runs[name].append(_time_cli(command, root, path))
+                runs[name].append(_time_cli(command(), root, path))
         load1 = os.getloadavg()
-        print(f"chromestore {' '.join(command)} ({os.cpu_count()} cores)")
+        shown = ["simulate", "STORE", "--cells", args.cells, "--genes", args.genes]
+        print(f"chromestore {' '.join(shown)} ({os.cpu_count()} cores, stores under {root})")
         for name, times in runs.items():
             walls, cpus = zip(*times, strict=True)
             print(

@@ -18,6 +18,7 @@ caller reads through Zarr as before (which names the chunk at fault:
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import numpy as np
 import zarr
@@ -54,7 +55,6 @@ def _codecs(array: zarr.Array):
 
 
 def _read(array: zarr.Array) -> np.ndarray | None:
-    from zarr.core.sync import sync
 
     found = _codecs(array) if array.size else None
     if found is None:
@@ -66,12 +66,7 @@ def _read(array: zarr.Array) -> np.ndarray | None:
     keys = [metadata.encode_chunk_key(c) for c in coords]
     prefix = f"{store_path.path}/" if store_path.path else ""
 
-    async def fetch():
-        return await asyncio.gather(
-            *(store_path.store.get(prefix + key, prototype) for key in keys)
-        )
-
-    blobs = sync(fetch())
+    blobs = get_all(store_path.store, [prefix + key for key in keys], prototype)
     if any(blob is None for blob in blobs):  # a missing chunk: Zarr reads its fill value
         return None
     out = np.empty(array.shape, dtype=array.dtype)
@@ -89,7 +84,6 @@ def write_pairs(array: zarr.Array, values: dict[tuple[int, ...], object]) -> boo
     one stored (a false flag too), encoded by the array's own codecs and put concurrently.
     ``False``, with nothing written, where the array is not of the one-element-chunk form
     this path encodes; the caller then writes through Zarr. Storage errors are raised."""
-    from zarr.core.sync import sync
 
     try:  # encoded first, all of them: anything unexpected, and Zarr writes instead
         blobs = _encode(array, values)
@@ -99,12 +93,62 @@ def write_pairs(array: zarr.Array, values: dict[tuple[int, ...], object]) -> boo
         return False
     store_path = array.store_path
     prefix = f"{store_path.path}/" if store_path.path else ""
+    put_all(store_path.store, {prefix + key: blob for key, blob in blobs.items()})
+    return True
+
+
+def get_all(store, keys: list[str], prototype) -> list:
+    """The Zarr buffer of each of ``keys`` in the Zarr ``store`` (``None``: no such key): on
+    a local one, file after file in this thread, as Zarr's ``LocalStore`` reads them;
+    elsewhere in one concurrent call (see :func:`put_all`)."""
+    from zarr.core.sync import sync
+    from zarr.storage import LocalStore
+
+    if isinstance(store, LocalStore):
+        blobs = []
+        for key in keys:
+            try:
+                blobs.append(prototype.buffer.from_bytes((store.root / key).read_bytes()))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                blobs.append(None)
+        return blobs
+
+    async def fetch():
+        return await asyncio.gather(*(store.get(key, prototype) for key in keys))
+
+    return sync(fetch())
+
+
+def put_all(store, blobs: dict) -> None:
+    """Put every ``blobs`` (key → Zarr buffer) into the Zarr ``store``: on a local one,
+    file after file in this thread, each as Zarr's ``LocalStore`` writes it (a temporary
+    file beside it, renamed over it: a reader or a kill sees the old bytes or the new ones);
+    elsewhere in one concurrent call. (Zarr hands every local write to a thread: for the
+    one-element chunks written here, ~0.35 ms a file against ~0.1 ms.)"""
+    from zarr.core.sync import sync
+    from zarr.storage import LocalStore
+
+    if isinstance(store, LocalStore) and not store.read_only:
+        made = set()
+        for key, blob in blobs.items():
+            path = store.root / key
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            partial = path.with_suffix(f".{uuid.uuid4().hex}.partial")
+            try:
+                with partial.open("wb") as fh:
+                    fh.write(blob.as_buffer_like())
+                partial.replace(path)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+        return
 
     async def put():
-        await asyncio.gather(*(store_path.store.set(prefix + k, b) for k, b in blobs.items()))
+        await asyncio.gather(*(store.set(key, blob) for key, blob in blobs.items()))
 
     sync(put())
-    return True
 
 
 def _encode(array: zarr.Array, values: dict[tuple[int, ...], object]) -> dict | None:
@@ -123,3 +167,55 @@ def _encode(array: zarr.Array, values: dict[tuple[int, ...], object]) -> dict | 
             return None
         blobs[array.metadata.encode_chunk_key(tuple(int(c) for c in coord))] = data
     return blobs
+
+
+def merge_group_attrs(group: zarr.Group, levels: list[dict[str, dict]]) -> bool:
+    """Merge attributes into the Zarr v3 groups of ``levels`` (each a dict of group path,
+    relative to ``group``, → attributes to merge; parents in an
+    earlier level than their children), creating the groups that are missing, as
+    ``group.update_attributes`` would: every group's ``zarr.json`` fetched in one
+    concurrent call, merged here, then each level's put in one concurrent call, after the
+    level before. The bytes are Zarr's own (``GroupMetadata``). ``False``, with nothing
+    written, where a path holds anything but a plain Zarr v3 group (an array, consolidated
+    metadata, a file that does not parse): the caller then goes through Zarr. The caller
+    holds the store's write lock (a read and a write of one group are not atomic)."""
+    import json
+    import posixpath
+
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.group import GroupMetadata
+
+    store = group.store_path.store
+    root = group.store_path.path
+    prototype = default_buffer_prototype()
+    keys = [posixpath.join(root, path, "zarr.json") for level in levels for path in level]
+
+    found = dict(zip(keys, get_all(store, keys, prototype), strict=True))
+    writes: list[dict[str, object]] = []
+    for level in levels:
+        puts = {}
+        for path, attrs in level.items():
+            key = posixpath.join(root, path, "zarr.json")
+            blob = found[key]
+            merged: dict = {}
+            if blob is not None:
+                try:
+                    meta = json.loads(blob.to_bytes())
+                except ValueError:
+                    return False
+                if set(meta) != {"attributes", "zarr_format", "node_type"} or (
+                    meta["zarr_format"],
+                    meta["node_type"],
+                ) != (3, "group"):
+                    return False
+                merged = dict(meta["attributes"])
+                if not attrs:
+                    continue  # there, and nothing to merge
+            merged.update(attrs)
+            meta = GroupMetadata(attributes=merged, zarr_format=3)
+            puts[key] = meta.to_buffer_dict(prototype)["zarr.json"]
+        writes.append(puts)
+
+    for puts in writes:  # parents before their children
+        put_all(store, puts)
+    return True

@@ -117,7 +117,14 @@ def write_cells_records(
         for cell, marks in infos.items()
         for mark, info in marks.items()
     }
-    sync(_put_provenances(handle, items))
+    provenances = {
+        f"{V.RECORDS_GROUP}/{cell}/{mark}": json.loads(json.dumps(dict(new), default=str))
+        for (cell, mark), new in items.items()
+    }
+    levels = [{V.RECORDS_GROUP: {}}, {f"{V.RECORDS_GROUP}/{c}": {} for c in sorted(infos)}]
+    root = handle.group("r+")
+    if not pair_chunks.merge_group_attrs(root, [*levels, provenances]):  # else through Zarr
+        sync(_put_provenances(handle, items))
     if target == V.signal.name:  # the units of the data, before the flags
         _write_units(
             handle, ds, {c: {m: _units(i) for m, i in marks.items()} for c, marks in infos.items()}

@@ -1,6 +1,7 @@
-"""The (cell, mark) arrays (one chunk per pair) read and written whole at once: the values
-Zarr reads and the bytes Zarr writes, and Zarr's own read, which names the chunk, wherever
-a chunk is missing or corrupt."""
+"""The (cell, mark) arrays (one chunk per pair) read and written whole at once, and the
+provenance groups (one per pair) merged at once: the values Zarr reads and the bytes Zarr
+writes, and Zarr's own read, which names the chunk, wherever a chunk is missing or
+corrupt."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import zarr
 
 from chromestore.errors import ChunkError
 from chromestore.store import open_store
-from chromestore.store.pair_chunks import read_whole, write_pairs
+from chromestore.store.pair_chunks import merge_group_attrs, read_whole, write_pairs
 from tests.conftest import store_digest
 from tests.snapshots import flip_bit
 
@@ -57,3 +58,30 @@ def test_write_pairs__writes_the_bytes_zarr_writes(store, tmp_path):
     assert not write_pairs(zarr.open_array(copy / "gene_name", mode="r+"), {(0,): "X"})
     assert store_digest(copy) == store_digest(store)
     assert open_store(copy).signal_units.values[2, 3] == "mean value"
+
+
+def test_merge_group_attrs__writes_the_bytes_zarr_writes(store, tmp_path):
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(store, copy)
+    new = {"peak_max": {"format": "narrowPeak", "completed": "2026-12-07T00:00:00+00:00"}}
+    zarr.open_group(store / "records" / "E003" / "H3K4me3", mode="r+").update_attributes(new)
+    records = zarr.open_group(store / "records", mode="r+")  # and a cell's groups made anew
+    records.require_group("ENEW").require_group("H3K4me3").update_attributes(new)
+    levels = [{"records": {}}, {"records/E003": {}, "records/ENEW": {}}]
+    pairs = {"records/E003/H3K4me3": new, "records/ENEW/H3K4me3": new}
+    assert merge_group_attrs(zarr.open_group(copy, mode="r+"), [*levels, pairs])
+    assert store_digest(copy) == store_digest(store)
+    attrs = zarr.open_group(copy / "records" / "E003" / "H3K4me3", mode="r").attrs
+    assert set(attrs) == {"signal", "peak_max"}  # what the group held is kept
+
+
+def test_merge_group_attrs__anything_but_a_group_is_left_to_zarr(store):
+    root = zarr.open_group(store, mode="r+")
+    before = store_digest(store)
+    levels = [{"records/E003/H3K4me3": {"x": 1}, "signal_units": {"x": 1}}]  # an array
+    assert not merge_group_attrs(root, levels)
+    assert store_digest(store) == before  # nothing written, the group either
+    (store / "records" / "E003" / "zarr.json").write_text("{not json")
+    before = store_digest(store)
+    assert not merge_group_attrs(root, [{"records/E003": {"x": 1}}])
+    assert store_digest(store) == before
