@@ -32,7 +32,7 @@ import zarr
 
 from chromestore import variables as V
 from chromestore.errors import StoreError
-from chromestore.store import integrity, pair_chunks
+from chromestore.store import integrity, pair_chunks, region_chunks
 from chromestore.store.attrs import decode_attrs, encode_attrs
 from chromestore.store.handle import Store, StoreLike, names_store
 from chromestore.store.layout import CELL_VARS
@@ -325,12 +325,16 @@ def write_region(
 
     Regions should be chunk-aligned along ``cell`` and ``gene`` so concurrent writers
     never share a chunk. Every chunk of the region is written, even one holding only NaN
-    (a missing chunk then means a lost one: :mod:`chromestore.store.presence`).
+    (a missing chunk then means a lost one: :mod:`chromestore.store.presence`). Dask
+    blocks that are the store's chunks are each encoded and put by the task that computes
+    them (:mod:`chromestore.store.region_chunks`); anything else goes through xarray.
     """
     drop = [v for v in part.variables if V.CELL not in part[v].dims]
     part = part.drop_vars(drop)
     part.attrs = {}
     handle = Store.of(path, storage_options)
+    if region_chunks.write_aligned(handle.group("r+"), part, dict(region)):
+        return
     part.to_zarr(
         handle.url,
         region=dict(region),

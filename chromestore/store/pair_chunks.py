@@ -34,14 +34,21 @@ def read_whole(array: zarr.Array) -> np.ndarray | None:
 
 
 def _codecs(array: zarr.Array):
-    """``(codecs, chunk spec, buffer prototype)`` of an array of one-element chunks whose
-    codecs all have a synchronous form (one array → bytes codec first, then bytes → bytes
-    ones: what chromestore writes), else ``None``."""
+    """:func:`sync_codecs` of an array of one-element chunks, else ``None``."""
+    if any(int(c) != 1 for c in array.chunks):
+        return None
+    return sync_codecs(array)
+
+
+def sync_codecs(array: zarr.Array):
+    """``(codecs, chunk spec, buffer prototype)`` of a Zarr v3 array whose codecs all have
+    a synchronous form (one array → bytes codec first, then bytes → bytes ones: what
+    chromestore writes), else ``None``."""
     from zarr.abc.codec import ArrayBytesCodec, SupportsSyncCodec
     from zarr.core.buffer import default_buffer_prototype
 
     metadata = array.metadata
-    if metadata.zarr_format != 3 or any(int(c) != 1 for c in array.chunks):
+    if metadata.zarr_format != 3:
         return None
     codecs = list(metadata.codecs)
     if not all(isinstance(c, SupportsSyncCodec) for c in codecs):
