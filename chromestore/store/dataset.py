@@ -333,7 +333,7 @@ def write_region(
     part = part.drop_vars(drop)
     part.attrs = {}
     handle = Store.of(path, storage_options)
-    if region_chunks.write_aligned(handle.group("r+"), part, dict(region)):
+    if region_chunks.write_aligned(handle.group("r+", live=True), part, dict(region)):
         return
     part.to_zarr(
         handle.url,

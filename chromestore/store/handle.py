@@ -93,9 +93,15 @@ class Store:
             "run needs --overwrite)"
         )
 
-    def group(self, mode: str = "r") -> zarr.Group:
+    def group(self, mode: str = "r", live: bool = False) -> zarr.Group:
+        """The store's root group; ``live``: its members read from their own metadata, not
+        from the consolidated copy (which a killed writer may have left behind them)."""
         return zarr.open_group(
-            self.url, mode=mode, zarr_format=3, storage_options=self.storage_options
+            self.url,
+            mode=mode,
+            zarr_format=3,
+            storage_options=self.storage_options,
+            use_consolidated=False if live else None,
         )
 
     def attrs(self) -> dict:

@@ -73,3 +73,24 @@ def test_write_aligned__anything_else_is_left_to_xarray(store, case):
     before = store_digest(store)
     assert not write_aligned(zarr.open_group(store, mode="r+"), part, region)
     assert store_digest(store) == before
+
+
+def test_write_region__reads_the_arrays_live_not_the_consolidated_copy(store):
+    """A writer killed between a resize and the consolidation leaves the consolidated copy
+    behind the arrays: a region beyond their live extent is refused, not written."""
+    from chromestore.store.dataset import write_region
+
+    signal = zarr.open_array(store / "signal", mode="r+")
+    signal.resize((2, *signal.shape[1:]))  # live: 2 cells; the consolidated copy: 3
+    before = store_digest(store)
+    part = _part().isel(cell=slice(1, 2))[["signal"]]
+    assert not write_aligned(
+        zarr.open_group(store, mode="r+", use_consolidated=False),
+        part,
+        {"cell": slice(2, 3), "gene": slice(None)},
+    )
+    with pytest.raises(ValueError):
+        write_region(store, part, {"cell": slice(2, 3), "gene": slice(None)})
+    assert not any(
+        k.startswith("signal/c/2/") and before.get(k) != v for k, v in store_digest(store).items()
+    )
