@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -139,7 +140,7 @@ def cli(args) -> None:
     root = tempfile.mkdtemp(prefix="chromestore-simcli-", dir=args.out)
     try:
         tree = _extract(args.baseline, root)
-        runs_done = iter(range(10**6))
+        runs_done = itertools.count()
 
         def command():  # a new store each run, all removed at the end: see the docstring
             return [

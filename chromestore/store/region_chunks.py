@@ -86,15 +86,10 @@ def _blocks(group: zarr.Group, name: str, var: xr.Variable, region: dict[str, sl
 def _put_chunk(array: zarr.Array, coord: tuple[int, ...], values: np.ndarray) -> None:
     """Encode ``values`` as chunk ``coord`` of ``array`` (padded to the chunk's shape with
     the fill value where it is an edge chunk) and put it."""
-    codecs, spec, prototype = pair_chunks.sync_codecs(array)
     values = np.asarray(values, dtype=array.dtype)
     if values.shape != tuple(array.chunks):
         full = np.full(array.chunks, array.metadata.fill_value, dtype=array.dtype)
         full[tuple(slice(0, n) for n in values.shape)] = values
         values = full
-    data = codecs[0]._encode_sync(prototype.nd_buffer.from_numpy_array(values), spec)
-    for codec in codecs[1:]:
-        data = codec._encode_sync(data, spec)
-    store_path = array.store_path
-    prefix = f"{store_path.path}/" if store_path.path else ""
-    pair_chunks.put_all(store_path.store, {prefix + array.metadata.encode_chunk_key(coord): data})
+    data = pair_chunks.encode_chunk(pair_chunks.sync_codecs(array), values)
+    pair_chunks.put_all(array.store_path.store, {pair_chunks.chunk_key(array, coord): data})
