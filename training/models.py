@@ -44,6 +44,24 @@ def flops_per_sample(n_marks: int = 5, n_bins: int = 100) -> int:
     return 2 * (conv + dense)
 
 
+def pool_relu(h: torch.Tensor) -> torch.Tensor:
+    """``relu(max_pool1d(h, POOL))`` over the last dim, equal in values and gradients to
+    DeepChrome's ``max_pool1d(relu(h))``, in less time.
+
+    ReLU commutes with a window's maximum, and where the maximum is positive the same
+    position wins (ties go to the first position, as in ``max_pool1d``), so the gradient
+    reaches the same elements; where it is not positive no gradient passes either way.
+    ReLU then runs on a fifth of the elements, and the windows are reduced with
+    ``max(-1)`` (``amax`` without autograd), which on a CPU core costs less than
+    ``max_pool1d``: one DeepChrome step ~8 % less, bit for bit the same
+    (``tests/training/test_training.py``).
+    """
+    n = h.shape[-1] // POOL
+    windows = h[..., : n * POOL].unflatten(-1, (n, POOL))
+    pooled = windows.max(-1).values if h.requires_grad else windows.amax(-1)
+    return F.relu(pooled)
+
+
 class DeepChrome(nn.Module):
     """DeepChrome's CNN: ``(B, marks, bins)`` → logits ``(B, 2)``.
 
@@ -67,7 +85,8 @@ class DeepChrome(nn.Module):
         self.fc3 = nn.Linear(HIDDEN[1], N_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dropout(self.pool(F.relu(self.conv(x)))).flatten(1)
+        # ReLU after the pool: the same values and gradients (see :func:`pool_relu`)
+        h = self.dropout(F.relu(self.pool(self.conv(x)))).flatten(1)
         h = F.relu(self.fc1(h))
         h = F.relu(self.fc2(h))
         return self.fc3(h)
@@ -160,9 +179,9 @@ class StackedDeepChrome(nn.Module):
         patches = x.unfold(3, KERNEL, 1).permute(0, 1, 3, 2, 4).reshape(m, b * length, c * KERNEL)
         w = self.conv_weight.reshape(m, N_FILTERS, c * KERNEL)
         h = torch.baddbmm(self.conv_bias.unsqueeze(1), patches, w.transpose(1, 2))
-        h = F.relu(h).view(m, b, length, N_FILTERS)
+        h = h.view(m, b, length, N_FILTERS)
         n_pool = length // POOL
-        h = h[:, :, : n_pool * POOL].reshape(m, b, n_pool, POOL, N_FILTERS).amax(3)
+        h = F.relu(h[:, :, : n_pool * POOL].reshape(m, b, n_pool, POOL, N_FILTERS).amax(3))
         h = h.transpose(2, 3).reshape(m, b, self.n_flat)  # channel-major, as nn.Flatten
         if masks is not None:
             h = h * masks
@@ -181,7 +200,7 @@ class StackedDeepChrome(nn.Module):
         out = [None] * len(x)
         for i in run:
             cw, cb, w1, b1, w2, b2, w3, b3 = (p[i] for p in params)
-            h = F.max_pool1d(F.relu(F.conv1d(x[i], cw, cb)), POOL).flatten(1)
+            h = pool_relu(F.conv1d(x[i], cw, cb)).flatten(1)
             if masks is not None:
                 h = h * masks[i]
             h = F.relu(F.linear(h, w1, b1))

@@ -14,7 +14,12 @@ import chromestore
 from chromestore.store import write_region
 from chromestore.training import registry
 from chromestore.training.loader import ChunkLoader
-from chromestore.training.models import DeepChrome, StackedDeepChrome, flops_per_sample
+from chromestore.training.models import (
+    DeepChrome,
+    StackedDeepChrome,
+    flops_per_sample,
+    pool_relu,
+)
 from chromestore.training.trainer import (
     MaskedAdam,
     TrainConfig,
@@ -54,6 +59,31 @@ def test_deepchrome__layer_shapes_and_parameter_count_match_the_paper():
     # conv 91·50·50 + dense 900·625 + 625·125 + 125·2 multiply-adds, ×2
     assert flops_per_sample() == 2 * (91 * 50 * 50 + 900 * 625 + 625 * 125 + 125 * 2)
     assert registry.get("deepchrome").factory is DeepChrome
+
+
+def test_pool_relu__same_values_and_gradients_as_the_papers_relu_then_pool_bit_for_bit():
+    """DeepChrome is ReLU → MaxPool(5); the models pool first (faster): nothing changes,
+    not even where a window's maximum is tied (stretches without reads give equal
+    convolution outputs) or not positive."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(5, 50, 10)
+    x = torch.zeros(64, 5, 100)
+    x[:16, :, 40:60] = 1.0  # ties inside windows, positive and negative
+    x[16:32] = torch.randint(0, 3, (16, 5, 100)).float()  # small counts: many ties
+    x[32:] = torch.rand(32, 5, 100) * 10
+    weight = torch.randn(64, 900)
+    grads, outs = [], []
+    for f in (lambda h: F.max_pool1d(F.relu(h), 5), pool_relu):
+        conv.zero_grad()
+        out = f(conv(x)).flatten(1)
+        (out * weight).sum().backward()
+        outs.append(out.detach())
+        grads.append([conv.weight.grad.clone(), conv.bias.grad.clone()])
+    assert torch.equal(outs[0], outs[1])
+    assert (outs[0] == 0).any() and (outs[0] > 0).any()
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    with torch.no_grad():  # evaluation takes the max without indices: the same values
+        assert torch.equal(pool_relu(conv(x)).flatten(1), outs[0])
 
 
 def test_stacked__forward_equals_each_model():
