@@ -20,6 +20,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from chromestore.genomes import GENOMES, find
+
 _PACKAGE = "chromestore._data"
 
 #: name → file (or folder) inside the data package, with what it holds
@@ -45,8 +47,9 @@ FILES = {
 }
 
 
-#: the assemblies with a shipped gene annotation: name → the names it also goes by
-ASSEMBLIES = {"hg19": ("hg19", "GRCh37"), "GRCh38": ("GRCh38", "hg38")}
+#: the assemblies chromestore knows: name → the names it also goes by (those of
+#: :data:`chromestore.genomes.GENOMES`)
+ASSEMBLIES = {g.name: g.aliases for g in GENOMES}
 #: the shipped annotation (a :data:`FILES` name) of each assembly
 ANNOTATIONS = {"hg19": "gene_windows", "GRCh38": "gene_windows_GRCh38"}
 
@@ -63,11 +66,8 @@ def assembly(name: str) -> str:
     >>> assembly("grch37"), assembly("hg38"), assembly("mm10")
     ('hg19', 'GRCh38', 'mm10')
     """
-    lowered = str(name).lower()
-    for canonical, names in ASSEMBLIES.items():
-        if lowered in (n.lower() for n in names):
-            return canonical
-    return str(name)
+    known = find(name)
+    return known.name if known else str(name)
 
 
 def root() -> Path:
@@ -90,7 +90,7 @@ def gene_windows(genome: str = DEFAULT_ASSEMBLY) -> Path:
     (``hg19``/``GRCh37`` or ``GRCh38``/``hg38``)."""
     name = assembly(genome)
     if name not in ANNOTATIONS:
-        known = ", ".join(f"{c} ({'/'.join(n)})" for c, n in ASSEMBLIES.items())
+        known = ", ".join(f"{c} ({'/'.join(ASSEMBLIES[c])})" for c in ANNOTATIONS)
         raise KeyError(f"no shipped gene annotation for genome {genome!r} (there are: {known})")
     return path(ANNOTATIONS[name])
 

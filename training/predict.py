@@ -368,7 +368,7 @@ class CrossAssembly:
 def _known(genome: str) -> bool:
     """Whether chromestore ships an annotation of ``genome`` (``hg19``, ``GRCh38``, aliases)."""
     try:
-        return datasets.assembly(str(genome)) in datasets.ASSEMBLIES
+        return datasets.assembly(str(genome)) in datasets.ANNOTATIONS
     except KeyError:
         return False
 
