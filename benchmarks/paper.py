@@ -2,7 +2,7 @@
 its peers with the DeepChrome split and early stopping, analyze, and compare with the papers.
 
 Usage: python benchmarks/paper.py [--store PATH] [--cells all|N] [--genes all|N]
-       [--models deepchrome,shallowchrome,...] [--seed 0] [--reuse]
+       [--models deepchrome,shallowchrome,...] [--seed 0] [--reuse] [--precision fp32|bf16]
 
 Every stage is the command a user would type (``chromestore simulate``, ``chromestore train
 --split deepchrome`` with the default early stopping, ``chromestore analyze --format
@@ -13,7 +13,10 @@ DeepChrome also how many epigenomes lie within 0.05 of their published AUC and t
 Spearman correlation with them; the wall time of each stage; the peak proportional set
 size (PSS: shared pages divided among their users) of this process and all its children
 together, sampled every 0.25 s; and the load average before and after. With ``--reuse`` an
-existing store is opened instead of simulated (its runs are replaced).
+existing store is opened instead of simulated (its runs are replaced). ``--precision bf16``
+trains the torch models under bfloat16 autocast (``chromestore train --precision bf16``;
+runs ``paper-MODEL-bf16``): the same protocol in other arithmetic, so its AUROCs are not
+the fp32 run's.
 
 The simulated signal is drawn from a model calibrated on real E003; the comparison with
 the published figures measures how close the simulator's difficulty is to the real data's
@@ -99,6 +102,20 @@ def published_deepchrome() -> pd.Series:
     return table["deepchrome_test_auc"]
 
 
+def model_epochs(store: Path, run: str) -> int | None:
+    """How many epochs the torch models of ``run`` trained, summed over them (a validation
+    AUC is recorded for each); None for the other kinds (fitted in one go)."""
+    import chromestore
+    from chromestore.training import registry
+
+    ds = chromestore.open_run(str(store), run)
+    if "history_valid_auc" not in ds or any(
+        registry.get(str(m)).kind != "torch" for m in ds.model.values
+    ):
+        return None
+    return int(np.isfinite(ds.history_valid_auc.values).sum())
+
+
 def summarise(records: list[dict]) -> pd.DataFrame:
     """Per (model, cell): the test AUROC, averaged over repeats."""
     frame = pd.DataFrame.from_records(records)
@@ -114,6 +131,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(PEERS))
     parser.add_argument("--reuse", action="store_true", help="open --store if it exists")
     parser.add_argument("--keep", action="store_true", help="keep the temporary store")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     opts = parser.parse_args()
     models = [m for m in opts.models.split(",") if m]
 
@@ -121,6 +139,9 @@ def main() -> None:
     store = Path(opts.store) if opts.store else work / "paper.zarr"
     log = work / "commands.log"
     overwrite = ["--overwrite"] if "--overwrite" in train_options() else []
+    suffix, precision = "", []
+    if opts.precision != "fp32":
+        suffix, precision = f"-{opts.precision}", ["--precision", opts.precision]
     load_before = os.getloadavg()
     times: dict[str, float] = {}
     with PeakPSS() as memory:
@@ -137,12 +158,13 @@ def main() -> None:
         for model in models:
             times[f"train {model}"] = run(
                 ["train", str(store), "--model", model, "--cells", "all", "--split",
-                 "deepchrome", "--seed", str(opts.seed), "--run", f"paper-{model}", *overwrite],
+                 "deepchrome", "--seed", str(opts.seed), "--run", f"paper-{model}{suffix}",
+                 *precision, *overwrite],
                 log,
             )  # fmt: skip
         analyze = ["analyze", str(store), "--format", "json", "--no-interpret"]
         for model in models:
-            analyze += ["--run", f"paper-{model}"]
+            analyze += ["--run", f"paper-{model}{suffix}"]
         start = time.perf_counter()
         out = subprocess.run([*CLI, *analyze], capture_output=True, text=True, cwd=ROOT)
         times["analyze"] = time.perf_counter() - start
@@ -151,8 +173,12 @@ def main() -> None:
     load_after = os.getloadavg()
 
     results = summarise(json.loads(out.stdout))
+    epochs = {m: model_epochs(store, f"paper-{m}{suffix}") for m in models}
     published = published_deepchrome()
-    print(f"store {store} (cells {opts.cells}, genes {opts.genes}, seed {opts.seed})")
+    print(
+        f"store {store} (cells {opts.cells}, genes {opts.genes}, seed {opts.seed}, "
+        f"precision {opts.precision})"
+    )
     print(f"{'model':<18}{'epigenomes':>11}{'mean AUROC':>12}{'published':>11}{'diff':>8}")
     for model in models:
         rows = results[results.model == model]
@@ -174,8 +200,15 @@ def main() -> None:
                 f"Spearman with the published: {rho:.2f}; range {ours.min():.3f}–{ours.max():.3f}"
             )
     print("\nwall time per stage:")
+    cores = os.cpu_count() or 1
     for stage, seconds in times.items():
-        print(f"  {stage:<24}{seconds:>9.1f} s")
+        n = epochs.get(stage.removeprefix("train "))
+        per = (
+            f"  ({n:,} model-epochs, {seconds * cores / n:.2f} s each on one of {cores} cores)"
+            if stage.startswith("train ") and n
+            else ""
+        )
+        print(f"  {stage:<24}{seconds:>9.1f} s{per}")
     print(f"  {'total':<24}{sum(times.values()):>9.1f} s ({sum(times.values()) / 60:.1f} min)")
     print(f"peak memory of all processes together (PSS): {memory.peak / 2**30:.2f} GiB")
     print(
