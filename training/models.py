@@ -53,8 +53,10 @@ def pool_relu(h: torch.Tensor) -> torch.Tensor:
     reaches the same elements; where it is not positive no gradient passes either way.
     ReLU then runs on a fifth of the elements, and the windows are reduced with
     ``max(-1)`` (``amax`` without autograd), which on a CPU core costs less than
-    ``max_pool1d``: one DeepChrome step ~8 % less, bit for bit the same
-    (``tests/training/test_training.py``).
+    ``max_pool1d``: one DeepChrome step ~6 % less in isolation, the training of 8
+    epigenomes ~4 % (README), bit for bit the same (``tests/training/test_training.py``;
+    :class:`StackedDeepChrome` pools before its ReLU too, where ``amax`` shares a tied
+    maximum's gradient among the tied positions: the same positions either way).
     """
     n = h.shape[-1] // POOL
     windows = h[..., : n * POOL].unflatten(-1, (n, POOL))

@@ -72,16 +72,24 @@ def test_pool_relu__same_values_and_gradients_as_the_papers_relu_then_pool_bit_f
     x[16:32] = torch.randint(0, 3, (16, 5, 100)).float()  # small counts: many ties
     x[32:] = torch.rand(32, 5, 100) * 10
     weight = torch.randn(64, 900)
+
+    def stacked_before(h):  # the stacked ensemble's form, ReLU first and last
+        return F.relu(h)[..., :90].unflatten(-1, (18, 5)).amax(-1)
+
+    def stacked_after(h):
+        return F.relu(h[..., :90].unflatten(-1, (18, 5)).amax(-1))
+
     grads, outs = [], []
-    for f in (lambda h: F.max_pool1d(F.relu(h), 5), pool_relu):
+    for f in (lambda h: F.max_pool1d(F.relu(h), 5), pool_relu, stacked_before, stacked_after):
         conv.zero_grad()
         out = f(conv(x)).flatten(1)
         (out * weight).sum().backward()
         outs.append(out.detach())
         grads.append([conv.weight.grad.clone(), conv.bias.grad.clone()])
-    assert torch.equal(outs[0], outs[1])
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
     assert (outs[0] == 0).any() and (outs[0] > 0).any()
-    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(grads[0], grads[1], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(grads[2], grads[3], strict=True))
     with torch.no_grad():  # evaluation takes the max without indices: the same values
         assert torch.equal(pool_relu(conv(x)).flatten(1), outs[0])
 
