@@ -20,8 +20,6 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from chromestore.genomes import GENOMES, find
-
 _PACKAGE = "chromestore._data"
 
 #: name → file (or folder) inside the data package, with what it holds
@@ -47,11 +45,13 @@ FILES = {
 }
 
 
-#: the assemblies chromestore knows: name → the names it also goes by (those of
-#: :data:`chromestore.genomes.GENOMES`)
-ASSEMBLIES = {g.name: g.aliases for g in GENOMES}
+#: the assemblies chromestore knows: name → the names it also goes by (the one list of
+#: them: :data:`chromestore.genomes.GENOMES` is built from it)
+ASSEMBLIES = {"hg19": ("hg19", "GRCh37"), "GRCh38": ("GRCh38", "hg38")}
 #: the shipped annotation (a :data:`FILES` name) of each assembly
 ANNOTATIONS = {"hg19": "gene_windows", "GRCh38": "gene_windows_GRCh38"}
+#: the shipped chromosome sizes (a :data:`FILES` name) of each assembly
+CHROM_SIZES = {"hg19": "chrom_sizes_hg19", "GRCh38": "chrom_sizes_GRCh38"}
 
 
 #: The assembly of the shipped annotation when none is named (the store layout's
@@ -66,8 +66,11 @@ def assembly(name: str) -> str:
     >>> assembly("grch37"), assembly("hg38"), assembly("mm10")
     ('hg19', 'GRCh38', 'mm10')
     """
-    known = find(name)
-    return known.name if known else str(name)
+    lowered = str(name).lower()
+    for canonical, names in ASSEMBLIES.items():
+        if lowered in (n.lower() for n in names):
+            return canonical
+    return str(name)
 
 
 def root() -> Path:

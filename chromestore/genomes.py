@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chromestore import datasets
 from chromestore.errors import InputError
 
 __all__ = [
@@ -63,8 +64,6 @@ class Genome:
     @functools.cached_property
     def sizes(self) -> dict[str, int]:
         """Chromosome sizes in bp, by :func:`chrom_key`."""
-        from chromestore import datasets
-
         out = {}
         with open(datasets.path(self.sizes_data)) as fh:
             for line in fh:
@@ -73,9 +72,10 @@ class Genome:
         return out
 
 
-GENOMES = (
-    Genome("hg19", ("hg19", "GRCh37"), "chrom_sizes_hg19"),
-    Genome("GRCh38", ("GRCh38", "hg38"), "chrom_sizes_GRCh38"),
+#: the known assemblies (their names: :data:`chromestore.datasets.ASSEMBLIES`)
+GENOMES = tuple(
+    Genome(name, aliases, datasets.CHROM_SIZES[name])
+    for name, aliases in datasets.ASSEMBLIES.items()
 )
 
 
