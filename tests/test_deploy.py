@@ -26,7 +26,7 @@ import yaml
 from distributed import Client, Security
 
 from chromestore.app.cli import main as cli_main
-from tests.cluster_fixtures import _spawn, stop
+from tests.cluster_fixtures import BIN, DaskProcs, _spawn, _wait, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -93,6 +93,47 @@ def test_dockerfile__copies_real_paths_and_takes_a_torch_index():
     assert re.search(r"^ARG TORCH_VERSION=(\S+)$", text, re.M).group(1) in pinned
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     assert all(f"!{s}" in ignore for s in sources)
+
+
+def test_image_dask_config__nanny_workers_start_without_dasks_malloc_trim_threshold(
+    tmp_path, monkeypatch
+):
+    """deploy/dask-workers.yaml, copied into the image's /etc/dask (its DASK_CONFIG): a real
+    `dask worker` with its nanny, reading it, starts its worker without Dask's 64 KiB
+    MALLOC_TRIM_THRESHOLD_ (training ran 1.6–1.8× slower under it) and still with
+    OMP_NUM_THREADS=1; without the file the worker gets 65536."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^COPY deploy/dask-workers.yaml /etc/dask/\S+\.yaml$", text, re.M)
+    assert "!deploy/dask-workers.yaml" in (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    for key in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "DASK_CONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    config = tmp_path / "etc-dask"
+    config.mkdir()
+    shutil.copy(DEPLOY / "dask-workers.yaml", config / "chromestore-workers.yaml")
+
+    def worker_environ(with_config: bool) -> dict:
+        procs = DaskProcs(tmp_path / f"c{int(with_config)}")
+        procs.directory.mkdir()
+        env = {"DASK_CONFIG": str(config)} if with_config else {}
+        try:
+            address = procs.start_scheduler()
+            log = procs.directory / "worker.log"
+            cmd = [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads",
+                   "1", "--no-dashboard", "--memory-limit", "1GiB", "--local-directory",
+                   str(procs.directory / "w")]  # fmt: skip
+            procs.workers["w"] = proc = _spawn(cmd, log, env)
+            _wait(lambda: b"Registered to" in log.read_bytes(), 60, "the worker", proc, log)
+            with Client(address, timeout=30) as client:
+                client.wait_for_workers(1, timeout=30)
+                return {
+                    key: next(iter(client.run(os.getenv, key).values()))
+                    for key in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")
+                }
+        finally:
+            procs.close()
+
+    assert worker_environ(True) == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
+    assert worker_environ(False) == {"MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
 
 
 # --- docker compose ------------------------------------------------------------------------
