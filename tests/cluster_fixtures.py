@@ -121,8 +121,15 @@ class DaskProcs:
         return self.address
 
     def start_worker(
-        self, name: str, resources: str | None = None, nthreads: int = 1, timeout: float = 60
+        self,
+        name: str,
+        resources: str | None = None,
+        nthreads: int = 1,
+        timeout: float = 60,
+        nanny: bool = False,
     ) -> subprocess.Popen:
+        """A ``dask worker`` process (``nanny``: with its nanny, which starts the worker
+        process with Dask's pre-spawn environment; else the worker alone)."""
         log = self.directory / f"worker-{name}.log"
         cmd = [
             str(BIN / "dask"),
@@ -134,7 +141,7 @@ class DaskProcs:
             name,
             "--nthreads",
             str(nthreads),
-            "--no-nanny",
+            *([] if nanny else ["--no-nanny"]),
             "--no-dashboard",
             "--memory-limit",
             "3GiB",

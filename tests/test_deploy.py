@@ -26,7 +26,7 @@ import yaml
 from distributed import Client, Security
 
 from chromestore.app.cli import main as cli_main
-from tests.cluster_fixtures import BIN, DaskProcs, _spawn, _wait, stop
+from tests.cluster_fixtures import DaskProcs, _spawn, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -112,17 +112,12 @@ def test_image_dask_config__nanny_workers_start_without_dasks_malloc_trim_thresh
     shutil.copy(DEPLOY / "dask-workers.yaml", config / "chromestore-workers.yaml")
 
     def worker_environ(with_config: bool) -> dict:
-        procs = DaskProcs(tmp_path / f"c{int(with_config)}")
-        procs.directory.mkdir()
         env = {"DASK_CONFIG": str(config)} if with_config else {}
+        procs = DaskProcs(tmp_path / f"c{int(with_config)}", env=env)
+        procs.directory.mkdir()
         try:
             address = procs.start_scheduler()
-            log = procs.directory / "worker.log"
-            cmd = [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads",
-                   "1", "--no-dashboard", "--memory-limit", "1GiB", "--local-directory",
-                   str(procs.directory / "w")]  # fmt: skip
-            procs.workers["w"] = proc = _spawn(cmd, log, env)
-            _wait(lambda: b"Registered to" in log.read_bytes(), 60, "the worker", proc, log)
+            procs.start_worker("w", nanny=True)
             with Client(address, timeout=30) as client:
                 client.wait_for_workers(1, timeout=30)
                 return {
